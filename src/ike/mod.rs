@@ -1,0 +1,1 @@
+//! The `ike` layer: see the layer map in `lib.rs`.

@@ -1,0 +1,1 @@
+//! The `ipsec` layer: see the layer map in `lib.rs`.

@@ -1,0 +1,1 @@
+//! Namespaces, veths, bridges, addresses, routes and processes for `plexnet up`/`down`.

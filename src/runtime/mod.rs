@@ -1,0 +1,1 @@
+//! The real I/O shell: image and CF processes, TUN, control socket.

@@ -1,0 +1,1 @@
+//! The `sim` layer: see the layer map in `lib.rs`.

@@ -1,0 +1,1 @@
+//! The `sysplex` layer: see the layer map in `lib.rs`.

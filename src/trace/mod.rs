@@ -1,0 +1,1 @@
+//! The `trace` layer: see the layer map in `lib.rs`.

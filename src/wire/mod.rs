@@ -1,0 +1,1 @@
+//! The `wire` layer: see the layer map in `lib.rs`.
