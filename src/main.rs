@@ -1,3 +1,271 @@
-fn main() {
-    println!("plexnet");
+//! The `plexnet` command line: a thin layer over `lab`, `runtime` and `topology`.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use plexnet::lab::{self, state};
+use plexnet::runtime::daemon;
+use plexnet::topology::{self, Topology};
+
+const DEFAULT_TOPOLOGY: &str = "topologies/figure4.toml";
+
+#[derive(Parser, Debug)]
+#[command(name = "plexnet", version, about = "A simulated z/OS Sysplex with distributed IPsec for a shared DVIPA")]
+struct Cli {
+    /// Namespace prefix; tests use their own so they never meet a user's lab.
+    #[arg(long, global = true, env = "PLEXNET_PREFIX", default_value = state::DEFAULT_PREFIX)]
+    prefix: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Bring a topology up: namespaces, links, image and CF daemons.
+    Up {
+        /// Topology file (default topologies/figure4.toml); a bare name such
+        /// as `minimal` means topologies/minimal.toml.
+        file: Option<PathBuf>,
+    },
+    /// Stop a topology's processes and remove its namespaces (all with --all or no FILE).
+    Down {
+        file: Option<PathBuf>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show every node of every running topology.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a node's namespace, e.g. `plexnet exec client1 -- ping -c 3 DVA1`.
+    Exec {
+        node: String,
+        /// Which running topology, when several have a node of that name.
+        #[arg(long)]
+        topology: Option<String>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Check a topology file without creating anything.
+    Check {
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a generated topology with N images (for scale tests).
+    Generate {
+        #[arg(long, default_value_t = 32)]
+        images: usize,
+    },
+    /// The process of one image or of the CF (started by `up`).
+    #[command(hide = true)]
+    Daemon {
+        #[arg(long)]
+        run_dir: PathBuf,
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        netns: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("plexnet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Up { file } => cmd_up(&resolve(file), &cli.prefix),
+        Command::Down { file, all } => cmd_down(file, all, &cli.prefix),
+        Command::Status { json } => cmd_status(json),
+        Command::Exec {
+            node,
+            topology,
+            command,
+        } => {
+            let ns = find_namespace(&node, topology.as_deref())?;
+            lab::exec::exec_in(&ns, &command)?;
+            unreachable!("exec returned")
+        }
+        Command::Check { file, json } => {
+            let topo = load(&resolve(file))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&topo)?);
+            } else {
+                println!(
+                    "{}: ok ({} images, {} DVIPAs, {} clients)",
+                    topo.source.display(),
+                    topo.images.len(),
+                    topo.dvipas().len(),
+                    topo.clients.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate { images } => {
+            print!("{}", topology::generate(images));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Daemon {
+            run_dir,
+            node,
+            netns,
+        } => {
+            daemon::run(daemon::DaemonArgs {
+                run_dir,
+                node,
+                netns,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `figure4` → `topologies/figure4.toml`; paths are taken as they are.
+fn resolve(file: Option<PathBuf>) -> PathBuf {
+    let Some(file) = file else {
+        return PathBuf::from(DEFAULT_TOPOLOGY);
+    };
+    let bare = file.components().count() == 1 && file.extension().is_none();
+    let candidate = Path::new("topologies").join(&file).with_extension("toml");
+    if bare && !file.exists() && candidate.exists() {
+        candidate
+    } else {
+        file
+    }
+}
+
+fn load(path: &Path) -> Result<Topology> {
+    topology::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+fn cmd_up(path: &Path, prefix: &str) -> Result<ExitCode> {
+    lab::preflight()?;
+    let topo = load(path)?;
+    let report = lab::up(
+        &topo,
+        &lab::UpOptions {
+            prefix: prefix.to_string(),
+            verbose: true,
+        },
+    )?;
+    println!(
+        "{} is up in {} ms.\n",
+        topo.name,
+        report.elapsed.as_millis()
+    );
+    print_summary(&topo, prefix);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(topo: &Topology, prefix: &str) {
+    println!(
+        "  {:<8} {:<7} {:<14} {:<15} {:<13} {}",
+        "NODE", "KIND", "NAMESPACE", "ADDRESS", "XCF", "VIPADYNAMIC"
+    );
+    let ns = |n: &str| lab::plan::ns_name(prefix, n);
+    for i in &topo.images {
+        let mut roles: Vec<String> = i.vipa.defines.iter().map(|d| format!("owns {}", d.addr)).collect();
+        roles.extend(i.vipa.backups.iter().map(|b| format!("backs up {} (rank {})", b.addr, b.rank)));
+        println!(
+            "  {:<8} {:<7} {:<14} {:<15} {:<13} {}",
+            i.name,
+            "image",
+            ns(&i.name),
+            i.ext_addr.to_string(),
+            i.xcf_addr.to_string(),
+            roles.join(", ")
+        );
+    }
+    println!("  {:<8} {:<7} {:<14} {:<15}", topo.cf.name, "cf", ns(&topo.cf.name), topo.cf.addr.to_string());
+    println!(
+        "  {:<8} {:<7} {:<14} {:<15}",
+        topo.router.name,
+        "router",
+        ns(&topo.router.name),
+        topo.external_lan.gateway.to_string()
+    );
+    for c in &topo.clients {
+        println!("  {:<8} {:<7} {:<14} {:<15}", c.name, "client", ns(&c.name), c.addr.to_string());
+    }
+    let first_client = topo.clients.first().map(|c| c.name.as_str()).unwrap_or("NODE");
+    let dvipa = topo
+        .hosts
+        .iter()
+        .find(|h| topo.dvipas().contains(&h.addr))
+        .map(|h| h.name.clone())
+        .or_else(|| topo.dvipas().first().map(|a| a.to_string()))
+        .unwrap_or_else(|| "DVIPA".into());
+    println!("\nTry:");
+    println!("  plexnet status");
+    println!("  plexnet exec {first_client} -- ping -c 3 {dvipa}");
+    println!("  plexnet exec {first_client} -- tcpdump -ni lan");
+    println!("  sudo make down");
+}
+
+fn cmd_down(file: Option<PathBuf>, all: bool, prefix: &str) -> Result<ExitCode> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("plexnet down needs root: run it with sudo");
+    }
+    let report = match (file, all) {
+        (Some(_), true) => bail!("give a topology FILE or --all, not both"),
+        (Some(f), false) => lab::down_topology(&load(&resolve(Some(f)))?, prefix)?,
+        (None, _) => lab::down_all(prefix)?,
+    };
+    if report.namespaces.is_empty() && report.stopped == 0 {
+        println!("nothing to remove: no {prefix}* namespace or process was left");
+    } else {
+        println!(
+            "stopped {} process{} ({} needed SIGKILL), removed {} namespace{}: {}",
+            report.stopped,
+            if report.stopped == 1 { "" } else { "es" },
+            report.killed,
+            report.namespaces.len(),
+            if report.namespaces.len() == 1 { "" } else { "s" },
+            report.namespaces.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_status(json: bool) -> Result<ExitCode> {
+    let all = lab::status::all();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        print!("{}", lab::status::render(&all));
+    }
+    let healthy = all.iter().all(|i| i.nodes.iter().all(|n| n.ready));
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+/// The namespace of `node` among the running topologies.
+fn find_namespace(node: &str, topology: Option<&str>) -> Result<String> {
+    let matches: Vec<(String, String)> = state::instances()
+        .into_iter()
+        .filter(|(_, lab)| topology.is_none_or(|t| lab.topology == t))
+        .filter_map(|(_, lab)| lab.node(node).map(|n| (lab.topology.clone(), n.namespace.clone())))
+        .collect();
+    match matches.as_slice() {
+        [] => bail!(
+            "no running topology has a node {node}{} (see `plexnet status`)",
+            topology.map(|t| format!(" in {t}")).unwrap_or_default()
+        ),
+        [(_, ns)] => Ok(ns.clone()),
+        many => bail!(
+            "node {node} exists in several running topologies ({}): choose one with --topology",
+            many.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+    .with_context(|| format!("finding node {node}"))
 }

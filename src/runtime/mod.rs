@@ -1,1 +1,5 @@
-//! The real I/O shell: image and CF processes, TUN, control socket.
+//! The real I/O shell: the daemons of images and the CF (TUN, sockets,
+//! signals) and their control socket.
+
+pub mod control;
+pub mod daemon;

@@ -1,1 +1,3 @@
-//! The `sysplex` layer: see the layer map in `lib.rs`.
+//! Sysplex roles as sans-IO state machines: the image stack, and (next) the routing stack, target stack and coupling facility.
+
+pub mod stack;

@@ -1,0 +1,265 @@
+//! What `plexnet up` creates for a topology, decided before anything is
+//! created: namespaces, bridges, veth pairs with their addresses, routes and
+//! sysctls. A pure function of the topology, so it is unit-tested without root.
+
+use std::net::Ipv4Addr;
+
+use super::state::NodeKind;
+use crate::topology::Topology;
+
+/// The TUN each image reads and writes IP packets through.
+pub const TUN_NAME: &str = "plx0";
+/// An image's link to the external LAN.
+pub const EXT_NAME: &str = "ext";
+/// An image's link to the coupling facility.
+pub const CF_LINK_NAME: &str = "cf";
+/// A client's link to its LAN.
+pub const CLIENT_LINK_NAME: &str = "lan";
+/// The external LAN's bridge in `net`.
+pub const EXT_BRIDGE: &str = "br-ext";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dest: Ipv4Addr,
+    pub prefix_len: u8,
+    pub via: Option<Ipv4Addr>,
+}
+
+/// One end of a veth pair.
+#[derive(Debug, Clone)]
+pub struct End {
+    pub ns: String,
+    pub ifname: String,
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// Routes out of this end.
+    pub routes: Vec<Route>,
+    /// The bridge this end is enslaved to.
+    pub bridge: Option<String>,
+    /// Per-interface sysctls, e.g. `proxy_arp` (under `net/ipv4/conf/<if>/`).
+    pub if_sysctls: Vec<(&'static str, &'static str)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    ExternalLan,
+    ClientLan,
+    Xcf,
+    Cf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Veth {
+    pub kind: LinkKind,
+    pub a: End,
+    pub b: End,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+#[derive(Debug, Clone)]
+pub struct NsPlan {
+    pub node: String,
+    pub kind: NodeKind,
+    pub ns: String,
+    /// Namespace-wide sysctls (paths under `/proc/sys`), set before any link
+    /// exists so `conf/default` reaches the new links.
+    pub sysctls: Vec<(&'static str, &'static str)>,
+    pub bridges: Vec<Bridge>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub namespaces: Vec<NsPlan>,
+    pub veths: Vec<Veth>,
+    /// `/etc/hosts` for every namespace.
+    pub hosts: String,
+}
+
+/// The namespace of a node: `<prefix><node in lower case>`.
+pub fn ns_name(prefix: &str, node: &str) -> String {
+    format!("{prefix}{}", node.to_lowercase())
+}
+
+const NO_IPV6: [(&str, &str); 2] = [
+    // No IPv6 noise (DAD, router solicitations) in users' captures.
+    ("net/ipv6/conf/all/disable_ipv6", "1"),
+    ("net/ipv6/conf/default/disable_ipv6", "1"),
+];
+
+fn ns_sysctls(kind: NodeKind) -> Vec<(&'static str, &'static str)> {
+    let mut s = NO_IPV6.to_vec();
+    match kind {
+        NodeKind::Router | NodeKind::Image => {
+            s.push(("net/ipv4/ip_forward", "1"));
+            // Images receive GRE from XCF links and write packets with DVIPA
+            // sources into their TUN: strict reverse-path checks would drop them.
+            s.push(("net/ipv4/conf/all/rp_filter", "0"));
+            s.push(("net/ipv4/conf/default/rp_filter", "0"));
+        }
+        // strongSwan's host-to-host tunnels need loose mode (DESIGN.md).
+        NodeKind::Client => {
+            s.push(("net/ipv4/conf/all/rp_filter", "2"));
+            s.push(("net/ipv4/conf/default/rp_filter", "2"));
+        }
+        NodeKind::Cf => {}
+    }
+    s
+}
+
+/// Only the DVIPA's owner may answer ARP for it (proxy ARP, the DVIPA routed
+/// into its TUN); targets must never answer for the DVIPA they hold on `lo`
+/// (the LVS direct-routing rule of DESIGN.md).
+const IMAGE_EXT_SYSCTLS: [(&str, &str); 3] = [
+    ("proxy_arp", "1"),
+    ("arp_ignore", "1"),
+    ("arp_announce", "2"),
+];
+
+fn host(addr: Ipv4Addr) -> (Ipv4Addr, u8) {
+    (addr, 32)
+}
+
+fn route_host(dest: Ipv4Addr) -> Route {
+    Route {
+        dest,
+        prefix_len: 32,
+        via: None,
+    }
+}
+
+fn default_via(gw: Ipv4Addr) -> Route {
+    Route {
+        dest: Ipv4Addr::UNSPECIFIED,
+        prefix_len: 0,
+        via: Some(gw),
+    }
+}
+
+fn end(ns: &str, ifname: String) -> End {
+    End {
+        ns: ns.to_string(),
+        ifname,
+        addrs: Vec::new(),
+        routes: Vec::new(),
+        bridge: None,
+        if_sysctls: Vec::new(),
+    }
+}
+
+pub fn plan(topo: &Topology, prefix: &str) -> Plan {
+    let ns = |node: &str| ns_name(prefix, node);
+    let net_ns = ns(&topo.router.name);
+    let cf_ns = ns(&topo.cf.name);
+    let ext = &topo.external_lan;
+
+    let mut namespaces = vec![NsPlan {
+        node: topo.router.name.clone(),
+        kind: NodeKind::Router,
+        ns: net_ns.clone(),
+        sysctls: ns_sysctls(NodeKind::Router),
+        bridges: topo
+            .lans()
+            .map(|lan| Bridge {
+                name: bridge_name(&lan.name),
+                addr: lan.gateway,
+                prefix_len: lan.subnet.prefix_len,
+            })
+            .collect(),
+    }];
+    let node = |name: &str, kind| NsPlan {
+        node: name.to_string(),
+        kind,
+        ns: ns(name),
+        sysctls: ns_sysctls(kind),
+        bridges: Vec::new(),
+    };
+    namespaces.push(node(&topo.cf.name, NodeKind::Cf));
+    namespaces.extend(topo.images.iter().map(|i| node(&i.name, NodeKind::Image)));
+    namespaces.extend(topo.clients.iter().map(|c| node(&c.name, NodeKind::Client)));
+
+    let mut veths = Vec::new();
+    for image in &topo.images {
+        let ins = ns(&image.name);
+        let mut a = end(&ins, EXT_NAME.into());
+        a.addrs.push((image.ext_addr, ext.subnet.prefix_len));
+        a.routes.push(default_via(ext.gateway));
+        a.if_sysctls = IMAGE_EXT_SYSCTLS.to_vec();
+        let mut b = end(&net_ns, format!("e-{}", image.name.to_lowercase()));
+        b.bridge = Some(EXT_BRIDGE.into());
+        veths.push(Veth {
+            kind: LinkKind::ExternalLan,
+            a,
+            b,
+        });
+    }
+    for client in &topo.clients {
+        let Some(lan) = topo.client_lan(&client.lan) else {
+            continue;
+        };
+        let mut a = end(&ns(&client.name), CLIENT_LINK_NAME.into());
+        a.addrs.push((client.addr, lan.subnet.prefix_len));
+        a.routes.push(default_via(lan.gateway));
+        let mut b = end(&net_ns, format!("c-{}", client.name.to_lowercase()));
+        b.bridge = Some(bridge_name(&lan.name));
+        veths.push(Veth {
+            kind: LinkKind::ClientLan,
+            a,
+            b,
+        });
+    }
+    // XCF: a full mesh of point-to-point links, the image's one XCF address
+    // on each, as z/OS dynamic XCF gives every stack one address.
+    for (i, x) in topo.images.iter().enumerate() {
+        for y in &topo.images[i + 1..] {
+            let mut a = end(&ns(&x.name), format!("x-{}", y.name.to_lowercase()));
+            a.addrs.push(host(x.xcf_addr));
+            a.routes.push(route_host(y.xcf_addr));
+            let mut b = end(&ns(&y.name), format!("x-{}", x.name.to_lowercase()));
+            b.addrs.push(host(y.xcf_addr));
+            b.routes.push(route_host(x.xcf_addr));
+            veths.push(Veth {
+                kind: LinkKind::Xcf,
+                a,
+                b,
+            });
+        }
+    }
+    for image in &topo.images {
+        let mut a = end(&ns(&image.name), CF_LINK_NAME.into());
+        a.addrs.push(host(image.xcf_addr));
+        a.routes.push(route_host(topo.cf.addr));
+        let mut b = end(&cf_ns, format!("i-{}", image.name.to_lowercase()));
+        b.addrs.push(host(topo.cf.addr));
+        b.routes.push(route_host(image.xcf_addr));
+        veths.push(Veth {
+            kind: LinkKind::Cf,
+            a,
+            b,
+        });
+    }
+    Plan {
+        namespaces,
+        veths,
+        hosts: hosts_file(topo),
+    }
+}
+
+pub fn bridge_name(lan: &str) -> String {
+    format!("br-{}", lan.to_lowercase())
+}
+
+fn hosts_file(topo: &Topology) -> String {
+    let mut s = format!(
+        "# written by plexnet up for topology {}\n127.0.0.1\tlocalhost\n",
+        topo.name
+    );
+    for h in &topo.hosts {
+        s.push_str(&format!("{}\t{}\n", h.addr, h.name));
+    }
+    s
+}

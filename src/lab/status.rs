@@ -1,0 +1,137 @@
+//! `plexnet status [--json]`: every node of every running topology, with
+//! what its daemon says about itself.
+
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+
+use super::state::{self, LabState, NodeKind};
+use super::{netns, process};
+use crate::runtime::control;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub kind: NodeKind,
+    pub namespace: String,
+    pub namespace_exists: bool,
+    pub pid: Option<u32>,
+    pub process_alive: bool,
+    /// `true` when the daemon answered ready; routers and clients have no
+    /// daemon and are ready when their namespace exists.
+    pub ready: bool,
+    /// The daemon's own status reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub topology: String,
+    pub prefix: String,
+    pub source: String,
+    pub run_dir: String,
+    pub nodes: Vec<NodeStatus>,
+}
+
+pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
+    let nodes = lab
+        .nodes
+        .iter()
+        .map(|n| {
+            let namespace_exists = netns::exists(&n.namespace);
+            let process_alive = n.pid.is_some_and(process::alive);
+            let (daemon, error) = if n.kind.has_daemon() {
+                let sock = state::socket_path(run_dir, &n.name);
+                match control::query(&sock, &control::Request::Status, Duration::from_secs(2)) {
+                    Ok(v) => (Some(v), None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                }
+            } else {
+                (None, None)
+            };
+            let ready = if n.kind.has_daemon() {
+                daemon
+                    .as_ref()
+                    .and_then(|d| d.get("ready"))
+                    .and_then(|r| r.as_bool())
+                    .unwrap_or(false)
+            } else {
+                namespace_exists
+            };
+            NodeStatus {
+                name: n.name.clone(),
+                kind: n.kind,
+                namespace: n.namespace.clone(),
+                namespace_exists,
+                pid: n.pid,
+                process_alive,
+                ready,
+                daemon,
+                error,
+            }
+        })
+        .collect();
+    InstanceStatus {
+        topology: lab.topology.clone(),
+        prefix: lab.prefix.clone(),
+        source: lab.source.display().to_string(),
+        run_dir: run_dir.display().to_string(),
+        nodes,
+    }
+}
+
+pub fn all() -> Vec<InstanceStatus> {
+    state::instances()
+        .iter()
+        .map(|(dir, lab)| instance_status(dir, lab))
+        .collect()
+}
+
+/// The table `plexnet status` prints.
+pub fn render(instances: &[InstanceStatus]) -> String {
+    if instances.is_empty() {
+        return "no topology is up (start one with `sudo plexnet up` or `sudo make topology`)\n"
+            .to_string();
+    }
+    let mut s = String::new();
+    for inst in instances {
+        s.push_str(&format!(
+            "topology {} ({}), run dir {}\n",
+            inst.topology, inst.source, inst.run_dir
+        ));
+        s.push_str(&format!(
+            "  {:<8} {:<7} {:<14} {:<8} {:<6} {}\n",
+            "NODE", "KIND", "NAMESPACE", "PID", "READY", "DETAIL"
+        ));
+        for n in &inst.nodes {
+            s.push_str(&format!(
+                "  {:<8} {:<7} {:<14} {:<8} {:<6} {}\n",
+                n.name,
+                n.kind.as_str(),
+                n.namespace,
+                n.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                if n.ready { "yes" } else { "NO" },
+                detail(n)
+            ));
+        }
+    }
+    s
+}
+
+fn detail(n: &NodeStatus) -> String {
+    if let Some(e) = &n.error {
+        return format!("daemon not answering: {e}");
+    }
+    if !n.namespace_exists {
+        return "namespace missing".into();
+    }
+    n.daemon
+        .as_ref()
+        .and_then(|d| d.get("summary"))
+        .and_then(|s| s.as_str())
+        .unwrap_or("")
+        .to_string()
+}
