@@ -12,7 +12,11 @@ use plexnet::topology::{self, Topology};
 const DEFAULT_TOPOLOGY: &str = "topologies/figure4.toml";
 
 #[derive(Parser, Debug)]
-#[command(name = "plexnet", version, about = "A simulated z/OS Sysplex with distributed IPsec for a shared DVIPA")]
+#[command(
+    name = "plexnet",
+    version,
+    about = "A simulated z/OS Sysplex with distributed IPsec for a shared DVIPA"
+)]
 struct Cli {
     /// Namespace prefix; tests use their own so they never meet a user's lab.
     #[arg(long, global = true, env = "PLEXNET_PREFIX", default_value = state::DEFAULT_PREFIX)]
@@ -175,8 +179,18 @@ fn print_summary(topo: &Topology, prefix: &str) {
     );
     let ns = |n: &str| lab::plan::ns_name(prefix, n);
     for i in &topo.images {
-        let mut roles: Vec<String> = i.vipa.defines.iter().map(|d| format!("owns {}", d.addr)).collect();
-        roles.extend(i.vipa.backups.iter().map(|b| format!("backs up {} (rank {})", b.addr, b.rank)));
+        let mut roles: Vec<String> = i
+            .vipa
+            .defines
+            .iter()
+            .map(|d| format!("owns {}", d.addr))
+            .collect();
+        roles.extend(
+            i.vipa
+                .backups
+                .iter()
+                .map(|b| format!("backs up {} (rank {})", b.addr, b.rank)),
+        );
         println!(
             "  {:<8} {:<7} {:<14} {:<15} {:<13} {}",
             i.name,
@@ -187,7 +201,13 @@ fn print_summary(topo: &Topology, prefix: &str) {
             roles.join(", ")
         );
     }
-    println!("  {:<8} {:<7} {:<14} {:<15}", topo.cf.name, "cf", ns(&topo.cf.name), topo.cf.addr.to_string());
+    println!(
+        "  {:<8} {:<7} {:<14} {:<15}",
+        topo.cf.name,
+        "cf",
+        ns(&topo.cf.name),
+        topo.cf.addr.to_string()
+    );
     println!(
         "  {:<8} {:<7} {:<14} {:<15}",
         topo.router.name,
@@ -196,9 +216,19 @@ fn print_summary(topo: &Topology, prefix: &str) {
         topo.external_lan.gateway.to_string()
     );
     for c in &topo.clients {
-        println!("  {:<8} {:<7} {:<14} {:<15}", c.name, "client", ns(&c.name), c.addr.to_string());
+        println!(
+            "  {:<8} {:<7} {:<14} {:<15}",
+            c.name,
+            "client",
+            ns(&c.name),
+            c.addr.to_string()
+        );
     }
-    let first_client = topo.clients.first().map(|c| c.name.as_str()).unwrap_or("NODE");
+    let first_client = topo
+        .clients
+        .first()
+        .map(|c| c.name.as_str())
+        .unwrap_or("NODE");
     let dvipa = topo
         .hosts
         .iter()
@@ -231,7 +261,11 @@ fn cmd_down(file: Option<PathBuf>, all: bool, prefix: &str) -> Result<ExitCode> 
             if report.stopped == 1 { "" } else { "es" },
             report.killed,
             report.namespaces.len(),
-            if report.namespaces.len() == 1 { "" } else { "s" },
+            if report.namespaces.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             report.namespaces.join(" ")
         );
     }
@@ -246,7 +280,11 @@ fn cmd_status(json: bool) -> Result<ExitCode> {
         print!("{}", lab::status::render(&all));
     }
     let healthy = all.iter().all(|i| i.nodes.iter().all(|n| n.ready));
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 /// The namespace of `node` among the running topologies.
@@ -254,17 +292,23 @@ fn find_namespace(node: &str, topology: Option<&str>) -> Result<String> {
     let matches: Vec<(String, String)> = state::instances()
         .into_iter()
         .filter(|(_, lab)| topology.is_none_or(|t| lab.topology == t))
-        .filter_map(|(_, lab)| lab.node(node).map(|n| (lab.topology.clone(), n.namespace.clone())))
+        .filter_map(|(_, lab)| {
+            lab.node(node)
+                .map(|n| (lab.topology.clone(), n.namespace.clone()))
+        })
         .collect();
     match matches.as_slice() {
         [] => bail!(
             "no running topology has a node {node}{} (see `plexnet status`)",
             topology.map(|t| format!(" in {t}")).unwrap_or_default()
         ),
-        [(_, ns)] => Ok(ns.clone()),
+        [(_, ns)] => Ok::<String, anyhow::Error>(ns.clone()),
         many => bail!(
             "node {node} exists in several running topologies ({}): choose one with --topology",
-            many.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
     .with_context(|| format!("finding node {node}"))

@@ -35,7 +35,8 @@ pub fn down_instance(run_dir: &Path, lab: Option<&LabState>) -> Result<DownRepor
     names.dedup();
     let report = remove_namespaces(&names, pids)?;
     if run_dir.exists() {
-        std::fs::remove_dir_all(run_dir).with_context(|| format!("removing {}", run_dir.display()))?;
+        std::fs::remove_dir_all(run_dir)
+            .with_context(|| format!("removing {}", run_dir.display()))?;
     }
     Ok(report)
 }

@@ -65,7 +65,13 @@ fn bind_etc(namespace: &str) -> Result<()> {
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .with_context(|| format!("bind-mounting {} on {}", entry.path().display(), target.display()))?;
+        .with_context(|| {
+            format!(
+                "bind-mounting {} on {}",
+                entry.path().display(),
+                target.display()
+            )
+        })?;
     }
     Ok(())
 }

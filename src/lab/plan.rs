@@ -35,7 +35,8 @@ pub struct End {
     pub routes: Vec<Route>,
     /// The bridge this end is enslaved to.
     pub bridge: Option<String>,
-    /// Per-interface sysctls, e.g. `proxy_arp` (under `net/ipv4/conf/<if>/`).
+    /// Per-interface sysctls: paths under `/proc/sys` with `IF` standing
+    /// for the interface name.
     pub if_sysctls: Vec<(&'static str, &'static str)>,
 }
 
@@ -114,10 +115,13 @@ fn ns_sysctls(kind: NodeKind) -> Vec<(&'static str, &'static str)> {
 /// Only the DVIPA's owner may answer ARP for it (proxy ARP, the DVIPA routed
 /// into its TUN); targets must never answer for the DVIPA they hold on `lo`
 /// (the LVS direct-routing rule of DESIGN.md).
-const IMAGE_EXT_SYSCTLS: [(&str, &str); 3] = [
-    ("proxy_arp", "1"),
-    ("arp_ignore", "1"),
-    ("arp_announce", "2"),
+const IMAGE_EXT_SYSCTLS: [(&str, &str); 4] = [
+    ("net/ipv4/conf/IF/proxy_arp", "1"),
+    // Linux delays proxy ARP replies by up to proxy_delay (0.8 s by
+    // default): a first ping would look like a slow cluster.
+    ("net/ipv4/neigh/IF/proxy_delay", "0"),
+    ("net/ipv4/conf/IF/arp_ignore", "1"),
+    ("net/ipv4/conf/IF/arp_announce", "2"),
 ];
 
 fn host(addr: Ipv4Addr) -> (Ipv4Addr, u8) {

@@ -14,7 +14,7 @@ use super::netns;
 /// namespace itself, before it starts any thread.
 pub fn spawn_daemon(run_dir: &Path, node: &str, namespace: &str, log: &Path) -> Result<u32> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().context("finding the plexnet executable")?;
+    let exe = plexnet_exe()?;
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -37,6 +37,15 @@ pub fn spawn_daemon(run_dir: &Path, node: &str, namespace: &str, log: &Path) -> 
     Ok(child.id())
 }
 
+/// The `plexnet` binary to run daemons with: `PLEXNET_BIN` when set (a
+/// library caller such as a test harness), else this very executable.
+fn plexnet_exe() -> Result<std::path::PathBuf> {
+    match std::env::var_os("PLEXNET_BIN") {
+        Some(p) => Ok(p.into()),
+        None => std::env::current_exe().context("finding the plexnet executable"),
+    }
+}
+
 /// Every process whose network namespace is `namespace`.
 pub fn pids_in_namespace(namespace: &str) -> Vec<u32> {
     let Some(target) = netns::inode(&netns::path(namespace)) else {
@@ -49,14 +58,19 @@ pub fn pids_in_namespace(namespace: &str) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| pid != me)
-        .filter(|pid| netns::inode(&Path::new("/proc").join(pid.to_string()).join("ns/net")) == Some(target))
+        .filter(|pid| {
+            netns::inode(&Path::new("/proc").join(pid.to_string()).join("ns/net")) == Some(target)
+        })
         .collect()
 }
 
 pub fn alive(pid: u32) -> bool {
     // A zombie still answers kill(0); treat it as gone.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next());
     matches!(state, Some(s) if s != "Z" && s != "X")
 }
 

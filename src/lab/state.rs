@@ -75,8 +75,15 @@ pub fn log_path(run_dir: &Path, node: &str) -> PathBuf {
     run_dir.join(format!("{}.log", node.to_lowercase()))
 }
 
+/// The topology file as the user gave it.
 pub fn topology_copy(run_dir: &Path) -> PathBuf {
     run_dir.join("topology.toml")
+}
+
+/// The resolved topology `up` built, which the daemons read: they see
+/// exactly what was validated, with every address assigned.
+pub fn resolved_topology(run_dir: &Path) -> PathBuf {
+    run_dir.join("topology.json")
 }
 
 impl LabState {
@@ -86,7 +93,8 @@ impl LabState {
 
     pub fn load(run_dir: &Path) -> Result<Self> {
         let p = Self::path(run_dir);
-        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     }
 
@@ -101,9 +109,9 @@ impl LabState {
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeState> {
-        self.nodes.iter().find(|n| {
-            n.name.eq_ignore_ascii_case(name) || n.namespace.eq_ignore_ascii_case(name)
-        })
+        self.nodes
+            .iter()
+            .find(|n| n.name.eq_ignore_ascii_case(name) || n.namespace.eq_ignore_ascii_case(name))
     }
 }
 

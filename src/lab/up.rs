@@ -120,6 +120,9 @@ fn build(
     std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     std::fs::copy(&topo.source, state::topology_copy(run_dir))
         .with_context(|| format!("copying {} to {}", topo.source.display(), run_dir.display()))?;
+    let resolved = state::resolved_topology(run_dir);
+    std::fs::write(&resolved, serde_json::to_vec_pretty(topo)?)
+        .with_context(|| format!("writing {}", resolved.display()))?;
     lab.save(run_dir)?;
 
     let t = Instant::now();
@@ -129,7 +132,11 @@ fn build(
         lab.save(run_dir)?;
         write_hosts(&ns.ns, &plan.hosts)?;
     }
-    progress.phase("namespaces", &format!("{} created", plan.namespaces.len()), t);
+    progress.phase(
+        "namespaces",
+        &format!("{} created", plan.namespaces.len()),
+        t,
+    );
 
     let t = Instant::now();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -149,7 +156,8 @@ fn build(
 fn write_hosts(ns: &str, hosts: &str) -> Result<()> {
     let dir = Path::new(netns::NETNS_ETC_DIR).join(ns);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join("hosts"), hosts).with_context(|| format!("writing {}/hosts", dir.display()))
+    std::fs::write(dir.join("hosts"), hosts)
+        .with_context(|| format!("writing {}/hosts", dir.display()))
 }
 
 async fn build_links(plan: &Plan) -> Result<()> {
@@ -190,7 +198,7 @@ async fn add_veth(handles: &HashMap<&str, NsLinks>, veth: &Veth) -> Result<()> {
         if !end.if_sysctls.is_empty() {
             let _inside = netns::Inside::enter(&end.ns)?;
             for (key, value) in &end.if_sysctls {
-                netns::sysctl(&format!("net/ipv4/conf/{}/{key}", end.ifname), value)?;
+                netns::sysctl(&key.replace("IF", &end.ifname), value)?;
             }
         }
         for (addr, len) in &end.addrs {

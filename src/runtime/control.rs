@@ -31,7 +31,8 @@ pub fn query(socket: &Path, request: &Request, timeout: Duration) -> Result<serd
     BufReader::new(stream)
         .read_line(&mut reply)
         .with_context(|| format!("reading the reply from {}", socket.display()))?;
-    serde_json::from_str(&reply).with_context(|| format!("malformed reply from {}", socket.display()))
+    serde_json::from_str(&reply)
+        .with_context(|| format!("malformed reply from {}", socket.display()))
 }
 
 /// Answers requests on `socket` with `handler` until the task is dropped.

@@ -12,7 +12,7 @@ use crate::lab::netns;
 use crate::lab::plan::TUN_NAME;
 use crate::lab::state;
 use crate::sysplex::stack::{ImageStack, Verdict};
-use crate::topology::{self, Topology};
+use crate::topology::Topology;
 
 #[derive(Debug, Clone)]
 pub struct DaemonArgs {
@@ -26,8 +26,11 @@ pub struct DaemonArgs {
 pub fn run(args: DaemonArgs) -> Result<()> {
     netns::enter(&args.netns)?;
     init_logging(&state::log_path(&args.run_dir, &args.node));
-    let topo = topology::load(&state::topology_copy(&args.run_dir))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let resolved = state::resolved_topology(&args.run_dir);
+    let topo: Topology = serde_json::from_slice(
+        &std::fs::read(&resolved).with_context(|| format!("reading {}", resolved.display()))?,
+    )
+    .with_context(|| format!("parsing {}", resolved.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -39,7 +42,11 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         } else if let Some(image) = topo.image(&args.node) {
             run_image(&args, &topo, &image.name).await
         } else {
-            bail!("node {} is neither an image nor the CF of topology {}", args.node, topo.name)
+            bail!(
+                "node {} is neither an image nor the CF of topology {}",
+                args.node,
+                topo.name
+            )
         }
     });
     if let Err(e) = &result {
@@ -93,22 +100,25 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
     let stack = Arc::new(Mutex::new(ImageStack::new(name, owned.clone())));
     let status_stack = Arc::clone(&stack);
     let node = name.to_string();
-    control::serve(&state::socket_path(&args.run_dir, name), move |req| match req {
-        Request::Status => {
-            let stack = status_stack.lock().unwrap_or_else(|p| p.into_inner());
-            let owned: Vec<String> = stack.owned().iter().map(|a| a.to_string()).collect();
-            serde_json::json!({
-                "node": node,
-                "role": "image",
-                "ready": true,
-                "pid": std::process::id(),
-                "tun": TUN_NAME,
-                "owned_dvipas": owned,
-                "counters": stack.counters(),
-                "summary": summary(&owned, stack.counters().echo_replies),
-            })
-        }
-    })
+    control::serve(
+        &state::socket_path(&args.run_dir, name),
+        move |req| match req {
+            Request::Status => {
+                let stack = status_stack.lock().unwrap_or_else(|p| p.into_inner());
+                let owned: Vec<String> = stack.owned().iter().map(|a| a.to_string()).collect();
+                serde_json::json!({
+                    "node": node,
+                    "role": "image",
+                    "ready": true,
+                    "pid": std::process::id(),
+                    "tun": TUN_NAME,
+                    "owned_dvipas": owned,
+                    "counters": stack.counters(),
+                    "summary": summary(&owned, stack.counters().echo_replies),
+                })
+            }
+        },
+    )
     .await?;
     tracing::info!("{name} ready: TUN {TUN_NAME}, owns {owned:?}");
     let mut buf = vec![0u8; 65536];
@@ -141,16 +151,19 @@ fn summary(owned: &[String], echo_replies: u64) -> String {
 async fn run_cf(args: &DaemonArgs, topo: &Topology) -> Result<()> {
     let node = topo.cf.name.clone();
     let addr = topo.cf.addr;
-    control::serve(&state::socket_path(&args.run_dir, &node), move |req| match req {
-        Request::Status => serde_json::json!({
-            "node": node,
-            "role": "cf",
-            "ready": true,
-            "pid": std::process::id(),
-            "address": addr.to_string(),
-            "summary": format!("coupling facility at {addr}"),
-        }),
-    })
+    control::serve(
+        &state::socket_path(&args.run_dir, &node),
+        move |req| match req {
+            Request::Status => serde_json::json!({
+                "node": node,
+                "role": "cf",
+                "ready": true,
+                "pid": std::process::id(),
+                "address": addr.to_string(),
+                "summary": format!("coupling facility at {addr}"),
+            }),
+        },
+    )
     .await?;
     tracing::info!("CF ready at {addr}");
     sigterm().await?;

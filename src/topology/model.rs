@@ -3,12 +3,12 @@
 //! configuration. Produced by [`super::load`]; nothing here is optional any
 //! more (addresses that the file left out were assigned automatically).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 /// An IPv4 subnet, e.g. `198.18.0.0/24`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Subnet {
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
@@ -41,7 +41,7 @@ pub fn prefix_mask(prefix_len: u8) -> u32 {
 }
 
 /// A whole topology after loading and validation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Topology {
     /// `name` from the file, or the file stem; names the run directory
     /// `/run/plexnet/<name>/`.
@@ -64,14 +64,14 @@ pub struct Topology {
     pub hosts: Vec<HostName>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostName {
     pub name: String,
     pub addr: Ipv4Addr,
 }
 
 /// A LAN: a bridge in the `net` namespace with `net`'s address on it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lan {
     /// `ext` for the external LAN, the client's name for a client LAN.
     pub name: String,
@@ -80,13 +80,13 @@ pub struct Lan {
     pub gateway: Ipv4Addr,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Router {
     /// Node name, `net` by default.
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CouplingFacility {
     /// Node name, `CF` by default.
     pub name: String,
@@ -95,7 +95,7 @@ pub struct CouplingFacility {
 }
 
 /// A z/OS image: one TCP/IP stack, one `plexnet` process.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Image {
     /// As written in the file, e.g. `MVS1` (1..=8 characters, `[A-Za-z0-9]`).
     pub name: String,
@@ -110,7 +110,7 @@ pub struct Image {
 }
 
 /// A client host on a client LAN.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Client {
     pub name: String,
     /// The name of its LAN in [`Topology::client_lans`].
@@ -119,7 +119,7 @@ pub struct Client {
 }
 
 /// The statements between VIPADYNAMIC and ENDVIPADYNAMIC, in file order.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VipaDynamic {
     pub defines: Vec<VipaDefine>,
     pub backups: Vec<VipaBackup>,
@@ -127,14 +127,14 @@ pub struct VipaDynamic {
     pub ranges: Vec<VipaRange>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Moveable {
     Immediate,
     WhenIdle,
 }
 
 /// `VIPADEFINE [MOVEABLE IMMEDIATE|MOVEABLE WHENIDLE] mask addr`: this image owns `addr`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VipaDefine {
     pub moveable: Moveable,
     pub mask: Ipv4Addr,
@@ -143,7 +143,7 @@ pub struct VipaDefine {
 
 /// `VIPABACKUP rank [MOVEABLE IMMEDIATE] mask addr`: this image takes `addr`
 /// over when its owner fails; higher rank first (1..=254).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VipaBackup {
     pub rank: u8,
     pub moveable: Moveable,
@@ -151,7 +151,7 @@ pub struct VipaBackup {
     pub addr: Ipv4Addr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DistMethod {
     RoundRobin,
     WeightedActive,
@@ -160,7 +160,7 @@ pub enum DistMethod {
 }
 
 /// `VIPADISTRIBUTE [DEFINE] [DISTMETHOD m] addr PORT p... DESTIP dest...|ALL`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VipaDistribute {
     pub method: DistMethod,
     pub addr: Ipv4Addr,
@@ -171,7 +171,7 @@ pub struct VipaDistribute {
     pub all: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dest {
     /// The image's name as in [`Image::name`].
     pub image: String,
@@ -180,7 +180,7 @@ pub struct Dest {
 }
 
 /// What follows a DESTIP entry (WEIGHTEDACTIVE weights, HOTSTANDBY roles).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DestRole {
     /// No keyword: weight 1 for WEIGHTEDACTIVE, a plain target otherwise.
     Plain,
@@ -190,7 +190,7 @@ pub enum DestRole {
 }
 
 /// `VIPARANGE [DEFINE] [MOVEABLE NONDISRUPTIVE|DISRUPTIVE] mask addr`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VipaRange {
     pub mask: Ipv4Addr,
     pub addr: Ipv4Addr,
@@ -205,7 +205,9 @@ impl Topology {
         self.client_lans.iter().find(|l| l.name == name)
     }
     pub fn image(&self, name: &str) -> Option<&Image> {
-        self.images.iter().find(|i| i.name.eq_ignore_ascii_case(name))
+        self.images
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(name))
     }
     /// The image that VIPADEFINEs `dvipa` (its primary owner).
     pub fn owner_of(&self, dvipa: Ipv4Addr) -> Option<&Image> {

@@ -1,0 +1,52 @@
+# plexnet: `sudo make topology` brings figure4 up, `sudo make test` runs every test.
+
+# sudo resets PATH: find the cargo of root or of the user who ran sudo.
+SUDO_HOME := $(if $(SUDO_USER),$(shell getent passwd $(SUDO_USER) | cut -d: -f6))
+CARGO := $(or $(shell command -v cargo 2>/dev/null),$(wildcard $(HOME)/.cargo/bin/cargo),$(wildcard $(SUDO_HOME)/.cargo/bin/cargo))
+ifneq ($(and $(SUDO_HOME),$(findstring $(SUDO_HOME),$(CARGO))),)
+  export CARGO_HOME := $(SUDO_HOME)/.cargo
+  export RUSTUP_HOME := $(SUDO_HOME)/.rustup
+endif
+PLEXNET := target/release/plexnet
+TOPOLOGY ?= topologies/figure4.toml
+
+.PHONY: topology up down build test deps bench bench-ipsec bench-lab fmt lint check-cargo
+
+topology: check-cargo
+	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
+	$(CARGO) build --release
+	$(PLEXNET) up $(TOPOLOGY)
+
+up: topology
+
+down: check-cargo
+	@[ -x $(PLEXNET) ] || $(CARGO) build --release
+	$(PLEXNET) down --all
+
+build: check-cargo
+	$(CARGO) build --release
+
+test: check-cargo
+	$(CARGO) test --all-targets
+
+deps:
+	scripts/deps.sh
+
+bench: bench-ipsec bench-lab
+
+bench-ipsec: check-cargo
+	$(CARGO) bench --bench ipsec
+
+bench-lab: check-cargo
+	$(CARGO) build --release
+	scripts/bench-lab.sh $(PLEXNET)
+
+fmt: check-cargo
+	$(CARGO) fmt
+
+lint: check-cargo
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+check-cargo:
+	@[ -n "$(CARGO)" ] || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
