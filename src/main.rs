@@ -174,8 +174,8 @@ fn cmd_up(path: &Path, prefix: &str) -> Result<ExitCode> {
 
 fn print_summary(topo: &Topology, prefix: &str) {
     println!(
-        "  {:<8} {:<7} {:<14} {:<15} {:<13} {}",
-        "NODE", "KIND", "NAMESPACE", "ADDRESS", "XCF", "VIPADYNAMIC"
+        "  {:<8} {:<7} {:<14} {:<15} {:<13} VIPADYNAMIC",
+        "NODE", "KIND", "NAMESPACE", "ADDRESS", "XCF"
     );
     let ns = |n: &str| lab::plan::ns_name(prefix, n);
     for i in &topo.images {
