@@ -205,7 +205,9 @@ impl Topology {
         self.client_lans.iter().find(|l| l.name == name)
     }
     pub fn image(&self, name: &str) -> Option<&Image> {
-        self.images.iter().find(|i| i.name.eq_ignore_ascii_case(name))
+        self.images
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(name))
     }
     /// The image that VIPADEFINEs `dvipa` (its primary owner).
     pub fn owner_of(&self, dvipa: Ipv4Addr) -> Option<&Image> {
