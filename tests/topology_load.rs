@@ -182,3 +182,52 @@ fn generated_topologies_load() {
         assert!(t.hosts.iter().any(|h| h.name == "DVA1"));
     }
 }
+
+/// Every fixture under `tests/data/topology/` carries its expected first
+/// error in a `# expect: LINE:COL: message` line; loading must fail with
+/// exactly `PATH:LINE:COL: message`.
+#[test]
+fn bad_fixtures_fail_with_located_messages() {
+    let dir = repo("tests/data/topology");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/data/topology exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    entries.sort();
+    assert!(entries.len() >= 20, "fixtures missing: {entries:?}");
+    let mut failures = Vec::new();
+    for path in &entries {
+        let text = std::fs::read_to_string(path).expect("fixture readable");
+        let expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} has no `# expect:` line", path.display()));
+        let want = format!("{}:{expect}", path.display());
+        match topology::load(path) {
+            Ok(_) => failures.push(format!("{} loaded; expected\n  {want}", path.display())),
+            Err(e) => {
+                let got = e.to_string();
+                if got != want {
+                    failures.push(format!("got  {got}\nwant {want}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+#[test]
+fn unreadable_file_is_reported_with_its_path() {
+    let path = repo("tests/data/topology/does-not-exist.toml");
+    let e = topology::load(&path).expect_err("no such file");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}: cannot read the topology file: ",
+            path.display()
+        )),
+        "{msg}"
+    );
+    assert!(e.errors().is_empty());
+}

@@ -156,7 +156,7 @@ pub enum ErrorKind {
     BadMask { text: String },
     #[error("{addr} is outside 198.18.0.0/15; allowed: addresses in 198.18.0.0/15 only (RFC 2544 benchmark space, never routed outside the testbed)")]
     OutsideBenchmark { addr: Ipv4Addr },
-    #[error("{what} {addr} is already used by {other}; allowed: every address used once")]
+    #[error("{what} {addr} is also used by {other}; allowed: every address used once")]
     DuplicateAddress {
         addr: Ipv4Addr,
         what: String,

@@ -98,7 +98,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Topology, TopologyError> {
 /// toml's message, on one line, with a hint at what is allowed when toml
 /// does not already give one.
 fn toml_message(message: &str) -> String {
-    let one_line = message.trim().replace('\n', " ");
+    let one_line = message.trim().replace('\n', ", ");
     if one_line.contains("expected") {
         one_line
     } else {

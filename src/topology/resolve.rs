@@ -50,10 +50,19 @@ struct Resolver<'s> {
     diags: Vec<Diagnostic>,
     /// Node and host names, lower case, with where they were first given.
     names: HashMap<String, usize>,
-    /// Every address in use, what uses it, where.
-    addrs: HashMap<Ipv4Addr, String>,
+    /// Every address in use: what uses it, where, whether it was assigned
+    /// automatically.
+    addrs: HashMap<Ipv4Addr, Claim>,
     /// Every LAN so far, for overlap checks.
     lans: Vec<Lan>,
+}
+
+/// One use of an address.
+#[derive(Debug, Clone)]
+struct Claim {
+    what: String,
+    at: usize,
+    auto: bool,
 }
 
 /// A value from the file with the offset of where it was written (or of the
@@ -166,14 +175,53 @@ impl<'s> Resolver<'s> {
         Some((s, at))
     }
 
-    /// Records that `what` uses `addr`; errors if something else already does.
+    /// Records that `what` uses `addr` (written at `at`).
     fn claim(&mut self, addr: Ipv4Addr, what: String, at: usize) {
-        if let Some(other) = self.addrs.get(&addr) {
-            let other = other.clone();
-            self.err(at, ErrorKind::DuplicateAddress { addr, what, other });
-        } else {
-            self.addrs.insert(addr, what);
-        }
+        self.claim_as(
+            addr,
+            Claim {
+                what,
+                at,
+                auto: false,
+            },
+        );
+    }
+
+    /// Records an automatically assigned address (`at` is its node's name).
+    fn claim_auto(&mut self, addr: Ipv4Addr, what: String, at: usize) {
+        let what = format!("{what} (automatic)");
+        self.claim_as(
+            addr,
+            Claim {
+                what,
+                at,
+                auto: true,
+            },
+        );
+    }
+
+    /// Errors if something else already uses the address. The error goes to
+    /// the use the file writes out over an automatic one, else to the later
+    /// one in the file, and names the other.
+    fn claim_as(&mut self, addr: Ipv4Addr, new: Claim) {
+        let Some(old) = self.addrs.get(&addr).cloned() else {
+            self.addrs.insert(addr, new);
+            return;
+        };
+        let blame_new = match (old.auto, new.auto) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => new.at >= old.at,
+        };
+        let (here, there) = if blame_new { (new, old) } else { (old, new) };
+        self.err(
+            here.at,
+            ErrorKind::DuplicateAddress {
+                addr,
+                what: here.what,
+                other: there.what,
+            },
+        );
     }
 
     /// Checks that `addr` is a host address (not network, not broadcast) of `lan`.
@@ -321,14 +369,11 @@ pub(crate) fn resolve(
         }
     }
     r.add_lan(external_lan.clone(), 0);
-    let gw_at = ext_def
-        .and_then(|d| d.gateway.as_ref())
-        .map_or(0, |g| g.span().start);
-    r.claim(
-        external_lan.gateway,
-        format!("router {router_name} on the external LAN"),
-        gw_at,
-    );
+    let gw_what = format!("router {router_name} on the external LAN");
+    match ext_def.and_then(|d| d.gateway.as_ref()) {
+        Some(g) => r.claim(external_lan.gateway, gw_what, g.span().start),
+        None => r.claim_auto(external_lan.gateway, gw_what, 0),
+    }
 
     // ---- images: names and addresses ----
     if file.images.is_empty() {
@@ -366,15 +411,19 @@ pub(crate) fn resolve(
         let auto = images[i].xcf_addr;
         let (xcf, at, how) = match &def.xcf_addr {
             Some(v) => match r.addr(v) {
-                Some((a, at)) => (a, at, ""),
+                Some((a, at)) => (a, at, false),
                 None => continue,
             },
-            None => (auto, image_at[i], " (automatic)"),
+            None => (auto, image_at[i], true),
         };
         images[i].xcf_addr = xcf;
-        let what = format!("XCF address of {}{how}", images[i].name);
+        let what = format!("XCF address of {}", images[i].name);
         r.off_lans(&what, xcf, at);
-        r.claim(xcf, what, at);
+        if how {
+            r.claim_auto(xcf, what, at);
+        } else {
+            r.claim(xcf, what, at);
+        }
     }
     let cf_addr = match cf_def.and_then(|d| d.addr.as_ref()) {
         Some(v) => r.addr(v),
@@ -385,22 +434,31 @@ pub(crate) fn resolve(
                 .map_or(0, |n| n.span().start),
         )),
     };
+    let cf_auto = cf_def.and_then(|d| d.addr.as_ref()).is_none();
     let cf_addr = match cf_addr {
         Some((a, at)) => {
             let what = format!("coupling facility {cf_name}");
             r.off_lans(&what, a, at);
-            r.claim(a, what, at);
+            if cf_auto {
+                r.claim_auto(a, what, at);
+            } else {
+                r.claim(a, what, at);
+            }
             a
         }
         None => DEFAULT_CF,
     };
 
     // ---- VIPADYNAMIC ----
+    let before_vipa = r.diags.len();
     let parsed: Vec<ImageVipa> = file
         .images
         .iter()
         .map(|def| parse_image_vipa(&mut r, def))
         .collect();
+    // A statement that did not parse defines nothing, so checks that need
+    // every DVIPA (the [hosts] one) would only report its consequences.
+    let vipa_syntax_ok = r.diags.len() == before_vipa;
     vipa_semantics(&mut r, &mut images, &parsed, &external_lan);
 
     // ---- hosts ----
@@ -434,7 +492,9 @@ pub(crate) fn resolve(
                 || i.vipa.backups.iter().any(|b| b.addr == addr)
         });
         if !is_dvipa {
-            r.err(at, ErrorKind::HostNotDvipa { name, addr });
+            if vipa_syntax_ok {
+                r.err(at, ErrorKind::HostNotDvipa { name, addr });
+            }
             continue;
         }
         hosts.push(HostName { name, addr });
@@ -487,7 +547,7 @@ fn image_ext_addr(r: &mut Resolver<'_>, def: &ImageDef, k: u32, name: &str, ext:
                 return fallback;
             }
             let a = ext.subnet.host(n);
-            r.claim(a, format!("{what} (automatic)"), name_at);
+            r.claim_auto(a, what, name_at);
             a
         }
     }
@@ -636,7 +696,12 @@ fn client_side(r: &mut Resolver<'_>, file: &TopologyFile) -> (Vec<Lan>, Vec<Clie
         let probe = lan.clone();
         if r.on_lan("gateway", gw, &probe, at) {
             lan.gateway = gw;
-            r.claim(gw, format!("router on {}", lan_label(&lan.name)), at);
+            let what = format!("router on {}", lan_label(&lan.name));
+            if p.gateway.is_some() {
+                r.claim(gw, what, at);
+            } else {
+                r.claim_auto(gw, what, at);
+            }
         }
     }
 
@@ -682,7 +747,7 @@ fn client_side(r: &mut Resolver<'_>, file: &TopologyFile) -> (Vec<Lan>, Vec<Clie
         }
         next_host[l] = n + 1;
         let a = lan.subnet.host(n);
-        r.claim(a, format!("client {} (automatic)", client_names[c]), at);
+        r.claim_auto(a, format!("client {}", client_names[c]), at);
         addrs[c] = Some(a);
     }
 
@@ -974,5 +1039,584 @@ trait MaskLen {
 impl MaskLen for Ipv4Addr {
     fn leading_ones_len(&self) -> u8 {
         u32::from(*self).leading_ones() as u8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::topology::{load_str, Topology, TopologyError};
+    use std::path::Path;
+
+    /// Marks where the first error must point; removed before loading.
+    const MARK: char = '‸';
+
+    /// Two images around `body` parts: MVS1 owns DVA1 198.18.0.100 and
+    /// distributes port 80 to MVS1 MVS2; tests replace pieces of it.
+    const BASE: &str = r#"name = "t"
+[hosts]
+DVA1 = "198.18.0.100"
+[[image]]
+name = "MVS1"
+vipadynamic = """
+VIPADYNAMIC
+  VIPADEFINE MOVEABLE IMMEDIATE 255.255.255.0 198.18.0.100
+  VIPADISTRIBUTE DEFINE DISTMETHOD ROUNDROBIN 198.18.0.100 PORT 80 DESTIP MVS1 MVS2
+ENDVIPADYNAMIC
+"""
+[[image]]
+name = "MVS2"
+[[client]]
+name = "client1"
+"#;
+
+    fn load(text: &str) -> Result<Topology, TopologyError> {
+        load_str(text, Path::new("t.toml"))
+    }
+
+    /// Loads `marked` (with one MARK) and checks the first error is exactly
+    /// `t.toml:LINE:COL: message` at the mark.
+    fn check(marked: &str, message: &str) {
+        let at = marked.find(MARK).expect("a mark in the test text");
+        let text = marked.replacen(MARK, "", 1);
+        let before = &text[..at];
+        let line = before.matches('\n').count() + 1;
+        let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .chars()
+            .count()
+            + 1;
+        match load(&text) {
+            Ok(_) => panic!("loaded, expected t.toml:{line}:{col}: {message}"),
+            Err(e) => assert_eq!(e.to_string(), format!("t.toml:{line}:{col}: {message}")),
+        }
+    }
+
+    /// BASE with `from` replaced by `to` (which carries the mark).
+    fn base_with(from: &str, to: &str) -> String {
+        assert!(BASE.contains(from), "{from} not in BASE");
+        BASE.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn base_loads() {
+        let t = load(BASE).expect("BASE loads");
+        assert_eq!(t.images.len(), 2);
+    }
+
+    #[test]
+    fn toml_syntax_error() {
+        // toml reports an unterminated string where the line ends.
+        check(
+            "name = \"t\"\n[[image]]\nname = \"MVS1‸\n",
+            "invalid basic string; allowed: TOML laid out as in topologies/figure4.toml",
+        );
+    }
+
+    #[test]
+    fn unknown_toml_key() {
+        let text = base_with("name = \"MVS2\"", "name = \"MVS2\"\n‸iek = true");
+        check(
+            &text,
+            "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `vipadynamic`",
+        );
+    }
+
+    #[test]
+    fn wrong_toml_type_and_missing_key() {
+        let text = base_with("name = \"MVS2\"", "name = \"MVS2\"\nike = ‸\"yes\"");
+        check(&text, "invalid type: string \"yes\", expected a boolean");
+        let text = base_with(
+            "[[client]]\nname = \"client1\"\n",
+            "‸[[client]]\nlan = \"x\"\n",
+        );
+        check(
+            &text,
+            "missing field `name`; allowed: TOML laid out as in topologies/figure4.toml",
+        );
+    }
+
+    #[test]
+    fn no_images() {
+        check(
+            "‸name = \"t\"\n",
+            "the topology has no image; allowed: at least one [[image]] table",
+        );
+    }
+
+    #[test]
+    fn bad_names() {
+        let text = base_with("name = \"MVS2\"", "name = ‸\"MVS2TOOLONG\"").replacen(
+            "DESTIP MVS1 MVS2",
+            "DESTIP MVS1",
+            1,
+        );
+        check(
+            &text,
+            "image name `MVS2TOOLONG` is not valid; allowed: 1 to 8 characters A-Z a-z 0-9 (a z/OS system name), not ALL",
+        );
+        let text = base_with("name = \"client1\"", "name = ‸\"client_1\"");
+        check(
+            &text,
+            "client name `client_1` is not valid; allowed: 1 to 12 characters A-Z a-z 0-9",
+        );
+        let text = base_with(
+            "name = \"t\"",
+            "name = \"t\"\n[router]\nname = ‸\"the-router\"",
+        );
+        check(
+            &text,
+            "router name `the-router` is not valid; allowed: 1 to 12 characters A-Z a-z 0-9",
+        );
+        let text = base_with("name = \"t\"", "name = \"t\"\n[cf]\nname = ‸\"\"");
+        check(
+            &text,
+            "coupling facility name `` is not valid; allowed: 1 to 12 characters A-Z a-z 0-9",
+        );
+        let text = base_with("name = \"t\"", "name = ‸\"t/../x\"");
+        check(
+            &text,
+            "topology name `t/../x` is not valid; allowed: 1 to 32 characters A-Z a-z 0-9 '-' '_'",
+        );
+        let text = base_with("DVA1 = \"198.18.0.100\"", "\"DVA_1\" = ‸\"198.18.0.100\"");
+        check(
+            &text,
+            "host name `DVA_1` is not valid; allowed: 1 to 63 characters A-Z a-z 0-9 and '-', starting with a letter or digit",
+        );
+        let text = base_with("name = \"client1\"", "name = \"client1\"\nlan = ‸\"lan 1\"");
+        check(
+            &text,
+            "LAN name `lan 1` is not valid; allowed: 1 to 12 characters A-Z a-z 0-9",
+        );
+    }
+
+    #[test]
+    fn duplicate_names() {
+        let text = base_with("name = \"MVS2\"", "name = ‸\"mvs1\"").replacen(
+            "DESTIP MVS1 MVS2",
+            "DESTIP MVS1",
+            1,
+        );
+        check(
+            &text,
+            "name `mvs1` is used twice (first at line 5); allowed: names unique, ignoring case, across images, clients, the router, the CF and [hosts]",
+        );
+        let text = base_with("name = \"client1\"", "name = ‸\"NET\"");
+        check(
+            &text,
+            "name `NET` is used twice (first at line 1); allowed: names unique, ignoring case, across images, clients, the router, the CF and [hosts]",
+        );
+        let text = base_with("DVA1 = \"198.18.0.100\"", "MVS2 = ‸\"198.18.0.100\"");
+        assert!(load(&text).is_err());
+    }
+
+    #[test]
+    fn duplicate_lan() {
+        let text =
+            format!("{BASE}[[client_lan]]\nname = \"lan1\"\n[[client_lan]]\nname = ‸\"LAN1\"\n");
+        check(&text, "LAN name `LAN1` is used twice (first at line 17); allowed: one [[client_lan]] per name");
+    }
+
+    #[test]
+    fn bad_address_subnet() {
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\next_addr = ‸\"198.18.0\"",
+        );
+        check(
+            &text,
+            "`198.18.0` is not an IPv4 address; allowed: dotted decimal such as 198.18.0.100 (host names are not accepted here)",
+        );
+        let text = base_with(
+            "name = \"t\"",
+            "name = \"t\"\n[external_lan]\nsubnet = ‸\"198.18.0.1/24\"",
+        );
+        check(
+            &text,
+            "`198.18.0.1/24` is not a subnet; allowed: address/prefix with zero host bits and a prefix of 8 to 30, such as 198.18.0.0/24",
+        );
+        let text = base_with("DVA1 = \"198.18.0.100\"", "DVA1 = ‸\"DVA1\"");
+        check(
+            &text,
+            "`DVA1` is not an IPv4 address; allowed: dotted decimal such as 198.18.0.100 (host names are not accepted here)",
+        );
+    }
+
+    #[test]
+    fn outside_benchmark() {
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\nxcf_addr = ‸\"10.0.0.2\"",
+        );
+        check(
+            &text,
+            "10.0.0.2 is outside 198.18.0.0/15; allowed: addresses in 198.18.0.0/15 only (RFC 2544 benchmark space, never routed outside the testbed)",
+        );
+        let text = base_with(
+            "name = \"t\"",
+            "name = \"t\"\n[external_lan]\nsubnet = ‸\"192.168.0.0/24\"",
+        );
+        check(
+            &text,
+            "192.168.0.0 is outside 198.18.0.0/15; allowed: addresses in 198.18.0.0/15 only (RFC 2544 benchmark space, never routed outside the testbed)",
+        );
+    }
+
+    #[test]
+    fn duplicate_addresses() {
+        // An explicit address equal to an earlier automatic one.
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\next_addr = ‸\"198.18.0.11\"",
+        );
+        check(
+            &text,
+            "external address of MVS2 198.18.0.11 is also used by external address of MVS1 (automatic); allowed: every address used once",
+        );
+        // A DVIPA equal to an image's address: reported inside the string.
+        let text = base_with(
+            "IMMEDIATE 255.255.255.0 198.18.0.100",
+            "IMMEDIATE 255.255.255.0 198.18.0.100 ‸198.18.0.12",
+        );
+        check(
+            &text,
+            "DVIPA of MVS1 198.18.0.12 is also used by external address of MVS2 (automatic); allowed: every address used once",
+        );
+        let text = base_with(
+            "name = \"client1\"",
+            "name = \"client1\"\naddr = ‸\"198.18.1.1\"",
+        );
+        check(
+            &text,
+            "client client1 198.18.1.1 is also used by router on client LAN client1 (automatic); allowed: every address used once",
+        );
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\nxcf_addr = ‸\"198.19.0.1\"",
+        );
+        check(
+            &text,
+            "XCF address of MVS2 198.19.0.1 is also used by XCF address of MVS1 (automatic); allowed: every address used once",
+        );
+    }
+
+    #[test]
+    fn not_in_subnet() {
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\next_addr = ‸\"198.18.2.12\"",
+        );
+        check(
+            &text,
+            "external address of MVS2 198.18.2.12 is not a host address of the external LAN 198.18.0.0/24; allowed: an address inside 198.18.0.0/24 other than its network and broadcast addresses",
+        );
+        let text = base_with(
+            "name = \"client1\"",
+            "name = \"client1\"\naddr = ‸\"198.18.1.255\"",
+        );
+        check(
+            &text,
+            "client client1 198.18.1.255 is not a host address of client LAN client1 198.18.1.0/24; allowed: an address inside 198.18.1.0/24 other than its network and broadcast addresses",
+        );
+    }
+
+    #[test]
+    fn xcf_and_cf_outside_lans() {
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\nxcf_addr = ‸\"198.18.0.200\"",
+        );
+        check(
+            &text,
+            "XCF address of MVS2 198.18.0.200 lies inside the external LAN 198.18.0.0/24; allowed: XCF and CF addresses outside every LAN subnet",
+        );
+        let text = base_with("name = \"t\"", "name = \"t\"\n[cf]\naddr = ‸\"198.18.1.9\"");
+        check(
+            &text,
+            "coupling facility CF 198.18.1.9 lies inside client LAN client1 198.18.1.0/24; allowed: XCF and CF addresses outside every LAN subnet",
+        );
+    }
+
+    #[test]
+    fn subnet_overlap() {
+        let text =
+            format!("{BASE}[[client_lan]]\nname = \"lan1\"\nsubnet = ‸\"198.18.0.128/25\"\n");
+        check(
+            &text,
+            "LAN client LAN lan1 198.18.0.128/25 overlaps the external LAN 198.18.0.0/24; allowed: disjoint LAN subnets",
+        );
+    }
+
+    #[test]
+    fn automatic_lans_avoid_given_ones() {
+        let text = format!(
+            "{BASE}[[client]]\nname = \"client2\"\nlan = \"lan9\"\n[[client_lan]]\nname = \"lan9\"\nsubnet = \"198.18.1.0/24\"\n"
+        );
+        let t = load(&text).expect("loads");
+        let c1 = t
+            .clients
+            .iter()
+            .find(|c| c.name == "client1")
+            .expect("client1");
+        assert_eq!(
+            t.client_lan(&c1.lan).expect("lan").subnet.to_string(),
+            "198.18.2.0/24"
+        );
+        let c2 = t
+            .clients
+            .iter()
+            .find(|c| c.name == "client2")
+            .expect("client2");
+        assert_eq!(
+            (c2.lan.as_str(), c2.addr.to_string().as_str()),
+            ("lan9", "198.18.1.2")
+        );
+    }
+
+    #[test]
+    fn shared_lan_numbers_clients() {
+        let text = format!(
+            "{BASE}[[client]]\nname = \"client2\"\nlan = \"client1\"\n[[client]]\nname = \"client3\"\nlan = \"client1\"\naddr = \"198.18.1.3\"\n"
+        );
+        let t = load(&text).expect("loads");
+        let addrs: Vec<String> = t.clients.iter().map(|c| c.addr.to_string()).collect();
+        assert_eq!(addrs, ["198.18.1.2", "198.18.1.4", "198.18.1.3"]);
+        assert_eq!(t.client_lans.len(), 1);
+    }
+
+    #[test]
+    fn no_room() {
+        // A /29 has hosts .1 to .6: MVS1 is placed by hand, MVS2 (.12) does not fit.
+        let text = base_with(
+            "name = \"t\"",
+            "name = \"t\"\n[external_lan]\nsubnet = \"198.18.0.0/29\"",
+        )
+        .replace("198.18.0.100", "198.18.0.5")
+        .replacen("255.255.255.0", "255.255.255.248", 1)
+        .replacen(
+            "name = \"MVS1\"",
+            "name = \"MVS1\"\next_addr = \"198.18.0.2\"",
+            1,
+        )
+        .replacen("name = \"MVS2\"", "name = ‸\"MVS2\"", 1);
+        check(
+            &text,
+            "no room for an automatic external address of MVS2 in 198.18.0.0/29; allowed: give `ext_addr` explicitly, or a larger subnet",
+        );
+    }
+
+    #[test]
+    fn dvipa_outside_lan() {
+        let text = base_with(
+            "IMMEDIATE 255.255.255.0 198.18.0.100",
+            "IMMEDIATE 255.255.255.0 198.18.0.100 ‸198.18.5.1",
+        );
+        check(
+            &text,
+            "DVIPA 198.18.5.1 is outside the external LAN 198.18.0.0/24; allowed: DVIPAs inside 198.18.0.0/24, where their owner answers ARP for them",
+        );
+        let text = base_with(
+            "VIPADEFINE MOVEABLE IMMEDIATE 255.255.255.0 198.18.0.100\n",
+            "VIPADEFINE MOVEABLE IMMEDIATE 255.255.255.0 198.18.0.100\n  VIPARANGE 255.255.255.0 ‸198.18.7.0\n",
+        );
+        check(
+            &text,
+            "DVIPA 198.18.7.0 is outside the external LAN 198.18.0.0/24; allowed: DVIPAs inside 198.18.0.0/24, where their owner answers ARP for them",
+        );
+        let text = base_with(
+            "IMMEDIATE 255.255.255.0 198.18.0.100",
+            "IMMEDIATE 255.255.255.0 198.18.0.100 ‸198.18.0.255",
+        );
+        check(
+            &text,
+            "DVIPA 198.18.0.255 is not a host address of the external LAN 198.18.0.0/24; allowed: an address inside 198.18.0.0/24 other than its network and broadcast addresses",
+        );
+    }
+
+    #[test]
+    fn host_not_dvipa() {
+        let text = base_with(
+            "DVA1 = \"198.18.0.100\"",
+            "DVA1 = \"198.18.0.100\"\nDVA2 = ‸\"198.18.0.102\"",
+        );
+        check(
+            &text,
+            "[hosts] DVA2 = 198.18.0.102 is not a DVIPA of this topology; allowed: an address some image's VIPADEFINE or VIPABACKUP names (node names are added to the hosts table automatically)",
+        );
+    }
+
+    #[test]
+    fn unknown_dest() {
+        let text = base_with("DESTIP MVS1 MVS2", "DESTIP MVS1 ‸MVS7");
+        check(
+            &text,
+            "DESTIP `MVS7` is neither an image nor an image's XCF address; allowed: an image name or its XCF address: MVS1 (198.19.0.1), MVS2 (198.19.0.2), or ALL",
+        );
+        let text = base_with("DESTIP MVS1 MVS2", "DESTIP MVS1 ‸198.19.0.9");
+        check(
+            &text,
+            "DESTIP `198.19.0.9` is neither an image nor an image's XCF address; allowed: an image name or its XCF address: MVS1 (198.19.0.1), MVS2 (198.19.0.2), or ALL",
+        );
+    }
+
+    #[test]
+    fn dest_by_xcf_address_and_any_case() {
+        let text = base_with("DESTIP MVS1 MVS2", "DESTIP mvs1 198.19.0.2");
+        let t = load(&text).expect("loads");
+        let d = &t.images[0].vipa.distributes[0];
+        let names: Vec<&str> = d.dests.iter().map(|d| d.image.as_str()).collect();
+        assert_eq!(names, ["MVS1", "MVS2"]);
+    }
+
+    #[test]
+    fn duplicate_dest() {
+        let text = base_with("DESTIP MVS1 MVS2", "DESTIP MVS1 MVS2 ‸198.19.0.1");
+        check(
+            &text,
+            "DESTIP MVS1 is listed twice; allowed: each image once per VIPADISTRIBUTE",
+        );
+    }
+
+    #[test]
+    fn two_owners() {
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\nvipadynamic = \"VIPADYNAMIC VIPADEFINE 255.255.255.0 ‸198.18.0.100 ENDVIPADYNAMIC\"",
+        );
+        check(
+            &text,
+            "DVIPA 198.18.0.100 is VIPADEFINEd by MVS1 and by MVS2; allowed: one owner per DVIPA, other images take it over with VIPABACKUP",
+        );
+    }
+
+    #[test]
+    fn defined_twice() {
+        let text = base_with(
+            "VIPADEFINE MOVEABLE IMMEDIATE 255.255.255.0 198.18.0.100\n",
+            "VIPADEFINE MOVEABLE IMMEDIATE 255.255.255.0 198.18.0.100\n  VIPABACKUP 10 ‸198.18.0.100\n",
+        );
+        check(
+            &text,
+            "DVIPA 198.18.0.100 is defined twice in MVS1; allowed: one VIPADEFINE or one VIPABACKUP per DVIPA in an image",
+        );
+    }
+
+    #[test]
+    fn backup_without_owner() {
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\nvipadynamic = '''\nVIPADYNAMIC\n VIPABACKUP 10 ‸198.18.0.101\nENDVIPADYNAMIC\n'''",
+        );
+        check(
+            &text,
+            "VIPABACKUP of 198.18.0.101 in MVS2, but no image VIPADEFINEs it; allowed: back up a DVIPA that some image owns with VIPADEFINE",
+        );
+    }
+
+    #[test]
+    fn backup_takes_owner_mask_and_defaults() {
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\nvipadynamic = 'VIPADYN VIPAB 198.18.0.100 ENDVIPADYN'",
+        );
+        let t = load(&text).expect("loads");
+        let b = &t.images[1].vipa.backups[0];
+        assert_eq!((b.rank, b.mask.to_string().as_str()), (1, "255.255.255.0"));
+        assert_eq!(b.moveable, crate::topology::Moveable::Immediate);
+    }
+
+    #[test]
+    fn distribute_undefined() {
+        let text = base_with(
+            "name = \"MVS2\"",
+            "name = \"MVS2\"\nvipadynamic = '''\nVIPADYNAMIC\n VIPADIST ‸198.18.0.100 PORT 80 DESTIP ALL\nENDVIPADYNAMIC\n'''",
+        );
+        check(
+            &text,
+            "VIPADISTRIBUTE of 198.18.0.100 in MVS2, which neither VIPADEFINEs nor VIPABACKUPs it; allowed: distribute a DVIPA defined or backed up in the same image",
+        );
+    }
+
+    #[test]
+    fn duplicate_distribute() {
+        let text = base_with(
+            "PORT 80 DESTIP MVS1 MVS2\n",
+            "PORT 80 DESTIP MVS1 MVS2\n  VIPADIST 198.18.0.100 PORT 443 ‸80 DESTIP MVS2\n",
+        );
+        check(
+            &text,
+            "port 80 of 198.18.0.100 is distributed twice in MVS1; allowed: each DVIPA port in one VIPADISTRIBUTE of an image",
+        );
+    }
+
+    #[test]
+    fn statement_errors_are_located_in_the_file() {
+        // Syntax errors inside the vipadynamic string point into the file,
+        // past the `"""` and the newline it trims.
+        let text = base_with(
+            "ENDVIPADYNAMIC",
+            "  ‸VIPADELETE 198.18.0.100\nENDVIPADYNAMIC",
+        );
+        check(
+            &text,
+            "unknown statement `VIPADELETE`; allowed: VIPADEFine, VIPABackup, VIPADISTribute, VIPARange, ENDVIPADYNamic (the upper-case part is the shortest abbreviation)",
+        );
+        let text = base_with("PORT 80 DESTIP", "PORT 80 ‸70000 DESTIP");
+        check(
+            &text,
+            "port `70000` is out of range; allowed: 1 to 65535, or a range low-high such as 8000-8009",
+        );
+        let text = base_with(
+            "VIPADEFINE MOVEABLE IMMEDIATE 255.255.255.0",
+            "VIPADEFINE MOVEABLE ‸SOON 255.255.255.0",
+        );
+        check(
+            &text,
+            "unknown keyword `SOON` in VIPADEFINE; allowed here: IMMEDIATE or WHENIDLE after MOVEABLE",
+        );
+        let text = base_with(
+            "VIPADEFINE MOVEABLE IMMEDIATE 255.255.255.0",
+            "VIPADEFINE MOVEABLE IMMEDIATE ‸255.255.0.255",
+        );
+        check(
+            &text,
+            "`255.255.0.255` is not an address mask; allowed: a contiguous netmask such as 255.255.255.0",
+        );
+        let text = base_with("VIPADYNAMIC\n  VIPADEFINE", "‸VIPADEFINE");
+        check(
+            &text,
+            "expected VIPADYNAMIC, found `VIPADEFINE`; allowed: statements inside a VIPADYNAMIC ... ENDVIPADYNAMIC block",
+        );
+        let text = base_with("\nENDVIPADYNAMIC\n", "\n");
+        let text = text.replacen("VIPADYNAMIC\n  VIPADEFINE", "‸VIPADYNAMIC\n  VIPADEFINE", 1);
+        check(
+            &text,
+            "the VIPADYNAMIC block is not closed; allowed: ENDVIPADYNAMIC after the last statement",
+        );
+    }
+
+    #[test]
+    fn escapes_in_basic_strings_keep_positions() {
+        let text = base_with(
+            "VIPADISTRIBUTE DEFINE DISTMETHOD ROUNDROBIN 198.18.0.100 PORT 80",
+            "VIPADISTRIBUTE\\tDEFINE DISTMETHOD ROUNDROBIN 198.18.0.100 PORT ‸0",
+        );
+        check(
+            &text,
+            "port `0` is out of range; allowed: 1 to 65535, or a range low-high such as 8000-8009",
+        );
+    }
+
+    #[test]
+    fn all_errors_are_collected_in_file_order() {
+        let text = base_with("DESTIP MVS1 MVS2", "DESTIP MVS1 MVS9")
+            .replacen(
+                "name = \"MVS2\"",
+                "name = \"MVS2\"\next_addr = \"1.2.3.4\"",
+                1,
+            )
+            .replacen("name = \"client1\"", "name = \"client_1\"", 1);
+        let e = load(&text).expect_err("three problems");
+        let lines: Vec<usize> = e.errors().iter().map(|d| d.line).collect();
+        assert_eq!(lines, [9, 14, 16]);
+        assert_eq!(e.to_string(), e.errors()[0].to_string());
     }
 }

@@ -111,7 +111,6 @@ const UNSUPPORTED: &[Keyword] = &[
     Keyword::new("NOOPTLOCAL", 10),
     Keyword::new("SYSPLEXPORTS", 8),
     Keyword::new("TIMEDAFFINITY", 8),
-    Keyword::new("VIPAROUTE", 9),
     Keyword::new("PROCTYPE", 8),
     Keyword::new("CONTROLPORT", 11),
     Keyword::new("GRE", 3),
@@ -1062,6 +1061,27 @@ mod tests {
         assert_eq!(w, "SERVERWLM");
         let (w, _) = block_err("VIPARANGE DELETE 255.255.255.0 198.18.0.0");
         assert_eq!(w, "DELETE");
+    }
+
+    #[test]
+    fn real_zos_statements_plexnet_lacks_start_their_own_statement() {
+        let text = "VIPADYNAMIC\nVIPADEFINE 255.255.255.0 198.18.0.100\nVIPAROUTE 198.19.0.2 198.18.0.12\nENDVIPADYNAMIC";
+        let (s, e) = parse(text);
+        assert_eq!(s.len(), 1, "the VIPADEFINE before it still parses");
+        assert_eq!(e.len(), 1);
+        assert_eq!(&text[e[0].0..e[0].0 + 9], "VIPAROUTE");
+        assert!(matches!(e[0].1, ErrorKind::UnknownStatement { .. }));
+    }
+
+    #[test]
+    fn unsupported_keyword_where_an_address_is_expected() {
+        let (w, k) = block_err("VIPADEFINE 255.255.255.0 198.18.0.100 SERVICEMGR");
+        assert_eq!(w, "SERVICEMGR");
+        assert!(matches!(k, ErrorKind::Unsupported { .. }), "{k}");
+        let (w, k) =
+            block_err("VIPADEFINE MOVEABLE IMMEDIATE SERVICEMGR 255.255.255.0 198.18.0.100");
+        assert_eq!(w, "SERVICEMGR");
+        assert!(matches!(k, ErrorKind::Unsupported { .. }), "{k}");
     }
 
     #[test]
