@@ -238,8 +238,12 @@ pub enum ErrorKind {
         keyword: &'static str,
         method: DistMethod,
     },
-    #[error("DISTMETHOD HOTSTANDBY with {preferred} PREFERRED and {backups} BACKUP destinations; allowed: exactly one PREFERRED and at least one BACKUP rank")]
-    HotStandbyRoles { preferred: usize, backups: usize },
+    #[error("DISTMETHOD HOTSTANDBY with {preferred} PREFERRED, {backups} BACKUP and {unmarked} unmarked destinations; allowed: exactly one PREFERRED and every other destination BACKUP rank")]
+    HotStandbyRoles {
+        preferred: usize,
+        backups: usize,
+        unmarked: usize,
+    },
     #[error("DESTIP ALL with DISTMETHOD HOTSTANDBY; allowed: a list of destinations, one PREFERRED and the others BACKUP rank")]
     HotStandbyAll,
     #[error("DISTMETHOD is given twice; allowed: one DISTMETHOD per VIPADISTRIBUTE")]

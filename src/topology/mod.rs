@@ -2,8 +2,8 @@
 //! validation.
 //!
 //! A topology file is TOML. Every image carries the VIPADYNAMIC block of its
-//! PROFILE.TCPIP as a string, in z/OS syntax (see [`vipa`](self) for what is
-//! accepted):
+//! PROFILE.TCPIP as a string, in z/OS syntax (the [`vipa`] module lists the
+//! statements, abbreviations and defaults accepted):
 //!
 //! ```toml
 //! name = "minimal"                 # optional, default the file stem
@@ -57,7 +57,7 @@ mod file;
 mod model;
 mod resolve;
 mod source;
-mod vipa;
+pub mod vipa;
 
 pub use error::{Diagnostic, ErrorKind, NameKind, TopologyError};
 pub use model::*;

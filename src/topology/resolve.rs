@@ -25,7 +25,7 @@ use super::file::{ClientDef, ImageDef, TopologyFile};
 use super::model::*;
 use super::source::StrMap;
 use super::vipa::{self, parse_ipv4, RawDests, Statement};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use toml::Spanned;
@@ -791,7 +791,7 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
     // VIPADEFINE in file order.
     let mut owner: HashMap<Ipv4Addr, usize> = HashMap::new();
     // What each image defines or backs up, for duplicate and distribute checks.
-    let mut local: Vec<HashMap<Ipv4Addr, ()>> = vec![HashMap::new(); images.len()];
+    let mut local: Vec<HashSet<Ipv4Addr>> = vec![HashSet::new(); images.len()];
     for (i, pv) in parsed.iter().enumerate() {
         for s in &pv.statements {
             let Statement::Define(d) = &s.value else {
@@ -802,7 +802,7 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
                 if !dvipa_on_ext(r, a.value, ext, at) {
                     continue;
                 }
-                if local[i].contains_key(&a.value) {
+                if local[i].contains(&a.value) {
                     let image = images[i].name.clone();
                     r.err(
                         at,
@@ -823,7 +823,7 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
                     continue;
                 }
                 owner.insert(a.value, i);
-                local[i].insert(a.value, ());
+                local[i].insert(a.value);
                 r.claim(a.value, format!("DVIPA of {}", images[i].name), at);
                 images[i].vipa.defines.push(VipaDefine {
                     moveable: d.moveable,
@@ -844,7 +844,7 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
                             continue;
                         }
                         let image = images[i].name.clone();
-                        if local[i].contains_key(&a.value) {
+                        if local[i].contains(&a.value) {
                             r.err(
                                 at,
                                 ErrorKind::DefinedTwice {
@@ -869,7 +869,7 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
                             .mask
                             .or(owner_def.map(|d| d.mask))
                             .unwrap_or(Ipv4Addr::from(prefix_mask(ext.subnet.prefix_len)));
-                        local[i].insert(a.value, ());
+                        local[i].insert(a.value);
                         images[i].vipa.backups.push(VipaBackup {
                             rank: b.rank,
                             moveable: b.moveable.unwrap_or(Moveable::Immediate),
@@ -882,7 +882,7 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
                     let at = pv.at(g.addr.at);
                     let range = Subnet {
                         addr: g.addr.value,
-                        prefix_len: g.mask.leading_ones_len(),
+                        prefix_len: u32::from(g.mask).leading_ones() as u8,
                     };
                     if !(ext.subnet.contains(range.addr)
                         && range.prefix_len >= ext.subnet.prefix_len)
@@ -911,14 +911,14 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
         .map(|i| (i.name.clone(), i.xcf_addr))
         .collect();
     for (i, pv) in parsed.iter().enumerate() {
-        let mut ports_seen: HashMap<(Ipv4Addr, u16), ()> = HashMap::new();
+        let mut ports_seen: HashSet<(Ipv4Addr, u16)> = HashSet::new();
         for s in &pv.statements {
             let Statement::Distribute(d) = &s.value else {
                 continue;
             };
             let image = images[i].name.clone();
             let addr_at = pv.at(d.addr.at);
-            if !local[i].contains_key(&d.addr.value) {
+            if !local[i].contains(&d.addr.value) {
                 // Only report it if the address itself was acceptable.
                 if ext.subnet.contains(d.addr.value) {
                     r.err(
@@ -941,7 +941,7 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
             }
             let mut ok = true;
             for p in &d.ports {
-                if ports_seen.insert((d.addr.value, p.value), ()).is_some() {
+                if !ports_seen.insert((d.addr.value, p.value)) {
                     let kind = ErrorKind::DuplicateDistribute {
                         addr: d.addr.value,
                         port: p.value,
@@ -1029,17 +1029,6 @@ fn dvipa_on_ext(r: &mut Resolver<'_>, addr: Ipv4Addr, ext: &Lan, at: usize) -> b
         return false;
     }
     r.on_lan("DVIPA", addr, ext, at)
-}
-
-/// Prefix length of a contiguous netmask.
-trait MaskLen {
-    fn leading_ones_len(&self) -> u8;
-}
-
-impl MaskLen for Ipv4Addr {
-    fn leading_ones_len(&self) -> u8 {
-        u32::from(*self).leading_ones() as u8
-    }
 }
 
 #[cfg(test)]

@@ -48,7 +48,9 @@
 //!
 //! This module only parses; ownership, destinations and addresses are checked
 //! when the whole topology is resolved. Offsets are byte offsets into the
-//! string given to [`parse`].
+//! string given to `parse`. It is public for this documentation only; its
+//! items are internal, and the results reach the rest of plexnet as
+//! [`VipaDynamic`](super::VipaDynamic).
 
 use super::error::ErrorKind;
 use super::model::{DestRole, DistMethod, Moveable};
@@ -464,7 +466,8 @@ fn parse_addr(t: Tok<'_>) -> Result<At<Ipv4Addr>, RawError> {
         })
 }
 
-/// Strict dotted decimal: four parts 0..=255, no leading `+`, no empty parts.
+/// Dotted decimal as `std` parses it: four parts 0..=255, no leading zeros,
+/// nothing else.
 pub(crate) fn parse_ipv4(text: &str) -> Option<Ipv4Addr> {
     text.parse().ok()
 }
@@ -734,8 +737,14 @@ fn parse_distribute(toks: &[Tok<'_>]) -> Result<RawDistribute, RawError> {
             .iter()
             .filter(|d| matches!(d.role, DestRole::Backup(_)))
             .count();
-        if preferred != 1 || backups == 0 || preferred + backups != dests.len() {
-            return Err((destip.at, ErrorKind::HotStandbyRoles { preferred, backups }));
+        let unmarked = dests.len() - preferred - backups;
+        if preferred != 1 || backups == 0 || unmarked != 0 {
+            let kind = ErrorKind::HotStandbyRoles {
+                preferred,
+                backups,
+                unmarked,
+            };
+            return Err((destip.at, kind));
         }
     }
     Ok(RawDistribute {
@@ -1218,7 +1227,7 @@ mod tests {
         assert_eq!(w, "DESTIP");
         assert_eq!(
             k.to_string(),
-            "DISTMETHOD HOTSTANDBY with 2 PREFERRED and 0 BACKUP destinations; allowed: exactly one PREFERRED and at least one BACKUP rank"
+            "DISTMETHOD HOTSTANDBY with 2 PREFERRED, 0 BACKUP and 0 unmarked destinations; allowed: exactly one PREFERRED and every other destination BACKUP rank"
         );
         let (_, k) =
             block_err("VIPADIST DISTM HOTSTANDBY 198.18.0.100 PORT 80 DESTIP MVS1 PREF MVS2");
@@ -1226,8 +1235,16 @@ mod tests {
             k,
             ErrorKind::HotStandbyRoles {
                 preferred: 1,
-                backups: 0
+                backups: 0,
+                unmarked: 1
             }
+        );
+        let (_, k) = block_err(
+            "VIPADIST DISTM HOTSTANDBY 198.18.0.100 PORT 80 DESTIP MVS1 PREF MVS2 BACK 5 MVS3",
+        );
+        assert_eq!(
+            k.to_string(),
+            "DISTMETHOD HOTSTANDBY with 1 PREFERRED, 1 BACKUP and 1 unmarked destinations; allowed: exactly one PREFERRED and every other destination BACKUP rank"
         );
         let (w, k) = block_err("VIPADIST DISTM HOTSTANDBY 198.18.0.100 PORT 80 DESTIP ALL");
         assert_eq!(w, "DESTIP");
