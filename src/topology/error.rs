@@ -1,0 +1,275 @@
+//! Errors of topology loading: every one names the file, the line and the
+//! column, says what is wrong and what is allowed.
+
+use super::model::{DistMethod, Subnet};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+/// Why a topology file could not be loaded. Nothing was created.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// The file could not be read at all.
+    #[error("{}: cannot read the topology file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid topology. `Display` shows the
+    /// first problem (the earliest in the file); [`TopologyError::errors`]
+    /// lists them all.
+    #[error("{first}")]
+    Invalid {
+        first: Box<Diagnostic>,
+        rest: Vec<Diagnostic>,
+    },
+}
+
+impl TopologyError {
+    /// Every located problem found, earliest in the file first (empty for
+    /// [`TopologyError::Read`]).
+    pub fn errors(&self) -> Vec<&Diagnostic> {
+        match self {
+            TopologyError::Read { .. } => Vec::new(),
+            TopologyError::Invalid { first, rest } => {
+                std::iter::once(first.as_ref()).chain(rest.iter()).collect()
+            }
+        }
+    }
+
+    /// The first problem's kind, if the file was read.
+    pub fn kind(&self) -> Option<&ErrorKind> {
+        match self {
+            TopologyError::Read { .. } => None,
+            TopologyError::Invalid { first, .. } => Some(&first.kind),
+        }
+    }
+
+    /// Builds the error from a non-empty list, sorting it by position
+    /// (stable, so problems at one position keep the order found).
+    pub(crate) fn from_diagnostics(mut all: Vec<Diagnostic>) -> Option<TopologyError> {
+        all.sort_by_key(|d| (d.line, d.col));
+        all.dedup();
+        let mut it = all.into_iter();
+        let first = it.next()?;
+        Some(TopologyError::Invalid {
+            first: Box::new(first),
+            rest: it.collect(),
+        })
+    }
+}
+
+/// One located problem: `Display` is `FILE:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{col}: {kind}", path.display())]
+pub struct Diagnostic {
+    pub path: PathBuf,
+    /// 1-based line in the file.
+    pub line: usize,
+    /// 1-based column in the file, counted in characters.
+    pub col: usize,
+    pub kind: ErrorKind,
+}
+
+/// Where in a text a byte offset is: 1-based line and character column.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+/// A node kind, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    Image,
+    Client,
+    Router,
+    CouplingFacility,
+    Lan,
+    Host,
+    Topology,
+}
+
+impl NameKind {
+    /// What a valid name looks like.
+    pub fn rule(self) -> &'static str {
+        match self {
+            NameKind::Image => "1 to 8 characters A-Z a-z 0-9 (a z/OS system name), not ALL",
+            NameKind::Client | NameKind::Router | NameKind::CouplingFacility | NameKind::Lan => {
+                "1 to 12 characters A-Z a-z 0-9"
+            }
+            NameKind::Host => {
+                "1 to 63 characters A-Z a-z 0-9 and '-', starting with a letter or digit"
+            }
+            NameKind::Topology => "1 to 32 characters A-Z a-z 0-9 '-' '_'",
+        }
+    }
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::Image => "image",
+            NameKind::Client => "client",
+            NameKind::Router => "router",
+            NameKind::CouplingFacility => "coupling facility",
+            NameKind::Lan => "LAN",
+            NameKind::Host => "host",
+            NameKind::Topology => "topology",
+        })
+    }
+}
+
+/// What is wrong. Each message ends with what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    // ---- the TOML layer ----
+    /// TOML syntax, an unknown key, a missing key or a value of the wrong type.
+    #[error("{message}")]
+    Toml { message: String },
+    #[error("the topology has no image; allowed: at least one [[image]] table")]
+    NoImages,
+
+    // ---- names ----
+    #[error("{kind} name `{name}` is not valid; allowed: {}", kind.rule())]
+    BadName { kind: NameKind, name: String },
+    #[error("name `{name}` is used twice (first at line {first_line}); allowed: names unique, ignoring case, across images, clients, the router, the CF and [hosts]")]
+    DuplicateName { name: String, first_line: usize },
+    #[error("LAN name `{name}` is used twice (first at line {first_line}); allowed: one [[client_lan]] per name")]
+    DuplicateLan { name: String, first_line: usize },
+
+    // ---- addresses ----
+    #[error("`{text}` is not an IPv4 address; allowed: dotted decimal such as 198.18.0.100 (host names are not accepted here)")]
+    BadAddress { text: String },
+    #[error("`{text}` is not a subnet; allowed: address/prefix with zero host bits and a prefix of 8 to 30, such as 198.18.0.0/24")]
+    BadSubnet { text: String },
+    #[error(
+        "`{text}` is not an address mask; allowed: a contiguous netmask such as 255.255.255.0"
+    )]
+    BadMask { text: String },
+    #[error("{addr} is outside 198.18.0.0/15; allowed: addresses in 198.18.0.0/15 only (RFC 2544 benchmark space, never routed outside the testbed)")]
+    OutsideBenchmark { addr: Ipv4Addr },
+    #[error("{what} {addr} is also used by {other}; allowed: every address used once")]
+    DuplicateAddress {
+        addr: Ipv4Addr,
+        what: String,
+        other: String,
+    },
+    #[error("{what} {addr} is not a host address of {lan} {subnet}; allowed: an address inside {subnet} other than its network and broadcast addresses")]
+    NotInSubnet {
+        what: String,
+        addr: Ipv4Addr,
+        lan: String,
+        subnet: Subnet,
+    },
+    #[error("{what} {addr} lies inside {lan} {subnet}; allowed: XCF and CF addresses outside every LAN subnet")]
+    InsideLan {
+        what: String,
+        addr: Ipv4Addr,
+        lan: String,
+        subnet: Subnet,
+    },
+    #[error("LAN {lan} {subnet} overlaps {other} {other_subnet}; allowed: disjoint LAN subnets")]
+    SubnetOverlap {
+        lan: String,
+        subnet: Subnet,
+        other: String,
+        other_subnet: Subnet,
+    },
+    #[error("no room for an automatic {what} in {subnet}; allowed: give `{field}` explicitly, or a larger subnet")]
+    NoRoom {
+        what: String,
+        subnet: Subnet,
+        field: &'static str,
+    },
+    #[error("DVIPA {addr} is outside the external LAN {subnet}; allowed: DVIPAs inside {subnet}, where their owner answers ARP for them")]
+    DvipaOutsideLan { addr: Ipv4Addr, subnet: Subnet },
+    #[error("[hosts] {name} = {addr} is not a DVIPA of this topology; allowed: an address some image's VIPADEFINE or VIPABACKUP names (node names are added to the hosts table automatically)")]
+    HostNotDvipa { name: String, addr: Ipv4Addr },
+
+    // ---- VIPADYNAMIC syntax ----
+    #[error("expected VIPADYNAMIC, found `{found}`; allowed: statements inside a VIPADYNAMIC ... ENDVIPADYNAMIC block")]
+    OutsideBlock { found: String },
+    #[error("VIPADYNAMIC inside a VIPADYNAMIC block; allowed: ENDVIPADYNAMIC before the next VIPADYNAMIC")]
+    NestedBlock,
+    #[error(
+        "the VIPADYNAMIC block is not closed; allowed: ENDVIPADYNAMIC after the last statement"
+    )]
+    UnclosedBlock,
+    #[error("unknown statement `{word}`; allowed: VIPADEFine, VIPABackup, VIPADISTribute, VIPARange, ENDVIPADYNamic (the upper-case part is the shortest abbreviation)")]
+    UnknownStatement { word: String },
+    #[error("unknown keyword `{word}` in {statement}; allowed here: {allowed}")]
+    UnknownKeyword {
+        statement: &'static str,
+        word: String,
+        allowed: String,
+    },
+    #[error("{statement} ends early, {missing} is missing; allowed: {syntax}")]
+    Missing {
+        statement: &'static str,
+        missing: &'static str,
+        syntax: &'static str,
+    },
+    #[error("{statement} {keyword} is not supported by plexnet; allowed: {allowed}")]
+    Unsupported {
+        statement: &'static str,
+        keyword: String,
+        allowed: &'static str,
+    },
+    #[error("rank `{value}` is out of range; allowed: 1 to 254 (a higher rank takes over first)")]
+    RankOutOfRange { value: String },
+    #[error("port `{value}` is out of range; allowed: 1 to 65535, or a range low-high such as 8000-8009")]
+    PortOutOfRange { value: String },
+    #[error("weight `{value}` is out of range; allowed: 1 to 99")]
+    WeightOutOfRange { value: String },
+    #[error(
+        "WEIGHT with DISTMETHOD {method:?}; allowed: WEIGHT only with DISTMETHOD WEIGHTEDACTIVE"
+    )]
+    WeightWithoutWeightedActive { method: DistMethod },
+    #[error("{keyword} with DISTMETHOD {method:?}; allowed: PREFERRED and BACKUP only with DISTMETHOD HOTSTANDBY")]
+    RoleWithoutHotStandby {
+        keyword: &'static str,
+        method: DistMethod,
+    },
+    #[error("DISTMETHOD HOTSTANDBY with {preferred} PREFERRED, {backups} BACKUP and {unmarked} unmarked destinations; allowed: exactly one PREFERRED and every other destination BACKUP rank")]
+    HotStandbyRoles {
+        preferred: usize,
+        backups: usize,
+        unmarked: usize,
+    },
+    #[error("DESTIP ALL with DISTMETHOD HOTSTANDBY; allowed: a list of destinations, one PREFERRED and the others BACKUP rank")]
+    HotStandbyAll,
+    #[error("DISTMETHOD is given twice; allowed: one DISTMETHOD per VIPADISTRIBUTE")]
+    DuplicateDistMethod,
+
+    // ---- VIPADYNAMIC meaning ----
+    #[error("DESTIP `{dest}` is neither an image nor an image's XCF address; allowed: {allowed}, or ALL")]
+    UnknownDest { dest: String, allowed: String },
+    #[error("DESTIP {image} is listed twice; allowed: each image once per VIPADISTRIBUTE")]
+    DuplicateDest { image: String },
+    #[error("DVIPA {addr} is VIPADEFINEd by {first} and by {second}; allowed: one owner per DVIPA, other images take it over with VIPABACKUP")]
+    TwoOwners {
+        addr: Ipv4Addr,
+        first: String,
+        second: String,
+    },
+    #[error("DVIPA {addr} is defined twice in {image}; allowed: one VIPADEFINE or one VIPABACKUP per DVIPA in an image")]
+    DefinedTwice { addr: Ipv4Addr, image: String },
+    #[error("VIPABACKUP of {addr} in {image}, but no image VIPADEFINEs it; allowed: back up a DVIPA that some image owns with VIPADEFINE")]
+    BackupWithoutOwner { addr: Ipv4Addr, image: String },
+    #[error("VIPADISTRIBUTE of {addr} in {image}, which neither VIPADEFINEs nor VIPABACKUPs it; allowed: distribute a DVIPA defined or backed up in the same image")]
+    DistributeUndefined { addr: Ipv4Addr, image: String },
+    #[error("port {port} of {addr} is distributed twice in {image}; allowed: each DVIPA port in one VIPADISTRIBUTE of an image")]
+    DuplicateDistribute {
+        addr: Ipv4Addr,
+        port: u16,
+        image: String,
+    },
+}

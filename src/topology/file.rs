@@ -1,0 +1,102 @@
+//! The TOML file as written, before addresses are assigned and statements are
+//! checked. Every table denies unknown keys, so a misspelt key is an error
+//! with its line and column rather than a silently ignored setting.
+//!
+//! Values that can be wrong are kept as `Spanned<String>` and parsed in
+//! `resolve`, so that their errors point at them and say what is allowed.
+//! To add a setting later, add an `Option` (or `#[serde(default)]`) field here
+//! and read it in `resolve`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopologyFile {
+    /// Names the run directory; defaults to the file stem.
+    pub(crate) name: Option<Spanned<String>>,
+    /// Free text for people.
+    #[allow(dead_code)]
+    pub(crate) description: Option<String>,
+    pub(crate) external_lan: Option<ExternalLanDef>,
+    pub(crate) router: Option<RouterDef>,
+    pub(crate) cf: Option<CfDef>,
+    /// Host names for DVIPAs: `DVA1 = "198.18.0.100"`.
+    #[serde(default)]
+    pub(crate) hosts: BTreeMap<String, Spanned<String>>,
+    #[serde(default, rename = "image")]
+    pub(crate) images: Vec<ImageDef>,
+    #[serde(default, rename = "client_lan")]
+    pub(crate) client_lans: Vec<ClientLanDef>,
+    #[serde(default, rename = "client")]
+    pub(crate) clients: Vec<ClientDef>,
+}
+
+/// `[external_lan]`: where the images' `ext` links and the DVIPAs live.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExternalLanDef {
+    /// Default `198.18.0.0/24`.
+    pub(crate) subnet: Option<Spanned<String>>,
+    /// `net`'s address on it; default the first host address (`.1`).
+    pub(crate) gateway: Option<Spanned<String>>,
+}
+
+/// `[router]`: the `net` namespace.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouterDef {
+    /// Default `net`.
+    pub(crate) name: Option<Spanned<String>>,
+}
+
+/// `[cf]`: the coupling facility.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CfDef {
+    /// Default `CF`.
+    pub(crate) name: Option<Spanned<String>>,
+    /// Default `198.19.255.254`.
+    pub(crate) addr: Option<Spanned<String>>,
+}
+
+/// `[[image]]`: a z/OS image with its TCP/IP stack.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImageDef {
+    pub(crate) name: Spanned<String>,
+    /// Default: external LAN host `.10 + k` for image `k` (1-based, file order).
+    pub(crate) ext_addr: Option<Spanned<String>>,
+    /// Default `198.19.0.k`.
+    pub(crate) xcf_addr: Option<Spanned<String>>,
+    /// Whether IKE runs on this image for the DVIPAs it owns.
+    #[serde(default)]
+    pub(crate) ike: bool,
+    /// The VIPADYNAMIC block in PROFILE.TCPIP syntax; none for a pure target.
+    pub(crate) vipadynamic: Option<Spanned<String>>,
+}
+
+/// `[[client_lan]]`: a LAN behind `net` that clients can share.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientLanDef {
+    pub(crate) name: Spanned<String>,
+    /// Default: the next free `198.18.j.0/24`.
+    pub(crate) subnet: Option<Spanned<String>>,
+    /// Default: the first host address (`.1`).
+    pub(crate) gateway: Option<Spanned<String>>,
+}
+
+/// `[[client]]`: a client host.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientDef {
+    pub(crate) name: Spanned<String>,
+    /// The `[[client_lan]]` it sits on; default a LAN of its own, named
+    /// after the client.
+    pub(crate) lan: Option<Spanned<String>>,
+    /// Default: the LAN's next free host address from `.2`.
+    pub(crate) addr: Option<Spanned<String>>,
+}

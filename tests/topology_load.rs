@@ -1,0 +1,233 @@
+//! Loads the shipped topologies and every bad fixture under
+//! `tests/data/topology/`, checking the resolved model and the located errors.
+
+use plexnet::topology::{self, DestRole, DistMethod, Moveable, Topology};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().expect("test address")
+}
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn load(rel: &str) -> Topology {
+    match topology::load(&repo(rel)) {
+        Ok(t) => t,
+        Err(e) => {
+            let all: Vec<String> = e.errors().iter().map(|d| d.to_string()).collect();
+            panic!("{rel} does not load:\n{}", all.join("\n"))
+        }
+    }
+}
+
+fn dest_names(d: &topology::VipaDistribute) -> Vec<&str> {
+    d.dests.iter().map(|d| d.image.as_str()).collect()
+}
+
+#[test]
+fn figure4_nodes_and_addresses() {
+    let t = load("topologies/figure4.toml");
+    assert_eq!(t.name, "figure4");
+    let names: Vec<&str> = t.images.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["MVS1", "MVS2", "MVS3", "MVS4", "MVS5"]);
+    for (k, image) in t.images.iter().enumerate() {
+        let k = k as u8 + 1;
+        assert_eq!(
+            image.ext_addr,
+            Ipv4Addr::new(198, 18, 0, 10 + k),
+            "{}",
+            image.name
+        );
+        assert_eq!(
+            image.xcf_addr,
+            Ipv4Addr::new(198, 19, 0, k),
+            "{}",
+            image.name
+        );
+    }
+    let ike: Vec<&str> = t
+        .images
+        .iter()
+        .filter(|i| i.ike)
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(ike, ["MVS1", "MVS5"]);
+    assert_eq!(t.external_lan.subnet.to_string(), "198.18.0.0/24");
+    assert_eq!(t.external_lan.gateway, ip("198.18.0.1"));
+    assert_eq!(t.router.name, "net");
+    assert_eq!(t.cf.name, "CF");
+    assert_eq!(t.cf.addr, ip("198.19.255.254"));
+    assert_eq!(t.clients.len(), 1);
+    let c = &t.clients[0];
+    assert_eq!((c.name.as_str(), c.addr), ("client1", ip("198.18.1.2")));
+    let lan = t.client_lan(&c.lan).expect("client1's LAN");
+    assert_eq!(lan.subnet.to_string(), "198.18.1.0/24");
+    assert_eq!(lan.gateway, ip("198.18.1.1"));
+    assert_eq!(t.lans().count(), 2);
+}
+
+#[test]
+fn figure4_dvipas_owners_and_backup() {
+    let t = load("topologies/figure4.toml");
+    let (dva1, dvb1) = (ip("198.18.0.100"), ip("198.18.0.101"));
+    assert_eq!(t.dvipas(), [dva1, dvb1]);
+    assert_eq!(t.owner_of(dva1).map(|i| i.name.as_str()), Some("MVS1"));
+    assert_eq!(t.owner_of(dvb1).map(|i| i.name.as_str()), Some("MVS5"));
+
+    let mvs1 = t.image("mvs1").expect("MVS1");
+    assert_eq!(mvs1.vipa.defines.len(), 1);
+    assert_eq!(mvs1.vipa.defines[0].moveable, Moveable::Immediate);
+    assert_eq!(mvs1.vipa.defines[0].mask, ip("255.255.255.0"));
+    assert_eq!(mvs1.vipa.distributes.len(), 1);
+    let d = &mvs1.vipa.distributes[0];
+    assert_eq!(
+        (d.addr, d.method, d.all),
+        (dva1, DistMethod::RoundRobin, false)
+    );
+    assert_eq!(d.ports, [60, 80]);
+    assert_eq!(dest_names(d), ["MVS1", "MVS2", "MVS4"]);
+    let xcf: Vec<Ipv4Addr> = d.dests.iter().map(|d| d.xcf_addr).collect();
+    assert_eq!(xcf, [ip("198.19.0.1"), ip("198.19.0.2"), ip("198.19.0.4")]);
+    assert!(d.dests.iter().all(|d| d.role == DestRole::Plain));
+
+    let mvs5 = t.image("MVS5").expect("MVS5");
+    assert_eq!(mvs5.vipa.backups.len(), 1);
+    let b = &mvs5.vipa.backups[0];
+    assert_eq!(
+        (b.addr, b.rank, b.moveable),
+        (dva1, 100, Moveable::Immediate)
+    );
+    assert_eq!(mvs5.vipa.distributes.len(), 2);
+    let dvb = &mvs5.vipa.distributes[0];
+    assert_eq!((dvb.addr, dvb.all), (dvb1, true));
+    assert_eq!(dest_names(dvb), ["MVS1", "MVS2", "MVS3", "MVS4", "MVS5"]);
+    let after_takeover = &mvs5.vipa.distributes[1];
+    assert_eq!(after_takeover.addr, dva1);
+    assert_eq!(after_takeover.ports, [60, 80]);
+    assert_eq!(dest_names(after_takeover), ["MVS2", "MVS3", "MVS4"]);
+
+    for name in ["MVS2", "MVS3", "MVS4"] {
+        let i = t.image(name).expect("target image");
+        assert!(
+            i.vipa.defines.is_empty() && i.vipa.backups.is_empty() && i.vipa.distributes.is_empty()
+        );
+    }
+}
+
+#[test]
+fn figure4_hosts_table() {
+    let t = load("topologies/figure4.toml");
+    let hosts: Vec<(&str, Ipv4Addr)> = t.hosts.iter().map(|h| (h.name.as_str(), h.addr)).collect();
+    assert_eq!(
+        hosts,
+        [
+            ("net", ip("198.18.0.1")),
+            ("CF", ip("198.19.255.254")),
+            ("MVS1", ip("198.18.0.11")),
+            ("MVS2", ip("198.18.0.12")),
+            ("MVS3", ip("198.18.0.13")),
+            ("MVS4", ip("198.18.0.14")),
+            ("MVS5", ip("198.18.0.15")),
+            ("client1", ip("198.18.1.2")),
+            ("DVA1", ip("198.18.0.100")),
+            ("DVB1", ip("198.18.0.101")),
+        ]
+    );
+}
+
+#[test]
+fn minimal_topology() {
+    let t = load("topologies/minimal.toml");
+    assert_eq!(t.name, "minimal");
+    let names: Vec<&str> = t.images.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["SYS1", "SYS2", "SYS3"]);
+    let dva1 = ip("198.18.0.100");
+    assert_eq!(t.dvipas(), [dva1]);
+    let owner = t.owner_of(dva1).expect("an owner");
+    assert_eq!(owner.name, "SYS1");
+    assert!(owner.ike);
+    let d = &owner.vipa.distributes[0];
+    assert_eq!(d.ports, [80]);
+    assert_eq!(dest_names(d), ["SYS2", "SYS3"]);
+    assert_eq!(t.clients.len(), 1);
+    assert_eq!(t.clients[0].addr, ip("198.18.1.2"));
+    assert_eq!(t.cf.addr, ip("198.19.255.254"));
+}
+
+#[test]
+fn generated_topologies_load() {
+    for n in [1, 2, 32, 300] {
+        let text = topology::generate(n);
+        let path = PathBuf::from(format!("gen{n}.toml"));
+        let t = match topology::load_str(&text, &path) {
+            Ok(t) => t,
+            Err(e) => panic!("generate({n}) does not load: {e}\n{text}"),
+        };
+        assert_eq!(t.images.len(), n);
+        assert_eq!(t.images[0].name, "SYS1");
+        assert_eq!(t.images[n - 1].name, format!("SYS{n}"));
+        let dvipa = t.dvipas();
+        assert_eq!(dvipa.len(), 1);
+        let owner = t.owner_of(dvipa[0]).expect("an owner");
+        assert_eq!(owner.name, "SYS1");
+        let d = &owner.vipa.distributes[0];
+        assert!(d.all);
+        assert_eq!(d.method, DistMethod::RoundRobin);
+        assert_eq!(d.ports, [80]);
+        assert_eq!(d.dests.len(), n);
+        assert_eq!(t.clients.len(), 1);
+        assert!(t.hosts.iter().any(|h| h.name == "DVA1"));
+    }
+}
+
+/// Every fixture under `tests/data/topology/` carries its expected first
+/// error in a `# expect: LINE:COL: message` line; loading must fail with
+/// exactly `PATH:LINE:COL: message`.
+#[test]
+fn bad_fixtures_fail_with_located_messages() {
+    let dir = repo("tests/data/topology");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/data/topology exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    entries.sort();
+    assert!(entries.len() >= 20, "fixtures missing: {entries:?}");
+    let mut failures = Vec::new();
+    for path in &entries {
+        let text = std::fs::read_to_string(path).expect("fixture readable");
+        let expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} has no `# expect:` line", path.display()));
+        let want = format!("{}:{expect}", path.display());
+        match topology::load(path) {
+            Ok(_) => failures.push(format!("{} loaded; expected\n  {want}", path.display())),
+            Err(e) => {
+                let got = e.to_string();
+                if got != want {
+                    failures.push(format!("got  {got}\nwant {want}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+#[test]
+fn unreadable_file_is_reported_with_its_path() {
+    let path = repo("tests/data/topology/does-not-exist.toml");
+    let e = topology::load(&path).expect_err("no such file");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}: cannot read the topology file: ",
+            path.display()
+        )),
+        "{msg}"
+    );
+    assert!(e.errors().is_empty());
+}
