@@ -91,13 +91,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Up { file } => cmd_up(&resolve(file), &cli.prefix),
         Command::Down { file, all } => cmd_down(file, all, &cli.prefix),
-        Command::Status { json } => cmd_status(json),
+        Command::Status { json } => cmd_status(json, &cli.prefix),
         Command::Exec {
             node,
             topology,
             command,
         } => {
-            let ns = find_namespace(&node, topology.as_deref())?;
+            let ns = find_namespace(&node, topology.as_deref(), &cli.prefix)?;
             lab::exec::exec_in(&ns, &command)?;
             unreachable!("exec returned")
         }
@@ -183,14 +183,22 @@ fn print_summary(topo: &Topology, prefix: &str) {
             .vipa
             .defines
             .iter()
-            .map(|d| format!("owns {}", d.addr))
+            .map(|d| format!("owns {}", topo.label(d.addr)))
             .collect();
         roles.extend(
             i.vipa
                 .backups
                 .iter()
-                .map(|b| format!("backs up {} (rank {})", b.addr, b.rank)),
+                .map(|b| format!("backs up {} rank {}", topo.label(b.addr), b.rank)),
         );
+        let serves: Vec<String> = topo
+            .distributed_to(&i.name)
+            .iter()
+            .map(|a| topo.label(*a))
+            .collect();
+        if !serves.is_empty() {
+            roles.push(format!("target of {}", serves.join(", ")));
+        }
         println!(
             "  {:<8} {:<7} {:<14} {:<15} {:<13} {}",
             i.name,
@@ -272,8 +280,8 @@ fn cmd_down(file: Option<PathBuf>, all: bool, prefix: &str) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_status(json: bool) -> Result<ExitCode> {
-    let all = lab::status::all();
+fn cmd_status(json: bool, prefix: &str) -> Result<ExitCode> {
+    let all = lab::status::all(prefix);
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
@@ -287,10 +295,11 @@ fn cmd_status(json: bool) -> Result<ExitCode> {
     })
 }
 
-/// The namespace of `node` among the running topologies.
-fn find_namespace(node: &str, topology: Option<&str>) -> Result<String> {
+/// The namespace of `node` among the running topologies with this prefix.
+fn find_namespace(node: &str, topology: Option<&str>, prefix: &str) -> Result<String> {
     let matches: Vec<(String, String)> = state::instances()
         .into_iter()
+        .filter(|(_, lab)| lab.prefix == prefix)
         .filter(|(_, lab)| topology.is_none_or(|t| lab.topology == t))
         .filter_map(|(_, lab)| {
             lab.node(node)

@@ -267,3 +267,108 @@ fn hosts_file(topo: &Topology) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology;
+    use std::path::Path;
+
+    fn figure4() -> Plan {
+        let topo = topology::load(Path::new("topologies/figure4.toml")).expect("figure4 loads");
+        plan(&topo, "plx-")
+    }
+
+    #[test]
+    fn figure4_has_every_node_and_link() {
+        let p = figure4();
+        let ns: Vec<&str> = p.namespaces.iter().map(|n| n.ns.as_str()).collect();
+        assert_eq!(
+            ns,
+            [
+                "plx-net",
+                "plx-cf",
+                "plx-mvs1",
+                "plx-mvs2",
+                "plx-mvs3",
+                "plx-mvs4",
+                "plx-mvs5",
+                "plx-client1"
+            ]
+        );
+        let count = |k| p.veths.iter().filter(|v| v.kind == k).count();
+        assert_eq!(count(LinkKind::ExternalLan), 5);
+        assert_eq!(count(LinkKind::ClientLan), 1);
+        assert_eq!(count(LinkKind::Xcf), 10, "a full mesh of 5 images");
+        assert_eq!(count(LinkKind::Cf), 5);
+    }
+
+    #[test]
+    fn interface_names_fit_the_kernel_limit() {
+        let topo =
+            topology::load_str(&topology::generate(32), Path::new("gen.toml")).expect("loads");
+        let p = plan(&topo, "plx-");
+        for v in &p.veths {
+            for e in [&v.a, &v.b] {
+                assert!(e.ifname.len() <= 15, "{} too long", e.ifname);
+            }
+        }
+        assert_eq!(
+            p.veths.iter().filter(|v| v.kind == LinkKind::Xcf).count(),
+            32 * 31 / 2
+        );
+    }
+
+    #[test]
+    fn xcf_link_carries_both_xcf_addresses_and_host_routes() {
+        let p = figure4();
+        let v = p
+            .veths
+            .iter()
+            .find(|v| v.kind == LinkKind::Xcf && v.a.ns == "plx-mvs1" && v.b.ns == "plx-mvs2")
+            .expect("MVS1-MVS2 XCF link");
+        assert_eq!(
+            (v.a.ifname.as_str(), v.b.ifname.as_str()),
+            ("x-mvs2", "x-mvs1")
+        );
+        assert_eq!(v.a.addrs, [(Ipv4Addr::new(198, 19, 0, 1), 32)]);
+        assert_eq!(v.a.routes, [route_host(Ipv4Addr::new(198, 19, 0, 2))]);
+        assert_eq!(v.b.routes, [route_host(Ipv4Addr::new(198, 19, 0, 1))]);
+    }
+
+    #[test]
+    fn images_proxy_arp_on_ext_and_clients_use_loose_rp_filter() {
+        let p = figure4();
+        let ext = p
+            .veths
+            .iter()
+            .find(|v| v.kind == LinkKind::ExternalLan && v.a.ns == "plx-mvs1")
+            .expect("MVS1 ext");
+        assert!(ext
+            .a
+            .if_sysctls
+            .contains(&("net/ipv4/conf/IF/proxy_arp", "1")));
+        assert!(ext
+            .a
+            .if_sysctls
+            .contains(&("net/ipv4/conf/IF/arp_ignore", "1")));
+        assert_eq!(ext.b.bridge.as_deref(), Some(EXT_BRIDGE));
+        assert_eq!(ext.a.routes, [default_via(Ipv4Addr::new(198, 18, 0, 1))]);
+        let client = p
+            .namespaces
+            .iter()
+            .find(|n| n.kind == NodeKind::Client)
+            .expect("client");
+        assert!(client
+            .sysctls
+            .contains(&("net/ipv4/conf/all/rp_filter", "2")));
+    }
+
+    #[test]
+    fn hosts_file_names_the_dvipas() {
+        let hosts = figure4().hosts;
+        assert!(hosts.contains("198.18.0.100\tDVA1\n"), "{hosts}");
+        assert!(hosts.contains("198.18.0.101\tDVB1\n"), "{hosts}");
+        assert!(hosts.contains("127.0.0.1\tlocalhost\n"));
+    }
+}

@@ -83,9 +83,11 @@ pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
     }
 }
 
-pub fn all() -> Vec<InstanceStatus> {
+/// Every running instance whose namespaces carry `prefix`.
+pub fn all(prefix: &str) -> Vec<InstanceStatus> {
     state::instances()
         .iter()
+        .filter(|(_, lab)| lab.prefix == prefix)
         .map(|(dir, lab)| instance_status(dir, lab))
         .collect()
 }

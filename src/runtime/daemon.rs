@@ -100,6 +100,7 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
     let stack = Arc::new(Mutex::new(ImageStack::new(name, owned.clone())));
     let status_stack = Arc::clone(&stack);
     let node = name.to_string();
+    let role_summary = image_roles(topo, name);
     control::serve(
         &state::socket_path(&args.run_dir, name),
         move |req| match req {
@@ -114,7 +115,7 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
                     "tun": TUN_NAME,
                     "owned_dvipas": owned,
                     "counters": stack.counters(),
-                    "summary": summary(&owned, stack.counters().echo_replies),
+                    "summary": format!("{role_summary}; {} echo replies", stack.counters().echo_replies),
                 })
             }
         },
@@ -140,12 +141,34 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
     Ok(())
 }
 
-fn summary(owned: &[String], echo_replies: u64) -> String {
-    if owned.is_empty() {
-        "target".to_string()
-    } else {
-        format!("owns {}; {echo_replies} echo replies", owned.join(", "))
+/// `owns DVA1 (198.18.0.100), target of DVB1 (198.18.0.101)`.
+fn image_roles(topo: &Topology, name: &str) -> String {
+    let owned = topo
+        .image(name)
+        .map(|i| {
+            i.vipa
+                .defines
+                .iter()
+                .map(|d| topo.label(d.addr))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let serves: Vec<String> = topo
+        .distributed_to(name)
+        .iter()
+        .map(|a| topo.label(*a))
+        .collect();
+    let mut parts = Vec::new();
+    if !owned.is_empty() {
+        parts.push(format!("owns {}", owned.join(", ")));
     }
+    if !serves.is_empty() {
+        parts.push(format!("target of {}", serves.join(", ")));
+    }
+    if parts.is_empty() {
+        parts.push("no DVIPA role".to_string());
+    }
+    parts.join(", ")
 }
 
 async fn run_cf(args: &DaemonArgs, topo: &Topology) -> Result<()> {

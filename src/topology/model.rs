@@ -222,4 +222,34 @@ impl Topology {
             .flat_map(|i| i.vipa.defines.iter().map(|d| d.addr))
             .collect()
     }
+
+    /// `DVA1 (198.18.0.100)` when the file names the address, else the address.
+    pub fn label(&self, addr: Ipv4Addr) -> String {
+        match self.hosts.iter().find(|h| h.addr == addr) {
+            Some(h) => format!("{} ({addr})", h.name),
+            None => addr.to_string(),
+        }
+    }
+    /// The DVIPAs whose VIPADISTRIBUTE (in their owner) names `image` as a
+    /// destination.
+    pub fn distributed_to(&self, image: &str) -> Vec<Ipv4Addr> {
+        let mut out: Vec<Ipv4Addr> = self
+            .images
+            .iter()
+            .flat_map(|owner| {
+                // Only the owner's VIPADISTRIBUTE is in force; a backup's
+                // applies after a takeover.
+                owner
+                    .vipa
+                    .distributes
+                    .iter()
+                    .filter(|d| owner.vipa.defines.iter().any(|v| v.addr == d.addr))
+            })
+            .filter(|d| d.dests.iter().any(|t| t.image.eq_ignore_ascii_case(image)))
+            .map(|d| d.addr)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
