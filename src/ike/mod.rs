@@ -5,3 +5,5 @@
 //! selection ([`proposal`]). Wire formats live in [`crate::wire::ike`].
 
 pub mod dh;
+pub mod keys;
+pub mod prf;
