@@ -7,3 +7,4 @@
 pub mod dh;
 pub mod keys;
 pub mod prf;
+pub mod proposal;
