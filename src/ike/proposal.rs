@@ -366,14 +366,15 @@ pub struct Selected {
 impl Selected {
     /// The proposal for our SA payload: the selected transforms, the peer's
     /// proposal number and `our_spi` (§2.7: "the responder MUST return the
-    /// same Proposal Num", with its own SPI).
+    /// same Proposal Num", with its own SPI). Transforms come in the order
+    /// strongSwan 5.9 emits them: ENCR, INTEG, PRF, DH, ESN.
     pub fn to_proposal(&self, our_spi: Vec<u8>) -> Proposal {
         let mut transforms = vec![Transform::encr(self.encr.id(), Some(self.encr.key_bits()))];
-        transforms.extend(self.prf.map(|p| Transform::new(TransformId::Prf(p.id()))));
         transforms.extend(
             self.integ
                 .map(|i| Transform::new(TransformId::Integ(i.id()))),
         );
+        transforms.extend(self.prf.map(|p| Transform::new(TransformId::Prf(p.id()))));
         transforms.extend(self.dh.map(|g| Transform::new(TransformId::Dh(g.id()))));
         transforms.extend(self.esn.map(|e| Transform::new(TransformId::Esn(e))));
         Proposal {
