@@ -398,17 +398,10 @@ const MODP4096_HEX: &str = concat!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ike::prf::tests::hex;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
     use sha2::{Digest, Sha256};
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn vector(group: DhGroup, i: &str, gi: &str, r: &str, gr: &str, shared: &str) {
         let a = DhPrivate::from_private_bytes(group, &hex(i)).unwrap();

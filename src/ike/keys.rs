@@ -316,7 +316,7 @@ pub fn signed_octets(
     octets
 }
 
-/// AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>)
+/// `AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>)`
 /// (RFC 7296 §2.15, method 2, shared key message integrity code).
 pub fn psk_auth(prf: Prf, shared_secret: &[u8], signed_octets: &[u8]) -> Vec<u8> {
     let key = Zeroizing::new(prf.compute(shared_secret, &[KEY_PAD]));

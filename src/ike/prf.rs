@@ -83,7 +83,7 @@ impl Prf {
         self.output_len()
     }
 
-    /// prf(key, parts[0] | parts[1] | ...).
+    /// `prf(key, parts[0] | parts[1] | ...)`.
     pub fn compute(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         match self {
             Prf::HmacSha1 => hmac_parts!(Sha1, key, parts),

@@ -483,12 +483,22 @@ impl Offer {
     }
 }
 
-/// The first of `ours` (in preference order) that `theirs` also has.
+/// The items both sides accept, in the preferred side's order.
+fn common<T: Copy + PartialEq>(ours: &[T], theirs: &[T], preference: Preference) -> Vec<T> {
+    let (first, other) = match preference {
+        Preference::Configured => (ours, theirs),
+        Preference::Peer => (theirs, ours),
+    };
+    first
+        .iter()
+        .filter(|x| other.contains(x))
+        .copied()
+        .collect()
+}
+
+/// The most preferred item both sides accept.
 fn pick<T: Copy + PartialEq>(ours: &[T], theirs: &[T], preference: Preference) -> Option<T> {
-    match preference {
-        Preference::Configured => ours.iter().find(|x| theirs.contains(x)).copied(),
-        Preference::Peer => theirs.iter().find(|x| ours.contains(x)).copied(),
-    }
+    common(ours, theirs, preference).first().copied()
 }
 
 /// Matches one configured proposal against one of the peer's. `Ok` with
@@ -532,20 +542,7 @@ fn match_pair(
         }
     };
     // Groups both sides accept, in preference order.
-    let common: Vec<DhGroup> = match preference {
-        Preference::Configured => ours
-            .dh
-            .iter()
-            .filter(|g| o.dh.contains(g))
-            .copied()
-            .collect(),
-        Preference::Peer => {
-            o.dh.iter()
-                .filter(|g| ours.dh.contains(g))
-                .copied()
-                .collect()
-        }
-    };
+    let common = common(&ours.dh, &o.dh, preference);
     let dh_ok = match (ours.protocol, ke) {
         (_, KeMode::Ignore) => true,
         (Protocol::Ike, _) => !common.is_empty(),
