@@ -14,6 +14,7 @@
 
 pub mod checksum;
 pub mod icmp;
+pub mod ike;
 pub mod ipv4;
 
 pub use icmp::{Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
