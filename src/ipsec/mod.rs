@@ -1,1 +1,24 @@
 //! The `ipsec` layer: see the layer map in `lib.rs`.
+
+pub mod ah;
+pub mod counters;
+pub(crate) mod crypto;
+pub mod esp;
+mod outer;
+pub mod peek;
+pub mod replay;
+pub mod sa;
+pub mod sad;
+
+pub use ah::{open_ah, open_bundle, seal_ah, seal_bundle};
+pub use counters::{DropCounters, DropReason, SaCounters};
+pub use esp::{make_iv, open_esp, seal_esp, seal_esp_with_iv, OpenError, Opened, SealError};
+pub use peek::{locate, peek, PeekError, PeekResult, SaLocator};
+pub use replay::{ReplayError, ReplayWindow};
+pub use sa::{
+    AddrRange, EncAlg, IntegAlg, Key, Lifetime, Lifetimes, Mode, PortRange, Protocol, Sa, SaConfig,
+    SaError, Spi, TrafficSelector, UdpEncap,
+};
+pub use sad::{
+    open_bundle_counted, seal_bundle_counted, Expiry, InboundSa, InboundSad, OutboundSa, SaId,
+};

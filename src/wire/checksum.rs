@@ -60,6 +60,35 @@ pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, leng
     acc
 }
 
+/// The pseudo-header an upper-layer checksum covers (TCP, UDP). Only IPv4
+/// for now; an IPv6 variant (RFC 8200 §8.1) slots in here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PseudoHeader {
+    /// RFC 793 §3.1 / RFC 768 pseudo-header.
+    V4 {
+        /// Source address.
+        src: Ipv4Addr,
+        /// Destination address.
+        dst: Ipv4Addr,
+    },
+}
+
+impl PseudoHeader {
+    /// The unfolded sum of this pseudo-header for `protocol` and an
+    /// upper-layer length of `length` bytes.
+    pub fn sum(&self, protocol: IpProtocol, length: u16) -> u64 {
+        match *self {
+            PseudoHeader::V4 { src, dst } => pseudo_header_v4(src, dst, protocol, length),
+        }
+    }
+
+    /// The checksum of an upper-layer message `data` (checksum field zeroed
+    /// or, when verifying, included) under this pseudo-header.
+    pub fn checksum(&self, protocol: IpProtocol, data: &[u8]) -> u16 {
+        finish(accumulate(self.sum(protocol, data.len() as u16), data))
+    }
+}
+
 /// Combines partial sums and complements the result.
 pub fn finish(acc: u64) -> u16 {
     !fold(acc)

@@ -12,8 +12,7 @@
 //! The checksum covers the whole ICMP message (RFC 792, "Echo or Echo Reply
 //! Message").
 
-use super::ipv4::{read_u16, write_u16};
-use super::{checksum, Result, WireError};
+use super::{checksum, read_u16, write_u16, Result, WireError};
 
 /// Length of the ICMP header: type, code, checksum and the 4-byte
 /// rest-of-header (RFC 792).

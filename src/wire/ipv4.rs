@@ -14,7 +14,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::{checksum, IpProtocol, Result, WireError};
+use super::{checksum, read_u16, write_u16, IpProtocol, Result, WireError};
 
 /// Length of an IPv4 header without options (RFC 791 §3.1, IHL = 5).
 pub const HEADER_LEN: usize = 20;
@@ -351,14 +351,6 @@ impl Repr {
         packet.set_dst_addr(self.dst_addr);
         packet.fill_checksum();
     }
-}
-
-pub(crate) fn read_u16(data: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([data[at], data[at + 1]])
-}
-
-pub(crate) fn write_u16(data: &mut [u8], at: usize, value: u16) {
-    data[at..at + 2].copy_from_slice(&value.to_be_bytes());
 }
 
 fn read_addr(data: &[u8], at: usize) -> Ipv4Addr {

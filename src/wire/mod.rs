@@ -12,13 +12,26 @@
 //! Protocol numbers and message types that plexnet does not know are kept
 //! (`IpProtocol::Unknown(n)`), never rejected. Nothing here does I/O.
 
+pub mod ah;
 pub mod checksum;
+pub mod esp;
+pub mod gre;
 pub mod icmp;
 pub mod ike;
 pub mod ipv4;
+pub mod tcp;
+pub mod udp;
+pub mod udp_encap;
 
+pub use ah::{AhPacket, AhRepr};
+pub use checksum::PseudoHeader;
+pub use esp::{EspPacket, EspRepr};
+pub use gre::{GrePacket, GreRepr};
 pub use icmp::{Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
+pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
+pub use udp::{UdpPacket, UdpRepr};
+pub use udp_encap::UdpEncapRepr;
 
 /// Why a buffer could not be viewed or parsed as a packet.
 ///
@@ -131,6 +144,58 @@ impl core::fmt::Display for IpProtocol {
             Self::Unknown(n) => write!(f, "proto-{n}"),
         }
     }
+}
+
+/// EtherTypes (IEEE 802 numbers, IANA "ieee-802-numbers"), as GRE's
+/// Protocol Type (RFC 2784 §2.4). Unknown values are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EtherType {
+    /// IPv4, 0x0800.
+    Ipv4,
+    /// ARP, 0x0806.
+    Arp,
+    /// IPv6, 0x86DD.
+    Ipv6,
+    /// Any other value.
+    Unknown(u16),
+}
+
+impl From<u16> for EtherType {
+    fn from(value: u16) -> Self {
+        match value {
+            0x0800 => Self::Ipv4,
+            0x0806 => Self::Arp,
+            0x86dd => Self::Ipv6,
+            other => Self::Unknown(other),
+        }
+    }
+}
+
+impl From<EtherType> for u16 {
+    fn from(value: EtherType) -> Self {
+        match value {
+            EtherType::Ipv4 => 0x0800,
+            EtherType::Arp => 0x0806,
+            EtherType::Ipv6 => 0x86dd,
+            EtherType::Unknown(other) => other,
+        }
+    }
+}
+
+pub(crate) fn read_u16(data: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([data[at], data[at + 1]])
+}
+
+pub(crate) fn write_u16(data: &mut [u8], at: usize, value: u16) {
+    data[at..at + 2].copy_from_slice(&value.to_be_bytes());
+}
+
+pub(crate) fn read_u32(data: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
+}
+
+pub(crate) fn write_u32(data: &mut [u8], at: usize, value: u32) {
+    data[at..at + 4].copy_from_slice(&value.to_be_bytes());
 }
 
 #[cfg(test)]
