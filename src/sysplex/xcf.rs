@@ -1,0 +1,187 @@
+//! The messages images exchange over XCF links and with the coupling
+//! facility, as typed values. Their framing on the wire (typed, versioned,
+//! length-prefixed) is in [`crate::wire::xcf`].
+
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+use crate::ipsec::sa::{Protocol, SaConfig, Spi, TrafficSelector};
+
+/// The TCP port images listen on for XCF connections, on their XCF address.
+pub const XCF_PORT: u16 = 5400;
+/// The TCP port the coupling facility listens on.
+pub const CF_PORT: u16 = 5401;
+
+/// Which way an SA carries traffic, seen from the sysplex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// A distributed port of a DVIPA, as the VIPA list announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipaEntry {
+    pub dvipa: Ipv4Addr,
+    pub ports: Vec<u16>,
+}
+
+/// The dynamic filter rule that goes with a distributed SA pair (Fig. 6
+/// block 118, Fig. 7 block 122): traffic between the DVIPA and the peer
+/// that `selector` admits is protected by `outbound_spi` going out and must
+/// have arrived under `inbound_spi`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterRule {
+    pub dvipa: Ipv4Addr,
+    /// From the sysplex's point of view: local = the DVIPA side.
+    pub selector: TrafficSelector,
+    pub protocol: Protocol,
+    pub inbound_spi: Spi,
+    pub outbound_spi: Spi,
+}
+
+/// The key of a sequence-number structure in the coupling facility: one per
+/// outbound SA of a DVIPA (Fig. 6 block 116).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SeqKey {
+    pub dvipa: Ipv4Addr,
+    pub protocol: Protocol,
+    pub spi: Spi,
+}
+
+/// Fig. 6 block 118: an SA pair negotiated (or manually keyed) by the
+/// routing stack, copied to a target's shadow SA cache with its filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaInstall {
+    pub dvipa: Ipv4Addr,
+    pub inbound: SaConfig,
+    pub outbound: SaConfig,
+    pub filter: FilterRule,
+    /// Where the outbound SA's sequence numbers come from.
+    pub seq_key: SeqKey,
+    /// Lifesize report threshold the target starts with, in bytes (Fig. 9
+    /// block 156: 5 % of the SA's byte lifetime by default).
+    pub report_bytes: u64,
+}
+
+/// Messages between images over XCF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum XcfMessage {
+    /// First message on a connection: who is speaking.
+    Hello { image: String, xcf_addr: Ipv4Addr },
+    /// Liveness; answered with the same sequence number.
+    Heartbeat { seq: u64 },
+    /// Routing stack → targets (Fig. 11 block 170): the DVIPAs it owns and
+    /// their distributed ports. Replaces what the sender announced before.
+    VipaList {
+        owner: String,
+        vipas: Vec<VipaEntry>,
+    },
+    /// Target → routing stack: a server listens on DVIPA:port.
+    RegisterListener { dvipa: Ipv4Addr, port: u16 },
+    /// Target → routing stack: that listener is gone.
+    DeregisterListener { dvipa: Ipv4Addr, port: u16 },
+    /// Routing stack → targets: install an SA pair in the shadow cache.
+    SaInstall(Box<SaInstall>),
+    /// Routing stack → targets: remove an SA pair from the shadow cache.
+    SaDelete {
+        dvipa: Ipv4Addr,
+        protocol: Protocol,
+        inbound_spi: Spi,
+        outbound_spi: Spi,
+    },
+    /// Target → routing stack (Fig. 11 block 174): an application opens a
+    /// connection from the DVIPA to a peer that has no SA yet.
+    NewConn {
+        dvipa: Ipv4Addr,
+        local_port: u16,
+        peer: Ipv4Addr,
+        peer_port: u16,
+        protocol: u8,
+    },
+    /// Target → routing stack (Fig. 9 block 158, Fig. 10 block 168): bytes
+    /// and packets processed under an SA since the last report.
+    Lifesize {
+        dvipa: Ipv4Addr,
+        protocol: Protocol,
+        spi: Spi,
+        direction: Direction,
+        bytes: u64,
+        packets: u64,
+    },
+    /// Routing stack → target: a rekey of this SA came late (the target
+    /// lowers its report threshold) or in time (it may raise it).
+    RekeyTiming {
+        dvipa: Ipv4Addr,
+        spi: Spi,
+        late: bool,
+    },
+    /// Target → routing stack: a distributed connection ended (FIN or RST
+    /// seen after decryption), so the DCT entry can go.
+    ConnEnded {
+        dvipa: Ipv4Addr,
+        port: u16,
+        client: Ipv4Addr,
+        client_port: u16,
+    },
+}
+
+/// Requests to the coupling facility.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CfRequest {
+    /// Fig. 6 block 116: create the sequence structure of an outbound SA,
+    /// the next number to hand out being `start`.
+    CreateSeq {
+        key: SeqKey,
+        start: u64,
+    },
+    /// The patent's IXLLIST LISTKEYINC: atomically take `n` numbers.
+    FetchAdd {
+        key: SeqKey,
+        n: u32,
+    },
+    DeleteSeq {
+        key: SeqKey,
+    },
+    /// Key/value storage for the connection table and SA state (takeover).
+    Put {
+        key: String,
+        value: Vec<u8>,
+    },
+    Get {
+        key: String,
+    },
+    Delete {
+        key: String,
+    },
+    List {
+        prefix: String,
+    },
+}
+
+/// Answers of the coupling facility, one per request, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CfResponse {
+    Done,
+    /// Numbers `first .. first + n` are the caller's.
+    SeqRange {
+        first: u64,
+        n: u32,
+    },
+    Value(Option<Vec<u8>>),
+    Keys(Vec<String>),
+    /// The request named a structure that does not exist, or was malformed.
+    Error(CfError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CfError {
+    #[error("no sequence structure for {0:?}")]
+    UnknownSeq(SeqKey),
+    #[error("sequence structure {0:?} already exists")]
+    SeqExists(SeqKey),
+    #[error("sequence numbers of {0:?} exhausted")]
+    SeqExhausted(SeqKey),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
