@@ -108,6 +108,10 @@ pub enum XcfMessage {
         direction: Direction,
         bytes: u64,
         packets: u64,
+        /// Inbound: the highest sequence number the target authenticated,
+        /// so the routing stack's replay pre-check advances only on
+        /// authenticated packets (never on a forged one it merely peeked).
+        highest_seq: u64,
     },
     /// Routing stack → target: a rekey of this SA came late (the target
     /// lowers its report threshold) or in time (it may raise it).
@@ -116,14 +120,27 @@ pub enum XcfMessage {
         spi: Spi,
         late: bool,
     },
-    /// Target → routing stack: a distributed connection ended (FIN or RST
-    /// seen after decryption), so the DCT entry can go.
+    /// Target → routing stack: a distributed connection ended, or its
+    /// first packet failed authentication, so the DCT entry must go.
     ConnEnded {
         dvipa: Ipv4Addr,
         port: u16,
         client: Ipv4Addr,
         client_port: u16,
+        reason: ConnEndReason,
     },
+}
+
+/// Why a target ended a distributed connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConnEndReason {
+    /// FIN seen in both directions, or the server closed.
+    Closed,
+    /// RST seen after decryption.
+    Reset,
+    /// The connection's packets failed authentication at the target: the
+    /// routing stack's entry came from a packet it could only peek at.
+    Rejected,
 }
 
 /// Requests to the coupling facility.
