@@ -1,1 +1,556 @@
-//! The `sim` layer: see the layer map in `lib.rs`.
+//! The deterministic simulator: a client, a routing stack, target stacks
+//! and the coupling facility in one process, with virtual time, a seeded
+//! RNG and in-memory links. Every packet and decision is rendered as a line
+//! of stable text — peek results, DCT hits and misses, the chosen target,
+//! GRE hops, the shadow SA used, sequence numbers taken from the CF — which
+//! the snapshot tests keep. The same `sysplex` state machines run in the
+//! real namespaces under `runtime`.
+
+pub mod render;
+mod server;
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::ipsec::sa::{
+    EncAlg, IntegAlg, Key, Lifetimes, Mode, Protocol, Sa, SaConfig, Spi, TrafficSelector,
+};
+use crate::ipsec::sad::{InboundSa, OutboundSa};
+use crate::sysplex::routing::{Decision, DctOutcome, RoutingConfig, RoutingStack};
+use crate::sysplex::stack::{self, ImageStack};
+use crate::sysplex::target::{self, OutboundPlan, TargetStack, Verdict};
+use crate::sysplex::xcf::{CfRequest, CfResponse, FilterRule, SaInstall, SeqKey, XcfMessage};
+use crate::topology::{Dest, DestRole, DistMethod, VipaDistribute};
+use crate::wire::TcpFlags;
+
+pub use server::{tcp_packet, ScriptedServer};
+
+/// The coupling facility as the simulator sees it: requests in, answers out.
+pub trait CfService {
+    fn request(&mut self, req: CfRequest) -> CfResponse;
+}
+
+/// Link latency of every hop, in virtual milliseconds.
+const HOP_MS: u64 = 1;
+
+/// An image of the simulated sysplex.
+#[derive(Debug)]
+pub struct SimImage {
+    pub name: String,
+    pub xcf: Ipv4Addr,
+    pub routing: Option<RoutingStack>,
+    pub target: TargetStack,
+    pub stack: ImageStack,
+    pub server: ScriptedServer,
+}
+
+/// The client: its ends of the manually keyed SA pair.
+#[derive(Debug)]
+pub struct SimClient {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    outbound: Option<OutboundSa>,
+    inbound: Option<InboundSa>,
+    next_seq: u64,
+    /// The last IPsec packet it sent (for replay scenarios).
+    pub last_sent: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+enum Event {
+    /// From the client, on the external LAN, to the DVIPA's owner.
+    ToDvipa(Vec<u8>),
+    /// GRE over the XCF link from `from` to `to`.
+    Gre { from: String, to: String, packet: Vec<u8> },
+    /// A packet the image's kernel sends (a server reply), read from its TUN.
+    Outbound { image: String, packet: Vec<u8> },
+    /// Out of an image's own external link, to the client.
+    ToClient { from: String, packet: Vec<u8> },
+    Xcf { from: String, to: String, msg: XcfMessage },
+}
+
+/// How the manual SA pair of a scenario is made.
+#[derive(Debug, Clone, Copy)]
+pub struct SaSpec {
+    pub protocol: Protocol,
+    pub mode: Mode,
+    pub enc: EncAlg,
+    pub integ: IntegAlg,
+    /// Client → DVIPA.
+    pub spi_in: u32,
+    /// DVIPA → client.
+    pub spi_out: u32,
+}
+
+impl SaSpec {
+    pub fn esp_cbc_sha1() -> Self {
+        Self {
+            protocol: Protocol::Esp,
+            mode: Mode::Tunnel,
+            enc: EncAlg::AesCbc128,
+            integ: IntegAlg::HmacSha1_96,
+            spi_in: 0x1001,
+            spi_out: 0x2001,
+        }
+    }
+}
+
+pub struct World {
+    pub now_ms: u64,
+    rng: ChaCha8Rng,
+    trace: Vec<String>,
+    pub dvipa: Ipv4Addr,
+    pub owner: String,
+    pub images: BTreeMap<String, SimImage>,
+    pub client: SimClient,
+    cf: Box<dyn CfService>,
+    queue: VecDeque<(u64, Event)>,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World").field("now_ms", &self.now_ms).finish_non_exhaustive()
+    }
+}
+
+/// Deterministic key bytes for a manual SA (the simulator's own keys).
+fn key_for(spi: u32, purpose: u8, len: usize) -> Key {
+    Key((0..len).map(|i| (spi as u8) ^ purpose.wrapping_mul(31) ^ (i as u8).wrapping_mul(7)).collect())
+}
+
+fn sa_config(spec: &SaSpec, spi: u32, src: Ipv4Addr, dst: Ipv4Addr) -> SaConfig {
+    SaConfig {
+        spi: Spi(spi),
+        protocol: spec.protocol,
+        mode: spec.mode,
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        enc: if spec.protocol == Protocol::Ah { EncAlg::Null } else { spec.enc },
+        enc_key: key_for(spi, 1, if spec.protocol == Protocol::Ah { 0 } else { spec.enc.key_len() }),
+        integ: spec.integ,
+        integ_key: key_for(spi, 2, spec.integ.key_len()),
+        esn: false,
+        replay_window: 128,
+        lifetimes: Lifetimes::default(),
+        udp_encap: None,
+        selector: TrafficSelector::hosts(IpAddr::V4(src), IpAddr::V4(dst)),
+    }
+}
+
+impl World {
+    /// Figure 4's DVA1 in small: `owner` owns the DVIPA 198.18.0.100 and
+    /// distributes port 80 ROUNDROBIN to `targets` (which may include the
+    /// owner); each target runs a server on port 80 and registers it.
+    pub fn new(seed: u64, owner: &str, targets: &[&str], config: RoutingConfig, cf: Box<dyn CfService>) -> Self {
+        let dvipa = Ipv4Addr::new(198, 18, 0, 100);
+        let mut names: Vec<&str> = targets.to_vec();
+        if !names.contains(&owner) {
+            names.insert(0, owner);
+        }
+        let xcf_of = |i: usize| Ipv4Addr::new(198, 19, 0, i as u8 + 1);
+        let dests = targets
+            .iter()
+            .map(|t| Dest {
+                image: t.to_string(),
+                xcf_addr: xcf_of(names.iter().position(|n| n == t).unwrap_or(0)),
+                role: DestRole::Plain,
+            })
+            .collect();
+        let dist = VipaDistribute {
+            method: DistMethod::RoundRobin,
+            addr: dvipa,
+            ports: vec![80],
+            dests,
+            all: false,
+        };
+        let mut images = BTreeMap::new();
+        for (i, n) in names.iter().enumerate() {
+            let routing = (*n == owner).then(|| RoutingStack::new(n, xcf_of(i), config, &[(dvipa, Some(dist.clone()))]));
+            let owned = if *n == owner { vec![dvipa] } else { vec![] };
+            images.insert(
+                n.to_string(),
+                SimImage {
+                    name: n.to_string(),
+                    xcf: xcf_of(i),
+                    routing,
+                    target: TargetStack::new(n, xcf_of(i)),
+                    stack: ImageStack::new(n, owned),
+                    server: ScriptedServer::new(n, dvipa, 80),
+                },
+            );
+        }
+        let mut w = World {
+            now_ms: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            trace: Vec::new(),
+            dvipa,
+            owner: owner.to_string(),
+            images,
+            client: SimClient {
+                name: "client1".into(),
+                addr: Ipv4Addr::new(198, 18, 1, 2),
+                outbound: None,
+                inbound: None,
+                next_seq: 1,
+                last_sent: None,
+            },
+            cf,
+            queue: VecDeque::new(),
+        };
+        let list = w.routing().vipa_list();
+        for t in targets {
+            w.send_xcf(owner, t, list.clone());
+        }
+        for t in targets {
+            w.send_xcf(t, owner, XcfMessage::RegisterListener { dvipa, port: 80 });
+        }
+        w.run();
+        w
+    }
+
+    fn routing(&mut self) -> &mut RoutingStack {
+        let owner = self.owner.clone();
+        self.image(&owner).routing.as_mut().expect("the owner has a routing stack")
+    }
+
+    fn image(&mut self, name: &str) -> &mut SimImage {
+        self.images.get_mut(name).expect("a known image")
+    }
+
+    pub fn log(&mut self, line: impl Into<String>) {
+        self.trace.push(format!("{:>5} ms  {}", self.now_ms, line.into()));
+    }
+
+    /// The rendered trace so far.
+    pub fn trace(&self) -> String {
+        let mut s = self.trace.join("\n");
+        s.push('\n');
+        s
+    }
+
+    fn send_xcf(&mut self, from: &str, to: &str, msg: XcfMessage) {
+        self.queue.push_back((self.now_ms + HOP_MS, Event::Xcf { from: from.into(), to: to.into(), msg }));
+    }
+
+    /// Fig. 6: the owner installs a manually keyed pair, stores the
+    /// starting sequence number in the CF and copies the pair to every
+    /// target's shadow cache (its own included); the client gets its ends.
+    pub fn install_sa(&mut self, spec: SaSpec) {
+        let (client, dvipa) = (self.client.addr, self.dvipa);
+        let inbound = sa_config(&spec, spec.spi_in, client, dvipa);
+        let outbound = sa_config(&spec, spec.spi_out, dvipa, client);
+        let seq_key = SeqKey { dvipa, protocol: spec.protocol, spi: Spi(spec.spi_out) };
+        let install = SaInstall {
+            dvipa,
+            filter: FilterRule {
+                dvipa,
+                selector: outbound.selector,
+                protocol: spec.protocol,
+                inbound_spi: Spi(spec.spi_in),
+                outbound_spi: Spi(spec.spi_out),
+            },
+            inbound: inbound.clone(),
+            outbound: outbound.clone(),
+            seq_key,
+            report_bytes: 0,
+        };
+        self.client.outbound = Some(OutboundSa::new(Sa::new(inbound).expect("valid SA"), 0));
+        self.client.inbound = Some(InboundSa::new(Sa::new(outbound).expect("valid SA"), 0));
+        let owner = self.owner.clone();
+        self.routing().install(install.clone()).expect("valid SA");
+        self.log(format!(
+            "{owner} routing  SA installed: {} {:?} {} in={:#010x} out={:#010x}",
+            spec.protocol.name(),
+            spec.mode,
+            Sa::new(install.inbound.clone()).map(|s| s.suite_name()).unwrap_or_default(),
+            spec.spi_in,
+            spec.spi_out
+        ));
+        let r = self.cf.request(CfRequest::CreateSeq { key: seq_key, start: 1 });
+        self.log(format!("{owner} → CF     CreateSeq {} = {}", seq_name(&seq_key), cf_answer(&r)));
+        let mut to: Vec<String> = self.routing().targets_of(dvipa).into_iter().map(|(n, _)| n).collect();
+        if !to.contains(&owner) {
+            to.insert(0, owner.clone());
+        }
+        for t in to {
+            self.send_xcf(&owner, &t, XcfMessage::SaInstall(Box::new(install.clone())));
+        }
+        self.run();
+    }
+
+    /// The client sends a TCP segment to DVIPA:80 through its SA.
+    pub fn client_tcp(&mut self, sport: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) {
+        let inner = tcp_packet(self.client.addr, sport, self.dvipa, 80, seq, ack, flags, payload);
+        let sealed = self.client_seal(&inner);
+        self.log(format!("client1 → DVA1   {}  [inner {}]", render::packet(&sealed), render::packet(&inner)));
+        self.client.last_sent = Some(sealed.clone());
+        self.queue.push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
+        self.run();
+    }
+
+    /// The client sends an arbitrary inner packet (e.g. ICMP) through its SA.
+    pub fn client_inner(&mut self, inner: &[u8]) {
+        let sealed = self.client_seal(inner);
+        self.log(format!("client1 → DVA1   {}  [inner {}]", render::packet(&sealed), render::packet(inner)));
+        self.queue.push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
+        self.run();
+    }
+
+    fn client_seal(&mut self, inner: &[u8]) -> Vec<u8> {
+        let seq = self.client.next_seq;
+        self.client.next_seq += 1;
+        let mut out = Vec::new();
+        let now_s = self.now_ms / 1000;
+        let sa = self.client.outbound.as_mut().expect("install_sa first");
+        sa.seal(now_s, seq, &mut self.rng, inner, &mut out).expect("client seals");
+        out
+    }
+
+    /// Sends raw bytes from the client's LAN to the DVIPA (replays, forgeries).
+    pub fn client_raw(&mut self, what: &str, packet: Vec<u8>) {
+        self.log(format!("client1 → DVA1   {}  ({what})", render::packet(&packet)));
+        self.queue.push_back((self.now_ms + HOP_MS, Event::ToDvipa(packet)));
+        self.run();
+    }
+
+    /// Injects GRE on the XCF link from `link_from` to `to`, with an outer
+    /// source that may not be `link_from`'s (a spoof).
+    pub fn inject_gre(&mut self, link_from: &str, outer_src: Ipv4Addr, to: &str, inner: &[u8]) {
+        let dst = self.images[to].xcf;
+        let mut g = Vec::new();
+        target::encap(outer_src, dst, inner, false, &mut g);
+        self.log(format!("{link_from} ⇒ {to}  injected GRE {outer_src} > {dst} on link x-{}", link_from.to_lowercase()));
+        self.queue.push_back((self.now_ms + HOP_MS, Event::Gre { from: link_from.into(), to: to.into(), packet: g }));
+        self.run();
+    }
+
+    /// Processes events until the queue is empty (bounded, so a bug cannot loop).
+    pub fn run(&mut self) {
+        for _ in 0..10_000 {
+            let Some((at, ev)) = self.queue.pop_front() else {
+                return;
+            };
+            self.now_ms = self.now_ms.max(at);
+            self.step(ev);
+            self.collect_outboxes();
+        }
+        self.log("simulation stopped after 10000 events");
+    }
+
+    fn collect_outboxes(&mut self) {
+        let names: Vec<String> = self.images.keys().cloned().collect();
+        for n in names {
+            for (to, msg) in self.image(&n).target.take_outbox() {
+                self.send_xcf(&n, &to, msg);
+            }
+        }
+    }
+
+    fn step(&mut self, ev: Event) {
+        match ev {
+            Event::ToDvipa(p) => self.at_routing(p),
+            Event::Gre { from, to, packet } => self.at_target_gre(&from, &to, &packet),
+            Event::Outbound { image, packet } => self.outbound(&image, &packet),
+            Event::ToClient { from, packet } => self.at_client(&from, &packet),
+            Event::Xcf { from, to, msg } => self.deliver_xcf(&from, &to, msg),
+        }
+    }
+
+    /// Fig. 8 at the owner.
+    fn at_routing(&mut self, packet: Vec<u8>) {
+        let (now, owner) = (self.now_ms, self.owner.clone());
+        let decision = self.routing().inbound(now, &packet);
+        let note = self.routing().last_note();
+        if let Some(p) = note.peek {
+            let flags = p.tcp_flags.map(render::flags).unwrap_or_default();
+            self.log(format!(
+                "{owner} routing  peek {:#010x} seq {}: {:?} {}:{} > {}:{} [{flags}] ({} AES blocks decrypted)",
+                p.spi.0, p.seq, p.proto, p.src, p.src_port, p.dst, p.dst_port, p.blocks_decrypted
+            ));
+        }
+        let dct = match note.dct {
+            DctOutcome::NotLookedUp => None,
+            DctOutcome::Hit => Some("DCT hit"),
+            DctOutcome::New => Some("DCT miss, SYN: new connection by ROUNDROBIN"),
+            DctOutcome::Miss => Some("DCT miss"),
+        };
+        if let Some(d) = dct {
+            self.log(format!("{owner} routing  {d}"));
+        }
+        match decision {
+            Decision::Forward { target, target_xcf } if target == owner => {
+                self.log(format!("{owner} routing  → own target stack (this image is the target)"));
+                self.at_target_direct(&owner, &packet, false);
+                let _ = target_xcf;
+            }
+            Decision::Forward { target, target_xcf } => {
+                let src = self.images[&owner].xcf;
+                let mut g = Vec::new();
+                target::encap(src, target_xcf, &packet, false, &mut g);
+                self.log(format!("{owner} routing  → {target}: GRE {src} > {target_xcf} over XCF ({} bytes)", g.len()));
+                self.queue.push_back((now + HOP_MS, Event::Gre { from: owner.clone(), to: target, packet: g }));
+            }
+            Decision::DecryptAndForward { target, target_xcf } => {
+                self.log(format!("{owner} routing  decrypts here (distribute_crypto = false), forwards plaintext to {target}"));
+                if let Verdict::Deliver(plain) = self.image(&owner).target.inbound(now, &packet, false) {
+                    let src = self.images[&owner].xcf;
+                    let mut g = Vec::new();
+                    target::encap(src, target_xcf, &plain, true, &mut g);
+                    self.queue.push_back((now + HOP_MS, Event::Gre { from: owner.clone(), to: target, packet: g }));
+                }
+            }
+            Decision::Local => {
+                self.log(format!("{owner} routing  not distributable: processed by the routing stack itself"));
+                self.at_target_direct(&owner, &packet, false);
+            }
+            Decision::Ike => self.log(format!("{owner} routing  IKE (not simulated here)")),
+            Decision::Drop(r) => self.log(format!("{owner} routing  DROP {}", r.as_str())),
+        }
+    }
+
+    fn at_target_gre(&mut self, from: &str, to: &str, packet: &[u8]) {
+        let now = self.now_ms;
+        // The XCF link the datagram came in on: the one from `from`.
+        let link_peer = self.images[from].xcf;
+        let v = self.image(to).target.from_gre(now, link_peer, packet);
+        self.after_target(to, v, "GRE decapsulated, link check ok");
+    }
+
+    fn at_target_direct(&mut self, image: &str, packet: &[u8], upstream: bool) {
+        let now = self.now_ms;
+        let v = self.image(image).target.inbound(now, packet, upstream);
+        self.after_target(image, v, "");
+    }
+
+    fn after_target(&mut self, image: &str, v: Verdict, how: &str) {
+        match v {
+            Verdict::Drop(d) => self.log(format!("{image} target   DROP {}", d.name())),
+            Verdict::Deliver(plain) => {
+                let opened = self.images[image].target.counters().opened;
+                let sep = if how.is_empty() { "" } else { ", " };
+                self.log(format!("{image} target   {how}{sep}opened with shadow SA (opens so far: {opened}) → TUN: {}", render::packet(&plain)));
+                self.to_kernel(image, &plain);
+            }
+        }
+    }
+
+    /// The image's kernel: echo for an owned DVIPA, TCP to the server.
+    fn to_kernel(&mut self, image: &str, plain: &[u8]) {
+        let now = self.now_ms;
+        if let stack::Verdict::Reply(reply) = self.image(image).stack.inbound(plain) {
+            self.log(format!("{image} stack    ICMP echo answered from user space"));
+            self.queue.push_back((now, Event::Outbound { image: image.into(), packet: reply }));
+            return;
+        }
+        let replies = self.image(image).server.receive(plain);
+        for r in replies {
+            self.log(format!("{image} server   {}", render::packet(&r)));
+            self.queue.push_back((now, Event::Outbound { image: image.into(), packet: r }));
+        }
+    }
+
+    /// Fig. 10: filter → shadow SA, sequence numbers from the CF, seal, out
+    /// of the image's own external link.
+    fn outbound(&mut self, image: &str, packet: &[u8]) {
+        let now = self.now_ms;
+        match self.images[image].target.outbound_plan(packet) {
+            OutboundPlan::Plain => {
+                self.image(image).target.count_plain_out();
+                self.log(format!("{image} target   no SA covers it: sent plain"));
+                self.queue.push_back((now + HOP_MS, Event::ToClient { from: image.into(), packet: packet.to_vec() }));
+            }
+            OutboundPlan::Protect { spi, seq_key } => {
+                let r = self.cf.request(CfRequest::FetchAdd { key: seq_key, n: 1 });
+                let CfResponse::SeqRange { first, .. } = r else {
+                    self.log(format!("{image} target   CF refused: {}", cf_answer(&r)));
+                    return;
+                };
+                let mut out = Vec::new();
+                let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
+                let sealed = self.image(image).target.seal(now, spi, first, &mut rng, packet, &mut out);
+                self.rng = rng;
+                match sealed {
+                    Ok(()) => {
+                        self.log(format!("{image} target   shadow SA {spi:?} seq {first} from CF FetchAdd(1); sealed, out of {image}'s own ext"));
+                        self.queue.push_back((now + HOP_MS, Event::ToClient { from: image.into(), packet: out }));
+                    }
+                    Err(d) => self.log(format!("{image} target   DROP {}", d.name())),
+                }
+            }
+        }
+    }
+
+    fn at_client(&mut self, from: &str, packet: &[u8]) {
+        let now_s = self.now_ms / 1000;
+        let mut out = Vec::new();
+        let line = match self.client.inbound.as_mut() {
+            Some(sa) if crate::ipsec::peek::locate(packet).is_ok() => match sa.open(now_s, packet, &mut out) {
+                Ok(o) => format!("{}  seq {} [inner {}]", render::packet(packet), o.seq, render::packet(&out)),
+                Err(e) => format!("{}  DROP {}", render::packet(packet), e.reason().as_str()),
+            },
+            _ => render::packet(packet),
+        };
+        self.log(format!("client1 ← {from:<5} {line}"));
+    }
+
+    fn deliver_xcf(&mut self, from: &str, to: &str, msg: XcfMessage) {
+        let now = self.now_ms;
+        self.log(format!("{from} → {to}  XCF {}", xcf_name(&msg)));
+        let img = self.image(to);
+        if let Some(r) = img.routing.as_mut() {
+            r.on_xcf(from, &msg);
+        }
+        if let Err(e) = img.target.on_xcf(now, from, &msg) {
+            self.log(format!("{to} target   refused SA: {e}"));
+        }
+    }
+
+    pub fn routing_stack(&self) -> &RoutingStack {
+        self.images[&self.owner].routing.as_ref().expect("owner routing stack")
+    }
+}
+
+fn seq_name(k: &SeqKey) -> String {
+    format!("{}/{}/{:#010x}", k.dvipa, k.protocol.name(), k.spi.0)
+}
+
+fn cf_answer(r: &CfResponse) -> String {
+    match r {
+        CfResponse::Done => "done".into(),
+        CfResponse::SeqRange { first, n } => format!("{first}..{}", first + u64::from(*n)),
+        CfResponse::Error(e) => format!("error: {e}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The message's name and the fields worth a trace line.
+pub fn xcf_name(m: &XcfMessage) -> String {
+    match m {
+        XcfMessage::Hello { image, .. } => format!("Hello {image}"),
+        XcfMessage::Heartbeat { seq } => format!("Heartbeat {seq}"),
+        XcfMessage::VipaList { vipas, .. } => format!(
+            "VipaList {}",
+            vipas.iter().map(|v| format!("{} ports {:?}", v.dvipa, v.ports)).collect::<Vec<_>>().join(", ")
+        ),
+        XcfMessage::RegisterListener { dvipa, port } => format!("RegisterListener {dvipa}:{port}"),
+        XcfMessage::DeregisterListener { dvipa, port } => format!("DeregisterListener {dvipa}:{port}"),
+        XcfMessage::SaInstall(i) => format!(
+            "SaInstall {} in={:#010x} out={:#010x} (shadow SA cache)",
+            i.dvipa, i.inbound.spi.0, i.outbound.spi.0
+        ),
+        XcfMessage::SaDelete { inbound_spi, outbound_spi, .. } => {
+            format!("SaDelete in={:#010x} out={:#010x}", inbound_spi.0, outbound_spi.0)
+        }
+        XcfMessage::NewConn { peer, peer_port, .. } => format!("NewConn to {peer}:{peer_port}"),
+        XcfMessage::Lifesize { spi, direction, bytes, packets, highest_seq, .. } => format!(
+            "Lifesize {:#010x} {direction:?} {bytes} bytes {packets} packets, highest seq {highest_seq}",
+            spi.0
+        ),
+        XcfMessage::RekeyTiming { spi, late, .. } => format!("RekeyTiming {:#010x} late={late}", spi.0),
+        XcfMessage::ConnEnded { client, client_port, reason, .. } => {
+            format!("ConnEnded {client}:{client_port} {reason:?}")
+        }
+    }
+}

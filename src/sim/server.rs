@@ -1,0 +1,93 @@
+//! A scripted TCP peer standing in for the kernel's TCP and the HTTP
+//! server of a target: SYN → SYN-ACK, a request → the answer with FIN, a
+//! FIN → its ACK. Enough to render whole connections in traces.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use crate::wire::{ipv4, tcp, IpProtocol, PseudoHeader, TcpFlags};
+
+#[derive(Debug, Clone)]
+pub struct ScriptedServer {
+    pub image: String,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// Next sequence number per client connection.
+    conns: HashMap<(Ipv4Addr, u16), u32>,
+}
+
+/// An IPv4 TCP segment with correct checksums.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_packet(
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    payload: &[u8],
+) -> Vec<u8> {
+    let t = tcp::Repr {
+        src_port: sport,
+        dst_port: dport,
+        seq_number: seq,
+        ack_number: ack,
+        flags,
+        window_len: 64240,
+        urgent_at: 0,
+        options: &[],
+        payload,
+    };
+    let ip = ipv4::Repr::new(src, dst, IpProtocol::Tcp, t.buffer_len());
+    let mut out = vec![0u8; ip.buffer_len() + t.buffer_len()];
+    let mut p = ipv4::Packet::new_unchecked(&mut out[..]);
+    ip.emit(&mut p);
+    t.emit(&mut tcp::Packet::new_unchecked(p.payload_mut()), &PseudoHeader::V4 { src, dst });
+    out
+}
+
+impl ScriptedServer {
+    pub fn new(image: &str, addr: Ipv4Addr, port: u16) -> Self {
+        Self { image: image.to_string(), addr, port, conns: HashMap::new() }
+    }
+
+    /// The segments the server sends in answer to one it received.
+    pub fn receive(&mut self, packet: &[u8]) -> Vec<Vec<u8>> {
+        let Ok(ip) = ipv4::Packet::new_checked(packet) else {
+            return Vec::new();
+        };
+        if ip.next_header() != IpProtocol::Tcp || ip.dst_addr() != self.addr {
+            return Vec::new();
+        }
+        let Ok(t) = tcp::Packet::new_checked(ip.payload()) else {
+            return Vec::new();
+        };
+        if t.dst_port() != self.port {
+            return Vec::new();
+        }
+        let (client, cport, f) = (ip.src_addr(), t.src_port(), t.flags());
+        let reply = |seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]| {
+            tcp_packet(self.addr, self.port, client, cport, seq, ack, flags, payload)
+        };
+        if f.is_initial_syn() {
+            self.conns.insert((client, cport), 1001);
+            return vec![reply(1000, t.seq_number().wrapping_add(1), TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0), &[])];
+        }
+        let Some(&seq) = self.conns.get(&(client, cport)) else {
+            return vec![reply(0, t.seq_number(), TcpFlags::RST, &[])];
+        };
+        let data_len = t.payload().len() as u32;
+        if data_len > 0 {
+            let body = format!("HTTP/1.0 200 OK\r\n\r\nserved by {}\n", self.image);
+            let flags = TcpFlags(TcpFlags::PSH.0 | TcpFlags::ACK.0 | TcpFlags::FIN.0);
+            self.conns.insert((client, cport), seq + body.len() as u32 + 1);
+            return vec![reply(seq, t.seq_number().wrapping_add(data_len), flags, body.as_bytes())];
+        }
+        if f.contains(TcpFlags::FIN) {
+            self.conns.remove(&(client, cport));
+            return vec![reply(seq, t.seq_number().wrapping_add(1), TcpFlags::ACK, &[])];
+        }
+        Vec::new()
+    }
+}

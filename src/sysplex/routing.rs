@@ -1,0 +1,511 @@
+//! The routing stack of a DVIPA (patent Fig. 8): every inbound packet for a
+//! DVIPA it owns comes here first. IPsec packets are only *peeked* at (the
+//! few AES blocks holding the inner IP and TCP headers, Fig. 8 block 132),
+//! looked up in the distributed connection table (block 134), tunnel- and
+//! replay-checked (blocks 136, 138) and forwarded still encrypted to their
+//! target (block 140); a SYN for a distributed port picks a target by the
+//! DISTMETHOD (blocks 142, 144). Whatever the patent's IPsec combination
+//! table marks not distributable is processed by this image itself.
+//!
+//! Sans-IO: the caller passes packets and the time in, and carries out the
+//! returned [`Decision`] (GRE to a target over XCF, hand to this image's own
+//! target stack, give to IKE, drop).
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};
+use super::packet::{self, Flow, Kind};
+use super::xcf::{ConnEndReason, SaInstall, VipaEntry, XcfMessage};
+use crate::ipsec::peek::{locate, peek, PeekError, PeekResult};
+use crate::ipsec::replay::ReplayWindow;
+use crate::ipsec::sa::{Mode, Protocol, Sa, SaError, Spi};
+use crate::topology::VipaDistribute;
+use crate::wire::{IpProtocol, TcpFlags};
+
+/// Where inbound filtering happens (claim 7): at the target (default), or
+/// here, in which case targets skip it for GRE from an XCF link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterAt {
+    Target,
+    Routing,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RoutingConfig {
+    pub filter_at: FilterAt,
+    /// `false` is OS/390 V2R10's way: the routing stack decrypts everything
+    /// and forwards plaintext over XCF (the baseline of the benchmark).
+    pub distribute_crypto: bool,
+    pub timeouts: DctTimeouts,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            filter_at: FilterAt::Target,
+            distribute_crypto: true,
+            timeouts: DctTimeouts::default(),
+        }
+    }
+}
+
+/// What to do with an inbound packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Block 140: send the packet as it came to `target` (GRE over XCF, or
+    /// this image's own target stack when the target is this image).
+    Forward { target: String, target_xcf: Ipv4Addr },
+    /// `distribute_crypto = false`: decrypt here, then forward plaintext.
+    DecryptAndForward { target: String, target_xcf: Ipv4Addr },
+    /// Not distributed: this image's own stack processes it (its target
+    /// stack opens IPsec with the same SAs; plain packets go to its IP layer).
+    Local,
+    /// For the DVIPA's IKE.
+    Ike,
+    Drop(RouteDrop),
+}
+
+/// Why the routing stack dropped a packet; stable names for counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteDrop {
+    Malformed,
+    Fragment,
+    /// No owned SA with this SPI, protocol and source.
+    UnknownSpi,
+    /// The peek could not read the inner headers.
+    PeekFailed,
+    /// Block 136: the inner addresses are not the SA's traffic.
+    TunnelCheck,
+    /// Block 138: sequence number already seen or left of the window.
+    Replay,
+    /// A SYN for a distributed port with no target listening.
+    NoTarget,
+    /// A non-SYN segment for a distributed port and no DCT entry.
+    NoConnection,
+    /// A NAT keepalive (RFC 3948 §2.3): consumed, counted.
+    NatKeepalive,
+}
+
+impl RouteDrop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteDrop::Malformed => "malformed",
+            RouteDrop::Fragment => "fragment",
+            RouteDrop::UnknownSpi => "unknown-spi",
+            RouteDrop::PeekFailed => "peek-failed",
+            RouteDrop::TunnelCheck => "tunnel-check",
+            RouteDrop::Replay => "replay",
+            RouteDrop::NoTarget => "no-target",
+            RouteDrop::NoConnection => "no-connection",
+            RouteDrop::NatKeepalive => "nat-keepalive",
+        }
+    }
+}
+
+/// What the DCT lookup of the last packet found (for traces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DctOutcome {
+    NotLookedUp,
+    Hit,
+    /// A SYN made a new entry.
+    New,
+    Miss,
+}
+
+/// What the routing stack saw of its last packet: the peeked inner headers
+/// and the DCT outcome. Traces render it; nothing decides on it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteNote {
+    pub peek: Option<PeekResult>,
+    pub dct: DctOutcome,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoutingCounters {
+    pub packets_in: u64,
+    /// Peeks done and AES blocks they decrypted (never a whole packet).
+    pub peeks: u64,
+    pub peek_blocks: u64,
+    pub forwarded: BTreeMap<String, u64>,
+    pub forwarded_bytes: u64,
+    pub decrypted_here_and_forwarded: u64,
+    pub local: u64,
+    pub ike: u64,
+    pub new_connections: u64,
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+/// An SA pair the routing stack owns for a DVIPA, with the replay
+/// pre-check window (advanced only by authenticated sequence numbers).
+#[derive(Debug, Clone)]
+pub struct OwnedPair {
+    pub install: SaInstall,
+    inbound: Sa,
+    precheck: ReplayWindow,
+    pub peeks: u64,
+    pub forwarded: u64,
+}
+
+impl OwnedPair {
+    pub fn inbound(&self) -> &Sa {
+        &self.inbound
+    }
+    pub fn precheck_top(&self) -> u64 {
+        self.precheck.top()
+    }
+}
+
+#[derive(Debug)]
+pub struct RoutingStack {
+    pub image: String,
+    pub xcf: Ipv4Addr,
+    config: RoutingConfig,
+    distributions: BTreeMap<Ipv4Addr, Distribution>,
+    listeners: Listeners,
+    dct: Dct,
+    pairs: Vec<OwnedPair>,
+    counters: RoutingCounters,
+    note: RouteNote,
+}
+
+impl RoutingStack {
+    /// A routing stack for the DVIPAs this image owns, with their
+    /// VIPADISTRIBUTE statements.
+    pub fn new(image: &str, xcf: Ipv4Addr, config: RoutingConfig, owned: &[(Ipv4Addr, Option<VipaDistribute>)]) -> Self {
+        let distributions = owned
+            .iter()
+            .filter_map(|(addr, d)| d.clone().map(|d| (*addr, Distribution::new(d))))
+            .collect();
+        Self {
+            image: image.to_string(),
+            xcf,
+            config,
+            distributions,
+            listeners: Listeners::default(),
+            dct: Dct::default(),
+            pairs: Vec::new(),
+            counters: RoutingCounters::default(),
+            note: RouteNote { peek: None, dct: DctOutcome::NotLookedUp },
+        }
+    }
+
+    /// What the last [`RoutingStack::inbound`] saw.
+    pub fn last_note(&self) -> RouteNote {
+        self.note
+    }
+
+    pub fn counters(&self) -> &RoutingCounters {
+        &self.counters
+    }
+    pub fn dct(&self) -> &Dct {
+        &self.dct
+    }
+    pub fn listeners(&self) -> &Listeners {
+        &self.listeners
+    }
+    pub fn pairs(&self) -> &[OwnedPair] {
+        &self.pairs
+    }
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+    pub fn distributions(&self) -> impl Iterator<Item = &Distribution> {
+        self.distributions.values()
+    }
+
+    /// Fig. 11 block 170: what the targets are told this stack distributes.
+    pub fn vipa_list(&self) -> XcfMessage {
+        XcfMessage::VipaList {
+            owner: self.image.clone(),
+            vipas: self
+                .distributions
+                .values()
+                .map(|d| VipaEntry {
+                    dvipa: d.config.addr,
+                    ports: d.config.ports.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The images a DVIPA's SAs must be copied to (Fig. 6 block 118): its
+    /// distribution targets.
+    pub fn targets_of(&self, dvipa: Ipv4Addr) -> Vec<(String, Ipv4Addr)> {
+        self.distributions
+            .get(&dvipa)
+            .map(|d| d.config.dests.iter().map(|t| (t.image.clone(), t.xcf_addr)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Fig. 6 block 112: an SA pair for a DVIPA is installed in the owned
+    /// cache. The caller then stores the starting sequence number in the CF
+    /// (block 116) and sends [`XcfMessage::SaInstall`] to every target
+    /// (block 118), this image's own target stack included.
+    pub fn install(&mut self, install: SaInstall) -> Result<(), SaError> {
+        let inbound = Sa::new(install.inbound.clone())?;
+        let precheck = ReplayWindow::new(install.inbound.replay_window, install.inbound.esn);
+        self.pairs.retain(|p| p.install.inbound.spi != install.inbound.spi);
+        self.pairs.push(OwnedPair {
+            install,
+            inbound,
+            precheck,
+            peeks: 0,
+            forwarded: 0,
+        });
+        Ok(())
+    }
+
+    /// Removes an owned pair; returns it so the caller can tell the targets.
+    pub fn delete(&mut self, inbound_spi: Spi) -> Option<OwnedPair> {
+        let i = self.pairs.iter().position(|p| p.install.inbound.spi == inbound_spi)?;
+        Some(self.pairs.remove(i))
+    }
+
+    /// Messages from targets that concern the routing stack.
+    pub fn on_xcf(&mut self, from: &str, msg: &XcfMessage) {
+        match msg {
+            XcfMessage::RegisterListener { dvipa, port } => {
+                self.listeners.register(from, *dvipa, *port);
+            }
+            XcfMessage::DeregisterListener { dvipa, port } => {
+                self.listeners.deregister(from, *dvipa, *port);
+            }
+            XcfMessage::Lifesize {
+                spi, highest_seq, direction: super::xcf::Direction::Inbound, ..
+            } => {
+                // Authenticated at the target: now the pre-check may move.
+                if let Some(p) = self.pairs.iter_mut().find(|p| p.install.inbound.spi == *spi) {
+                    if *highest_seq > 0 {
+                        p.precheck.update(*highest_seq);
+                    }
+                }
+            }
+            XcfMessage::ConnEnded {
+                dvipa, port, client, client_port, reason,
+            } => {
+                let key = ConnKey { client: *client, client_port: *client_port, dvipa: *dvipa, port: *port };
+                match reason {
+                    ConnEndReason::Rejected | ConnEndReason::Reset | ConnEndReason::Closed => {
+                        self.dct.remove(&key);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A target went down: its listeners no longer count.
+    pub fn target_down(&mut self, image: &str) {
+        self.listeners.forget(image);
+    }
+
+    /// Expires DCT entries; returns how many went.
+    pub fn on_timeout(&mut self, now_ms: u64) -> usize {
+        self.dct.expire(now_ms, &self.config.timeouts).len()
+    }
+
+    pub fn next_timeout(&self) -> Option<u64> {
+        self.dct.next_expiry(&self.config.timeouts)
+    }
+
+    /// Fig. 8: one inbound packet for an owned DVIPA.
+    pub fn inbound(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
+        self.counters.packets_in += 1;
+        self.note = RouteNote { peek: None, dct: DctOutcome::NotLookedUp };
+        let decision = match packet::classify(packet) {
+            Err(packet::PacketError::Malformed) => Decision::Drop(RouteDrop::Malformed),
+            Err(packet::PacketError::Fragment) => Decision::Drop(RouteDrop::Fragment),
+            Ok(Kind::Ike) => Decision::Ike,
+            Ok(Kind::NatKeepalive) => Decision::Drop(RouteDrop::NatKeepalive),
+            Ok(Kind::Plain(flow)) => self.plain(now_ms, packet.len(), &flow),
+            Ok(Kind::Ipsec) => self.ipsec(now_ms, packet),
+        };
+        self.count(&decision, packet.len());
+        decision
+    }
+
+    fn count(&mut self, d: &Decision, bytes: usize) {
+        let c = &mut self.counters;
+        match d {
+            Decision::Forward { target, .. } => {
+                *c.forwarded.entry(target.clone()).or_default() += 1;
+                c.forwarded_bytes += bytes as u64;
+            }
+            Decision::DecryptAndForward { .. } => c.decrypted_here_and_forwarded += 1,
+            Decision::Local => c.local += 1,
+            Decision::Ike => c.ike += 1,
+            Decision::Drop(r) => *c.drops.entry(r.as_str()).or_default() += 1,
+        }
+    }
+
+    /// Plain TCP to a distributed port is distributed the same way (the
+    /// Sysplex Distributor without IPsec); everything else is local.
+    fn plain(&mut self, now_ms: u64, bytes: usize, flow: &Flow) -> Decision {
+        if flow.proto != IpProtocol::Tcp || !self.is_distributed(flow.dst, flow.dst_port) {
+            return Decision::Local;
+        }
+        let key = ConnKey { client: flow.src, client_port: flow.src_port, dvipa: flow.dst, port: flow.dst_port };
+        match self.route_connection(now_ms, key, flow.flags.unwrap_or(TcpFlags(0)), bytes, false) {
+            Ok((target, target_xcf)) => Decision::Forward { target, target_xcf },
+            Err(drop) => Decision::Drop(drop),
+        }
+    }
+
+    fn is_distributed(&self, dvipa: Ipv4Addr, port: u16) -> bool {
+        self.distributions.get(&dvipa).is_some_and(|d| d.distributes(port))
+    }
+
+    fn ipsec(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
+        let Ok(loc) = locate(packet) else {
+            return Decision::Drop(RouteDrop::Malformed);
+        };
+        let Some(i) = self.pairs.iter().position(|p| {
+            p.install.inbound.spi == loc.spi
+                && p.install.inbound.protocol == loc.protocol
+                && p.install.inbound.src == loc.src
+        }) else {
+            return Decision::Drop(RouteDrop::UnknownSpi);
+        };
+        // Block 132: peek, never a full decryption.
+        let peeked = match peek(packet, &self.pairs[i].inbound) {
+            Ok(p) => p,
+            // Peek cannot reach the inner TCP header (e.g. an AH+ESP bundle
+            // in tunnel mode): the table's "processed by the routing stack".
+            Err(PeekError::Unsupported) => return Decision::Local,
+            Err(_) => return Decision::Drop(RouteDrop::PeekFailed),
+        };
+        self.counters.peeks += 1;
+        self.counters.peek_blocks += u64::from(peeked.blocks_decrypted);
+        self.note.peek = Some(peeked);
+        self.pairs[i].peeks += 1;
+        let Some(key) = self.distributable(&self.pairs[i], &peeked) else {
+            return Decision::Local;
+        };
+        // Block 136: the tunnel check, when this stack filters (claim 7).
+        if self.config.filter_at == FilterAt::Routing && !tunnel_check(&self.pairs[i], &peeked) {
+            return Decision::Drop(RouteDrop::TunnelCheck);
+        }
+        // Block 138: the replay pre-check. Check only: the window moves on
+        // authenticated sequence numbers (reported by targets), never on a
+        // packet nobody has authenticated yet.
+        let window = &self.pairs[i].precheck;
+        if window.check(window.infer_seq(peeked.seq)).is_err() {
+            return Decision::Drop(RouteDrop::Replay);
+        }
+        let flags = peeked.tcp_flags.unwrap_or(TcpFlags(0));
+        match self.route_connection(now_ms, key, flags, packet.len(), true) {
+            Ok((target, target_xcf)) => {
+                self.pairs[i].forwarded += 1;
+                if self.config.distribute_crypto {
+                    Decision::Forward { target, target_xcf }
+                } else {
+                    Decision::DecryptAndForward { target, target_xcf }
+                }
+            }
+            Err(drop) => Decision::Drop(drop),
+        }
+    }
+
+    /// The IPsec combination table: distributable when the inner packet is
+    /// TCP to a distributed port of the DVIPA, and, in tunnel mode, the
+    /// inner destination is the DVIPA (rows with ^DVIPA inside: "N").
+    fn distributable(&self, pair: &OwnedPair, p: &PeekResult) -> Option<ConnKey> {
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.src, p.dst) else {
+            return None;
+        };
+        if p.proto != IpProtocol::Tcp {
+            return None;
+        }
+        if pair.inbound.mode() == Mode::Tunnel && dst != pair.install.dvipa {
+            return None;
+        }
+        if !self.is_distributed(dst, p.dst_port) {
+            return None;
+        }
+        Some(ConnKey { client: src, client_port: p.src_port, dvipa: dst, port: p.dst_port })
+    }
+
+    /// Blocks 134 and 142–144: find the connection's target, or pick one for a SYN.
+    fn route_connection(
+        &mut self,
+        now_ms: u64,
+        key: ConnKey,
+        flags: TcpFlags,
+        bytes: usize,
+        ipsec: bool,
+    ) -> Result<(String, Ipv4Addr), RouteDrop> {
+        if let Some(e) = self.dct.get_mut(&key) {
+            e.last_seen_ms = now_ms;
+            e.packets += 1;
+            e.bytes += bytes as u64;
+            if flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST) {
+                e.state = ConnState::Closing;
+            } else if e.state == ConnState::SynSeen && flags.contains(TcpFlags::ACK) {
+                e.state = ConnState::Established;
+            }
+            self.note.dct = DctOutcome::Hit;
+            return Ok((e.target.clone(), e.target_xcf));
+        }
+        self.note.dct = DctOutcome::Miss;
+        if !flags.is_initial_syn() {
+            return Err(RouteDrop::NoConnection);
+        }
+        let active = self.dct.active_by_target(key.dvipa);
+        let dist = self.distributions.get_mut(&key.dvipa).ok_or(RouteDrop::NoTarget)?;
+        let (target, target_xcf) = dist
+            .choose(key.port, &self.listeners, &active)
+            .ok_or(RouteDrop::NoTarget)?;
+        self.dct.insert(
+            key,
+            ConnEntry {
+                target: target.clone(),
+                target_xcf,
+                state: ConnState::SynSeen,
+                created_ms: now_ms,
+                last_seen_ms: now_ms,
+                packets: 1,
+                bytes: bytes as u64,
+                ipsec,
+            },
+        );
+        self.counters.new_connections += 1;
+        self.note.dct = DctOutcome::New;
+        Ok((target, target_xcf))
+    }
+
+    /// Routing-stack (pre-)filter state per SA for displays.
+    pub fn sa_summary(&self) -> Vec<HashMap<&'static str, String>> {
+        self.pairs
+            .iter()
+            .map(|p| {
+                HashMap::from([
+                    ("dvipa", p.install.dvipa.to_string()),
+                    ("inbound_spi", format!("{:#010x}", p.install.inbound.spi.0)),
+                    ("outbound_spi", format!("{:#010x}", p.install.outbound.spi.0)),
+                    ("protocol", format!("{:?}", p.install.inbound.protocol)),
+                    ("peeks", p.peeks.to_string()),
+                    ("forwarded", p.forwarded.to_string()),
+                ])
+            })
+            .collect()
+    }
+}
+
+/// Block 136: the inner source must be traffic the SA was negotiated for
+/// (the SA's selector seen from the client: source = client side).
+fn tunnel_check(pair: &OwnedPair, p: &PeekResult) -> bool {
+    let sel = &pair.install.inbound.selector;
+    sel.matches(p.src, p.dst, p.proto, Some((p.src_port, p.dst_port)))
+}
+
+/// A protocol name for traces.
+pub fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Esp => "ESP",
+        Protocol::Ah => "AH",
+    }
+}
