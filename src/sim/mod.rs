@@ -554,3 +554,9 @@ pub fn xcf_name(m: &XcfMessage) -> String {
         }
     }
 }
+
+impl CfService for crate::sysplex::cf::CouplingFacility {
+    fn request(&mut self, req: CfRequest) -> CfResponse {
+        self.handle(req)
+    }
+}

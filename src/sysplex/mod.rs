@@ -1,5 +1,8 @@
-//! Sysplex roles as sans-IO state machines: the image stack, and (next) the routing stack, target stack and coupling facility.
+//! Sysplex roles as sans-IO state machines: the image's own stack, the
+//! routing stack (distributor), the target stack, the coupling facility,
+//! and the XCF messages between them.
 
+pub mod cf;
 pub mod dct;
 pub mod packet;
 pub mod routing;

@@ -174,6 +174,16 @@ pub enum CfRequest {
     List {
         prefix: String,
     },
+    /// Like `CreateSeq`, with the last number that may ever be handed out
+    /// given explicitly: `u64::MAX` for an SA with extended sequence numbers
+    /// (RFC 4303 §2.2.1). `CreateSeq` means `last = u32::MAX`, the 32-bit
+    /// counter that must not cycle (RFC 4303 §3.3.3). Appended last so the
+    /// postcard indices of the other variants stay as they were.
+    CreateSeqLimit {
+        key: SeqKey,
+        start: u64,
+        last: u64,
+    },
 }
 
 /// Answers of the coupling facility, one per request, in order.

@@ -22,6 +22,7 @@ pub mod ipv4;
 pub mod tcp;
 pub mod udp;
 pub mod udp_encap;
+pub mod xcf;
 
 pub use ah::{AhPacket, AhRepr};
 pub use checksum::PseudoHeader;

@@ -1,0 +1,688 @@
+//! The coupling facility as a sans-IO state machine: one request in, one
+//! response out ([`CouplingFacility::handle`]). The I/O shell that serves
+//! it over TCP is `runtime::cf`.
+//!
+//! It holds two kinds of structures:
+//!
+//! - **Sequence structures**, one per outbound SA of a DVIPA. The routing
+//!   stack creates one when IKE installs the SA, starting at the SA's next
+//!   sequence number (Fig. 6 block 116); every target that sends on the SA
+//!   takes numbers from it with an atomic fetch-and-add of `n`, the
+//!   patent's `IXLLIST` with `LISTKEYINC` (Fig. 10 block 162), so no two
+//!   senders ever use the same number and none needs to know the current
+//!   value. A structure hands out numbers up to a last one and then refuses
+//!   ([`CfError::SeqExhausted`]) rather than wrap: with 32-bit sequence
+//!   numbers (no ESN) the counter must not cycle, the SA must be rekeyed
+//!   before the 2^32nd packet (RFC 4303 §3.3.3, RFC 4302 §3.3.2).
+//! - **Key/value storage** for what a backup routing stack needs at
+//!   takeover: the connection table and SA state.
+//!
+//! Every request is answered, malformed ones with [`CfError::Malformed`];
+//! nothing here panics on input.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::xcf::{CfError, CfRequest, CfResponse, SeqKey};
+
+/// The last sequence number of an SA without extended sequence numbers
+/// (RFC 4303 §2.2, §3.3.3): what [`CfRequest::CreateSeq`] uses.
+pub const SEQ_LAST_32: u64 = u32::MAX as u64;
+/// The last sequence number of an SA with extended sequence numbers
+/// (RFC 4303 §2.2.1).
+pub const SEQ_LAST_64: u64 = u64::MAX;
+/// Longest key/value key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// One sequence structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SeqStructure {
+    /// The next number to hand out (meaningless once `exhausted`).
+    next: u64,
+    /// The last number that may be handed out.
+    last: u64,
+    /// Whether `last` has been handed out.
+    exhausted: bool,
+    /// Numbers handed out so far.
+    handed_out: u64,
+    /// Successful fetch-and-adds.
+    fetches: u64,
+}
+
+impl SeqStructure {
+    /// How many numbers are left (`u128` because a fresh 64-bit structure
+    /// starting at 0 holds 2^64 of them).
+    fn remaining(&self) -> u128 {
+        if self.exhausted {
+            0
+        } else {
+            u128::from(self.last) - u128::from(self.next) + 1
+        }
+    }
+
+    /// Takes `n` (> 0) numbers: all of them or none.
+    fn fetch_add(&mut self, n: u32) -> Option<u64> {
+        if u128::from(n) > self.remaining() {
+            return None;
+        }
+        let first = self.next;
+        // first + n - 1 <= last, so this does not overflow.
+        let end = first + (u64::from(n) - 1);
+        if end == self.last {
+            self.exhausted = true;
+        } else {
+            self.next = end + 1;
+        }
+        self.handed_out += u64::from(n);
+        self.fetches += 1;
+        Some(first)
+    }
+}
+
+/// Requests handled, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RequestCounts {
+    /// `CreateSeq` and `CreateSeqLimit`.
+    pub create_seq: u64,
+    pub fetch_add: u64,
+    pub delete_seq: u64,
+    pub put: u64,
+    pub get: u64,
+    pub delete: u64,
+    pub list: u64,
+}
+
+/// Error responses, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorCounts {
+    pub unknown_seq: u64,
+    pub seq_exists: u64,
+    pub seq_exhausted: u64,
+    pub malformed: u64,
+}
+
+/// The CF's counters, for `plexnet status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CfCounters {
+    pub requests: RequestCounts,
+    pub errors: ErrorCounts,
+    /// Sequence numbers handed out, over all structures.
+    pub numbers_handed_out: u64,
+}
+
+/// One sequence structure, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeqStatus {
+    pub key: SeqKey,
+    /// The next number to hand out; `None` once exhausted.
+    pub next: Option<u64>,
+    pub last: u64,
+    pub handed_out: u64,
+    pub fetches: u64,
+}
+
+/// What the CF holds, for `plexnet status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CfStatus {
+    pub counters: CfCounters,
+    /// Sorted by DVIPA, protocol, SPI.
+    pub sequences: Vec<SeqStatus>,
+    pub kv_entries: usize,
+    /// Keys plus values.
+    pub kv_bytes: usize,
+}
+
+/// The coupling facility's state.
+#[derive(Debug, Default)]
+pub struct CouplingFacility {
+    seqs: HashMap<SeqKey, SeqStructure>,
+    kv: BTreeMap<String, Vec<u8>>,
+    kv_bytes: usize,
+    counters: CfCounters,
+}
+
+impl CouplingFacility {
+    /// An empty CF.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Handles one request. Errors are responses ([`CfResponse::Error`]),
+    /// counted by kind.
+    pub fn handle(&mut self, req: CfRequest) -> CfResponse {
+        let result = match req {
+            CfRequest::CreateSeq { key, start } => {
+                self.counters.requests.create_seq += 1;
+                self.create_seq(key, start, SEQ_LAST_32)
+            }
+            CfRequest::CreateSeqLimit { key, start, last } => {
+                self.counters.requests.create_seq += 1;
+                self.create_seq(key, start, last)
+            }
+            CfRequest::FetchAdd { key, n } => {
+                self.counters.requests.fetch_add += 1;
+                self.fetch_add(key, n)
+            }
+            CfRequest::DeleteSeq { key } => {
+                self.counters.requests.delete_seq += 1;
+                match self.seqs.remove(&key) {
+                    Some(_) => Ok(CfResponse::Done),
+                    None => Err(CfError::UnknownSeq(key)),
+                }
+            }
+            CfRequest::Put { key, value } => {
+                self.counters.requests.put += 1;
+                check_key(&key).map(|()| {
+                    self.kv_bytes += key.len() + value.len();
+                    if let Some(old) = self.kv.insert(key.clone(), value) {
+                        self.kv_bytes -= key.len() + old.len();
+                    }
+                    CfResponse::Done
+                })
+            }
+            CfRequest::Get { key } => {
+                self.counters.requests.get += 1;
+                check_key(&key).map(|()| CfResponse::Value(self.kv.get(&key).cloned()))
+            }
+            CfRequest::Delete { key } => {
+                self.counters.requests.delete += 1;
+                check_key(&key).map(|()| {
+                    if let Some(old) = self.kv.remove(&key) {
+                        self.kv_bytes -= key.len() + old.len();
+                    }
+                    CfResponse::Done
+                })
+            }
+            CfRequest::List { prefix } => {
+                self.counters.requests.list += 1;
+                if prefix.len() > MAX_KEY_LEN {
+                    Err(CfError::Malformed(format!(
+                        "prefix of {} bytes, at most {MAX_KEY_LEN}",
+                        prefix.len()
+                    )))
+                } else {
+                    let keys = self
+                        .kv
+                        .range(prefix.clone()..)
+                        .take_while(|(k, _)| k.starts_with(&prefix))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    Ok(CfResponse::Keys(keys))
+                }
+            }
+        };
+        match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.count_error(&e);
+                CfResponse::Error(e)
+            }
+        }
+    }
+
+    /// Counts an error the I/O shell answered itself (a frame that did not
+    /// decode), so `status` shows every refusal in one place.
+    pub fn count_error(&mut self, e: &CfError) {
+        let errors = &mut self.counters.errors;
+        match e {
+            CfError::UnknownSeq(_) => errors.unknown_seq += 1,
+            CfError::SeqExists(_) => errors.seq_exists += 1,
+            CfError::SeqExhausted(_) => errors.seq_exhausted += 1,
+            CfError::Malformed(_) => errors.malformed += 1,
+        }
+    }
+
+    fn create_seq(&mut self, key: SeqKey, start: u64, last: u64) -> Result<CfResponse, CfError> {
+        if start == 0 {
+            return Err(CfError::Malformed(
+                "sequence numbers start at 1 (RFC 4303 §3.3.3)".into(),
+            ));
+        }
+        if start > last {
+            return Err(CfError::Malformed(format!(
+                "start {start} is beyond the last number {last}"
+            )));
+        }
+        if self.seqs.contains_key(&key) {
+            return Err(CfError::SeqExists(key));
+        }
+        self.seqs.insert(
+            key,
+            SeqStructure {
+                next: start,
+                last,
+                exhausted: false,
+                handed_out: 0,
+                fetches: 0,
+            },
+        );
+        Ok(CfResponse::Done)
+    }
+
+    fn fetch_add(&mut self, key: SeqKey, n: u32) -> Result<CfResponse, CfError> {
+        if n == 0 {
+            return Err(CfError::Malformed("fetch-and-add of 0 numbers".into()));
+        }
+        let seq = self.seqs.get_mut(&key).ok_or(CfError::UnknownSeq(key))?;
+        let first = seq.fetch_add(n).ok_or(CfError::SeqExhausted(key))?;
+        self.counters.numbers_handed_out += u64::from(n);
+        Ok(CfResponse::SeqRange { first, n })
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> CfCounters {
+        self.counters
+    }
+
+    /// Counters and a summary of every structure.
+    pub fn status(&self) -> CfStatus {
+        let mut sequences: Vec<SeqStatus> = self
+            .seqs
+            .iter()
+            .map(|(key, s)| SeqStatus {
+                key: *key,
+                next: (!s.exhausted).then_some(s.next),
+                last: s.last,
+                handed_out: s.handed_out,
+                fetches: s.fetches,
+            })
+            .collect();
+        sequences.sort_by_key(|s| {
+            (
+                s.key.dvipa,
+                matches!(s.key.protocol, crate::ipsec::sa::Protocol::Ah),
+                s.key.spi,
+            )
+        });
+        CfStatus {
+            counters: self.counters,
+            sequences,
+            kv_entries: self.kv.len(),
+            kv_bytes: self.kv_bytes,
+        }
+    }
+}
+
+fn check_key(key: &str) -> Result<(), CfError> {
+    if key.is_empty() {
+        return Err(CfError::Malformed("empty key".into()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(CfError::Malformed(format!(
+            "key of {} bytes, at most {MAX_KEY_LEN}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipsec::sa::{Protocol, Spi};
+    use proptest::prelude::*;
+    use std::net::Ipv4Addr;
+
+    fn key(spi: u32) -> SeqKey {
+        SeqKey {
+            dvipa: Ipv4Addr::new(198, 18, 0, 100),
+            protocol: Protocol::Esp,
+            spi: Spi(spi),
+        }
+    }
+
+    fn create(cf: &mut CouplingFacility, spi: u32, start: u64) -> CfResponse {
+        cf.handle(CfRequest::CreateSeq {
+            key: key(spi),
+            start,
+        })
+    }
+
+    fn fetch(cf: &mut CouplingFacility, spi: u32, n: u32) -> CfResponse {
+        cf.handle(CfRequest::FetchAdd { key: key(spi), n })
+    }
+
+    #[test]
+    fn create_then_fetch_add_hands_out_consecutive_ranges() {
+        let mut cf = CouplingFacility::new();
+        assert_eq!(create(&mut cf, 0x100, 1), CfResponse::Done);
+        assert_eq!(
+            fetch(&mut cf, 0x100, 1),
+            CfResponse::SeqRange { first: 1, n: 1 }
+        );
+        assert_eq!(
+            fetch(&mut cf, 0x100, 10),
+            CfResponse::SeqRange { first: 2, n: 10 }
+        );
+        assert_eq!(
+            fetch(&mut cf, 0x100, 3),
+            CfResponse::SeqRange { first: 12, n: 3 }
+        );
+        let c = cf.counters();
+        assert_eq!(c.requests.create_seq, 1);
+        assert_eq!(c.requests.fetch_add, 3);
+        assert_eq!(c.numbers_handed_out, 14);
+        let st = cf.status();
+        assert_eq!(st.sequences.len(), 1);
+        assert_eq!(st.sequences[0].next, Some(15));
+        assert_eq!(st.sequences[0].fetches, 3);
+    }
+
+    #[test]
+    fn start_comes_from_the_sa() {
+        // Fig. 6 block 116: an SA that already sent 41 packets.
+        let mut cf = CouplingFacility::new();
+        create(&mut cf, 7, 42);
+        assert_eq!(
+            fetch(&mut cf, 7, 5),
+            CfResponse::SeqRange { first: 42, n: 5 }
+        );
+    }
+
+    #[test]
+    fn structures_are_independent() {
+        let mut cf = CouplingFacility::new();
+        create(&mut cf, 1, 1);
+        create(&mut cf, 2, 100);
+        assert_eq!(
+            fetch(&mut cf, 1, 4),
+            CfResponse::SeqRange { first: 1, n: 4 }
+        );
+        assert_eq!(
+            fetch(&mut cf, 2, 4),
+            CfResponse::SeqRange { first: 100, n: 4 }
+        );
+        assert_eq!(
+            fetch(&mut cf, 1, 1),
+            CfResponse::SeqRange { first: 5, n: 1 }
+        );
+        let mut ah = key(1);
+        ah.protocol = Protocol::Ah;
+        assert_eq!(
+            cf.handle(CfRequest::FetchAdd { key: ah, n: 1 }),
+            CfResponse::Error(CfError::UnknownSeq(ah))
+        );
+    }
+
+    #[test]
+    fn create_twice_is_refused() {
+        let mut cf = CouplingFacility::new();
+        create(&mut cf, 1, 1);
+        fetch(&mut cf, 1, 9);
+        assert_eq!(
+            create(&mut cf, 1, 1),
+            CfResponse::Error(CfError::SeqExists(key(1)))
+        );
+        // The existing structure is untouched.
+        assert_eq!(
+            fetch(&mut cf, 1, 1),
+            CfResponse::SeqRange { first: 10, n: 1 }
+        );
+        assert_eq!(cf.counters().errors.seq_exists, 1);
+    }
+
+    #[test]
+    fn malformed_creates_and_fetches() {
+        let mut cf = CouplingFacility::new();
+        assert!(matches!(
+            create(&mut cf, 1, 0),
+            CfResponse::Error(CfError::Malformed(_))
+        ));
+        assert!(matches!(
+            create(&mut cf, 1, SEQ_LAST_32 + 1),
+            CfResponse::Error(CfError::Malformed(_))
+        ));
+        assert!(matches!(
+            cf.handle(CfRequest::CreateSeqLimit {
+                key: key(1),
+                start: 10,
+                last: 9
+            }),
+            CfResponse::Error(CfError::Malformed(_))
+        ));
+        create(&mut cf, 1, 1);
+        assert!(matches!(
+            fetch(&mut cf, 1, 0),
+            CfResponse::Error(CfError::Malformed(_))
+        ));
+        assert_eq!(cf.counters().errors.malformed, 4);
+        assert_eq!(
+            fetch(&mut cf, 1, 1),
+            CfResponse::SeqRange { first: 1, n: 1 }
+        );
+    }
+
+    #[test]
+    fn fetch_add_on_unknown_or_deleted_structure() {
+        let mut cf = CouplingFacility::new();
+        assert_eq!(
+            fetch(&mut cf, 9, 1),
+            CfResponse::Error(CfError::UnknownSeq(key(9)))
+        );
+        create(&mut cf, 9, 1);
+        assert_eq!(
+            cf.handle(CfRequest::DeleteSeq { key: key(9) }),
+            CfResponse::Done
+        );
+        assert_eq!(
+            fetch(&mut cf, 9, 1),
+            CfResponse::Error(CfError::UnknownSeq(key(9)))
+        );
+        assert_eq!(
+            cf.handle(CfRequest::DeleteSeq { key: key(9) }),
+            CfResponse::Error(CfError::UnknownSeq(key(9)))
+        );
+        assert_eq!(cf.counters().errors.unknown_seq, 3);
+        assert_eq!(cf.counters().requests.delete_seq, 2);
+        // A deleted structure can be created again (rekey with the same SPI).
+        assert_eq!(create(&mut cf, 9, 1), CfResponse::Done);
+    }
+
+    #[test]
+    fn thirty_two_bit_numbers_never_wrap() {
+        let mut cf = CouplingFacility::new();
+        create(&mut cf, 1, SEQ_LAST_32 - 9);
+        // Ten left: asking for eleven takes none of them.
+        assert_eq!(
+            fetch(&mut cf, 1, 11),
+            CfResponse::Error(CfError::SeqExhausted(key(1)))
+        );
+        assert_eq!(
+            fetch(&mut cf, 1, 9),
+            CfResponse::SeqRange {
+                first: SEQ_LAST_32 - 9,
+                n: 9
+            }
+        );
+        assert_eq!(
+            fetch(&mut cf, 1, 1),
+            CfResponse::SeqRange {
+                first: SEQ_LAST_32,
+                n: 1
+            }
+        );
+        assert_eq!(
+            fetch(&mut cf, 1, 1),
+            CfResponse::Error(CfError::SeqExhausted(key(1)))
+        );
+        assert_eq!(cf.counters().errors.seq_exhausted, 2);
+        assert_eq!(cf.status().sequences[0].next, None);
+    }
+
+    #[test]
+    fn sixty_four_bit_structure_reaches_u64_max() {
+        let mut cf = CouplingFacility::new();
+        cf.handle(CfRequest::CreateSeqLimit {
+            key: key(1),
+            start: SEQ_LAST_64 - u64::from(u32::MAX),
+            last: SEQ_LAST_64,
+        });
+        assert_eq!(
+            fetch(&mut cf, 1, u32::MAX),
+            CfResponse::SeqRange {
+                first: SEQ_LAST_64 - u64::from(u32::MAX),
+                n: u32::MAX
+            }
+        );
+        assert_eq!(
+            fetch(&mut cf, 1, 1),
+            CfResponse::SeqRange {
+                first: SEQ_LAST_64,
+                n: 1
+            }
+        );
+        assert_eq!(
+            fetch(&mut cf, 1, 1),
+            CfResponse::Error(CfError::SeqExhausted(key(1)))
+        );
+    }
+
+    #[test]
+    fn key_value_put_get_delete_list() {
+        let mut cf = CouplingFacility::new();
+        let put = |k: &str, v: &[u8]| CfRequest::Put {
+            key: k.into(),
+            value: v.to_vec(),
+        };
+        assert_eq!(cf.handle(put("dct/DVA1/1", b"a")), CfResponse::Done);
+        assert_eq!(cf.handle(put("dct/DVA1/2", b"bb")), CfResponse::Done);
+        assert_eq!(cf.handle(put("dct/DVA2/1", b"c")), CfResponse::Done);
+        assert_eq!(cf.handle(put("sa/1", b"")), CfResponse::Done);
+        assert_eq!(cf.handle(put("dct/DVA1/2", b"xyz")), CfResponse::Done);
+        assert_eq!(
+            cf.handle(CfRequest::Get {
+                key: "dct/DVA1/2".into()
+            }),
+            CfResponse::Value(Some(b"xyz".to_vec()))
+        );
+        assert_eq!(
+            cf.handle(CfRequest::Get { key: "nope".into() }),
+            CfResponse::Value(None)
+        );
+        assert_eq!(
+            cf.handle(CfRequest::List {
+                prefix: "dct/DVA1/".into()
+            }),
+            CfResponse::Keys(vec!["dct/DVA1/1".into(), "dct/DVA1/2".into()])
+        );
+        assert_eq!(
+            cf.handle(CfRequest::List { prefix: "".into() }),
+            CfResponse::Keys(vec![
+                "dct/DVA1/1".into(),
+                "dct/DVA1/2".into(),
+                "dct/DVA2/1".into(),
+                "sa/1".into()
+            ])
+        );
+        assert_eq!(
+            cf.handle(CfRequest::Delete {
+                key: "dct/DVA1/1".into()
+            }),
+            CfResponse::Done
+        );
+        assert_eq!(
+            cf.handle(CfRequest::Delete {
+                key: "dct/DVA1/1".into()
+            }),
+            CfResponse::Done,
+            "deleting a missing key is not an error"
+        );
+        let st = cf.status();
+        assert_eq!(st.kv_entries, 3);
+        assert_eq!(
+            st.kv_bytes,
+            "dct/DVA1/2".len() + 3 + "dct/DVA2/1".len() + 1 + 4
+        );
+        let r = st.counters.requests;
+        assert_eq!((r.put, r.get, r.delete, r.list), (5, 2, 2, 2));
+    }
+
+    #[test]
+    fn malformed_keys() {
+        let mut cf = CouplingFacility::new();
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        for req in [
+            CfRequest::Put {
+                key: String::new(),
+                value: vec![1],
+            },
+            CfRequest::Get { key: long.clone() },
+            CfRequest::Delete { key: String::new() },
+            CfRequest::List { prefix: long },
+        ] {
+            assert!(matches!(
+                cf.handle(req),
+                CfResponse::Error(CfError::Malformed(_))
+            ));
+        }
+        assert_eq!(cf.counters().errors.malformed, 4);
+        assert_eq!(cf.status().kv_entries, 0);
+    }
+
+    #[test]
+    fn status_serializes() {
+        let mut cf = CouplingFacility::new();
+        create(&mut cf, 2, 1);
+        create(&mut cf, 1, 1);
+        let json = serde_json::to_value(cf.status()).unwrap();
+        assert_eq!(json["counters"]["requests"]["create_seq"], 2);
+        assert_eq!(json["sequences"][0]["key"]["spi"], 1);
+        assert_eq!(json["sequences"][1]["next"], 1);
+    }
+
+    proptest! {
+        /// Several clients interleave fetch-and-adds of any size: the ranges
+        /// never overlap and together cover start.. without a gap.
+        #[test]
+        fn interleaved_fetch_adds_cover_the_space(
+            start in 1u64..1_000_000,
+            ops in prop::collection::vec((0usize..5, 1u32..1000), 1..300),
+        ) {
+            let mut cf = CouplingFacility::new();
+            create(&mut cf, 1, start);
+            let mut per_client: Vec<Vec<(u64, u32)>> = vec![Vec::new(); 5];
+            for (client, n) in ops {
+                match fetch(&mut cf, 1, n) {
+                    CfResponse::SeqRange { first, n: got } => {
+                        prop_assert_eq!(got, n);
+                        per_client[client].push((first, got));
+                    }
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            let mut all: Vec<(u64, u32)> = per_client.into_iter().flatten().collect();
+            all.sort_unstable();
+            let mut expect = start;
+            for (first, n) in all {
+                prop_assert_eq!(first, expect);
+                expect = first + u64::from(n);
+            }
+            prop_assert_eq!(cf.counters().numbers_handed_out, expect - start);
+        }
+
+        /// Near the 32-bit limit no range ever passes 2^32 - 1.
+        #[test]
+        fn never_past_the_limit(
+            left in 1u64..5000,
+            ns in prop::collection::vec(1u32..200, 1..100),
+        ) {
+            let mut cf = CouplingFacility::new();
+            create(&mut cf, 1, SEQ_LAST_32 - left + 1);
+            let mut taken = 0u64;
+            for n in ns {
+                match fetch(&mut cf, 1, n) {
+                    CfResponse::SeqRange { first, n } => {
+                        prop_assert!(first + u64::from(n) - 1 <= SEQ_LAST_32);
+                        taken += u64::from(n);
+                    }
+                    CfResponse::Error(CfError::SeqExhausted(_)) => {
+                        prop_assert!(u64::from(n) > left - taken);
+                    }
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            prop_assert!(taken <= left);
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! Property tests of the XCF/CF frame codec (`wire::xcf`): every variant
+//! round-trips, arbitrary bytes never panic the slice or streaming decoder.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use plexnet::ipsec::sa::{
+    AddrRange, EncAlg, IntegAlg, Key, Lifetime, Lifetimes, Mode, PortRange, Protocol, SaConfig,
+    Spi, TrafficSelector, UdpEncap,
+};
+use plexnet::sysplex::xcf::{
+    CfError, CfRequest, CfResponse, Direction, FilterRule, SaInstall, SeqKey, VipaEntry, XcfMessage,
+};
+use plexnet::wire::xcf::{
+    decode, encode, encode_cf_request, encode_cf_response, encode_xcf, Body, FrameBody,
+    FrameDecoder, Header, HEADER_LEN, MAGIC, VERSION,
+};
+use plexnet::wire::IpProtocol;
+use proptest::prelude::*;
+
+fn v4() -> impl Strategy<Value = Ipv4Addr> {
+    any::<u32>().prop_map(Ipv4Addr::from)
+}
+
+fn ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        v4().prop_map(IpAddr::V4),
+        any::<u128>().prop_map(|n| IpAddr::V6(n.into()))
+    ]
+}
+
+fn protocol() -> impl Strategy<Value = Protocol> {
+    prop_oneof![Just(Protocol::Esp), Just(Protocol::Ah)]
+}
+
+fn seq_key() -> impl Strategy<Value = SeqKey> {
+    (v4(), protocol(), any::<u32>()).prop_map(|(dvipa, protocol, spi)| SeqKey {
+        dvipa,
+        protocol,
+        spi: Spi(spi),
+    })
+}
+
+fn lifetime() -> impl Strategy<Value = Lifetime> {
+    (
+        any::<Option<u64>>(),
+        any::<Option<u64>>(),
+        any::<Option<u64>>(),
+    )
+        .prop_map(|(seconds, bytes, packets)| Lifetime {
+            seconds,
+            bytes,
+            packets,
+        })
+}
+
+fn selector() -> impl Strategy<Value = TrafficSelector> {
+    (
+        ip(),
+        ip(),
+        ip(),
+        ip(),
+        any::<Option<u8>>(),
+        any::<[u16; 4]>(),
+    )
+        .prop_map(|(a, b, c, d, proto, p)| TrafficSelector {
+            src: AddrRange { start: a, end: b },
+            dst: AddrRange { start: c, end: d },
+            protocol: proto.map(IpProtocol::from),
+            src_ports: PortRange {
+                start: p[0],
+                end: p[1],
+            },
+            dst_ports: PortRange {
+                start: p[2],
+                end: p[3],
+            },
+        })
+}
+
+fn sa_config() -> impl Strategy<Value = SaConfig> {
+    (
+        (any::<u32>(), protocol(), any::<bool>(), ip(), ip()),
+        (
+            prop::sample::select(EncAlg::ALL.to_vec()),
+            prop::collection::vec(any::<u8>(), 0..40),
+            prop::sample::select(vec![
+                IntegAlg::None,
+                IntegAlg::HmacSha1_96,
+                IntegAlg::HmacSha256_128,
+                IntegAlg::HmacSha384_192,
+                IntegAlg::HmacSha512_256,
+            ]),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ),
+        (
+            any::<bool>(),
+            any::<u32>(),
+            lifetime(),
+            lifetime(),
+            any::<Option<(u16, u16)>>(),
+            selector(),
+        ),
+    )
+        .prop_map(
+            |(
+                (spi, protocol, tunnel, src, dst),
+                (enc, enc_key, integ, integ_key),
+                (esn, replay_window, soft, hard, encap, selector),
+            )| SaConfig {
+                spi: Spi(spi),
+                protocol,
+                mode: if tunnel {
+                    Mode::Tunnel
+                } else {
+                    Mode::Transport
+                },
+                src,
+                dst,
+                enc,
+                enc_key: Key(enc_key),
+                integ,
+                integ_key: Key(integ_key),
+                esn,
+                replay_window,
+                lifetimes: Lifetimes { soft, hard },
+                udp_encap: encap.map(|(src_port, dst_port)| UdpEncap { src_port, dst_port }),
+                selector,
+            },
+        )
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "\\PC{0,12}"
+}
+
+fn xcf_message() -> impl Strategy<Value = XcfMessage> {
+    prop_oneof![
+        (name(), v4()).prop_map(|(image, xcf_addr)| XcfMessage::Hello { image, xcf_addr }),
+        any::<u64>().prop_map(|seq| XcfMessage::Heartbeat { seq }),
+        (
+            name(),
+            prop::collection::vec(
+                (v4(), prop::collection::vec(any::<u16>(), 0..5))
+                    .prop_map(|(dvipa, ports)| VipaEntry { dvipa, ports }),
+                0..4
+            )
+        )
+            .prop_map(|(owner, vipas)| XcfMessage::VipaList { owner, vipas }),
+        (v4(), any::<u16>()).prop_map(|(dvipa, port)| XcfMessage::RegisterListener { dvipa, port }),
+        (v4(), any::<u16>())
+            .prop_map(|(dvipa, port)| XcfMessage::DeregisterListener { dvipa, port }),
+        (
+            v4(),
+            sa_config(),
+            sa_config(),
+            selector(),
+            protocol(),
+            seq_key(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(dvipa, inbound, outbound, sel, protocol, seq_key, report_bytes)| {
+                    let filter = FilterRule {
+                        dvipa,
+                        selector: sel,
+                        protocol,
+                        inbound_spi: inbound.spi,
+                        outbound_spi: outbound.spi,
+                    };
+                    XcfMessage::SaInstall(Box::new(SaInstall {
+                        dvipa,
+                        inbound,
+                        outbound,
+                        filter,
+                        seq_key,
+                        report_bytes,
+                    }))
+                }
+            ),
+        (v4(), protocol(), any::<u32>(), any::<u32>()).prop_map(|(dvipa, protocol, i, o)| {
+            XcfMessage::SaDelete {
+                dvipa,
+                protocol,
+                inbound_spi: Spi(i),
+                outbound_spi: Spi(o),
+            }
+        }),
+        (v4(), any::<u16>(), v4(), any::<u16>(), any::<u8>()).prop_map(
+            |(dvipa, local_port, peer, peer_port, protocol)| XcfMessage::NewConn {
+                dvipa,
+                local_port,
+                peer,
+                peer_port,
+                protocol,
+            }
+        ),
+        (
+            v4(),
+            protocol(),
+            any::<u32>(),
+            any::<bool>(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(|(dvipa, protocol, spi, inbound, bytes, packets)| {
+                XcfMessage::Lifesize {
+                    dvipa,
+                    protocol,
+                    spi: Spi(spi),
+                    direction: if inbound {
+                        Direction::Inbound
+                    } else {
+                        Direction::Outbound
+                    },
+                    bytes,
+                    packets,
+                }
+            }),
+        (v4(), any::<u32>(), any::<bool>()).prop_map(|(dvipa, spi, late)| {
+            XcfMessage::RekeyTiming {
+                dvipa,
+                spi: Spi(spi),
+                late,
+            }
+        }),
+        (v4(), any::<u16>(), v4(), any::<u16>()).prop_map(|(dvipa, port, client, client_port)| {
+            XcfMessage::ConnEnded {
+                dvipa,
+                port,
+                client,
+                client_port,
+            }
+        }),
+    ]
+}
+
+fn cf_request() -> impl Strategy<Value = CfRequest> {
+    prop_oneof![
+        (seq_key(), any::<u64>()).prop_map(|(key, start)| CfRequest::CreateSeq { key, start }),
+        (seq_key(), any::<u32>()).prop_map(|(key, n)| CfRequest::FetchAdd { key, n }),
+        seq_key().prop_map(|key| CfRequest::DeleteSeq { key }),
+        (seq_key(), any::<u64>(), any::<u64>())
+            .prop_map(|(key, start, last)| CfRequest::CreateSeqLimit { key, start, last }),
+        (name(), prop::collection::vec(any::<u8>(), 0..100))
+            .prop_map(|(key, value)| CfRequest::Put { key, value }),
+        name().prop_map(|key| CfRequest::Get { key }),
+        name().prop_map(|key| CfRequest::Delete { key }),
+        name().prop_map(|prefix| CfRequest::List { prefix }),
+    ]
+}
+
+fn cf_response() -> impl Strategy<Value = CfResponse> {
+    prop_oneof![
+        Just(CfResponse::Done),
+        (any::<u64>(), any::<u32>()).prop_map(|(first, n)| CfResponse::SeqRange { first, n }),
+        any::<Option<Vec<u8>>>().prop_map(CfResponse::Value),
+        prop::collection::vec(name(), 0..5).prop_map(CfResponse::Keys),
+        prop_oneof![
+            seq_key().prop_map(CfError::UnknownSeq),
+            seq_key().prop_map(CfError::SeqExists),
+            seq_key().prop_map(CfError::SeqExhausted),
+            name().prop_map(CfError::Malformed),
+        ]
+        .prop_map(CfResponse::Error),
+    ]
+}
+
+fn round_trip<B: FrameBody + std::fmt::Debug + PartialEq + Clone>(
+    id: u32,
+    value: &B,
+    wrap: impl Fn(B) -> Body,
+) {
+    let mut out = Vec::new();
+    encode(id, value, &mut out).unwrap();
+    let header = Header::parse(&out).unwrap();
+    assert_eq!(header.type_code, value.type_code());
+    assert_eq!(header.type_name(), value.type_name());
+    assert_eq!(header.body_len as usize, out.len() - HEADER_LEN);
+    let (decoded, used) = decode(&out).unwrap();
+    assert_eq!(used, out.len());
+    assert_eq!(decoded.request_id, id);
+    assert_eq!(decoded.body, wrap(value.clone()));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn xcf_messages_round_trip(msg in xcf_message()) {
+        round_trip(0, &msg, Body::Xcf);
+        let mut out = Vec::new();
+        encode_xcf(&msg, &mut out).unwrap();
+        prop_assert_eq!(decode(&out).unwrap().0.body, Body::Xcf(msg));
+    }
+
+    #[test]
+    fn cf_requests_round_trip(id in any::<u32>(), req in cf_request()) {
+        round_trip(id, &req, Body::CfRequest);
+        let mut out = Vec::new();
+        encode_cf_request(id, &req, &mut out).unwrap();
+        prop_assert_eq!(decode(&out).unwrap().0.body, Body::CfRequest(req));
+    }
+
+    #[test]
+    fn cf_responses_round_trip(id in any::<u32>(), resp in cf_response()) {
+        round_trip(id, &resp, Body::CfResponse);
+        let mut out = Vec::new();
+        encode_cf_response(id, &resp, &mut out).unwrap();
+        prop_assert_eq!(decode(&out).unwrap().0.body, Body::CfResponse(resp));
+    }
+
+    /// A stream of frames cut at arbitrary points yields the same frames.
+    #[test]
+    fn stream_of_frames_in_any_chunks(
+        msgs in prop::collection::vec(xcf_message(), 1..8),
+        cuts in prop::collection::vec(1usize..64, 1..40),
+    ) {
+        let mut stream = Vec::new();
+        for m in &msgs {
+            encode_xcf(m, &mut stream).unwrap();
+        }
+        let mut dec = FrameDecoder::new();
+        let mut got = Vec::new();
+        let mut at = 0;
+        let mut cut = cuts.iter().cycle();
+        while at < stream.len() {
+            let end = (at + cut.next().copied().unwrap_or(1)).min(stream.len());
+            dec.push(&stream[at..end]);
+            at = end;
+            while let Some(frame) = dec.next_frame() {
+                match frame.unwrap().body {
+                    Body::Xcf(m) => got.push(m),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        prop_assert_eq!(got, msgs);
+        prop_assert_eq!(dec.buffered(), 0);
+    }
+
+    /// Arbitrary bytes never panic the slice decoder.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = decode(&bytes);
+        let _ = Header::parse(&bytes);
+    }
+
+    /// A valid header with an arbitrary body (the likely attack: the
+    /// header passes, postcard gets garbage) never panics, and a refused
+    /// frame is skipped whole so the next one still decodes.
+    #[test]
+    fn arbitrary_bodies_never_panic(
+        channel in 0u8..5,
+        code in prop::sample::select(vec![0x0001u16, 0x0002, 0x0010, 0x0011, 0x0012, 0x0020, 0x0021,
+            0x0030, 0x0031, 0x0040, 0x0041, 0x0101, 0x0102, 0x0103, 0x0104, 0x0110, 0x0111,
+            0x0112, 0x0113, 0x0201, 0x0202, 0x0203, 0x0204, 0x02ff, 0x7777]),
+        id in any::<u32>(),
+        body in prop::collection::vec(any::<u8>(), 0..200),
+        chunk in 1usize..50,
+    ) {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&MAGIC);
+        frame.push(VERSION);
+        frame.push(channel);
+        frame.extend_from_slice(&code.to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(&id.to_be_bytes());
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        let _ = decode(&frame);
+        encode_xcf(&XcfMessage::Heartbeat { seq: 42 }, &mut frame).unwrap();
+        let mut dec = FrameDecoder::new();
+        let mut results = Vec::new();
+        for piece in frame.chunks(chunk) {
+            dec.push(piece);
+            while let Some(r) = dec.next_frame() {
+                results.push(r);
+            }
+        }
+        prop_assert_eq!(results.len(), 2);
+        if let Err(refused) = &results[0] {
+            prop_assert!(!refused.is_fatal());
+            prop_assert_eq!(refused.request_id, Some(id));
+        }
+        prop_assert_eq!(
+            results[1].clone().unwrap().body,
+            Body::Xcf(XcfMessage::Heartbeat { seq: 42 })
+        );
+    }
+
+    /// Arbitrary bytes in arbitrary chunks never panic the stream decoder,
+    /// and it never buffers much more than a frame.
+    #[test]
+    fn arbitrary_stream_never_panics(
+        pieces in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..20),
+        prefix_header in any::<bool>(),
+    ) {
+        let mut dec = FrameDecoder::new();
+        if prefix_header {
+            dec.push(&MAGIC);
+            dec.push(&[VERSION]);
+        }
+        for p in &pieces {
+            dec.push(p);
+            while dec.next_frame().is_some() {}
+        }
+        prop_assert!(dec.buffered() <= 64 * 20 + 3);
+    }
+}
