@@ -8,7 +8,8 @@ use plexnet::ipsec::sa::{
     Spi, TrafficSelector, UdpEncap,
 };
 use plexnet::sysplex::xcf::{
-    CfError, CfRequest, CfResponse, Direction, FilterRule, SaInstall, SeqKey, VipaEntry, XcfMessage,
+    CfError, CfRequest, CfResponse, ConnEndReason, Direction, FilterRule, SaInstall, SeqKey,
+    VipaEntry, XcfMessage,
 };
 use plexnet::wire::xcf::{
     decode, encode, encode_cf_request, encode_cf_response, encode_xcf, Body, FrameBody,
@@ -214,6 +215,7 @@ fn xcf_message() -> impl Strategy<Value = XcfMessage> {
                     },
                     bytes,
                     packets,
+                    highest_seq: bytes ^ packets,
                 }
             }),
         (v4(), any::<u32>(), any::<bool>()).prop_map(|(dvipa, spi, late)| {
@@ -223,14 +225,19 @@ fn xcf_message() -> impl Strategy<Value = XcfMessage> {
                 late,
             }
         }),
-        (v4(), any::<u16>(), v4(), any::<u16>()).prop_map(|(dvipa, port, client, client_port)| {
-            XcfMessage::ConnEnded {
+        (v4(), any::<u16>(), v4(), any::<u16>(), 0u8..3).prop_map(
+            |(dvipa, port, client, client_port, r)| XcfMessage::ConnEnded {
                 dvipa,
                 port,
                 client,
                 client_port,
+                reason: match r {
+                    0 => ConnEndReason::Closed,
+                    1 => ConnEndReason::Reset,
+                    _ => ConnEndReason::Rejected,
+                },
             }
-        }),
+        ),
     ]
 }
 

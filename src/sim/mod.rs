@@ -18,7 +18,7 @@ use crate::ipsec::sa::{
     EncAlg, IntegAlg, Key, Lifetimes, Mode, Protocol, Sa, SaConfig, Spi, TrafficSelector,
 };
 use crate::ipsec::sad::{InboundSa, OutboundSa};
-use crate::sysplex::routing::{Decision, DctOutcome, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::{DctOutcome, Decision, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
 use crate::sysplex::target::{self, OutboundPlan, TargetStack, Verdict};
 use crate::sysplex::xcf::{CfRequest, CfResponse, FilterRule, SaInstall, SeqKey, XcfMessage};
@@ -63,12 +63,20 @@ enum Event {
     /// From the client, on the external LAN, to the DVIPA's owner.
     ToDvipa(Vec<u8>),
     /// GRE over the XCF link from `from` to `to`.
-    Gre { from: String, to: String, packet: Vec<u8> },
+    Gre {
+        from: String,
+        to: String,
+        packet: Vec<u8>,
+    },
     /// A packet the image's kernel sends (a server reply), read from its TUN.
     Outbound { image: String, packet: Vec<u8> },
     /// Out of an image's own external link, to the client.
     ToClient { from: String, packet: Vec<u8> },
-    Xcf { from: String, to: String, msg: XcfMessage },
+    Xcf {
+        from: String,
+        to: String,
+        msg: XcfMessage,
+    },
 }
 
 /// How the manual SA pair of a scenario is made.
@@ -111,13 +119,17 @@ pub struct World {
 
 impl std::fmt::Debug for World {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("World").field("now_ms", &self.now_ms).finish_non_exhaustive()
+        f.debug_struct("World")
+            .field("now_ms", &self.now_ms)
+            .finish_non_exhaustive()
     }
 }
 
 /// Deterministic key bytes for a manual SA (the simulator's own keys).
 fn key_for(spi: u32, purpose: u8, len: usize) -> Key {
-    Key((0..len).map(|i| (spi as u8) ^ purpose.wrapping_mul(31) ^ (i as u8).wrapping_mul(7)).collect())
+    Key((0..len)
+        .map(|i| (spi as u8) ^ purpose.wrapping_mul(31) ^ (i as u8).wrapping_mul(7))
+        .collect())
 }
 
 fn sa_config(spec: &SaSpec, spi: u32, src: Ipv4Addr, dst: Ipv4Addr) -> SaConfig {
@@ -127,8 +139,20 @@ fn sa_config(spec: &SaSpec, spi: u32, src: Ipv4Addr, dst: Ipv4Addr) -> SaConfig 
         mode: spec.mode,
         src: IpAddr::V4(src),
         dst: IpAddr::V4(dst),
-        enc: if spec.protocol == Protocol::Ah { EncAlg::Null } else { spec.enc },
-        enc_key: key_for(spi, 1, if spec.protocol == Protocol::Ah { 0 } else { spec.enc.key_len() }),
+        enc: if spec.protocol == Protocol::Ah {
+            EncAlg::Null
+        } else {
+            spec.enc
+        },
+        enc_key: key_for(
+            spi,
+            1,
+            if spec.protocol == Protocol::Ah {
+                0
+            } else {
+                spec.enc.key_len()
+            },
+        ),
         integ: spec.integ,
         integ_key: key_for(spi, 2, spec.integ.key_len()),
         esn: false,
@@ -143,7 +167,13 @@ impl World {
     /// Figure 4's DVA1 in small: `owner` owns the DVIPA 198.18.0.100 and
     /// distributes port 80 ROUNDROBIN to `targets` (which may include the
     /// owner); each target runs a server on port 80 and registers it.
-    pub fn new(seed: u64, owner: &str, targets: &[&str], config: RoutingConfig, cf: Box<dyn CfService>) -> Self {
+    pub fn new(
+        seed: u64,
+        owner: &str,
+        targets: &[&str],
+        config: RoutingConfig,
+        cf: Box<dyn CfService>,
+    ) -> Self {
         let dvipa = Ipv4Addr::new(198, 18, 0, 100);
         let mut names: Vec<&str> = targets.to_vec();
         if !names.contains(&owner) {
@@ -167,7 +197,8 @@ impl World {
         };
         let mut images = BTreeMap::new();
         for (i, n) in names.iter().enumerate() {
-            let routing = (*n == owner).then(|| RoutingStack::new(n, xcf_of(i), config, &[(dvipa, Some(dist.clone()))]));
+            let routing = (*n == owner)
+                .then(|| RoutingStack::new(n, xcf_of(i), config, &[(dvipa, Some(dist.clone()))]));
             let owned = if *n == owner { vec![dvipa] } else { vec![] };
             images.insert(
                 n.to_string(),
@@ -212,7 +243,10 @@ impl World {
 
     fn routing(&mut self) -> &mut RoutingStack {
         let owner = self.owner.clone();
-        self.image(&owner).routing.as_mut().expect("the owner has a routing stack")
+        self.image(&owner)
+            .routing
+            .as_mut()
+            .expect("the owner has a routing stack")
     }
 
     fn image(&mut self, name: &str) -> &mut SimImage {
@@ -220,7 +254,8 @@ impl World {
     }
 
     pub fn log(&mut self, line: impl Into<String>) {
-        self.trace.push(format!("{:>5} ms  {}", self.now_ms, line.into()));
+        self.trace
+            .push(format!("{:>5} ms  {}", self.now_ms, line.into()));
     }
 
     /// The rendered trace so far.
@@ -231,7 +266,14 @@ impl World {
     }
 
     fn send_xcf(&mut self, from: &str, to: &str, msg: XcfMessage) {
-        self.queue.push_back((self.now_ms + HOP_MS, Event::Xcf { from: from.into(), to: to.into(), msg }));
+        self.queue.push_back((
+            self.now_ms + HOP_MS,
+            Event::Xcf {
+                from: from.into(),
+                to: to.into(),
+                msg,
+            },
+        ));
     }
 
     /// Fig. 6: the owner installs a manually keyed pair, stores the
@@ -241,7 +283,11 @@ impl World {
         let (client, dvipa) = (self.client.addr, self.dvipa);
         let inbound = sa_config(&spec, spec.spi_in, client, dvipa);
         let outbound = sa_config(&spec, spec.spi_out, dvipa, client);
-        let seq_key = SeqKey { dvipa, protocol: spec.protocol, spi: Spi(spec.spi_out) };
+        let seq_key = SeqKey {
+            dvipa,
+            protocol: spec.protocol,
+            spi: Spi(spec.spi_out),
+        };
         let install = SaInstall {
             dvipa,
             filter: FilterRule {
@@ -264,13 +310,27 @@ impl World {
             "{owner} routing  SA installed: {} {:?} {} in={:#010x} out={:#010x}",
             spec.protocol.name(),
             spec.mode,
-            Sa::new(install.inbound.clone()).map(|s| s.suite_name()).unwrap_or_default(),
+            Sa::new(install.inbound.clone())
+                .map(|s| s.suite_name())
+                .unwrap_or_default(),
             spec.spi_in,
             spec.spi_out
         ));
-        let r = self.cf.request(CfRequest::CreateSeq { key: seq_key, start: 1 });
-        self.log(format!("{owner} → CF     CreateSeq {} = {}", seq_name(&seq_key), cf_answer(&r)));
-        let mut to: Vec<String> = self.routing().targets_of(dvipa).into_iter().map(|(n, _)| n).collect();
+        let r = self.cf.request(CfRequest::CreateSeq {
+            key: seq_key,
+            start: 1,
+        });
+        self.log(format!(
+            "{owner} → CF     CreateSeq {} = {}",
+            seq_name(&seq_key),
+            cf_answer(&r)
+        ));
+        let mut to: Vec<String> = self
+            .routing()
+            .targets_of(dvipa)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         if !to.contains(&owner) {
             to.insert(0, owner.clone());
         }
@@ -282,19 +342,38 @@ impl World {
 
     /// The client sends a TCP segment to DVIPA:80 through its SA.
     pub fn client_tcp(&mut self, sport: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) {
-        let inner = tcp_packet(self.client.addr, sport, self.dvipa, 80, seq, ack, flags, payload);
+        let inner = tcp_packet(
+            self.client.addr,
+            sport,
+            self.dvipa,
+            80,
+            seq,
+            ack,
+            flags,
+            payload,
+        );
         let sealed = self.client_seal(&inner);
-        self.log(format!("client1 → DVA1   {}  [inner {}]", render::packet(&sealed), render::packet(&inner)));
+        self.log(format!(
+            "client1 → DVA1   {}  [inner {}]",
+            render::packet(&sealed),
+            render::packet(&inner)
+        ));
         self.client.last_sent = Some(sealed.clone());
-        self.queue.push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
+        self.queue
+            .push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
         self.run();
     }
 
     /// The client sends an arbitrary inner packet (e.g. ICMP) through its SA.
     pub fn client_inner(&mut self, inner: &[u8]) {
         let sealed = self.client_seal(inner);
-        self.log(format!("client1 → DVA1   {}  [inner {}]", render::packet(&sealed), render::packet(inner)));
-        self.queue.push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
+        self.log(format!(
+            "client1 → DVA1   {}  [inner {}]",
+            render::packet(&sealed),
+            render::packet(inner)
+        ));
+        self.queue
+            .push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
         self.run();
     }
 
@@ -304,14 +383,19 @@ impl World {
         let mut out = Vec::new();
         let now_s = self.now_ms / 1000;
         let sa = self.client.outbound.as_mut().expect("install_sa first");
-        sa.seal(now_s, seq, &mut self.rng, inner, &mut out).expect("client seals");
+        sa.seal(now_s, seq, &mut self.rng, inner, &mut out)
+            .expect("client seals");
         out
     }
 
     /// Sends raw bytes from the client's LAN to the DVIPA (replays, forgeries).
     pub fn client_raw(&mut self, what: &str, packet: Vec<u8>) {
-        self.log(format!("client1 → DVA1   {}  ({what})", render::packet(&packet)));
-        self.queue.push_back((self.now_ms + HOP_MS, Event::ToDvipa(packet)));
+        self.log(format!(
+            "client1 → DVA1   {}  ({what})",
+            render::packet(&packet)
+        ));
+        self.queue
+            .push_back((self.now_ms + HOP_MS, Event::ToDvipa(packet)));
         self.run();
     }
 
@@ -321,8 +405,18 @@ impl World {
         let dst = self.images[to].xcf;
         let mut g = Vec::new();
         target::encap(outer_src, dst, inner, false, &mut g);
-        self.log(format!("{link_from} ⇒ {to}  injected GRE {outer_src} > {dst} on link x-{}", link_from.to_lowercase()));
-        self.queue.push_back((self.now_ms + HOP_MS, Event::Gre { from: link_from.into(), to: to.into(), packet: g }));
+        self.log(format!(
+            "{link_from} ⇒ {to}  injected GRE {outer_src} > {dst} on link x-{}",
+            link_from.to_lowercase()
+        ));
+        self.queue.push_back((
+            self.now_ms + HOP_MS,
+            Event::Gre {
+                from: link_from.into(),
+                to: to.into(),
+                packet: g,
+            },
+        ));
         self.run();
     }
 
@@ -364,10 +458,10 @@ impl World {
         let decision = self.routing().inbound(now, &packet);
         let note = self.routing().last_note();
         if let Some(p) = note.peek {
-            let flags = p.tcp_flags.map(render::flags).unwrap_or_default();
+            let flow = render::flow(p.proto, p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags);
             self.log(format!(
-                "{owner} routing  peek {:#010x} seq {}: {:?} {}:{} > {}:{} [{flags}] ({} AES blocks decrypted)",
-                p.spi.0, p.seq, p.proto, p.src, p.src_port, p.dst, p.dst_port, p.blocks_decrypted
+                "{owner} routing  peek {:#010x} seq {}: {flow} ({} AES blocks decrypted)",
+                p.spi.0, p.seq, p.blocks_decrypted
             ));
         }
         let dct = match note.dct {
@@ -381,7 +475,9 @@ impl World {
         }
         match decision {
             Decision::Forward { target, target_xcf } if target == owner => {
-                self.log(format!("{owner} routing  → own target stack (this image is the target)"));
+                self.log(format!(
+                    "{owner} routing  → own target stack (this image is the target)"
+                ));
                 self.at_target_direct(&owner, &packet, false);
                 let _ = target_xcf;
             }
@@ -389,20 +485,41 @@ impl World {
                 let src = self.images[&owner].xcf;
                 let mut g = Vec::new();
                 target::encap(src, target_xcf, &packet, false, &mut g);
-                self.log(format!("{owner} routing  → {target}: GRE {src} > {target_xcf} over XCF ({} bytes)", g.len()));
-                self.queue.push_back((now + HOP_MS, Event::Gre { from: owner.clone(), to: target, packet: g }));
+                self.log(format!(
+                    "{owner} routing  → {target}: GRE {src} > {target_xcf} over XCF ({} bytes)",
+                    g.len()
+                ));
+                self.queue.push_back((
+                    now + HOP_MS,
+                    Event::Gre {
+                        from: owner.clone(),
+                        to: target,
+                        packet: g,
+                    },
+                ));
             }
             Decision::DecryptAndForward { target, target_xcf } => {
                 self.log(format!("{owner} routing  decrypts here (distribute_crypto = false), forwards plaintext to {target}"));
-                if let Verdict::Deliver(plain) = self.image(&owner).target.inbound(now, &packet, false) {
+                if let Verdict::Deliver(plain) =
+                    self.image(&owner).target.inbound(now, &packet, false)
+                {
                     let src = self.images[&owner].xcf;
                     let mut g = Vec::new();
                     target::encap(src, target_xcf, &plain, true, &mut g);
-                    self.queue.push_back((now + HOP_MS, Event::Gre { from: owner.clone(), to: target, packet: g }));
+                    self.queue.push_back((
+                        now + HOP_MS,
+                        Event::Gre {
+                            from: owner.clone(),
+                            to: target,
+                            packet: g,
+                        },
+                    ));
                 }
             }
             Decision::Local => {
-                self.log(format!("{owner} routing  not distributable: processed by the routing stack itself"));
+                self.log(format!(
+                    "{owner} routing  not distributable: processed by the routing stack itself"
+                ));
                 self.at_target_direct(&owner, &packet, false);
             }
             Decision::Ike => self.log(format!("{owner} routing  IKE (not simulated here)")),
@@ -431,23 +548,37 @@ impl World {
                 let opened = self.images[image].target.counters().opened;
                 let sep = if how.is_empty() { "" } else { ", " };
                 self.log(format!("{image} target   {how}{sep}opened with shadow SA (opens so far: {opened}) → TUN: {}", render::packet(&plain)));
-                self.to_kernel(image, &plain);
+                self.deliver_to_kernel(image, &plain);
             }
         }
     }
 
     /// The image's kernel: echo for an owned DVIPA, TCP to the server.
-    fn to_kernel(&mut self, image: &str, plain: &[u8]) {
+    fn deliver_to_kernel(&mut self, image: &str, plain: &[u8]) {
         let now = self.now_ms;
         if let stack::Verdict::Reply(reply) = self.image(image).stack.inbound(plain) {
-            self.log(format!("{image} stack    ICMP echo answered from user space"));
-            self.queue.push_back((now, Event::Outbound { image: image.into(), packet: reply }));
+            self.log(format!(
+                "{image} stack    ICMP echo answered from user space"
+            ));
+            self.queue.push_back((
+                now,
+                Event::Outbound {
+                    image: image.into(),
+                    packet: reply,
+                },
+            ));
             return;
         }
         let replies = self.image(image).server.receive(plain);
         for r in replies {
             self.log(format!("{image} server   {}", render::packet(&r)));
-            self.queue.push_back((now, Event::Outbound { image: image.into(), packet: r }));
+            self.queue.push_back((
+                now,
+                Event::Outbound {
+                    image: image.into(),
+                    packet: r,
+                },
+            ));
         }
     }
 
@@ -459,7 +590,13 @@ impl World {
             OutboundPlan::Plain => {
                 self.image(image).target.count_plain_out();
                 self.log(format!("{image} target   no SA covers it: sent plain"));
-                self.queue.push_back((now + HOP_MS, Event::ToClient { from: image.into(), packet: packet.to_vec() }));
+                self.queue.push_back((
+                    now + HOP_MS,
+                    Event::ToClient {
+                        from: image.into(),
+                        packet: packet.to_vec(),
+                    },
+                ));
             }
             OutboundPlan::Protect { spi, seq_key } => {
                 let r = self.cf.request(CfRequest::FetchAdd { key: seq_key, n: 1 });
@@ -469,12 +606,24 @@ impl World {
                 };
                 let mut out = Vec::new();
                 let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
-                let sealed = self.image(image).target.seal(now, spi, first, &mut rng, packet, &mut out);
+                let sealed = self
+                    .image(image)
+                    .target
+                    .seal(now, spi, first, &mut rng, packet, &mut out);
                 self.rng = rng;
                 match sealed {
                     Ok(()) => {
-                        self.log(format!("{image} target   shadow SA {spi:?} seq {first} from CF FetchAdd(1); sealed, out of {image}'s own ext"));
-                        self.queue.push_back((now + HOP_MS, Event::ToClient { from: image.into(), packet: out }));
+                        self.log(format!(
+                            "{image} target   shadow SA {:#010x} seq {first} from CF FetchAdd(1); sealed, out of {image}'s own ext",
+                            spi.0
+                        ));
+                        self.queue.push_back((
+                            now + HOP_MS,
+                            Event::ToClient {
+                                from: image.into(),
+                                packet: out,
+                            },
+                        ));
                     }
                     Err(d) => self.log(format!("{image} target   DROP {}", d.name())),
                 }
@@ -486,10 +635,17 @@ impl World {
         let now_s = self.now_ms / 1000;
         let mut out = Vec::new();
         let line = match self.client.inbound.as_mut() {
-            Some(sa) if crate::ipsec::peek::locate(packet).is_ok() => match sa.open(now_s, packet, &mut out) {
-                Ok(o) => format!("{}  seq {} [inner {}]", render::packet(packet), o.seq, render::packet(&out)),
-                Err(e) => format!("{}  DROP {}", render::packet(packet), e.reason().as_str()),
-            },
+            Some(sa) if crate::ipsec::peek::locate(packet).is_ok() => {
+                match sa.open(now_s, packet, &mut out) {
+                    Ok(o) => format!(
+                        "{}  seq {} [inner {}]",
+                        render::packet(packet),
+                        o.seq,
+                        render::packet(&out)
+                    ),
+                    Err(e) => format!("{}  DROP {}", render::packet(packet), e.reason().as_str()),
+                }
+            }
             _ => render::packet(packet),
         };
         self.log(format!("client1 ← {from:<5} {line}"));
@@ -508,7 +664,10 @@ impl World {
     }
 
     pub fn routing_stack(&self) -> &RoutingStack {
-        self.images[&self.owner].routing.as_ref().expect("owner routing stack")
+        self.images[&self.owner]
+            .routing
+            .as_ref()
+            .expect("owner routing stack")
     }
 }
 

@@ -43,13 +43,21 @@ pub fn tcp_packet(
     let mut out = vec![0u8; ip.buffer_len() + t.buffer_len()];
     let mut p = ipv4::Packet::new_unchecked(&mut out[..]);
     ip.emit(&mut p);
-    t.emit(&mut tcp::Packet::new_unchecked(p.payload_mut()), &PseudoHeader::V4 { src, dst });
+    t.emit(
+        &mut tcp::Packet::new_unchecked(p.payload_mut()),
+        &PseudoHeader::V4 { src, dst },
+    );
     out
 }
 
 impl ScriptedServer {
     pub fn new(image: &str, addr: Ipv4Addr, port: u16) -> Self {
-        Self { image: image.to_string(), addr, port, conns: HashMap::new() }
+        Self {
+            image: image.to_string(),
+            addr,
+            port,
+            conns: HashMap::new(),
+        }
     }
 
     /// The segments the server sends in answer to one it received.
@@ -68,11 +76,18 @@ impl ScriptedServer {
         }
         let (client, cport, f) = (ip.src_addr(), t.src_port(), t.flags());
         let reply = |seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]| {
-            tcp_packet(self.addr, self.port, client, cport, seq, ack, flags, payload)
+            tcp_packet(
+                self.addr, self.port, client, cport, seq, ack, flags, payload,
+            )
         };
         if f.is_initial_syn() {
             self.conns.insert((client, cport), 1001);
-            return vec![reply(1000, t.seq_number().wrapping_add(1), TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0), &[])];
+            return vec![reply(
+                1000,
+                t.seq_number().wrapping_add(1),
+                TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0),
+                &[],
+            )];
         }
         let Some(&seq) = self.conns.get(&(client, cport)) else {
             return vec![reply(0, t.seq_number(), TcpFlags::RST, &[])];
@@ -81,12 +96,23 @@ impl ScriptedServer {
         if data_len > 0 {
             let body = format!("HTTP/1.0 200 OK\r\n\r\nserved by {}\n", self.image);
             let flags = TcpFlags(TcpFlags::PSH.0 | TcpFlags::ACK.0 | TcpFlags::FIN.0);
-            self.conns.insert((client, cport), seq + body.len() as u32 + 1);
-            return vec![reply(seq, t.seq_number().wrapping_add(data_len), flags, body.as_bytes())];
+            self.conns
+                .insert((client, cport), seq + body.len() as u32 + 1);
+            return vec![reply(
+                seq,
+                t.seq_number().wrapping_add(data_len),
+                flags,
+                body.as_bytes(),
+            )];
         }
         if f.contains(TcpFlags::FIN) {
             self.conns.remove(&(client, cport));
-            return vec![reply(seq, t.seq_number().wrapping_add(1), TcpFlags::ACK, &[])];
+            return vec![reply(
+                seq,
+                t.seq_number().wrapping_add(1),
+                TcpFlags::ACK,
+                &[],
+            )];
         }
         Vec::new()
     }

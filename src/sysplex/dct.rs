@@ -208,7 +208,9 @@ impl Distribution {
             DistMethod::RoundRobin => {
                 let n = self.config.dests.len();
                 let start = self.rr_next;
-                let chosen = (0..n).map(|k| (start + k) % n).find(|i| eligible.contains(i));
+                let chosen = (0..n)
+                    .map(|k| (start + k) % n)
+                    .find(|i| eligible.contains(i));
                 if let Some(i) = chosen {
                     self.rr_next = (i + 1) % n;
                 }
@@ -228,10 +230,13 @@ impl Distribution {
                     .copied()
                     .find(|&i| self.config.dests[i].role == DestRole::Preferred);
                 preferred.or_else(|| {
-                    eligible.iter().copied().max_by_key(|&i| match self.config.dests[i].role {
-                        DestRole::Backup(rank) => i32::from(rank),
-                        _ => -1,
-                    })
+                    eligible
+                        .iter()
+                        .copied()
+                        .max_by_key(|&i| match self.config.dests[i].role {
+                            DestRole::Backup(rank) => i32::from(rank),
+                            _ => -1,
+                        })
                 })
             }
             DistMethod::BaseWlm => eligible.iter().copied().min_by_key(|&i| active_of(i)),
@@ -288,10 +293,16 @@ mod tests {
     #[test]
     fn round_robin_cycles_over_listening_targets_only() {
         let plain = DestRole::Plain;
-        let mut d = dist(DistMethod::RoundRobin, &[("A", plain), ("B", plain), ("C", plain)]);
+        let mut d = dist(
+            DistMethod::RoundRobin,
+            &[("A", plain), ("B", plain), ("C", plain)],
+        );
         let l = listening(&["A", "C"]);
         assert_eq!(choose_n(&mut d, &l, 4), ["A", "C", "A", "C"]);
-        assert!(d.choose(81, &l, &HashMap::new()).is_none(), "nobody listens on 81");
+        assert!(
+            d.choose(81, &l, &HashMap::new()).is_none(),
+            "nobody listens on 81"
+        );
     }
 
     #[test]
@@ -316,18 +327,31 @@ mod tests {
     fn hot_standby_prefers_then_falls_back_by_rank() {
         let mut d = dist(
             DistMethod::HotStandby,
-            &[("A", DestRole::Preferred), ("B", DestRole::Backup(50)), ("C", DestRole::Backup(100))],
+            &[
+                ("A", DestRole::Preferred),
+                ("B", DestRole::Backup(50)),
+                ("C", DestRole::Backup(100)),
+            ],
         );
-        assert_eq!(choose_n(&mut d, &listening(&["A", "B", "C"]), 2), ["A", "A"]);
+        assert_eq!(
+            choose_n(&mut d, &listening(&["A", "B", "C"]), 2),
+            ["A", "A"]
+        );
         assert_eq!(choose_n(&mut d, &listening(&["B", "C"]), 1), ["C"]);
         assert_eq!(choose_n(&mut d, &listening(&["B"]), 1), ["B"]);
     }
 
     #[test]
     fn base_wlm_picks_the_least_loaded() {
-        let mut d = dist(DistMethod::BaseWlm, &[("A", DestRole::Plain), ("B", DestRole::Plain)]);
+        let mut d = dist(
+            DistMethod::BaseWlm,
+            &[("A", DestRole::Plain), ("B", DestRole::Plain)],
+        );
         let active = HashMap::from([("A".to_string(), 5), ("B".to_string(), 1)]);
-        assert_eq!(d.choose(80, &listening(&["A", "B"]), &active).expect("t").0, "B");
+        assert_eq!(
+            d.choose(80, &listening(&["A", "B"]), &active).expect("t").0,
+            "B"
+        );
     }
 
     #[test]
@@ -354,7 +378,11 @@ mod tests {
         dct.insert(key(3), entry(ConnState::Closing));
         let t = DctTimeouts::default();
         assert_eq!(dct.next_expiry(&t), Some(t.closing_ms));
-        let gone: Vec<u16> = dct.expire(t.syn_ms, &t).iter().map(|(k, _)| k.client_port).collect();
+        let gone: Vec<u16> = dct
+            .expire(t.syn_ms, &t)
+            .iter()
+            .map(|(k, _)| k.client_port)
+            .collect();
         assert_eq!(gone.len(), 2, "closing and syn entries gone: {gone:?}");
         assert_eq!(dct.len(), 1);
         assert_eq!(dct.active_by_target(Ipv4Addr::new(198, 18, 0, 100))["A"], 1);

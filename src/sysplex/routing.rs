@@ -57,9 +57,15 @@ impl Default for RoutingConfig {
 pub enum Decision {
     /// Block 140: send the packet as it came to `target` (GRE over XCF, or
     /// this image's own target stack when the target is this image).
-    Forward { target: String, target_xcf: Ipv4Addr },
+    Forward {
+        target: String,
+        target_xcf: Ipv4Addr,
+    },
     /// `distribute_crypto = false`: decrypt here, then forward plaintext.
-    DecryptAndForward { target: String, target_xcf: Ipv4Addr },
+    DecryptAndForward {
+        target: String,
+        target_xcf: Ipv4Addr,
+    },
     /// Not distributed: this image's own stack processes it (its target
     /// stack opens IPsec with the same SAs; plain packets go to its IP layer).
     Local,
@@ -175,7 +181,12 @@ pub struct RoutingStack {
 impl RoutingStack {
     /// A routing stack for the DVIPAs this image owns, with their
     /// VIPADISTRIBUTE statements.
-    pub fn new(image: &str, xcf: Ipv4Addr, config: RoutingConfig, owned: &[(Ipv4Addr, Option<VipaDistribute>)]) -> Self {
+    pub fn new(
+        image: &str,
+        xcf: Ipv4Addr,
+        config: RoutingConfig,
+        owned: &[(Ipv4Addr, Option<VipaDistribute>)],
+    ) -> Self {
         let distributions = owned
             .iter()
             .filter_map(|(addr, d)| d.clone().map(|d| (*addr, Distribution::new(d))))
@@ -189,7 +200,10 @@ impl RoutingStack {
             dct: Dct::default(),
             pairs: Vec::new(),
             counters: RoutingCounters::default(),
-            note: RouteNote { peek: None, dct: DctOutcome::NotLookedUp },
+            note: RouteNote {
+                peek: None,
+                dct: DctOutcome::NotLookedUp,
+            },
         }
     }
 
@@ -237,7 +251,13 @@ impl RoutingStack {
     pub fn targets_of(&self, dvipa: Ipv4Addr) -> Vec<(String, Ipv4Addr)> {
         self.distributions
             .get(&dvipa)
-            .map(|d| d.config.dests.iter().map(|t| (t.image.clone(), t.xcf_addr)).collect())
+            .map(|d| {
+                d.config
+                    .dests
+                    .iter()
+                    .map(|t| (t.image.clone(), t.xcf_addr))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -248,7 +268,8 @@ impl RoutingStack {
     pub fn install(&mut self, install: SaInstall) -> Result<(), SaError> {
         let inbound = Sa::new(install.inbound.clone())?;
         let precheck = ReplayWindow::new(install.inbound.replay_window, install.inbound.esn);
-        self.pairs.retain(|p| p.install.inbound.spi != install.inbound.spi);
+        self.pairs
+            .retain(|p| p.install.inbound.spi != install.inbound.spi);
         self.pairs.push(OwnedPair {
             install,
             inbound,
@@ -261,7 +282,10 @@ impl RoutingStack {
 
     /// Removes an owned pair; returns it so the caller can tell the targets.
     pub fn delete(&mut self, inbound_spi: Spi) -> Option<OwnedPair> {
-        let i = self.pairs.iter().position(|p| p.install.inbound.spi == inbound_spi)?;
+        let i = self
+            .pairs
+            .iter()
+            .position(|p| p.install.inbound.spi == inbound_spi)?;
         Some(self.pairs.remove(i))
     }
 
@@ -275,19 +299,35 @@ impl RoutingStack {
                 self.listeners.deregister(from, *dvipa, *port);
             }
             XcfMessage::Lifesize {
-                spi, highest_seq, direction: super::xcf::Direction::Inbound, ..
+                spi,
+                highest_seq,
+                direction: super::xcf::Direction::Inbound,
+                ..
             } => {
                 // Authenticated at the target: now the pre-check may move.
-                if let Some(p) = self.pairs.iter_mut().find(|p| p.install.inbound.spi == *spi) {
+                if let Some(p) = self
+                    .pairs
+                    .iter_mut()
+                    .find(|p| p.install.inbound.spi == *spi)
+                {
                     if *highest_seq > 0 {
                         p.precheck.update(*highest_seq);
                     }
                 }
             }
             XcfMessage::ConnEnded {
-                dvipa, port, client, client_port, reason,
+                dvipa,
+                port,
+                client,
+                client_port,
+                reason,
             } => {
-                let key = ConnKey { client: *client, client_port: *client_port, dvipa: *dvipa, port: *port };
+                let key = ConnKey {
+                    client: *client,
+                    client_port: *client_port,
+                    dvipa: *dvipa,
+                    port: *port,
+                };
                 match reason {
                     ConnEndReason::Rejected | ConnEndReason::Reset | ConnEndReason::Closed => {
                         self.dct.remove(&key);
@@ -315,7 +355,10 @@ impl RoutingStack {
     /// Fig. 8: one inbound packet for an owned DVIPA.
     pub fn inbound(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
         self.counters.packets_in += 1;
-        self.note = RouteNote { peek: None, dct: DctOutcome::NotLookedUp };
+        self.note = RouteNote {
+            peek: None,
+            dct: DctOutcome::NotLookedUp,
+        };
         let decision = match packet::classify(packet) {
             Err(packet::PacketError::Malformed) => Decision::Drop(RouteDrop::Malformed),
             Err(packet::PacketError::Fragment) => Decision::Drop(RouteDrop::Fragment),
@@ -348,7 +391,12 @@ impl RoutingStack {
         if flow.proto != IpProtocol::Tcp || !self.is_distributed(flow.dst, flow.dst_port) {
             return Decision::Local;
         }
-        let key = ConnKey { client: flow.src, client_port: flow.src_port, dvipa: flow.dst, port: flow.dst_port };
+        let key = ConnKey {
+            client: flow.src,
+            client_port: flow.src_port,
+            dvipa: flow.dst,
+            port: flow.dst_port,
+        };
         match self.route_connection(now_ms, key, flow.flags.unwrap_or(TcpFlags(0)), bytes, false) {
             Ok((target, target_xcf)) => Decision::Forward { target, target_xcf },
             Err(drop) => Decision::Drop(drop),
@@ -356,7 +404,9 @@ impl RoutingStack {
     }
 
     fn is_distributed(&self, dvipa: Ipv4Addr, port: u16) -> bool {
-        self.distributions.get(&dvipa).is_some_and(|d| d.distributes(port))
+        self.distributions
+            .get(&dvipa)
+            .is_some_and(|d| d.distributes(port))
     }
 
     fn ipsec(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
@@ -426,7 +476,12 @@ impl RoutingStack {
         if !self.is_distributed(dst, p.dst_port) {
             return None;
         }
-        Some(ConnKey { client: src, client_port: p.src_port, dvipa: dst, port: p.dst_port })
+        Some(ConnKey {
+            client: src,
+            client_port: p.src_port,
+            dvipa: dst,
+            port: p.dst_port,
+        })
     }
 
     /// Blocks 134 and 142–144: find the connection's target, or pick one for a SYN.
@@ -455,7 +510,10 @@ impl RoutingStack {
             return Err(RouteDrop::NoConnection);
         }
         let active = self.dct.active_by_target(key.dvipa);
-        let dist = self.distributions.get_mut(&key.dvipa).ok_or(RouteDrop::NoTarget)?;
+        let dist = self
+            .distributions
+            .get_mut(&key.dvipa)
+            .ok_or(RouteDrop::NoTarget)?;
         let (target, target_xcf) = dist
             .choose(key.port, &self.listeners, &active)
             .ok_or(RouteDrop::NoTarget)?;
@@ -485,7 +543,10 @@ impl RoutingStack {
                 HashMap::from([
                     ("dvipa", p.install.dvipa.to_string()),
                     ("inbound_spi", format!("{:#010x}", p.install.inbound.spi.0)),
-                    ("outbound_spi", format!("{:#010x}", p.install.outbound.spi.0)),
+                    (
+                        "outbound_spi",
+                        format!("{:#010x}", p.install.outbound.spi.0),
+                    ),
                     ("protocol", format!("{:?}", p.install.inbound.protocol)),
                     ("peeks", p.peeks.to_string()),
                     ("forwarded", p.forwarded.to_string()),

@@ -124,7 +124,8 @@ pub const REPORT_UNLIMITED_BYTES: u64 = 1 << 20;
 impl Lifesize {
     fn new(lifesize_bytes: u64, initial_bytes: u64) -> Self {
         let threshold_bp = if lifesize_bytes > 0 && initial_bytes > 0 {
-            ((initial_bytes.saturating_mul(10_000) / lifesize_bytes) as u32).clamp(REPORT_MIN_BP, REPORT_MAX_BP)
+            ((initial_bytes.saturating_mul(10_000) / lifesize_bytes) as u32)
+                .clamp(REPORT_MIN_BP, REPORT_MAX_BP)
         } else {
             REPORT_DEFAULT_BP
         };
@@ -222,14 +223,19 @@ impl TargetStack {
                 self.vipa_lists.insert(owner.clone(), vipas.clone());
             }
             XcfMessage::SaInstall(install) => self.install(now_ms, from, install)?,
-            XcfMessage::SaDelete { dvipa, inbound_spi, .. } => {
-                self.shadow
-                    .retain(|p| !(p.install.dvipa == *dvipa && p.install.inbound.spi == *inbound_spi));
+            XcfMessage::SaDelete {
+                dvipa, inbound_spi, ..
+            } => {
+                self.shadow.retain(|p| {
+                    !(p.install.dvipa == *dvipa && p.install.inbound.spi == *inbound_spi)
+                });
             }
             XcfMessage::RekeyTiming { spi, late, .. } => {
-                for p in self.shadow.iter_mut().filter(|p| {
-                    p.install.inbound.spi == *spi || p.install.outbound.spi == *spi
-                }) {
+                for p in self
+                    .shadow
+                    .iter_mut()
+                    .filter(|p| p.install.inbound.spi == *spi || p.install.outbound.spi == *spi)
+                {
                     p.inbound_life.adapt(*late);
                     p.outbound_life.adapt(*late);
                 }
@@ -240,11 +246,18 @@ impl TargetStack {
     }
 
     /// Fig. 7 block 122: the pair goes into the shadow cache of its DVIPA.
-    pub fn install(&mut self, now_ms: u64, owner: &str, install: &SaInstall) -> Result<(), SaError> {
+    pub fn install(
+        &mut self,
+        now_ms: u64,
+        owner: &str,
+        install: &SaInstall,
+    ) -> Result<(), SaError> {
         let now_s = now_ms / 1000;
         let inbound = InboundSa::new(Sa::new(install.inbound.clone())?, now_s);
         let outbound = OutboundSa::new(Sa::new(install.outbound.clone())?, now_s);
-        let life = |cfg: &crate::ipsec::sa::SaConfig| Lifesize::new(cfg.lifetimes.hard.bytes.unwrap_or(0), install.report_bytes);
+        let life = |cfg: &crate::ipsec::sa::SaConfig| {
+            Lifesize::new(cfg.lifetimes.hard.bytes.unwrap_or(0), install.report_bytes)
+        };
         let pair = ShadowPair {
             owner: owner.to_string(),
             inbound_life: life(&install.inbound),
@@ -253,7 +266,8 @@ impl TargetStack {
             inbound,
             outbound,
         };
-        self.shadow.retain(|p| p.install.inbound.spi != install.inbound.spi);
+        self.shadow
+            .retain(|p| p.install.inbound.spi != install.inbound.spi);
         self.shadow.push(pair);
         Ok(())
     }
@@ -282,7 +296,9 @@ impl TargetStack {
             Err(_) => Verdict::Drop(TargetDrop::BadGre),
             Ok(Kind::Ipsec) => self.open(now_ms, packet),
             Ok(_) if decrypted_upstream => self.deliver_plain(packet),
-            Ok(Kind::Plain(flow)) if self.protected(flow.src, flow.dst, flow.proto, flow.src_port, flow.dst_port) => {
+            Ok(Kind::Plain(flow))
+                if self.protected(flow.src, flow.dst, flow.proto, flow.src_port, flow.dst_port) =>
+            {
                 Verdict::Drop(TargetDrop::Unprotected)
             }
             Ok(_) => self.deliver_plain(packet),
@@ -297,7 +313,12 @@ impl TargetStack {
     /// Whether some shadow filter says this inbound flow must be protected.
     fn protected(&self, src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, sp: u16, dp: u16) -> bool {
         self.shadow.iter().any(|p| {
-            p.install.inbound.selector.matches(IpAddr::V4(src), IpAddr::V4(dst), proto, Some((sp, dp)))
+            p.install.inbound.selector.matches(
+                IpAddr::V4(src),
+                IpAddr::V4(dst),
+                proto,
+                Some((sp, dp)),
+            )
         })
     }
 
@@ -341,8 +362,14 @@ impl TargetStack {
         };
         let pair = &mut self.shadow[i];
         let sel = &pair.install.inbound.selector;
-        let ports = matches!(flow.proto, IpProtocol::Tcp | IpProtocol::Udp).then_some((flow.src_port, flow.dst_port));
-        if !sel.matches(IpAddr::V4(flow.src), IpAddr::V4(flow.dst), flow.proto, ports) {
+        let ports = matches!(flow.proto, IpProtocol::Tcp | IpProtocol::Udp)
+            .then_some((flow.src_port, flow.dst_port));
+        if !sel.matches(
+            IpAddr::V4(flow.src),
+            IpAddr::V4(flow.dst),
+            flow.proto,
+            ports,
+        ) {
             return Verdict::Drop(TargetDrop::Filter);
         }
         if pair.inbound_life.add(bytes, seq) {
@@ -352,11 +379,17 @@ impl TargetStack {
             self.counters.lifesize_reports += 1;
         }
         if flow.proto == IpProtocol::Tcp {
-            let key = ConnKey { client: flow.src, client_port: flow.src_port, dvipa: flow.dst, port: flow.dst_port };
+            let key = ConnKey {
+                client: flow.src,
+                client_port: flow.src_port,
+                dvipa: flow.dst,
+                port: flow.dst_port,
+            };
             self.authenticated.insert(key, now_ms);
             if flow.flags.is_some_and(|f| f.contains(TcpFlags::RST)) {
                 let owner = self.shadow[i].owner.clone();
-                self.outbox.push((owner, conn_ended(key, ConnEndReason::Reset)));
+                self.outbox
+                    .push((owner, conn_ended(key, ConnEndReason::Reset)));
                 self.authenticated.remove(&key);
             }
         }
@@ -376,10 +409,16 @@ impl TargetStack {
         let (IpAddr::V4(client), IpAddr::V4(dvipa)) = (p.src, p.dst) else {
             return;
         };
-        let key = ConnKey { client, client_port: p.src_port, dvipa, port: p.dst_port };
+        let key = ConnKey {
+            client,
+            client_port: p.src_port,
+            dvipa,
+            port: p.dst_port,
+        };
         if p.proto == IpProtocol::Tcp && !self.authenticated.contains_key(&key) {
             let owner = self.shadow[i].owner.clone();
-            self.outbox.push((owner, conn_ended(key, ConnEndReason::Rejected)));
+            self.outbox
+                .push((owner, conn_ended(key, ConnEndReason::Rejected)));
         }
     }
 
@@ -388,14 +427,17 @@ impl TargetStack {
         let Ok(flow) = packet::flow_of(packet) else {
             return OutboundPlan::Plain;
         };
-        let ports = matches!(flow.proto, IpProtocol::Tcp | IpProtocol::Udp).then_some((flow.src_port, flow.dst_port));
+        let ports = matches!(flow.proto, IpProtocol::Tcp | IpProtocol::Udp)
+            .then_some((flow.src_port, flow.dst_port));
         self.shadow
             .iter()
             .find(|p| {
-                p.install
-                    .outbound
-                    .selector
-                    .matches(IpAddr::V4(flow.src), IpAddr::V4(flow.dst), flow.proto, ports)
+                p.install.outbound.selector.matches(
+                    IpAddr::V4(flow.src),
+                    IpAddr::V4(flow.dst),
+                    flow.proto,
+                    ports,
+                )
             })
             .map_or(OutboundPlan::Plain, |p| OutboundPlan::Protect {
                 spi: p.install.outbound.spi,
@@ -414,11 +456,19 @@ impl TargetStack {
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), TargetDrop> {
-        let Some(pair) = self.shadow.iter_mut().find(|p| p.install.outbound.spi == spi) else {
+        let Some(pair) = self
+            .shadow
+            .iter_mut()
+            .find(|p| p.install.outbound.spi == spi)
+        else {
             self.note(TargetDrop::NoShadowSa);
             return Err(TargetDrop::NoShadowSa);
         };
-        if pair.outbound.seal(now_ms / 1000, seq, rng, packet, out).is_err() {
+        if pair
+            .outbound
+            .seal(now_ms / 1000, seq, rng, packet, out)
+            .is_err()
+        {
             self.note(TargetDrop::Seal);
             return Err(TargetDrop::Seal);
         }
