@@ -272,4 +272,77 @@ pub enum ErrorKind {
         port: u16,
         image: String,
     },
+
+    // ---- clients and manual SAs ----
+    /// A keyword value outside its list (`ipsec`, `protocol`, `mode`,
+    /// `encryption`, `integrity`).
+    #[error("{what} `{value}` is not known; allowed: {allowed}")]
+    UnknownChoice {
+        what: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+    #[error(
+        "manual SA for `{name}`, which is not a client; allowed: a [[client]] name: {allowed}"
+    )]
+    UnknownClient { name: String, allowed: String },
+    #[error("manual SA for client {client}, which has ipsec = \"{ipsec}\"; allowed: manual SAs only for clients with ipsec = \"plexnet\"")]
+    ClientWithoutIpsec { client: String, ipsec: &'static str },
+    #[error("`{text}` is not a DVIPA of this topology; allowed: {allowed}")]
+    UnknownDvipa { text: String, allowed: String },
+    #[error("a second manual SA between {client} and {dvipa} (first at line {first_line}); allowed: one [[manual_sa]] per client and DVIPA")]
+    DuplicateManualSa {
+        client: String,
+        dvipa: Ipv4Addr,
+        first_line: usize,
+    },
+    /// Algorithms or options that do not go together.
+    #[error("{problem}; allowed: {allowed}")]
+    Combination {
+        problem: String,
+        allowed: &'static str,
+    },
+    #[error("SPI {value} is out of range; allowed: 256 to 4294967295 (0x100 to 0xffffffff; 0 is never sent and 1 to 255 are reserved, RFC 4303 §2.1)")]
+    SpiOutOfRange { value: i64 },
+    #[error("SPI {spi:#010x} is used twice (first at line {first_line}); allowed: every manual SPI unique, in both directions")]
+    DuplicateSpi { spi: u32, first_line: usize },
+    #[error("`{field}` is only used with protocol = \"ah+esp\"; allowed: `spi_to_dvipa` and `spi_to_client` for protocol {protocol}")]
+    AhSpiWithoutBundle {
+        field: &'static str,
+        protocol: &'static str,
+    },
+    #[error("`{field}` is not hex; allowed: an even number of hex digits, optionally after 0x")]
+    BadKeyHex { field: &'static str },
+    #[error("`{field}` is {got} bytes, {alg} needs {want}; allowed: {} hex digits", want * 2)]
+    KeyLength {
+        field: &'static str,
+        alg: &'static str,
+        got: usize,
+        want: usize,
+    },
+    #[error("`{field}` is given, but {why}; allowed: keys only for the algorithms in use")]
+    UnusedKey { field: &'static str, why: String },
+    #[error(
+        "no key for {what}; allowed: `secret = \"...\"` to derive every key, or `{field}` in hex"
+    )]
+    MissingKey {
+        what: &'static str,
+        field: &'static str,
+    },
+    #[error("the secret is empty; allowed: a non-empty string")]
+    EmptySecret,
+    #[error("replay_window {value} is out of range; allowed: 1 to {max} packets")]
+    ReplayWindowOutOfRange { value: i64, max: u32 },
+    #[error("{field} = {value} is out of range; allowed: 1 to {max} (leave it out for no limit)")]
+    LifetimeOutOfRange {
+        field: &'static str,
+        value: i64,
+        max: u64,
+    },
+    #[error("soft_{what} = {soft} is above hard_{what} = {hard}; allowed: a soft limit at or below the hard one")]
+    SoftAboveHard {
+        what: &'static str,
+        soft: u64,
+        hard: u64,
+    },
 }

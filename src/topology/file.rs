@@ -32,6 +32,8 @@ pub(crate) struct TopologyFile {
     pub(crate) client_lans: Vec<ClientLanDef>,
     #[serde(default, rename = "client")]
     pub(crate) clients: Vec<ClientDef>,
+    #[serde(default, rename = "manual_sa")]
+    pub(crate) manual_sas: Vec<ManualSaDef>,
 }
 
 /// `[external_lan]`: where the images' `ext` links and the DVIPAs live.
@@ -99,4 +101,45 @@ pub(crate) struct ClientDef {
     pub(crate) lan: Option<Spanned<String>>,
     /// Default: the LAN's next free host address from `.2`.
     pub(crate) addr: Option<Spanned<String>>,
+    /// `none` (default) or `plexnet`.
+    pub(crate) ipsec: Option<Spanned<String>>,
+}
+
+/// `[[manual_sa]]`: a manually keyed SA pair between a client and a DVIPA.
+/// `*_to_dvipa` is the direction client to DVIPA, `*_to_client` the other.
+/// Defaults and meanings are in `super::manual`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ManualSaDef {
+    pub(crate) client: Spanned<String>,
+    /// A `[hosts]` name or an address.
+    pub(crate) dvipa: Spanned<String>,
+    pub(crate) protocol: Option<Spanned<String>>,
+    pub(crate) mode: Option<Spanned<String>>,
+    pub(crate) encryption: Option<Spanned<String>>,
+    pub(crate) integrity: Option<Spanned<String>>,
+    pub(crate) udp_encap: Option<Spanned<bool>>,
+    pub(crate) spi_to_dvipa: Option<Spanned<i64>>,
+    pub(crate) spi_to_client: Option<Spanned<i64>>,
+    pub(crate) ah_spi_to_dvipa: Option<Spanned<i64>>,
+    pub(crate) ah_spi_to_client: Option<Spanned<i64>>,
+    pub(crate) secret: Option<Spanned<String>>,
+    pub(crate) enc_key_to_dvipa: Option<Spanned<String>>,
+    pub(crate) integ_key_to_dvipa: Option<Spanned<String>>,
+    pub(crate) enc_key_to_client: Option<Spanned<String>>,
+    pub(crate) integ_key_to_client: Option<Spanned<String>>,
+    pub(crate) replay_window: Option<Spanned<i64>>,
+    pub(crate) lifetime: Option<LifetimeDef>,
+}
+
+/// `lifetime = { ... }` of a manual SA; every value optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LifetimeDef {
+    pub(crate) soft_seconds: Option<Spanned<i64>>,
+    pub(crate) hard_seconds: Option<Spanned<i64>>,
+    pub(crate) soft_bytes: Option<Spanned<i64>>,
+    pub(crate) hard_bytes: Option<Spanned<i64>>,
+    pub(crate) soft_packets: Option<Spanned<i64>>,
+    pub(crate) hard_packets: Option<Spanned<i64>>,
 }

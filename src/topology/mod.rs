@@ -46,6 +46,12 @@
 //! name = "client1"                 # its own LAN 198.18.1.0/24 unless `lan` is given
 //! # lan = "lan1"
 //! # addr = "198.18.1.2"            # default .2, .3, ... on its LAN
+//! ipsec = "plexnet"                # none (default) | plexnet: runs `plexnet client`
+//!
+//! [[manual_sa]]                    # a manually keyed SA pair, see [`manual`]
+//! client = "client1"
+//! dvipa = "DVA1"
+//! secret = "derives the keys"
 //! ```
 //!
 //! [`load`] and [`load_str`] return a fully resolved [`Topology`] or a
@@ -54,6 +60,7 @@
 
 mod error;
 mod file;
+pub mod manual;
 mod model;
 mod resolve;
 mod source;

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use crate::ipsec::{Mode, SaConfig};
+
 /// An IPv4 subnet, e.g. `198.18.0.0/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Subnet {
@@ -62,6 +64,11 @@ pub struct Topology {
     /// Host names written to every namespace's `/etc/hosts` (DVIPA names such
     /// as `DVA1` and every node's name), in file order.
     pub hosts: Vec<HostName>,
+    /// Manually keyed SAs between a client and a DVIPA (`[[manual_sa]]`),
+    /// in file order: the DVIPA side is installed by the DVIPA's routing
+    /// stack, the client side by `plexnet client`.
+    #[serde(default)]
+    pub manual_sas: Vec<ManualSa>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +123,135 @@ pub struct Client {
     /// The name of its LAN in [`Topology::client_lans`].
     pub lan: String,
     pub addr: Ipv4Addr,
+    /// Which IPsec implementation runs on the client.
+    #[serde(default)]
+    pub ipsec: ClientIpsec,
+}
+
+/// The IPsec implementation of a client (`[[client]] ipsec = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientIpsec {
+    /// No IPsec: the client talks in the clear.
+    #[default]
+    None,
+    /// `plexnet client`: the project's own user-space IPsec client, with the
+    /// client's `[[manual_sa]]` SAs. `plexnet up` starts it as the client's daemon.
+    Plexnet,
+}
+
+impl ClientIpsec {
+    /// The name as written in topology files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClientIpsec::None => "none",
+            ClientIpsec::Plexnet => "plexnet",
+        }
+    }
+}
+
+/// What protects the traffic of a manual SA (`protocol = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ManualProtocol {
+    /// ESP alone (RFC 4303).
+    #[serde(rename = "esp")]
+    Esp,
+    /// AH alone (RFC 4302): integrity only.
+    #[serde(rename = "ah")]
+    Ah,
+    /// ESP, then AH over it on the same outer header (RFC 4301 §4.3
+    /// transport adjacency; the patent's "Combined AH,ESP").
+    #[serde(rename = "ah+esp")]
+    AhEsp,
+}
+
+impl ManualProtocol {
+    /// The name as written in topology files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ManualProtocol::Esp => "esp",
+            ManualProtocol::Ah => "ah",
+            ManualProtocol::AhEsp => "ah+esp",
+        }
+    }
+}
+
+/// The SAs that protect one direction of a manual SA: ESP, AH, or both
+/// (AH outside ESP). Which ones are present follows
+/// [`ManualSa::protocol`]; both are `SaConfig`s exactly as IKE would make
+/// them, so a routing stack installs and distributes them the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaBundle {
+    pub esp: Option<SaConfig>,
+    pub ah: Option<SaConfig>,
+}
+
+impl SaBundle {
+    /// The SAs present, ESP first.
+    pub fn sas(&self) -> impl Iterator<Item = &SaConfig> {
+        self.esp.iter().chain(self.ah.iter())
+    }
+}
+
+/// A manually keyed SA pair between a client and a DVIPA (`[[manual_sa]]`),
+/// as z/OS manual tunnels are: both directions, fully keyed, never rekeyed.
+///
+/// Every `SaConfig` is host to host: wire addresses (and tunnel endpoints)
+/// are the client's address and the DVIPA, the traffic selector is
+/// client/32 to DVIPA/32 (or the reverse), any protocol and port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualSa {
+    /// The client's name, as in [`Client::name`].
+    pub client: String,
+    /// The client's address: one end of every SA.
+    pub client_addr: Ipv4Addr,
+    /// The DVIPA: the other end.
+    pub dvipa: Ipv4Addr,
+    pub protocol: ManualProtocol,
+    pub mode: Mode,
+    /// ESP in UDP on port 4500 both ways (RFC 3948).
+    pub udp_encap: bool,
+    /// Client to DVIPA: the client's outbound, the DVIPA's inbound SAs.
+    pub to_dvipa: SaBundle,
+    /// DVIPA to client: the DVIPA's outbound, the client's inbound SAs.
+    pub to_client: SaBundle,
+}
+
+/// One end's view of a [`ManualSa`]: what it sends with and what it
+/// receives with.
+#[derive(Debug, Clone, Copy)]
+pub struct SaSide<'a> {
+    /// This end's address (the client's, or the DVIPA).
+    pub local: Ipv4Addr,
+    /// The other end's address.
+    pub peer: Ipv4Addr,
+    /// SAs this end seals with.
+    pub outbound: &'a SaBundle,
+    /// SAs this end opens with.
+    pub inbound: &'a SaBundle,
+}
+
+impl ManualSa {
+    /// The client's view: outbound to the DVIPA, inbound from it.
+    pub fn client_side(&self) -> SaSide<'_> {
+        SaSide {
+            local: self.client_addr,
+            peer: self.dvipa,
+            outbound: &self.to_dvipa,
+            inbound: &self.to_client,
+        }
+    }
+
+    /// The DVIPA's view (what the routing stack installs and distributes):
+    /// outbound to the client, inbound from it.
+    pub fn dvipa_side(&self) -> SaSide<'_> {
+        SaSide {
+            local: self.dvipa,
+            peer: self.client_addr,
+            outbound: &self.to_client,
+            inbound: &self.to_dvipa,
+        }
+    }
 }
 
 /// The statements between VIPADYNAMIC and ENDVIPADYNAMIC, in file order.
@@ -221,6 +357,26 @@ impl Topology {
             .iter()
             .flat_map(|i| i.vipa.defines.iter().map(|d| d.addr))
             .collect()
+    }
+
+    pub fn client(&self, name: &str) -> Option<&Client> {
+        self.clients
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+    /// The manual SAs whose client is `client`, in file order.
+    pub fn manual_sas_of_client<'a>(
+        &'a self,
+        client: &'a str,
+    ) -> impl Iterator<Item = &'a ManualSa> {
+        self.manual_sas
+            .iter()
+            .filter(move |m| m.client.eq_ignore_ascii_case(client))
+    }
+    /// The manual SAs that end at `dvipa`, in file order: what the DVIPA's
+    /// routing stack installs (see [`ManualSa::dvipa_side`]).
+    pub fn manual_sas_to(&self, dvipa: Ipv4Addr) -> impl Iterator<Item = &ManualSa> {
+        self.manual_sas.iter().filter(move |m| m.dvipa == dvipa)
     }
 
     /// `DVA1 (198.18.0.100)` when the file names the address, else the address.

@@ -44,8 +44,8 @@ const DEFAULT_CF: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 254);
 /// Image k's external address is host `EXT_HOST_OFFSET + k`.
 const EXT_HOST_OFFSET: u32 = 10;
 
-struct Resolver<'s> {
-    src: &'s str,
+pub(super) struct Resolver<'s> {
+    pub(super) src: &'s str,
     path: &'s Path,
     diags: Vec<Diagnostic>,
     /// Node and host names, lower case, with where they were first given.
@@ -70,7 +70,12 @@ struct Claim {
 type Placed<T> = (T, usize);
 
 impl<'s> Resolver<'s> {
-    fn err(&mut self, at: usize, kind: ErrorKind) {
+    /// How many problems were found so far.
+    pub(super) fn diag_count(&self) -> usize {
+        self.diags.len()
+    }
+
+    pub(super) fn err(&mut self, at: usize, kind: ErrorKind) {
         let (line, col) = line_col(self.src, at);
         self.diags.push(Diagnostic {
             path: self.path.to_path_buf(),
@@ -500,6 +505,9 @@ pub(crate) fn resolve(
         hosts.push(HostName { name, addr });
     }
 
+    // ---- manual SAs: need clients, DVIPAs and host names ----
+    let manual_sas = super::manual::resolve(&mut r, &file.manual_sas, &clients, &images, &hosts);
+
     if let Some(e) = TopologyError::from_diagnostics(std::mem::take(&mut r.diags)) {
         return Err(e);
     }
@@ -516,6 +524,7 @@ pub(crate) fn resolve(
         client_lans,
         clients,
         hosts,
+        manual_sas,
     })
 }
 
@@ -751,6 +760,11 @@ fn client_side(r: &mut Resolver<'_>, file: &TopologyFile) -> (Vec<Lan>, Vec<Clie
         addrs[c] = Some(a);
     }
 
+    let ipsec: Vec<ClientIpsec> = file
+        .clients
+        .iter()
+        .map(|def| super::manual::client_ipsec(r, def.ipsec.as_ref()))
+        .collect();
     let clients = file
         .clients
         .iter()
@@ -761,6 +775,7 @@ fn client_side(r: &mut Resolver<'_>, file: &TopologyFile) -> (Vec<Lan>, Vec<Clie
                 name: client_names[c].clone(),
                 lan: lan.name.clone(),
                 addr: addrs[c]?,
+                ipsec: ipsec[c],
             })
         })
         .collect();
