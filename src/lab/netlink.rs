@@ -3,11 +3,28 @@
 use anyhow::{anyhow, Context, Result};
 use futures::TryStreamExt;
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
+use netlink_packet_route::route::{RouteAttribute, RouteMetric};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute};
 use rtnetlink::Handle;
+use rtnetlink::IpVersion;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use super::netns;
+
+/// The kernel's `local` routing table (RT_TABLE_LOCAL).
+pub const RT_TABLE_LOCAL: u32 = 255;
+
+/// A policy routing rule (`ip rule`).
+#[derive(Debug, Clone, Default)]
+pub struct Rule<'a> {
+    pub pref: u32,
+    pub table: u32,
+    pub iif: Option<&'a str>,
+    pub fwmark: Option<u32>,
+    pub from: Option<Ipv4Addr>,
+    pub to: Option<Ipv4Addr>,
+}
 
 /// An rtnetlink handle bound to one namespace (the socket was opened inside it).
 #[derive(Debug, Clone)]
@@ -150,6 +167,104 @@ impl NsLinks {
                 dev.map(|d| format!(" dev {d}")).unwrap_or_default()
             )
         })
+    }
+
+    pub async fn set_mtu(&self, name: &str, mtu: u32) -> Result<()> {
+        let index = self.index(name).await?;
+        self.handle
+            .link()
+            .set(index)
+            .mtu(mtu)
+            .execute()
+            .await
+            .with_context(|| format!("{}: setting the MTU of {name} to {mtu}", self.ns))
+    }
+
+    /// `ip route add dest/len dev DEV table TABLE [mtu MTU]`.
+    pub async fn add_table_route(
+        &self,
+        dest: Ipv4Addr,
+        prefix_len: u8,
+        dev: &str,
+        table: u32,
+        mtu: Option<u32>,
+    ) -> Result<()> {
+        let mut req = self
+            .handle
+            .route()
+            .add()
+            .table_id(table)
+            .v4()
+            .destination_prefix(dest, prefix_len)
+            .output_interface(self.index(dev).await?);
+        if let Some(mtu) = mtu {
+            req.message_mut()
+                .attributes
+                .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+        }
+        req.execute().await.with_context(|| {
+            format!(
+                "{}: adding route {dest}/{prefix_len} dev {dev} table {table}",
+                self.ns
+            )
+        })
+    }
+
+    /// `ip rule add pref PREF [iif IIF] [fwmark MARK] [from SRC/32] [to DST/32] lookup TABLE`.
+    pub async fn add_rule(&self, rule: &Rule<'_>) -> Result<()> {
+        let mut req = self
+            .handle
+            .rule()
+            .add()
+            .priority(rule.pref)
+            .table_id(rule.table)
+            .action(RuleAction::ToTable)
+            .v4();
+        if let Some(iif) = rule.iif {
+            req = req.input_interface(iif.to_string());
+        }
+        if let Some(mark) = rule.fwmark {
+            req = req.fw_mark(mark);
+        }
+        if let Some(src) = rule.from {
+            req = req.source_prefix(src, 32);
+        }
+        if let Some(dst) = rule.to {
+            req = req.destination_prefix(dst, 32);
+        }
+        req.execute()
+            .await
+            .with_context(|| format!("{}: adding rule {rule:?}", self.ns))
+    }
+
+    /// Moves the `lookup local` rule from preference 0 to `pref`, so rules
+    /// placed before it can send packets for a local address elsewhere
+    /// (an owner that is also a target: its DVIPA is local, yet what
+    /// arrives on `ext` must go through the TUN first; DESIGN.md).
+    pub async fn move_local_rule(&self, pref: u32) -> Result<()> {
+        self.add_rule(&Rule {
+            pref,
+            table: RT_TABLE_LOCAL,
+            ..Rule::default()
+        })
+        .await?;
+        let mut rules = self.handle.rule().get(IpVersion::V4).execute();
+        while let Some(r) = rules.try_next().await? {
+            let prio = r.attributes.iter().find_map(|a| match a {
+                RuleAttribute::Priority(p) => Some(*p),
+                _ => None,
+            });
+            if prio.unwrap_or(0) == 0 && r.header.table == RT_TABLE_LOCAL as u8 {
+                self.handle
+                    .rule()
+                    .del(r)
+                    .execute()
+                    .await
+                    .with_context(|| format!("{}: deleting the pref 0 local rule", self.ns))?;
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Names of every link in the namespace (for status and tests).

@@ -53,7 +53,14 @@ pub struct Veth {
     pub kind: LinkKind,
     pub a: End,
     pub b: End,
+    /// Both ends' MTU when not the default 1500.
+    pub mtu: Option<u32>,
 }
+
+/// XCF links carry GRE around packets that are already 1500 bytes on the
+/// external LAN: room for the 24 bytes more and then some, as real XCF
+/// links have large frames.
+pub const XCF_MTU: u32 = 9000;
 
 #[derive(Debug, Clone)]
 pub struct Bridge {
@@ -95,10 +102,21 @@ const NO_IPV6: [(&str, &str); 2] = [
 fn ns_sysctls(kind: NodeKind) -> Vec<(&'static str, &'static str)> {
     let mut s = NO_IPV6.to_vec();
     match kind {
-        NodeKind::Router | NodeKind::Image => {
+        NodeKind::Image => {
             s.push(("net/ipv4/ip_forward", "1"));
             // Images receive GRE from XCF links and write packets with DVIPA
             // sources into their TUN: strict reverse-path checks would drop them.
+            s.push(("net/ipv4/conf/all/rp_filter", "0"));
+            s.push(("net/ipv4/conf/default/rp_filter", "0"));
+            // Early demux hands a segment of a known connection straight to
+            // its socket, skipping the policy rules that must route
+            // everything for an owned DVIPA through the TUN first.
+            s.push(("net/ipv4/ip_early_demux", "0"));
+            s.push(("net/ipv4/tcp_early_demux", "0"));
+            s.push(("net/ipv4/udp_early_demux", "0"));
+        }
+        NodeKind::Router => {
+            s.push(("net/ipv4/ip_forward", "1"));
             s.push(("net/ipv4/conf/all/rp_filter", "0"));
             s.push(("net/ipv4/conf/default/rp_filter", "0"));
         }
@@ -199,6 +217,7 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
             kind: LinkKind::ExternalLan,
             a,
             b,
+            mtu: None,
         });
     }
     for client in &topo.clients {
@@ -214,6 +233,7 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
             kind: LinkKind::ClientLan,
             a,
             b,
+            mtu: None,
         });
     }
     // XCF: a full mesh of point-to-point links, the image's one XCF address
@@ -230,6 +250,7 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
                 kind: LinkKind::Xcf,
                 a,
                 b,
+                mtu: Some(XCF_MTU),
             });
         }
     }
@@ -244,6 +265,7 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
             kind: LinkKind::Cf,
             a,
             b,
+            mtu: None,
         });
     }
     Plan {

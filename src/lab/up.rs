@@ -201,6 +201,9 @@ async fn add_veth(handles: &HashMap<&str, NsLinks>, veth: &Veth) -> Result<()> {
                 netns::sysctl(&key.replace("IF", &end.ifname), value)?;
             }
         }
+        if let Some(mtu) = veth.mtu {
+            links.set_mtu(&end.ifname, mtu).await?;
+        }
         for (addr, len) in &end.addrs {
             links.add_addr(&end.ifname, *addr, *len).await?;
         }
@@ -270,10 +273,10 @@ fn wait_ready(run_dir: &Path, lab: &LabState, progress: &Progress) -> Result<()>
                     }
                     if start.elapsed() > READY_TIMEOUT {
                         bail!(
-                            "the daemon of {} did not answer ready within {} s; see {}",
+                            "the daemon of {} did not answer ready within {} s; its log ends with:\n{}",
                             node.name,
                             READY_TIMEOUT.as_secs(),
-                            state::log_path(run_dir, &node.name).display()
+                            log_tail(&state::log_path(run_dir, &node.name), 10)
                         );
                     }
                     still.push(node);

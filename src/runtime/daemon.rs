@@ -3,15 +3,14 @@
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::control::{self, Request};
-use crate::lab::netlink::NsLinks;
+use super::image::{ImageNode, XcfOut};
 use crate::lab::netns;
 use crate::lab::plan::TUN_NAME;
 use crate::lab::state;
-use crate::sysplex::stack::{ImageStack, Verdict};
 use crate::topology::Topology;
 
 #[derive(Debug, Clone)]
@@ -79,116 +78,62 @@ async fn sigterm() -> Result<()> {
 }
 
 async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()> {
-    let owned: Vec<_> = topo
-        .images
-        .iter()
-        .find(|i| i.name == name)
-        .map(|i| i.vipa.defines.iter().map(|d| d.addr).collect())
-        .unwrap_or_default();
-    let tun = tun_rs::DeviceBuilder::new()
-        .name(TUN_NAME)
-        .mtu(1500)
-        .build_async()
-        .with_context(|| format!("creating TUN {TUN_NAME}"))?;
-    let links = NsLinks::open(&args.netns)?;
-    links.up(TUN_NAME).await?;
-    // The owner routes its DVIPAs into the TUN; proxy ARP on `ext` then
-    // answers for them on the external LAN.
-    for dvipa in &owned {
-        links.add_route(*dvipa, 32, None, Some(TUN_NAME)).await?;
-    }
-    let stack = Arc::new(Mutex::new(ImageStack::new(name, owned.clone())));
-    let status_stack = Arc::clone(&stack);
-    let node = name.to_string();
-    let role_summary = image_roles(topo, name);
+    let xcf: Arc<dyn XcfOut> = Arc::new(UnconnectedXcf);
+    let node = ImageNode::new(topo, name, &args.netns, xcf).await?;
+    node.start();
+    let status_node = Arc::clone(&node);
     control::serve(
         &state::socket_path(&args.run_dir, name),
         move |req| match req {
+            Request::Status => status_node.status(),
+        },
+    )
+    .await?;
+    tracing::info!("{name} ready: TUN {TUN_NAME}");
+    sigterm().await?;
+    tracing::info!("{name} stopping on SIGTERM");
+    Ok(())
+}
+
+/// Until the XCF mesh is connected: messages to other images are logged.
+struct UnconnectedXcf;
+
+impl XcfOut for UnconnectedXcf {
+    fn send(&self, to: &str, msg: crate::sysplex::xcf::XcfMessage) {
+        tracing::debug!("XCF to {to} not connected: {msg:?}");
+    }
+}
+
+async fn run_cf(args: &DaemonArgs, topo: &Topology) -> Result<()> {
+    use super::cf::{serve_cf, CfService};
+    use crate::sysplex::cf::CouplingFacility;
+    let node = topo.cf.name.clone();
+    let addr = topo.cf.addr;
+    let port = crate::sysplex::xcf::CF_PORT;
+    let listener = tokio::net::TcpListener::bind((addr, port))
+        .await
+        .with_context(|| format!("binding the CF to {addr}:{port}"))?;
+    let service = CfService::new(CouplingFacility::new());
+    tokio::spawn(serve_cf(listener, Arc::clone(&service)));
+    control::serve(
+        &state::socket_path(&args.run_dir, &node),
+        move |req| match req {
             Request::Status => {
-                let stack = status_stack.lock().unwrap_or_else(|p| p.into_inner());
-                let owned: Vec<String> = stack.owned().iter().map(|a| a.to_string()).collect();
+                let st = service.status();
                 serde_json::json!({
                     "node": node,
-                    "role": "image",
+                    "role": "cf",
                     "ready": true,
                     "pid": std::process::id(),
-                    "tun": TUN_NAME,
-                    "owned_dvipas": owned,
-                    "counters": stack.counters(),
-                    "summary": format!("{role_summary}; {} echo replies", stack.counters().echo_replies),
+                    "address": format!("{addr}:{port}"),
+                    "cf": st,
+                    "summary": format!("coupling facility at {addr}:{port}"),
                 })
             }
         },
     )
     .await?;
-    tracing::info!("{name} ready: TUN {TUN_NAME}, owns {owned:?}");
-    let mut buf = vec![0u8; 65536];
-    let stop = sigterm();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            r = &mut stop => { r?; break; }
-            n = tun.recv(&mut buf) => {
-                let n = n.context("reading the TUN")?;
-                let verdict = stack.lock().unwrap_or_else(|p| p.into_inner()).inbound(&buf[..n]);
-                if let Verdict::Reply(out) = verdict {
-                    tun.send(&out).await.context("writing the TUN")?;
-                }
-            }
-        }
-    }
-    tracing::info!("{name} stopping on SIGTERM");
-    Ok(())
-}
-
-/// `owns DVA1 (198.18.0.100), target of DVB1 (198.18.0.101)`.
-fn image_roles(topo: &Topology, name: &str) -> String {
-    let owned = topo
-        .image(name)
-        .map(|i| {
-            i.vipa
-                .defines
-                .iter()
-                .map(|d| topo.label(d.addr))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let serves: Vec<String> = topo
-        .distributed_to(name)
-        .iter()
-        .map(|a| topo.label(*a))
-        .collect();
-    let mut parts = Vec::new();
-    if !owned.is_empty() {
-        parts.push(format!("owns {}", owned.join(", ")));
-    }
-    if !serves.is_empty() {
-        parts.push(format!("target of {}", serves.join(", ")));
-    }
-    if parts.is_empty() {
-        parts.push("no DVIPA role".to_string());
-    }
-    parts.join(", ")
-}
-
-async fn run_cf(args: &DaemonArgs, topo: &Topology) -> Result<()> {
-    let node = topo.cf.name.clone();
-    let addr = topo.cf.addr;
-    control::serve(
-        &state::socket_path(&args.run_dir, &node),
-        move |req| match req {
-            Request::Status => serde_json::json!({
-                "node": node,
-                "role": "cf",
-                "ready": true,
-                "pid": std::process::id(),
-                "address": addr.to_string(),
-                "summary": format!("coupling facility at {addr}"),
-            }),
-        },
-    )
-    .await?;
-    tracing::info!("CF ready at {addr}");
+    tracing::info!("CF ready at {addr}:{port}");
     sigterm().await?;
     tracing::info!("CF stopping on SIGTERM");
     Ok(())

@@ -4,3 +4,5 @@
 pub mod cf;
 pub mod control;
 pub mod daemon;
+pub mod image;
+pub mod sockets;

@@ -134,10 +134,27 @@ impl Dct {
 }
 
 /// Which targets have a server listening on DVIPA:port (target
-/// registration, issue 4 item 3): only those are chosen.
-#[derive(Debug, Clone, Default, Serialize)]
+/// registration, issue 4 item 3): only those are chosen. Serializes as a
+/// list of `{dvipa, port, images}`.
+#[derive(Debug, Clone, Default)]
 pub struct Listeners {
     by_port: BTreeMap<(Ipv4Addr, u16), BTreeSet<String>>,
+}
+
+impl Serialize for Listeners {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            dvipa: Ipv4Addr,
+            port: u16,
+            images: &'a BTreeSet<String>,
+        }
+        s.collect_seq(self.by_port.iter().map(|((dvipa, port), images)| Entry {
+            dvipa: *dvipa,
+            port: *port,
+            images,
+        }))
+    }
 }
 
 impl Listeners {

@@ -576,24 +576,34 @@ pub fn decap(packet: &[u8], me: Ipv4Addr) -> Result<Decapped<'_>, TargetDrop> {
     })
 }
 
-/// Wraps `inner` in GRE from `src` to `dst` (XCF addresses), the routing
-/// stack's forwarding format (Fig. 8 block 140), into `out`.
-pub fn encap(src: Ipv4Addr, dst: Ipv4Addr, inner: &[u8], decrypted: bool, out: &mut Vec<u8>) {
+/// The GRE header and `inner` (RFC 2784), without the outer IPv4 header:
+/// what a raw GRE socket sends (the kernel adds the header). The key marks
+/// plaintext the routing stack already decrypted.
+pub fn gre_payload(inner: &[u8], decrypted: bool, out: &mut Vec<u8>) {
     let g = gre::Repr {
         protocol_type: crate::wire::EtherType::Ipv4,
         checksum: false,
         key: decrypted.then_some(GRE_KEY_DECRYPTED),
         seq_number: None,
     };
-    let ip = ipv4::Repr::new(src, dst, IpProtocol::Gre, g.buffer_len() + inner.len());
     out.clear();
-    out.resize(ip.buffer_len() + g.buffer_len() + inner.len(), 0);
+    out.resize(g.buffer_len() + inner.len(), 0);
+    g.emit(&mut gre::Packet::new_unchecked(&mut out[..]));
+    out[g.buffer_len()..].copy_from_slice(inner);
+}
+
+/// Wraps `inner` in GRE from `src` to `dst` (XCF addresses), the routing
+/// stack's forwarding format (Fig. 8 block 140), outer IPv4 header
+/// included, into `out`.
+pub fn encap(src: Ipv4Addr, dst: Ipv4Addr, inner: &[u8], decrypted: bool, out: &mut Vec<u8>) {
+    let mut g = Vec::new();
+    gre_payload(inner, decrypted, &mut g);
+    let ip = ipv4::Repr::new(src, dst, IpProtocol::Gre, g.len());
+    out.clear();
+    out.resize(ip.buffer_len() + g.len(), 0);
     let mut p = ipv4::Packet::new_unchecked(&mut out[..]);
     ip.emit(&mut p);
-    let payload = p.payload_mut();
-    g.emit(&mut gre::Packet::new_unchecked(&mut payload[..]));
-    let at = g.buffer_len();
-    payload[at..].copy_from_slice(inner);
+    p.payload_mut().copy_from_slice(&g);
 }
 
 impl Protocol {

@@ -1,0 +1,933 @@
+//! The process of one z/OS image: its TUN, its routing stack (for the
+//! DVIPAs it owns), its target stack (for the DVIPAs it serves), GRE over
+//! its XCF links, sequence numbers from the coupling facility, and the
+//! HTTP server a target runs on DVIPA:80.
+//!
+//! Kernel plumbing (DESIGN.md): every DVIPA the image owns or serves is on
+//! `lo`, so local servers can bind it. Policy rules send what arrives on
+//! `ext` for an owned DVIPA into the TUN first (the `local` rule is moved
+//! behind them), and what the kernel sends *from* a DVIPA into the TUN too,
+//! where the target stack seals it. Our own raw sockets mark their packets
+//! so they leave by the main table.
+
+use anyhow::{Context, Result};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+use super::sockets::{self, FWMARK, IPPROTO_GRE};
+use crate::lab::netlink::{NsLinks, Rule};
+use crate::lab::plan::{EXT_NAME, TUN_NAME};
+use crate::sysplex::routing::{Decision, RoutingConfig, RoutingStack};
+use crate::sysplex::stack::{self, ImageStack};
+use crate::sysplex::target::{self, OutboundPlan, TargetStack, Verdict};
+use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
+use crate::topology::{ManualSa, Topology};
+
+/// Table of the routes that capture packets sent from a DVIPA.
+const TABLE_FROM_DVIPA: u32 = 100;
+/// Table of the routes that send owned DVIPAs arriving on `ext` into the TUN.
+const TABLE_TO_DVIPA: u32 = 101;
+const TABLE_MAIN: u32 = 254;
+/// Room for ESP/UDP/tunnel headers under the external LAN's 1500 bytes:
+/// the kernel's own packets from a DVIPA use this path MTU (TCP MSS 1360).
+pub const PROTECTED_MTU: u32 = 1400;
+/// Packets read from the TUN per wakeup, at most.
+const BURST: usize = 64;
+
+/// Packets of one burst to seal under one SA's sequence numbers.
+type SealBatch = Vec<(crate::ipsec::sa::Spi, Vec<u8>)>;
+
+/// Sends XCF messages to other images (the XCF mesh).
+pub trait XcfOut: Send + Sync {
+    fn send(&self, to: &str, msg: XcfMessage);
+}
+
+/// Counters of the I/O shell (the stacks count their own decisions).
+#[derive(Debug, Default, Serialize)]
+pub struct ShellCounters {
+    pub tun_in: AtomicU64,
+    pub tun_out: AtomicU64,
+    pub gre_in: AtomicU64,
+    pub gre_out: AtomicU64,
+    pub ext_out: AtomicU64,
+    pub cf_batches: AtomicU64,
+    pub cf_numbers: AtomicU64,
+    pub cf_errors: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub xcf_in: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The protocol state of an image, behind one lock: the core is sans-IO
+/// and each call is short.
+#[derive(Debug)]
+pub struct Core {
+    pub stack: ImageStack,
+    pub routing: Option<RoutingStack>,
+    pub target: TargetStack,
+    rng: StdRng,
+}
+
+pub struct ImageNode {
+    pub name: String,
+    pub xcf: Ipv4Addr,
+    topo: Topology,
+    core: Mutex<Core>,
+    tun: tun_rs::AsyncDevice,
+    ext_out: UdpSocket,
+    /// GRE socket per XCF link, by peer image.
+    gre: HashMap<String, (Ipv4Addr, UdpSocket)>,
+    cf: tokio::sync::OnceCell<super::cf::CfClient>,
+    xcf_out: Arc<dyn XcfOut>,
+    pub counters: ShellCounters,
+    started: Instant,
+    /// Images we have heard from since they last connected: a new one gets
+    /// the VIPA list and every SA again.
+    heard: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for ImageNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageNode")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The DVIPAs an image owns (VIPADEFINE) and those it serves (owned, or a
+/// destination of an owner's VIPADISTRIBUTE).
+pub fn dvipas_of(topo: &Topology, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) {
+    let owned: Vec<Ipv4Addr> = topo
+        .image(name)
+        .map(|i| i.vipa.defines.iter().map(|d| d.addr).collect())
+        .unwrap_or_default();
+    let mut served = owned.clone();
+    for d in topo.distributed_to(name) {
+        if !served.contains(&d) {
+            served.push(d);
+        }
+    }
+    (owned, served)
+}
+
+impl ImageNode {
+    /// Creates the TUN, the kernel plumbing and the sockets; starts nothing.
+    pub async fn new(
+        topo: &Topology,
+        name: &str,
+        netns: &str,
+        xcf_out: Arc<dyn XcfOut>,
+    ) -> Result<Arc<Self>> {
+        let image = topo
+            .image(name)
+            .context("not an image of the topology")?
+            .clone();
+        let (owned, served) = dvipas_of(topo, name);
+        let tun = tun_rs::DeviceBuilder::new()
+            .name(TUN_NAME)
+            .mtu(1500)
+            .build_async()
+            .with_context(|| format!("creating TUN {TUN_NAME}"))?;
+        let links = NsLinks::open(netns)?;
+        links.up(TUN_NAME).await?;
+        plumb(&links, &owned, &served).await?;
+        let routing = (!owned.is_empty()).then(|| {
+            let dists: Vec<_> = owned
+                .iter()
+                .map(|a| {
+                    (
+                        *a,
+                        image
+                            .vipa
+                            .distributes
+                            .iter()
+                            .find(|d| d.addr == *a)
+                            .cloned(),
+                    )
+                })
+                .collect();
+            RoutingStack::new(name, image.xcf_addr, RoutingConfig::default(), &dists)
+        });
+        let mut gre = HashMap::new();
+        for peer in topo.images.iter().filter(|i| i.name != name) {
+            let dev = format!("x-{}", peer.name.to_lowercase());
+            gre.insert(
+                peer.name.clone(),
+                (
+                    peer.xcf_addr,
+                    sockets::raw_protocol(IPPROTO_GRE, Some(&dev))?,
+                ),
+            );
+        }
+        let core = Core {
+            stack: ImageStack::new(name, owned.clone()),
+            routing,
+            target: TargetStack::new(name, image.xcf_addr),
+            rng: StdRng::from_entropy(),
+        };
+        Ok(Arc::new(ImageNode {
+            name: name.to_string(),
+            xcf: image.xcf_addr,
+            topo: topo.clone(),
+            core: Mutex::new(core),
+            tun,
+            ext_out: sockets::raw_sender()?,
+            gre,
+            cf: tokio::sync::OnceCell::new(),
+            xcf_out,
+            counters: ShellCounters::default(),
+            started: Instant::now(),
+            heard: Mutex::new(BTreeSet::new()),
+        }))
+    }
+
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Starts the tasks: TUN reader, GRE readers, timers, HTTP servers.
+    pub fn start(self: &Arc<Self>) {
+        tokio::spawn(Arc::clone(self).tun_loop());
+        for peer in self.gre.keys() {
+            tokio::spawn(Arc::clone(self).gre_loop(peer.clone()));
+        }
+        tokio::spawn(Arc::clone(self).timer_loop());
+        tokio::spawn(Arc::clone(self).connect_cf());
+        let (_, served) = dvipas_of(&self.topo, &self.name);
+        for dvipa in self.topo.distributed_to(&self.name) {
+            let _ = served.contains(&dvipa);
+            tokio::spawn(http_server(self.name.clone(), dvipa));
+        }
+    }
+
+    async fn connect_cf(self: Arc<Self>) {
+        let addr = SocketAddr::from((self.topo.cf.addr, crate::sysplex::xcf::CF_PORT));
+        loop {
+            match super::cf::CfClient::connect(addr).await {
+                Ok(c) => {
+                    let _ = self.cf.set(c);
+                    tracing::info!("connected to the CF at {addr}");
+                    self.install_manual_sas().await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!("CF at {addr} not reachable yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Fig. 6 for the manually keyed SAs of the DVIPAs this image owns:
+    /// install (block 112), starting sequence number in the CF (116), copy
+    /// to the targets' shadow caches (118), this image's own included.
+    async fn install_manual_sas(&self) {
+        let (owned, _) = dvipas_of(&self.topo, &self.name);
+        for ms in self
+            .topo
+            .manual_sas
+            .iter()
+            .filter(|m| owned.contains(&m.dvipa))
+        {
+            let Some(install) = manual_install(ms) else {
+                tracing::warn!(
+                    "{}: AH+ESP bundles are not distributed yet; SA to {} skipped",
+                    self.name,
+                    ms.client
+                );
+                continue;
+            };
+            if let Some(cf) = self.cf.get() {
+                if let Err(e) = cf.create_seq(install.seq_key, 1).await {
+                    tracing::warn!("CF CreateSeq {:?}: {e}", install.seq_key);
+                }
+            }
+            let now = self.now_ms();
+            {
+                let mut core = self.core();
+                if let Some(r) = core.routing.as_mut() {
+                    if let Err(e) = r.install(install.clone()) {
+                        tracing::error!("SA for {} refused: {e}", ms.client);
+                        continue;
+                    }
+                }
+                if let Err(e) = core.target.install(now, &self.name, &install) {
+                    tracing::error!("shadow SA refused: {e}");
+                }
+            }
+            tracing::info!(
+                "installed manual SA pair in={:#010x} out={:#010x} for {} and distributed it",
+                install.inbound.spi.0,
+                install.outbound.spi.0,
+                ms.client
+            );
+        }
+        self.announce_all();
+    }
+
+    /// The VIPA list and every owned SA to every target (on start, and to
+    /// a target heard from for the first time).
+    fn announce_all(&self) {
+        let targets: BTreeSet<String> = {
+            let core = self.core();
+            let Some(r) = core.routing.as_ref() else {
+                return;
+            };
+            r.distributions()
+                .flat_map(|d| d.config.dests.iter().map(|t| t.image.clone()))
+                .filter(|t| *t != self.name)
+                .collect()
+        };
+        for t in targets {
+            self.announce_to(&t);
+        }
+    }
+
+    fn announce_to(&self, target: &str) {
+        let msgs: Vec<XcfMessage> = {
+            let core = self.core();
+            let Some(r) = core.routing.as_ref() else {
+                return;
+            };
+            let mut v = vec![r.vipa_list()];
+            v.extend(
+                r.pairs()
+                    .iter()
+                    .filter(|p| {
+                        r.targets_of(p.install.dvipa)
+                            .iter()
+                            .any(|(n, _)| n == target)
+                    })
+                    .map(|p| XcfMessage::SaInstall(Box::new(p.install.clone()))),
+            );
+            v
+        };
+        for m in msgs {
+            self.xcf_out.send(target, m);
+        }
+    }
+
+    /// A message from another image over XCF.
+    pub fn on_xcf(&self, from: &str, msg: XcfMessage) {
+        bump(&self.counters.xcf_in);
+        let first_contact = self
+            .heard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(from.to_string());
+        let now = self.now_ms();
+        let outbox = {
+            let mut core = self.core();
+            if let Some(r) = core.routing.as_mut() {
+                r.on_xcf(from, &msg);
+            }
+            if let Err(e) = core.target.on_xcf(now, from, &msg) {
+                tracing::warn!("SA from {from} refused: {e}");
+            }
+            if let XcfMessage::VipaList { .. } = msg {
+                // Answer with our listeners on the announced ports.
+                let regs = listeners_for(&core.target);
+                regs.into_iter()
+                    .map(|(dvipa, port)| {
+                        (
+                            from.to_string(),
+                            XcfMessage::RegisterListener { dvipa, port },
+                        )
+                    })
+                    .collect()
+            } else {
+                core.target.take_outbox()
+            }
+        };
+        for (to, m) in outbox {
+            self.send_xcf(&to, m);
+        }
+        if first_contact {
+            self.announce_to(from);
+        }
+    }
+
+    /// A peer's XCF connection went down: forget what it registered.
+    pub fn peer_down(&self, peer: &str) {
+        self.heard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(peer);
+        if let Some(r) = self.core().routing.as_mut() {
+            r.target_down(peer);
+        }
+    }
+
+    /// To another image, or to ourselves without a network hop.
+    fn send_xcf(&self, to: &str, msg: XcfMessage) {
+        if to == self.name {
+            self.on_xcf(to, msg);
+        } else {
+            self.xcf_out.send(to, msg);
+        }
+    }
+
+    async fn tun_loop(self: Arc<Self>) {
+        let mut bufs: Vec<Vec<u8>> = (0..BURST).map(|_| vec![0u8; 65536]).collect();
+        let mut lens = Vec::with_capacity(BURST);
+        loop {
+            lens.clear();
+            match self.tun.recv(&mut bufs[0]).await {
+                Ok(n) => lens.push(n),
+                Err(e) => {
+                    tracing::error!("reading the TUN: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+            while lens.len() < BURST {
+                match self.tun.try_recv(&mut bufs[lens.len()]) {
+                    Ok(n) => lens.push(n),
+                    Err(_) => break,
+                }
+            }
+            let packets: Vec<&[u8]> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, n)| &bufs[i][..*n])
+                .collect();
+            self.counters
+                .tun_in
+                .fetch_add(packets.len() as u64, Ordering::Relaxed);
+            self.tun_burst(&packets).await;
+        }
+    }
+
+    /// One burst from the TUN: packets for an owned DVIPA (inbound, Fig. 8)
+    /// and packets the kernel sends from a DVIPA (outbound, Fig. 10).
+    async fn tun_burst(&self, packets: &[&[u8]]) {
+        let (owned, _) = dvipas_of(&self.topo, &self.name);
+        let mut outbound: Vec<Vec<u8>> = Vec::new();
+        for p in packets {
+            let dst = sockets::ipv4_dst(p);
+            if dst.is_some_and(|d| owned.contains(&d)) {
+                let replies = self.inbound_at_owner(p).await;
+                outbound.extend(replies);
+            } else {
+                outbound.push(p.to_vec());
+            }
+        }
+        self.send_outbound(outbound).await;
+    }
+
+    /// Fig. 8 at the routing stack; returns packets this image answers
+    /// itself (ICMP echo), which leave like any outbound packet.
+    async fn inbound_at_owner(&self, packet: &[u8]) -> Vec<Vec<u8>> {
+        let now = self.now_ms();
+        let decision = match self.core().routing.as_mut() {
+            Some(r) => r.inbound(now, packet),
+            None => Decision::Local,
+        };
+        match decision {
+            Decision::Forward { target, .. } if target == self.name => {
+                self.deliver_here(packet, false).await
+            }
+            Decision::Forward { target, .. } => {
+                self.gre_send(&target, packet, false).await;
+                Vec::new()
+            }
+            Decision::DecryptAndForward { target, .. } => {
+                let v = self.core().target.inbound(now, packet, false);
+                if let Verdict::Deliver(plain) = v {
+                    self.gre_send(&target, &plain, true).await;
+                }
+                Vec::new()
+            }
+            Decision::Local => self.deliver_here(packet, false).await,
+            Decision::Ike => {
+                tracing::debug!("IKE for a DVIPA: no IKE configured on this image yet");
+                Vec::new()
+            }
+            Decision::Drop(_) => Vec::new(),
+        }
+    }
+
+    /// This image's own target stack, then its IP layer: echo for an owned
+    /// DVIPA answered here, the rest into the TUN for the kernel.
+    async fn deliver_here(&self, packet: &[u8], upstream: bool) -> Vec<Vec<u8>> {
+        let now = self.now_ms();
+        let (verdict, outbox) = {
+            let mut core = self.core();
+            let v = core.target.inbound(now, packet, upstream);
+            (v, core.target.take_outbox())
+        };
+        for (to, m) in outbox {
+            self.send_xcf(&to, m);
+        }
+        let Verdict::Deliver(plain) = verdict else {
+            return Vec::new();
+        };
+        if let stack::Verdict::Reply(reply) = self.core().stack.inbound(&plain) {
+            return vec![reply];
+        }
+        match self.tun.send(&plain).await {
+            Ok(_) => bump(&self.counters.tun_out),
+            Err(e) => {
+                bump(&self.counters.send_errors);
+                tracing::debug!("writing the TUN: {e}");
+            }
+        }
+        Vec::new()
+    }
+
+    async fn gre_send(&self, target: &str, inner: &[u8], decrypted: bool) {
+        let Some((peer_xcf, sock)) = self.gre.get(target) else {
+            bump(&self.counters.send_errors);
+            return;
+        };
+        let mut payload = Vec::with_capacity(inner.len() + 8);
+        target::gre_payload(inner, decrypted, &mut payload);
+        match sock.send_to(&payload, sockets::raw_dest(*peer_xcf)).await {
+            Ok(_) => bump(&self.counters.gre_out),
+            Err(e) => {
+                bump(&self.counters.send_errors);
+                tracing::debug!("GRE to {target}: {e}");
+            }
+        }
+    }
+
+    async fn gre_loop(self: Arc<Self>, peer: String) {
+        let Some((peer_xcf, sock)) = self.gre.get(&peer) else {
+            return;
+        };
+        let peer_xcf = *peer_xcf;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = match sock.recv(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("GRE from {peer}: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            bump(&self.counters.gre_in);
+            let now = self.now_ms();
+            let (verdict, outbox) = {
+                let mut core = self.core();
+                let v = core.target.from_gre(now, peer_xcf, &buf[..n]);
+                (v, core.target.take_outbox())
+            };
+            for (to, m) in outbox {
+                self.send_xcf(&to, m);
+            }
+            if let Verdict::Deliver(plain) = verdict {
+                match self.tun.send(&plain).await {
+                    Ok(_) => bump(&self.counters.tun_out),
+                    Err(_) => bump(&self.counters.send_errors),
+                }
+            }
+        }
+    }
+
+    /// Fig. 10: filter → shadow SA; one CF fetch-and-add per SA for the
+    /// whole burst (block 162); seal; out of this image's own `ext` (164).
+    async fn send_outbound(&self, packets: Vec<Vec<u8>>) {
+        if packets.is_empty() {
+            return;
+        }
+        let mut plain = Vec::new();
+        let mut protect: Vec<(SeqKey, SealBatch)> = Vec::new();
+        {
+            let core = self.core();
+            for p in packets {
+                match core.target.outbound_plan(&p) {
+                    OutboundPlan::Plain => plain.push(p),
+                    OutboundPlan::Protect { spi, seq_key } => {
+                        match protect.iter_mut().find(|(k, _)| *k == seq_key) {
+                            Some((_, v)) => v.push((spi, p)),
+                            None => protect.push((seq_key, vec![(spi, p)])),
+                        }
+                    }
+                }
+            }
+        }
+        for p in plain {
+            self.core().target.count_plain_out();
+            self.ext_send(&p).await;
+        }
+        let mut reports = Vec::new();
+        for (key, group) in protect {
+            let Some(first) = self.take_numbers(key, group.len() as u32).await else {
+                continue;
+            };
+            let now = self.now_ms();
+            let mut sealed = Vec::with_capacity(group.len());
+            {
+                let mut core = self.core();
+                let Core { target, rng, .. } = &mut *core;
+                for (i, (spi, p)) in group.iter().enumerate() {
+                    let mut out = Vec::with_capacity(p.len() + 96);
+                    if target
+                        .seal(now, *spi, first + i as u64, rng, p, &mut out)
+                        .is_ok()
+                    {
+                        sealed.push(out);
+                    }
+                }
+                reports.extend(target.take_outbox());
+            }
+            for s in sealed {
+                self.ext_send(&s).await;
+            }
+        }
+        for (to, m) in reports {
+            self.send_xcf(&to, m);
+        }
+    }
+
+    /// `n` sequence numbers from the CF (LISTKEYINC), or none when the CF
+    /// is unreachable (counted; the packets are dropped like a full queue).
+    async fn take_numbers(&self, key: SeqKey, n: u32) -> Option<u64> {
+        let Some(cf) = self.cf.get() else {
+            bump(&self.counters.cf_errors);
+            return None;
+        };
+        match cf.fetch_add(key, n).await {
+            Ok((first, got)) if got == n => {
+                bump(&self.counters.cf_batches);
+                self.counters
+                    .cf_numbers
+                    .fetch_add(u64::from(n), Ordering::Relaxed);
+                Some(first)
+            }
+            Ok(_) | Err(_) => {
+                bump(&self.counters.cf_errors);
+                None
+            }
+        }
+    }
+
+    async fn ext_send(&self, packet: &[u8]) {
+        let Some(dst) = sockets::ipv4_dst(packet) else {
+            return;
+        };
+        match self.ext_out.send_to(packet, sockets::raw_dest(dst)).await {
+            Ok(_) => bump(&self.counters.ext_out),
+            Err(e) => {
+                bump(&self.counters.send_errors);
+                tracing::debug!("sending to {dst}: {e}");
+            }
+        }
+    }
+
+    /// Every second: DCT timeouts, the VIPA list, pending lifesize counts.
+    async fn timer_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = self.now_ms();
+            let outbox = {
+                let mut core = self.core();
+                if let Some(r) = core.routing.as_mut() {
+                    r.on_timeout(now);
+                }
+                core.target.flush_lifesize();
+                core.target.take_outbox()
+            };
+            for (to, m) in outbox {
+                self.send_xcf(&to, m);
+            }
+            self.refresh_listeners();
+            let list = self.core().routing.as_ref().map(|r| r.vipa_list());
+            if let Some(list) = list {
+                let targets: BTreeSet<String> = {
+                    let core = self.core();
+                    core.routing
+                        .as_ref()
+                        .map(|r| {
+                            r.distributions()
+                                .flat_map(|d| d.config.dests.iter().map(|t| t.image.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                for t in targets {
+                    self.send_xcf(&t, list.clone());
+                }
+            }
+        }
+    }
+
+    /// Registers the listeners this image has on distributed ports with
+    /// the routing stacks that announced them (z/OS stacks tell the
+    /// distributor when a server binds).
+    fn refresh_listeners(&self) {
+        let regs: Vec<(String, Ipv4Addr, u16)> = {
+            let core = self.core();
+            let listening = listening_ports();
+            core.target
+                .vipa_lists()
+                .iter()
+                .flat_map(|(owner, vipas)| {
+                    let listening = &listening;
+                    vipas.iter().flat_map(move |v| {
+                        v.ports
+                            .iter()
+                            .filter(move |p| {
+                                listening.iter().any(|(a, lp)| {
+                                    lp == *p && (a.is_unspecified() || *a == v.dvipa)
+                                })
+                            })
+                            .map(move |p| (owner.clone(), v.dvipa, *p))
+                    })
+                })
+                .collect()
+        };
+        for (owner, dvipa, port) in regs {
+            self.send_xcf(&owner, XcfMessage::RegisterListener { dvipa, port });
+        }
+    }
+
+    /// The status the control socket answers.
+    pub fn status(&self) -> serde_json::Value {
+        let (owned, served) = dvipas_of(&self.topo, &self.name);
+        let core = self.core();
+        let label = |a: &Ipv4Addr| self.topo.label(*a);
+        let mut roles = Vec::new();
+        if !owned.is_empty() {
+            roles.push(format!(
+                "owns {}",
+                owned.iter().map(label).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let targets: Vec<String> = self
+            .topo
+            .distributed_to(&self.name)
+            .iter()
+            .map(label)
+            .collect();
+        if !targets.is_empty() {
+            roles.push(format!("target of {}", targets.join(", ")));
+        }
+        let summary = format!(
+            "{}; {} echo replies, {} shadow SAs, {} opened, {} sealed",
+            if roles.is_empty() {
+                "no DVIPA role".to_string()
+            } else {
+                roles.join(", ")
+            },
+            core.stack.counters().echo_replies,
+            core.target.shadow().len(),
+            core.target.counters().opened,
+            core.target.counters().sealed,
+        );
+        serde_json::json!({
+            "node": self.name,
+            "role": "image",
+            "ready": true,
+            "pid": std::process::id(),
+            "tun": TUN_NAME,
+            "xcf": self.xcf.to_string(),
+            "owned_dvipas": owned.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "served_dvipas": served.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "counters": core.stack.counters(),
+            "routing": core.routing.as_ref().map(routing_status),
+            "target": {
+                "counters": core.target.counters(),
+                "shadow_sas": core.target.shadow().len(),
+            },
+            "shell": &self.counters,
+            "summary": summary,
+        })
+    }
+}
+
+fn routing_status(r: &RoutingStack) -> serde_json::Value {
+    serde_json::json!({
+        "counters": r.counters(),
+        "dct_entries": r.dct().len(),
+        "owned_sas": r.sa_summary(),
+        "listeners": r.listeners(),
+    })
+}
+
+/// The kernel side of DESIGN.md's DVIPA rules, in this namespace.
+async fn plumb(links: &NsLinks, owned: &[Ipv4Addr], served: &[Ipv4Addr]) -> Result<()> {
+    if served.is_empty() {
+        return Ok(());
+    }
+    for d in served {
+        links.add_addr("lo", *d, 32).await?;
+    }
+    links.move_local_rule(100).await?;
+    for d in owned {
+        links
+            .add_rule(&Rule {
+                pref: 10,
+                table: TABLE_TO_DVIPA,
+                iif: Some(EXT_NAME),
+                to: Some(*d),
+                ..Rule::default()
+            })
+            .await?;
+        links
+            .add_table_route(*d, 32, TUN_NAME, TABLE_TO_DVIPA, None)
+            .await?;
+    }
+    links
+        .add_rule(&Rule {
+            pref: 50,
+            table: TABLE_MAIN,
+            fwmark: Some(FWMARK),
+            ..Rule::default()
+        })
+        .await?;
+    for d in served {
+        links
+            .add_rule(&Rule {
+                pref: 110,
+                table: TABLE_FROM_DVIPA,
+                from: Some(*d),
+                ..Rule::default()
+            })
+            .await?;
+    }
+    links
+        .add_table_route(
+            Ipv4Addr::UNSPECIFIED,
+            0,
+            TUN_NAME,
+            TABLE_FROM_DVIPA,
+            Some(PROTECTED_MTU),
+        )
+        .await
+}
+
+/// The DVIPA side of a manual SA as an SA install (ESP or AH alone).
+pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
+    let side = ms.dvipa_side();
+    let one = |b: &crate::topology::SaBundle| match (&b.esp, &b.ah) {
+        (Some(e), None) => Some(e.clone()),
+        (None, Some(a)) => Some(a.clone()),
+        _ => None,
+    };
+    let inbound = one(side.inbound)?;
+    let outbound = one(side.outbound)?;
+    let seq_key = SeqKey {
+        dvipa: ms.dvipa,
+        protocol: outbound.protocol,
+        spi: outbound.spi,
+    };
+    Some(SaInstall {
+        dvipa: ms.dvipa,
+        filter: FilterRule {
+            dvipa: ms.dvipa,
+            selector: outbound.selector,
+            protocol: outbound.protocol,
+            inbound_spi: inbound.spi,
+            outbound_spi: outbound.spi,
+        },
+        report_bytes: 0,
+        seq_key,
+        inbound,
+        outbound,
+    })
+}
+
+/// Local TCP listeners: (address, port) from /proc/net/tcp (state 0A).
+fn listening_ports() -> Vec<(Ipv4Addr, u16)> {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let local = f.nth(1)?;
+            let state = f.nth(1)?;
+            if state != "0A" {
+                return None;
+            }
+            let (a, p) = local.split_once(':')?;
+            let addr = u32::from_str_radix(a, 16).ok()?;
+            Some((
+                Ipv4Addr::from(u32::from_be(addr)),
+                u16::from_str_radix(p, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+fn listeners_for(target: &TargetStack) -> Vec<(Ipv4Addr, u16)> {
+    let listening = listening_ports();
+    target
+        .vipa_lists()
+        .values()
+        .flatten()
+        .flat_map(|v| {
+            v.ports
+                .iter()
+                .filter(|p| {
+                    listening
+                        .iter()
+                        .any(|(a, lp)| lp == *p && (a.is_unspecified() || *a == v.dvipa))
+                })
+                .map(move |p| (v.dvipa, *p))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The target's server on DVIPA:80: every answer names the image, so a
+/// user sees where the distributor sent each connection.
+async fn http_server(image: String, dvipa: Ipv4Addr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = loop {
+        match tokio::net::TcpListener::bind((dvipa, 80)).await {
+            Ok(l) => break l,
+            Err(e) => {
+                tracing::warn!("binding {dvipa}:80: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    tracing::info!("HTTP server on {dvipa}:80");
+    loop {
+        let Ok((mut s, peer)) = listener.accept().await else {
+            continue;
+        };
+        let image = image.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut got = 0;
+            // Read the request head (bounded), then answer and close.
+            while got < buf.len() {
+                match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf[got..])).await {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => {
+                        got += n;
+                        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+            let body = format!("served by {image}\n");
+            let resp = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+            let _ = s.shutdown().await;
+            tracing::debug!("HTTP answered {peer}");
+        });
+    }
+}

@@ -1,0 +1,78 @@
+//! Raw IPv4 sockets for the data path, as tokio sockets.
+//!
+//! Raw IPv4 sockets answer the same `recv(2)` and `sendto(2)` as UDP ones
+//! (a raw `recv` returns the whole packet with its IPv4 header; `sendto`
+//! ignores the port), so tokio's `UdpSocket` registers them safely.
+
+use anyhow::{Context, Result};
+use socket2::{Domain, Socket, Type};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use tokio::net::UdpSocket;
+
+/// Packets our own sockets send are marked so a policy rule sends them by
+/// the main table, past the rules that capture DVIPA traffic into the TUN.
+pub const FWMARK: u32 = 0x42;
+/// IP protocol numbers (IANA).
+pub const IPPROTO_GRE: i32 = 47;
+pub const IPPROTO_ESP: i32 = 50;
+pub const IPPROTO_AH: i32 = 51;
+const IPPROTO_RAW: i32 = 255;
+/// Socket buffers large enough for bursts at line rate.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+fn into_tokio(s: Socket) -> Result<UdpSocket> {
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(std::net::UdpSocket::from(s)).context("registering a raw socket")
+}
+
+/// A socket that sends whole IPv4 packets we built (IP_HDRINCL), marked
+/// with [`FWMARK`].
+pub fn raw_sender() -> Result<UdpSocket> {
+    let s = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(socket2::Protocol::from(IPPROTO_RAW)),
+    )
+    .context("opening the raw send socket (needs CAP_NET_RAW)")?;
+    s.set_header_included_v4(true)
+        .context("setting IP_HDRINCL")?;
+    nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Mark, &FWMARK)
+        .context("setting SO_MARK on the raw send socket")?;
+    let _ =
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::SndBufForce, &SOCKET_BUFFER);
+    into_tokio(s)
+}
+
+/// A socket for IP protocol `proto`: receives every such packet for a
+/// local address (IPv4 header included), and the kernel sends no
+/// "protocol unreachable" while it is open. With `device`, only what
+/// arrives on that link (SO_BINDTODEVICE): the XCF link check needs to
+/// know the link. Sending on it, the kernel writes the IPv4 header.
+pub fn raw_protocol(proto: i32, device: Option<&str>) -> Result<UdpSocket> {
+    let s = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(socket2::Protocol::from(proto)),
+    )
+    .with_context(|| format!("opening a raw socket for IP protocol {proto}"))?;
+    if let Some(dev) = device {
+        s.bind_device(Some(dev.as_bytes()))
+            .with_context(|| format!("binding the protocol {proto} socket to {dev}"))?;
+    }
+    let _ =
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &SOCKET_BUFFER);
+    let _ =
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::SndBufForce, &SOCKET_BUFFER);
+    into_tokio(s)
+}
+
+/// Where `sendto` on a raw socket goes (the port is ignored).
+pub fn raw_dest(addr: Ipv4Addr) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(addr, 0))
+}
+
+/// The destination of an IPv4 packet (for `sendto` on [`raw_sender`]).
+pub fn ipv4_dst(packet: &[u8]) -> Option<Ipv4Addr> {
+    let b: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+    Some(Ipv4Addr::from(b))
+}
