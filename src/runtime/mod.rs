@@ -1,5 +1,6 @@
 //! The real I/O shell: the daemons of images and the CF (TUN, sockets,
 //! signals) and their control socket.
 
+pub mod client;
 pub mod control;
 pub mod daemon;
