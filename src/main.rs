@@ -64,6 +64,27 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         images: usize,
     },
+    /// The project's own IPsec client for a client namespace, with the
+    /// client's manual SAs (`plexnet up` runs it for clients with ipsec =
+    /// "plexnet"). With --as-peer it is the DVIPA end of those SAs instead:
+    /// a reference peer.
+    Client {
+        /// Topology file with the client and its [[manual_sa]] tables.
+        #[arg(long)]
+        topology: PathBuf,
+        /// The client's name in the topology.
+        #[arg(long)]
+        client: String,
+        /// Run the DVIPA end of the client's manual SAs.
+        #[arg(long)]
+        as_peer: bool,
+        /// Network namespace to run in (else the current one).
+        #[arg(long)]
+        netns: Option<String>,
+        /// Unix socket answering status requests (JSON lines).
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
     /// The process of one image or of the CF (started by `up`).
     #[command(hide = true)]
     Daemon {
@@ -118,6 +139,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Generate { images } => {
             print!("{}", topology::generate(images));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client {
+            topology,
+            client,
+            as_peer,
+            netns,
+            control,
+        } => {
+            plexnet::runtime::client::run_standalone(plexnet::runtime::client::StandaloneArgs {
+                topology: resolve(Some(topology)),
+                client,
+                as_peer,
+                netns,
+                control,
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Daemon {

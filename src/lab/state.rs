@@ -30,7 +30,8 @@ impl NodeKind {
             NodeKind::Client => "client",
         }
     }
-    /// Images and the CF run a `plexnet` daemon.
+    /// Images and the CF run a `plexnet` daemon (clients only with
+    /// `ipsec = "plexnet"`: see [`NodeState::runs_daemon`]).
     pub fn has_daemon(self) -> bool {
         matches!(self, NodeKind::Image | NodeKind::Cf)
     }
@@ -43,6 +44,17 @@ pub struct NodeState {
     pub namespace: String,
     /// The daemon's pid once started.
     pub pid: Option<u32>,
+    /// A client that runs `plexnet client` as its daemon (`ipsec =
+    /// "plexnet"`). Absent in older state files.
+    #[serde(default)]
+    pub client_daemon: bool,
+}
+
+impl NodeState {
+    /// Whether `up` starts a daemon for this node and `status` asks it.
+    pub fn runs_daemon(&self) -> bool {
+        self.kind.has_daemon() || self.client_daemon
+    }
 }
 
 /// `state.json`: rewritten after every step of `up`.

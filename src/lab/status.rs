@@ -43,7 +43,7 @@ pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
         .map(|n| {
             let namespace_exists = netns::exists(&n.namespace);
             let process_alive = n.pid.is_some_and(process::alive);
-            let (daemon, error) = if n.kind.has_daemon() {
+            let (daemon, error) = if n.runs_daemon() {
                 let sock = state::socket_path(run_dir, &n.name);
                 match control::query(&sock, &control::Request::Status, Duration::from_secs(2)) {
                     Ok(v) => (Some(v), None),
@@ -52,7 +52,7 @@ pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
             } else {
                 (None, None)
             };
-            let ready = if n.kind.has_daemon() {
+            let ready = if n.runs_daemon() {
                 daemon
                     .as_ref()
                     .and_then(|d| d.get("ready"))

@@ -60,6 +60,11 @@ pub fn up(topo: &Topology, opts: &UpOptions) -> Result<UpReport> {
                 kind: n.kind,
                 namespace: n.ns.clone(),
                 pid: None,
+                // Clients with ipsec = "plexnet" run `plexnet client`.
+                client_daemon: n.kind == state::NodeKind::Client
+                    && topo
+                        .client(&n.node)
+                        .is_some_and(|c| c.ipsec == crate::topology::ClientIpsec::Plexnet),
             })
             .collect(),
         namespaces: Vec::new(),
@@ -231,7 +236,7 @@ fn link_summary(plan: &Plan) -> String {
 
 fn start_daemons(run_dir: &Path, lab: &mut LabState) -> Result<()> {
     for i in 0..lab.nodes.len() {
-        if !lab.nodes[i].kind.has_daemon() {
+        if !lab.nodes[i].runs_daemon() {
             continue;
         }
         let node = &lab.nodes[i];
@@ -247,7 +252,7 @@ fn start_daemons(run_dir: &Path, lab: &mut LabState) -> Result<()> {
 /// that dies or stays silent fails `up` with the end of its log.
 fn wait_ready(run_dir: &Path, lab: &LabState, progress: &Progress) -> Result<()> {
     let start = Instant::now();
-    let mut waiting: Vec<&NodeState> = lab.nodes.iter().filter(|n| n.kind.has_daemon()).collect();
+    let mut waiting: Vec<&NodeState> = lab.nodes.iter().filter(|n| n.runs_daemon()).collect();
     while !waiting.is_empty() {
         let mut still = Vec::new();
         for node in waiting {

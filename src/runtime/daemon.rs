@@ -1,5 +1,6 @@
-//! `plexnet daemon`: the process of one image or of the coupling facility,
-//! started by `plexnet up` inside the node's namespace.
+//! `plexnet daemon`: the process of one image, of the coupling facility, or
+//! of a client with `ipsec = "plexnet"` (then it is `plexnet client`, see
+//! [`super::client`]), started by `plexnet up` inside the node's namespace.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -40,9 +41,14 @@ pub fn run(args: DaemonArgs) -> Result<()> {
             run_cf(&args, &topo).await
         } else if let Some(image) = topo.image(&args.node) {
             run_image(&args, &topo, &image.name).await
+        } else if topo.client(&args.node).is_some() {
+            // A client with ipsec = "plexnet": the client runtime does it all.
+            let setup = super::client::ClientSetup::client(&topo, &args.node)?;
+            let socket = state::socket_path(&args.run_dir, &args.node);
+            super::client::serve(setup, &args.node, Some(&socket), sigterm()).await
         } else {
             bail!(
-                "node {} is neither an image nor the CF of topology {}",
+                "node {} is neither an image, the CF nor a client of topology {}",
                 args.node,
                 topo.name
             )
