@@ -4,3 +4,4 @@
 pub mod cf;
 pub mod control;
 pub mod daemon;
+pub mod xcf;
