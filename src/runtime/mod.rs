@@ -1,5 +1,5 @@
 //! The real I/O shell: the daemons of images, the CF and clients (TUN,
-//! sockets, signals) and their control socket.
+//! sockets, signals), their control socket, and the XCF mesh.
 
 pub mod cf;
 pub mod client;
@@ -7,3 +7,4 @@ pub mod control;
 pub mod daemon;
 pub mod image;
 pub mod sockets;
+pub mod xcf;

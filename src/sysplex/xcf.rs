@@ -69,7 +69,9 @@ pub struct SaInstall {
 pub enum XcfMessage {
     /// First message on a connection: who is speaking.
     Hello { image: String, xcf_addr: Ipv4Addr },
-    /// Liveness; answered with the same sequence number.
+    /// Liveness: each end of an XCF connection sends one every second with
+    /// its own increasing `seq` (not answered); a peer from which nothing
+    /// arrives for three seconds is down (`runtime::xcf`).
     Heartbeat { seq: u64 },
     /// Routing stack → targets (Fig. 11 block 170): the DVIPAs it owns and
     /// their distributed ports. Replaces what the sender announced before.
