@@ -9,10 +9,13 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::control::{self, Request};
 use super::image::{ImageNode, XcfOut};
+use super::xcf::XcfMesh;
 use crate::lab::netns;
 use crate::lab::plan::TUN_NAME;
 use crate::lab::state;
+use crate::sysplex::xcf::XCF_PORT;
 use crate::topology::Topology;
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
 pub struct DaemonArgs {
@@ -84,14 +87,41 @@ async fn sigterm() -> Result<()> {
 }
 
 async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()> {
-    let xcf: Arc<dyn XcfOut> = Arc::new(UnconnectedXcf);
-    let node = ImageNode::new(topo, name, &args.netns, xcf).await?;
+    let me = topo.image(name).context("not an image")?;
+    let peers = topo
+        .images
+        .iter()
+        .map(|i| (i.name.clone(), i.xcf_addr))
+        .collect();
+    let (mesh, mut inbox) = XcfMesh::start(name, me.xcf_addr, peers, XCF_PORT)
+        .await
+        .context("starting the XCF mesh")?;
+    let mesh = Arc::new(mesh);
+    let node = ImageNode::new(
+        topo,
+        name,
+        &args.netns,
+        Arc::clone(&mesh) as Arc<dyn XcfOut>,
+    )
+    .await?;
     node.start();
+    let rx_node = Arc::clone(&node);
+    tokio::spawn(async move {
+        while let Some((from, msg)) = inbox.recv().await {
+            rx_node.on_xcf(&from, msg);
+        }
+    });
+    tokio::spawn(track_peers(Arc::clone(&node), mesh.connected()));
     let status_node = Arc::clone(&node);
+    let status_mesh = Arc::clone(&mesh);
     control::serve(
         &state::socket_path(&args.run_dir, name),
         move |req| match req {
-            Request::Status => status_node.status(),
+            Request::Status => {
+                let mut st = status_node.status();
+                st["xcf"] = serde_json::to_value(status_mesh.status()).unwrap_or_default();
+                st
+            }
         },
     )
     .await?;
@@ -101,12 +131,35 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
     Ok(())
 }
 
-/// Until the XCF mesh is connected: messages to other images are logged.
-struct UnconnectedXcf;
+/// XCF peers coming and going: a new one gets this image's VIPA list and
+/// SAs; a lost one's listeners stop counting.
+async fn track_peers(
+    node: Arc<ImageNode>,
+    mut connected: tokio::sync::watch::Receiver<BTreeSet<String>>,
+) {
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let now = connected.borrow_and_update().clone();
+        for gone in known.difference(&now) {
+            tracing::info!("XCF peer {gone} down");
+            node.peer_down(gone);
+        }
+        for new in now.difference(&known) {
+            tracing::info!("XCF peer {new} up");
+            node.announce_to(new);
+        }
+        known = now;
+        if connected.changed().await.is_err() {
+            return;
+        }
+    }
+}
 
-impl XcfOut for UnconnectedXcf {
+impl XcfOut for XcfMesh {
     fn send(&self, to: &str, msg: crate::sysplex::xcf::XcfMessage) {
-        tracing::debug!("XCF to {to} not connected: {msg:?}");
+        if let Err(e) = XcfMesh::send(self, to, msg) {
+            tracing::debug!("XCF to {to}: {e}");
+        }
     }
 }
 

@@ -297,7 +297,7 @@ impl ImageNode {
         }
     }
 
-    fn announce_to(&self, target: &str) {
+    pub fn announce_to(&self, target: &str) {
         let msgs: Vec<XcfMessage> = {
             let core = self.core();
             let Some(r) = core.routing.as_ref() else {
