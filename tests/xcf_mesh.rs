@@ -409,6 +409,7 @@ async fn messages_arrive_in_order() {
                 direction: plexnet::sysplex::xcf::Direction::Outbound,
                 bytes: i,
                 packets: 1,
+                highest_seq: i,
             };
             while let Err(XcfSendError::QueueFull(_)) = mvs1.send("MVS2", msg.clone()) {
                 full += 1;
