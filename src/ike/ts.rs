@@ -235,7 +235,10 @@ mod tests {
             end: [0xff; 16],
         };
         assert!(narrow(&[v6], std::slice::from_ref(&any)).is_empty());
-        assert!(all_within(std::slice::from_ref(&dvipa), std::slice::from_ref(&any)));
+        assert!(all_within(
+            std::slice::from_ref(&dvipa),
+            std::slice::from_ref(&any)
+        ));
         assert!(!all_within(&[any], std::slice::from_ref(&dvipa)));
         assert!(!all_within(&[], &[dvipa]));
     }
