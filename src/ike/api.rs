@@ -218,3 +218,123 @@ impl fmt::Display for TraceRecord {
         write!(f, "{ms:>8} ms {a} {arrow} {b} {}", self.summary)
     }
 }
+
+fn ts_list(ts: &[TrafficSelector]) -> String {
+    let one = |t: &TrafficSelector| match t {
+        TrafficSelector::Ipv4 {
+            ip_protocol,
+            start_port,
+            end_port,
+            start,
+            end,
+        } => {
+            let (s, e) = (
+                core::net::Ipv4Addr::from(*start),
+                core::net::Ipv4Addr::from(*end),
+            );
+            let mut out = if s == e {
+                format!("{s}")
+            } else {
+                format!("{s}-{e}")
+            };
+            if *ip_protocol != 0 || (*start_port, *end_port) != (0, u16::MAX) {
+                out.push_str(&format!("[{ip_protocol}/{start_port}-{end_port}]"));
+            }
+            out
+        }
+        other => format!("{:?}", other.ts_type()),
+    };
+    ts.iter().map(one).collect::<Vec<_>>().join(",")
+}
+
+impl fmt::Display for ChildSaInfo {
+    /// `child#2 of ike#1 (responder) in 0x.. out 0x.. aes128-sha1
+    /// 198.18.0.100 === 198.18.1.10 udp 4500->4500`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let suite = if self.outbound.enc.is_aead() {
+            self.outbound.enc.as_str().to_string()
+        } else {
+            format!(
+                "{}-{}",
+                self.outbound.enc.as_str(),
+                self.outbound.integ.as_str()
+            )
+        };
+        let role = match self.role {
+            Role::Initiator => "initiator",
+            Role::Responder => "responder",
+        };
+        write!(
+            f,
+            "{} of {} ({role}) in {} out {} {suite} {} === {}",
+            self.child,
+            self.ike_sa,
+            self.inbound.spi,
+            self.outbound.spi,
+            ts_list(&self.local_ts),
+            ts_list(&self.remote_ts)
+        )?;
+        if let Some(u) = self.udp_encap {
+            write!(f, " udp {}->{}", u.src_port, u.dst_port)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for IkeEvent {
+    /// One stable line per event, for traces and logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IkeEvent::IkeSaEstablished {
+                ike_sa,
+                role,
+                remote,
+                remote_id,
+                spi_i,
+                spi_r,
+            } => write!(
+                f,
+                "IKE_SA {ike_sa} established ({role:?}) with {remote_id} at {remote}, \
+                 SPIs {spi_i:016x}_i {spi_r:016x}_r"
+            ),
+            IkeEvent::IkeSaRekeyed {
+                ike_sa,
+                spi_i,
+                spi_r,
+            } => write!(
+                f,
+                "IKE_SA {ike_sa} rekeyed, SPIs {spi_i:016x}_i {spi_r:016x}_r"
+            ),
+            IkeEvent::IkeSaDeleted { ike_sa, reason } => {
+                write!(f, "IKE_SA {ike_sa} deleted ({reason:?})")
+            }
+            IkeEvent::ChildSaEstablished(c) => write!(f, "CHILD_SA {c} established"),
+            IkeEvent::ChildSaRekeyed { old, old_spis, new } => write!(
+                f,
+                "CHILD_SA {old} (in {} out {}) rekeyed: {new}",
+                old_spis.inbound, old_spis.outbound
+            ),
+            IkeEvent::ChildSaDeleted {
+                ike_sa,
+                child,
+                spis,
+            } => write!(
+                f,
+                "CHILD_SA {child} of {ike_sa} deleted (in {} out {})",
+                spis.inbound, spis.outbound
+            ),
+            IkeEvent::ChildSaFailed { ike_sa, notify } => write!(
+                f,
+                "CHILD_SA of {ike_sa} failed: {}",
+                crate::ike::trace::notify_name(*notify)
+            ),
+            IkeEvent::AuthFailed { remote, id, local } => {
+                let who = if *local { "peer's" } else { "our" };
+                match id {
+                    Some(id) => write!(f, "{who} AUTH failed: {id} at {remote}"),
+                    None => write!(f, "{who} AUTH failed: {remote}"),
+                }
+            }
+        }
+    }
+}

@@ -471,9 +471,9 @@ impl Ike {
                 self.send_stateless(now, remote, local_port, &header, n);
                 return Ok(());
             }
-            if self.half_open.len() >= self.config.half_open_limit {
-                return Err(DropReason::HalfOpenLimit);
-            }
+        }
+        if self.half_open.len() >= self.config.half_open_limit {
+            return Err(DropReason::HalfOpenLimit);
         }
         let chosen = match select(
             &self.config.ike_proposals,

@@ -225,6 +225,8 @@ pub(crate) enum ChildState {
 
 pub(crate) struct Child {
     pub info: ChildSaInfo,
+    /// The PFS group it was made with, reused when it is rekeyed.
+    pub pfs: Option<DhGroup>,
     pub state: ChildState,
     pub rekey_at: Option<Duration>,
     pub expire_at: Option<Duration>,
@@ -408,6 +410,25 @@ pub(crate) fn offer(configs: &[ProposalConfig], spi: &[u8], with_dh: bool) -> Sa
         })
         .collect();
     Sa { proposals }
+}
+
+/// The ESP proposals consistent with the KE payload we send: those with
+/// the group when there is one, those without groups when there is none
+/// (§1.3.1), so the peer cannot pick a proposal our KE contradicts.
+fn pfs_proposals(configs: &[ProposalConfig], pfs: Option<DhGroup>) -> Vec<ProposalConfig> {
+    let fits: Vec<ProposalConfig> = configs
+        .iter()
+        .filter(|p| match pfs {
+            Some(g) => p.dh.contains(&g),
+            None => p.dh.is_empty(),
+        })
+        .cloned()
+        .collect();
+    if fits.is_empty() {
+        configs.to_vec()
+    } else {
+        fits
+    }
 }
 
 /// Checks that the responder's SA payload holds exactly one proposal that
@@ -738,15 +759,14 @@ impl IkeSa {
             }
             Err(e) => return Err(DropReason::Sk(e)),
         };
-        self.trace(ctx, Direction::Received, from, describe(&header, &payloads));
-        if matches!(self.state, State::ExpectAuth(_)) && local_port != self.local_port {
+        if local_port != self.local_port
+            && (matches!(self.state, State::ExpectAuth(_)) || self.nat_local || self.nat_remote)
+        {
             // The initiator moved to 4500 after NAT detection (§2.23).
             self.local_port = local_port;
         }
+        self.trace(ctx, Direction::Received, from, describe(&header, &payloads));
         self.heard(ctx, from);
-        if self.local_port != local_port && (self.nat_local || self.nat_remote) {
-            self.local_port = local_port;
-        }
         self.next_recv_id = id.wrapping_add(1);
         let response = if let Some(t) = unknown_critical(&payloads) {
             // §2.5: reject the whole message.
@@ -1407,6 +1427,7 @@ impl IkeSa {
             id,
             Child {
                 info: info.clone(),
+                pfs: chosen.dh,
                 state: ChildState::Installed,
                 rekey_at,
                 expire_at: l.life_time.map(|t| ctx.now + t),
@@ -1731,11 +1752,13 @@ impl IkeSa {
         c.state = ChildState::Rekeying;
         let old_spi = c.info.inbound.spi.0;
         let (local_ts, remote_ts) = (c.info.local_ts.clone(), c.info.remote_ts.clone());
-        let pfs = group.or_else(|| {
+        // As strongSwan: the group the child was made with, else the first
+        // one configured (§1.3.1: KEi must be of a group we propose).
+        let pfs = group.or(c.pfs).or_else(|| {
             ctx.config
                 .esp_proposals
-                .first()
-                .and_then(|p| p.dh.first().copied())
+                .iter()
+                .find_map(|p| p.dh.first().copied())
         });
         let spi_in = ctx.child_spi();
         let ni = ctx.nonce();
@@ -1748,7 +1771,7 @@ impl IkeSa {
                 data: Vec::new(),
             }),
             Payload::Sa(offer(
-                &ctx.config.esp_proposals,
+                &pfs_proposals(&ctx.config.esp_proposals, pfs),
                 &spi_in.to_be_bytes(),
                 true,
             )),
