@@ -41,12 +41,14 @@ const RESP: Ipv4Addr = Ipv4Addr::new(198, 18, 250, 2);
 const PSK: &str = "plexnet-charon-psk";
 const CHARON: &str = "/usr/lib/ipsec/charon";
 
-/// The proposal sets of the issue: (IKE, ESP).
-const CASES: [(&str, &str); 4] = [
+/// The proposal sets of the issue: (IKE, ESP); and one with PFS, so
+/// charon's child rekey carries a KE.
+const CASES: [(&str, &str); 5] = [
     ("aes128-sha256-x25519", "aes128-sha1"),
     ("aes256-sha256-modp2048", "aes256-sha256"),
     ("aes128-sha256-ecp256", "aes128gcm16"),
     ("default", "default"),
+    ("aes256-sha384-ecp384", "aes256gcm16-ecp384"),
 ];
 
 fn may_run() -> bool {
@@ -246,56 +248,9 @@ impl Lab {
 
     fn start_charon(&mut self) {
         let d = self.dir.display();
-        std::fs::write(
-            self.conf(),
-            format!(
-                r#"charon {{
-  load_modular = no
-  load = random nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 x509 pubkey curve25519 gmp kernel-libipsec kernel-netlink socket-default vici
-  install_routes = yes
-  install_virtual_ip = no
-  retransmit_timeout = 2
-  filelog {{
-    plxk {{
-      path = {d}/charon.log
-      time_format = %T
-      ike_name = yes
-      append = no
-      flush_line = yes
-      default = 1
-      ike = 4
-      chd = 4
-      knl = 1
-      net = 1
-    }}
-  }}
-  syslog {{
-    daemon {{
-      default = -1
-    }}
-  }}
-  plugins {{
-    vici {{
-      socket = unix://{d}/charon.vici
-    }}
-    kernel-netlink {{
-      fwmark = !0x42
-    }}
-    socket-default {{
-      fwmark = 0x42
-    }}
-    kernel-libipsec {{
-      allow_peer_ts = yes
-    }}
-  }}
-}}
-swanctl {{
-  socket = unix://{d}/charon.vici
-}}
-"#
-            ),
-        )
-        .expect("strongswan.conf");
+        let conf =
+            include_str!("../netns/strongswan/strongswan.conf.in").replace("@DIR@", &d.to_string());
+        std::fs::write(self.conf(), conf).expect("strongswan.conf");
         sh(&format!(
             "ip netns exec {NS_CLIENT} sysctl -qw net.ipv4.conf.all.rp_filter=2"
         ));
@@ -344,62 +299,39 @@ swanctl {{
         text
     }
 
-    /// swanctl.conf with one connection per case (`cN`/child `hN`), and
-    /// `bad` whose identity has a PSK our responder does not share.
+    /// swanctl.conf with one connection per case (`cN`, child
+    /// `cN-child`), and `bad` whose identity has a PSK our responder does
+    /// not share; each from `netns/strongswan/swanctl.conf.in`.
     fn load_connections(&self) {
-        let mut conf = String::from("connections {\n");
-        let mut add = |name: &str, child: &str, ike: &str, esp: &str, id: &str| {
-            conf.push_str(&format!(
-                r#"  {name} {{
-    version = 2
-    local_addrs = {CLIENT}
-    remote_addrs = {RESP}
-    proposals = {ike}
-    rekey_time = 0
-    dpd_delay = 3s
-    local {{
-      auth = psk
-      id = {id}
-    }}
-    remote {{
-      auth = psk
-      id = {RESP}
-    }}
-    children {{
-      {child} {{
-        mode = tunnel
-        esp_proposals = {esp}
-        rekey_time = 0
-        start_action = none
-      }}
-    }}
-  }}
-"#
-            ));
+        let conn = |name: &str, ike: &str, esp: &str, id: &str, psk: &str| {
+            include_str!("../netns/strongswan/swanctl.conf.in")
+                .replace("@NAME@", name)
+                .replace("@LOCAL_ADDR@", &CLIENT.to_string())
+                .replace("@REMOTE_ADDR@", &RESP.to_string())
+                .replace("@IKE_PROPOSALS@", ike)
+                .replace("@ESP_PROPOSALS@", esp)
+                .replace("@LOCAL_ID@", id)
+                .replace("@REMOTE_ID@", &RESP.to_string())
+                .replace("@PSK@", psk)
         };
+        let mut conf = String::new();
         for (i, (ike, esp)) in CASES.iter().enumerate() {
-            add(&format!("c{i}"), &format!("h{i}"), ike, esp, "client1.plex");
+            conf.push_str(&conn(&format!("c{i}"), ike, esp, "client1.plex", PSK));
         }
-        add("bad", "hbad", "default", "default", "bad.plex");
-        conf.push_str(&format!(
-            r#"}}
-secrets {{
-  ike-good {{
-    id-a = client1.plex
-    id-b = {RESP}
-    secret = "{PSK}"
-  }}
-  ike-bad {{
-    id-a = bad.plex
-    id-b = {RESP}
-    secret = "this-is-not-the-psk"
-  }}
-}}
-"#
+        conf.push_str(&conn(
+            "bad",
+            "default",
+            "default",
+            "bad.plex",
+            "this-is-not-the-psk",
         ));
         let path = self.dir.join("swanctl.conf");
         std::fs::write(&path, conf).expect("swanctl.conf");
         self.swanctl_ok(&["--load-all", "--file", &path.display().to_string()]);
+        let conns = self.swanctl_ok(&["--list-conns"]);
+        for i in 0..CASES.len() {
+            assert!(conns.contains(&format!("c{i}-child")), "{conns}");
+        }
     }
 }
 
@@ -507,7 +439,12 @@ fn check_ike_keys(log: &str, line: &str) {
 }
 
 fn responder_config() -> IkeConfig {
-    let mut c = IkeConfig::new(Identity::Ipv4(RESP), "default", "default").expect("config");
+    let mut c = IkeConfig::new(
+        Identity::Ipv4(RESP),
+        "default",
+        "default,aes256gcm16-ecp384",
+    )
+    .expect("config");
     c.peers.push(PeerConfig::new(
         Identity::Fqdn("client1.plex".into()),
         PSK.as_bytes(),
@@ -542,7 +479,7 @@ fn charon_interop() {
     lab.load_connections();
 
     for (i, (ike, esp)) in CASES.iter().enumerate() {
-        let (conn, child) = (format!("c{i}"), format!("h{i}"));
+        let (conn, child) = (format!("c{i}"), format!("c{i}-child"));
         eprintln!("case {i}: {ike} / {esp}");
         lab.swanctl_ok(&["--initiate", "--child", &child, "--timeout", "20"]);
         let IkeEvent::IkeSaEstablished { ike_sa, .. } =
@@ -635,6 +572,21 @@ fn charon_interop() {
             "{sas}"
         );
 
+        // Both child rekeys (charon's and ours) carried a KE exactly when
+        // the ESP proposal has a PFS group.
+        let log = lab.log();
+        let rekeys: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("<{conn}|")) && l.contains("CREATE_CHILD_SA request"))
+            .filter(|l| l.contains("N(REKEY_SA)"))
+            .collect();
+        assert_eq!(rekeys.len(), 2, "{rekeys:#?}");
+        let pfs = esp.contains("ecp");
+        assert!(
+            rekeys.iter().all(|l| l.contains(" KE ") == pfs),
+            "{rekeys:#?}"
+        );
+
         // charon terminates: the child, then the IKE SA.
         lab.swanctl_ok(&["--terminate", "--child", &child, "--timeout", "10"]);
         resp.wait(
@@ -652,7 +604,7 @@ fn charon_interop() {
     }
 
     // A wrong PSK: AUTHENTICATION_FAILED at charon, no SA anywhere.
-    let out = lab.swanctl(&["--initiate", "--child", "hbad", "--timeout", "20"]);
+    let out = lab.swanctl(&["--initiate", "--child", "bad-child", "--timeout", "20"]);
     assert!(!out.status.success(), "initiate with a wrong PSK succeeded");
     resp.wait("auth failure", |e| {
         matches!(e, IkeEvent::AuthFailed { local: true, id: Some(Identity::Fqdn(f)), .. }

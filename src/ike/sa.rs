@@ -32,7 +32,7 @@ use crate::ipsec::sa::{
     TrafficSelector as SaSelector, UdpEncap,
 };
 use crate::wire::ike::{
-    Auth, AuthMethod, Delete, ExchangeType, Flags, Header, IkeMessage, KeyExchange, Notify,
+    Auth, AuthMethod, Delete, DhId, ExchangeType, Flags, Header, IkeMessage, KeyExchange, Notify,
     NotifyType, Payload, Proposal, ProtocolId, Sa, TrafficSelector, Transform, TransformId,
 };
 
@@ -410,6 +410,26 @@ pub(crate) fn offer(configs: &[ProposalConfig], spi: &[u8], with_dh: bool) -> Sa
         })
         .collect();
     Sa { proposals }
+}
+
+/// The PFS group for rekeying a child made in IKE_AUTH, where we were the
+/// responder: the first group of our ESP proposals that the peer listed
+/// in the proposal we chose; `None` if it listed none.
+fn pfs_hint(configs: &[ProposalConfig], peer: &Sa, number: u8) -> Option<DhGroup> {
+    let theirs: Vec<DhId> = peer
+        .proposals
+        .iter()
+        .filter(|p| p.number == number)
+        .flat_map(|p| &p.transforms)
+        .filter_map(|t| match t.id {
+            TransformId::Dh(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    configs
+        .iter()
+        .flat_map(|c| c.dh.iter().copied())
+        .find(|g| theirs.contains(&g.id()))
 }
 
 /// The ESP proposals consistent with the KE payload we send: those with
@@ -1109,6 +1129,15 @@ impl IkeSa {
             tsi,
             tsr,
         ) {
+            // Our rekeys use the first PFS group we configured, if any.
+            let pfs = ctx
+                .config
+                .esp_proposals
+                .iter()
+                .find_map(|p| p.dh.first().copied());
+            if let Some(c) = self.children.get_mut(&info.child) {
+                c.pfs = pfs;
+            }
             ctx.out.events.push_back(IkeEvent::ChildSaEstablished(info));
         }
     }
@@ -1307,6 +1336,14 @@ impl IkeSa {
             ctx.out.child_spis.remove(&spi_in);
             return vec![notify(NotifyType::NoProposalChosen)];
         };
+        if ke.is_none() {
+            // IKE_AUTH: no KE, but the peer's proposal tells which PFS
+            // groups it wants on rekeys (strongSwan lists them there).
+            let hint = pfs_hint(&ctx.config.esp_proposals, sa, proposal.number);
+            if let Some(c) = self.children.get_mut(&info.child) {
+                c.pfs = hint;
+            }
+        }
         match rekey.and_then(|old| self.children.get_mut(&old).map(|c| (old, c))) {
             Some((old, c)) => {
                 c.state = ChildState::Rekeyed;
@@ -1752,14 +1789,9 @@ impl IkeSa {
         c.state = ChildState::Rekeying;
         let old_spi = c.info.inbound.spi.0;
         let (local_ts, remote_ts) = (c.info.local_ts.clone(), c.info.remote_ts.clone());
-        // As strongSwan: the group the child was made with, else the first
-        // one configured (§1.3.1: KEi must be of a group we propose).
-        let pfs = group.or(c.pfs).or_else(|| {
-            ctx.config
-                .esp_proposals
-                .iter()
-                .find_map(|p| p.dh.first().copied())
-        });
+        // As strongSwan: the group the child was made or agreed with
+        // (§1.3.1: KEi must be of a group we propose), else no PFS.
+        let pfs = group.or(c.pfs);
         let spi_in = ctx.child_spi();
         let ni = ctx.nonce();
         let dh = pfs.map(|g| ctx.dh(g));
