@@ -10,7 +10,8 @@
 //! SPIs as 16 hex digits, keys as hex (SK_e with the GCM salt, SK_a empty
 //! with an AEAD), algorithm names exactly as Wireshark's
 //! `ikev2_encr_algs`/`ikev2_integ_algs` tables spell them (the same strings
-//! strongSwan's save-keys plugin writes). Use with
+//! strongSwan's save-keys plugin writes; `tests/ike_wireshark_keys.rs`
+//! checks that tshark decrypts our exchanges with them). Use with
 //! `tshark -o "uat:ikev2_decryption_table:<line>"` or the file of that name
 //! in the Wireshark profile.
 
