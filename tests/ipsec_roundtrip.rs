@@ -211,9 +211,12 @@ proptest! {
         let opened = open_esp(&sa, &mut window, &sealed, &mut out).unwrap();
         prop_assert_eq!(opened.seq, seq);
         prop_assert_eq!(&out, &original);
-        prop_assert_eq!(window.top(), seq);
         check_peek(&sealed, &sa, &original);
-        prop_assert_eq!(open_esp(&sa, &mut window, &sealed, &mut out), Err(OpenError::Replayed));
+        // Anti-replay needs integrity (RFC 4303 §3.4.3).
+        if integ != IntegAlg::None || enc.is_aead() {
+            prop_assert_eq!(window.top(), seq);
+            prop_assert_eq!(open_esp(&sa, &mut window, &sealed, &mut out), Err(OpenError::Replayed));
+        }
     }
 
     #[test]
@@ -355,7 +358,10 @@ proptest! {
         packet.extend_from_slice(&ipsec);
         let mut w = ReplayWindow::new(64, false);
         let mut out = Vec::new();
-        let _ = open_esp(&esp, &mut w, &packet, &mut out);
+        if open_esp(&esp, &mut w, &packet, &mut out).is_err() {
+            // Rejected means never authenticated: the window did not move.
+            prop_assert_eq!(w.top(), 0);
+        }
         let _ = peek(&packet, &esp);
         let _ = locate(&packet);
         let mut sad = InboundSad::new();
