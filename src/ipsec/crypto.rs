@@ -153,17 +153,6 @@ where
             )
             .map_err(|_| TagMismatch)
     }
-
-    /// The keystream block for plaintext block `index` (0-based): GCM's
-    /// counter starts at 2 for data, J0 = nonce ‖ 1 being the tag mask
-    /// (NIST SP 800-38D §7.1, RFC 4106 §3.1).
-    fn keystream_block(&self, iv: &[u8; 8], index: u32) -> [u8; 16] {
-        let mut block = GenericArray::default();
-        block[..12].copy_from_slice(&self.nonce(iv));
-        block[12..].copy_from_slice(&index.wrapping_add(2).to_be_bytes());
-        self.block.encrypt_block(&mut block);
-        block.into()
-    }
 }
 
 fn cbc_encrypt_with<
@@ -190,23 +179,50 @@ fn cbc_decrypt_with<
     cbc::Decryptor::<&C>::inner_iv_init(cipher, iv.into()).decrypt_blocks_inout_mut(blocks);
 }
 
-fn cbc_decrypt_block_with<
-    C: BlockDecrypt + BlockCipher + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>,
->(
-    cipher: &C,
-    prev: &[u8; 16],
-    block: &[u8; 16],
-) -> [u8; 16] {
-    let mut b = GenericArray::from(*block);
-    cipher.decrypt_block(&mut b);
-    let mut out: [u8; 16] = b.into();
-    for (o, p) in out.iter_mut().zip(prev) {
-        *o ^= p;
-    }
-    out
-}
-
 impl Cipher {
+    /// Raw AES decryption of independent blocks in one pipelined call
+    /// (CBC SAs). Peek turns each into a CBC plaintext
+    /// block by XOR with the ciphertext block before it: P_i = D(C_i) ⊕
+    /// C_{i-1} (RFC 3602 §2), so no other block is needed.
+    pub(crate) fn decrypt_raw_blocks(&self, blocks: &mut [aes::Block]) {
+        match self {
+            Cipher::Cbc128(k) => k.1.decrypt_blocks(blocks),
+            Cipher::Cbc192(k) => k.1.decrypt_blocks(blocks),
+            Cipher::Cbc256(k) => k.1.decrypt_blocks(blocks),
+            Cipher::Null | Cipher::Gcm128(_) | Cipher::Gcm256(_) => {}
+        }
+    }
+
+    /// GCM keystream blocks for plaintext block indices `indices`, each
+    /// E(K, salt ‖ IV ‖ i+2): data counters start at 2, J0 = nonce ‖ 1
+    /// masks the tag (NIST SP 800-38D §7.1, RFC 4106 §3.1). One pipelined
+    /// call.
+    pub(crate) fn gcm_keystream_blocks(
+        &self,
+        iv: &[u8; 8],
+        indices: &[usize],
+        out: &mut [aes::Block],
+    ) {
+        let fill = |salt: &[u8; GCM_SALT_LEN], out: &mut [aes::Block]| {
+            for (o, i) in out.iter_mut().zip(indices) {
+                o[..4].copy_from_slice(salt);
+                o[4..12].copy_from_slice(iv);
+                o[12..].copy_from_slice(&(*i as u32).wrapping_add(2).to_be_bytes());
+            }
+        };
+        match self {
+            Cipher::Gcm128(g) => {
+                fill(&g.salt, out);
+                g.block.encrypt_blocks(out);
+            }
+            Cipher::Gcm256(g) => {
+                fill(&g.salt, out);
+                g.block.encrypt_blocks(out);
+            }
+            Cipher::Null | Cipher::Cbc128(_) | Cipher::Cbc192(_) | Cipher::Cbc256(_) => {}
+        }
+    }
+
     /// CBC-encrypts `data` (a multiple of 16 bytes) in place (RFC 3602 §2).
     pub(crate) fn cbc_encrypt(&self, iv: &[u8; 16], data: &mut [u8]) {
         match self {
@@ -224,17 +240,6 @@ impl Cipher {
             Cipher::Cbc192(k) => cbc_decrypt_with(&k.1, iv, data),
             Cipher::Cbc256(k) => cbc_decrypt_with(&k.1, iv, data),
             Cipher::Null | Cipher::Gcm128(_) | Cipher::Gcm256(_) => {}
-        }
-    }
-
-    /// Decrypts one CBC block given the ciphertext block before it (or the
-    /// IV): P_i = D(C_i) ⊕ C_{i-1} (RFC 3602 §2), the heart of peek.
-    pub(crate) fn cbc_decrypt_block(&self, prev: &[u8; 16], block: &[u8; 16]) -> [u8; 16] {
-        match self {
-            Cipher::Cbc128(k) => cbc_decrypt_block_with(&k.1, prev, block),
-            Cipher::Cbc192(k) => cbc_decrypt_block_with(&k.1, prev, block),
-            Cipher::Cbc256(k) => cbc_decrypt_block_with(&k.1, prev, block),
-            Cipher::Null | Cipher::Gcm128(_) | Cipher::Gcm256(_) => *block,
         }
     }
 
@@ -261,15 +266,6 @@ impl Cipher {
             Cipher::Null | Cipher::Cbc128(_) | Cipher::Cbc192(_) | Cipher::Cbc256(_) => {
                 Err(TagMismatch)
             }
-        }
-    }
-
-    /// The GCM keystream block for plaintext block `index`.
-    pub(crate) fn gcm_keystream_block(&self, iv: &[u8; 8], index: u32) -> [u8; 16] {
-        match self {
-            Cipher::Gcm128(g) => g.keystream_block(iv, index),
-            Cipher::Gcm256(g) => g.keystream_block(iv, index),
-            Cipher::Null | Cipher::Cbc128(_) | Cipher::Cbc192(_) | Cipher::Cbc256(_) => [0; 16],
         }
     }
 }
@@ -336,9 +332,16 @@ mod tests {
         let mut back = ct.clone();
         c.cipher.cbc_decrypt(&iv, &mut back);
         assert_eq!(back, plain);
-        let prev: [u8; 16] = ct[32..48].try_into().unwrap();
-        let block: [u8; 16] = ct[48..64].try_into().unwrap();
-        assert_eq!(c.cipher.cbc_decrypt_block(&prev, &block), plain[48..64]);
+        let mut blocks = [
+            *aes::Block::from_slice(&ct[16..32]),
+            *aes::Block::from_slice(&ct[48..64]),
+        ];
+        c.cipher.decrypt_raw_blocks(&mut blocks);
+        for (b, prev) in blocks.iter_mut().zip([&ct[0..16], &ct[32..48]]) {
+            b.iter_mut().zip(prev).for_each(|(x, p)| *x ^= p);
+        }
+        assert_eq!(blocks[0][..], plain[16..32]);
+        assert_eq!(blocks[1][..], plain[48..64]);
     }
 
     #[test]
@@ -347,11 +350,10 @@ mod tests {
         let iv = [3u8; 8];
         let mut data = [0u8; 48];
         let tag = c.cipher.gcm_seal(&iv, b"aad", &mut data);
-        for i in 0..3 {
-            assert_eq!(
-                c.cipher.gcm_keystream_block(&iv, i as u32),
-                data[i * 16..i * 16 + 16]
-            );
+        let mut ks = [aes::Block::default(); 3];
+        c.cipher.gcm_keystream_blocks(&iv, &[2, 0, 1], &mut ks);
+        for (k, i) in ks.iter().zip([2usize, 0, 1]) {
+            assert_eq!(k[..], data[i * 16..i * 16 + 16]);
         }
         assert!(c.cipher.gcm_open(&iv, b"aad", &mut data, &tag).is_ok());
         assert_eq!(data, [0u8; 48]);
@@ -480,11 +482,10 @@ mod tests {
                 } else {
                     data[(i - 1) * 16..i * 16].try_into().unwrap()
                 };
-                let block: [u8; 16] = data[i * 16..i * 16 + 16].try_into().unwrap();
-                assert_eq!(
-                    state.cipher.cbc_decrypt_block(&prev, &block),
-                    hex(plain)[i * 16..i * 16 + 16]
-                );
+                let mut block = [*aes::Block::from_slice(&data[i * 16..i * 16 + 16])];
+                state.cipher.decrypt_raw_blocks(&mut block);
+                block[0].iter_mut().zip(prev).for_each(|(x, p)| *x ^= p);
+                assert_eq!(block[0][..], hex(plain)[i * 16..i * 16 + 16]);
             }
             state.cipher.cbc_decrypt(&iv, &mut data);
             assert_eq!(data, hex(plain));

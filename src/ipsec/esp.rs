@@ -5,7 +5,7 @@ use rand_core::RngCore;
 
 use super::outer::{fix_ipv4_header, parse_outer, selector_fields, tunnel_header, v4, OuterError};
 use super::replay::{ReplayError, ReplayWindow};
-use super::sa::{EncAlg, Mode, Protocol, Sa};
+use super::sa::{EncAlg, IntegAlg, Mode, Protocol, Sa};
 use super::DropReason;
 use crate::wire::esp::{self as esp_wire, Trailer};
 use crate::wire::ipv4::{self, Ipv4Packet};
@@ -461,9 +461,14 @@ pub(crate) fn open_esp_parts(
                 .map_err(|_| OpenError::IcvMismatch)?;
         }
     }
-    // Authentic: now the window may be consulted and moved (RFC 4303 §3.4.3).
-    replay.check(seq)?;
-    replay.update(seq);
+    // Authentic: now the window may be consulted and moved (RFC 4303
+    // §3.4.3). Without integrity there is no anti-replay service (RFC 4303
+    // §3.4.3: it needs the ICV), and an unauthenticated packet must never
+    // move the window.
+    if cfg.enc.is_aead() || cfg.integ != IntegAlg::None {
+        replay.check(seq)?;
+        replay.update(seq);
+    }
 
     let (trailer, payload_len) = Trailer::parse(&out[prefix..])?;
     if !trailer.padding_is_default(&out[prefix..]) {

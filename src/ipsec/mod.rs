@@ -9,6 +9,7 @@ pub mod peek;
 pub mod replay;
 pub mod sa;
 pub mod sad;
+pub mod wireshark;
 
 pub use ah::{open_ah, open_bundle, seal_ah, seal_bundle};
 pub use counters::{DropCounters, DropReason, SaCounters};
@@ -22,3 +23,4 @@ pub use sa::{
 pub use sad::{
     open_bundle_counted, seal_bundle_counted, Expiry, InboundSa, InboundSad, OutboundSa, SaId,
 };
+pub use wireshark::esp_sa_uat;

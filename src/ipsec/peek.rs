@@ -23,7 +23,7 @@ use core::net::IpAddr;
 
 use serde::Serialize;
 
-use super::outer::{parse_outer, OuterError};
+use super::outer::{parse_outer, parse_outer_with, OuterError};
 use super::sa::{EncAlg, Mode, Protocol, Sa, Spi};
 use crate::wire::{ah as ah_wire, esp as esp_wire, ipv4, IpProtocol, TcpFlags};
 
@@ -137,96 +137,173 @@ pub fn locate(packet: &[u8]) -> Result<SaLocator, PeekError> {
     })
 }
 
-/// The plaintext of an ESP payload, decrypted block by block on demand.
+/// The plaintext of the protected payload. For ESP, the blocks peek needs
+/// are decrypted together, in one pipelined AES call, into two small
+/// windows: the head (inner headers) and the tail (the ESP trailer).
+/// AH and ESP-NULL payloads are read in place.
 struct Reader<'a> {
     sa: &'a Sa,
+    /// The payload is cleartext (AH, ESP-NULL).
+    clear: bool,
     iv: &'a [u8],
     ct: &'a [u8],
-    /// The first blocks, cached: they hold every header peek reads.
-    cache: [[u8; 16]; CACHED],
-    cached: u8,
+    /// Plaintext of blocks `0..head_blocks`.
+    head: [u8; HEAD_BLOCKS * 16],
+    head_blocks: usize,
+    /// Plaintext of blocks `tail_first..tail_first + tail_blocks`.
+    tail: [u8; 32],
+    tail_first: usize,
+    tail_blocks: usize,
+    /// AES block operations spent.
     blocks: u8,
 }
 
-/// Blocks 0..5 cover an inner IPv4 header with the most options (60
-/// bytes) plus 14 bytes of TCP.
-const CACHED: usize = 5;
+/// `block ^= other` (16 bytes), as one 128-bit operation.
+#[inline]
+fn xor16(block: &mut aes::Block, other: &[u8]) {
+    let mut a = [0u8; 16];
+    let mut b = [0u8; 16];
+    a.copy_from_slice(block);
+    b.copy_from_slice(&other[..16]);
+    let x = u128::from_ne_bytes(a) ^ u128::from_ne_bytes(b);
+    block.copy_from_slice(&x.to_ne_bytes());
+}
+
+/// Blocks 0..3 hold an inner IPv4 header without options (20 bytes) and
+/// the first 14 bytes of TCP (ports and flags).
+const HEAD_BLOCKS: usize = 3;
 
 impl<'a> Reader<'a> {
-    fn block(&mut self, i: usize) -> [u8; 16] {
-        if i < CACHED && self.cached & (1 << i) != 0 {
-            return self.cache[i];
+    fn new(sa: &'a Sa, clear: bool, iv: &'a [u8], ct: &'a [u8]) -> Self {
+        Reader {
+            sa,
+            clear,
+            iv,
+            ct,
+            head: [0; HEAD_BLOCKS * 16],
+            head_blocks: 0,
+            tail: [0; 32],
+            tail_first: 0,
+            tail_blocks: 0,
+            blocks: 0,
         }
-        let mut c = [0u8; 16];
-        let end = self.ct.len().min(i * 16 + 16);
-        c[..end - i * 16].copy_from_slice(&self.ct[i * 16..end]);
-        let plain = match self.sa.config().enc {
-            EncAlg::Null => c,
-            EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => {
-                let mut prev = [0u8; 16];
-                if i == 0 {
-                    prev.copy_from_slice(self.iv);
-                } else {
-                    prev.copy_from_slice(&self.ct[(i - 1) * 16..i * 16]);
+    }
+
+    fn len(&self) -> usize {
+        self.ct.len()
+    }
+
+    /// Decrypts blocks `idx` (each inside the ciphertext) into `out`, in
+    /// one AES call.
+    fn decrypt(&mut self, idx: &[usize], out: &mut [aes::Block]) {
+        let ct_block = |i: usize| {
+            let mut c = aes::Block::default();
+            let end = self.ct.len().min(i * 16 + 16);
+            c[..end - i * 16].copy_from_slice(&self.ct[i * 16..end]);
+            c
+        };
+        match self.sa.config().enc {
+            EncAlg::Null => {
+                for (o, &i) in out.iter_mut().zip(idx) {
+                    *o = ct_block(i);
                 }
-                self.blocks += 1;
-                self.sa.crypto.cipher.cbc_decrypt_block(&prev, &c)
+            }
+            EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => {
+                for (o, &i) in out.iter_mut().zip(idx) {
+                    *o = ct_block(i);
+                }
+                self.sa.crypto.cipher.decrypt_raw_blocks(out);
+                // P_i = D(C_i) ⊕ C_{i-1}, with C_{-1} the IV (RFC 3602 §2).
+                for (o, &i) in out.iter_mut().zip(idx) {
+                    let prev = if i == 0 {
+                        self.iv
+                    } else {
+                        &self.ct[(i - 1) * 16..i * 16]
+                    };
+                    o.iter_mut().zip(prev).for_each(|(x, p)| *x ^= p);
+                }
+                self.blocks += out.len() as u8;
             }
             EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 => {
                 let mut iv = [0u8; 8];
                 iv.copy_from_slice(self.iv);
-                self.blocks += 1;
-                let ks = self.sa.crypto.cipher.gcm_keystream_block(&iv, i as u32);
-                let mut p = c;
-                for (b, k) in p.iter_mut().zip(ks) {
-                    *b ^= k;
+                self.sa.crypto.cipher.gcm_keystream_blocks(&iv, idx, out);
+                for (o, &i) in out.iter_mut().zip(idx) {
+                    xor16(o, &ct_block(i));
                 }
-                p
+                self.blocks += out.len() as u8;
             }
-        };
-        if i < CACHED {
-            self.cache[i] = plain;
-            self.cached |= 1 << i;
-        }
-        plain
-    }
-
-    /// Plaintext bytes `at..at + buf.len()`; the caller keeps them inside
-    /// the ciphertext.
-    fn read(&mut self, at: usize, buf: &mut [u8]) {
-        let mut done = 0;
-        while done < buf.len() {
-            let pos = at + done;
-            let block = self.block(pos / 16);
-            let from = pos % 16;
-            let n = (16 - from).min(buf.len() - done);
-            buf[done..done + n].copy_from_slice(&block[from..from + n]);
-            done += n;
-        }
-    }
-}
-
-/// Where the protected packet's bytes come from.
-enum Plain<'a> {
-    Clear(&'a [u8]),
-    Esp(Reader<'a>),
-}
-
-impl Plain<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Plain::Clear(b) => b.len(),
-            Plain::Esp(r) => r.ct.len(),
         }
     }
 
+    /// Decrypts the first `head` blocks and, with `trailer`, the block(s)
+    /// holding the last two bytes: everything peek normally reads, in one
+    /// call.
+    fn load(&mut self, head: usize, trailer: bool) {
+        if self.clear {
+            return;
+        }
+        let nblocks = self.ct.len().div_ceil(16);
+        let head = head.min(HEAD_BLOCKS).min(nblocks);
+        let mut idx = [0usize; HEAD_BLOCKS + 2];
+        idx[..head].iter_mut().enumerate().for_each(|(k, i)| *i = k);
+        let mut n = head;
+        let (t_first, t_last) = ((self.ct.len() - 2) / 16, (self.ct.len() - 1) / 16);
+        if trailer {
+            for i in t_first..=t_last {
+                idx[n] = i;
+                n += 1;
+            }
+        }
+        let mut out = [aes::Block::default(); HEAD_BLOCKS + 2];
+        self.decrypt(&idx[..n], &mut out[..n]);
+        for (k, o) in out[..head].iter().enumerate() {
+            self.head[k * 16..k * 16 + 16].copy_from_slice(o);
+        }
+        self.head_blocks = head;
+        if trailer {
+            for (k, o) in out[head..n].iter().enumerate() {
+                self.tail[k * 16..k * 16 + 16].copy_from_slice(o);
+            }
+            self.tail_first = t_first;
+            self.tail_blocks = n - head;
+        }
+    }
+
+    /// Plaintext bytes `at..at + buf.len()`.
     fn read(&mut self, at: usize, buf: &mut [u8]) -> Result<(), PeekError> {
-        if at + buf.len() > self.len() {
+        let end = at + buf.len();
+        if end > self.ct.len() {
             return Err(PeekError::Truncated);
         }
-        match self {
-            Plain::Clear(b) => buf.copy_from_slice(&b[at..at + buf.len()]),
-            Plain::Esp(r) => r.read(at, buf),
+        if self.clear {
+            buf.copy_from_slice(&self.ct[at..end]);
+        } else if end <= self.head_blocks * 16 {
+            buf.copy_from_slice(&self.head[at..end]);
+        } else if at >= self.tail_first * 16 && end <= (self.tail_first + self.tail_blocks) * 16 {
+            let o = self.tail_first * 16;
+            buf.copy_from_slice(&self.tail[at - o..end - o]);
+        } else {
+            // Beyond the head: an inner header with IP options. At most 5
+            // blocks (60 + 14 bytes), decrypted now.
+            let first = at / 16;
+            let count = (end - 1) / 16 - first + 1;
+            if count > HEAD_BLOCKS + 2 {
+                return Err(PeekError::Malformed);
+            }
+            let mut idx = [0usize; HEAD_BLOCKS + 2];
+            idx[..count]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, i)| *i = first + k);
+            let mut out = [aes::Block::default(); HEAD_BLOCKS + 2];
+            self.decrypt(&idx[..count], &mut out[..count]);
+            let mut flat = [0u8; (HEAD_BLOCKS + 2) * 16];
+            for (k, o) in out[..count].iter().enumerate() {
+                flat[k * 16..k * 16 + 16].copy_from_slice(o);
+            }
+            let o = first * 16;
+            buf.copy_from_slice(&flat[at - o..end - o]);
         }
         Ok(())
     }
@@ -236,7 +313,7 @@ impl Plain<'_> {
 /// [`locate`] names. See the module documentation for what is decrypted.
 pub fn peek(packet: &[u8], sa: &Sa) -> Result<PeekResult, PeekError> {
     let cfg = sa.config();
-    let outer = parse_outer(packet)?;
+    let outer = parse_outer_with(packet, false)?;
     let mut ipsec = &packet[outer.ipsec_at..outer.end];
     // AH: the payload is in the clear; follow it to ESP in a bundle.
     let mut ah_next = None;
@@ -252,7 +329,12 @@ pub fn peek(packet: &[u8], sa: &Sa) -> Result<PeekResult, PeekError> {
         }
     }
     let (spi, seq, mut plain, trailer_next) = match ah_next {
-        Some((next, spi, seq, ah_len)) => (spi, seq, Plain::Clear(&ipsec[ah_len..]), Some(next)),
+        Some((next, spi, seq, ah_len)) => (
+            spi,
+            seq,
+            Reader::new(sa, true, &[], &ipsec[ah_len..]),
+            Some(next),
+        ),
         None => {
             let esp = esp_wire::Packet::new_checked(ipsec).map_err(|_| PeekError::Truncated)?;
             if cfg.protocol != Protocol::Esp || esp.spi() != cfg.spi.0 {
@@ -268,17 +350,21 @@ pub fn peek(packet: &[u8], sa: &Sa) -> Result<PeekResult, PeekError> {
                 return Err(PeekError::Malformed);
             }
             let iv = &ipsec[esp_wire::HEADER_LEN..esp_wire::HEADER_LEN + iv_len];
-            let reader = Reader {
-                sa,
-                iv,
-                ct,
-                cache: [[0; 16]; CACHED],
-                cached: 0,
-                blocks: 0,
-            };
-            (esp.spi(), esp.seq_number(), Plain::Esp(reader), None)
+            let reader = Reader::new(sa, cfg.enc == EncAlg::Null, iv, ct);
+            (esp.spi(), esp.seq_number(), reader, None)
         }
     };
+
+    // Everything peek will read, decrypted in one batch: the blocks of an
+    // inner IPv4 header without options plus 14 bytes of TCP (tunnel), or
+    // block 0 and the trailer (transport).
+    match cfg.mode {
+        // Transport: TCP ports and flags are in block 0, Next Header in the
+        // trailer.
+        Mode::Transport => plain.load(1, trailer_next.is_none()),
+        // Tunnel: the inner IPv4 header and the start of TCP.
+        Mode::Tunnel => plain.load(HEAD_BLOCKS, false),
+    }
 
     // The ESP trailer's Next Header and Pad Length give the protocol and
     // the payload length (transport mode needs them; tunnel mode has the
@@ -360,10 +446,7 @@ pub fn peek(packet: &[u8], sa: &Sa) -> Result<PeekResult, PeekError> {
         }
         _ => {}
     }
-    let blocks_decrypted = match &plain {
-        Plain::Clear(_) => 0,
-        Plain::Esp(r) => r.blocks,
-    };
+    let blocks_decrypted = plain.blocks;
     Ok(PeekResult {
         spi: Spi(spi),
         seq,

@@ -54,6 +54,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the fixed fields fit, that Payload Len describes at least
     /// the fixed fields, and that the whole header fits.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < FIXED_LEN {
@@ -75,41 +76,49 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The Next Header field; unknown numbers are kept.
+    #[inline]
     pub fn next_header(&self) -> IpProtocol {
         IpProtocol::from(self.buffer.as_ref()[field::NEXT_HEADER])
     }
 
     /// The raw Payload Len field.
+    #[inline]
     pub fn payload_len_field(&self) -> u8 {
         self.buffer.as_ref()[field::PAYLOAD_LEN]
     }
 
     /// The AH header length in bytes: (Payload Len + 2) × 4.
+    #[inline]
     pub fn header_len(&self) -> usize {
         (usize::from(self.payload_len_field()) + 2) * 4
     }
 
     /// The RESERVED field.
+    #[inline]
     pub fn reserved(&self) -> u16 {
         super::read_u16(self.buffer.as_ref(), field::RESERVED.start)
     }
 
     /// The SPI field (RFC 4302 §2.4).
+    #[inline]
     pub fn spi(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SPI.start)
     }
 
     /// The Sequence Number field (RFC 4302 §2.5).
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SEQ_NUM.start)
     }
 
     /// The ICV field with any padding (RFC 4302 §2.6).
+    #[inline]
     pub fn icv(&self) -> &[u8] {
         &self.buffer.as_ref()[FIXED_LEN..self.header_len()]
     }
 
     /// What AH protects after its header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
@@ -117,31 +126,37 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the Next Header field.
+    #[inline]
     pub fn set_next_header(&mut self, value: IpProtocol) {
         self.buffer.as_mut()[field::NEXT_HEADER] = value.into();
     }
 
     /// Sets Payload Len from a header length in bytes (a multiple of 4, ≥ 12).
+    #[inline]
     pub fn set_header_len(&mut self, header_len: usize) {
         self.buffer.as_mut()[field::PAYLOAD_LEN] = (header_len / 4 - 2) as u8;
     }
 
     /// Sets the RESERVED field.
+    #[inline]
     pub fn set_reserved(&mut self, value: u16) {
         super::write_u16(self.buffer.as_mut(), field::RESERVED.start, value);
     }
 
     /// Sets the SPI field.
+    #[inline]
     pub fn set_spi(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SPI.start, value);
     }
 
     /// Sets the Sequence Number field.
+    #[inline]
     pub fn set_seq_number(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SEQ_NUM.start, value);
     }
 
     /// The ICV field, mutable.
+    #[inline]
     pub fn icv_mut(&mut self) -> &mut [u8] {
         let end = self.header_len();
         &mut self.buffer.as_mut()[FIXED_LEN..end]
@@ -181,6 +196,7 @@ impl Repr {
     }
 
     /// The AH header length.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         FIXED_LEN + self.icv_len
     }

@@ -12,6 +12,7 @@ use super::IpProtocol;
 ///
 /// The accumulator is 64 bits wide, so it cannot overflow for any buffer an
 /// IP packet can hold; [`fold`] reduces it to 16 bits.
+#[inline]
 pub fn accumulate(mut acc: u64, data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(8);
     for chunk in &mut words {
@@ -32,6 +33,7 @@ pub fn accumulate(mut acc: u64, data: &[u8]) -> u64 {
 }
 
 /// Folds a 64-bit accumulator into a 16-bit ones' complement sum (RFC 1071 §4.1).
+#[inline]
 pub fn fold(mut acc: u64) -> u16 {
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -41,6 +43,7 @@ pub fn fold(mut acc: u64) -> u16 {
 }
 
 /// The ones' complement sum of `data`, not yet complemented.
+#[inline]
 pub fn sum(data: &[u8]) -> u16 {
     fold(accumulate(0, data))
 }
@@ -76,6 +79,7 @@ pub enum PseudoHeader {
 impl PseudoHeader {
     /// The unfolded sum of this pseudo-header for `protocol` and an
     /// upper-layer length of `length` bytes.
+    #[inline]
     pub fn sum(&self, protocol: IpProtocol, length: u16) -> u64 {
         match *self {
             PseudoHeader::V4 { src, dst } => pseudo_header_v4(src, dst, protocol, length),

@@ -61,6 +61,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Checks that the 8-byte header fits.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -74,17 +75,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The SPI field (RFC 4303 §2.1).
+    #[inline]
     pub fn spi(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SPI.start)
     }
 
     /// The Sequence Number field: the low 32 bits of the sequence number
     /// (RFC 4303 §2.2).
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SEQ_NUM.start)
     }
 
     /// Everything after the header: IV, ciphertext, trailer and ICV.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
@@ -92,16 +96,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the SPI field.
+    #[inline]
     pub fn set_spi(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SPI.start, value);
     }
 
     /// Sets the Sequence Number field.
+    #[inline]
     pub fn set_seq_number(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SEQ_NUM.start, value);
     }
 
     /// Everything after the header, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }
@@ -133,6 +140,7 @@ impl Repr {
     }
 
     /// The length of the header.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
@@ -181,6 +189,7 @@ impl Trailer {
     /// Whether the padding before the trailer holds the default pattern
     /// 1, 2, 3, … (RFC 4303 §2.4). `plaintext` is the same as for
     /// [`Trailer::parse`].
+    #[inline]
     pub fn padding_is_default(&self, plaintext: &[u8]) -> bool {
         let end = plaintext.len().saturating_sub(TRAILER_LEN);
         let start = end.saturating_sub(usize::from(self.pad_len));
@@ -192,6 +201,7 @@ impl Trailer {
 
     /// Writes the default padding (1, 2, 3, …) and the trailer into the
     /// last `pad_len + 2` bytes of `buf`.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) {
         let n = buf.len();
         let pad = usize::from(self.pad_len);
@@ -206,6 +216,7 @@ impl Trailer {
     }
 
     /// The number of bytes [`Trailer::emit`] writes.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         usize::from(self.pad_len) + TRAILER_LEN
     }

@@ -64,6 +64,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Checks that the base header and the optional fields fit.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < BASE_LEN || len < self.header_len() {
@@ -82,31 +83,37 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Whether the Checksum field is present.
+    #[inline]
     pub fn checksum_present(&self) -> bool {
         self.flags_ver() & FLAG_C != 0
     }
 
     /// Whether the Key field is present.
+    #[inline]
     pub fn key_present(&self) -> bool {
         self.flags_ver() & FLAG_K != 0
     }
 
     /// Whether the Sequence Number field is present.
+    #[inline]
     pub fn seq_present(&self) -> bool {
         self.flags_ver() & FLAG_S != 0
     }
 
     /// The Version field (0 for RFC 2784).
+    #[inline]
     pub fn version(&self) -> u8 {
         (self.flags_ver() & VERSION_MASK) as u8
     }
 
     /// The Protocol Type field (an EtherType, RFC 2784 §2.4).
+    #[inline]
     pub fn protocol_type(&self) -> EtherType {
         EtherType::from(read_u16(self.buffer.as_ref(), field::PROTOCOL.start))
     }
 
     /// The header length implied by the flags.
+    #[inline]
     pub fn header_len(&self) -> usize {
         BASE_LEN
             + 4 * usize::from(self.checksum_present())
@@ -119,18 +126,21 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The Checksum field, if present.
+    #[inline]
     pub fn checksum(&self) -> Option<u16> {
         self.checksum_present()
             .then(|| read_u16(self.buffer.as_ref(), BASE_LEN))
     }
 
     /// The Key field, if present.
+    #[inline]
     pub fn key(&self) -> Option<u32> {
         self.key_present()
             .then(|| read_u32(self.buffer.as_ref(), self.key_offset()))
     }
 
     /// The Sequence Number field, if present.
+    #[inline]
     pub fn seq_number(&self) -> Option<u32> {
         let at = self.key_offset() + 4 * usize::from(self.key_present());
         self.seq_present()
@@ -138,12 +148,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The encapsulated packet.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
 
     /// Whether the checksum over header and payload verifies (true when
     /// there is none), RFC 2784 §2.5.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         !self.checksum_present() || checksum::sum(self.buffer.as_ref()) == 0xffff
     }
@@ -151,6 +163,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// The encapsulated packet, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let start = self.header_len();
         &mut self.buffer.as_mut()[start..]
@@ -194,6 +207,7 @@ impl Repr {
     }
 
     /// The header length.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         BASE_LEN
             + 4 * usize::from(self.checksum)

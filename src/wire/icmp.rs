@@ -103,6 +103,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the buffer holds the 8-byte header. The whole buffer is
     /// the message (IPv4 Total Length already delimits it).
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -116,42 +117,50 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The Type field.
+    #[inline]
     pub fn msg_type(&self) -> Message {
         Message::from(self.buffer.as_ref()[field::TYPE])
     }
 
     /// The Code field.
+    #[inline]
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
     /// The Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// The Identifier of an echo message.
+    #[inline]
     pub fn echo_ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_IDENT.start)
     }
 
     /// The Sequence Number of an echo message.
+    #[inline]
     pub fn echo_seq_no(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_SEQNO.start)
     }
 
     /// The 4 bytes after the checksum, whatever the type.
+    #[inline]
     pub fn rest_of_header(&self) -> [u8; 4] {
         let d = &self.buffer.as_ref()[field::REST];
         [d[0], d[1], d[2], d[3]]
     }
 
     /// The data after the 8-byte header.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
 
     /// Whether the checksum over the whole message verifies.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::sum(self.buffer.as_ref()) == 0xffff
     }
@@ -159,41 +168,49 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the Type field.
+    #[inline]
     pub fn set_msg_type(&mut self, value: Message) {
         self.buffer.as_mut()[field::TYPE] = value.into();
     }
 
     /// Sets the Code field.
+    #[inline]
     pub fn set_msg_code(&mut self, value: u8) {
         self.buffer.as_mut()[field::CODE] = value;
     }
 
     /// Sets the Checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM.start, value);
     }
 
     /// Sets the Identifier of an echo message.
+    #[inline]
     pub fn set_echo_ident(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::ECHO_IDENT.start, value);
     }
 
     /// Sets the Sequence Number of an echo message.
+    #[inline]
     pub fn set_echo_seq_no(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::ECHO_SEQNO.start, value);
     }
 
     /// Sets the 4 bytes after the checksum.
+    #[inline]
     pub fn set_rest_of_header(&mut self, value: [u8; 4]) {
         self.buffer.as_mut()[field::REST].copy_from_slice(&value);
     }
 
     /// The data after the header, mutable.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }
 
     /// Computes the checksum over the whole message and stores it.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let value = checksum::checksum(self.buffer.as_ref());
@@ -269,6 +286,7 @@ impl<'a> Repr<'a> {
     }
 
     /// The length of the whole message.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         match self {
             Repr::EchoRequest { data, .. }

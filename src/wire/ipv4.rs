@@ -68,6 +68,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// is at least 20 and fits, and that the total length covers the header
     /// and fits in the buffer. Bytes past the total length (link padding) are
     /// allowed and ignored by [`Packet::payload`].
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -93,83 +94,99 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The Version field.
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// The header length in bytes (IHL × 4).
+    #[inline]
     pub fn header_len(&self) -> u8 {
         (self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
     /// The Type of Service byte (DSCP and ECN, RFC 2474 and RFC 3168).
+    #[inline]
     pub fn tos(&self) -> u8 {
         self.buffer.as_ref()[field::TOS]
     }
 
     /// The Total Length field: header and payload in bytes.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// The Identification field.
+    #[inline]
     pub fn ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::IDENT.start)
     }
 
     /// The Don't Fragment flag.
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         read_u16(self.buffer.as_ref(), field::FLG_OFF.start) & FLAG_DF != 0
     }
 
     /// The More Fragments flag.
+    #[inline]
     pub fn more_frags(&self) -> bool {
         read_u16(self.buffer.as_ref(), field::FLG_OFF.start) & FLAG_MF != 0
     }
 
     /// The fragment offset in bytes.
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         (read_u16(self.buffer.as_ref(), field::FLG_OFF.start) & OFFSET_MASK) << 3
     }
 
     /// The Time to Live field.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// The Protocol field; unknown numbers are kept.
+    #[inline]
     pub fn next_header(&self) -> IpProtocol {
         IpProtocol::from(self.buffer.as_ref()[field::PROTOCOL])
     }
 
     /// The Header Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// The Source Address field.
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
         read_addr(self.buffer.as_ref(), field::SRC_ADDR.start)
     }
 
     /// The Destination Address field.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
         read_addr(self.buffer.as_ref(), field::DST_ADDR.start)
     }
 
     /// Whether the header checksum verifies (RFC 791 §3.1: the sum over the
     /// header, checksum included, is all ones).
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         let header_len = usize::from(self.header_len());
         checksum::sum(&self.buffer.as_ref()[..header_len]) == 0xffff
     }
 
     /// The options bytes between the fixed header and the payload.
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..usize::from(self.header_len())]
     }
 
     /// The payload: from the end of the header to Total Length.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         let data = self.buffer.as_ref();
         &data[usize::from(self.header_len())..usize::from(self.total_len())]
@@ -178,26 +195,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets Version to 4 and IHL to `header_len / 4`.
+    #[inline]
     pub fn set_version_and_header_len(&mut self, header_len: u8) {
         self.buffer.as_mut()[field::VER_IHL] = (VERSION << 4) | ((header_len / 4) & 0x0f);
     }
 
     /// Sets the Type of Service byte.
+    #[inline]
     pub fn set_tos(&mut self, value: u8) {
         self.buffer.as_mut()[field::TOS] = value;
     }
 
     /// Sets the Total Length field.
+    #[inline]
     pub fn set_total_len(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::LENGTH.start, value);
     }
 
     /// Sets the Identification field.
+    #[inline]
     pub fn set_ident(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::IDENT.start, value);
     }
 
     /// Sets the flags and fragment offset (`offset` in bytes, a multiple of 8).
+    #[inline]
     pub fn set_flags_and_offset(&mut self, dont_frag: bool, more_frags: bool, offset: u16) {
         let mut word = (offset >> 3) & OFFSET_MASK;
         if dont_frag {
@@ -210,31 +232,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the Time to Live field.
+    #[inline]
     pub fn set_ttl(&mut self, value: u8) {
         self.buffer.as_mut()[field::TTL] = value;
     }
 
     /// Sets the Protocol field.
+    #[inline]
     pub fn set_next_header(&mut self, value: IpProtocol) {
         self.buffer.as_mut()[field::PROTOCOL] = value.into();
     }
 
     /// Sets the Header Checksum field to `value`.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM.start, value);
     }
 
     /// Sets the Source Address field.
+    #[inline]
     pub fn set_src_addr(&mut self, value: Ipv4Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&value.octets());
     }
 
     /// Sets the Destination Address field.
+    #[inline]
     pub fn set_dst_addr(&mut self, value: Ipv4Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&value.octets());
     }
 
     /// Computes the header checksum and stores it (RFC 791 §3.1).
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let header_len = usize::from(self.header_len());
@@ -243,6 +271,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The payload, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let range = usize::from(self.header_len())..usize::from(self.total_len());
         &mut self.buffer.as_mut()[range]
@@ -332,6 +361,7 @@ impl Repr {
     }
 
     /// The length of the header [`Repr::emit`] writes.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
@@ -353,6 +383,7 @@ impl Repr {
     }
 }
 
+#[inline]
 fn read_addr(data: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(data[at], data[at + 1], data[at + 2], data[at + 3])
 }

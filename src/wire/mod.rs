@@ -91,6 +91,7 @@ pub enum IpProtocol {
 }
 
 impl From<u8> for IpProtocol {
+    #[inline]
     fn from(value: u8) -> Self {
         match value {
             1 => Self::Icmp,
@@ -110,6 +111,7 @@ impl From<u8> for IpProtocol {
 }
 
 impl From<IpProtocol> for u8 {
+    #[inline]
     fn from(value: IpProtocol) -> Self {
         match value {
             IpProtocol::Icmp => 1,
@@ -183,18 +185,22 @@ impl From<EtherType> for u16 {
     }
 }
 
+#[inline]
 pub(crate) fn read_u16(data: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([data[at], data[at + 1]])
 }
 
+#[inline]
 pub(crate) fn write_u16(data: &mut [u8], at: usize, value: u16) {
     data[at..at + 2].copy_from_slice(&value.to_be_bytes());
 }
 
+#[inline]
 pub(crate) fn read_u32(data: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
 }
 
+#[inline]
 pub(crate) fn write_u32(data: &mut [u8], at: usize, value: u32) {
     data[at..at + 4].copy_from_slice(&value.to_be_bytes());
 }

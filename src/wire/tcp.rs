@@ -123,6 +123,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the fixed header fits, that Data Offset is at least 5 and
     /// that the header it describes fits in the buffer.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -144,61 +145,73 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The Source Port field.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
 
     /// The Destination Port field.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
 
     /// The Sequence Number field.
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SEQ_NUM.start)
     }
 
     /// The Acknowledgment Number field.
+    #[inline]
     pub fn ack_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::ACK_NUM.start)
     }
 
     /// The header length in bytes (Data Offset × 4).
+    #[inline]
     pub fn header_len(&self) -> u8 {
         (self.buffer.as_ref()[field::OFF_FLAGS.start] >> 4) * 4
     }
 
     /// The control bits.
+    #[inline]
     pub fn flags(&self) -> TcpFlags {
         TcpFlags(self.buffer.as_ref()[field::OFF_FLAGS.start + 1])
     }
 
     /// The Window field.
+    #[inline]
     pub fn window_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::WIN_SIZE.start)
     }
 
     /// The Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// The Urgent Pointer field.
+    #[inline]
     pub fn urgent_at(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::URGENT.start)
     }
 
     /// The options bytes, padding included.
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..usize::from(self.header_len())]
     }
 
     /// The segment data after the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[usize::from(self.header_len())..]
     }
 
     /// Whether the checksum over pseudo-header and segment verifies.
+    #[inline]
     pub fn verify_checksum(&self, pseudo: &PseudoHeader) -> bool {
         pseudo.checksum(IpProtocol::Tcp, self.buffer.as_ref()) == 0
     }
@@ -206,27 +219,32 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the Source Port field.
+    #[inline]
     pub fn set_src_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::SRC_PORT.start, value);
     }
 
     /// Sets the Destination Port field.
+    #[inline]
     pub fn set_dst_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT.start, value);
     }
 
     /// Sets the Sequence Number field.
+    #[inline]
     pub fn set_seq_number(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SEQ_NUM.start, value);
     }
 
     /// Sets the Acknowledgment Number field.
+    #[inline]
     pub fn set_ack_number(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::ACK_NUM.start, value);
     }
 
     /// Sets Data Offset from a header length in bytes (a multiple of 4) and
     /// the control bits.
+    #[inline]
     pub fn set_header_len_and_flags(&mut self, header_len: u8, flags: TcpFlags) {
         let data = self.buffer.as_mut();
         data[field::OFF_FLAGS.start] = (header_len / 4) << 4;
@@ -234,21 +252,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the Window field.
+    #[inline]
     pub fn set_window_len(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::WIN_SIZE.start, value);
     }
 
     /// Sets the Checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM.start, value);
     }
 
     /// Sets the Urgent Pointer field.
+    #[inline]
     pub fn set_urgent_at(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::URGENT.start, value);
     }
 
     /// Computes the checksum over pseudo-header and the whole buffer.
+    #[inline]
     pub fn fill_checksum(&mut self, pseudo: &PseudoHeader) {
         self.set_checksum(0);
         let value = pseudo.checksum(IpProtocol::Tcp, self.buffer.as_ref());
@@ -310,11 +332,13 @@ impl<'a> Repr<'a> {
     }
 
     /// The header length: 20 plus the options.
+    #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN + self.options.len()
     }
 
     /// The length of the whole segment.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         self.header_len() + self.payload.len()
     }

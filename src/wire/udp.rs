@@ -51,6 +51,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the header fits and that Length covers the header and
     /// fits in the buffer.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -72,37 +73,44 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The Source Port field.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
 
     /// The Destination Port field.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
 
     /// The Length field: header and payload.
+    #[inline]
     pub fn len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// Whether the Length field says there is no payload.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         usize::from(self.len()) <= HEADER_LEN
     }
 
     /// The Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// The payload, up to Length.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
     }
 
     /// Whether the checksum verifies; a zero checksum ("none", RFC 768)
     /// verifies.
+    #[inline]
     pub fn verify_checksum(&self, pseudo: &PseudoHeader) -> bool {
         if self.checksum() == 0 {
             return true;
@@ -114,26 +122,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the Source Port field.
+    #[inline]
     pub fn set_src_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::SRC_PORT.start, value);
     }
 
     /// Sets the Destination Port field.
+    #[inline]
     pub fn set_dst_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT.start, value);
     }
 
     /// Sets the Length field.
+    #[inline]
     pub fn set_len(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::LENGTH.start, value);
     }
 
     /// Sets the Checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM.start, value);
     }
 
     /// The payload, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
         &mut self.buffer.as_mut()[HEADER_LEN..end]
@@ -141,6 +154,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Computes the checksum over pseudo-header, header and payload. A
     /// computed 0 is sent as 0xFFFF (RFC 768).
+    #[inline]
     pub fn fill_checksum(&mut self, pseudo: &PseudoHeader) {
         self.set_checksum(0);
         let end = usize::from(self.len());
@@ -180,11 +194,13 @@ impl Repr {
     }
 
     /// The length of the header.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// The length of a datagram carrying `payload_len` bytes.
+    #[inline]
     pub const fn buffer_len(&self, payload_len: usize) -> usize {
         HEADER_LEN + payload_len
     }
