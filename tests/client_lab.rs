@@ -70,7 +70,16 @@ fn up_runs_plexnet_client_for_client1() {
     let pcap_path = pcap.path().to_str().expect("UTF-8").to_owned();
     let mut dump = Command::new(env!("CARGO_BIN_EXE_plexnet"))
         .args(["--prefix", PREFIX, "exec", "client1", "--"])
-        .args(["tcpdump", "-i", "lan", "-n", "-U", "-w", &pcap_path])
+        .args([
+            "tcpdump",
+            "-i",
+            "lan",
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-w",
+            &pcap_path,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -83,7 +92,7 @@ fn up_runs_plexnet_client_for_client1() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Replies need the sysplex side; only the client's sending is checked.
+    // The sysplex answers; what matters here is what the client sends.
     let _ = plexnet(
         PREFIX,
         &[
@@ -105,7 +114,11 @@ fn up_runs_plexnet_client_for_client1() {
         .lines()
         .filter(|l| l.contains("198.18.1.2 > 198.18.0.100"))
         .collect();
-    assert!(to_dva1.len() >= 3, "client1 sent nothing to DVA1:\n{text}");
+    assert!(
+        to_dva1.len() >= 3,
+        "client1 sent nothing to DVA1:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         to_dva1.iter().all(|l| l.contains("ESP(spi=0x50000011")),
         "client1 sent to DVA1 outside the tunnel:\n{text}"
