@@ -27,7 +27,7 @@ build: check-cargo
 	$(CARGO) build --release
 
 test: check-cargo
-	$(CARGO) test --all-targets
+	$(CARGO) test
 
 deps:
 	scripts/deps.sh
