@@ -49,6 +49,16 @@ pub trait XcfOut: Send + Sync {
     fn send(&self, to: &str, msg: XcfMessage);
 }
 
+/// The IKE of the DVIPAs this image owns (issue 5): IKE datagrams for an
+/// owned DVIPA, and the lifesize targets report for its SAs.
+pub trait IkeHook: Send + Sync {
+    /// A whole IPv4 packet (UDP 500, or 4500 with the non-ESP marker) for
+    /// an owned DVIPA, as it arrived from the external LAN.
+    fn datagram(&self, packet: Vec<u8>);
+    /// Fig. 9 block 158 / Fig. 10 block 168: a target's batched report.
+    fn lifesize(&self, from: &str, report: &XcfMessage);
+}
+
 /// Counters of the I/O shell (the stacks count their own decisions).
 #[derive(Debug, Default, Serialize)]
 pub struct ShellCounters {
@@ -94,6 +104,7 @@ pub struct ImageNode {
     /// Images we have heard from since they last connected: a new one gets
     /// the VIPA list and every SA again.
     heard: Mutex<BTreeSet<String>>,
+    ike: std::sync::OnceLock<Arc<dyn IkeHook>>,
 }
 
 impl std::fmt::Debug for ImageNode {
@@ -188,6 +199,7 @@ impl ImageNode {
             counters: ShellCounters::default(),
             started: Instant::now(),
             heard: Mutex::new(BTreeSet::new()),
+            ike: std::sync::OnceLock::new(),
         }))
     }
 
@@ -232,9 +244,7 @@ impl ImageNode {
         }
     }
 
-    /// Fig. 6 for the manually keyed SAs of the DVIPAs this image owns:
-    /// install (block 112), starting sequence number in the CF (116), copy
-    /// to the targets' shadow caches (118), this image's own included.
+    /// Fig. 6 for the manually keyed SAs of the DVIPAs this image owns.
     async fn install_manual_sas(&self) {
         let (owned, _) = dvipas_of(&self.topo, &self.name);
         for ms in self
@@ -251,32 +261,86 @@ impl ImageNode {
                 );
                 continue;
             };
-            if let Some(cf) = self.cf.get() {
-                if let Err(e) = cf.create_seq(install.seq_key, 1).await {
-                    tracing::warn!("CF CreateSeq {:?}: {e}", install.seq_key);
-                }
+            if let Err(e) = self.install_pair(install).await {
+                tracing::error!("manual SA for {}: {e:#}", ms.client);
             }
-            let now = self.now_ms();
-            {
-                let mut core = self.core();
-                if let Some(r) = core.routing.as_mut() {
-                    if let Err(e) = r.install(install.clone()) {
-                        tracing::error!("SA for {} refused: {e}", ms.client);
-                        continue;
-                    }
-                }
-                if let Err(e) = core.target.install(now, &self.name, &install) {
-                    tracing::error!("shadow SA refused: {e}");
-                }
-            }
-            tracing::info!(
-                "installed manual SA pair in={:#010x} out={:#010x} for {} and distributed it",
-                install.inbound.spi.0,
-                install.outbound.spi.0,
-                ms.client
-            );
         }
         self.announce_all();
+    }
+
+    /// Fig. 6 for one SA pair of an owned DVIPA, however it was made
+    /// (manual or IKE): install in the owned cache (block 112), starting
+    /// sequence number in the CF (block 116), copy with its filter to every
+    /// target's shadow cache (block 118), this image's own included.
+    pub async fn install_pair(&self, install: SaInstall) -> Result<()> {
+        let cf = self.cf.get().context("the CF is not connected yet")?;
+        cf.create_seq(install.seq_key, 1)
+            .await
+            .with_context(|| format!("CF CreateSeq {:?}", install.seq_key))?;
+        let now = self.now_ms();
+        let targets = {
+            let mut core = self.core();
+            let r = core.routing.as_mut().context("this image owns no DVIPA")?;
+            r.install(install.clone()).context("SA refused")?;
+            let targets = r.targets_of(install.dvipa);
+            core.target
+                .install(now, &self.name, &install)
+                .context("shadow SA refused")?;
+            targets
+        };
+        for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
+            self.xcf_out
+                .send(t, XcfMessage::SaInstall(Box::new(install.clone())));
+        }
+        tracing::info!(
+            "SA pair in={:#010x} out={:#010x} for {} installed and sent to {} targets",
+            install.inbound.spi.0,
+            install.outbound.spi.0,
+            install.dvipa,
+            targets.len()
+        );
+        Ok(())
+    }
+
+    /// Removes an SA pair from the owned cache and every shadow cache, and
+    /// its sequence structure from the CF (a DELETE from the peer, or the
+    /// old pair after a rekey once the new one is everywhere).
+    pub async fn delete_pair(&self, dvipa: Ipv4Addr, inbound_spi: crate::ipsec::sa::Spi) {
+        let now = self.now_ms();
+        let (removed, targets) = {
+            let mut core = self.core();
+            let Some(r) = core.routing.as_mut() else {
+                return;
+            };
+            let removed = r.delete(inbound_spi);
+            let targets = r.targets_of(dvipa);
+            (removed, targets)
+        };
+        let Some(pair) = removed else { return };
+        let msg = XcfMessage::SaDelete {
+            dvipa,
+            protocol: pair.install.inbound.protocol,
+            inbound_spi,
+            outbound_spi: pair.install.outbound.spi,
+        };
+        let _ = self.core().target.on_xcf(now, &self.name, &msg);
+        for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
+            self.xcf_out.send(t, msg.clone());
+        }
+        if let Some(cf) = self.cf.get() {
+            let _ = cf.delete_seq(pair.install.seq_key).await;
+        }
+    }
+
+    /// Installs the IKE of this image's DVIPAs; only the first call counts.
+    pub fn set_ike_hook(&self, hook: Arc<dyn IkeHook>) {
+        let _ = self.ike.set(hook);
+    }
+
+    /// Sends a whole IPv4 packet we built (e.g. an IKE message from the
+    /// DVIPA) out of this image's external link.
+    pub async fn send_ip(&self, packet: &[u8]) {
+        self.ext_send(packet).await;
     }
 
     /// The VIPA list and every owned SA to every target (on start, and to
@@ -330,6 +394,9 @@ impl ImageNode {
             .unwrap_or_else(|p| p.into_inner())
             .insert(from.to_string());
         let now = self.now_ms();
+        if let (XcfMessage::Lifesize { .. }, Some(ike)) = (&msg, self.ike.get()) {
+            ike.lifesize(from, &msg);
+        }
         let outbox = {
             let mut core = self.core();
             if let Some(r) = core.routing.as_mut() {
@@ -454,7 +521,10 @@ impl ImageNode {
             }
             Decision::Local => self.deliver_here(packet, false).await,
             Decision::Ike => {
-                tracing::debug!("IKE for a DVIPA: no IKE configured on this image yet");
+                match self.ike.get() {
+                    Some(ike) => ike.datagram(packet.to_vec()),
+                    None => tracing::debug!("IKE for a DVIPA: no IKE configured on this image"),
+                }
                 Vec::new()
             }
             Decision::Drop(_) => Vec::new(),
