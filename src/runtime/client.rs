@@ -71,6 +71,7 @@ pub const RULE_PREF_TUN: u32 = 101;
 /// IV, up to 17 bytes of padding and trailer, a 16-byte ICV), so sealed
 /// packets never exceed the LAN's 1500 bytes.
 pub const TUN_MTU: u16 = 1400;
+pub use super::sockets::TUN_TX_QUEUE_LEN;
 /// The largest IPv4 packet, and so every buffer.
 const MAX_PACKET: usize = 65535;
 /// Room in front of a UDP payload for the IPv4 and UDP headers we rebuild.
@@ -582,10 +583,19 @@ impl Shared {
             let o = lock(&self.opener);
             (o.status(now), *o.drops(), o.replay_drops())
         };
-        let (pkts_out, pkts_in) = (
-            outbound.iter().map(|s| s.packets).max().unwrap_or(0),
-            inbound.iter().map(|s| s.packets).max().unwrap_or(0),
-        );
+        // Packets per tunnel, counted once for an AH+ESP bundle: on the
+        // first SA of each tunnel's bundle.
+        let count = |list: &[SaStatus], first: &dyn Fn(&Tunnel) -> Option<u32>| -> u64 {
+            self.setup
+                .tunnels
+                .iter()
+                .filter_map(first)
+                .filter_map(|spi| list.iter().find(|s| s.spi_value == spi))
+                .map(|s| s.packets)
+                .sum()
+        };
+        let pkts_out = count(&outbound, &|t| t.outbound.sas().next().map(|c| c.spi.0));
+        let pkts_in = count(&inbound, &|t| t.inbound.sas().next().map(|c| c.spi.0));
         let tunnels: Vec<String> = self
             .setup
             .tunnels
@@ -706,6 +716,7 @@ pub async fn serve(
     let tun = tun_rs::DeviceBuilder::new()
         .name(TUN_NAME)
         .mtu(TUN_MTU)
+        .tx_queue_len(TUN_TX_QUEUE_LEN)
         .build_async()
         .with_context(|| format!("creating TUN {TUN_NAME}"))?;
     let tun = Arc::new(tun);

@@ -147,6 +147,7 @@ impl ImageNode {
         let tun = tun_rs::DeviceBuilder::new()
             .name(TUN_NAME)
             .mtu(1500)
+            .tx_queue_len(sockets::TUN_TX_QUEUE_LEN)
             .build_async()
             .with_context(|| format!("creating TUN {TUN_NAME}"))?;
         let links = NsLinks::open(netns)?;
