@@ -122,6 +122,10 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
                 st["xcf"] = serde_json::to_value(status_mesh.status()).unwrap_or_default();
                 st
             }
+            Request::Netstat { report } => {
+                serde_json::to_value(status_node.netstat(report)).unwrap_or_default()
+            }
+            Request::Ipsec => serde_json::to_value(status_node.ipsec()).unwrap_or_default(),
         },
     )
     .await?;
@@ -189,6 +193,7 @@ async fn run_cf(args: &DaemonArgs, topo: &Topology) -> Result<()> {
                     "summary": format!("coupling facility at {addr}:{port}"),
                 })
             }
+            other => control::not_served(&node, &other),
         },
     )
     .await?;

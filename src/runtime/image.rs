@@ -769,6 +769,35 @@ impl ImageNode {
         }
     }
 
+    /// `plexnet netstat NODE REPORT`.
+    pub fn netstat(&self, report: super::display::Report) -> super::display::Netstat {
+        use super::display::{self, Report};
+        let core = self.core();
+        let routing = core.routing.as_ref();
+        let mut n = display::Netstat {
+            image: self.name.clone(),
+            report,
+            routing: routing.is_some_and(|r| r.distributions().next().is_some()),
+            vipadcfg: None,
+            vdpt: Vec::new(),
+            vcrt: Vec::new(),
+            conn: Vec::new(),
+        };
+        match report {
+            Report::Vipadcfg => n.vipadcfg = Some(display::vipadcfg(&self.topo, &self.name)),
+            Report::Vdpt => n.vdpt = routing.map(display::vdpt).unwrap_or_default(),
+            Report::Vcrt => n.vcrt = routing.map(display::vcrt).unwrap_or_default(),
+            Report::Conn => n.conn = display::conn(),
+        }
+        n
+    }
+
+    /// `plexnet ipsec NODE`.
+    pub fn ipsec(&self) -> super::display::IpsecDisplay {
+        let core = self.core();
+        super::display::ipsec(&self.name, core.routing.as_ref(), &core.target)
+    }
+
     /// The status the control socket answers.
     pub fn status(&self) -> serde_json::Value {
         let (owned, served) = dvipas_of(&self.topo, &self.name);

@@ -137,6 +137,9 @@ pub struct RoutingCounters {
     pub peeks: u64,
     pub peek_blocks: u64,
     pub forwarded: BTreeMap<String, u64>,
+    /// Connections distributed, by `DVIPA:port target` (TotalConn of
+    /// NETSTAT VDPT).
+    pub connections: BTreeMap<String, u64>,
     pub forwarded_bytes: u64,
     pub decrypted_here_and_forwarded: u64,
     pub local: u64,
@@ -531,6 +534,11 @@ impl RoutingStack {
             },
         );
         self.counters.new_connections += 1;
+        *self
+            .counters
+            .connections
+            .entry(connection_key(key.dvipa, key.port, &target))
+            .or_default() += 1;
         self.note.dct = DctOutcome::New;
         Ok((target, target_xcf))
     }
@@ -557,6 +565,11 @@ impl RoutingStack {
 }
 
 /// Block 136: the inner source must be traffic the SA was negotiated for
+/// The key of [`RoutingCounters::connections`].
+pub fn connection_key(dvipa: Ipv4Addr, port: u16, target: &str) -> String {
+    format!("{dvipa}:{port} {target}")
+}
+
 /// (the SA's selector seen from the client: source = client side).
 fn tunnel_check(pair: &OwnedPair, p: &PeekResult) -> bool {
     let sel = &pair.install.inbound.selector;
