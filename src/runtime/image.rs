@@ -24,11 +24,11 @@ use tokio::net::UdpSocket;
 use super::sockets::{self, FWMARK, IPPROTO_GRE};
 use crate::lab::netlink::{NsLinks, Rule};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
-use crate::sysplex::routing::{Decision, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::{Decision, FilterAt, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
-use crate::sysplex::target::{self, OutboundPlan, TargetStack, Verdict};
+use crate::sysplex::target::{self, OutboundPlan, TargetStack, Upstream, Verdict};
 use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
-use crate::topology::{ManualSa, Topology};
+use crate::topology::{InboundFilter, ManualSa, Topology};
 
 /// Table of the routes that capture packets sent from a DVIPA.
 const TABLE_FROM_DVIPA: u32 = 100;
@@ -168,7 +168,15 @@ impl ImageNode {
                     )
                 })
                 .collect();
-            RoutingStack::new(name, image.xcf_addr, RoutingConfig::default(), &dists)
+            let config = RoutingConfig {
+                filter_at: match image.inbound_filter {
+                    InboundFilter::Target => FilterAt::Target,
+                    InboundFilter::Routing => FilterAt::Routing,
+                },
+                distribute_crypto: image.distribute_crypto,
+                ..RoutingConfig::default()
+            };
+            RoutingStack::new(name, image.xcf_addr, config, &dists)
         });
         let mut gre = HashMap::new();
         for peer in topo.images.iter().filter(|i| i.name != name) {
@@ -506,21 +514,23 @@ impl ImageNode {
             None => Decision::Local,
         };
         match decision {
-            Decision::Forward { target, .. } if target == self.name => {
-                self.deliver_here(packet, false).await
-            }
-            Decision::Forward { target, .. } => {
-                self.gre_send(&target, packet, false).await;
+            Decision::Forward {
+                target, upstream, ..
+            } if target == self.name => self.deliver_here(packet, upstream).await,
+            Decision::Forward {
+                target, upstream, ..
+            } => {
+                self.gre_send(&target, packet, upstream).await;
                 Vec::new()
             }
             Decision::DecryptAndForward { target, .. } => {
-                let v = self.core().target.inbound(now, packet, false);
+                let v = self.core().target.inbound(now, packet, Upstream::Nothing);
                 if let Verdict::Deliver(plain) = v {
-                    self.gre_send(&target, &plain, true).await;
+                    self.gre_send(&target, &plain, Upstream::Decrypted).await;
                 }
                 Vec::new()
             }
-            Decision::Local => self.deliver_here(packet, false).await,
+            Decision::Local => self.deliver_here(packet, Upstream::Nothing).await,
             Decision::Ike => {
                 match self.ike.get() {
                     Some(ike) => ike.datagram(packet.to_vec()),
@@ -534,7 +544,7 @@ impl ImageNode {
 
     /// This image's own target stack, then its IP layer: echo for an owned
     /// DVIPA answered here, the rest into the TUN for the kernel.
-    async fn deliver_here(&self, packet: &[u8], upstream: bool) -> Vec<Vec<u8>> {
+    async fn deliver_here(&self, packet: &[u8], upstream: Upstream) -> Vec<Vec<u8>> {
         let now = self.now_ms();
         let (verdict, outbox) = {
             let mut core = self.core();
@@ -560,13 +570,13 @@ impl ImageNode {
         Vec::new()
     }
 
-    async fn gre_send(&self, target: &str, inner: &[u8], decrypted: bool) {
+    async fn gre_send(&self, target: &str, inner: &[u8], upstream: Upstream) {
         let Some((peer_xcf, sock)) = self.gre.get(target) else {
             bump(&self.counters.send_errors);
             return;
         };
         let mut payload = Vec::with_capacity(inner.len() + 8);
-        target::gre_payload(inner, decrypted, &mut payload);
+        target::gre_payload(inner, upstream, &mut payload);
         match sock.send_to(&payload, sockets::raw_dest(*peer_xcf)).await {
             Ok(_) => bump(&self.counters.gre_out),
             Err(e) => {

@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};
 use super::packet::{self, Flow, Kind};
+use super::target::Upstream;
 use super::xcf::{ConnEndReason, SaInstall, VipaEntry, XcfMessage};
 use crate::ipsec::peek::{locate, peek, PeekError, PeekResult};
 use crate::ipsec::replay::ReplayWindow;
@@ -60,6 +61,8 @@ pub enum Decision {
     Forward {
         target: String,
         target_xcf: Ipv4Addr,
+        /// What this stack already did (claim 7: the filtering).
+        upstream: Upstream,
     },
     /// `distribute_crypto = false`: decrypt here, then forward plaintext.
     DecryptAndForward {
@@ -401,7 +404,11 @@ impl RoutingStack {
             port: flow.dst_port,
         };
         match self.route_connection(now_ms, key, flow.flags.unwrap_or(TcpFlags(0)), bytes, false) {
-            Ok((target, target_xcf)) => Decision::Forward { target, target_xcf },
+            Ok((target, target_xcf)) => Decision::Forward {
+                target,
+                target_xcf,
+                upstream: Upstream::Nothing,
+            },
             Err(drop) => Decision::Drop(drop),
         }
     }
@@ -454,7 +461,15 @@ impl RoutingStack {
             Ok((target, target_xcf)) => {
                 self.pairs[i].forwarded += 1;
                 if self.config.distribute_crypto {
-                    Decision::Forward { target, target_xcf }
+                    let upstream = match self.config.filter_at {
+                        FilterAt::Routing => Upstream::Filtered,
+                        FilterAt::Target => Upstream::Nothing,
+                    };
+                    Decision::Forward {
+                        target,
+                        target_xcf,
+                        upstream,
+                    }
                 } else {
                     Decision::DecryptAndForward { target, target_xcf }
                 }

@@ -396,6 +396,8 @@ pub(crate) fn resolve(
             ext_addr,
             xcf_addr: Ipv4Addr::from(u32::from(XCF_BASE) + k),
             ike: def.ike,
+            inbound_filter: def.inbound_filter,
+            distribute_crypto: def.distribute_crypto,
             vipa: VipaDynamic::default(),
         });
         image_at.push(name_at);
