@@ -1122,7 +1122,7 @@ name = "client1"
         let text = base_with("name = \"MVS2\"", "name = \"MVS2\"\n‸iek = true");
         check(
             &text,
-            "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `vipadynamic`",
+            "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `inbound_filter`, `distribute_crypto`, `vipadynamic`",
         );
     }
 
