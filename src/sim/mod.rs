@@ -189,6 +189,7 @@ impl World {
             })
             .collect();
         let dist = VipaDistribute {
+            timed_affinity: None,
             method: DistMethod::RoundRobin,
             addr: dvipa,
             ports: vec![80],

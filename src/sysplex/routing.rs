@@ -512,6 +512,9 @@ impl RoutingStack {
         ipsec: bool,
     ) -> Result<(String, Ipv4Addr), RouteDrop> {
         if let Some(e) = self.dct.get_mut(&key) {
+            if let Some(d) = self.distributions.get_mut(&key.dvipa) {
+                d.touch(now_ms, key.client, key.port);
+            }
             e.last_seen_ms = now_ms;
             e.packets += 1;
             e.bytes += bytes as u64;
@@ -533,7 +536,7 @@ impl RoutingStack {
             .get_mut(&key.dvipa)
             .ok_or(RouteDrop::NoTarget)?;
         let (target, target_xcf) = dist
-            .choose(key.port, &self.listeners, &active)
+            .choose_for(now_ms, key.client, key.port, &self.listeners, &active)
             .ok_or(RouteDrop::NoTarget)?;
         self.dct.insert(
             key,

@@ -322,6 +322,10 @@ pub enum DistMethod {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VipaDistribute {
     pub method: DistMethod,
+    /// TIMEDAFFINITY seconds: a client's connections to a port stay on one
+    /// target while it has any and this long after its last one ended.
+    #[serde(default)]
+    pub timed_affinity: Option<u32>,
     pub addr: Ipv4Addr,
     pub ports: Vec<u16>,
     /// Resolved destinations; `DESTIP ALL` is expanded to every image, in

@@ -1017,6 +1017,7 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
             if ok {
                 images[i].vipa.distributes.push(VipaDistribute {
                     method: d.method,
+                    timed_affinity: d.timed_affinity,
                     addr: d.addr.value,
                     ports: d.ports.iter().map(|p| p.value).collect(),
                     dests,
@@ -1564,6 +1565,14 @@ name = "client1"
         check(
             &text,
             "unknown statement `VIPADELETE`; allowed: VIPADEFine, VIPABackup, VIPADISTribute, VIPARange, ENDVIPADYNamic (the upper-case part is the shortest abbreviation)",
+        );
+        let text = base_with(
+            "DISTMETHOD ROUNDROBIN",
+            "DISTMETHOD ROUNDROBIN TIMEDAFFINITY ‸0",
+        );
+        check(
+            &text,
+            "TIMEDAFFINITY `0` is out of range; allowed: 1 to 99999 seconds",
         );
         let text = base_with("PORT 80 DESTIP", "PORT 80 ‸70000 DESTIP");
         check(
