@@ -154,19 +154,12 @@ impl ImageNode {
         links.up(TUN_NAME).await?;
         plumb(&links, &owned, &served).await?;
         let routing = (!owned.is_empty()).then(|| {
-            let dists: Vec<_> = owned
+            let dists: Vec<_> = image
+                .vipa
+                .distributes
                 .iter()
-                .map(|a| {
-                    (
-                        *a,
-                        image
-                            .vipa
-                            .distributes
-                            .iter()
-                            .find(|d| d.addr == *a)
-                            .cloned(),
-                    )
-                })
+                .filter(|d| owned.contains(&d.addr))
+                .cloned()
                 .collect();
             let config = RoutingConfig {
                 filter_at: match image.inbound_filter {

@@ -199,7 +199,7 @@ impl World {
         let mut images = BTreeMap::new();
         for (i, n) in names.iter().enumerate() {
             let routing = (*n == owner)
-                .then(|| RoutingStack::new(n, xcf_of(i), config, &[(dvipa, Some(dist.clone()))]));
+                .then(|| RoutingStack::new(n, xcf_of(i), config, std::slice::from_ref(&dist)));
             let owned = if *n == owner { vec![dvipa] } else { vec![] };
             images.insert(
                 n.to_string(),

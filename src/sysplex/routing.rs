@@ -176,7 +176,9 @@ pub struct RoutingStack {
     pub image: String,
     pub xcf: Ipv4Addr,
     config: RoutingConfig,
-    distributions: BTreeMap<Ipv4Addr, Distribution>,
+    /// The VIPADISTRIBUTE statements of owned DVIPAs (several per DVIPA,
+    /// for different ports).
+    distributions: Vec<Distribution>,
     listeners: Listeners,
     dct: Dct,
     pairs: Vec<OwnedPair>,
@@ -185,18 +187,15 @@ pub struct RoutingStack {
 }
 
 impl RoutingStack {
-    /// A routing stack for the DVIPAs this image owns, with their
-    /// VIPADISTRIBUTE statements.
+    /// A routing stack with the VIPADISTRIBUTE statements of the DVIPAs
+    /// this image owns.
     pub fn new(
         image: &str,
         xcf: Ipv4Addr,
         config: RoutingConfig,
-        owned: &[(Ipv4Addr, Option<VipaDistribute>)],
+        distributes: &[VipaDistribute],
     ) -> Self {
-        let distributions = owned
-            .iter()
-            .filter_map(|(addr, d)| d.clone().map(|d| (*addr, Distribution::new(d))))
-            .collect();
+        let distributions = distributes.iter().cloned().map(Distribution::new).collect();
         Self {
             image: image.to_string(),
             xcf,
@@ -234,7 +233,7 @@ impl RoutingStack {
         &self.config
     }
     pub fn distributions(&self) -> impl Iterator<Item = &Distribution> {
-        self.distributions.values()
+        self.distributions.iter()
     }
 
     /// Fig. 11 block 170: what the targets are told this stack distributes.
@@ -243,7 +242,7 @@ impl RoutingStack {
             owner: self.image.clone(),
             vipas: self
                 .distributions
-                .values()
+                .iter()
                 .map(|d| VipaEntry {
                     dvipa: d.config.addr,
                     ports: d.config.ports.clone(),
@@ -255,16 +254,15 @@ impl RoutingStack {
     /// The images a DVIPA's SAs must be copied to (Fig. 6 block 118): its
     /// distribution targets.
     pub fn targets_of(&self, dvipa: Ipv4Addr) -> Vec<(String, Ipv4Addr)> {
-        self.distributions
-            .get(&dvipa)
-            .map(|d| {
-                d.config
-                    .dests
-                    .iter()
-                    .map(|t| (t.image.clone(), t.xcf_addr))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
+        for d in self.distributions.iter().filter(|d| d.config.addr == dvipa) {
+            for t in &d.config.dests {
+                if !out.iter().any(|(n, _)| *n == t.image) {
+                    out.push((t.image.clone(), t.xcf_addr));
+                }
+            }
+        }
+        out
     }
 
     /// Fig. 6 block 112: an SA pair for a DVIPA is installed in the owned
@@ -415,8 +413,8 @@ impl RoutingStack {
 
     fn is_distributed(&self, dvipa: Ipv4Addr, port: u16) -> bool {
         self.distributions
-            .get(&dvipa)
-            .is_some_and(|d| d.distributes(port))
+            .iter()
+            .any(|d| d.config.addr == dvipa && d.distributes(port))
     }
 
     fn ipsec(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
@@ -512,7 +510,7 @@ impl RoutingStack {
         ipsec: bool,
     ) -> Result<(String, Ipv4Addr), RouteDrop> {
         if let Some(e) = self.dct.get_mut(&key) {
-            if let Some(d) = self.distributions.get_mut(&key.dvipa) {
+            if let Some(d) = distribution_for(&mut self.distributions, key.dvipa, key.port) {
                 d.touch(now_ms, key.client, key.port);
             }
             e.last_seen_ms = now_ms;
@@ -531,9 +529,7 @@ impl RoutingStack {
             return Err(RouteDrop::NoConnection);
         }
         let active = self.dct.active_by_target(key.dvipa);
-        let dist = self
-            .distributions
-            .get_mut(&key.dvipa)
+        let dist = distribution_for(&mut self.distributions, key.dvipa, key.port)
             .ok_or(RouteDrop::NoTarget)?;
         let (target, target_xcf) = dist
             .choose_for(now_ms, key.client, key.port, &self.listeners, &active)
@@ -583,6 +579,17 @@ impl RoutingStack {
 }
 
 /// Block 136: the inner source must be traffic the SA was negotiated for
+/// The VIPADISTRIBUTE in force for DVIPA:port.
+fn distribution_for(
+    dists: &mut [Distribution],
+    dvipa: Ipv4Addr,
+    port: u16,
+) -> Option<&mut Distribution> {
+    dists
+        .iter_mut()
+        .find(|d| d.config.addr == dvipa && d.distributes(port))
+}
+
 /// The key of [`RoutingCounters::connections`].
 pub fn connection_key(dvipa: Ipv4Addr, port: u16, target: &str) -> String {
     format!("{dvipa}:{port} {target}")
