@@ -10,7 +10,7 @@ endif
 PLEXNET := target/release/plexnet
 TOPOLOGY ?= topologies/figure4.toml
 
-.PHONY: topology up down build test deps bench bench-ipsec bench-lab fmt lint check-cargo
+.PHONY: topology up down build test deps bench bench-ipsec bench-lab bench-sysplex fmt lint check-cargo
 
 topology: check-cargo
 	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
@@ -32,7 +32,7 @@ test: check-cargo
 deps:
 	scripts/deps.sh
 
-bench: bench-ipsec bench-lab
+bench: bench-ipsec bench-lab bench-sysplex
 
 bench-ipsec: check-cargo
 	$(CARGO) bench --bench ipsec
@@ -40,6 +40,10 @@ bench-ipsec: check-cargo
 bench-lab: check-cargo
 	$(CARGO) build --release
 	scripts/bench-lab.sh $(PLEXNET)
+
+bench-sysplex: check-cargo
+	$(CARGO) build --release
+	scripts/bench-sysplex.sh $(PLEXNET)
 
 fmt: check-cargo
 	$(CARGO) fmt

@@ -382,7 +382,11 @@ impl RoutingStack {
                 *c.forwarded.entry(target.clone()).or_default() += 1;
                 c.forwarded_bytes += bytes as u64;
             }
-            Decision::DecryptAndForward { .. } => c.decrypted_here_and_forwarded += 1,
+            Decision::DecryptAndForward { target, .. } => {
+                *c.forwarded.entry(target.clone()).or_default() += 1;
+                c.forwarded_bytes += bytes as u64;
+                c.decrypted_here_and_forwarded += 1;
+            }
             Decision::Local => c.local += 1,
             Decision::Ike => c.ike += 1,
             Decision::Drop(r) => *c.drops.entry(r.as_str()).or_default() += 1,
