@@ -40,6 +40,13 @@ const TABLE_MAIN: u32 = 254;
 pub const PROTECTED_MTU: u32 = 1400;
 /// Packets read from the TUN per wakeup, at most.
 const BURST: usize = 64;
+/// Sequence numbers taken from the CF per request, at most.
+const SEQ_CHUNK: usize = 16;
+/// A sequence number not on the wire this long after the CF handed it out
+/// is not used: another target may meanwhile have sent far past it.
+const SEQ_DEADLINE: Duration = Duration::from_millis(1);
+/// Fresh numbers tried per SA and burst before its rest is dropped.
+const SEQ_MAX_REFETCH: usize = 8;
 
 /// Packets of one burst to seal under one SA's sequence numbers.
 type SealBatch = Vec<(crate::ipsec::sa::Spi, Vec<u8>)>;
@@ -70,6 +77,8 @@ pub struct ShellCounters {
     pub cf_batches: AtomicU64,
     pub cf_numbers: AtomicU64,
     pub cf_errors: AtomicU64,
+    /// Sequence numbers dropped unused because their deadline passed.
+    pub seq_stale: AtomicU64,
     pub send_errors: AtomicU64,
     pub xcf_in: AtomicU64,
 }
@@ -641,31 +650,68 @@ impl ImageNode {
         }
         let mut reports = Vec::new();
         for (key, group) in protect {
-            let Some(first) = self.take_numbers(key, group.len() as u32).await else {
-                continue;
-            };
-            let now = self.now_ms();
-            let mut sealed = Vec::with_capacity(group.len());
-            {
-                let mut core = self.core();
-                let Core { target, rng, .. } = &mut *core;
-                for (i, (spi, p)) in group.iter().enumerate() {
-                    let mut out = Vec::with_capacity(p.len() + 96);
-                    if target
-                        .seal(now, *spi, first + i as u64, rng, p, &mut out)
-                        .is_ok()
-                    {
-                        sealed.push(out);
-                    }
-                }
-                reports.extend(target.take_outbox());
-            }
-            for s in sealed {
-                self.ext_send(&s).await;
-            }
+            self.seal_and_send(key, &group, &mut reports).await;
         }
         for (to, m) in reports {
             self.send_xcf(&to, m);
+        }
+    }
+
+    /// Fig. 10 blocks 162–164 for one SA's packets of a burst, under the
+    /// sequence-number policy of the module doc: at most [`SEQ_CHUNK`]
+    /// numbers per CF request, taken right before sealing; a number whose
+    /// packet cannot leave within [`SEQ_DEADLINE`] of the CF's answer is
+    /// dropped (a gap, which ESP allows) and the packet resealed with a
+    /// fresh one, so a target that was descheduled never sends packets that
+    /// trail the others' by more than the client's replay window.
+    async fn seal_and_send(&self, key: SeqKey, group: &SealBatch, reports: &mut Vec<(String, XcfMessage)>) {
+        let mut next = 0;
+        let mut refetches = 0;
+        while next < group.len() {
+            let chunk = &group[next..group.len().min(next + SEQ_CHUNK)];
+            let Some(first) = self.take_numbers(key, chunk.len() as u32).await else {
+                return;
+            };
+            let taken = Instant::now();
+            let now = self.now_ms();
+            let sealed: Vec<Vec<u8>> = {
+                let mut core = self.core();
+                let Core { target, rng, .. } = &mut *core;
+                let sealed = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (spi, p))| {
+                        let mut out = Vec::with_capacity(p.len() + 96);
+                        target.seal(now, *spi, first + i as u64, rng, p, &mut out).ok().map(|()| out)
+                    })
+                    .collect();
+                reports.extend(target.take_outbox());
+                sealed
+            };
+            let mut sent = 0;
+            for s in &sealed {
+                if taken.elapsed() > SEQ_DEADLINE {
+                    break;
+                }
+                self.ext_send(s).await;
+                sent += 1;
+            }
+            if sent == sealed.len() {
+                // All out (a packet that failed to seal is counted by the
+                // target stack and dropped).
+                next += chunk.len();
+                continue;
+            }
+            let stale = (sealed.len() - sent) as u64;
+            self.counters.seq_stale.fetch_add(stale, Ordering::Relaxed);
+            refetches += 1;
+            if refetches > SEQ_MAX_REFETCH {
+                // Descheduled again and again: drop the rest of the burst
+                // rather than loop (TCP resends what matters).
+                return;
+            }
+            // Reseal what did not leave, under fresh numbers.
+            next += sent;
         }
     }
 

@@ -7,11 +7,14 @@
 //! counted and reported to the routing stack in batches.
 //!
 //! **Sequence numbers** (Fig. 10 block 162): the caller drains what is
-//! ready to send, groups it by SA, takes exactly that many numbers from the
-//! CF in one fetch-and-add per SA, and seals immediately. No target ever
-//! holds unused numbers, so what reaches the client out of order is only
-//! what several targets seal at the same moment — far inside a replay
-//! window of 128 — and no number is used twice.
+//! ready to send, groups it by SA, and takes numbers for those packets only
+//! (at most 16 per fetch-and-add), right before sealing them. No target
+//! holds unused numbers, and a number whose packet has not left within a
+//! deadline (1 ms) of the CF's answer is dropped unused and the packet
+//! resealed with a fresh one: several targets sending on one SA reach the
+//! client out of order only by what they seal at the same moment, far
+//! inside a replay window of 128, even when one of them was descheduled.
+//! No number is ever used twice; gaps are legal (RFC 4303 §3.3.3).
 //!
 //! Sans-IO like the routing stack: packets and time in, verdicts and XCF
 //! messages (in [`TargetStack::take_outbox`]) out.
