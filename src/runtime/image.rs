@@ -57,6 +57,9 @@ pub trait IkeHook: Send + Sync {
     fn datagram(&self, packet: Vec<u8>);
     /// Fig. 9 block 158 / Fig. 10 block 168: a target's batched report.
     fn lifesize(&self, from: &str, report: &XcfMessage);
+    /// Fig. 11 block 174: a target opens a connection from an owned DVIPA
+    /// to a peer without an SA ([`XcfMessage::NewConn`]).
+    fn newconn(&self, _from: &str, _request: &XcfMessage) {}
 }
 
 /// Counters of the I/O shell (the stacks count their own decisions).
@@ -395,8 +398,10 @@ impl ImageNode {
             .unwrap_or_else(|p| p.into_inner())
             .insert(from.to_string());
         let now = self.now_ms();
-        if let (XcfMessage::Lifesize { .. }, Some(ike)) = (&msg, self.ike.get()) {
-            ike.lifesize(from, &msg);
+        match (&msg, self.ike.get()) {
+            (XcfMessage::Lifesize { .. }, Some(ike)) => ike.lifesize(from, &msg),
+            (XcfMessage::NewConn { .. }, Some(ike)) => ike.newconn(from, &msg),
+            _ => {}
         }
         let outbox = {
             let mut core = self.core();

@@ -5,6 +5,7 @@ pub mod cf;
 pub mod client;
 pub mod control;
 pub mod daemon;
+pub mod ike;
 pub mod image;
 pub mod sockets;
 pub mod xcf;
