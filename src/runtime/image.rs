@@ -623,11 +623,19 @@ impl ImageNode {
         }
         let mut plain = Vec::new();
         let mut protect: Vec<(SeqKey, SealBatch)> = Vec::new();
+        let mut newconns = Vec::new();
         {
             let core = self.core();
             for p in packets {
                 match core.target.outbound_plan(&p) {
-                    OutboundPlan::Plain => plain.push(p),
+                    OutboundPlan::Plain => {
+                        // Fig. 11: a SYN to an IKE peer without an SA.
+                        match super::ike::newconn_request(&self.topo, core.target.vipa_lists(), &p)
+                        {
+                            Some(req) => newconns.push(req),
+                            None => plain.push(p),
+                        }
+                    }
                     OutboundPlan::Protect { spi, seq_key } => {
                         match protect.iter_mut().find(|(k, _)| *k == seq_key) {
                             Some((_, v)) => v.push((spi, p)),
@@ -636,6 +644,10 @@ impl ImageNode {
                     }
                 }
             }
+        }
+        for (owner, msg) in newconns {
+            tracing::debug!("NEWCONN to {owner}: {msg:?}");
+            self.send_xcf(&owner, msg);
         }
         for p in plain {
             self.core().target.count_plain_out();
