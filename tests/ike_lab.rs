@@ -74,8 +74,36 @@ fn mvs1_ike() -> serde_json::Value {
     images()["MVS1"]["ike"].clone()
 }
 
+/// MVS1's IKE SAs with client1 (client2, `plexnet client`, keeps its own
+/// IKE SA with DVA1 up all along).
+fn client1_sas(ike: &serde_json::Value) -> Vec<serde_json::Value> {
+    ike["sas"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| {
+                    s["remote"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with(&format!("{CLIENT1}:")))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn counter(ike: &serde_json::Value, name: &str) -> u64 {
     ike["counters"][name].as_u64().unwrap_or(0)
+}
+
+fn client2_daemon() -> serde_json::Value {
+    let st = status();
+    st.as_array()
+        .and_then(|a| a.iter().find(|i| i["prefix"] == PREFIX))
+        .and_then(|i| i["nodes"].as_array())
+        .and_then(|n| n.iter().find(|n| n["name"] == "client2"))
+        .map(|n| n["daemon"].clone())
+        .expect("client2 in status")
 }
 
 fn swanctl(args: &[&str]) -> std::process::Output {
@@ -151,18 +179,27 @@ fn curl_dva1() -> Result<String, String> {
 
 /// One proposal set: initiate, 20 curls with a child rekey in the middle,
 /// terminate.
-fn proposal_case(ike: &str, esp: &str) {
+/// `base`: the shadow SA counts without client1's pair.
+fn proposal_case(ike: &str, esp: &str, base: &BTreeMap<String, u64>) {
     load_conn("dva1", ike, esp, "plexnet-figure4");
     let before = mvs1_ike();
     let out = swanctl_ok(&["--initiate", "--child", "dva1"]);
     assert!(out.contains("CHILD_SA dva1{"), "{out}");
     // Every target of DVA1 (MVS1, MVS2, MVS4) has the pair; MVS3 and MVS5 not.
+    let one_more = |s: &BTreeMap<String, u64>| {
+        ["MVS1", "MVS2", "MVS4"]
+            .iter()
+            .all(|n| s[*n] == base[*n] + 1)
+    };
     wait_until("the shadow SAs", Duration::from_secs(5), || {
-        let s = shadow_counts();
-        s["MVS1"] == 1 && s["MVS2"] == 1 && s["MVS4"] == 1
+        one_more(&shadow_counts())
     });
     let s = shadow_counts();
-    assert_eq!((s["MVS3"], s["MVS5"]), (0, 0), "{s:?}");
+    assert_eq!(
+        (s["MVS3"], s["MVS5"]),
+        (base["MVS3"], base["MVS5"]),
+        "{s:?}"
+    );
 
     let done = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -197,11 +234,12 @@ fn proposal_case(ike: &str, esp: &str) {
         "{after}"
     );
     wait_until("the old pair's deletion", Duration::from_secs(5), || {
-        let s = shadow_counts();
-        s["MVS1"] == 1 && s["MVS2"] == 1 && s["MVS4"] == 1
+        one_more(&shadow_counts())
     });
     let sas = swanctl_ok(&["--list-sas"]);
-    let child = &mvs1_ike()["sas"][0]["children"][0];
+    let mine = client1_sas(&mvs1_ike());
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let child = &mine[0]["children"][0];
     let ours_in = child["inbound_spi"]
         .as_str()
         .expect("inbound SPI")
@@ -214,16 +252,18 @@ fn proposal_case(ike: &str, esp: &str) {
 
     // DELETE from the peer: every cache empty.
     swanctl_ok(&["--terminate", "--ike", "dva1"]);
-    wait_until("empty shadow caches", Duration::from_secs(5), || {
-        shadow_counts().values().all(|n| *n == 0)
-    });
+    wait_until(
+        "client1's pair gone from every cache",
+        Duration::from_secs(5),
+        || shadow_counts() == *base,
+    );
     let mvs1 = images()["MVS1"].clone();
     assert_eq!(
         mvs1["routing"]["owned_sas"].as_array().map(Vec::len),
-        Some(0),
+        Some(base["MVS1"] as usize),
         "{mvs1}"
     );
-    assert_eq!(mvs1["ike"]["sas"].as_array().map(Vec::len), Some(0));
+    assert!(client1_sas(&mvs1["ike"]).is_empty(), "{mvs1}");
 }
 
 /// An HTTP server on client1:8080 that names the address it was reached
@@ -274,9 +314,45 @@ fn figure4_ike_with_strongswan() {
     let conns = swanctl_ok(&["--list-conns"]);
     assert!(conns.contains("dva1: IKEv2"), "{conns}");
 
+    // client2 (`plexnet client`) initiates by itself: its pair reaches
+    // DVA1's targets, and its traffic goes through the sysplex.
+    wait_until("client2's IKE SA", Duration::from_secs(10), || {
+        let s = shadow_counts();
+        s["MVS1"] == 1 && s["MVS2"] == 1 && s["MVS4"] == 1
+    });
+    let mut by = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let out = ok(
+            PREFIX,
+            &[
+                "exec",
+                "client2",
+                "--",
+                "curl",
+                "-s",
+                "-m",
+                "5",
+                "http://DVA1/",
+            ],
+        );
+        assert!(out.starts_with("served by "), "{out}");
+        by.insert(out);
+    }
+    assert!(by.len() >= 2, "client2 answered by {by:?} only");
+    let client2 = client2_daemon();
+    assert!(
+        client2["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("IKE to 198.18.0.100 Established")),
+        "{client2}"
+    );
+    assert_eq!(client2["replay_drops"], 0, "{client2}");
+    assert!(client2["inbound"][0]["packets"].as_u64().unwrap_or(0) >= 6);
+    let base = shadow_counts();
+
     for (ike, esp) in CASES {
         let t = Instant::now();
-        proposal_case(ike, esp);
+        proposal_case(ike, esp, &base);
         eprintln!("{ike}/{esp}: {} ms", t.elapsed().as_millis());
     }
 
@@ -288,7 +364,8 @@ fn figure4_ike_with_strongswan() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("AUTHENTICATION_FAILED"), "{text}");
     assert!(counter(&mvs1_ike(), "auth_failed") > before);
-    assert!(shadow_counts().values().all(|n| *n == 0));
+    assert_eq!(shadow_counts(), base);
+    assert!(client1_sas(&mvs1_ike()).is_empty());
 
     // NEWCONN: MVS2 opens a connection from DVA1 to client1, no SA yet.
     load_conn("dva1", "default", "default", "plexnet-figure4");
@@ -314,7 +391,9 @@ fn figure4_ike_with_strongswan() {
     let ike = mvs1_ike();
     assert!(counter(&ike, "newconn") >= 1, "{ike}");
     assert_eq!(counter(&ike, "initiated"), 1, "{ike}");
-    assert_eq!(ike["sas"][0]["initiator"], true, "{ike}");
+    let mine = client1_sas(&ike);
+    assert_eq!(mine.len(), 1, "{ike}");
+    assert_eq!(mine[0]["initiator"], true, "{ike}");
     let sas = swanctl_ok(&["--list-sas"]);
     assert!(
         sas.contains("dva1: #") && sas.contains("INSTALLED"),
@@ -327,8 +406,8 @@ fn figure4_ike_with_strongswan() {
     assert!(sealed >= 3, "the SYN and the request leave sealed: {mvs2}");
     assert_eq!(plain, 0, "nothing left MVS2 in the clear: {mvs2}");
     swanctl_ok(&["--terminate", "--ike", "dva1"]);
-    wait_until("empty shadow caches", Duration::from_secs(5), || {
-        shadow_counts().values().all(|n| *n == 0)
+    wait_until("client1's pair gone", Duration::from_secs(5), || {
+        shadow_counts() == base
     });
 
     eprintln!("total {} ms", t0.elapsed().as_millis());

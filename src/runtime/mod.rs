@@ -3,6 +3,7 @@
 
 pub mod cf;
 pub mod client;
+pub mod client_ike;
 pub mod control;
 pub mod daemon;
 pub mod ike;
