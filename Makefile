@@ -10,7 +10,7 @@ endif
 PLEXNET := target/release/plexnet
 TOPOLOGY ?= topologies/figure4.toml
 
-.PHONY: topology up down build test deps bench bench-ipsec bench-lab bench-ike fmt lint check-cargo
+.PHONY: topology up down build test deps bench bench-ipsec bench-lab bench-sysplex bench-ike fmt lint check-cargo
 
 topology: check-cargo
 	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
@@ -32,7 +32,7 @@ test: check-cargo
 deps:
 	scripts/deps.sh
 
-bench: bench-ipsec bench-lab bench-ike
+bench: bench-ipsec bench-lab bench-sysplex bench-ike
 
 bench-ipsec: check-cargo
 	$(CARGO) bench --bench ipsec
@@ -46,6 +46,10 @@ bench-lab: check-cargo
 # to strongSwan<->strongSwan -> target/bench/iperf.json. Needs root.
 bench-ike: check-cargo
 	$(CARGO) bench --bench ike_lab
+
+bench-sysplex: check-cargo
+	$(CARGO) build --release
+	scripts/bench-sysplex.sh $(PLEXNET)
 
 fmt: check-cargo
 	$(CARGO) fmt

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use plexnet::lab::{self, state};
-use plexnet::runtime::daemon;
+use plexnet::runtime::control::Request;
+use plexnet::runtime::{daemon, display};
 use plexnet::topology::{self, Topology};
 
 const DEFAULT_TOPOLOGY: &str = "topologies/figure4.toml";
@@ -52,6 +53,27 @@ enum Command {
         topology: Option<String>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// A z/OS-style NETSTAT report of an image: vipadcfg, vdpt, vcrt, conn.
+    Netstat {
+        node: String,
+        report: plexnet::runtime::display::Report,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        topology: Option<String>,
+    },
+    /// The SAs of an image (owned and shadow) with packet, byte and drop counters.
+    Ipsec {
+        node: String,
+        #[arg(long)]
+        json: bool,
+        /// Print tshark `esp_sa` UAT lines, to decrypt captures:
+        /// `tshark -o esp.enable_encryption_decode:TRUE -o "uat:esp_sa:LINE"`.
+        #[arg(long)]
+        wireshark_keys: bool,
+        #[arg(long)]
+        topology: Option<String>,
     },
     /// Check a topology file without creating anything.
     Check {
@@ -121,6 +143,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let ns = find_namespace(&node, topology.as_deref(), &cli.prefix)?;
             lab::exec::exec_in(&ns, &command)?;
             unreachable!("exec returned")
+        }
+        Command::Netstat {
+            node,
+            report,
+            json,
+            topology,
+        } => {
+            let reply = ask(
+                &node,
+                topology.as_deref(),
+                &cli.prefix,
+                &Request::Netstat { report },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reply)?);
+            } else {
+                let n: display::Netstat =
+                    serde_json::from_value(reply).context("reading the NETSTAT answer")?;
+                print!("{}", display::render_netstat(&n));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ipsec {
+            node,
+            json,
+            wireshark_keys,
+            topology,
+        } => {
+            let reply = ask(&node, topology.as_deref(), &cli.prefix, &Request::Ipsec)?;
+            let d: display::IpsecDisplay =
+                serde_json::from_value(reply.clone()).context("reading the IPsec answer")?;
+            if wireshark_keys {
+                for line in &d.wireshark_keys {
+                    println!("{line}");
+                }
+            } else if json {
+                println!("{}", serde_json::to_string_pretty(&reply)?);
+            } else {
+                print!("{}", display::render_ipsec(&d));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check { file, json } => {
             let topo = load(&resolve(file))?;
@@ -332,15 +395,20 @@ fn cmd_status(json: bool, prefix: &str) -> Result<ExitCode> {
     })
 }
 
-/// The namespace of `node` among the running topologies with this prefix.
-fn find_namespace(node: &str, topology: Option<&str>, prefix: &str) -> Result<String> {
-    let matches: Vec<(String, String)> = state::instances()
+/// The run directory and state of `node` among the running topologies
+/// with this prefix.
+fn find_node(
+    node: &str,
+    topology: Option<&str>,
+    prefix: &str,
+) -> Result<(PathBuf, state::NodeState)> {
+    let matches: Vec<(String, PathBuf, state::NodeState)> = state::instances()
         .into_iter()
         .filter(|(_, lab)| lab.prefix == prefix)
         .filter(|(_, lab)| topology.is_none_or(|t| lab.topology == t))
-        .filter_map(|(_, lab)| {
+        .filter_map(|(dir, lab)| {
             lab.node(node)
-                .map(|n| (lab.topology.clone(), n.namespace.clone()))
+                .map(|n| (lab.topology.clone(), dir.clone(), n.clone()))
         })
         .collect();
     match matches.as_slice() {
@@ -348,14 +416,42 @@ fn find_namespace(node: &str, topology: Option<&str>, prefix: &str) -> Result<St
             "no running topology has a node {node}{} (see `plexnet status`)",
             topology.map(|t| format!(" in {t}")).unwrap_or_default()
         ),
-        [(_, ns)] => Ok::<String, anyhow::Error>(ns.clone()),
+        [(_, dir, n)] => Ok::<_, anyhow::Error>((dir.clone(), n.clone())),
         many => bail!(
             "node {node} exists in several running topologies ({}): choose one with --topology",
             many.iter()
-                .map(|(t, _)| t.as_str())
+                .map(|(t, _, _)| t.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
     }
     .with_context(|| format!("finding node {node}"))
+}
+
+/// The namespace of `node` among the running topologies with this prefix.
+fn find_namespace(node: &str, topology: Option<&str>, prefix: &str) -> Result<String> {
+    Ok(find_node(node, topology, prefix)?.1.namespace)
+}
+
+/// Sends one request to a node's daemon; a daemon's `{"error": ...}` is an error.
+fn ask(
+    node: &str,
+    topology: Option<&str>,
+    prefix: &str,
+    req: &Request,
+) -> Result<serde_json::Value> {
+    let (dir, n) = find_node(node, topology, prefix)?;
+    if !n.runs_daemon() {
+        bail!(
+            "{} is a {} and has no daemon to ask",
+            n.name,
+            n.kind.as_str()
+        );
+    }
+    let sock = state::socket_path(&dir, &n.name);
+    let reply = plexnet::runtime::control::query(&sock, req, std::time::Duration::from_secs(3))?;
+    if let Some(e) = reply.get("error").and_then(|e| e.as_str()) {
+        bail!("{e}");
+    }
+    Ok(reply)
 }

@@ -162,7 +162,7 @@ fn figure4_up_ping_down() {
 
 #[test]
 fn bad_topology_creates_nothing() {
-    const PREFIX: &str = "plxb-";
+    const PREFIX: &str = "plxbad-";
     if !can_use_namespaces("bad_topology_creates_nothing") {
         return;
     }

@@ -229,3 +229,56 @@ fn forged_icv_is_dropped_at_the_target() {
     );
     insta::assert_snapshot!(w2.trace());
 }
+
+#[test]
+fn claim7_the_routing_stack_filters_and_targets_skip_it() {
+    use plexnet::sysplex::routing::FilterAt;
+    let config = RoutingConfig {
+        filter_at: FilterAt::Routing,
+        ..RoutingConfig::default()
+    };
+    let mut w = World::new(
+        7,
+        "MVS1",
+        &["MVS2"],
+        config,
+        Box::new(CouplingFacility::new()),
+    );
+    w.install_sa(SaSpec::esp_cbc_sha1());
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");
+    let t = w.images["MVS2"].target.counters();
+    assert_eq!(t.filter_skipped, 2, "both datagrams came filtered over XCF");
+    assert_eq!(t.opened, 2, "the target still decrypts");
+    insta::assert_snapshot!(w.trace());
+}
+
+#[test]
+fn without_distributed_crypto_the_routing_stack_decrypts_everything() {
+    let config = RoutingConfig {
+        distribute_crypto: false,
+        ..RoutingConfig::default()
+    };
+    let mut w = World::new(
+        7,
+        "MVS1",
+        &["MVS2"],
+        config,
+        Box::new(CouplingFacility::new()),
+    );
+    w.install_sa(SaSpec::esp_cbc_sha1());
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(
+        w.images["MVS1"].target.counters().opened,
+        2,
+        "the routing stack decrypted both"
+    );
+    assert_eq!(
+        w.images["MVS2"].target.counters().opened,
+        0,
+        "the target got plaintext"
+    );
+    assert_eq!(w.images["MVS2"].target.counters().plain_delivered, 2);
+    insta::assert_snapshot!(w.trace());
+}

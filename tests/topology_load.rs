@@ -91,8 +91,15 @@ fn figure4_dvipas_owners_and_backup() {
     assert_eq!(mvs1.vipa.defines.len(), 1);
     assert_eq!(mvs1.vipa.defines[0].moveable, Moveable::Immediate);
     assert_eq!(mvs1.vipa.defines[0].mask, ip("255.255.255.0"));
-    assert_eq!(mvs1.vipa.distributes.len(), 1);
+    // The patent's distribution, and one for iperf3 ports with affinity.
+    assert_eq!(mvs1.vipa.distributes.len(), 2);
+    let iperf = &mvs1.vipa.distributes[1];
+    assert_eq!(
+        (iperf.ports.clone(), iperf.timed_affinity),
+        (vec![5201, 5202, 5203, 5204], Some(30))
+    );
     let d = &mvs1.vipa.distributes[0];
+    assert_eq!(d.timed_affinity, None);
     assert_eq!(
         (d.addr, d.method, d.all),
         (dva1, DistMethod::RoundRobin, false)

@@ -841,6 +841,7 @@ pub async fn serve(
         let name = node.to_owned();
         control::serve(sock, move |req| match req {
             Request::Status => status.status(&name),
+            other => control::not_served(&name, &other),
         })
         .await?;
     }

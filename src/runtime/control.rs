@@ -16,6 +16,15 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 pub enum Request {
     /// Role, readiness, owned DVIPAs, counters.
     Status,
+    /// A z/OS-style NETSTAT report.
+    Netstat { report: super::display::Report },
+    /// Owned and shadow SAs with counters, and Wireshark key lines.
+    Ipsec,
+}
+
+/// The answer of a daemon to a request it does not serve.
+pub fn not_served(node: &str, req: &Request) -> serde_json::Value {
+    serde_json::json!({ "error": format!("{node} does not answer {req:?}") })
 }
 
 /// Sends one request and waits for its reply (blocking; for the CLI).

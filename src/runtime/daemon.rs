@@ -126,6 +126,10 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
                 }
                 st
             }
+            Request::Netstat { report } => {
+                serde_json::to_value(status_node.netstat(report)).unwrap_or_default()
+            }
+            Request::Ipsec => serde_json::to_value(status_node.ipsec()).unwrap_or_default(),
         },
     )
     .await?;
@@ -193,6 +197,7 @@ async fn run_cf(args: &DaemonArgs, topo: &Topology) -> Result<()> {
                     "summary": format!("coupling facility at {addr}:{port}"),
                 })
             }
+            other => control::not_served(&node, &other),
         },
     )
     .await?;

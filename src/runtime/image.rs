@@ -24,11 +24,11 @@ use tokio::net::UdpSocket;
 use super::sockets::{self, FWMARK, IPPROTO_GRE};
 use crate::lab::netlink::{NsLinks, Rule};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
-use crate::sysplex::routing::{Decision, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::{Decision, FilterAt, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
-use crate::sysplex::target::{self, OutboundPlan, TargetStack, Verdict};
+use crate::sysplex::target::{self, OutboundPlan, TargetStack, Upstream, Verdict};
 use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
-use crate::topology::{ManualSa, Topology};
+use crate::topology::{InboundFilter, ManualSa, Topology};
 
 /// Table of the routes that capture packets sent from a DVIPA.
 const TABLE_FROM_DVIPA: u32 = 100;
@@ -157,21 +157,22 @@ impl ImageNode {
         links.up(TUN_NAME).await?;
         plumb(&links, &owned, &served).await?;
         let routing = (!owned.is_empty()).then(|| {
-            let dists: Vec<_> = owned
+            let dists: Vec<_> = image
+                .vipa
+                .distributes
                 .iter()
-                .map(|a| {
-                    (
-                        *a,
-                        image
-                            .vipa
-                            .distributes
-                            .iter()
-                            .find(|d| d.addr == *a)
-                            .cloned(),
-                    )
-                })
+                .filter(|d| owned.contains(&d.addr))
+                .cloned()
                 .collect();
-            RoutingStack::new(name, image.xcf_addr, RoutingConfig::default(), &dists)
+            let config = RoutingConfig {
+                filter_at: match image.inbound_filter {
+                    InboundFilter::Target => FilterAt::Target,
+                    InboundFilter::Routing => FilterAt::Routing,
+                },
+                distribute_crypto: image.distribute_crypto,
+                ..RoutingConfig::default()
+            };
+            RoutingStack::new(name, image.xcf_addr, config, &dists)
         });
         let mut gre = HashMap::new();
         for peer in topo.images.iter().filter(|i| i.name != name) {
@@ -511,21 +512,23 @@ impl ImageNode {
             None => Decision::Local,
         };
         match decision {
-            Decision::Forward { target, .. } if target == self.name => {
-                self.deliver_here(packet, false).await
-            }
-            Decision::Forward { target, .. } => {
-                self.gre_send(&target, packet, false).await;
+            Decision::Forward {
+                target, upstream, ..
+            } if target == self.name => self.deliver_here(packet, upstream).await,
+            Decision::Forward {
+                target, upstream, ..
+            } => {
+                self.gre_send(&target, packet, upstream).await;
                 Vec::new()
             }
             Decision::DecryptAndForward { target, .. } => {
-                let v = self.core().target.inbound(now, packet, false);
+                let v = self.core().target.inbound(now, packet, Upstream::Nothing);
                 if let Verdict::Deliver(plain) = v {
-                    self.gre_send(&target, &plain, true).await;
+                    self.gre_send(&target, &plain, Upstream::Decrypted).await;
                 }
                 Vec::new()
             }
-            Decision::Local => self.deliver_here(packet, false).await,
+            Decision::Local => self.deliver_here(packet, Upstream::Nothing).await,
             Decision::Ike => {
                 match self.ike.get() {
                     Some(ike) => ike.datagram(packet.to_vec()),
@@ -539,7 +542,7 @@ impl ImageNode {
 
     /// This image's own target stack, then its IP layer: echo for an owned
     /// DVIPA answered here, the rest into the TUN for the kernel.
-    async fn deliver_here(&self, packet: &[u8], upstream: bool) -> Vec<Vec<u8>> {
+    async fn deliver_here(&self, packet: &[u8], upstream: Upstream) -> Vec<Vec<u8>> {
         let now = self.now_ms();
         let (verdict, outbox) = {
             let mut core = self.core();
@@ -565,13 +568,13 @@ impl ImageNode {
         Vec::new()
     }
 
-    async fn gre_send(&self, target: &str, inner: &[u8], decrypted: bool) {
+    async fn gre_send(&self, target: &str, inner: &[u8], upstream: Upstream) {
         let Some((peer_xcf, sock)) = self.gre.get(target) else {
             bump(&self.counters.send_errors);
             return;
         };
         let mut payload = Vec::with_capacity(inner.len() + 8);
-        target::gre_payload(inner, decrypted, &mut payload);
+        target::gre_payload(inner, upstream, &mut payload);
         match sock.send_to(&payload, sockets::raw_dest(*peer_xcf)).await {
             Ok(_) => bump(&self.counters.gre_out),
             Err(e) => {
@@ -784,6 +787,35 @@ impl ImageNode {
         for (owner, dvipa, port) in regs {
             self.send_xcf(&owner, XcfMessage::RegisterListener { dvipa, port });
         }
+    }
+
+    /// `plexnet netstat NODE REPORT`.
+    pub fn netstat(&self, report: super::display::Report) -> super::display::Netstat {
+        use super::display::{self, Report};
+        let core = self.core();
+        let routing = core.routing.as_ref();
+        let mut n = display::Netstat {
+            image: self.name.clone(),
+            report,
+            routing: routing.is_some_and(|r| r.distributions().next().is_some()),
+            vipadcfg: None,
+            vdpt: Vec::new(),
+            vcrt: Vec::new(),
+            conn: Vec::new(),
+        };
+        match report {
+            Report::Vipadcfg => n.vipadcfg = Some(display::vipadcfg(&self.topo, &self.name)),
+            Report::Vdpt => n.vdpt = routing.map(display::vdpt).unwrap_or_default(),
+            Report::Vcrt => n.vcrt = routing.map(display::vcrt).unwrap_or_default(),
+            Report::Conn => n.conn = display::conn(),
+        }
+        n
+    }
+
+    /// `plexnet ipsec NODE`.
+    pub fn ipsec(&self) -> super::display::IpsecDisplay {
+        let core = self.core();
+        super::display::ipsec(&self.name, core.routing.as_ref(), &core.target)
     }
 
     /// The status the control socket answers.

@@ -6,6 +6,7 @@ pub mod client;
 pub mod client_ike;
 pub mod control;
 pub mod daemon;
+pub mod display;
 pub mod ike;
 pub mod image;
 pub mod sockets;

@@ -20,7 +20,7 @@ use crate::ipsec::sa::{
 use crate::ipsec::sad::{InboundSa, OutboundSa};
 use crate::sysplex::routing::{DctOutcome, Decision, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
-use crate::sysplex::target::{self, OutboundPlan, TargetStack, Verdict};
+use crate::sysplex::target::{self, OutboundPlan, TargetCounters, TargetStack, Upstream, Verdict};
 use crate::sysplex::xcf::{CfRequest, CfResponse, FilterRule, SaInstall, SeqKey, XcfMessage};
 use crate::topology::{Dest, DestRole, DistMethod, VipaDistribute};
 use crate::wire::TcpFlags;
@@ -189,6 +189,7 @@ impl World {
             })
             .collect();
         let dist = VipaDistribute {
+            timed_affinity: None,
             method: DistMethod::RoundRobin,
             addr: dvipa,
             ports: vec![80],
@@ -198,7 +199,7 @@ impl World {
         let mut images = BTreeMap::new();
         for (i, n) in names.iter().enumerate() {
             let routing = (*n == owner)
-                .then(|| RoutingStack::new(n, xcf_of(i), config, &[(dvipa, Some(dist.clone()))]));
+                .then(|| RoutingStack::new(n, xcf_of(i), config, std::slice::from_ref(&dist)));
             let owned = if *n == owner { vec![dvipa] } else { vec![] };
             images.insert(
                 n.to_string(),
@@ -404,7 +405,7 @@ impl World {
     pub fn inject_gre(&mut self, link_from: &str, outer_src: Ipv4Addr, to: &str, inner: &[u8]) {
         let dst = self.images[to].xcf;
         let mut g = Vec::new();
-        target::encap(outer_src, dst, inner, false, &mut g);
+        target::encap(outer_src, dst, inner, Upstream::Nothing, &mut g);
         self.log(format!(
             "{link_from} ⇒ {to}  injected GRE {outer_src} > {dst} on link x-{}",
             link_from.to_lowercase()
@@ -474,17 +475,22 @@ impl World {
             self.log(format!("{owner} routing  {d}"));
         }
         match decision {
-            Decision::Forward { target, target_xcf } if target == owner => {
+            Decision::Forward {
+                target, upstream, ..
+            } if target == owner => {
                 self.log(format!(
                     "{owner} routing  → own target stack (this image is the target)"
                 ));
-                self.at_target_direct(&owner, &packet, false);
-                let _ = target_xcf;
+                self.at_target_direct(&owner, &packet, upstream);
             }
-            Decision::Forward { target, target_xcf } => {
+            Decision::Forward {
+                target,
+                target_xcf,
+                upstream,
+            } => {
                 let src = self.images[&owner].xcf;
                 let mut g = Vec::new();
-                target::encap(src, target_xcf, &packet, false, &mut g);
+                target::encap(src, target_xcf, &packet, upstream, &mut g);
                 self.log(format!(
                     "{owner} routing  → {target}: GRE {src} > {target_xcf} over XCF ({} bytes)",
                     g.len()
@@ -501,11 +507,13 @@ impl World {
             Decision::DecryptAndForward { target, target_xcf } => {
                 self.log(format!("{owner} routing  decrypts here (distribute_crypto = false), forwards plaintext to {target}"));
                 if let Verdict::Deliver(plain) =
-                    self.image(&owner).target.inbound(now, &packet, false)
+                    self.image(&owner)
+                        .target
+                        .inbound(now, &packet, Upstream::Nothing)
                 {
                     let src = self.images[&owner].xcf;
                     let mut g = Vec::new();
-                    target::encap(src, target_xcf, &plain, true, &mut g);
+                    target::encap(src, target_xcf, &plain, Upstream::Decrypted, &mut g);
                     self.queue.push_back((
                         now + HOP_MS,
                         Event::Gre {
@@ -520,7 +528,7 @@ impl World {
                 self.log(format!(
                     "{owner} routing  not distributable: processed by the routing stack itself"
                 ));
-                self.at_target_direct(&owner, &packet, false);
+                self.at_target_direct(&owner, &packet, Upstream::Nothing);
             }
             Decision::Ike => self.log(format!("{owner} routing  IKE (not simulated here)")),
             Decision::Drop(r) => self.log(format!("{owner} routing  DROP {}", r.as_str())),
@@ -531,23 +539,42 @@ impl World {
         let now = self.now_ms;
         // The XCF link the datagram came in on: the one from `from`.
         let link_peer = self.images[from].xcf;
+        let before = self.images[to].target.counters().clone();
         let v = self.image(to).target.from_gre(now, link_peer, packet);
-        self.after_target(to, v, "GRE decapsulated, link check ok");
+        self.after_target(to, v, "GRE decapsulated, link check ok", &before);
     }
 
-    fn at_target_direct(&mut self, image: &str, packet: &[u8], upstream: bool) {
+    fn at_target_direct(&mut self, image: &str, packet: &[u8], upstream: Upstream) {
         let now = self.now_ms;
+        let before = self.images[image].target.counters().clone();
         let v = self.image(image).target.inbound(now, packet, upstream);
-        self.after_target(image, v, "");
+        self.after_target(image, v, "", &before);
     }
 
-    fn after_target(&mut self, image: &str, v: Verdict, how: &str) {
+    /// What the target did, told from its counters before and after.
+    fn after_target(&mut self, image: &str, v: Verdict, how: &str, before: &TargetCounters) {
         match v {
             Verdict::Drop(d) => self.log(format!("{image} target   DROP {}", d.name())),
             Verdict::Deliver(plain) => {
-                let opened = self.images[image].target.counters().opened;
+                let after = self.images[image].target.counters();
+                let what = if after.opened > before.opened {
+                    let skipped = if after.filter_skipped > before.filter_skipped {
+                        " (filter skipped: the routing stack filtered)"
+                    } else {
+                        ", filter ok"
+                    };
+                    format!(
+                        "opened with shadow SA (opens so far: {}){skipped}",
+                        after.opened
+                    )
+                } else {
+                    "plaintext accepted".to_string()
+                };
                 let sep = if how.is_empty() { "" } else { ", " };
-                self.log(format!("{image} target   {how}{sep}opened with shadow SA (opens so far: {opened}) → TUN: {}", render::packet(&plain)));
+                self.log(format!(
+                    "{image} target   {how}{sep}{what} → TUN: {}",
+                    render::packet(&plain)
+                ));
                 self.deliver_to_kernel(image, &plain);
             }
         }

@@ -191,16 +191,74 @@ impl Listeners {
 /// WEIGHTEDACTIVE weight when a DESTIP entry gives none (z/OS's default).
 pub const DEFAULT_WEIGHT: u32 = 10;
 
-/// The distribution of one DVIPA: its VIPADISTRIBUTE and the round-robin cursor.
+/// A TIMEDAFFINITY binding: a client's connections to a port go to one
+/// target until `until_ms`.
+#[derive(Debug, Clone)]
+struct Affinity {
+    target: String,
+    target_xcf: Ipv4Addr,
+    until_ms: u64,
+}
+
+/// The distribution of one DVIPA: its VIPADISTRIBUTE, the round-robin
+/// cursor and the TIMEDAFFINITY bindings.
 #[derive(Debug, Clone)]
 pub struct Distribution {
     pub config: VipaDistribute,
     rr_next: usize,
+    affinity: HashMap<(Ipv4Addr, u16), Affinity>,
 }
 
 impl Distribution {
     pub fn new(config: VipaDistribute) -> Self {
-        Self { config, rr_next: 0 }
+        Self {
+            config,
+            rr_next: 0,
+            affinity: HashMap::new(),
+        }
+    }
+
+    /// A packet of a connection from `client` to `port`: its affinity (if
+    /// TIMEDAFFINITY is on) lasts until the configured time after it.
+    pub fn touch(&mut self, now_ms: u64, client: Ipv4Addr, port: u16) {
+        if let Some(secs) = self.config.timed_affinity {
+            if let Some(a) = self.affinity.get_mut(&(client, port)) {
+                a.until_ms = now_ms + u64::from(secs) * 1000;
+            }
+        }
+    }
+
+    /// A new connection: the target the client's affinity names, if it is
+    /// alive and still listening, else one by the DISTMETHOD (which then
+    /// becomes the affinity).
+    pub fn choose_for(
+        &mut self,
+        now_ms: u64,
+        client: Ipv4Addr,
+        port: u16,
+        listeners: &Listeners,
+        active: &HashMap<String, u32>,
+    ) -> Option<(String, Ipv4Addr)> {
+        let Some(secs) = self.config.timed_affinity else {
+            return self.choose(port, listeners, active);
+        };
+        self.affinity.retain(|_, a| a.until_ms > now_ms);
+        if let Some(a) = self.affinity.get(&(client, port)) {
+            if listeners.has(&a.target, self.config.addr, port) {
+                return Some((a.target.clone(), a.target_xcf));
+            }
+        }
+        let (target, target_xcf) = self.choose(port, listeners, active)?;
+        let until_ms = now_ms + u64::from(secs) * 1000;
+        self.affinity.insert(
+            (client, port),
+            Affinity {
+                target: target.clone(),
+                target_xcf,
+                until_ms,
+            },
+        );
+        Some((target, target_xcf))
     }
 
     pub fn distributes(&self, port: u16) -> bool {
@@ -283,6 +341,7 @@ mod tests {
             method,
             addr: Ipv4Addr::new(198, 18, 0, 100),
             ports: vec![80],
+            timed_affinity: None,
             dests: roles
                 .iter()
                 .enumerate()
@@ -359,6 +418,42 @@ mod tests {
         );
         assert_eq!(choose_n(&mut d, &listening(&["B", "C"]), 1), ["C"]);
         assert_eq!(choose_n(&mut d, &listening(&["B"]), 1), ["B"]);
+    }
+
+    #[test]
+    fn timed_affinity_keeps_a_client_port_on_one_target_until_it_lapses() {
+        let plain = DestRole::Plain;
+        let mut d = dist(DistMethod::RoundRobin, &[("A", plain), ("B", plain)]);
+        d.config.timed_affinity = Some(2);
+        let l = listening(&["A", "B"]);
+        let c1 = Ipv4Addr::new(198, 18, 1, 2);
+        let c2 = Ipv4Addr::new(198, 18, 1, 3);
+        let none = HashMap::new();
+        let pick =
+            |d: &mut Distribution, t, c| d.choose_for(t, c, 80, &l, &none).expect("target").0;
+        assert_eq!(pick(&mut d, 0, c1), "A");
+        assert_eq!(
+            pick(&mut d, 100, c1),
+            "A",
+            "same client and port: same target"
+        );
+        assert_eq!(
+            pick(&mut d, 200, c2),
+            "B",
+            "another client goes round robin"
+        );
+        d.touch(1500, c1, 80);
+        assert_eq!(
+            pick(&mut d, 3000, c1),
+            "A",
+            "kept alive by traffic at 1.5 s"
+        );
+        assert_eq!(
+            pick(&mut d, 6000, c1),
+            "A",
+            "lapsed at 5 s, round robin picked A again"
+        );
+        assert_eq!(pick(&mut d, 9000, c2), "B");
     }
 
     #[test]

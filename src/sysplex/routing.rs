@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};
 use super::packet::{self, Flow, Kind};
+use super::target::Upstream;
 use super::xcf::{ConnEndReason, SaInstall, VipaEntry, XcfMessage};
 use crate::ipsec::peek::{locate, peek, PeekError, PeekResult};
 use crate::ipsec::replay::ReplayWindow;
@@ -60,6 +61,8 @@ pub enum Decision {
     Forward {
         target: String,
         target_xcf: Ipv4Addr,
+        /// What this stack already did (claim 7: the filtering).
+        upstream: Upstream,
     },
     /// `distribute_crypto = false`: decrypt here, then forward plaintext.
     DecryptAndForward {
@@ -137,6 +140,9 @@ pub struct RoutingCounters {
     pub peeks: u64,
     pub peek_blocks: u64,
     pub forwarded: BTreeMap<String, u64>,
+    /// Connections distributed, by `DVIPA:port target` (TotalConn of
+    /// NETSTAT VDPT).
+    pub connections: BTreeMap<String, u64>,
     pub forwarded_bytes: u64,
     pub decrypted_here_and_forwarded: u64,
     pub local: u64,
@@ -170,7 +176,9 @@ pub struct RoutingStack {
     pub image: String,
     pub xcf: Ipv4Addr,
     config: RoutingConfig,
-    distributions: BTreeMap<Ipv4Addr, Distribution>,
+    /// The VIPADISTRIBUTE statements of owned DVIPAs (several per DVIPA,
+    /// for different ports).
+    distributions: Vec<Distribution>,
     listeners: Listeners,
     dct: Dct,
     pairs: Vec<OwnedPair>,
@@ -182,18 +190,15 @@ pub struct RoutingStack {
 }
 
 impl RoutingStack {
-    /// A routing stack for the DVIPAs this image owns, with their
-    /// VIPADISTRIBUTE statements.
+    /// A routing stack with the VIPADISTRIBUTE statements of the DVIPAs
+    /// this image owns.
     pub fn new(
         image: &str,
         xcf: Ipv4Addr,
         config: RoutingConfig,
-        owned: &[(Ipv4Addr, Option<VipaDistribute>)],
+        distributes: &[VipaDistribute],
     ) -> Self {
-        let distributions = owned
-            .iter()
-            .filter_map(|(addr, d)| d.clone().map(|d| (*addr, Distribution::new(d))))
-            .collect();
+        let distributions = distributes.iter().cloned().map(Distribution::new).collect();
         Self {
             image: image.to_string(),
             xcf,
@@ -232,7 +237,7 @@ impl RoutingStack {
         &self.config
     }
     pub fn distributions(&self) -> impl Iterator<Item = &Distribution> {
-        self.distributions.values()
+        self.distributions.iter()
     }
 
     /// Fig. 11 block 170: what the targets are told this stack distributes.
@@ -241,7 +246,7 @@ impl RoutingStack {
             owner: self.image.clone(),
             vipas: self
                 .distributions
-                .values()
+                .iter()
                 .map(|d| VipaEntry {
                     dvipa: d.config.addr,
                     ports: d.config.ports.clone(),
@@ -253,16 +258,15 @@ impl RoutingStack {
     /// The images a DVIPA's SAs must be copied to (Fig. 6 block 118): its
     /// distribution targets.
     pub fn targets_of(&self, dvipa: Ipv4Addr) -> Vec<(String, Ipv4Addr)> {
-        self.distributions
-            .get(&dvipa)
-            .map(|d| {
-                d.config
-                    .dests
-                    .iter()
-                    .map(|t| (t.image.clone(), t.xcf_addr))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
+        for d in self.distributions.iter().filter(|d| d.config.addr == dvipa) {
+            for t in &d.config.dests {
+                if !out.iter().any(|(n, _)| *n == t.image) {
+                    out.push((t.image.clone(), t.xcf_addr));
+                }
+            }
+        }
+        out
     }
 
     /// Fig. 6 block 112: an SA pair for a DVIPA is installed in the owned
@@ -329,10 +333,10 @@ impl RoutingStack {
                 protocol: 6,
             } => {
                 let Some(xcf) = self
-                    .distributions
-                    .get(dvipa)
-                    .and_then(|d| d.config.dests.iter().find(|t| t.image == from))
-                    .map(|t| t.xcf_addr)
+                    .targets_of(*dvipa)
+                    .into_iter()
+                    .find(|(t, _)| t == from)
+                    .map(|(_, x)| x)
                 else {
                     return;
                 };
@@ -421,7 +425,11 @@ impl RoutingStack {
                 *c.forwarded.entry(target.clone()).or_default() += 1;
                 c.forwarded_bytes += bytes as u64;
             }
-            Decision::DecryptAndForward { .. } => c.decrypted_here_and_forwarded += 1,
+            Decision::DecryptAndForward { target, .. } => {
+                *c.forwarded.entry(target.clone()).or_default() += 1;
+                c.forwarded_bytes += bytes as u64;
+                c.decrypted_here_and_forwarded += 1;
+            }
             Decision::Local => c.local += 1,
             Decision::Ike => c.ike += 1,
             Decision::Drop(r) => *c.drops.entry(r.as_str()).or_default() += 1,
@@ -441,15 +449,19 @@ impl RoutingStack {
             port: flow.dst_port,
         };
         match self.route_connection(now_ms, key, flow.flags.unwrap_or(TcpFlags(0)), bytes, false) {
-            Ok((target, target_xcf)) => Decision::Forward { target, target_xcf },
+            Ok((target, target_xcf)) => Decision::Forward {
+                target,
+                target_xcf,
+                upstream: Upstream::Nothing,
+            },
             Err(drop) => Decision::Drop(drop),
         }
     }
 
     fn is_distributed(&self, dvipa: Ipv4Addr, port: u16) -> bool {
         self.distributions
-            .get(&dvipa)
-            .is_some_and(|d| d.distributes(port))
+            .iter()
+            .any(|d| d.config.addr == dvipa && d.distributes(port))
     }
 
     fn ipsec(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
@@ -494,7 +506,15 @@ impl RoutingStack {
             Ok((target, target_xcf)) => {
                 self.pairs[i].forwarded += 1;
                 if self.config.distribute_crypto {
-                    Decision::Forward { target, target_xcf }
+                    let upstream = match self.config.filter_at {
+                        FilterAt::Routing => Upstream::Filtered,
+                        FilterAt::Target => Upstream::Nothing,
+                    };
+                    Decision::Forward {
+                        target,
+                        target_xcf,
+                        upstream,
+                    }
                 } else {
                     Decision::DecryptAndForward { target, target_xcf }
                 }
@@ -539,6 +559,9 @@ impl RoutingStack {
         ipsec: bool,
     ) -> Result<(String, Ipv4Addr), RouteDrop> {
         if let Some(e) = self.dct.get_mut(&key) {
+            if let Some(d) = distribution_for(&mut self.distributions, key.dvipa, key.port) {
+                d.touch(now_ms, key.client, key.port);
+            }
             e.last_seen_ms = now_ms;
             e.packets += 1;
             e.bytes += bytes as u64;
@@ -555,12 +578,10 @@ impl RoutingStack {
             return Err(RouteDrop::NoConnection);
         }
         let active = self.dct.active_by_target(key.dvipa);
-        let dist = self
-            .distributions
-            .get_mut(&key.dvipa)
+        let dist = distribution_for(&mut self.distributions, key.dvipa, key.port)
             .ok_or(RouteDrop::NoTarget)?;
         let (target, target_xcf) = dist
-            .choose(key.port, &self.listeners, &active)
+            .choose_for(now_ms, key.client, key.port, &self.listeners, &active)
             .ok_or(RouteDrop::NoTarget)?;
         self.dct.insert(
             key,
@@ -576,6 +597,11 @@ impl RoutingStack {
             },
         );
         self.counters.new_connections += 1;
+        *self
+            .counters
+            .connections
+            .entry(connection_key(key.dvipa, key.port, &target))
+            .or_default() += 1;
         self.note.dct = DctOutcome::New;
         Ok((target, target_xcf))
     }
@@ -602,6 +628,22 @@ impl RoutingStack {
 }
 
 /// Block 136: the inner source must be traffic the SA was negotiated for
+/// The VIPADISTRIBUTE in force for DVIPA:port.
+fn distribution_for(
+    dists: &mut [Distribution],
+    dvipa: Ipv4Addr,
+    port: u16,
+) -> Option<&mut Distribution> {
+    dists
+        .iter_mut()
+        .find(|d| d.config.addr == dvipa && d.distributes(port))
+}
+
+/// The key of [`RoutingCounters::connections`].
+pub fn connection_key(dvipa: Ipv4Addr, port: u16, target: &str) -> String {
+    format!("{dvipa}:{port} {target}")
+}
+
 /// (the SA's selector seen from the client: source = client side).
 fn tunnel_check(pair: &OwnedPair, p: &PeekResult) -> bool {
     let sel = &pair.install.inbound.selector;

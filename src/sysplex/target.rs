@@ -34,6 +34,38 @@ use crate::wire::{gre, ipv4, IpProtocol, TcpFlags};
 /// GRE key that marks a datagram the routing stack already decrypted and
 /// filtered (`distribute_crypto = false`): the target accepts its plaintext.
 pub const GRE_KEY_DECRYPTED: u32 = 0x504c_5831; // "PLX1"
+/// GRE key that marks a datagram the routing stack already inbound-filtered
+/// (claim 7, `inbound_filter = "routing"`): the target decrypts it and skips
+/// its own filter. The XCF link check vouches for the mark.
+pub const GRE_KEY_FILTERED: u32 = 0x504c_5832; // "PLX2"
+
+/// What the routing stack already did to a datagram it forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Upstream {
+    Nothing,
+    /// Tunnel-checked and filtered at the routing stack (claim 7).
+    Filtered,
+    /// Decrypted and filtered at the routing stack: plaintext follows.
+    Decrypted,
+}
+
+impl Upstream {
+    pub fn gre_key(self) -> Option<u32> {
+        match self {
+            Upstream::Nothing => None,
+            Upstream::Filtered => Some(GRE_KEY_FILTERED),
+            Upstream::Decrypted => Some(GRE_KEY_DECRYPTED),
+        }
+    }
+    /// Unknown keys mean nothing was done upstream.
+    pub fn from_gre_key(key: Option<u32>) -> Self {
+        match key {
+            Some(GRE_KEY_FILTERED) => Upstream::Filtered,
+            Some(GRE_KEY_DECRYPTED) => Upstream::Decrypted,
+            _ => Upstream::Nothing,
+        }
+    }
+}
 
 /// Why a target dropped a packet; stable names for counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -92,6 +124,8 @@ pub struct TargetCounters {
     pub opened: u64,
     pub opened_bytes: u64,
     pub plain_delivered: u64,
+    /// Decrypted datagrams whose filtering the routing stack did (claim 7).
+    pub filter_skipped: u64,
     pub sealed: u64,
     pub sealed_bytes: u64,
     pub plain_out: u64,
@@ -281,7 +315,7 @@ impl TargetStack {
             Ok(g) if g.outer_src != link_peer => Verdict::Drop(TargetDrop::LinkCheck),
             Ok(g) => {
                 let inner = g.inner.to_vec();
-                self.inbound(now_ms, &inner, g.decrypted_by_routing)
+                self.inbound(now_ms, &inner, g.upstream)
             }
         };
         self.count_drop(&verdict);
@@ -289,13 +323,12 @@ impl TargetStack {
     }
 
     /// A packet for a DVIPA this image serves, without GRE (this image is
-    /// its own routing stack). `decrypted_upstream`: the routing stack
-    /// already did the IPsec and the filtering.
-    pub fn inbound(&mut self, now_ms: u64, packet: &[u8], decrypted_upstream: bool) -> Verdict {
+    /// its own routing stack), with what the routing stack already did.
+    pub fn inbound(&mut self, now_ms: u64, packet: &[u8], upstream: Upstream) -> Verdict {
         match packet::classify(packet) {
             Err(_) => Verdict::Drop(TargetDrop::BadGre),
-            Ok(Kind::Ipsec) => self.open(now_ms, packet),
-            Ok(_) if decrypted_upstream => self.deliver_plain(packet),
+            Ok(Kind::Ipsec) => self.open(now_ms, packet, upstream == Upstream::Filtered),
+            Ok(_) if upstream == Upstream::Decrypted => self.deliver_plain(packet),
             Ok(Kind::Plain(flow))
                 if self.protected(flow.src, flow.dst, flow.proto, flow.src_port, flow.dst_port) =>
             {
@@ -322,8 +355,8 @@ impl TargetStack {
         })
     }
 
-    /// Fig. 9 blocks 150–158.
-    fn open(&mut self, now_ms: u64, packet: &[u8]) -> Verdict {
+    /// Fig. 9 blocks 150–158; `filtered`: the routing stack filtered (claim 7).
+    fn open(&mut self, now_ms: u64, packet: &[u8], filtered: bool) -> Verdict {
         let Ok(loc) = locate(packet) else {
             return Verdict::Drop(TargetDrop::BadGre);
         };
@@ -345,7 +378,7 @@ impl TargetStack {
             Ok(o) => {
                 self.counters.opened += 1;
                 self.counters.opened_bytes += o.protected_bytes as u64;
-                self.after_open(now_ms, i, &out, o.protected_bytes as u64, o.seq)
+                self.after_open(now_ms, i, &out, o.protected_bytes as u64, o.seq, filtered)
             }
         };
         if let Verdict::Drop(_) = verdict {
@@ -355,16 +388,27 @@ impl TargetStack {
         verdict
     }
 
-    /// Block 152 (inbound filter) and 154–158 (lifesize).
-    fn after_open(&mut self, now_ms: u64, i: usize, plain: &[u8], bytes: u64, seq: u64) -> Verdict {
+    /// Block 152 (inbound filter, unless the routing stack did it) and
+    /// 154–158 (lifesize). The engine's own selector check after
+    /// decryption (RFC 4301 §5.2) runs either way: it is part of opening.
+    fn after_open(
+        &mut self,
+        now_ms: u64,
+        i: usize,
+        plain: &[u8],
+        bytes: u64,
+        seq: u64,
+        filtered: bool,
+    ) -> Verdict {
         let Ok(flow) = packet::flow_of(plain) else {
             return Verdict::Drop(TargetDrop::Filter);
         };
-        let pair = &mut self.shadow[i];
-        let sel = &pair.install.inbound.selector;
+        let sel = &self.shadow[i].install.inbound.selector;
         let ports = matches!(flow.proto, IpProtocol::Tcp | IpProtocol::Udp)
             .then_some((flow.src_port, flow.dst_port));
-        if !sel.matches(
+        if filtered {
+            self.counters.filter_skipped += 1;
+        } else if !sel.matches(
             IpAddr::V4(flow.src),
             IpAddr::V4(flow.dst),
             flow.proto,
@@ -372,6 +416,7 @@ impl TargetStack {
         ) {
             return Verdict::Drop(TargetDrop::Filter);
         }
+        let pair = &mut self.shadow[i];
         if pair.inbound_life.add(bytes, seq) {
             let msg = lifesize_msg(pair, Direction::Inbound);
             let owner = pair.owner.clone();
@@ -550,7 +595,7 @@ fn conn_ended(key: ConnKey, reason: ConnEndReason) -> XcfMessage {
 pub struct Decapped<'a> {
     pub outer_src: Ipv4Addr,
     pub inner: &'a [u8],
-    pub decrypted_by_routing: bool,
+    pub upstream: Upstream,
 }
 
 /// Outer IPv4 (protocol 47, to `me`) + GRE carrying IPv4 (RFC 2784).
@@ -572,18 +617,18 @@ pub fn decap(packet: &[u8], me: Ipv4Addr) -> Result<Decapped<'_>, TargetDrop> {
     Ok(Decapped {
         outer_src: repr.src_addr,
         inner: &packet[inner_at..end],
-        decrypted_by_routing: key == Some(GRE_KEY_DECRYPTED),
+        upstream: Upstream::from_gre_key(key),
     })
 }
 
 /// The GRE header and `inner` (RFC 2784), without the outer IPv4 header:
 /// what a raw GRE socket sends (the kernel adds the header). The key marks
 /// plaintext the routing stack already decrypted.
-pub fn gre_payload(inner: &[u8], decrypted: bool, out: &mut Vec<u8>) {
+pub fn gre_payload(inner: &[u8], upstream: Upstream, out: &mut Vec<u8>) {
     let g = gre::Repr {
         protocol_type: crate::wire::EtherType::Ipv4,
         checksum: false,
-        key: decrypted.then_some(GRE_KEY_DECRYPTED),
+        key: upstream.gre_key(),
         seq_number: None,
     };
     out.clear();
@@ -595,9 +640,9 @@ pub fn gre_payload(inner: &[u8], decrypted: bool, out: &mut Vec<u8>) {
 /// Wraps `inner` in GRE from `src` to `dst` (XCF addresses), the routing
 /// stack's forwarding format (Fig. 8 block 140), outer IPv4 header
 /// included, into `out`.
-pub fn encap(src: Ipv4Addr, dst: Ipv4Addr, inner: &[u8], decrypted: bool, out: &mut Vec<u8>) {
+pub fn encap(src: Ipv4Addr, dst: Ipv4Addr, inner: &[u8], upstream: Upstream, out: &mut Vec<u8>) {
     let mut g = Vec::new();
-    gre_payload(inner, decrypted, &mut g);
+    gre_payload(inner, upstream, &mut g);
     let ip = ipv4::Repr::new(src, dst, IpProtocol::Gre, g.len());
     out.clear();
     out.resize(ip.buffer_len() + g.len(), 0);

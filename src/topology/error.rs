@@ -229,6 +229,8 @@ pub enum ErrorKind {
     PortOutOfRange { value: String },
     #[error("weight `{value}` is out of range; allowed: 1 to 99")]
     WeightOutOfRange { value: String },
+    #[error("TIMEDAFFINITY `{value}` is out of range; allowed: 1 to 99999 seconds")]
+    AffinityOutOfRange { value: String },
     #[error(
         "WEIGHT with DISTMETHOD {method:?}; allowed: WEIGHT only with DISTMETHOD WEIGHTEDACTIVE"
     )]

@@ -94,8 +94,18 @@ pub(crate) struct ImageDef {
     /// Whether IKE runs on this image for the DVIPAs it owns.
     #[serde(default)]
     pub(crate) ike: bool,
+    /// `target` (default) or `routing` (claim 7).
+    #[serde(default)]
+    pub(crate) inbound_filter: crate::topology::InboundFilter,
+    /// Default `true`; `false` makes the routing stack decrypt everything.
+    #[serde(default = "yes")]
+    pub(crate) distribute_crypto: bool,
     /// The VIPADYNAMIC block in PROFILE.TCPIP syntax; none for a pure target.
     pub(crate) vipadynamic: Option<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[[client_lan]]`: a LAN behind `net` that clients can share.

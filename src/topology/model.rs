@@ -162,8 +162,31 @@ pub struct Image {
     pub xcf_addr: Ipv4Addr,
     /// Whether this image runs IKE for the DVIPAs it owns.
     pub ike: bool,
+    /// Where inbound IPsec traffic of the DVIPAs it owns is filtered.
+    #[serde(default)]
+    pub inbound_filter: InboundFilter,
+    /// `false`: as OS/390 V2R10, the routing stack decrypts everything it
+    /// distributes and forwards plaintext over XCF (a baseline to compare).
+    #[serde(default = "default_true")]
+    pub distribute_crypto: bool,
     /// The parsed VIPADYNAMIC block of its PROFILE.TCPIP.
     pub vipa: VipaDynamic,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Where inbound filtering of a DVIPA's IPsec traffic happens (claim 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundFilter {
+    /// The target filters after decryption (Fig. 9 block 152).
+    #[default]
+    Target,
+    /// The routing stack filters (tunnel check before forwarding); targets
+    /// skip filtering for GRE that arrives on its XCF link.
+    Routing,
 }
 
 /// A client host on a client LAN.
@@ -357,6 +380,10 @@ pub enum DistMethod {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VipaDistribute {
     pub method: DistMethod,
+    /// TIMEDAFFINITY seconds: a client's connections to a port stay on one
+    /// target while it has any and this long after its last one ended.
+    #[serde(default)]
+    pub timed_affinity: Option<u32>,
     pub addr: Ipv4Addr,
     pub ports: Vec<u16>,
     /// Resolved destinations; `DESTIP ALL` is expanded to every image, in

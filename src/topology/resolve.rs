@@ -396,6 +396,8 @@ pub(crate) fn resolve(
             ext_addr,
             xcf_addr: Ipv4Addr::from(u32::from(XCF_BASE) + k),
             ike: def.ike,
+            inbound_filter: def.inbound_filter,
+            distribute_crypto: def.distribute_crypto,
             vipa: VipaDynamic::default(),
         });
         image_at.push(name_at);
@@ -1027,6 +1029,7 @@ fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVip
             if ok {
                 images[i].vipa.distributes.push(VipaDistribute {
                     method: d.method,
+                    timed_affinity: d.timed_affinity,
                     addr: d.addr.value,
                     ports: d.ports.iter().map(|p| p.value).collect(),
                     dests,
@@ -1132,7 +1135,7 @@ name = "client1"
         let text = base_with("name = \"MVS2\"", "name = \"MVS2\"\n‸iek = true");
         check(
             &text,
-            "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `vipadynamic`",
+            "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `inbound_filter`, `distribute_crypto`, `vipadynamic`",
         );
     }
 
@@ -1574,6 +1577,14 @@ name = "client1"
         check(
             &text,
             "unknown statement `VIPADELETE`; allowed: VIPADEFine, VIPABackup, VIPADISTribute, VIPARange, ENDVIPADYNamic (the upper-case part is the shortest abbreviation)",
+        );
+        let text = base_with(
+            "DISTMETHOD ROUNDROBIN",
+            "DISTMETHOD ROUNDROBIN TIMEDAFFINITY ‸0",
+        );
+        check(
+            &text,
+            "TIMEDAFFINITY `0` is out of range; allowed: 1 to 99999 seconds",
         );
         let text = base_with("PORT 80 DESTIP", "PORT 80 ‸70000 DESTIP");
         check(

@@ -95,6 +95,7 @@ const ROUNDROBIN: Keyword = Keyword::new("ROUNDROBIN", 10);
 const WEIGHTEDACTIVE: Keyword = Keyword::new("WEIGHTEDACTIVE", 9);
 const HOTSTANDBY: Keyword = Keyword::new("HOTSTANDBY", 10);
 const PORT: Keyword = Keyword::new("PORT", 4);
+const TIMEDAFFINITY: Keyword = Keyword::new("TIMEDAFFINITY", 8);
 const DESTIP: Keyword = Keyword::new("DESTIP", 6);
 const ALL: Keyword = Keyword::new("ALL", 3);
 const WEIGHT: Keyword = Keyword::new("WEIGHT", 6);
@@ -112,7 +113,6 @@ const UNSUPPORTED: &[Keyword] = &[
     Keyword::new("OPTLOCAL", 8),
     Keyword::new("NOOPTLOCAL", 10),
     Keyword::new("SYSPLEXPORTS", 8),
-    Keyword::new("TIMEDAFFINITY", 8),
     Keyword::new("PROCTYPE", 8),
     Keyword::new("CONTROLPORT", 11),
     Keyword::new("GRE", 3),
@@ -166,6 +166,9 @@ pub(crate) struct RawBackup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RawDistribute {
     pub(crate) method: DistMethod,
+    /// TIMEDAFFINITY seconds: a client's connections to a port stay on one
+    /// target while it has any, and that long after the last one.
+    pub(crate) timed_affinity: Option<u32>,
     pub(crate) addr: At<Ipv4Addr>,
     /// Each port with where it (or its range) was written.
     pub(crate) ports: Vec<At<u16>>,
@@ -481,7 +484,7 @@ pub(crate) fn parse_mask(text: &str) -> Option<Ipv4Addr> {
 const DEFINE_SYNTAX: &str = "VIPADEFINE [MOVEABLE IMMEDIATE|MOVEABLE WHENIDLE] mask address...";
 const BACKUP_SYNTAX: &str =
     "VIPABACKUP [rank] [MOVEABLE IMMEDIATE|MOVEABLE WHENIDLE mask] address...";
-const DISTRIBUTE_SYNTAX: &str = "VIPADISTRIBUTE [DEFINE] [DISTMETHOD BASEWLM|ROUNDROBIN|WEIGHTEDACTIVE|HOTSTANDBY] address PORT port... DESTIP ALL|dest [WEIGHT w|PREFERRED|BACKUP rank]...";
+const DISTRIBUTE_SYNTAX: &str = "VIPADISTRIBUTE [DEFINE] [DISTMETHOD BASEWLM|ROUNDROBIN|WEIGHTEDACTIVE|HOTSTANDBY] [TIMEDAFFINITY seconds] address PORT port... DESTIP ALL|dest [WEIGHT w|PREFERRED|BACKUP rank]...";
 const RANGE_SYNTAX: &str =
     "VIPARANGE [DEFINE] [MOVEABLE NONDISRUPTIVE|MOVEABLE DISRUPTIVE] mask address";
 
@@ -574,6 +577,7 @@ fn parse_port(text: &str, at: usize) -> Result<u16, RawError> {
 fn parse_distribute(toks: &[Tok<'_>]) -> Result<RawDistribute, RawError> {
     let mut c = Cursor::new(toks, "VIPADISTRIBUTE", DISTRIBUTE_SYNTAX);
     let mut method: Option<DistMethod> = None;
+    let mut timed_affinity: Option<u32> = None;
     // Options before the address, in any order.
     loop {
         let Some(t) = c.peek() else {
@@ -612,10 +616,26 @@ fn parse_distribute(toks: &[Tok<'_>]) -> Result<RawDistribute, RawError> {
                     "BASEWLM, ROUNDROBIN, WEIGHTEDACTIVE or HOTSTANDBY after DISTMETHOD",
                 ));
             });
+        } else if TIMEDAFFINITY.matches(t.text) {
+            c.next();
+            let v = c
+                .next()
+                .ok_or_else(|| c.missing("the seconds after TIMEDAFFINITY"))?;
+            match parse_number(v) {
+                Some(n @ 1..=99_999) => timed_affinity = Some(n),
+                _ => {
+                    return Err((
+                        v.at,
+                        ErrorKind::AffinityOutOfRange {
+                            value: v.text.to_owned(),
+                        },
+                    ))
+                }
+            }
         } else if parse_ipv4(t.text).is_some() {
             break;
         } else {
-            return Err(c.unexpected(t, "DEFINE, DISTMETHOD, or the DVIPA address"));
+            return Err(c.unexpected(t, "DEFINE, DISTMETHOD, TIMEDAFFINITY, or the DVIPA address"));
         }
     }
     let method = method.unwrap_or(DistMethod::BaseWlm);
@@ -665,6 +685,7 @@ fn parse_distribute(toks: &[Tok<'_>]) -> Result<RawDistribute, RawError> {
         }
         c.finish("nothing after DESTIP ALL")?;
         return Ok(RawDistribute {
+            timed_affinity,
             method,
             addr,
             ports,
@@ -748,6 +769,7 @@ fn parse_distribute(toks: &[Tok<'_>]) -> Result<RawDistribute, RawError> {
         }
     }
     Ok(RawDistribute {
+        timed_affinity,
         method,
         addr,
         ports,
@@ -962,6 +984,9 @@ mod tests {
                 DestRole::Backup(200)
             ]
         );
+
+        let s = ok("VIPADIST TIMEDAFF 60 DISTM ROUNDROBIN 198.18.0.100 PORT 5201-5204 DESTIP ALL");
+        assert!(matches!(&s[0], Statement::Distribute(d) if d.timed_affinity == Some(60)));
 
         let s = ok("VIPADIST DISTM BASEWLM 198.18.0.100 PORT 8000-8002 80 DESTIP ALL");
         assert!(matches!(&s[0], Statement::Distribute(d)

@@ -62,3 +62,94 @@ impl Drop for LabGuard {
 pub fn namespaces(prefix: &str) -> Vec<String> {
     plexnet::lab::netns::list_with_prefix(prefix)
 }
+
+/// A tcpdump running in a node's namespace, writing a pcap; stopped (and
+/// its last packets flushed) by [`Capture::stop`] or on drop.
+pub struct Capture {
+    child: std::process::Child,
+    pub path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Capture {
+    /// Starts capturing `iface` in `node` with a BPF `filter`, and waits
+    /// until tcpdump has written its file header (it is capturing then).
+    pub fn start(prefix: &str, node: &str, iface: &str, filter: &str) -> Capture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(format!("{node}-{iface}.pcap"));
+        // tcpdump drops to its own user: let it write there.
+        let _ = std::process::Command::new("chmod")
+            .arg("777")
+            .arg(dir.path())
+            .status();
+        let child = Command::new(env!("CARGO_BIN_EXE_plexnet"))
+            .args([
+                "--prefix", prefix, "exec", node, "--", "tcpdump", "-i", iface, "-n", "-U",
+            ])
+            .args(["--immediate-mode", "-s", "0", "-w"])
+            .arg(&path)
+            .arg(filter)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        let start = std::time::Instant::now();
+        while std::fs::metadata(&path).map_or(0, |m| m.len()) < 24 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "tcpdump did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Capture {
+            child,
+            path,
+            _dir: dir,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+
+    /// `tcpdump -r` of the capture with a read filter, one line per packet.
+    pub fn read(&self, filter: &str) -> Vec<String> {
+        let out = Command::new("tcpdump")
+            .args(["-n", "-r"])
+            .arg(&self.path)
+            .arg(filter)
+            .output()
+            .expect("tcpdump -r");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `f` every 100 ms until it is true or `secs` pass.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+pub fn json(prefix: &str, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(prefix, args))
+        .unwrap_or_else(|e| panic!("plexnet {args:?}: not JSON: {e}"))
+}

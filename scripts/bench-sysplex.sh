@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Issue 4's benchmarks, all in one run (the machine is shared; only ratios
+# measured together mean something):
+#  1. iperf3 client1 -> DVA1 through the cluster (plexnet client, manual ESP
+#     tunnel aes128-sha1), 4 connections over MVS2 and MVS4;
+#  2. the routing stack's (MVS1's) CPU time per forwarded MB in that run,
+#     and in a run where MVS1 has distribute_crypto = false (it decrypts
+#     everything and forwards plaintext, as OS/390 V2R10 did);
+#  3. strongSwan <-> strongSwan (kernel-libipsec) between two namespaces.
+# Writes target/bench/sysplex.json and prints a table.
+set -euo pipefail
+BIN=${1:-target/release/plexnet}
+T=${BENCH_SECONDS:-10}
+PREFIX=plxbs-
+[ "$(id -u)" -eq 0 ] || { echo "bench-sysplex needs root (namespaces): sudo make bench-sysplex" >&2; exit 1; }
+mkdir -p target/bench
+WORK=$(mktemp -d)
+lab_down() { "$BIN" --prefix "$PREFIX" down --all >/dev/null 2>&1 || true; }
+trap 'lab_down; rm -rf "$WORK"' EXIT
+lab_down
+HZ=$(getconf CLK_TCK)
+
+# json NODE ARGS... : a plexnet display as JSON
+pj() { "$BIN" --prefix "$PREFIX" "$@"; }
+# cpu_ms PID : user+system CPU time of a process so far, in ms
+cpu_ms() { awk -v hz="$HZ" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
+routing_bytes() { pj status --json | python3 -c "
+import json,sys
+for i in json.load(sys.stdin):
+  for n in i['nodes']:
+    if n['name']=='MVS1': print(n['daemon']['routing']['counters']['forwarded_bytes'])"; }
+
+# run_cluster TOPOLOGY LABEL: prints 'mbit cpu_ms forwarded_mb'
+run_cluster() {
+  local topo=$1 label=$2
+  "$BIN" --prefix "$PREFIX" up "$topo" >/dev/null
+  for img in MVS2 MVS4; do
+    for p in 5201 5202 5203 5204; do pj exec "$img" -- iperf3 -s -D -B 198.18.0.100 -p $p; done
+  done
+  # Wait until MVS1 sees both targets listening on every iperf3 port.
+  for _ in $(seq 1 150); do
+    ready=$(pj netstat MVS1 vdpt --json | python3 -c "
+import json,sys; d=json.load(sys.stdin)
+print(sum(1 for r in d.get('vdpt',[]) if 5201<=r['port']<=5204 and r['ready']))")
+    [ "$ready" -ge 8 ] && break
+    sleep 0.1
+  done
+  local pid; pid=$(pj status --json | python3 -c "
+import json,sys
+for i in json.load(sys.stdin):
+  for n in i['nodes']:
+    if n['name']=='MVS1': print(n['pid'])")
+  local cpu0 bytes0; cpu0=$(cpu_ms "$pid"); bytes0=$(routing_bytes)
+  for p in 5201 5202 5203 5204; do
+    pj exec client1 -- iperf3 -c DVA1 -p $p -t "$T" -J > "$WORK/$label-$p.json" &
+  done
+  wait
+  local cpu1 bytes1; cpu1=$(cpu_ms "$pid"); bytes1=$(routing_bytes)
+  local replay; replay=$(pj status --json | python3 -c "
+import json,sys
+for i in json.load(sys.stdin):
+  for n in i['nodes']:
+    if n['name']=='client1': print(n['daemon']['replay_drops'])")
+  python3 - "$WORK" "$label" "$cpu0" "$cpu1" "$bytes0" "$bytes1" "$replay" <<'PY'
+import json, sys, glob
+work, label, cpu0, cpu1, b0, b1, replay = sys.argv[1:]
+mbit = 0.0
+for f in glob.glob(f"{work}/{label}-*.json"):
+    d = json.load(open(f))
+    if "error" in d:
+        sys.exit(f"iperf3 ({f}): {d['error']}")
+    mbit += d["end"]["sum_received"]["bits_per_second"] / 1e6
+mb = (int(b1) - int(b0)) / 1e6
+print(f"{mbit:.1f} {float(cpu1) - float(cpu0):.1f} {mb:.1f} {replay}")
+PY
+  "$BIN" --prefix "$PREFIX" down --all >/dev/null
+}
+
+echo "bench-sysplex: ${T}s per run (release build $BIN)" >&2
+# Called in this shell (not in a subshell, which would run the EXIT trap).
+run_cluster topologies/figure4-manual.toml distributed > "$WORK/distributed.out"
+read -r dist_mbit dist_cpu dist_mb dist_replay < "$WORK/distributed.out"
+echo "  distributed crypto:    $dist_mbit Mbit/s, MVS1 ${dist_cpu} ms CPU for $dist_mb MB forwarded, $dist_replay replay drops" >&2
+sed 's/^ike = true$/ike = true\ndistribute_crypto = false/' topologies/figure4-manual.toml > "$WORK/figure4-decrypt-all.toml"
+run_cluster "$WORK/figure4-decrypt-all.toml" decrypt-all > "$WORK/decrypt-all.out"
+read -r all_mbit all_cpu all_mb all_replay < "$WORK/decrypt-all.out"
+echo "  routing stack decrypts: $all_mbit Mbit/s, MVS1 ${all_cpu} ms CPU for $all_mb MB forwarded, $all_replay replay drops" >&2
+ss_mbit=$(scripts/strongswan-pair.sh "$T" 4)
+echo "  strongSwan <-> strongSwan: $ss_mbit Mbit/s" >&2
+
+python3 - "$dist_mbit" "$dist_cpu" "$dist_mb" "$all_mbit" "$all_cpu" "$all_mb" "$ss_mbit" "$dist_replay" <<'PY'
+import json, sys
+dm, dc, dmb, am, ac, amb, ss, replay = map(float, sys.argv[1:])
+d_per = dc / dmb if dmb else float("nan")
+a_per = ac / amb if amb else float("nan")
+rows = [
+    {"measure": "routing_stack_cpu_ms_per_forwarded_mb", "distributed_crypto": round(d_per, 3),
+     "routing_decrypts_all": round(a_per, 3), "ratio": round(d_per / a_per, 3), "goal": "<= 0.1"},
+    {"measure": "iperf3_mbit_per_s", "plexnet_client_to_dva1": dm, "strongswan_pair": ss,
+     "ratio": round(dm / ss, 2), "goal": ">= 4", "client_replay_drops": int(replay)},
+]
+json.dump(rows, open("target/bench/sysplex.json", "w"), indent=2)
+print(f"{'MEASURE':<44} {'PLEXNET':>10} {'BASELINE':>10} {'RATIO':>7}  GOAL")
+print(f"{'routing-stack CPU ms per forwarded MB':<44} {d_per:>10.3f} {a_per:>10.3f} {d_per/a_per:>7.3f}  <= 0.1 (baseline: routing stack decrypts all)")
+print(f"{'iperf3 Mbit/s client1 -> DVA1':<44} {dm:>10.1f} {ss:>10.1f} {dm/ss:>7.2f}  >= 4 (baseline: strongSwan <-> strongSwan)")
+print("wrote target/bench/sysplex.json")
+PY

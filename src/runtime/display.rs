@@ -1,0 +1,607 @@
+//! What `plexnet netstat` and `plexnet ipsec` show, as data: the daemons
+//! answer these structures over the control socket, `--json` prints them,
+//! and the tables are rendered from them, so both always agree. Named after
+//! z/OS NETSTAT reports (VIPADCFG, VDPT, VCRT, CONN) and `ipsec -y display`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use crate::ipsec::sa::{Sa, SaConfig};
+use crate::ipsec::wireshark::esp_sa_uat;
+use crate::sysplex::dct::ConnState;
+use crate::sysplex::routing::{connection_key, RoutingStack};
+use crate::sysplex::target::TargetStack;
+use crate::topology::{DestRole, Moveable, Topology};
+
+/// Which NETSTAT report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Report {
+    /// The VIPADYNAMIC configuration of the image.
+    Vipadcfg,
+    /// Distribution port table: targets per DVIPA port, ready or not.
+    Vdpt,
+    /// Connection routing table: each distributed connection and its target.
+    Vcrt,
+    /// The image's own TCP connections.
+    Conn,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VipaDefineRow {
+    pub addr: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub moveable: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VipaBackupRow {
+    pub addr: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub rank: u8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VipaDistributeRow {
+    pub dvipa: Ipv4Addr,
+    pub port: u16,
+    pub dest_xcf: Ipv4Addr,
+    pub dest_image: String,
+    pub method: String,
+    pub role: String,
+    /// From this image's VIPABACKUP: applies after a takeover.
+    pub backup: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Vipadcfg {
+    pub image: String,
+    pub defines: Vec<VipaDefineRow>,
+    pub backups: Vec<VipaBackupRow>,
+    pub distributes: Vec<VipaDistributeRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VdptRow {
+    pub dvipa: Ipv4Addr,
+    pub port: u16,
+    pub dest_xcf: Ipv4Addr,
+    pub dest_image: String,
+    /// A server listens there (registered): the target can be chosen.
+    pub ready: bool,
+    pub total_conn: u64,
+    pub active_conn: u32,
+    pub method: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VcrtRow {
+    pub dvipa: Ipv4Addr,
+    pub port: u16,
+    pub client: Ipv4Addr,
+    pub client_port: u16,
+    pub dest_xcf: Ipv4Addr,
+    pub dest_image: String,
+    pub state: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub ipsec: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnRow {
+    pub local: String,
+    pub remote: String,
+    pub state: String,
+}
+
+/// One NETSTAT answer; the rows of the report asked for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Netstat {
+    pub image: String,
+    pub report: Report,
+    /// Whether this image distributes any DVIPA (VDPT and VCRT live there).
+    pub routing: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vipadcfg: Option<Vipadcfg>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vdpt: Vec<VdptRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vcrt: Vec<VcrtRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conn: Vec<ConnRow>,
+}
+
+fn moveable(m: Moveable) -> String {
+    match m {
+        Moveable::Immediate => "Immediate".into(),
+        Moveable::WhenIdle => "WhenIdle".into(),
+    }
+}
+
+fn role(r: DestRole) -> String {
+    match r {
+        DestRole::Plain => String::new(),
+        DestRole::Weight(w) => format!("weight {w}"),
+        DestRole::Preferred => "preferred".into(),
+        DestRole::Backup(rank) => format!("backup {rank}"),
+    }
+}
+
+pub fn vipadcfg(topo: &Topology, image: &str) -> Vipadcfg {
+    let img = topo.image(image);
+    let vipa = img.map(|i| i.vipa.clone()).unwrap_or_default();
+    let backed_up: Vec<Ipv4Addr> = vipa.backups.iter().map(|b| b.addr).collect();
+    Vipadcfg {
+        image: image.to_string(),
+        defines: vipa
+            .defines
+            .iter()
+            .map(|d| VipaDefineRow {
+                addr: d.addr,
+                mask: d.mask,
+                moveable: moveable(d.moveable),
+            })
+            .collect(),
+        backups: vipa
+            .backups
+            .iter()
+            .map(|b| VipaBackupRow {
+                addr: b.addr,
+                mask: b.mask,
+                rank: b.rank,
+            })
+            .collect(),
+        distributes: vipa
+            .distributes
+            .iter()
+            .flat_map(|d| {
+                let backup = backed_up.contains(&d.addr);
+                d.ports.iter().flat_map(move |p| {
+                    d.dests.iter().map(move |t| VipaDistributeRow {
+                        dvipa: d.addr,
+                        port: *p,
+                        dest_xcf: t.xcf_addr,
+                        dest_image: t.image.clone(),
+                        method: format!("{:?}", d.method),
+                        role: role(t.role),
+                        backup,
+                    })
+                })
+            })
+            .collect(),
+    }
+}
+
+pub fn vdpt(r: &RoutingStack) -> Vec<VdptRow> {
+    let mut rows = Vec::new();
+    for d in r.distributions() {
+        let active = r.dct().active_by_target(d.config.addr);
+        for port in &d.config.ports {
+            for t in &d.config.dests {
+                rows.push(VdptRow {
+                    dvipa: d.config.addr,
+                    port: *port,
+                    dest_xcf: t.xcf_addr,
+                    dest_image: t.image.clone(),
+                    ready: r.listeners().has(&t.image, d.config.addr, *port),
+                    total_conn: r
+                        .counters()
+                        .connections
+                        .get(&connection_key(d.config.addr, *port, &t.image))
+                        .copied()
+                        .unwrap_or(0),
+                    active_conn: active.get(&t.image).copied().unwrap_or(0),
+                    method: format!("{:?}", d.config.method),
+                });
+            }
+        }
+    }
+    rows
+}
+
+pub fn vcrt(r: &RoutingStack) -> Vec<VcrtRow> {
+    r.dct()
+        .sorted()
+        .into_iter()
+        .map(|(k, e)| VcrtRow {
+            dvipa: k.dvipa,
+            port: k.port,
+            client: k.client,
+            client_port: k.client_port,
+            dest_xcf: e.target_xcf,
+            dest_image: e.target,
+            state: match e.state {
+                ConnState::SynSeen => "syn".into(),
+                ConnState::Established => "established".into(),
+                ConnState::Closing => "closing".into(),
+            },
+            packets: e.packets,
+            bytes: e.bytes,
+            ipsec: e.ipsec,
+        })
+        .collect()
+}
+
+/// The namespace's TCP connections from /proc/net/tcp.
+pub fn conn() -> Vec<ConnRow> {
+    const STATES: [&str; 12] = [
+        "",
+        "ESTABLISHED",
+        "SYN_SENT",
+        "SYN_RECV",
+        "FIN_WAIT1",
+        "FIN_WAIT2",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "LISTEN",
+        "CLOSING",
+    ];
+    let addr = |s: &str| -> Option<String> {
+        let (a, p) = s.split_once(':')?;
+        let ip = Ipv4Addr::from(u32::from_be(u32::from_str_radix(a, 16).ok()?));
+        Some(format!("{ip}:{}", u16::from_str_radix(p, 16).ok()?))
+    };
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let state = usize::from_str_radix(f.get(3)?, 16).ok()?;
+            Some(ConnRow {
+                local: addr(f.get(1)?)?,
+                remote: addr(f.get(2)?)?,
+                state: STATES.get(state).copied().unwrap_or("?").to_string(),
+            })
+        })
+        .collect()
+}
+
+/// An SA as `plexnet ipsec` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SaRow {
+    pub dvipa: Ipv4Addr,
+    /// `in` (client → DVIPA) or `out`.
+    pub direction: String,
+    pub spi: String,
+    pub protocol: String,
+    pub mode: String,
+    pub suite: String,
+    pub src: String,
+    pub dst: String,
+    pub udp_encap: bool,
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: BTreeMap<String, u64>,
+    /// Routing stack: peeks of this SA's packets. Target: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peeks: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded: Option<u64>,
+    /// Target: the routing stack that installed this shadow SA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IpsecDisplay {
+    pub image: String,
+    /// SAs of DVIPAs this image owns (routing stack): peeked, never opened here.
+    pub owned: Vec<SaRow>,
+    /// Copies in this image's shadow SA caches (target stack).
+    pub shadow: Vec<SaRow>,
+    /// Routing-stack drops by reason.
+    pub routing_drops: BTreeMap<String, u64>,
+    /// Target-stack drops by reason.
+    pub target_drops: BTreeMap<String, u64>,
+    /// Full decryptions and seals done here.
+    pub opened: u64,
+    pub sealed: u64,
+    /// Peeks done here and the AES blocks they decrypted.
+    pub peeks: u64,
+    pub peek_blocks: u64,
+    /// tshark `esp_sa` UAT lines, one per ESP SA this image knows.
+    pub wireshark_keys: Vec<String>,
+}
+
+fn sa_row(dvipa: Ipv4Addr, direction: &str, cfg: &SaConfig) -> SaRow {
+    SaRow {
+        dvipa,
+        direction: direction.into(),
+        spi: format!("{:#010x}", cfg.spi.0),
+        protocol: format!("{:?}", cfg.protocol).to_uppercase(),
+        mode: format!("{:?}", cfg.mode).to_lowercase(),
+        suite: Sa::new(cfg.clone())
+            .map(|s| s.suite_name())
+            .unwrap_or_default(),
+        src: cfg.src.to_string(),
+        dst: cfg.dst.to_string(),
+        udp_encap: cfg.udp_encap.is_some(),
+        packets: 0,
+        bytes: 0,
+        drops: BTreeMap::new(),
+        peeks: None,
+        forwarded: None,
+        owner: None,
+    }
+}
+
+fn drops_of(c: &crate::ipsec::counters::SaCounters) -> BTreeMap<String, u64> {
+    c.drops
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| (r.as_str().to_string(), n))
+        .collect()
+}
+
+pub fn ipsec(image: &str, routing: Option<&RoutingStack>, target: &TargetStack) -> IpsecDisplay {
+    let mut keys: Vec<String> = Vec::new();
+    let mut add_key = |cfg: &SaConfig| {
+        if let Some(line) = Sa::new(cfg.clone()).ok().as_ref().and_then(esp_sa_uat) {
+            if !keys.contains(&line) {
+                keys.push(line);
+            }
+        }
+    };
+    let mut owned = Vec::new();
+    if let Some(r) = routing {
+        for p in r.pairs() {
+            let mut inb = sa_row(p.install.dvipa, "in", &p.install.inbound);
+            inb.peeks = Some(p.peeks);
+            inb.forwarded = Some(p.forwarded);
+            owned.push(inb);
+            owned.push(sa_row(p.install.dvipa, "out", &p.install.outbound));
+            add_key(&p.install.inbound);
+            add_key(&p.install.outbound);
+        }
+    }
+    let mut shadow = Vec::new();
+    for p in target.shadow() {
+        let mut inb = sa_row(p.install.dvipa, "in", &p.install.inbound);
+        let c = p.inbound.counters();
+        (inb.packets, inb.bytes, inb.drops) = (c.packets, c.bytes, drops_of(c));
+        inb.owner = Some(p.owner.clone());
+        let mut out = sa_row(p.install.dvipa, "out", &p.install.outbound);
+        let c = p.outbound.counters();
+        (out.packets, out.bytes, out.drops) = (c.packets, c.bytes, drops_of(c));
+        out.owner = Some(p.owner.clone());
+        shadow.push(inb);
+        shadow.push(out);
+        add_key(&p.install.inbound);
+        add_key(&p.install.outbound);
+    }
+    let rc = routing.map(|r| r.counters().clone()).unwrap_or_default();
+    IpsecDisplay {
+        image: image.to_string(),
+        owned,
+        shadow,
+        routing_drops: rc.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        target_drops: target.counters().drops.clone(),
+        opened: target.counters().opened,
+        sealed: target.counters().sealed,
+        peeks: rc.peeks,
+        peek_blocks: rc.peek_blocks,
+        wireshark_keys: keys,
+    }
+}
+
+/// The text form of a NETSTAT answer.
+pub fn render_netstat(n: &Netstat) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "MVS TCP/IP NETSTAT {}  image {}",
+        format!("{:?}", n.report).to_uppercase(),
+        n.image
+    );
+    match n.report {
+        Report::Vipadcfg => render_vipadcfg(&mut s, n.vipadcfg.as_ref()),
+        Report::Vdpt => {
+            if !n.routing {
+                s.push_str("  (not a distributing stack: no VIPADISTRIBUTE of an owned DVIPA)\n");
+            }
+            let _ = writeln!(s, "Dynamic VIPA Destination Port Table:");
+            let _ = writeln!(
+                s,
+                "{:<15} {:>5} {:<15} {:<8} {:>3} {:>9} {:>6} Flg",
+                "Dest IPaddr", "DPort", "DestXCF Addr", "Image", "Rdy", "TotalConn", "Active"
+            );
+            for r in &n.vdpt {
+                let _ = writeln!(
+                    s,
+                    "{:<15} {:>5} {:<15} {:<8} {:>3} {:>9} {:>6} {}",
+                    r.dvipa,
+                    r.port,
+                    r.dest_xcf,
+                    r.dest_image,
+                    u8::from(r.ready),
+                    r.total_conn,
+                    r.active_conn,
+                    r.method
+                );
+            }
+        }
+        Report::Vcrt => {
+            if !n.routing {
+                s.push_str("  (not a distributing stack: no VIPADISTRIBUTE of an owned DVIPA)\n");
+            }
+            let _ = writeln!(s, "Dynamic VIPA Connection Routing Table:");
+            let _ = writeln!(
+                s,
+                "{:<15} {:>5} {:<15} {:>5} {:<15} {:<8} {:<11} {:>7} IPsec",
+                "Dest IPaddr",
+                "DPort",
+                "Src IPaddr",
+                "SPort",
+                "DestXCF Addr",
+                "Image",
+                "State",
+                "Packets"
+            );
+            for r in &n.vcrt {
+                let _ = writeln!(
+                    s,
+                    "{:<15} {:>5} {:<15} {:>5} {:<15} {:<8} {:<11} {:>7} {}",
+                    r.dvipa,
+                    r.port,
+                    r.client,
+                    r.client_port,
+                    r.dest_xcf,
+                    r.dest_image,
+                    r.state,
+                    r.packets,
+                    if r.ipsec { "yes" } else { "no" }
+                );
+            }
+            let _ = writeln!(
+                s,
+                "{} connection{}",
+                n.vcrt.len(),
+                if n.vcrt.len() == 1 { "" } else { "s" }
+            );
+        }
+        Report::Conn => {
+            let _ = writeln!(s, "{:<22} {:<22} State", "Local Socket", "Foreign Socket");
+            for r in &n.conn {
+                let _ = writeln!(s, "{:<22} {:<22} {}", r.local, r.remote, r.state);
+            }
+        }
+    }
+    s
+}
+
+fn render_vipadcfg(s: &mut String, c: Option<&Vipadcfg>) {
+    let Some(c) = c else { return };
+    let _ = writeln!(s, "Dynamic VIPA Information:");
+    if !c.backups.is_empty() {
+        let _ = writeln!(
+            s,
+            "  VIPA Backup:\n    {:<15} {:<15} Rank",
+            "IP Address", "AddressMask"
+        );
+        for b in &c.backups {
+            let _ = writeln!(s, "    {:<15} {:<15} {:>4}", b.addr, b.mask, b.rank);
+        }
+    }
+    if !c.defines.is_empty() {
+        let _ = writeln!(
+            s,
+            "  VIPA Define:\n    {:<15} {:<15} Moveable",
+            "IP Address", "AddressMask"
+        );
+        for d in &c.defines {
+            let _ = writeln!(s, "    {:<15} {:<15} {}", d.addr, d.mask, d.moveable);
+        }
+    }
+    if !c.distributes.is_empty() {
+        let _ = writeln!(
+            s,
+            "  VIPA Distribute:\n    {:<21} {:<15} {:<8} {:<14} Role",
+            "Dest", "DestXCF", "Image", "Method"
+        );
+        for d in &c.distributes {
+            let dest = format!("{}..{}", d.dvipa, d.port);
+            let role = if d.backup {
+                format!("{} (after takeover)", d.role).trim().to_string()
+            } else {
+                d.role.clone()
+            };
+            let _ = writeln!(
+                s,
+                "    {:<21} {:<15} {:<8} {:<14} {role}",
+                dest, d.dest_xcf, d.dest_image, d.method
+            );
+        }
+    }
+    if c.defines.is_empty() && c.backups.is_empty() && c.distributes.is_empty() {
+        let _ = writeln!(s, "  (no VIPADYNAMIC statements)");
+    }
+}
+
+/// The text form of `plexnet ipsec`.
+pub fn render_ipsec(d: &IpsecDisplay) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "IPsec on image {}", d.image);
+    let table = |s: &mut String, title: &str, rows: &[SaRow], routing: bool| {
+        let _ = writeln!(s, "{title}:");
+        if rows.is_empty() {
+            let _ = writeln!(s, "  (none)");
+            return;
+        }
+        let (a, b) = if routing {
+            ("Peeks", "Fwd")
+        } else {
+            ("Packets", "Bytes")
+        };
+        let _ = writeln!(
+            s,
+            "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<20} {:>8} {:>10}  Drops",
+            "DVIPA", "Dir", "SPI", "Prot", "Mode", "Suite", a, b
+        );
+        for r in rows {
+            let (x, y) = if routing {
+                (r.peeks.unwrap_or(0), r.forwarded.unwrap_or(0))
+            } else {
+                (r.packets, r.bytes)
+            };
+            let suite = if r.udp_encap {
+                format!("{} udp", r.suite)
+            } else {
+                r.suite.clone()
+            };
+            let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(
+                s,
+                "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<20} {:>8} {:>10}  {}",
+                r.dvipa,
+                r.direction,
+                r.spi,
+                r.protocol,
+                r.mode,
+                suite,
+                x,
+                y,
+                drops.join(" ")
+            );
+        }
+    };
+    table(
+        &mut s,
+        "Owned SAs (routing stack: peeked and forwarded, never decrypted here)",
+        &d.owned,
+        true,
+    );
+    table(
+        &mut s,
+        "Shadow SAs (target stack: decrypted and sealed here)",
+        &d.shadow,
+        false,
+    );
+    let _ = writeln!(
+        s,
+        "Work here: {} peeks ({} AES blocks), {} packets opened, {} sealed",
+        d.peeks, d.peek_blocks, d.opened, d.sealed
+    );
+    let drops = |m: &BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
+    let _ = writeln!(
+        s,
+        "Drops: routing stack {}; target stack {}",
+        drops(&d.routing_drops),
+        drops(&d.target_drops)
+    );
+    s
+}
