@@ -10,7 +10,7 @@ endif
 PLEXNET := target/release/plexnet
 TOPOLOGY ?= topologies/figure4.toml
 
-.PHONY: topology up down build test deps bench bench-ipsec bench-lab bench-sysplex fmt lint check-cargo
+.PHONY: topology up down build test deps bench bench-ipsec bench-lab bench-sysplex bench-ike fmt lint check-cargo
 
 topology: check-cargo
 	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
@@ -32,7 +32,7 @@ test: check-cargo
 deps:
 	scripts/deps.sh
 
-bench: bench-ipsec bench-lab bench-sysplex
+bench: bench-ipsec bench-lab bench-sysplex bench-ike
 
 bench-ipsec: check-cargo
 	$(CARGO) bench --bench ipsec
@@ -40,6 +40,12 @@ bench-ipsec: check-cargo
 bench-lab: check-cargo
 	$(CARGO) build --release
 	scripts/bench-lab.sh $(PLEXNET)
+
+# IKE SA + child SA setups per second at the routing stack (x25519, ecp256,
+# modp2048) -> target/bench/ike.json; iperf3 strongSwan client1 -> DVA1 next
+# to strongSwan<->strongSwan -> target/bench/iperf.json. Needs root.
+bench-ike: check-cargo
+	$(CARGO) bench --bench ike_lab
 
 bench-sysplex: check-cargo
 	$(CARGO) build --release

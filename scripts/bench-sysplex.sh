@@ -78,10 +78,10 @@ PY
 
 echo "bench-sysplex: ${T}s per run (release build $BIN)" >&2
 # Called in this shell (not in a subshell, which would run the EXIT trap).
-run_cluster topologies/figure4.toml distributed > "$WORK/distributed.out"
+run_cluster topologies/figure4-manual.toml distributed > "$WORK/distributed.out"
 read -r dist_mbit dist_cpu dist_mb dist_replay < "$WORK/distributed.out"
 echo "  distributed crypto:    $dist_mbit Mbit/s, MVS1 ${dist_cpu} ms CPU for $dist_mb MB forwarded, $dist_replay replay drops" >&2
-sed 's/^ike = true$/ike = true\ndistribute_crypto = false/' topologies/figure4.toml > "$WORK/figure4-decrypt-all.toml"
+sed 's/^ike = true$/ike = true\ndistribute_crypto = false/' topologies/figure4-manual.toml > "$WORK/figure4-decrypt-all.toml"
 run_cluster "$WORK/figure4-decrypt-all.toml" decrypt-all > "$WORK/decrypt-all.out"
 read -r all_mbit all_cpu all_mb all_replay < "$WORK/decrypt-all.out"
 echo "  routing stack decrypts: $all_mbit Mbit/s, MVS1 ${all_cpu} ms CPU for $all_mb MB forwarded, $all_replay replay drops" >&2

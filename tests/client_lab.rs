@@ -38,7 +38,7 @@ fn up_runs_plexnet_client_for_client1() {
     }
     let _guard = LabGuard { prefix: PREFIX };
     let _ = plexnet(PREFIX, &["down", "--all"]);
-    ok(PREFIX, &["up", "topologies/figure4.toml"]);
+    ok(PREFIX, &["up", "topologies/figure4-manual.toml"]);
 
     let node = client1(&status());
     assert_eq!(node["ready"], true, "{node}");

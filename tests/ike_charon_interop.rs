@@ -248,8 +248,9 @@ impl Lab {
 
     fn start_charon(&mut self) {
         let d = self.dir.display();
-        let conf =
-            include_str!("../netns/strongswan/strongswan.conf.in").replace("@DIR@", &d.to_string());
+        let conf = include_str!("../netns/strongswan/strongswan.conf.in")
+            .replace("@SWANCTL_DIR@", &d.to_string())
+            .replace("@DIR@", &d.to_string());
         std::fs::write(self.conf(), conf).expect("strongswan.conf");
         sh(&format!(
             "ip netns exec {NS_CLIENT} sysctl -qw net.ipv4.conf.all.rp_filter=2"
@@ -305,6 +306,7 @@ impl Lab {
     fn load_connections(&self) {
         let conn = |name: &str, ike: &str, esp: &str, id: &str, psk: &str| {
             include_str!("../netns/strongswan/swanctl.conf.in")
+                .replace("@CHILD@", &format!("{name}-child"))
                 .replace("@NAME@", name)
                 .replace("@LOCAL_ADDR@", &CLIENT.to_string())
                 .replace("@REMOTE_ADDR@", &RESP.to_string())

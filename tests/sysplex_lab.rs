@@ -8,7 +8,7 @@ use common::*;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-const FIGURE4: &str = "topologies/figure4.toml";
+const FIGURE4: &str = "topologies/figure4-manual.toml";
 
 /// Waits until the routing stack sees `n` targets ready on DVA1:`port`.
 fn wait_ready_targets(prefix: &str, port: u16, n: usize) {

@@ -60,13 +60,23 @@ fn figure4_nodes_and_addresses() {
     assert_eq!(t.router.name, "net");
     assert_eq!(t.cf.name, "CF");
     assert_eq!(t.cf.addr, ip("198.19.255.254"));
-    assert_eq!(t.clients.len(), 1);
+    assert_eq!(t.clients.len(), 2);
     let c = &t.clients[0];
     assert_eq!((c.name.as_str(), c.addr), ("client1", ip("198.18.1.2")));
+    assert_eq!(c.ipsec, topology::ClientIpsec::Strongswan);
+    assert_eq!(c.ike, [ip("198.18.0.100")]);
     let lan = t.client_lan(&c.lan).expect("client1's LAN");
     assert_eq!(lan.subnet.to_string(), "198.18.1.0/24");
     assert_eq!(lan.gateway, ip("198.18.1.1"));
-    assert_eq!(t.lans().count(), 2);
+    let c2 = &t.clients[1];
+    assert_eq!((c2.name.as_str(), c2.addr), ("client2", ip("198.18.2.2")));
+    assert_eq!(c2.ipsec, topology::ClientIpsec::Plexnet);
+    assert_eq!(c2.ike, [ip("198.18.0.100")]);
+    assert_eq!(t.lans().count(), 3);
+    let ike = t.ike.as_ref().expect("[ike]");
+    assert_eq!(ike.psk, "plexnet-figure4");
+    assert_eq!(ike.proposals, "default");
+    assert!(t.manual_sas.is_empty());
 }
 
 #[test]
@@ -139,6 +149,7 @@ fn figure4_hosts_table() {
             ("MVS4", ip("198.18.0.14")),
             ("MVS5", ip("198.18.0.15")),
             ("client1", ip("198.18.1.2")),
+            ("client2", ip("198.18.2.2")),
             ("DVA1", ip("198.18.0.100")),
             ("DVB1", ip("198.18.0.101")),
         ]

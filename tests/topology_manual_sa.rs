@@ -19,7 +19,7 @@ fn ip(s: &str) -> Ipv4Addr {
 
 #[test]
 fn figure4_client1_has_an_esp_tunnel_to_dva1() {
-    let t = load("topologies/figure4.toml");
+    let t = load("topologies/figure4-manual.toml");
     let client = t.client("client1").expect("client1");
     assert_eq!(client.ipsec, ClientIpsec::Plexnet);
     assert_eq!(t.manual_sas.len(), 1);
@@ -80,7 +80,7 @@ fn minimal_client1_has_an_esp_tunnel_to_dva1() {
         .expect("a manual SA");
     assert_eq!(m.dvipa, ip("198.18.0.100"));
     assert_eq!((m.protocol, m.mode), (ManualProtocol::Esp, Mode::Tunnel));
-    let f4 = load("topologies/figure4.toml");
+    let f4 = load("topologies/figure4-manual.toml");
     assert_ne!(
         m.to_dvipa.esp.as_ref().map(|s| &s.enc_key),
         f4.manual_sas[0].to_dvipa.esp.as_ref().map(|s| &s.enc_key),
@@ -90,7 +90,7 @@ fn minimal_client1_has_an_esp_tunnel_to_dva1() {
 
 #[test]
 fn manual_sas_survive_the_resolved_json() {
-    let t = load("topologies/figure4.toml");
+    let t = load("topologies/figure4-manual.toml");
     let json = serde_json::to_vec(&t).expect("serializes");
     let back: Topology = serde_json::from_slice(&json).expect("deserializes");
     assert_eq!(back.manual_sas, t.manual_sas);

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod process;
 pub mod state;
 pub mod status;
+pub mod strongswan;
 pub mod up;
 
 pub use down::{down_all, down_instance, down_topology, DownReport};

@@ -315,12 +315,13 @@ mod tests {
                 "plx-mvs3",
                 "plx-mvs4",
                 "plx-mvs5",
-                "plx-client1"
+                "plx-client1",
+                "plx-client2"
             ]
         );
         let count = |k| p.veths.iter().filter(|v| v.kind == k).count();
         assert_eq!(count(LinkKind::ExternalLan), 5);
-        assert_eq!(count(LinkKind::ClientLan), 1);
+        assert_eq!(count(LinkKind::ClientLan), 2);
         assert_eq!(count(LinkKind::Xcf), 10, "a full mesh of 5 images");
         assert_eq!(count(LinkKind::Cf), 5);
     }

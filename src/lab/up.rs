@@ -155,6 +155,34 @@ fn build(
     start_daemons(run_dir, lab)?;
     wait_ready(run_dir, lab, progress)?;
     progress.phase("daemons", "all ready", t);
+    start_strongswan(topo, run_dir, lab, progress)
+}
+
+/// charon in every client with `ipsec = "strongswan"` (see
+/// [`super::strongswan`]).
+fn start_strongswan(
+    topo: &Topology,
+    run_dir: &Path,
+    lab: &LabState,
+    progress: &Progress,
+) -> Result<()> {
+    for c in topo
+        .clients
+        .iter()
+        .filter(|c| c.ipsec == crate::topology::ClientIpsec::Strongswan)
+    {
+        let t = Instant::now();
+        let ns = lab
+            .node(&c.name)
+            .map(|n| n.namespace.clone())
+            .with_context(|| format!("no namespace for {}", c.name))?;
+        let pid = super::strongswan::start(run_dir, topo, c, &ns)?;
+        progress.phase(
+            "strongswan",
+            &format!("charon in {} ready, pid {pid}", c.name),
+            t,
+        );
+    }
     Ok(())
 }
 

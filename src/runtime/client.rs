@@ -73,9 +73,9 @@ pub const RULE_PREF_TUN: u32 = 101;
 pub const TUN_MTU: u16 = 1400;
 pub use super::sockets::TUN_TX_QUEUE_LEN;
 /// The largest IPv4 packet, and so every buffer.
-const MAX_PACKET: usize = 65535;
+pub(super) const MAX_PACKET: usize = 65535;
 /// Room in front of a UDP payload for the IPv4 and UDP headers we rebuild.
-const UDP_PREFIX: usize = ipv4::HEADER_LEN + udp::HEADER_LEN;
+pub(super) const UDP_PREFIX: usize = ipv4::HEADER_LEN + udp::HEADER_LEN;
 
 /// Which end of the manual SAs this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -124,6 +124,8 @@ pub struct ClientSetup {
     pub client: String,
     pub role: Role,
     pub tunnels: Vec<Tunnel>,
+    /// IKE towards the client's `ike = [...]` DVIPAs (client role only).
+    pub ike: Option<super::client_ike::ClientIke>,
 }
 
 /// Why a topology gives no client setup.
@@ -152,6 +154,14 @@ impl ClientSetup {
                 ipsec: c.ipsec.as_str(),
             });
         }
+        let ike = match (&topo.ike, c.ike.is_empty()) {
+            (Some(settings), false) => Some(super::client_ike::ClientIke {
+                local: c.addr,
+                dvipas: c.ike.clone(),
+                settings: settings.clone(),
+            }),
+            _ => None,
+        };
         Ok(ClientSetup {
             client: c.name.clone(),
             role: Role::Client,
@@ -159,6 +169,7 @@ impl ClientSetup {
                 .manual_sas_of_client(&c.name)
                 .map(|m| Tunnel::from_side(m, m.client_side()))
                 .collect(),
+            ike,
         })
     }
 
@@ -183,6 +194,7 @@ impl ClientSetup {
             client: c.name.clone(),
             role: Role::Peer,
             tunnels,
+            ike: None,
         })
     }
 }
@@ -393,6 +405,30 @@ impl Sealer {
         Ok(path.peer)
     }
 
+    /// Adds an ESP SA negotiated by IKE to `peer`, ahead of older ones
+    /// with the same selector (a rekeyed SA is used at once).
+    pub fn add_esp(&mut self, peer: Ipv4Addr, config: &SaConfig, now: u64) -> Result<(), SaError> {
+        self.paths.insert(
+            0,
+            OutPath {
+                peer,
+                selector: config.selector,
+                esp: Some(OutSa {
+                    sa: OutboundSa::new(new_sa(config)?, now),
+                    next_seq: 1,
+                }),
+                ah: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes the path whose ESP SA has `spi` (a deleted child SA).
+    pub fn remove_esp(&mut self, spi: crate::ipsec::Spi) {
+        self.paths
+            .retain(|p| p.esp.as_ref().is_none_or(|e| e.sa.sa().config().spi != spi));
+    }
+
     /// Counts a sealed packet the kernel would not send.
     pub fn record_send_failure(&mut self) {
         self.drops.record(OutboundDrop::SendFailed);
@@ -475,6 +511,21 @@ impl Opener {
         out: &mut Vec<u8>,
     ) -> Result<Opened, OpenError> {
         self.sad.open(now, packet, out)
+    }
+
+    /// Adds an inbound SA negotiated by IKE.
+    pub fn add(&mut self, config: &SaConfig, now: u64) -> Result<(), SaError> {
+        self.sad.insert(InboundSa::new(new_sa(config)?, now));
+        Ok(())
+    }
+
+    /// Removes an inbound SA (a deleted child SA).
+    pub fn remove(&mut self, config: &SaConfig) {
+        self.sad.remove(&crate::ipsec::sad::SaId {
+            dst: config.dst,
+            protocol: config.protocol,
+            spi: config.spi,
+        });
     }
 
     /// Replayed and too-old packets on every inbound SA (RFC 4303 §3.4.3).
@@ -560,15 +611,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The state the packet tasks and the status handler share.
 #[derive(Debug)]
-struct Shared {
+pub(super) struct Shared {
     setup: ClientSetup,
-    sealer: Mutex<Sealer>,
-    opener: Mutex<Opener>,
+    pub(super) sealer: Mutex<Sealer>,
+    pub(super) opener: Mutex<Opener>,
     epoch: Instant,
+    /// The IKE initiator's view, for status (`null` without IKE).
+    pub(super) ike_status: Mutex<serde_json::Value>,
 }
 
 impl Shared {
-    fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         self.epoch.elapsed().as_secs()
     }
 
@@ -618,7 +671,13 @@ impl Shared {
                 )
             })
             .collect();
-        let summary = if tunnels.is_empty() {
+        let ike = lock(&self.ike_status).clone();
+        let summary = if let Some(line) = ike["summary"].as_str() {
+            // IKE child SAs come and go: count every SA's packets.
+            let all_out: u64 = outbound.iter().map(|s| s.packets).sum();
+            let all_in: u64 = inbound.iter().map(|s| s.packets).sum();
+            format!("plexnet client: {line}; {all_out} packets out, {all_in} in, {replay_drops} replay drops")
+        } else if tunnels.is_empty() {
             "plexnet client, no SA".to_owned()
         } else {
             format!(
@@ -640,12 +699,20 @@ impl Shared {
             "tun": TUN_NAME,
             "fwmark": format!("{FWMARK:#x}"),
             "route_table": TUN_TABLE,
-            "peers": self.setup.tunnels.iter().map(|t| t.peer.to_string()).collect::<Vec<_>>(),
+            "peers": self
+                .setup
+                .tunnels
+                .iter()
+                .map(|t| t.peer)
+                .chain(self.setup.ike.iter().flat_map(|i| i.dvipas.iter().copied()))
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
             "outbound": outbound,
             "inbound": inbound,
             "outbound_drops": out_drops,
             "inbound_drops": in_drops,
             "replay_drops": replay_drops,
+            "ike": ike,
             "summary": summary,
         })
     }
@@ -727,6 +794,11 @@ pub async fn serve(
     for t in &setup.tunnels {
         routing.route_into_tun(t.peer, t.local, tun_index).await?;
     }
+    if let Some(ike) = &setup.ike {
+        for d in &ike.dvipas {
+            routing.route_into_tun(*d, ike.local, tun_index).await?;
+        }
+    }
 
     let sender = Arc::new(sockets::raw_sender()?);
     let mut receivers: Vec<Receiver> = Vec::new();
@@ -750,6 +822,8 @@ pub async fn serve(
         .collect();
     udp_locals.sort();
     udp_locals.dedup();
+    // The IKE socket on local:4500 takes ESP in UDP there too.
+    udp_locals.retain(|l| setup.ike.as_ref().is_none_or(|i| i.local != *l));
     for local in udp_locals {
         receivers.push(Receiver::Udp(udp_receiver(local)?, local));
     }
@@ -760,6 +834,7 @@ pub async fn serve(
         opener: Mutex::new(Opener::new(&setup.tunnels).context("inbound SAs")?),
         setup,
         epoch: Instant::now(),
+        ike_status: Mutex::new(serde_json::Value::Null),
     });
     if let Some(sock) = control {
         let status = Arc::clone(&shared);
@@ -789,6 +864,13 @@ pub async fn serve(
     ));
     for r in receivers {
         tasks.spawn(inbound_loop(Arc::clone(&shared), Arc::clone(&tun), r));
+    }
+    if let Some(ike) = shared.setup.ike.clone() {
+        tasks.spawn(super::client_ike::ike_loop(
+            Arc::clone(&shared),
+            Arc::clone(&tun),
+            ike,
+        ));
     }
     tokio::pin!(stop);
     let result = tokio::select! {
@@ -897,7 +979,12 @@ async fn inbound_loop(
 /// `buf[UDP_PREFIX..]`, as they were on the wire (the UDP checksum as zero,
 /// RFC 3948 §2.1), so the packet opens like one from a raw socket. Returns
 /// the packet length.
-fn rebuild_udp_headers(buf: &mut [u8], n: usize, from: SocketAddrV4, local: Ipv4Addr) -> usize {
+pub(super) fn rebuild_udp_headers(
+    buf: &mut [u8],
+    n: usize,
+    from: SocketAddrV4,
+    local: Ipv4Addr,
+) -> usize {
     let udp_len = udp::HEADER_LEN + n;
     let ip = ipv4::Repr::new(*from.ip(), local, IpProtocol::Udp, udp_len);
     ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..ipv4::HEADER_LEN]));
@@ -913,7 +1000,7 @@ fn rebuild_udp_headers(buf: &mut [u8], n: usize, from: SocketAddrV4, local: Ipv4
     UDP_PREFIX + n
 }
 
-async fn open_and_deliver(
+pub(super) async fn open_and_deliver(
     shared: &Shared,
     tun: &tun_rs::AsyncDevice,
     packet: &[u8],

@@ -105,6 +105,7 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
     )
     .await?;
     node.start();
+    let ike = super::ike::IkeRuntime::start(&node, topo).context("starting IKE")?;
     let rx_node = Arc::clone(&node);
     tokio::spawn(async move {
         while let Some((from, msg)) = inbox.recv().await {
@@ -120,6 +121,9 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
             Request::Status => {
                 let mut st = status_node.status();
                 st["xcf"] = serde_json::to_value(status_mesh.status()).unwrap_or_default();
+                if let Some(ike) = &ike {
+                    st["ike"] = ike.status();
+                }
                 st
             }
             Request::Netstat { report } => {

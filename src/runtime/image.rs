@@ -64,6 +64,9 @@ pub trait IkeHook: Send + Sync {
     fn datagram(&self, packet: Vec<u8>);
     /// Fig. 9 block 158 / Fig. 10 block 168: a target's batched report.
     fn lifesize(&self, from: &str, report: &XcfMessage);
+    /// Fig. 11 block 174: a target opens a connection from an owned DVIPA
+    /// to a peer without an SA ([`XcfMessage::NewConn`]).
+    fn newconn(&self, _from: &str, _request: &XcfMessage) {}
 }
 
 /// Counters of the I/O shell (the stacks count their own decisions).
@@ -405,8 +408,10 @@ impl ImageNode {
             .unwrap_or_else(|p| p.into_inner())
             .insert(from.to_string());
         let now = self.now_ms();
-        if let (XcfMessage::Lifesize { .. }, Some(ike)) = (&msg, self.ike.get()) {
-            ike.lifesize(from, &msg);
+        match (&msg, self.ike.get()) {
+            (XcfMessage::Lifesize { .. }, Some(ike)) => ike.lifesize(from, &msg),
+            (XcfMessage::NewConn { .. }, Some(ike)) => ike.newconn(from, &msg),
+            _ => {}
         }
         let outbox = {
             let mut core = self.core();
@@ -630,11 +635,19 @@ impl ImageNode {
         }
         let mut plain = Vec::new();
         let mut protect: Vec<(SeqKey, SealBatch)> = Vec::new();
+        let mut newconns = Vec::new();
         {
             let core = self.core();
             for p in packets {
                 match core.target.outbound_plan(&p) {
-                    OutboundPlan::Plain => plain.push(p),
+                    OutboundPlan::Plain => {
+                        // Fig. 11: a SYN to an IKE peer without an SA.
+                        match super::ike::newconn_request(&self.topo, core.target.vipa_lists(), &p)
+                        {
+                            Some(req) => newconns.push(req),
+                            None => plain.push(p),
+                        }
+                    }
                     OutboundPlan::Protect { spi, seq_key } => {
                         match protect.iter_mut().find(|(k, _)| *k == seq_key) {
                             Some((_, v)) => v.push((spi, p)),
@@ -643,6 +656,10 @@ impl ImageNode {
                     }
                 }
             }
+        }
+        for (owner, msg) in newconns {
+            tracing::debug!("NEWCONN to {owner}: {msg:?}");
+            self.send_xcf(&owner, msg);
         }
         for p in plain {
             self.core().target.count_plain_out();

@@ -3,9 +3,11 @@
 
 pub mod cf;
 pub mod client;
+pub mod client_ike;
 pub mod control;
 pub mod daemon;
 pub mod display;
+pub mod ike;
 pub mod image;
 pub mod sockets;
 pub mod xcf;

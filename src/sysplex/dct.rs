@@ -67,6 +67,9 @@ pub struct Dct {
 }
 
 impl Dct {
+    pub fn get(&self, key: &ConnKey) -> Option<&ConnEntry> {
+        self.entries.get(key)
+    }
     pub fn get_mut(&mut self, key: &ConnKey) -> Option<&mut ConnEntry> {
         self.entries.get_mut(key)
     }

@@ -184,6 +184,9 @@ pub struct RoutingStack {
     pairs: Vec<OwnedPair>,
     counters: RoutingCounters,
     note: RouteNote,
+    /// The latest time seen (inbound packets, timeouts), for entries that
+    /// XCF messages create.
+    now_ms: u64,
 }
 
 impl RoutingStack {
@@ -209,6 +212,7 @@ impl RoutingStack {
                 peek: None,
                 dct: DctOutcome::NotLookedUp,
             },
+            now_ms: 0,
         }
     }
 
@@ -319,6 +323,43 @@ impl RoutingStack {
                     }
                 }
             }
+            // Fig. 11: a target opens a connection from the DVIPA; its
+            // inbound packets must go to that target, whatever the port.
+            XcfMessage::NewConn {
+                dvipa,
+                local_port,
+                peer,
+                peer_port,
+                protocol: 6,
+            } => {
+                let Some(xcf) = self
+                    .targets_of(*dvipa)
+                    .into_iter()
+                    .find(|(t, _)| t == from)
+                    .map(|(_, x)| x)
+                else {
+                    return;
+                };
+                let key = ConnKey {
+                    client: *peer,
+                    client_port: *peer_port,
+                    dvipa: *dvipa,
+                    port: *local_port,
+                };
+                self.dct.insert(
+                    key,
+                    ConnEntry {
+                        target: from.to_string(),
+                        target_xcf: xcf,
+                        state: ConnState::SynSeen,
+                        created_ms: self.now_ms,
+                        last_seen_ms: self.now_ms,
+                        packets: 0,
+                        bytes: 0,
+                        ipsec: true,
+                    },
+                );
+            }
             XcfMessage::ConnEnded {
                 dvipa,
                 port,
@@ -349,6 +390,7 @@ impl RoutingStack {
 
     /// Expires DCT entries; returns how many went.
     pub fn on_timeout(&mut self, now_ms: u64) -> usize {
+        self.now_ms = now_ms;
         self.dct.expire(now_ms, &self.config.timeouts).len()
     }
 
@@ -359,6 +401,7 @@ impl RoutingStack {
     /// Fig. 8: one inbound packet for an owned DVIPA.
     pub fn inbound(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
         self.counters.packets_in += 1;
+        self.now_ms = now_ms;
         self.note = RouteNote {
             peek: None,
             dct: DctOutcome::NotLookedUp,
@@ -493,15 +536,17 @@ impl RoutingStack {
         if pair.inbound.mode() == Mode::Tunnel && dst != pair.install.dvipa {
             return None;
         }
-        if !self.is_distributed(dst, p.dst_port) {
-            return None;
-        }
-        Some(ConnKey {
+        let key = ConnKey {
             client: src,
             client_port: p.src_port,
             dvipa: dst,
             port: p.dst_port,
-        })
+        };
+        // A distributed port, or a connection a target opened (Fig. 11).
+        if !self.is_distributed(dst, p.dst_port) && self.dct.get(&key).is_none() {
+            return None;
+        }
+        Some(key)
     }
 
     /// Blocks 134 and 142–144: find the connection's target, or pick one for a SYN.

@@ -341,6 +341,23 @@ pub enum ErrorKind {
         value: i64,
         max: u64,
     },
+    // ---- IKE ----
+    #[error("{what} `{value}` cannot be used: {reason}; allowed: strongSwan proposal syntax such as aes128-sha256-x25519 (IKE) or aes128-sha1 (ESP), comma-separated, or default")]
+    IkeProposals {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("client {client} negotiates by IKE but the file has no [ike] table; allowed: an [ike] table with at least psk = \"...\"")]
+    IkeWithoutSettings { client: String },
+    #[error("client {client} has ipsec = \"{ipsec}\" and cannot run IKE; allowed: ike = [...] only for clients with ipsec = \"strongswan\" or \"plexnet\"")]
+    IkeClientIpsec { client: String, ipsec: &'static str },
+    #[error("DVIPA {dvipa} is owned by {owner}, which runs no IKE; allowed: IKE with a DVIPA whose owning image has ike = true")]
+    IkeDvipaWithoutIke { dvipa: Ipv4Addr, owner: String },
+    #[error("client {client} names DVIPA {dvipa} twice; allowed: each DVIPA once in ike = [...]")]
+    IkeDvipaTwice { client: String, dvipa: Ipv4Addr },
+    #[error("client {client} has both a [[manual_sa]] and IKE with DVIPA {dvipa}; allowed: one of them per client and DVIPA")]
+    IkeAndManual { client: String, dvipa: Ipv4Addr },
     #[error("soft_{what} = {soft} is above hard_{what} = {hard}; allowed: a soft limit at or below the hard one")]
     SoftAboveHard {
         what: &'static str,

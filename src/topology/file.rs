@@ -34,6 +34,24 @@ pub(crate) struct TopologyFile {
     pub(crate) clients: Vec<ClientDef>,
     #[serde(default, rename = "manual_sa")]
     pub(crate) manual_sas: Vec<ManualSaDef>,
+    pub(crate) ike: Option<IkeDef>,
+}
+
+/// `[ike]`: the IKE of the routing stacks with `ike = true`. Defaults and
+/// meanings are in `super::ike`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IkeDef {
+    pub(crate) psk: Spanned<String>,
+    pub(crate) proposals: Option<Spanned<String>>,
+    pub(crate) esp_proposals: Option<Spanned<String>>,
+    pub(crate) rekey_time: Option<Spanned<i64>>,
+    pub(crate) life_time: Option<Spanned<i64>>,
+    pub(crate) rekey_bytes: Option<Spanned<i64>>,
+    pub(crate) life_bytes: Option<Spanned<i64>>,
+    pub(crate) ike_rekey_time: Option<Spanned<i64>>,
+    pub(crate) cookie_threshold: Option<Spanned<i64>>,
+    pub(crate) on_demand: Option<bool>,
 }
 
 /// `[external_lan]`: where the images' `ext` links and the DVIPAs live.
@@ -111,8 +129,10 @@ pub(crate) struct ClientDef {
     pub(crate) lan: Option<Spanned<String>>,
     /// Default: the LAN's next free host address from `.2`.
     pub(crate) addr: Option<Spanned<String>>,
-    /// `none` (default) or `plexnet`.
+    /// `none` (default), `plexnet` or `strongswan`.
     pub(crate) ipsec: Option<Spanned<String>>,
+    /// DVIPAs ([hosts] names or addresses) this client negotiates with by IKE.
+    pub(crate) ike: Option<Vec<Spanned<String>>>,
 }
 
 /// `[[manual_sa]]`: a manually keyed SA pair between a client and a DVIPA.

@@ -97,7 +97,7 @@ const DEFAULT_SPI_BASE: u32 = 0x5000_0000;
 /// Label mixed into every derived key.
 const KEY_LABEL: &[u8] = b"plexnet manual sa";
 
-const IPSEC_ALLOWED: &str = "none, plexnet";
+const IPSEC_ALLOWED: &str = "none, plexnet, strongswan";
 const PROTOCOL_ALLOWED: &str = "esp, ah, ah+esp";
 const MODE_ALLOWED: &str = "tunnel, transport";
 const ENC_ALLOWED: &str = "aes128-cbc, aes192-cbc, aes256-cbc, aes128-gcm16, aes256-gcm16, null";
@@ -188,6 +188,7 @@ pub(super) fn client_ipsec(r: &mut Resolver<'_>, v: Option<&Spanned<String>>) ->
     match v.get_ref().as_str() {
         "none" => ClientIpsec::None,
         "plexnet" => ClientIpsec::Plexnet,
+        "strongswan" => ClientIpsec::Strongswan,
         other => {
             r.err(
                 v.span().start,
@@ -618,7 +619,7 @@ fn find_client<'c>(
 }
 
 /// A `[hosts]` name of a DVIPA, or a DVIPA's address.
-fn find_dvipa(
+pub(super) fn find_dvipa(
     r: &mut Resolver<'_>,
     v: &Spanned<String>,
     dvipas: &[Ipv4Addr],
@@ -1177,8 +1178,8 @@ secret = "s3cret"
     #[test]
     fn unknown_choices() {
         check(
-            &BASE.replace("ipsec = \"plexnet\"", "ipsec = ‸\"strongswan\""),
-            "ipsec `strongswan` is not known; allowed: none, plexnet",
+            &BASE.replace("ipsec = \"plexnet\"", "ipsec = ‸\"racoon\""),
+            "ipsec `racoon` is not known; allowed: none, plexnet, strongswan",
         );
         check(
             &with("protocol = ‸\"gre\""),

@@ -60,6 +60,7 @@
 
 mod error;
 mod file;
+pub mod ike;
 pub mod manual;
 mod model;
 mod resolve;

@@ -69,6 +69,56 @@ pub struct Topology {
     /// stack, the client side by `plexnet client`.
     #[serde(default)]
     pub manual_sas: Vec<ManualSa>,
+    /// `[ike]`: how the routing stacks with `ike = true` negotiate the SAs
+    /// of their DVIPAs; `None` when the file has no `[ike]` table.
+    #[serde(default)]
+    pub ike: Option<IkeSettings>,
+}
+
+/// The `[ike]` table, resolved (see [`super::ike`]): one pre-shared key and
+/// one set of proposals for every IKE peer of every DVIPA; identities are
+/// IP addresses (the DVIPA, the client's address).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeSettings {
+    /// The pre-shared key (RFC 7296 §2.15).
+    pub psk: String,
+    /// IKE proposals in strongSwan syntax, e.g. `aes128-sha256-x25519` or
+    /// `default`.
+    pub proposals: String,
+    /// ESP proposals in strongSwan syntax, e.g. `aes128-sha1` or `default`.
+    pub esp_proposals: String,
+    /// Child SA soft lifetime (rekey) in seconds; `None`: never.
+    pub rekey_time: Option<u64>,
+    /// Child SA hard lifetime in seconds; `None`: never.
+    pub life_time: Option<u64>,
+    /// Child SA soft lifesize (rekey) in bytes, both directions counted.
+    pub rekey_bytes: Option<u64>,
+    /// Child SA hard lifesize in bytes.
+    pub life_bytes: Option<u64>,
+    /// IKE SA rekey time in seconds; `None`: never.
+    pub ike_rekey_time: Option<u64>,
+    /// Half-open IKE SAs above which a COOKIE is demanded (RFC 7296 §2.6).
+    pub cookie_threshold: usize,
+    /// Fig. 11 NEWCONN: a target that sees a SYN from a DVIPA to an IKE
+    /// peer without an SA asks the routing stack to negotiate one.
+    pub on_demand: bool,
+}
+
+impl std::fmt::Debug for IkeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IkeSettings")
+            .field("psk", &"<secret>")
+            .field("proposals", &self.proposals)
+            .field("esp_proposals", &self.esp_proposals)
+            .field("rekey_time", &self.rekey_time)
+            .field("life_time", &self.life_time)
+            .field("rekey_bytes", &self.rekey_bytes)
+            .field("life_bytes", &self.life_bytes)
+            .field("ike_rekey_time", &self.ike_rekey_time)
+            .field("cookie_threshold", &self.cookie_threshold)
+            .field("on_demand", &self.on_demand)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +199,9 @@ pub struct Client {
     /// Which IPsec implementation runs on the client.
     #[serde(default)]
     pub ipsec: ClientIpsec,
+    /// The DVIPAs this client negotiates SAs with by IKE (`ike = ["DVA1"]`).
+    #[serde(default)]
+    pub ike: Vec<Ipv4Addr>,
 }
 
 /// The IPsec implementation of a client (`[[client]] ipsec = ...`).
@@ -159,8 +212,12 @@ pub enum ClientIpsec {
     #[default]
     None,
     /// `plexnet client`: the project's own user-space IPsec client, with the
-    /// client's `[[manual_sa]]` SAs. `plexnet up` starts it as the client's daemon.
+    /// client's `[[manual_sa]]` SAs, and its IKE initiator towards the
+    /// DVIPAs in `ike`. `plexnet up` starts it as the client's daemon.
     Plexnet,
+    /// strongSwan's charon with kernel-libipsec: `plexnet up` starts it with
+    /// a swanctl.conf for the DVIPAs in `ike` (`netns/strongswan/`).
+    Strongswan,
 }
 
 impl ClientIpsec {
@@ -169,6 +226,7 @@ impl ClientIpsec {
         match self {
             ClientIpsec::None => "none",
             ClientIpsec::Plexnet => "plexnet",
+            ClientIpsec::Strongswan => "strongswan",
         }
     }
 }
@@ -404,6 +462,20 @@ impl Topology {
     /// routing stack installs (see [`ManualSa::dvipa_side`]).
     pub fn manual_sas_to(&self, dvipa: Ipv4Addr) -> impl Iterator<Item = &ManualSa> {
         self.manual_sas.iter().filter(move |m| m.dvipa == dvipa)
+    }
+
+    /// The clients that negotiate with `dvipa` by IKE: the IKE peers of its
+    /// routing stack.
+    pub fn ike_clients_of(&self, dvipa: Ipv4Addr) -> impl Iterator<Item = &Client> {
+        self.clients.iter().filter(move |c| c.ike.contains(&dvipa))
+    }
+
+    /// The `[hosts]` name of an address, if the file gives one.
+    pub fn host_name(&self, addr: Ipv4Addr) -> Option<&str> {
+        self.hosts
+            .iter()
+            .find(|h| h.addr == addr)
+            .map(|h| h.name.as_str())
     }
 
     /// `DVA1 (198.18.0.100)` when the file names the address, else the address.

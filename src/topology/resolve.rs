@@ -509,6 +509,16 @@ pub(crate) fn resolve(
 
     // ---- manual SAs: need clients, DVIPAs and host names ----
     let manual_sas = super::manual::resolve(&mut r, &file.manual_sas, &clients, &images, &hosts);
+    let mut clients = clients;
+    let ike = super::ike::resolve(
+        &mut r,
+        file.ike.as_ref(),
+        &file.clients,
+        &mut clients,
+        &images,
+        &hosts,
+        &manual_sas,
+    );
 
     if let Some(e) = TopologyError::from_diagnostics(std::mem::take(&mut r.diags)) {
         return Err(e);
@@ -527,6 +537,7 @@ pub(crate) fn resolve(
         clients,
         hosts,
         manual_sas,
+        ike,
     })
 }
 
@@ -778,6 +789,7 @@ fn client_side(r: &mut Resolver<'_>, file: &TopologyFile) -> (Vec<Lan>, Vec<Clie
                 lan: lan.name.clone(),
                 addr: addrs[c]?,
                 ipsec: ipsec[c],
+                ike: Vec::new(),
             })
         })
         .collect();

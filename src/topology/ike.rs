@@ -1,0 +1,367 @@
+//! The `[ike]` table and the clients' `ike = [...]`: which clients
+//! negotiate SAs with which DVIPA by IKEv2 (RFC 7296), and how. The
+//! routing stack of a DVIPA (its owning image, with `ike = true`) is the
+//! IKE responder of every such client, and the initiator towards them for
+//! connections the sysplex opens (patent Fig. 11, NEWCONN).
+//!
+//! ```toml
+//! [ike]
+//! psk = "plexnet-figure4"           # mandatory: the pre-shared key of every peer
+//! proposals = "default"             # IKE proposals, strongSwan syntax (default: default)
+//! esp_proposals = "default"         # ESP proposals, strongSwan syntax (default: default)
+//! rekey_time = 3600                 # child SA rekey after s (default 3600; 0 never)
+//! life_time = 3960                  # child SA expiry after s (default 3960; 0 never)
+//! rekey_bytes = 0                   # child SA rekey after bytes, both directions (default never)
+//! life_bytes = 0                    # child SA expiry after bytes (default never)
+//! ike_rekey_time = 14400            # IKE SA rekey after s (default 14400; 0 never)
+//! cookie_threshold = 16             # half-open IKE SAs before COOKIEs (RFC 7296 §2.6)
+//! on_demand = true                  # NEWCONN: negotiate when a target opens a connection
+//!
+//! [[client]]
+//! name = "client1"
+//! ipsec = "strongswan"              # or "plexnet": plexnet client's own IKE initiator
+//! ike = ["DVA1"]                    # DVIPAs by [hosts] name or address
+//! ```
+//!
+//! Identities are IP addresses (`ID_IPV4_ADDR`): the DVIPA on the sysplex
+//! side, the client's address on the other, so a stock swanctl.conf with
+//! addresses, proposals and the secret connects.
+
+use std::net::Ipv4Addr;
+
+use super::error::ErrorKind;
+use super::file::{ClientDef, IkeDef};
+use super::model::{Client, ClientIpsec, HostName, IkeSettings, Image, ManualSa};
+use super::resolve::Resolver;
+use crate::ike::proposal::{parse_proposals, Protocol};
+use crate::ike::{Identity, IkeConfig};
+
+/// Child SA rekey time by default (strongSwan's `rekey_time` for children).
+pub const DEFAULT_REKEY_TIME: u64 = 3600;
+/// Child SA hard lifetime by default (strongSwan's: rekey time + 10 %).
+pub const DEFAULT_LIFE_TIME: u64 = 3960;
+/// IKE SA rekey time by default (strongSwan's).
+pub const DEFAULT_IKE_REKEY_TIME: u64 = 14400;
+/// Half-open IKE SAs before cookies by default.
+pub const DEFAULT_COOKIE_THRESHOLD: usize = 16;
+
+/// Resolves `[ike]`, and each client's `ike = [...]` into
+/// [`Client::ike`]. Problems go to `r`.
+pub(super) fn resolve(
+    r: &mut Resolver<'_>,
+    def: Option<&IkeDef>,
+    client_defs: &[ClientDef],
+    clients: &mut [Client],
+    images: &[Image],
+    hosts: &[HostName],
+    manual: &[ManualSa],
+) -> Option<IkeSettings> {
+    let settings = def.and_then(|d| settings(r, d));
+    let dvipas: Vec<Ipv4Addr> = images
+        .iter()
+        .flat_map(|i| {
+            i.vipa
+                .defines
+                .iter()
+                .map(|d| d.addr)
+                .chain(i.vipa.backups.iter().map(|b| b.addr))
+        })
+        .collect();
+    for cdef in client_defs {
+        let Some(list) = &cdef.ike else { continue };
+        let Some(client) = clients
+            .iter_mut()
+            .find(|c| c.name.eq_ignore_ascii_case(cdef.name.get_ref()))
+        else {
+            continue;
+        };
+        let at = list
+            .first()
+            .map_or(cdef.name.span().start, |v| v.span().start);
+        if client.ipsec == ClientIpsec::None {
+            r.err(
+                at,
+                ErrorKind::IkeClientIpsec {
+                    client: client.name.clone(),
+                    ipsec: client.ipsec.as_str(),
+                },
+            );
+            continue;
+        }
+        if def.is_none() {
+            r.err(
+                at,
+                ErrorKind::IkeWithoutSettings {
+                    client: client.name.clone(),
+                },
+            );
+        }
+        for v in list {
+            let Some(dvipa) = super::manual::find_dvipa(r, v, &dvipas, hosts) else {
+                continue;
+            };
+            let at = v.span().start;
+            if client.ike.contains(&dvipa) {
+                r.err(
+                    at,
+                    ErrorKind::IkeDvipaTwice {
+                        client: client.name.clone(),
+                        dvipa,
+                    },
+                );
+                continue;
+            }
+            if let Some(owner) = images
+                .iter()
+                .find(|i| i.vipa.defines.iter().any(|d| d.addr == dvipa))
+            {
+                if !owner.ike {
+                    r.err(
+                        at,
+                        ErrorKind::IkeDvipaWithoutIke {
+                            dvipa,
+                            owner: owner.name.clone(),
+                        },
+                    );
+                    continue;
+                }
+            }
+            if manual
+                .iter()
+                .any(|m| m.dvipa == dvipa && m.client.eq_ignore_ascii_case(&client.name))
+            {
+                r.err(
+                    at,
+                    ErrorKind::IkeAndManual {
+                        client: client.name.clone(),
+                        dvipa,
+                    },
+                );
+                continue;
+            }
+            client.ike.push(dvipa);
+        }
+    }
+    settings
+}
+
+fn seconds(
+    r: &mut Resolver<'_>,
+    v: Option<&toml::Spanned<i64>>,
+    field: &'static str,
+    default: u64,
+) -> Option<u64> {
+    let Some(v) = v else {
+        return (default > 0).then_some(default);
+    };
+    match *v.get_ref() {
+        0 => None,
+        n if n > 0 => Some(n as u64),
+        n => {
+            r.err(
+                v.span().start,
+                ErrorKind::LifetimeOutOfRange {
+                    field,
+                    value: n,
+                    max: i64::MAX as u64,
+                },
+            );
+            None
+        }
+    }
+}
+
+fn settings(r: &mut Resolver<'_>, d: &IkeDef) -> Option<IkeSettings> {
+    let before = r.diag_count();
+    if d.psk.get_ref().is_empty() {
+        r.err(d.psk.span().start, ErrorKind::EmptySecret);
+    }
+    let text = |v: &Option<toml::Spanned<String>>| {
+        v.as_ref()
+            .map_or_else(|| "default".to_owned(), |s| s.get_ref().clone())
+    };
+    let proposals = text(&d.proposals);
+    let esp_proposals = text(&d.esp_proposals);
+    let at = |v: &Option<toml::Spanned<String>>| {
+        v.as_ref().map_or(d.psk.span().start, |s| s.span().start)
+    };
+    if let Err(e) = parse_proposals(Protocol::Ike, &proposals) {
+        r.err(
+            at(&d.proposals),
+            ErrorKind::IkeProposals {
+                what: "proposals",
+                value: proposals.clone(),
+                reason: e.to_string(),
+            },
+        );
+    }
+    if let Err(e) = IkeConfig::new(
+        Identity::Ipv4(Ipv4Addr::UNSPECIFIED),
+        "default",
+        &esp_proposals,
+    ) {
+        r.err(
+            at(&d.esp_proposals),
+            ErrorKind::IkeProposals {
+                what: "esp_proposals",
+                value: esp_proposals.clone(),
+                reason: e.to_string(),
+            },
+        );
+    }
+    let rekey_time = seconds(r, d.rekey_time.as_ref(), "rekey_time", DEFAULT_REKEY_TIME);
+    let life_time = seconds(r, d.life_time.as_ref(), "life_time", DEFAULT_LIFE_TIME);
+    let rekey_bytes = seconds(r, d.rekey_bytes.as_ref(), "rekey_bytes", 0);
+    let life_bytes = seconds(r, d.life_bytes.as_ref(), "life_bytes", 0);
+    let ike_rekey_time = seconds(
+        r,
+        d.ike_rekey_time.as_ref(),
+        "ike_rekey_time",
+        DEFAULT_IKE_REKEY_TIME,
+    );
+    for (what, soft, hard, v) in [
+        ("time", rekey_time, life_time, &d.rekey_time),
+        ("bytes", rekey_bytes, life_bytes, &d.rekey_bytes),
+    ] {
+        if let (Some(soft), Some(hard)) = (soft, hard) {
+            if soft > hard {
+                let at = v.as_ref().map_or(d.psk.span().start, |s| s.span().start);
+                r.err(at, ErrorKind::SoftAboveHard { what, soft, hard });
+            }
+        }
+    }
+    let cookie_threshold = match &d.cookie_threshold {
+        None => DEFAULT_COOKIE_THRESHOLD,
+        Some(v) if (0..=1_000_000).contains(v.get_ref()) => *v.get_ref() as usize,
+        Some(v) => {
+            r.err(
+                v.span().start,
+                ErrorKind::LifetimeOutOfRange {
+                    field: "cookie_threshold",
+                    value: *v.get_ref(),
+                    max: 1_000_000,
+                },
+            );
+            DEFAULT_COOKIE_THRESHOLD
+        }
+    };
+    (r.diag_count() == before).then(|| IkeSettings {
+        psk: d.psk.get_ref().clone(),
+        proposals,
+        esp_proposals,
+        rekey_time,
+        life_time,
+        rekey_bytes,
+        life_bytes,
+        ike_rekey_time,
+        cookie_threshold,
+        on_demand: d.on_demand.unwrap_or(true),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::topology::{load_str, ClientIpsec, Topology, TopologyError};
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+
+    const BASE: &str = r#"
+[hosts]
+DVA1 = "198.18.0.100"
+
+[[image]]
+name = "MVS1"
+ike = true
+vipadynamic = """
+VIPADYNAMIC
+  VIPADEFINE MOVEABLE IMMEDIATE 255.255.255.0 198.18.0.100
+  VIPADISTRIBUTE DEFINE DISTMETHOD ROUNDROBIN 198.18.0.100 PORT 80 DESTIP ALL
+ENDVIPADYNAMIC
+"""
+
+[[image]]
+name = "MVS2"
+
+[ike]
+psk = "plexnet-figure4"
+
+[[client]]
+name = "client1"
+ipsec = "strongswan"
+ike = ["DVA1"]
+"#;
+
+    fn load(text: &str) -> Result<Topology, TopologyError> {
+        load_str(text, Path::new("t.toml"))
+    }
+
+    /// `‸` marks where the error must point.
+    fn check(marked: &str, message: &str) {
+        let at = marked.find('‸').expect("a marker");
+        let text = marked.replace('‸', "");
+        let err = load(&text).expect_err("must fail");
+        let (line, col) = crate::topology::error::line_col(&text, at);
+        assert_eq!(err.to_string(), format!("t.toml:{line}:{col}: {message}"));
+    }
+
+    #[test]
+    fn defaults() {
+        let t = load(BASE).expect("loads");
+        let s = t.ike.as_ref().expect("[ike]");
+        assert_eq!(s.psk, "plexnet-figure4");
+        assert_eq!(
+            (s.proposals.as_str(), s.esp_proposals.as_str()),
+            ("default", "default")
+        );
+        assert_eq!((s.rekey_time, s.life_time), (Some(3600), Some(3960)));
+        assert_eq!((s.rekey_bytes, s.life_bytes), (None, None));
+        assert!(s.on_demand);
+        assert!(!format!("{s:?}").contains("plexnet-figure4"));
+        let c = t.client("client1").expect("client1");
+        assert_eq!(c.ipsec, ClientIpsec::Strongswan);
+        assert_eq!(c.ike, [Ipv4Addr::new(198, 18, 0, 100)]);
+        assert_eq!(t.ike_clients_of(Ipv4Addr::new(198, 18, 0, 100)).count(), 1);
+    }
+
+    #[test]
+    fn located_errors() {
+        check(
+            &BASE.replace("psk = \"plexnet-figure4\"", "psk = \"x\"\nproposals = ‸\"aes128-md5-x25519\""),
+            "proposals `aes128-md5-x25519` cannot be used: unknown or unimplemented algorithm \"md5\"; allowed: strongSwan proposal syntax such as aes128-sha256-x25519 (IKE) or aes128-sha1 (ESP), comma-separated, or default",
+        );
+        check(
+            &BASE.replace("psk = \"plexnet-figure4\"", "psk = \"x\"\nesp_proposals = ‸\"aes192gcm16\""),
+            "esp_proposals `aes192gcm16` cannot be used: no ESP proposal left that this implementation supports; allowed: strongSwan proposal syntax such as aes128-sha256-x25519 (IKE) or aes128-sha1 (ESP), comma-separated, or default",
+        );
+        check(
+            &BASE.replace("psk = \"plexnet-figure4\"", "psk = ‸\"\""),
+            "the secret is empty; allowed: a non-empty string",
+        );
+        check(
+            &BASE.replace("ike = [\"DVA1\"]", "ike = [‸\"DVB9\"]"),
+            "`DVB9` is not a DVIPA of this topology; allowed: a DVIPA some image VIPADEFINEs or VIPABACKUPs, by [hosts] name or address: DVA1 (198.18.0.100)",
+        );
+        check(
+            &BASE
+                .replace("ike = true\n", "")
+                .replace("ike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
+            "DVIPA 198.18.0.100 is owned by MVS1, which runs no IKE; allowed: IKE with a DVIPA whose owning image has ike = true",
+        );
+        check(
+            &BASE.replace("ipsec = \"strongswan\"\nike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
+            "client client1 has ipsec = \"none\" and cannot run IKE; allowed: ike = [...] only for clients with ipsec = \"strongswan\" or \"plexnet\"",
+        );
+        check(
+            &BASE.replace("[ike]\npsk = \"plexnet-figure4\"\n", "").replace("ike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
+            "client client1 negotiates by IKE but the file has no [ike] table; allowed: an [ike] table with at least psk = \"...\"",
+        );
+        check(
+            &BASE.replace("psk = \"plexnet-figure4\"", "psk = \"x\"\nrekey_time = ‸4000"),
+            "soft_time = 4000 is above hard_time = 3960; allowed: a soft limit at or below the hard one",
+        );
+        check(
+            &BASE.replace("psk = \"plexnet-figure4\"", "psk = \"x\"\nlife_time = ‸-1"),
+            "life_time = -1 is out of range; allowed: 1 to 9223372036854775807 (leave it out for no limit)",
+        );
+    }
+}
