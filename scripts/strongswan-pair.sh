@@ -35,13 +35,14 @@ ip -n $A link set ss-a up; ip -n $B link set ss-b up
 start_charon() { # ns dir local remote
   local ns=$1 dir=$2 local_addr=$3 remote=$4
   mkdir -p "$dir/run"
-  sed "s|@DIR@|$dir|g" "$HERE/netns/strongswan/strongswan.conf.in" > "$dir/strongswan.conf"
-  sed -e "s|@NAME@|pair|g" -e "s|@LOCAL_ADDR@|$local_addr|" -e "s|@REMOTE_ADDR@|$remote|" \
+  sed -e "s|@DIR@|$dir|g" -e "s|@SWANCTL_DIR@|$dir|g" "$HERE/netns/strongswan/strongswan.conf.in" > "$dir/strongswan.conf"
+  sed -e "s|@NAME@|pair|g" -e "s|@CHILD@|pair-child|g" -e "s|@LOCAL_ADDR@|$local_addr|" -e "s|@REMOTE_ADDR@|$remote|" \
       -e "s|@IKE_PROPOSALS@|$IKE_PROPOSALS|" -e "s|@ESP_PROPOSALS@|$ESP_PROPOSALS|" \
       -e "s|@LOCAL_ID@|$local_addr|" -e "s|@REMOTE_ID@|$remote|" -e "s|@PSK@|plexnet-pair|" \
       "$HERE/netns/strongswan/swanctl.conf.in" > "$dir/swanctl.conf"
   ip netns exec "$ns" sh -c "mount --bind $dir/run /run && STRONGSWAN_CONF=$dir/strongswan.conf exec /usr/lib/ipsec/charon" \
     > "$dir/charon.out" 2>&1 &
+  disown
   for _ in $(seq 1 100); do
     STRONGSWAN_CONF=$dir/strongswan.conf swanctl --stats >/dev/null 2>&1 && break
     sleep 0.1

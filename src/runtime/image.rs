@@ -42,9 +42,10 @@ pub const PROTECTED_MTU: u32 = 1400;
 const BURST: usize = 64;
 /// Sequence numbers taken from the CF per request, at most.
 const SEQ_CHUNK: usize = 16;
-/// A sequence number not on the wire this long after the CF handed it out
-/// is not used: another target may meanwhile have sent far past it.
-const SEQ_DEADLINE: Duration = Duration::from_millis(1);
+/// A sequence number not on the wire this long after it was asked for is
+/// not used: another target may meanwhile have sent far past it. Targets
+/// here send well under 128 packets per SA in this time.
+const SEQ_DEADLINE: Duration = Duration::from_millis(2);
 /// Fresh numbers tried per SA and burst before its rest is dropped.
 const SEQ_MAX_REFETCH: usize = 8;
 
@@ -677,19 +678,27 @@ impl ImageNode {
     /// Fig. 10 blocks 162–164 for one SA's packets of a burst, under the
     /// sequence-number policy of the module doc: at most [`SEQ_CHUNK`]
     /// numbers per CF request, taken right before sealing; a number whose
-    /// packet cannot leave within [`SEQ_DEADLINE`] of the CF's answer is
+    /// packet cannot leave within [`SEQ_DEADLINE`] of asking the CF is
     /// dropped (a gap, which ESP allows) and the packet resealed with a
     /// fresh one, so a target that was descheduled never sends packets that
     /// trail the others' by more than the client's replay window.
-    async fn seal_and_send(&self, key: SeqKey, group: &SealBatch, reports: &mut Vec<(String, XcfMessage)>) {
+    async fn seal_and_send(
+        &self,
+        key: SeqKey,
+        group: &SealBatch,
+        reports: &mut Vec<(String, XcfMessage)>,
+    ) {
         let mut next = 0;
         let mut refetches = 0;
         while next < group.len() {
             let chunk = &group[next..group.len().min(next + SEQ_CHUNK)];
+            // The numbers were granted after this instant: measuring their
+            // age from here also covers a target descheduled while the
+            // CF's answer was on its way.
+            let asked = Instant::now();
             let Some(first) = self.take_numbers(key, chunk.len() as u32).await else {
                 return;
             };
-            let taken = Instant::now();
             let now = self.now_ms();
             let sealed: Vec<Vec<u8>> = {
                 let mut core = self.core();
@@ -699,7 +708,10 @@ impl ImageNode {
                     .enumerate()
                     .filter_map(|(i, (spi, p))| {
                         let mut out = Vec::with_capacity(p.len() + 96);
-                        target.seal(now, *spi, first + i as u64, rng, p, &mut out).ok().map(|()| out)
+                        target
+                            .seal(now, *spi, first + i as u64, rng, p, &mut out)
+                            .ok()
+                            .map(|()| out)
                     })
                     .collect();
                 reports.extend(target.take_outbox());
@@ -707,7 +719,7 @@ impl ImageNode {
             };
             let mut sent = 0;
             for s in &sealed {
-                if taken.elapsed() > SEQ_DEADLINE {
+                if asked.elapsed() > SEQ_DEADLINE {
                     break;
                 }
                 self.ext_send(s).await;

@@ -10,7 +10,7 @@
 //! ready to send, groups it by SA, and takes numbers for those packets only
 //! (at most 16 per fetch-and-add), right before sealing them. No target
 //! holds unused numbers, and a number whose packet has not left within a
-//! deadline (1 ms) of the CF's answer is dropped unused and the packet
+//! deadline (2 ms) of asking the CF is dropped unused and the packet
 //! resealed with a fresh one: several targets sending on one SA reach the
 //! client out of order only by what they seal at the same moment, far
 //! inside a replay window of 128, even when one of them was descheduled.
