@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use plexnet::lab::{self, state};
 use plexnet::runtime::control::Request;
 use plexnet::runtime::{daemon, display};
-use plexnet::topology::{self, Topology};
+use plexnet::topology::{self, ClientIpsec, Topology};
 
 const DEFAULT_TOPOLOGY: &str = "topologies/figure4.toml";
 
@@ -68,8 +68,9 @@ enum Command {
         node: String,
         #[arg(long)]
         json: bool,
-        /// Print tshark `esp_sa` UAT lines, to decrypt captures:
-        /// `tshark -o esp.enable_encryption_decode:TRUE -o "uat:esp_sa:LINE"`.
+        /// Print tshark UAT lines to decrypt captures: first one per ESP SA
+        /// (`-o "uat:esp_sa:LINE"` with `-o esp.enable_encryption_decode:TRUE`),
+        /// then one per IKE SA (`-o "uat:ikev2_decryption_table:LINE"`).
         #[arg(long)]
         wireshark_keys: bool,
         #[arg(long)]
@@ -106,6 +107,14 @@ enum Command {
         /// Unix socket answering status requests (JSON lines).
         #[arg(long)]
         control: Option<PathBuf>,
+    },
+    /// Run a command in a namespace by its name (what `up` uses to start
+    /// charon): like `ip netns exec`.
+    #[command(hide = true)]
+    NsExec {
+        namespace: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
     /// The process of one image or of the CF (started by `up`).
     #[command(hide = true)]
@@ -175,7 +184,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let d: display::IpsecDisplay =
                 serde_json::from_value(reply.clone()).context("reading the IPsec answer")?;
             if wireshark_keys {
-                for line in &d.wireshark_keys {
+                for line in d.wireshark_keys.iter().chain(&d.ike_wireshark_keys) {
                     println!("{line}");
                 }
             } else if json {
@@ -184,6 +193,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", display::render_ipsec(&d));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::NsExec { namespace, command } => {
+            lab::exec::exec_in(&namespace, &command)?;
+            unreachable!("exec returned")
         }
         Command::Check { file, json } => {
             let topo = load(&resolve(file))?;
@@ -332,22 +345,37 @@ fn print_summary(topo: &Topology, prefix: &str) {
             c.addr.to_string()
         );
     }
-    let first_client = topo
-        .clients
-        .first()
-        .map(|c| c.name.as_str())
-        .unwrap_or("NODE");
-    let dvipa = topo
-        .hosts
-        .iter()
-        .find(|h| topo.dvipas().contains(&h.addr))
-        .map(|h| h.name.clone())
-        .or_else(|| topo.dvipas().first().map(|a| a.to_string()))
-        .unwrap_or_else(|| "DVIPA".into());
+    let first = topo.dvipas().first().copied();
+    let name = |a: std::net::Ipv4Addr| {
+        topo.host_name(a)
+            .map_or_else(|| a.to_string(), str::to_string)
+    };
+    let dvipa = first.map_or_else(|| "DVIPA".to_string(), name);
+    let owner = first
+        .and_then(|a| topo.owner_of(a))
+        .map_or("MVS1", |i| i.name.as_str());
     println!("\nTry:");
-    println!("  plexnet status");
-    println!("  plexnet exec {first_client} -- ping -c 3 {dvipa}");
-    println!("  plexnet exec {first_client} -- tcpdump -ni lan");
+    println!("  sudo plexnet status");
+    for c in &topo.clients {
+        let n = &c.name;
+        match c.ipsec {
+            ClientIpsec::Strongswan => {
+                for d in &c.ike {
+                    let conn = lab::strongswan::conn_name(topo, *d);
+                    println!("  sudo plexnet exec {n} -- swanctl --initiate --child {conn}   # strongSwan: IKE with the routing stack");
+                    println!(
+                        "  sudo plexnet exec {n} -- curl http://{}/",
+                        topo.label(*d).split(' ').next().unwrap_or(&dvipa)
+                    );
+                }
+            }
+            ClientIpsec::Plexnet => {
+                println!("  sudo plexnet exec {n} -- curl http://{dvipa}/                 # plexnet client: ESP to the DVIPA");
+            }
+            ClientIpsec::None => println!("  sudo plexnet exec {n} -- ping -c 3 {dvipa}"),
+        }
+    }
+    println!("  sudo plexnet netstat {owner} vcrt; sudo plexnet ipsec {owner}          # where connections went, what was decrypted where");
     println!("  sudo make down");
 }
 

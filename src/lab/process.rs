@@ -39,11 +39,19 @@ pub fn spawn_daemon(run_dir: &Path, node: &str, namespace: &str, log: &Path) -> 
 
 /// The `plexnet` binary to run daemons with: `PLEXNET_BIN` when set (a
 /// library caller such as a test harness), else this very executable.
-fn plexnet_exe() -> Result<std::path::PathBuf> {
+pub fn plexnet_exe() -> Result<std::path::PathBuf> {
     match std::env::var_os("PLEXNET_BIN") {
         Some(p) => Ok(p.into()),
         None => std::env::current_exe().context("finding the plexnet executable"),
     }
+}
+
+/// A command run inside `namespace` by `plexnet ns-exec` (as `ip netns
+/// exec` would, with `/etc/netns/<ns>/*` over `/etc`).
+pub fn in_namespace(namespace: &str, argv: &[&str]) -> Result<Command> {
+    let mut cmd = Command::new(plexnet_exe()?);
+    cmd.arg("ns-exec").arg(namespace).arg("--").args(argv);
+    Ok(cmd)
 }
 
 /// Every process whose network namespace is `namespace`.

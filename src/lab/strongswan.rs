@@ -18,7 +18,7 @@
 use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::netns;
@@ -101,8 +101,7 @@ pub fn swanctl_conf(topo: &Topology, client: &Client, ike: &IkeSettings) -> Stri
 
 /// Runs `swanctl args` inside `ns` (with its `/etc`).
 pub fn swanctl(ns: &str, args: &[&str]) -> Result<std::process::Output> {
-    Command::new("ip")
-        .args(["netns", "exec", ns, "swanctl"])
+    super::process::in_namespace(ns, &["swanctl"])?
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -134,8 +133,7 @@ pub fn start(run_dir: &Path, topo: &Topology, client: &Client, ns: &str) -> Resu
     .with_context(|| format!("writing {}/swanctl/swanctl.conf", etc.display()))?;
     let out = std::fs::File::create(state.join("charon.out"))
         .with_context(|| format!("creating {}/charon.out", state.display()))?;
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c"])
+    let child = super::process::in_namespace(ns, &["sh", "-c"])?
         .arg(format!(
             "mount --bind '{}' /run && exec {CHARON}",
             state.display()

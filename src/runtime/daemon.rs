@@ -129,7 +129,13 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
             Request::Netstat { report } => {
                 serde_json::to_value(status_node.netstat(report)).unwrap_or_default()
             }
-            Request::Ipsec => serde_json::to_value(status_node.ipsec()).unwrap_or_default(),
+            Request::Ipsec => {
+                let mut d = status_node.ipsec();
+                if let Some(ike) = &ike {
+                    d.ike_wireshark_keys = ike.wireshark_keys();
+                }
+                serde_json::to_value(d).unwrap_or_default()
+            }
         },
     )
     .await?;

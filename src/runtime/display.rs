@@ -307,6 +307,10 @@ pub struct IpsecDisplay {
     pub peek_blocks: u64,
     /// tshark `esp_sa` UAT lines, one per ESP SA this image knows.
     pub wireshark_keys: Vec<String>,
+    /// tshark `ikev2_decryption_table` UAT lines, one per IKE SA of this
+    /// image's IKE (routing stacks with `ike = true`).
+    #[serde(default)]
+    pub ike_wireshark_keys: Vec<String>,
 }
 
 fn sa_row(dvipa: Ipv4Addr, direction: &str, cfg: &SaConfig) -> SaRow {
@@ -387,6 +391,7 @@ pub fn ipsec(image: &str, routing: Option<&RoutingStack>, target: &TargetStack) 
         peeks: rc.peeks,
         peek_blocks: rc.peek_blocks,
         wireshark_keys: keys,
+        ike_wireshark_keys: Vec::new(),
     }
 }
 

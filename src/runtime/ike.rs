@@ -542,6 +542,20 @@ impl IkeRuntime {
         }
     }
 
+    /// Every IKE SA's keys as a tshark `ikev2_decryption_table` UAT line.
+    pub fn wireshark_keys(&self) -> Vec<String> {
+        let inner = self.lock();
+        inner
+            .endpoints
+            .values()
+            .flat_map(|ike| {
+                ike.status()
+                    .into_iter()
+                    .filter_map(|s| ike.wireshark_ike_keys(s.id))
+            })
+            .collect()
+    }
+
     /// `status["ike"]`: every IKE SA with its children, the IKE SA keys in
     /// Wireshark's `ikev2_decryption_table` format, counters.
     pub fn status(&self) -> serde_json::Value {
