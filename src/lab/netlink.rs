@@ -14,6 +14,29 @@ use super::netns;
 
 /// The kernel's `local` routing table (RT_TABLE_LOCAL).
 pub const RT_TABLE_LOCAL: u32 = 255;
+/// The kernel's `main` routing table (RT_TABLE_MAIN).
+pub const RT_TABLE_MAIN: u32 = 254;
+
+/// Options of a route in a policy table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableRoute {
+    /// Preferred source address (`src`).
+    pub src: Option<Ipv4Addr>,
+    /// Path MTU (`mtu`).
+    pub mtu: Option<u32>,
+}
+
+/// `Ok` for "already exists": idempotent adds.
+fn ignore_exists(r: Result<(), rtnetlink::Error>) -> Result<(), rtnetlink::Error> {
+    match r {
+        Err(rtnetlink::Error::NetlinkError(e))
+            if e.to_io().kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
 
 /// A policy routing rule (`ip rule`).
 #[derive(Debug, Clone, Default)]
@@ -43,6 +66,17 @@ impl NsLinks {
         tokio::spawn(conn);
         Ok(Self {
             ns: ns.to_string(),
+            handle,
+        })
+    }
+
+    /// rtnetlink in the namespace the calling thread is in (a daemon that
+    /// entered its namespace at start).
+    pub fn open_here() -> Result<Self> {
+        let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+        tokio::spawn(conn);
+        Ok(Self {
+            ns: "(this namespace)".to_string(),
             handle,
         })
     }
@@ -180,14 +214,14 @@ impl NsLinks {
             .with_context(|| format!("{}: setting the MTU of {name} to {mtu}", self.ns))
     }
 
-    /// `ip route add dest/len dev DEV table TABLE [mtu MTU]`.
+    /// `ip route replace dest/len dev DEV table TABLE [src SRC] [mtu MTU]`.
     pub async fn add_table_route(
         &self,
         dest: Ipv4Addr,
         prefix_len: u8,
         dev: &str,
         table: u32,
-        mtu: Option<u32>,
+        route: TableRoute,
     ) -> Result<()> {
         let mut req = self
             .handle
@@ -196,7 +230,12 @@ impl NsLinks {
             .table_id(table)
             .v4()
             .destination_prefix(dest, prefix_len)
-            .output_interface(self.index(dev).await?);
+            .output_interface(self.index(dev).await?)
+            .replace();
+        if let Some(src) = route.src {
+            req = req.pref_source(src);
+        }
+        let mtu = route.mtu;
         if let Some(mtu) = mtu {
             req.message_mut()
                 .attributes
@@ -210,7 +249,9 @@ impl NsLinks {
         })
     }
 
-    /// `ip rule add pref PREF [iif IIF] [fwmark MARK] [from SRC/32] [to DST/32] lookup TABLE`.
+    /// `ip rule add pref PREF [iif IIF] [fwmark MARK] [from SRC/32] [to
+    /// DST/32] lookup TABLE`; a rule that is already there (a daemon
+    /// restarted in its namespace) is kept.
     pub async fn add_rule(&self, rule: &Rule<'_>) -> Result<()> {
         let mut req = self
             .handle
@@ -232,8 +273,7 @@ impl NsLinks {
         if let Some(dst) = rule.to {
             req = req.destination_prefix(dst, 32);
         }
-        req.execute()
-            .await
+        ignore_exists(req.execute().await)
             .with_context(|| format!("{}: adding rule {rule:?}", self.ns))
     }
 

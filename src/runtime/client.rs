@@ -35,9 +35,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use futures::TryStreamExt;
-use netlink_packet_route::link::LinkAttribute;
-use netlink_packet_route::rule::RuleAction;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -60,6 +57,7 @@ use crate::wire::{udp, IpProtocol, UdpPacket, UdpRepr};
 /// `socket-default.fwmark = 0x42` in DESIGN.md.
 pub use super::sockets::FWMARK;
 use super::sockets::{self, SOCKET_BUFFER};
+use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 /// The routing table holding the routes into the TUN.
 pub const TUN_TABLE: u32 = 0x42;
 /// `ip rule` preference of `fwmark 0x42 lookup main`.
@@ -745,13 +743,7 @@ pub fn run_standalone(args: StandaloneArgs) -> Result<()> {
     } else {
         ClientSetup::client(&topo, &args.client)?
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLEXNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .try_init();
+    super::init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -787,16 +779,39 @@ pub async fn serve(
         .build_async()
         .with_context(|| format!("creating TUN {TUN_NAME}"))?;
     let tun = Arc::new(tun);
-    let routing = Routing::open()?;
-    let tun_index = routing.index(TUN_NAME).await?;
-    routing.up(tun_index, TUN_NAME).await?;
-    routing.policy_rules().await?;
+    // The outer packets (marked) leave by the main table; everything else
+    // looks up the table that routes the peers into the TUN.
+    let links = NsLinks::open_here()?;
+    links.up(TUN_NAME).await?;
+    links
+        .add_rule(&Rule {
+            pref: RULE_PREF_MARKED,
+            table: RT_TABLE_MAIN,
+            fwmark: Some(FWMARK),
+            ..Rule::default()
+        })
+        .await?;
+    links
+        .add_rule(&Rule {
+            pref: RULE_PREF_TUN,
+            table: TUN_TABLE,
+            ..Rule::default()
+        })
+        .await?;
+    let into_tun = |local| TableRoute {
+        src: Some(local),
+        mtu: None,
+    };
     for t in &setup.tunnels {
-        routing.route_into_tun(t.peer, t.local, tun_index).await?;
+        links
+            .add_table_route(t.peer, 32, TUN_NAME, TUN_TABLE, into_tun(t.local))
+            .await?;
     }
     if let Some(ike) = &setup.ike {
         for d in &ike.dvipas {
-            routing.route_into_tun(*d, ike.local, tun_index).await?;
+            links
+                .add_table_route(*d, 32, TUN_NAME, TUN_TABLE, into_tun(ike.local))
+                .await?;
         }
     }
 
@@ -1022,107 +1037,6 @@ fn udp_receiver(local: Ipv4Addr) -> Result<UdpSocket> {
         nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &SOCKET_BUFFER);
     s.set_nonblocking(true)?;
     UdpSocket::from_std(s).context("registering UDP 4500")
-}
-
-/// rtnetlink in the current namespace: the TUN's link, its routes and the
-/// two policy rules.
-#[derive(Debug)]
-struct Routing {
-    handle: rtnetlink::Handle,
-}
-
-impl Routing {
-    fn open() -> Result<Routing> {
-        let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
-        tokio::spawn(conn);
-        Ok(Routing { handle })
-    }
-
-    async fn index(&self, name: &str) -> Result<u32> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_owned())
-            .execute();
-        let link = links
-            .try_next()
-            .await
-            .with_context(|| format!("looking up link {name}"))?
-            .ok_or_else(|| anyhow!("no link {name}"))?;
-        debug_assert!(link
-            .attributes
-            .iter()
-            .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name)));
-        Ok(link.header.index)
-    }
-
-    async fn up(&self, index: u32, name: &str) -> Result<()> {
-        self.handle
-            .link()
-            .set(index)
-            .up()
-            .execute()
-            .await
-            .with_context(|| format!("setting {name} up"))
-    }
-
-    /// `ip rule add pref 100 fwmark 0x42 lookup main` and `ip rule add pref
-    /// 101 lookup 0x42`; rules left by an earlier run are kept.
-    async fn policy_rules(&self) -> Result<()> {
-        let marked = self
-            .handle
-            .rule()
-            .add()
-            .v4()
-            .priority(RULE_PREF_MARKED)
-            .fw_mark(FWMARK)
-            .table_id(u32::from(
-                netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN,
-            ))
-            .action(RuleAction::ToTable)
-            .execute()
-            .await;
-        ignore_exists(marked).context("adding rule fwmark 0x42 lookup main")?;
-        let tun = self
-            .handle
-            .rule()
-            .add()
-            .v4()
-            .priority(RULE_PREF_TUN)
-            .table_id(TUN_TABLE)
-            .action(RuleAction::ToTable)
-            .execute()
-            .await;
-        ignore_exists(tun).with_context(|| format!("adding rule lookup {TUN_TABLE:#x}"))
-    }
-
-    /// `ip route replace peer/32 dev plx0 src local table 0x42`.
-    async fn route_into_tun(&self, peer: Ipv4Addr, local: Ipv4Addr, index: u32) -> Result<()> {
-        self.handle
-            .route()
-            .add()
-            .v4()
-            .destination_prefix(peer, 32)
-            .output_interface(index)
-            .pref_source(local)
-            .table_id(TUN_TABLE)
-            .replace()
-            .execute()
-            .await
-            .with_context(|| format!("adding route {peer}/32 dev {TUN_NAME} table {TUN_TABLE:#x}"))
-    }
-}
-
-fn ignore_exists(r: Result<(), rtnetlink::Error>) -> Result<(), rtnetlink::Error> {
-    match r {
-        Err(rtnetlink::Error::NetlinkError(e))
-            if e.to_io().kind() == std::io::ErrorKind::AlreadyExists =>
-        {
-            Ok(())
-        }
-        other => other,
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! [`super::client`]), started by `plexnet up` inside the node's namespace.
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -28,7 +28,7 @@ pub struct DaemonArgs {
 /// (its threads inherit the namespace; DESIGN.md: `setns` is per thread).
 pub fn run(args: DaemonArgs) -> Result<()> {
     netns::enter(&args.netns)?;
-    init_logging(&state::log_path(&args.run_dir, &args.node));
+    super::init_logging();
     let resolved = state::resolved_topology(&args.run_dir);
     let topo: Topology = serde_json::from_slice(
         &std::fs::read(&resolved).with_context(|| format!("reading {}", resolved.display()))?,
@@ -62,18 +62,6 @@ pub fn run(args: DaemonArgs) -> Result<()> {
     }
     let _ = std::fs::remove_file(state::socket_path(&args.run_dir, &args.node));
     result
-}
-
-fn init_logging(log: &Path) {
-    // stdout/stderr already go to the log (up opened it for us).
-    let _ = log;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLEXNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .try_init();
 }
 
 async fn sigterm() -> Result<()> {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
 use super::sockets::{self, FWMARK, IPPROTO_GRE};
-use crate::lab::netlink::{NsLinks, Rule};
+use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
 use crate::sysplex::routing::{Decision, FilterAt, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
@@ -34,7 +34,6 @@ use crate::topology::{InboundFilter, ManualSa, Topology};
 const TABLE_FROM_DVIPA: u32 = 100;
 /// Table of the routes that send owned DVIPAs arriving on `ext` into the TUN.
 const TABLE_TO_DVIPA: u32 = 101;
-const TABLE_MAIN: u32 = 254;
 /// Room for ESP/UDP/tunnel headers under the external LAN's 1500 bytes:
 /// the kernel's own packets from a DVIPA use this path MTU (TCP MSS 1360).
 pub const PROTECTED_MTU: u32 = 1400;
@@ -959,13 +958,13 @@ async fn plumb(links: &NsLinks, owned: &[Ipv4Addr], served: &[Ipv4Addr]) -> Resu
             })
             .await?;
         links
-            .add_table_route(*d, 32, TUN_NAME, TABLE_TO_DVIPA, None)
+            .add_table_route(*d, 32, TUN_NAME, TABLE_TO_DVIPA, TableRoute::default())
             .await?;
     }
     links
         .add_rule(&Rule {
             pref: 50,
-            table: TABLE_MAIN,
+            table: RT_TABLE_MAIN,
             fwmark: Some(FWMARK),
             ..Rule::default()
         })
@@ -986,7 +985,10 @@ async fn plumb(links: &NsLinks, owned: &[Ipv4Addr], served: &[Ipv4Addr]) -> Resu
             0,
             TUN_NAME,
             TABLE_FROM_DVIPA,
-            Some(PROTECTED_MTU),
+            TableRoute {
+                mtu: Some(PROTECTED_MTU),
+                ..TableRoute::default()
+            },
         )
         .await
 }

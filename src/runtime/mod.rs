@@ -11,3 +11,15 @@ pub mod ike;
 pub mod image;
 pub mod sockets;
 pub mod xcf;
+
+/// Logs of a daemon (`PLEXNET_LOG` filters, `info` by default) to its
+/// stderr, which `up` points at the node's log file.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PLEXNET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .try_init();
+}
