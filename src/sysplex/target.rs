@@ -8,9 +8,9 @@
 //!
 //! **Sequence numbers** (Fig. 10 block 162): the caller drains what is
 //! ready to send, groups it by SA, and takes numbers for those packets only
-//! (at most 16 per fetch-and-add), right before sealing them. No target
+//! (at most 8 per fetch-and-add), right before sealing them. No target
 //! holds unused numbers, and a number whose packet has not left within a
-//! deadline (2 ms) of asking the CF is dropped unused and the packet
+//! deadline (500 µs) of asking the CF is dropped unused and the packet
 //! resealed with a fresh one: several targets sending on one SA reach the
 //! client out of order only by what they seal at the same moment, far
 //! inside a replay window of 128, even when one of them was descheduled.
