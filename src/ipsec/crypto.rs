@@ -223,6 +223,42 @@ impl Cipher {
         }
     }
 
+    /// Plaintext of the first three blocks of a ciphertext (peek's fast
+    /// path: an inner IPv4 header without options and 14 bytes of TCP),
+    /// in one AES call. `iv` is the packet's explicit IV (16 bytes for CBC,
+    /// 8 for GCM). CBC: P_i = D(C_i) ⊕ C_{i-1}, C_{-1} the IV (RFC 3602
+    /// §2); GCM: P_i = C_i ⊕ E(K, salt ‖ IV ‖ i+2) (RFC 4106 §3.1). NULL:
+    /// the bytes as they are.
+    #[inline]
+    pub(crate) fn head3(&self, iv: &[u8], ct: &[u8; 48]) -> [u8; 48] {
+        let mut b = [aes::Block::default(); 3];
+        let mut mask = [0u8; 48];
+        match self {
+            Cipher::Null => return *ct,
+            Cipher::Cbc128(_) | Cipher::Cbc192(_) | Cipher::Cbc256(_) => {
+                for (k, blk) in b.iter_mut().enumerate() {
+                    blk.copy_from_slice(&ct[k * 16..k * 16 + 16]);
+                }
+                self.decrypt_raw_blocks(&mut b);
+                mask[..16].copy_from_slice(&iv[..16]);
+                mask[16..].copy_from_slice(&ct[..32]);
+            }
+            Cipher::Gcm128(_) | Cipher::Gcm256(_) => {
+                let mut iv8 = [0u8; 8];
+                iv8.copy_from_slice(&iv[..8]);
+                self.gcm_keystream_blocks(&iv8, &[0, 1, 2], &mut b);
+                mask = *ct;
+            }
+        }
+        let mut out = [0u8; 48];
+        for k in 0..3 {
+            let x = u128::from_ne_bytes(b[k].into())
+                ^ u128::from_ne_bytes(mask[k * 16..k * 16 + 16].try_into().unwrap_or_default());
+            out[k * 16..k * 16 + 16].copy_from_slice(&x.to_ne_bytes());
+        }
+        out
+    }
+
     /// CBC-encrypts `data` (a multiple of 16 bytes) in place (RFC 3602 §2).
     pub(crate) fn cbc_encrypt(&self, iv: &[u8; 16], data: &mut [u8]) {
         match self {
