@@ -3,6 +3,7 @@
 pub mod ah;
 pub mod counters;
 pub(crate) mod crypto;
+mod gcm;
 pub mod esp;
 mod outer;
 pub mod peek;
