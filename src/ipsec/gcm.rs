@@ -119,12 +119,8 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + Clone> Gcm
     pub(crate) fn seal(&self, iv: &[u8; 8], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
         let mut ctr = self.ctr(iv);
         let mask = self.tag_mask(iv);
-        let s = self.ghash(aad, data.len(), |g| {
-            for chunk in data.chunks_mut(CHUNK) {
-                ctr.apply_keystream(chunk);
-                g.push_bytes(chunk);
-            }
-        });
+        let len = data.len();
+        let s = self.ghash(aad, len, Encrypt { ctr: &mut ctr, data });
         xor_tag(&s, &mask)
     }
 
@@ -139,11 +135,7 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + Clone> Gcm
         tag: &[u8],
     ) -> Result<(), TagMismatch> {
         let mask = self.tag_mask(iv);
-        let s = self.ghash(aad, data.len(), |g| {
-            for chunk in data.chunks(CHUNK) {
-                g.push_bytes(chunk);
-            }
-        });
+        let s = self.ghash(aad, data.len(), Hash(data));
         let expected = xor_tag(&s, &mask);
         if !bool::from(expected[..].ct_eq(tag)) {
             return Err(TagMismatch);
@@ -156,7 +148,7 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + Clone> Gcm
     /// pushes (in order, each chunk a multiple of 16 bytes but the last),
     /// then the length block (SP 800-38D §7.1 step 5). Returned in GHASH's
     /// byte order.
-    fn ghash(&self, aad: &[u8], len: usize, feed: impl FnOnce(&mut Feeder<'_>)) -> Block {
+    fn ghash(&self, aad: &[u8], len: usize, feed: impl Feed) -> Block {
         let n = aad.len().div_ceil(16) + len.div_ceil(16) + 1;
         let lead = (4 - n % 4) % 4;
         let mut lanes = [
@@ -214,8 +206,8 @@ struct Run<'a, F> {
 }
 
 /// Hands blocks (in GHASH order) to the lanes, four at a time.
-pub(crate) struct Feeder<'a> {
-    lanes: &'a mut dyn Lanes,
+struct Feeder<'a, L> {
+    lanes: L,
     pend: [Block; 4],
     k: usize,
     fed: usize,
@@ -223,7 +215,7 @@ pub(crate) struct Feeder<'a> {
     last: &'a mut [Block; 4],
 }
 
-impl Feeder<'_> {
+impl<L: Lanes> Feeder<'_, L> {
     #[inline(always)]
     fn push(&mut self, x: Block) {
         let x = rev(&x);
@@ -256,6 +248,37 @@ impl Feeder<'_> {
     }
 }
 
+/// What pushes the ciphertext through the hash.
+trait Feed {
+    fn feed<L: Lanes>(self, f: &mut Feeder<'_, L>);
+}
+
+/// Sealing: CTR-encrypt 128 bytes, hash them, and on.
+struct Encrypt<'a, C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> {
+    ctr: &'a mut ctr::Ctr32BE<&'a C>,
+    data: &'a mut [u8],
+}
+
+impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> Feed for Encrypt<'_, C> {
+    #[inline(always)]
+    fn feed<L: Lanes>(self, f: &mut Feeder<'_, L>) {
+        for chunk in self.data.chunks_mut(CHUNK) {
+            self.ctr.apply_keystream(chunk);
+            f.push_bytes(chunk);
+        }
+    }
+}
+
+/// Opening: hash the ciphertext as it is.
+struct Hash<'a>(&'a [u8]);
+
+impl Feed for Hash<'_> {
+    #[inline(always)]
+    fn feed<L: Lanes>(self, f: &mut Feeder<'_, L>) {
+        f.push_bytes(self.0);
+    }
+}
+
 /// Four lane backends: one multiply-accumulate step on each.
 trait Lanes {
     fn four(&mut self, x: &[Block; 4]);
@@ -279,7 +302,7 @@ where
     }
 }
 
-impl<F: FnOnce(&mut Feeder<'_>)> Run<'_, F> {
+impl<F: Feed> Run<'_, F> {
     fn run<A, B, C, D>(self, a: &mut A, b: &mut B, c: &mut C, d: &mut D)
     where
         A: UhfBackend<BlockSize = U16>,
@@ -287,9 +310,8 @@ impl<F: FnOnce(&mut Feeder<'_>)> Run<'_, F> {
         C: UhfBackend<BlockSize = U16>,
         D: UhfBackend<BlockSize = U16>,
     {
-        let mut backends = Backends(a, b, c, d);
         let mut f = Feeder {
-            lanes: &mut backends,
+            lanes: Backends(a, b, c, d),
             pend: [Block::default(); 4],
             k: 0,
             fed: 0,
@@ -300,7 +322,7 @@ impl<F: FnOnce(&mut Feeder<'_>)> Run<'_, F> {
             f.push(Block::default());
         }
         f.push_bytes(self.aad);
-        (self.feed)(&mut f);
+        self.feed.feed(&mut f);
         debug_assert_eq!(f.fed, self.lead + self.aad.len().div_ceil(16) + self.len.div_ceil(16));
         // The length block: bit lengths of A and C, 64 bits each.
         let mut l = Block::default();
@@ -312,7 +334,7 @@ impl<F: FnOnce(&mut Feeder<'_>)> Run<'_, F> {
 
 /// Runs `run` with the backends of the four lanes, nesting POLYVAL's
 /// closures so that every lane's backend is at hand at once.
-fn with_lanes<F: FnOnce(&mut Feeder<'_>)>(lanes: &mut [Polyval; 4], run: Run<'_, F>) {
+fn with_lanes<F: Feed>(lanes: &mut [Polyval; 4], run: Run<'_, F>) {
     let [l0, l1, l2, l3] = lanes;
     l0.update_with_backend(C0 { l1, l2, l3, run });
 }
@@ -355,7 +377,7 @@ impl<F, A, B, C> BlockSizeUser for C3<'_, '_, F, A, B, C> {
     type BlockSize = U16;
 }
 
-impl<F: FnOnce(&mut Feeder<'_>)> UhfClosure for C0<'_, '_, F> {
+impl<F: Feed> UhfClosure for C0<'_, '_, F> {
     #[inline(always)]
     fn call<A: UhfBackend<BlockSize = U16>>(self, a: &mut A) {
         self.l1.update_with_backend(C1 {
@@ -367,7 +389,7 @@ impl<F: FnOnce(&mut Feeder<'_>)> UhfClosure for C0<'_, '_, F> {
     }
 }
 
-impl<F: FnOnce(&mut Feeder<'_>), A: UhfBackend<BlockSize = U16>> UhfClosure
+impl<F: Feed, A: UhfBackend<BlockSize = U16>> UhfClosure
     for C1<'_, '_, F, A>
 {
     #[inline(always)]
@@ -381,7 +403,7 @@ impl<F: FnOnce(&mut Feeder<'_>), A: UhfBackend<BlockSize = U16>> UhfClosure
     }
 }
 
-impl<F: FnOnce(&mut Feeder<'_>), A: UhfBackend<BlockSize = U16>, B: UhfBackend<BlockSize = U16>>
+impl<F: Feed, A: UhfBackend<BlockSize = U16>, B: UhfBackend<BlockSize = U16>>
     UhfClosure for C2<'_, '_, F, A, B>
 {
     #[inline(always)]
@@ -396,7 +418,7 @@ impl<F: FnOnce(&mut Feeder<'_>), A: UhfBackend<BlockSize = U16>, B: UhfBackend<B
 }
 
 impl<
-        F: FnOnce(&mut Feeder<'_>),
+        F: Feed,
         A: UhfBackend<BlockSize = U16>,
         B: UhfBackend<BlockSize = U16>,
         C: UhfBackend<BlockSize = U16>,
