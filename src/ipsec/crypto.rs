@@ -82,7 +82,11 @@ fn hmac_init<M: Mac + KeyInit>(key: &[u8]) -> M {
 /// GCM state from RFC 4106 keying material: the AES key, then the salt.
 fn gcm_init<C>(key_and_salt: &[u8]) -> Gcm<C>
 where
-    C: BlockCipher + BlockEncrypt + KeyInit + Clone + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>,
+    C: BlockCipher
+        + BlockEncrypt
+        + KeyInit
+        + Clone
+        + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>,
 {
     let (key, salt) = key_and_salt.split_at(key_and_salt.len() - GCM_SALT_LEN);
     let mut s = [0u8; GCM_SALT_LEN];

@@ -120,7 +120,14 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + Clone> Gcm
         let mut ctr = self.ctr(iv);
         let mask = self.tag_mask(iv);
         let len = data.len();
-        let s = self.ghash(aad, len, Encrypt { ctr: &mut ctr, data });
+        let s = self.ghash(
+            aad,
+            len,
+            Encrypt {
+                ctr: &mut ctr,
+                data,
+            },
+        );
         xor_tag(&s, &mask)
     }
 
@@ -173,7 +180,8 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + Clone> Gcm
         let mut acc = 0u128;
         for (j, (lane, x)) in lanes.into_iter().zip(last.iter()).enumerate() {
             let s = lane.finalize();
-            let mut p = Polyval::new_with_init_block(&self.pow[3 - j], u128::from_be_bytes(s.into()));
+            let mut p =
+                Polyval::new_with_init_block(&self.pow[3 - j], u128::from_be_bytes(s.into()));
             p.update(core::slice::from_ref(x));
             acc ^= u128::from_ne_bytes(p.finalize().into());
         }
@@ -323,7 +331,10 @@ impl<F: Feed> Run<'_, F> {
         }
         f.push_bytes(self.aad);
         self.feed.feed(&mut f);
-        debug_assert_eq!(f.fed, self.lead + self.aad.len().div_ceil(16) + self.len.div_ceil(16));
+        debug_assert_eq!(
+            f.fed,
+            self.lead + self.aad.len().div_ceil(16) + self.len.div_ceil(16)
+        );
         // The length block: bit lengths of A and C, 64 bits each.
         let mut l = Block::default();
         l[..8].copy_from_slice(&(self.aad.len() as u64 * 8).to_be_bytes());
@@ -389,9 +400,7 @@ impl<F: Feed> UhfClosure for C0<'_, '_, F> {
     }
 }
 
-impl<F: Feed, A: UhfBackend<BlockSize = U16>> UhfClosure
-    for C1<'_, '_, F, A>
-{
+impl<F: Feed, A: UhfBackend<BlockSize = U16>> UhfClosure for C1<'_, '_, F, A> {
     #[inline(always)]
     fn call<B: UhfBackend<BlockSize = U16>>(self, b: &mut B) {
         self.l2.update_with_backend(C2 {
@@ -403,8 +412,8 @@ impl<F: Feed, A: UhfBackend<BlockSize = U16>> UhfClosure
     }
 }
 
-impl<F: Feed, A: UhfBackend<BlockSize = U16>, B: UhfBackend<BlockSize = U16>>
-    UhfClosure for C2<'_, '_, F, A, B>
+impl<F: Feed, A: UhfBackend<BlockSize = U16>, B: UhfBackend<BlockSize = U16>> UhfClosure
+    for C2<'_, '_, F, A, B>
 {
     #[inline(always)]
     fn call<C: UhfBackend<BlockSize = U16>>(self, c: &mut C) {
@@ -439,7 +448,11 @@ mod tests {
 
     fn check<C>(key: &[u8], salt: [u8; 4], iv: [u8; 8], aad: &[u8], plain: &[u8])
     where
-        C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + Clone + aes::cipher::KeyInit,
+        C: BlockCipher
+            + BlockEncrypt
+            + BlockSizeUser<BlockSize = U16>
+            + Clone
+            + aes::cipher::KeyInit,
         AesGcm<C, U12>: aes::cipher::KeyInit + AeadInPlace,
     {
         let ours = Gcm::new(C::new_from_slice(key).unwrap(), salt);
@@ -454,7 +467,13 @@ mod tests {
             .encrypt_in_place_detached(aes_gcm::Nonce::from_slice(&nonce), aad, &mut b)
             .unwrap();
         assert_eq!(a, b, "ciphertext, {} bytes", plain.len());
-        assert_eq!(tag[..], ref_tag[..], "tag, {} bytes aad {}", plain.len(), aad.len());
+        assert_eq!(
+            tag[..],
+            ref_tag[..],
+            "tag, {} bytes aad {}",
+            plain.len(),
+            aad.len()
+        );
         assert_eq!(ours.open(&iv, aad, &mut a, &tag), Ok(()));
         assert_eq!(a, plain);
         let mut bad = tag;
@@ -503,7 +522,10 @@ mod tests {
         let nonce = hex("cafebabefacedbaddecaf888");
         let plain = hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255");
         let ct = hex("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985");
-        let gcm = Gcm::new(aes::Aes128::new_from_slice(&key).unwrap(), nonce[..4].try_into().unwrap());
+        let gcm = Gcm::new(
+            aes::Aes128::new_from_slice(&key).unwrap(),
+            nonce[..4].try_into().unwrap(),
+        );
         let iv: [u8; 8] = nonce[4..].try_into().unwrap();
         let mut data = plain.clone();
         let tag = gcm.seal(&iv, &[], &mut data);

@@ -3,8 +3,8 @@
 pub mod ah;
 pub mod counters;
 pub(crate) mod crypto;
-mod gcm;
 pub mod esp;
+mod gcm;
 mod outer;
 pub mod peek;
 pub mod replay;
