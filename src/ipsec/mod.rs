@@ -4,6 +4,7 @@ pub mod ah;
 pub mod counters;
 pub(crate) mod crypto;
 pub mod esp;
+mod gcm;
 mod outer;
 pub mod peek;
 pub mod replay;

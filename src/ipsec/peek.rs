@@ -312,6 +312,139 @@ impl<'a> Reader<'a> {
 /// Peeks at `packet` (a whole outer IPv4 packet) with `sa`, the SA that
 /// [`locate`] names. See the module documentation for what is decrypted.
 pub fn peek(packet: &[u8], sa: &Sa) -> Result<PeekResult, PeekError> {
+    match peek_fast(packet, sa) {
+        Some(r) => Ok(r),
+        None => peek_general(packet, sa),
+    }
+}
+
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// The common case, read straight from the bytes: a tunnel-mode ESP SA, an
+/// outer IPv4 header without options carrying ESP (directly or in UDP,
+/// RFC 3948), at least three cipher blocks, and an inner IPv4 header
+/// without options. Bounds are checked up front; no views or `Repr`s are
+/// built and no checksum is computed (see [`parse_outer_with`]). Returns
+/// `None` for anything else, and for every packet [`peek_general`] would
+/// refuse, so that path alone decides errors and unusual layouts: the
+/// two agree on every packet (a property test checks it).
+#[inline]
+fn peek_fast(packet: &[u8], sa: &Sa) -> Option<PeekResult> {
+    let cfg = sa.config();
+    if cfg.mode != Mode::Tunnel || cfg.protocol != Protocol::Esp {
+        return None;
+    }
+    // Outer IPv4: version 4, IHL 5, no fragment, Total Length within the
+    // buffer.
+    let h: &[u8; ipv4::HEADER_LEN] = packet.get(..ipv4::HEADER_LEN)?.try_into().ok()?;
+    if h[0] != 0x45 || be16(h, 6) & 0x3fff != 0 {
+        return None;
+    }
+    let total = usize::from(be16(h, 2));
+    if total < ipv4::HEADER_LEN || total > packet.len() {
+        return None;
+    }
+    let (esp_at, end) = match h[9] {
+        50 => (ipv4::HEADER_LEN, total),
+        17 => {
+            // ESP in UDP: UDP Length within the IP packet, and a non-zero
+            // SPI (zero is the non-ESP marker of IKE).
+            const ESP_AT: usize = ipv4::HEADER_LEN + 8;
+            if total < ESP_AT || cfg.spi.0 == 0 {
+                return None;
+            }
+            let udp_len = usize::from(be16(packet, ipv4::HEADER_LEN + 4));
+            if udp_len < 8 + esp_wire::HEADER_LEN || ipv4::HEADER_LEN + udp_len > total {
+                return None;
+            }
+            (ESP_AT, ipv4::HEADER_LEN + udp_len)
+        }
+        _ => return None,
+    };
+    let esp = &packet[esp_at..end];
+    // ESP: SPI, sequence number, IV, at least 3 blocks, ICV.
+    let iv_len = cfg.enc.iv_len();
+    let icv_len = sa.icv_len();
+    const CT_AT: usize = esp_wire::HEADER_LEN;
+    if esp.len() < CT_AT + iv_len + 48 + icv_len {
+        return None;
+    }
+    let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
+    if spi != cfg.spi.0 {
+        return None;
+    }
+    let seq = u32::from_be_bytes([esp[4], esp[5], esp[6], esp[7]]);
+    let ct_len = esp.len() - CT_AT - iv_len - icv_len;
+    if ct_len % cfg.enc.block_len() != 0 {
+        return None;
+    }
+    let iv = &esp[CT_AT..CT_AT + iv_len];
+    let head: &[u8; 48] = esp[CT_AT + iv_len..CT_AT + iv_len + 48].try_into().ok()?;
+    let p = sa.crypto.cipher.head3(iv, head);
+    // Inner IPv4 without options: Total Length within the payload.
+    let inner_total = usize::from(be16(&p, 2));
+    if p[0] != 0x45 || inner_total < ipv4::HEADER_LEN || inner_total > ct_len {
+        return None;
+    }
+    // A non-first fragment carries no ports.
+    let l4_len = if be16(&p, 6) & 0x1fff == 0 {
+        inner_total - ipv4::HEADER_LEN
+    } else {
+        0
+    };
+    let proto = IpProtocol::from(p[9]);
+    let (src_port, dst_port, tcp_flags) = match proto {
+        IpProtocol::Tcp if l4_len > 0 => {
+            if l4_len < 20 {
+                return None;
+            }
+            (be16(&p, 20), be16(&p, 22), Some(TcpFlags(p[33])))
+        }
+        IpProtocol::Udp if l4_len > 0 => {
+            if l4_len < 8 {
+                return None;
+            }
+            (be16(&p, 20), be16(&p, 22), None)
+        }
+        _ => (0, 0, None),
+    };
+    let addr = |b: &[u8; 48], at: usize| {
+        IpAddr::V4(core::net::Ipv4Addr::new(
+            b[at],
+            b[at + 1],
+            b[at + 2],
+            b[at + 3],
+        ))
+    };
+    let outer_addr = |at: usize| {
+        IpAddr::V4(core::net::Ipv4Addr::new(
+            h[at],
+            h[at + 1],
+            h[at + 2],
+            h[at + 3],
+        ))
+    };
+    Some(PeekResult {
+        spi: Spi(spi),
+        seq,
+        outer_src: outer_addr(12),
+        outer_dst: outer_addr(16),
+        src: addr(&p, 12),
+        dst: addr(&p, 16),
+        proto,
+        src_port,
+        dst_port,
+        tcp_flags,
+        blocks_decrypted: if cfg.enc == EncAlg::Null { 0 } else { 3 },
+    })
+}
+
+/// Every layout and every error: AH and bundles, transport mode, IP
+/// options, short payloads.
+fn peek_general(packet: &[u8], sa: &Sa) -> Result<PeekResult, PeekError> {
     let cfg = sa.config();
     let outer = parse_outer_with(packet, false)?;
     let mut ipsec = &packet[outer.ipsec_at..outer.end];
@@ -460,4 +593,86 @@ pub fn peek(packet: &[u8], sa: &Sa) -> Result<PeekResult, PeekError> {
         tcp_flags,
         blocks_decrypted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipsec::sa::tests::config;
+    use crate::ipsec::sa::{IntegAlg, UdpEncap};
+    use crate::ipsec::seal_esp_with_iv;
+    use proptest::prelude::*;
+
+    fn suites() -> Vec<(EncAlg, IntegAlg)> {
+        vec![
+            (EncAlg::AesCbc128, IntegAlg::HmacSha1_96),
+            (EncAlg::AesCbc256, IntegAlg::HmacSha256_128),
+            (EncAlg::AesCbc192, IntegAlg::None),
+            (EncAlg::AesGcm16_128, IntegAlg::None),
+            (EncAlg::AesGcm16_256, IntegAlg::None),
+            (EncAlg::Null, IntegAlg::HmacSha1_96),
+        ]
+    }
+
+    /// An IPv4 packet: `options` words of IP options, protocol `proto`,
+    /// `l4` bytes after the header (checksums left zero: peek reads none).
+    fn inner(proto: u8, options: usize, l4: usize, frag: u16, fill: u8) -> Vec<u8> {
+        let hl = 20 + options * 4;
+        let mut p = vec![fill; hl + l4];
+        p[0] = 0x40 | (hl / 4) as u8;
+        p[1] = 0;
+        p[2..4].copy_from_slice(&((hl + l4) as u16).to_be_bytes());
+        p[6..8].copy_from_slice(&frag.to_be_bytes());
+        p[8] = 64;
+        p[9] = proto;
+        p[12..16].copy_from_slice(&[198, 18, 1, 10]);
+        p[16..20].copy_from_slice(&[198, 18, 0, 100]);
+        p
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        /// The fast path answers only what the general path answers, and
+        /// answers the ordinary tunnel-mode packet.
+        #[test]
+        fn fast_path_agrees_with_general(
+            suite in 0usize..6,
+            tunnel in any::<bool>(),
+            encap in any::<bool>(),
+            proto in prop::sample::select(vec![6u8, 17, 1, 41, 4]),
+            options in prop::sample::select(vec![0usize, 0, 0, 1, 10]),
+            l4 in 0usize..120,
+            frag in prop::sample::select(vec![0u16, 0, 0x4000, 0x2000, 0x0001]),
+            fill in any::<u8>(),
+            mutations in proptest::collection::vec((0usize..64, 1u8..), 0..3),
+        ) {
+            let (enc, integ) = suites()[suite];
+            let mut c = config(enc, integ, if tunnel { Mode::Tunnel } else { Mode::Transport });
+            if encap {
+                c.udp_encap = Some(UdpEncap { src_port: 4500, dst_port: 4500 });
+            }
+            let sa = Sa::new(c).unwrap();
+            let pkt = inner(proto, options, l4, if tunnel { frag } else { 0 }, fill);
+            let iv = vec![0x3c; enc.iv_len()];
+            let mut sealed = Vec::new();
+            seal_esp_with_iv(&sa, 5, &iv, &pkt, &mut sealed).unwrap();
+            let ordinary = tunnel && options == 0 && pkt.len() + 2 >= 48 && mutations.is_empty();
+            if ordinary {
+                prop_assert!(peek_fast(&sealed, &sa).is_some());
+            }
+            for (at, x) in mutations {
+                let n = sealed.len();
+                sealed[at % n] ^= x;
+            }
+            for cut in [sealed.len(), sealed.len().saturating_sub(20)] {
+                let p = &sealed[..cut];
+                if let Some(fast) = peek_fast(p, &sa) {
+                    prop_assert_eq!(peek_general(p, &sa), Ok(fast));
+                }
+                let general = peek_general(p, &sa);
+                prop_assert_eq!(peek(p, &sa), general);
+            }
+        }
+    }
 }
