@@ -118,6 +118,8 @@ pub struct ImageNode {
     /// the VIPA list and every SA again.
     heard: Mutex<BTreeSet<String>>,
     ike: std::sync::OnceLock<Arc<dyn IkeHook>>,
+    /// The DVIPAs this image owns (looked up for every packet).
+    owned: Vec<Ipv4Addr>,
 }
 
 impl std::fmt::Debug for ImageNode {
@@ -215,6 +217,7 @@ impl ImageNode {
             started: Instant::now(),
             heard: Mutex::new(BTreeSet::new()),
             ike: std::sync::OnceLock::new(),
+            owned,
         }))
     }
 
@@ -499,7 +502,7 @@ impl ImageNode {
     /// One burst from the TUN: packets for an owned DVIPA (inbound, Fig. 8)
     /// and packets the kernel sends from a DVIPA (outbound, Fig. 10).
     async fn tun_burst(&self, packets: &[&[u8]]) {
-        let (owned, _) = dvipas_of(&self.topo, &self.name);
+        let owned = &self.owned;
         let mut outbound: Vec<Vec<u8>> = Vec::new();
         for p in packets {
             let dst = sockets::ipv4_dst(p);

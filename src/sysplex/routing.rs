@@ -422,11 +422,11 @@ impl RoutingStack {
         let c = &mut self.counters;
         match d {
             Decision::Forward { target, .. } => {
-                *c.forwarded.entry(target.clone()).or_default() += 1;
+                count_target(&mut c.forwarded, target);
                 c.forwarded_bytes += bytes as u64;
             }
             Decision::DecryptAndForward { target, .. } => {
-                *c.forwarded.entry(target.clone()).or_default() += 1;
+                count_target(&mut c.forwarded, target);
                 c.forwarded_bytes += bytes as u64;
                 c.decrypted_here_and_forwarded += 1;
             }
@@ -628,6 +628,16 @@ impl RoutingStack {
 }
 
 /// Block 136: the inner source must be traffic the SA was negotiated for
+/// One more for `target`, without a `String` per packet once it is known.
+fn count_target(map: &mut BTreeMap<String, u64>, target: &str) {
+    match map.get_mut(target) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(target.to_string(), 1);
+        }
+    }
+}
+
 /// The VIPADISTRIBUTE in force for DVIPA:port.
 fn distribution_for(
     dists: &mut [Distribution],

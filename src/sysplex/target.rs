@@ -316,10 +316,7 @@ impl TargetStack {
         let verdict = match decap(packet, self.xcf) {
             Err(drop) => Verdict::Drop(drop),
             Ok(g) if g.outer_src != link_peer => Verdict::Drop(TargetDrop::LinkCheck),
-            Ok(g) => {
-                let inner = g.inner.to_vec();
-                self.inbound(now_ms, &inner, g.upstream)
-            }
+            Ok(g) => self.inbound(now_ms, g.inner, g.upstream),
         };
         self.count_drop(&verdict);
         verdict
@@ -381,13 +378,15 @@ impl TargetStack {
             Ok(o) => {
                 self.counters.opened += 1;
                 self.counters.opened_bytes += o.protected_bytes as u64;
-                self.after_open(now_ms, i, &out, o.protected_bytes as u64, o.seq, filtered)
+                match self.after_open(now_ms, i, &out, o.protected_bytes as u64, o.seq, filtered) {
+                    // The plaintext buffer goes to the caller as it is.
+                    Ok(()) => return Verdict::Deliver(out),
+                    Err(d) => Verdict::Drop(d),
+                }
             }
         };
-        if let Verdict::Drop(_) = verdict {
-            out.clear();
-            self.scratch = out;
-        }
+        out.clear();
+        self.scratch = out;
         verdict
     }
 
@@ -402,9 +401,9 @@ impl TargetStack {
         bytes: u64,
         seq: u64,
         filtered: bool,
-    ) -> Verdict {
+    ) -> Result<(), TargetDrop> {
         let Ok(flow) = packet::flow_of(plain) else {
-            return Verdict::Drop(TargetDrop::Filter);
+            return Err(TargetDrop::Filter);
         };
         let sel = &self.shadow[i].install.inbound.selector;
         let ports = matches!(flow.proto, IpProtocol::Tcp | IpProtocol::Udp)
@@ -417,7 +416,7 @@ impl TargetStack {
             flow.proto,
             ports,
         ) {
-            return Verdict::Drop(TargetDrop::Filter);
+            return Err(TargetDrop::Filter);
         }
         let pair = &mut self.shadow[i];
         if pair.inbound_life.add(bytes, seq) {
@@ -441,7 +440,7 @@ impl TargetStack {
                 self.authenticated.remove(&key);
             }
         }
-        Verdict::Deliver(plain.to_vec())
+        Ok(())
     }
 
     /// A packet that failed authentication may be the forged SYN that made
