@@ -20,10 +20,9 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use plexnet::lab::netlink::NsLinks;
 use plexnet::lab::{netns, strongswan};
 use plexnet::runtime::client_ike::{ike_setups, ClientIke, SetupReport};
 
@@ -38,11 +37,6 @@ const GROUPS: [(&str, &str); 3] = [
 const ESP: &str = "aes128-sha1";
 const INSTANCES: u64 = 2;
 const IN_FLIGHT: u64 = 4;
-/// The reference pair's namespaces and addresses.
-const REF_A: &str = "plxb-ssa";
-const REF_B: &str = "plxb-ssb";
-const REF_A_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 251, 1);
-const REF_B_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 251, 2);
 
 fn plexnet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_plexnet"))
@@ -76,17 +70,7 @@ struct Cleanup;
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = plexnet(&["down", "--all"]);
-        for ns in [REF_A, REF_B] {
-            stop_namespace(ns);
-            let _ = netns::delete(ns);
-        }
     }
-}
-
-/// Stops what this bench started in one of its own namespaces.
-fn stop_namespace(ns: &str) {
-    let pids = plexnet::lab::process::pids_in_namespace(ns);
-    plexnet::lab::process::stop(&pids, Duration::from_secs(2));
 }
 
 /// A topology file: figure4 with `proposals` accepting every group.
@@ -215,111 +199,25 @@ fn iperf_cluster(seconds: u64) -> f64 {
     iperf_bps(&out)
 }
 
-fn sh(cmd: &str) {
-    let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
-    assert!(st.success(), "{cmd}");
-}
-
-/// iperf3 over strongSwan↔strongSwan between two namespaces of its own.
-fn iperf_reference(dir: &Path, seconds: u64) -> f64 {
-    for ns in [REF_A, REF_B] {
-        let _ = netns::delete(ns);
-        netns::create(ns).expect("namespace");
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let a = NsLinks::open(REF_A).expect("netlink");
-        let b = NsLinks::open(REF_B).expect("netlink");
-        a.add_veth("ref", &b, "ref").await.expect("veth");
-        a.add_addr("ref", REF_A_ADDR, 24).await.expect("addr");
-        b.add_addr("ref", REF_B_ADDR, 24).await.expect("addr");
-        for l in [&a, &b] {
-            l.up("ref").await.expect("up");
-            l.up("lo").await.expect("up");
-        }
-    });
-    let mut charons: Vec<Child> = Vec::new();
-    for (ns, local, remote) in [
-        (REF_A, REF_A_ADDR, REF_B_ADDR),
-        (REF_B, REF_B_ADDR, REF_A_ADDR),
-    ] {
-        let d = dir.join(ns);
-        std::fs::create_dir_all(d.join("run")).expect("dir");
-        let ds = d.display().to_string();
-        let conf = include_str!("../netns/strongswan/strongswan.conf.in")
-            .replace("@SWANCTL_DIR@", &ds)
-            .replace("@DIR@", &ds);
-        std::fs::write(d.join("strongswan.conf"), conf).expect("conf");
-        std::fs::write(
-            d.join("swanctl.conf"),
-            strongswan::swanctl_conn("ref", local, remote, "aes128-sha256-x25519", ESP, "ref-psk"),
-        )
-        .expect("swanctl.conf");
-        sh(&format!(
-            "ip netns exec {ns} sysctl -qw net.ipv4.conf.all.rp_filter=2"
-        ));
-        charons.push(
-            Command::new("ip")
-                .args(["netns", "exec", ns, "sh", "-c"])
-                .arg(format!(
-                    "mount --bind {ds}/run /run && STRONGSWAN_CONF={ds}/strongswan.conf exec {}",
-                    strongswan::CHARON
-                ))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("charon"),
-        );
-        let start = Instant::now();
-        while !d.join("charon.vici").exists() {
-            assert!(start.elapsed() < Duration::from_secs(15), "charon in {ns}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        sh(&format!(
-            "STRONGSWAN_CONF={ds}/strongswan.conf swanctl --load-all --noprompt --file {ds}/swanctl.conf >/dev/null 2>&1"
-        ));
-    }
-    let a = dir.join(REF_A).display().to_string();
-    sh(&format!(
-        "STRONGSWAN_CONF={a}/strongswan.conf swanctl --initiate --child ref >/dev/null"
-    ));
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            REF_B,
-            "iperf3",
-            "-s",
-            "-1",
-            "-B",
-            &REF_B_ADDR.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("iperf3 server");
-    std::thread::sleep(Duration::from_millis(500));
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            REF_A,
-            "iperf3",
-            "-c",
-            &REF_B_ADDR.to_string(),
-        ])
-        .args(["-t", &seconds.to_string(), "-J"])
+/// strongSwan <-> strongSwan (kernel-libipsec) between two namespaces of
+/// its own, aes128-sha256-x25519 / aes128-sha1, one stream: the baseline,
+/// from `scripts/strongswan-pair.sh` (shared with `make bench-sysplex`), in
+/// bits per second.
+fn iperf_reference(seconds: u64) -> f64 {
+    let out = Command::new("scripts/strongswan-pair.sh")
+        .arg(seconds.to_string())
+        .arg("1")
+        .env("IKE_PROPOSALS", "aes128-sha256-x25519")
+        .env("ESP_PROPOSALS", ESP)
+        .stderr(Stdio::inherit())
         .output()
-        .expect("iperf3");
-    let _ = server.wait();
-    for mut c in charons {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    iperf_bps(&String::from_utf8_lossy(&out.stdout))
+        .expect("scripts/strongswan-pair.sh");
+    assert!(out.status.success(), "strongswan-pair.sh failed");
+    let mbit: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("strongswan-pair.sh prints Mbit/s");
+    mbit * 1e6
 }
 
 fn main() {
@@ -373,7 +271,7 @@ fn main() {
 
     let cluster = iperf_cluster(seconds);
     ok(&["down", "--all"]);
-    let reference = iperf_reference(&work, seconds);
+    let reference = iperf_reference(seconds);
     let ratio = cluster / reference;
     println!(
         "iperf3 strongSwan client1 -> DVA1: {:.0} Mbit/s; strongSwan <-> strongSwan: {:.0} Mbit/s; ratio {ratio:.2}",
