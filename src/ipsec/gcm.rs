@@ -17,10 +17,9 @@
 //! 800-38D §6.4. A stream whose block count is not a multiple of four
 //! is preceded by zero blocks, which change no Horner sum. The four
 //! lanes are driven from inside POLYVAL's backend closures, so each
-//! block costs one CLMUL multiply and no dispatch. Sealing interleaves
-//! the CTR keystream (eight blocks per AES-NI call) with the hash of the
-//! blocks it just produced; opening hashes the ciphertext and verifies the
-//! tag before any keystream is applied.
+//! block costs one CLMUL multiply and no dispatch. Sealing applies the
+//! CTR keystream to the whole payload, then hashes it; opening hashes the
+//! ciphertext and verifies the tag before any keystream is applied.
 //!
 //! GHASH and POLYVAL relate by RFC 8452 Appendix A: GHASH(H, X…) =
 //! rev(POLYVAL(mulX(rev(H)), rev(X)…)), rev reversing the bytes of a
@@ -58,9 +57,13 @@ pub(crate) struct TagMismatch;
 /// Byte reversal of a block (GHASH's bit order to POLYVAL's).
 #[inline(always)]
 fn rev(b: &Block) -> Block {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(b);
-    Block::from(u128::from_le_bytes(a).swap_bytes().to_le_bytes())
+    // An array reversal, not `u128::swap_bytes`: LLVM keeps it in a vector
+    // register (one PSHUFB with SSSE3) and stores the block whole, where
+    // the u128 went through two general registers and two 8-byte stores
+    // that the 16-byte load in POLYVAL could not forward from.
+    let mut a: [u8; 16] = (*b).into();
+    a.reverse();
+    Block::from(a)
 }
 
 /// POLYVAL's multiplication, a·b·x⁻¹²⁸.
@@ -189,10 +192,6 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + Clone> Gcm
     }
 }
 
-/// Bytes per CTR-then-hash step when sealing: eight AES blocks, one
-/// pipelined AES-NI call.
-const CHUNK: usize = 128;
-
 fn xor_tag(s: &Block, mask: &Block) -> [u8; 16] {
     let mut t = [0u8; 16];
     for (o, (a, b)) in t.iter_mut().zip(s.iter().zip(mask.iter())) {
@@ -242,7 +241,28 @@ impl<L: Lanes> Feeder<'_, L> {
 
     /// Pushes `bytes` as blocks, the last one zero-padded.
     #[inline]
-    fn push_bytes(&mut self, bytes: &[u8]) {
+    fn push_bytes(&mut self, mut bytes: &[u8]) {
+        // Single blocks up to a group boundary, then whole groups of four
+        // straight to the lanes, without the per-block bookkeeping.
+        while self.k != 0 && self.fed < self.main && bytes.len() >= 16 {
+            let (b, rest) = bytes.split_at(16);
+            self.push(*Block::from_slice(b));
+            bytes = rest;
+        }
+        if self.k == 0 && self.fed < self.main {
+            let groups = (bytes.len() / 64).min((self.main - self.fed) / 4);
+            let (head, rest) = bytes.split_at(groups * 64);
+            for g in head.chunks_exact(64) {
+                self.lanes.four(&[
+                    rev(Block::from_slice(&g[..16])),
+                    rev(Block::from_slice(&g[16..32])),
+                    rev(Block::from_slice(&g[32..48])),
+                    rev(Block::from_slice(&g[48..])),
+                ]);
+            }
+            self.fed += groups * 4;
+            bytes = rest;
+        }
         let mut chunks = bytes.chunks_exact(16);
         for c in &mut chunks {
             self.push(*Block::from_slice(c));
@@ -261,7 +281,10 @@ trait Feed {
     fn feed<L: Lanes>(self, f: &mut Feeder<'_, L>);
 }
 
-/// Sealing: CTR-encrypt 128 bytes, hash them, and on.
+/// Sealing: CTR-encrypt the whole payload, then hash it. Two passes over
+/// a packet that stays in L1 beat interleaving 128-byte chunks: each
+/// `apply_keystream` call has its setup, and the chunk loop kept the AES
+/// and CLMUL work from overlapping anyway.
 struct Encrypt<'a, C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> {
     ctr: &'a mut ctr::Ctr32BE<&'a C>,
     data: &'a mut [u8],
@@ -270,10 +293,8 @@ struct Encrypt<'a, C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16
 impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> Feed for Encrypt<'_, C> {
     #[inline(always)]
     fn feed<L: Lanes>(self, f: &mut Feeder<'_, L>) {
-        for chunk in self.data.chunks_mut(CHUNK) {
-            self.ctr.apply_keystream(chunk);
-            f.push_bytes(chunk);
-        }
+        self.ctr.apply_keystream(self.data);
+        f.push_bytes(self.data);
     }
 }
 
