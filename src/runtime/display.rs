@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::ipsec::sa::{Sa, SaConfig};
 use crate::ipsec::wireshark::esp_sa_uat;
@@ -225,7 +225,42 @@ pub fn vcrt(r: &RoutingStack) -> Vec<VcrtRow> {
         .collect()
 }
 
-/// The namespace's TCP connections from /proc/net/tcp.
+/// One IPv4 TCP socket of the namespace, as /proc/net/tcp lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpSocket {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    /// The kernel's TCP state number (`include/net/tcp_states.h`).
+    pub state: usize,
+}
+
+/// TCP_LISTEN in `include/net/tcp_states.h`.
+pub const TCP_LISTEN: usize = 10;
+
+/// The namespace's IPv4 TCP sockets (the reading thread's namespace).
+pub fn proc_tcp() -> Vec<TcpSocket> {
+    // "0100007F:0050": the address as the kernel's u32 in host order, hex.
+    let addr = |s: &str| -> Option<SocketAddrV4> {
+        let (a, p) = s.split_once(':')?;
+        let ip = Ipv4Addr::from(u32::from_be(u32::from_str_radix(a, 16).ok()?));
+        Some(SocketAddrV4::new(ip, u16::from_str_radix(p, 16).ok()?))
+    };
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some(TcpSocket {
+                local: addr(f.get(1)?)?,
+                remote: addr(f.get(2)?)?,
+                state: usize::from_str_radix(f.get(3)?, 16).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// NETSTAT CONN: the namespace's TCP connections.
 pub fn conn() -> Vec<ConnRow> {
     const STATES: [&str; 12] = [
         "",
@@ -241,23 +276,12 @@ pub fn conn() -> Vec<ConnRow> {
         "LISTEN",
         "CLOSING",
     ];
-    let addr = |s: &str| -> Option<String> {
-        let (a, p) = s.split_once(':')?;
-        let ip = Ipv4Addr::from(u32::from_be(u32::from_str_radix(a, 16).ok()?));
-        Some(format!("{ip}:{}", u16::from_str_radix(p, 16).ok()?))
-    };
-    std::fs::read_to_string("/proc/net/tcp")
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let state = usize::from_str_radix(f.get(3)?, 16).ok()?;
-            Some(ConnRow {
-                local: addr(f.get(1)?)?,
-                remote: addr(f.get(2)?)?,
-                state: STATES.get(state).copied().unwrap_or("?").to_string(),
-            })
+    proc_tcp()
+        .into_iter()
+        .map(|s| ConnRow {
+            local: s.local.to_string(),
+            remote: s.remote.to_string(),
+            state: STATES.get(s.state).copied().unwrap_or("?").to_string(),
         })
         .collect()
 }

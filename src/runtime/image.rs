@@ -237,9 +237,7 @@ impl ImageNode {
         }
         tokio::spawn(Arc::clone(self).timer_loop());
         tokio::spawn(Arc::clone(self).connect_cf());
-        let (_, served) = dvipas_of(&self.topo, &self.name);
         for dvipa in self.topo.distributed_to(&self.name) {
-            let _ = served.contains(&dvipa);
             tokio::spawn(http_server(self.name.clone(), dvipa));
         }
     }
@@ -364,19 +362,25 @@ impl ImageNode {
     /// The VIPA list and every owned SA to every target (on start, and to
     /// a target heard from for the first time).
     fn announce_all(&self) {
-        let targets: BTreeSet<String> = {
-            let core = self.core();
-            let Some(r) = core.routing.as_ref() else {
-                return;
-            };
-            r.distributions()
-                .flat_map(|d| d.config.dests.iter().map(|t| t.image.clone()))
-                .filter(|t| *t != self.name)
-                .collect()
-        };
-        for t in targets {
-            self.announce_to(&t);
+        for t in self.distribution_targets() {
+            if t != self.name {
+                self.announce_to(&t);
+            }
         }
+    }
+
+    /// Every image a DVIPA this image owns is distributed to (itself too,
+    /// when it is one of them).
+    fn distribution_targets(&self) -> BTreeSet<String> {
+        let core = self.core();
+        core.routing
+            .as_ref()
+            .map(|r| {
+                r.distributions()
+                    .flat_map(|d| d.config.dests.iter().map(|t| t.image.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn announce_to(&self, target: &str) {
@@ -426,14 +430,12 @@ impl ImageNode {
                 tracing::warn!("SA from {from} refused: {e}");
             }
             if let XcfMessage::VipaList { .. } = msg {
-                // Answer with our listeners on the announced ports.
-                let regs = listeners_for(&core.target);
-                regs.into_iter()
-                    .map(|(dvipa, port)| {
-                        (
-                            from.to_string(),
-                            XcfMessage::RegisterListener { dvipa, port },
-                        )
+                // Answer with our listeners on the ports it announced.
+                registrations(&core.target)
+                    .into_iter()
+                    .filter(|(owner, _, _)| owner == from)
+                    .map(|(owner, dvipa, port)| {
+                        (owner, XcfMessage::RegisterListener { dvipa, port })
                     })
                     .collect()
             } else {
@@ -812,18 +814,7 @@ impl ImageNode {
             self.refresh_listeners();
             let list = self.core().routing.as_ref().map(|r| r.vipa_list());
             if let Some(list) = list {
-                let targets: BTreeSet<String> = {
-                    let core = self.core();
-                    core.routing
-                        .as_ref()
-                        .map(|r| {
-                            r.distributions()
-                                .flat_map(|d| d.config.dests.iter().map(|t| t.image.clone()))
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                };
-                for t in targets {
+                for t in self.distribution_targets() {
                     self.send_xcf(&t, list.clone());
                 }
             }
@@ -834,27 +825,7 @@ impl ImageNode {
     /// the routing stacks that announced them (z/OS stacks tell the
     /// distributor when a server binds).
     fn refresh_listeners(&self) {
-        let regs: Vec<(String, Ipv4Addr, u16)> = {
-            let core = self.core();
-            let listening = listening_ports();
-            core.target
-                .vipa_lists()
-                .iter()
-                .flat_map(|(owner, vipas)| {
-                    let listening = &listening;
-                    vipas.iter().flat_map(move |v| {
-                        v.ports
-                            .iter()
-                            .filter(move |p| {
-                                listening.iter().any(|(a, lp)| {
-                                    lp == *p && (a.is_unspecified() || *a == v.dvipa)
-                                })
-                            })
-                            .map(move |p| (owner.clone(), v.dvipa, *p))
-                    })
-                })
-                .collect()
-        };
+        let regs = registrations(&self.core().target);
         for (owner, dvipa, port) in regs {
             self.send_xcf(&owner, XcfMessage::RegisterListener { dvipa, port });
         }
@@ -1038,46 +1009,33 @@ pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
     })
 }
 
-/// Local TCP listeners: (address, port) from /proc/net/tcp (state 0A).
+/// Local TCP listeners: (address, port) of the LISTEN sockets.
 fn listening_ports() -> Vec<(Ipv4Addr, u16)> {
-    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let local = f.nth(1)?;
-            let state = f.nth(1)?;
-            if state != "0A" {
-                return None;
-            }
-            let (a, p) = local.split_once(':')?;
-            let addr = u32::from_str_radix(a, 16).ok()?;
-            Some((
-                Ipv4Addr::from(u32::from_be(addr)),
-                u16::from_str_radix(p, 16).ok()?,
-            ))
-        })
+    super::display::proc_tcp()
+        .into_iter()
+        .filter(|s| s.state == super::display::TCP_LISTEN)
+        .map(|s| (*s.local.ip(), s.local.port()))
         .collect()
 }
 
-fn listeners_for(target: &TargetStack) -> Vec<(Ipv4Addr, u16)> {
+/// The listeners this image has on the ports routing stacks announced in
+/// their VIPA lists, as (owner, DVIPA, port) registrations.
+fn registrations(target: &TargetStack) -> Vec<(String, Ipv4Addr, u16)> {
     let listening = listening_ports();
-    target
-        .vipa_lists()
-        .values()
-        .flatten()
-        .flat_map(|v| {
-            v.ports
-                .iter()
-                .filter(|p| {
-                    listening
-                        .iter()
-                        .any(|(a, lp)| lp == *p && (a.is_unspecified() || *a == v.dvipa))
-                })
-                .map(move |p| (v.dvipa, *p))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    let mut regs = Vec::new();
+    for (owner, vipas) in target.vipa_lists() {
+        for v in vipas {
+            for p in &v.ports {
+                if listening
+                    .iter()
+                    .any(|(a, lp)| lp == p && (a.is_unspecified() || *a == v.dvipa))
+                {
+                    regs.push((owner.clone(), v.dvipa, *p));
+                }
+            }
+        }
+    }
+    regs
 }
 
 /// The target's server on DVIPA:80: every answer names the image, so a
