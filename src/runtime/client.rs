@@ -57,6 +57,7 @@ use crate::wire::{udp, IpProtocol, UdpPacket, UdpRepr};
 /// `socket-default.fwmark = 0x42` in DESIGN.md.
 pub use super::sockets::FWMARK;
 use super::sockets::{self, SOCKET_BUFFER};
+use super::tunio::{self, TxBurst};
 use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 /// The routing table holding the routes into the TUN.
 pub const TUN_TABLE: u32 = 0x42;
@@ -72,6 +73,9 @@ pub const TUN_MTU: u16 = 1400;
 pub use super::sockets::TUN_TX_QUEUE_LEN;
 /// The largest IPv4 packet, and so every buffer.
 pub(super) const MAX_PACKET: usize = 65535;
+/// Packets read from a socket per wakeup, written to the TUN in one
+/// coalesced burst.
+pub(super) const RX_BURST: usize = 64;
 /// Room in front of a UDP payload for the IPv4 and UDP headers we rebuild.
 pub(super) const UDP_PREFIX: usize = ipv4::HEADER_LEN + udp::HEADER_LEN;
 
@@ -774,13 +778,7 @@ pub async fn serve(
     control: Option<&Path>,
     stop: impl Future<Output = Result<()>>,
 ) -> Result<()> {
-    let tun = tun_rs::DeviceBuilder::new()
-        .name(TUN_NAME)
-        .mtu(TUN_MTU)
-        .tx_queue_len(TUN_TX_QUEUE_LEN)
-        .build_async()
-        .with_context(|| format!("creating TUN {TUN_NAME}"))?;
-    let tun = Arc::new(tun);
+    let tun = Arc::new(tunio::create(TUN_NAME, TUN_MTU, TUN_TX_QUEUE_LEN)?);
     // The outer packets (marked) leave by the main table; everything else
     // looks up the table that routes the peers into the TUN.
     let links = NsLinks::open_here()?;
@@ -908,18 +906,20 @@ async fn outbound_loop(
     tun: Arc<tun_rs::AsyncDevice>,
     sender: Arc<UdpSocket>,
 ) -> Result<()> {
-    let mut buf = vec![0u8; MAX_PACKET];
+    let mut rx = tunio::RxBurst::default();
     let mut out: Vec<u8> = Vec::with_capacity(MAX_PACKET);
     loop {
-        let n = tun.recv(&mut buf).await.context("reading the TUN")?;
-        let now = shared.now();
-        let sealed = lock(&shared.sealer).seal(now, &buf[..n], &mut out);
-        let Ok(dst) = sealed else {
-            continue;
-        };
-        if let Err(e) = send_raw(&sender, &out, dst).await {
-            tracing::debug!("sending {} bytes to {dst}: {e}", out.len());
-            lock(&shared.sealer).record_send_failure();
+        rx.recv(&tun).await.context("reading the TUN")?;
+        for packet in rx.packets() {
+            let now = shared.now();
+            let sealed = lock(&shared.sealer).seal(now, packet, &mut out);
+            let Ok(dst) = sealed else {
+                continue;
+            };
+            if let Err(e) = send_raw(&sender, &out, dst).await {
+                tracing::debug!("sending {} bytes to {dst}: {e}", out.len());
+                lock(&shared.sealer).record_send_failure();
+            }
         }
     }
 }
@@ -953,14 +953,15 @@ async fn inbound_loop(
 ) -> Result<()> {
     let mut buf = vec![0u8; MAX_PACKET];
     let mut out: Vec<u8> = Vec::with_capacity(MAX_PACKET);
+    let mut tx = tunio::TxBurst::default();
     loop {
         match &receiver {
             Receiver::Raw(sock) => {
                 sock.readable().await.context("waiting on a raw socket")?;
-                // Every packet already queued, one wakeup.
-                loop {
+                // Every packet already queued, one wakeup, one coalesced write.
+                for _ in 0..RX_BURST {
                     match sock.try_recv(&mut buf) {
-                        Ok(n) => open_and_deliver(&shared, &tun, &buf[..n], &mut out).await?,
+                        Ok(n) => open_into(&shared, &buf[..n], &mut out, &mut tx),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) => {
                             tracing::warn!("reading a raw socket: {e}");
@@ -971,14 +972,14 @@ async fn inbound_loop(
             }
             Receiver::Udp(sock, local) => {
                 sock.readable().await.context("waiting on UDP 4500")?;
-                loop {
+                for _ in 0..RX_BURST {
                     match sock.try_recv_from(&mut buf[UDP_PREFIX..]) {
                         Ok((n, from)) => {
                             let std::net::SocketAddr::V4(from) = from else {
                                 continue;
                             };
                             let len = rebuild_udp_headers(&mut buf, n, from, *local);
-                            open_and_deliver(&shared, &tun, &buf[..len], &mut out).await?;
+                            open_into(&shared, &buf[..len], &mut out, &mut tx);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) => {
@@ -989,6 +990,7 @@ async fn inbound_loop(
                 }
             }
         }
+        tx.flush(&tun).await.context("writing the TUN")?;
     }
 }
 
@@ -1017,18 +1019,12 @@ pub(super) fn rebuild_udp_headers(
     UDP_PREFIX + n
 }
 
-pub(super) async fn open_and_deliver(
-    shared: &Shared,
-    tun: &tun_rs::AsyncDevice,
-    packet: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<()> {
+/// Opens a sealed packet and queues the inner one for the TUN.
+pub(super) fn open_into(shared: &Shared, packet: &[u8], out: &mut Vec<u8>, tx: &mut TxBurst) {
     let now = shared.now();
-    let opened = lock(&shared.opener).open(now, packet, out);
-    if opened.is_ok() {
-        tun.send(out).await.context("writing the TUN")?;
+    if lock(&shared.opener).open(now, packet, out).is_ok() {
+        tx.push(out);
     }
-    Ok(())
 }
 
 /// The UDP socket for ESP in UDP on `local`:4500 (RFC 3948).

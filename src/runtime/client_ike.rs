@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
-use super::client::{open_and_deliver, rebuild_udp_headers, Shared, MAX_PACKET, UDP_PREFIX};
+use super::client::{open_into, rebuild_udp_headers, Shared, MAX_PACKET, UDP_PREFIX};
 use super::sockets::FWMARK;
+use super::tunio::TxBurst;
 use crate::ike::natt::{classify_4500, Udp4500, IKE_PORT, NATT_PORT};
 use crate::ike::{Identity, Ike, IkeConfig, IkeEvent, IkeSaId, PeerConfig};
 use crate::topology::IkeSettings;
@@ -84,6 +85,7 @@ pub(super) async fn ike_loop(
     let mut buf500 = vec![0u8; MAX_PACKET];
     let mut buf4500 = vec![0u8; MAX_PACKET];
     let mut out = Vec::with_capacity(MAX_PACKET);
+    let mut tx = TxBurst::default();
     loop {
         let now = epoch.elapsed();
         // Keep an IKE SA up with every DVIPA.
@@ -118,7 +120,8 @@ pub(super) async fn ike_loop(
                     let payload = &buf4500[UDP_PREFIX..UDP_PREFIX + n];
                     if matches!(classify_4500(payload), Udp4500::Esp(_)) {
                         let len = rebuild_udp_headers(&mut buf4500, n, from, ike.local);
-                        open_and_deliver(&shared, &tun, &buf4500[..len], &mut out).await?;
+                        open_into(&shared, &buf4500[..len], &mut out, &mut tx);
+                        tx.flush(&tun).await.context("writing the TUN")?;
                     } else {
                         let _ = endpoint.handle_datagram(epoch.elapsed(), from, NATT_PORT, payload, &mut rng);
                     }

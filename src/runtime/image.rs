@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
 use super::sockets::{self, FWMARK, IPPROTO_GRE};
+use super::tunio;
 use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
 use crate::sysplex::routing::{Decision, FilterAt, RoutingConfig, RoutingStack};
@@ -159,12 +160,7 @@ impl ImageNode {
             .context("not an image of the topology")?
             .clone();
         let (owned, served) = dvipas_of(topo, name);
-        let tun = tun_rs::DeviceBuilder::new()
-            .name(TUN_NAME)
-            .mtu(1500)
-            .tx_queue_len(sockets::TUN_TX_QUEUE_LEN)
-            .build_async()
-            .with_context(|| format!("creating TUN {TUN_NAME}"))?;
+        let tun = tunio::create(TUN_NAME, 1500, sockets::TUN_TX_QUEUE_LEN)?;
         let links = NsLinks::open(netns)?;
         links.up(TUN_NAME).await?;
         plumb(&links, &owned, &served).await?;
@@ -471,45 +467,31 @@ impl ImageNode {
     }
 
     async fn tun_loop(self: Arc<Self>) {
-        let mut bufs: Vec<Vec<u8>> = (0..BURST).map(|_| vec![0u8; 65536]).collect();
-        let mut lens = Vec::with_capacity(BURST);
+        let mut rx = tunio::RxBurst::default();
+        let mut tx = tunio::TxBurst::default();
         loop {
-            lens.clear();
-            match self.tun.recv(&mut bufs[0]).await {
-                Ok(n) => lens.push(n),
-                Err(e) => {
-                    tracing::error!("reading the TUN: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
+            if let Err(e) = rx.recv(&self.tun).await {
+                tracing::error!("reading the TUN: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-            while lens.len() < BURST {
-                match self.tun.try_recv(&mut bufs[lens.len()]) {
-                    Ok(n) => lens.push(n),
-                    Err(_) => break,
-                }
-            }
-            let packets: Vec<&[u8]> = lens
-                .iter()
-                .enumerate()
-                .map(|(i, n)| &bufs[i][..*n])
-                .collect();
             self.counters
                 .tun_in
-                .fetch_add(packets.len() as u64, Ordering::Relaxed);
-            self.tun_burst(&packets).await;
+                .fetch_add(rx.len() as u64, Ordering::Relaxed);
+            self.tun_burst(&rx, &mut tx).await;
+            self.flush_tun(&mut tx).await;
         }
     }
 
     /// One burst from the TUN: packets for an owned DVIPA (inbound, Fig. 8)
     /// and packets the kernel sends from a DVIPA (outbound, Fig. 10).
-    async fn tun_burst(&self, packets: &[&[u8]]) {
+    async fn tun_burst(&self, rx: &tunio::RxBurst, tx: &mut tunio::TxBurst) {
         let owned = &self.owned;
         let mut outbound: Vec<Vec<u8>> = Vec::new();
-        for p in packets {
+        for p in rx.packets() {
             let dst = sockets::ipv4_dst(p);
             if dst.is_some_and(|d| owned.contains(&d)) {
-                let replies = self.inbound_at_owner(p).await;
+                let replies = self.inbound_at_owner(p, tx).await;
                 outbound.extend(replies);
             } else {
                 outbound.push(p.to_vec());
@@ -518,9 +500,22 @@ impl ImageNode {
         self.send_outbound(outbound).await;
     }
 
+    /// Writes the packets delivered during a burst to the kernel, coalesced.
+    async fn flush_tun(&self, tx: &mut tunio::TxBurst) {
+        match tx.flush(&self.tun).await {
+            Ok(n) => {
+                self.counters.tun_out.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                bump(&self.counters.send_errors);
+                tracing::debug!("writing the TUN: {e}");
+            }
+        }
+    }
+
     /// Fig. 8 at the routing stack; returns packets this image answers
     /// itself (ICMP echo), which leave like any outbound packet.
-    async fn inbound_at_owner(&self, packet: &[u8]) -> Vec<Vec<u8>> {
+    async fn inbound_at_owner(&self, packet: &[u8], tx: &mut tunio::TxBurst) -> Vec<Vec<u8>> {
         let now = self.now_ms();
         let decision = match self.core().routing.as_mut() {
             Some(r) => r.inbound(now, packet),
@@ -529,7 +524,7 @@ impl ImageNode {
         match decision {
             Decision::Forward {
                 target, upstream, ..
-            } if target == self.name => self.deliver_here(packet, upstream).await,
+            } if target == self.name => self.deliver_here(packet, upstream, tx),
             Decision::Forward {
                 target, upstream, ..
             } => {
@@ -543,7 +538,7 @@ impl ImageNode {
                 }
                 Vec::new()
             }
-            Decision::Local => self.deliver_here(packet, Upstream::Nothing).await,
+            Decision::Local => self.deliver_here(packet, Upstream::Nothing, tx),
             Decision::Ike => {
                 match self.ike.get() {
                     Some(ike) => ike.datagram(packet.to_vec()),
@@ -557,7 +552,12 @@ impl ImageNode {
 
     /// This image's own target stack, then its IP layer: echo for an owned
     /// DVIPA answered here, the rest into the TUN for the kernel.
-    async fn deliver_here(&self, packet: &[u8], upstream: Upstream) -> Vec<Vec<u8>> {
+    fn deliver_here(
+        &self,
+        packet: &[u8],
+        upstream: Upstream,
+        tx: &mut tunio::TxBurst,
+    ) -> Vec<Vec<u8>> {
         let now = self.now_ms();
         let (verdict, outbox) = {
             let mut core = self.core();
@@ -573,13 +573,7 @@ impl ImageNode {
         if let stack::Verdict::Reply(reply) = self.core().stack.inbound(&plain) {
             return vec![reply];
         }
-        match self.tun.send(&plain).await {
-            Ok(_) => bump(&self.counters.tun_out),
-            Err(e) => {
-                bump(&self.counters.send_errors);
-                tracing::debug!("writing the TUN: {e}");
-            }
-        }
+        tx.push(&plain);
         Vec::new()
     }
 
@@ -605,31 +599,44 @@ impl ImageNode {
         };
         let peer_xcf = *peer_xcf;
         let mut buf = vec![0u8; 65536];
+        let mut tx = tunio::TxBurst::default();
         loop {
-            let n = match sock.recv(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!("GRE from {peer}: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            bump(&self.counters.gre_in);
-            let now = self.now_ms();
-            let (verdict, outbox) = {
-                let mut core = self.core();
-                let v = core.target.from_gre(now, peer_xcf, &buf[..n]);
-                (v, core.target.take_outbox())
-            };
-            for (to, m) in outbox {
-                self.send_xcf(&to, m);
+            if let Err(e) = sock.readable().await {
+                tracing::error!("GRE from {peer}: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-            if let Verdict::Deliver(plain) = verdict {
-                match self.tun.send(&plain).await {
-                    Ok(_) => bump(&self.counters.tun_out),
-                    Err(_) => bump(&self.counters.send_errors),
-                }
+            // Every packet already queued, up to a burst: their inner
+            // packets reach the kernel in one coalesced write.
+            for _ in 0..BURST {
+                let n = match sock.try_recv(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::debug!("GRE from {peer}: {e}");
+                        break;
+                    }
+                };
+                bump(&self.counters.gre_in);
+                self.gre_in(peer_xcf, &buf[..n], &mut tx);
             }
+            self.flush_tun(&mut tx).await;
+        }
+    }
+
+    /// Figs. 7 and 9 for one GRE packet from the XCF link of `peer_xcf`.
+    fn gre_in(&self, peer_xcf: Ipv4Addr, packet: &[u8], tx: &mut tunio::TxBurst) {
+        let now = self.now_ms();
+        let (verdict, outbox) = {
+            let mut core = self.core();
+            let v = core.target.from_gre(now, peer_xcf, packet);
+            (v, core.target.take_outbox())
+        };
+        for (to, m) in outbox {
+            self.send_xcf(&to, m);
+        }
+        if let Verdict::Deliver(plain) = verdict {
+            tx.push(&plain);
         }
     }
 

@@ -10,6 +10,7 @@ pub mod display;
 pub mod ike;
 pub mod image;
 pub mod sockets;
+pub mod tunio;
 pub mod xcf;
 
 /// Logs of a daemon (`PLEXNET_LOG` filters, `info` by default) to its
