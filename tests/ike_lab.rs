@@ -390,6 +390,12 @@ fn figure4_ike_with_strongswan() {
     assert_eq!(served.load(Ordering::SeqCst), 1);
     let ike = mvs1_ike();
     assert!(counter(&ike, "newconn") >= 1, "{ike}");
+    // Fig. 11 block 178: the SYN waited for the SA and left with it
+    // (not dropped and retransmitted by TCP a second later).
+    let shell = images()["MVS2"]["shell"].clone();
+    assert!(shell["newconn_held"].as_u64() >= Some(1), "{shell}");
+    assert!(shell["newconn_released"].as_u64() >= Some(1), "{shell}");
+    assert_eq!(shell["newconn_expired"], 0, "{shell}");
     assert_eq!(counter(&ike, "initiated"), 1, "{ike}");
     let mine = client1_sas(&ike);
     assert_eq!(mine.len(), 1, "{ike}");

@@ -44,7 +44,7 @@ use crate::topology::{IkeSettings, Topology};
 use crate::wire::{ipv4, udp, IpProtocol, Ipv4Packet, PseudoHeader, UdpPacket, UdpRepr};
 
 /// A NEWCONN for a peer we are already negotiating with is ignored for
-/// this long (the target retransmits its SYN meanwhile).
+/// this long (the target holds its SYN until the SA arrives).
 const NEWCONN_HOLDOFF: Duration = Duration::from_secs(5);
 /// The timer task wakes at least this often.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
@@ -204,6 +204,9 @@ pub struct IkeCounters {
     pub ike_sas_established: AtomicU64,
     pub child_sas_installed: AtomicU64,
     pub child_sas_rekeyed: AtomicU64,
+    /// Rekeys whose old pair had reached its hard byte lifetime (the
+    /// targets were told to report sooner).
+    pub rekeys_late: AtomicU64,
     pub child_sas_deleted: AtomicU64,
     pub install_errors: AtomicU64,
     pub auth_failed: AtomicU64,
@@ -451,9 +454,15 @@ impl IkeRuntime {
                 IkeEvent::ChildSaEstablished(info) => {
                     self.install(node, dvipa, info).await;
                 }
-                IkeEvent::ChildSaRekeyed { new, .. } => {
+                IkeEvent::ChildSaRekeyed { new, old_spis, .. } => {
                     bump(&self.counters.child_sas_rekeyed);
                     self.install(node, dvipa, new).await;
+                    if let Some(late) = self.rekey_was_late(old_spis.inbound.0) {
+                        if late {
+                            bump(&self.counters.rekeys_late);
+                        }
+                        node.rekey_timing(dvipa, old_spis.inbound, late);
+                    }
                 }
                 IkeEvent::ChildSaDeleted { spis, .. } => {
                     bump(&self.counters.child_sas_deleted);
@@ -474,6 +483,17 @@ impl IkeRuntime {
             node.send_ip(&packet).await;
             bump(&self.counters.sent);
         }
+    }
+
+    /// Whether the rekey of the pair with inbound SPI `spi` came late: the
+    /// bytes the targets reported under it reached its hard byte lifetime
+    /// before its successor was in place. `None` for a pair without a byte
+    /// lifetime (its report threshold does not matter).
+    fn rekey_was_late(&self, spi: u32) -> Option<bool> {
+        let inner = self.lock();
+        let child = inner.children.get(&spi)?;
+        let hard = child.info.outbound.lifetimes.hard.bytes?;
+        Some(child.bytes >= hard)
     }
 
     async fn install(&self, node: &ImageNode, dvipa: Ipv4Addr, info: ChildSaInfo) {

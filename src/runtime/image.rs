@@ -40,6 +40,11 @@ const TABLE_TO_DVIPA: u32 = 101;
 pub const PROTECTED_MTU: u32 = 1400;
 /// Packets read from the TUN per wakeup, at most.
 const BURST: usize = 64;
+/// How long a SYN waits for the SA its NEWCONN asked for (Fig. 11 block
+/// 178); TCP's own retransmission takes over after that.
+const HELD_FOR: Duration = Duration::from_secs(5);
+/// SYNs held at most at once; more are dropped (TCP retransmits them).
+const HELD_MAX: usize = 64;
 /// Sequence numbers taken from the CF per request, at most.
 const SEQ_CHUNK: usize = 8;
 /// A sequence number not on the wire this long after it was asked for is
@@ -86,6 +91,11 @@ pub struct ShellCounters {
     pub seq_stale: AtomicU64,
     pub send_errors: AtomicU64,
     pub xcf_in: AtomicU64,
+    /// Fig. 11: SYNs held while their NEWCONN is negotiated, sent once the
+    /// SA arrived, or dropped when it did not arrive in [`HELD_FOR`].
+    pub newconn_held: AtomicU64,
+    pub newconn_released: AtomicU64,
+    pub newconn_expired: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -121,6 +131,10 @@ pub struct ImageNode {
     ike: std::sync::OnceLock<Arc<dyn IkeHook>>,
     /// The DVIPAs this image owns (looked up for every packet).
     owned: Vec<Ipv4Addr>,
+    /// Fig. 11: SYNs waiting for the SA their NEWCONN asked for, and a
+    /// wakeup for when an SA arrived.
+    held: Mutex<Vec<(Instant, Vec<u8>)>>,
+    sa_arrived: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for ImageNode {
@@ -214,6 +228,8 @@ impl ImageNode {
             heard: Mutex::new(BTreeSet::new()),
             ike: std::sync::OnceLock::new(),
             owned,
+            held: Mutex::new(Vec::new()),
+            sa_arrived: tokio::sync::Notify::new(),
         }))
     }
 
@@ -232,6 +248,7 @@ impl ImageNode {
             tokio::spawn(Arc::clone(self).gre_loop(peer.clone()));
         }
         tokio::spawn(Arc::clone(self).timer_loop());
+        tokio::spawn(Arc::clone(self).held_loop());
         tokio::spawn(Arc::clone(self).connect_cf());
         for dvipa in self.topo.distributed_to(&self.name) {
             tokio::spawn(http_server(self.name.clone(), dvipa));
@@ -344,6 +361,22 @@ impl ImageNode {
         }
     }
 
+    /// Tells every target of `dvipa` (this image too) whether the rekey of
+    /// the pair with `spi` came late, so they adapt their lifesize report
+    /// thresholds (Fig. 9 block 156, Fig. 10 block 166: "decreased if the
+    /// IKE was not successful in refreshing the SA before its expiration").
+    pub fn rekey_timing(&self, dvipa: Ipv4Addr, spi: crate::ipsec::sa::Spi, late: bool) {
+        let targets = match self.core().routing.as_ref() {
+            Some(r) => r.targets_of(dvipa),
+            None => return,
+        };
+        let msg = XcfMessage::RekeyTiming { dvipa, spi, late };
+        let _ = self.core().target.on_xcf(self.now_ms(), &self.name, &msg);
+        for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
+            self.xcf_out.send(t, msg.clone());
+        }
+    }
+
     /// Installs the IKE of this image's DVIPAs; only the first call counts.
     pub fn set_ike_hook(&self, hook: Arc<dyn IkeHook>) {
         let _ = self.ike.set(hook);
@@ -422,8 +455,10 @@ impl ImageNode {
             if let Some(r) = core.routing.as_mut() {
                 r.on_xcf(from, &msg);
             }
-            if let Err(e) = core.target.on_xcf(now, from, &msg) {
-                tracing::warn!("SA from {from} refused: {e}");
+            match core.target.on_xcf(now, from, &msg) {
+                Err(e) => tracing::warn!("SA from {from} refused: {e}"),
+                Ok(()) if matches!(msg, XcfMessage::SaInstall(_)) => self.sa_arrived.notify_one(),
+                Ok(()) => {}
             }
             if let XcfMessage::VipaList { .. } = msg {
                 // Answer with our listeners on the ports it announced.
@@ -640,6 +675,63 @@ impl ImageNode {
         }
     }
 
+    /// Fig. 11 block 174: a SYN that made a NEWCONN waits for its SA.
+    fn hold(&self, syn: Vec<u8>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len() >= HELD_MAX {
+            bump(&self.counters.newconn_expired);
+            return;
+        }
+        bump(&self.counters.newconn_held);
+        held.push((Instant::now(), syn));
+    }
+
+    /// Fig. 11 blocks 176–178: when an SA arrived, the held SYNs it
+    /// protects are sealed and sent; the others wait until [`HELD_FOR`].
+    async fn held_loop(self: Arc<Self>) {
+        loop {
+            // An SA install, or a periodic look to expire what waits.
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.sa_arrived.notified()).await;
+            let ready = self.take_ready_syns();
+            if !ready.is_empty() {
+                self.counters
+                    .newconn_released
+                    .fetch_add(ready.len() as u64, Ordering::Relaxed);
+                self.send_outbound(ready).await;
+            }
+        }
+    }
+
+    /// The held SYNs that now have an SA; expired ones are counted and
+    /// dropped.
+    fn take_ready_syns(&self) -> Vec<Vec<u8>> {
+        let waiting = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        if waiting.is_empty() {
+            return Vec::new();
+        }
+        let core = self.core();
+        let mut ready = Vec::new();
+        let mut still = Vec::new();
+        for (since, syn) in waiting {
+            if matches!(
+                core.target.outbound_plan(&syn),
+                OutboundPlan::Protect { .. }
+            ) {
+                ready.push(syn);
+            } else if since.elapsed() < HELD_FOR {
+                still.push((since, syn));
+            } else {
+                bump(&self.counters.newconn_expired);
+            }
+        }
+        drop(core);
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(still);
+        ready
+    }
+
     /// Fig. 10: filter → shadow SA; one CF fetch-and-add per SA for the
     /// whole burst (block 162); seal; out of this image's own `ext` (164).
     async fn send_outbound(&self, packets: Vec<Vec<u8>>) {
@@ -657,7 +749,10 @@ impl ImageNode {
                         // Fig. 11: a SYN to an IKE peer without an SA.
                         match super::ike::newconn_request(&self.topo, core.target.vipa_lists(), &p)
                         {
-                            Some(req) => newconns.push(req),
+                            Some(req) => {
+                                newconns.push(req);
+                                self.hold(p);
+                            }
                             None => plain.push(p),
                         }
                     }

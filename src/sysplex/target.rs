@@ -267,19 +267,40 @@ impl TargetStack {
                     !(p.install.dvipa == *dvipa && p.install.inbound.spi == *inbound_spi)
                 });
             }
-            XcfMessage::RekeyTiming { spi, late, .. } => {
-                for p in self
-                    .shadow
-                    .iter_mut()
-                    .filter(|p| p.install.inbound.spi == *spi || p.install.outbound.spi == *spi)
-                {
-                    p.inbound_life.adapt(*late);
-                    p.outbound_life.adapt(*late);
-                }
-            }
+            XcfMessage::RekeyTiming { dvipa, spi, late } => self.rekey_timing(*dvipa, *spi, *late),
             _ => {}
         }
         Ok(())
+    }
+
+    /// The IKE's verdict on the rekey of the pair with `spi`: its report
+    /// thresholds adapt (Fig. 9 block 156, Fig. 10 block 166), and the
+    /// pairs of the same DVIPA and peer, its successor among them (installed
+    /// before the old pair is deleted), continue from the adapted values,
+    /// so the threshold keeps falling after late rekeys and rising after
+    /// timely ones, within bounds.
+    fn rekey_timing(&mut self, dvipa: Ipv4Addr, spi: Spi, late: bool) {
+        let Some(old) = self.shadow.iter_mut().find(|p| {
+            p.install.dvipa == dvipa
+                && (p.install.inbound.spi == spi || p.install.outbound.spi == spi)
+        }) else {
+            return;
+        };
+        old.inbound_life.adapt(late);
+        old.outbound_life.adapt(late);
+        let (bp_in, bp_out) = (
+            old.inbound_life.threshold_bp,
+            old.outbound_life.threshold_bp,
+        );
+        let peer = old.install.outbound.dst;
+        for p in self
+            .shadow
+            .iter_mut()
+            .filter(|p| p.install.dvipa == dvipa && p.install.outbound.dst == peer)
+        {
+            p.inbound_life.threshold_bp = bp_in;
+            p.outbound_life.threshold_bp = bp_out;
+        }
     }
 
     /// Fig. 7 block 122: the pair goes into the shadow cache of its DVIPA.
@@ -660,5 +681,90 @@ impl Protocol {
             Protocol::Esp => "ESP",
             Protocol::Ah => "AH",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipsec::sa::tests::config;
+    use crate::ipsec::sa::{EncAlg, IntegAlg, Mode, TrafficSelector};
+    use crate::sysplex::xcf::FilterRule;
+
+    const DVIPA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+
+    /// A manually keyed pair with a 1 MB byte lifetime between the client
+    /// of `config` and the DVIPA.
+    fn pair(inbound_spi: u32, outbound_spi: u32) -> SaInstall {
+        let mut inbound = config(EncAlg::AesCbc128, IntegAlg::HmacSha1_96, Mode::Tunnel);
+        inbound.spi = Spi(inbound_spi);
+        inbound.lifetimes.hard.bytes = Some(1_000_000);
+        let mut outbound = inbound.clone();
+        outbound.spi = Spi(outbound_spi);
+        std::mem::swap(&mut outbound.src, &mut outbound.dst);
+        SaInstall {
+            dvipa: DVIPA,
+            filter: FilterRule {
+                dvipa: DVIPA,
+                selector: TrafficSelector::ANY_V4,
+                protocol: Protocol::Esp,
+                inbound_spi: inbound.spi,
+                outbound_spi: outbound.spi,
+            },
+            seq_key: SeqKey {
+                dvipa: DVIPA,
+                protocol: Protocol::Esp,
+                spi: outbound.spi,
+            },
+            report_bytes: 0,
+            inbound,
+            outbound,
+        }
+    }
+
+    fn thresholds(t: &TargetStack) -> Vec<(u32, u32)> {
+        t.shadow()
+            .iter()
+            .map(|p| (p.inbound_life.threshold_bp, p.outbound_life.threshold_bp))
+            .collect()
+    }
+
+    fn timing(t: &mut TargetStack, spi: u32, late: bool) {
+        let msg = XcfMessage::RekeyTiming {
+            dvipa: DVIPA,
+            spi: Spi(spi),
+            late,
+        };
+        t.on_xcf(0, "MVS1", &msg).expect("RekeyTiming");
+    }
+
+    #[test]
+    fn rekey_timing_adapts_the_old_pair_and_its_successor_within_bounds() {
+        let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
+        t.install(0, "MVS1", &pair(0x100, 0x200)).expect("old pair");
+        // The successor is installed before the old pair's verdict comes.
+        t.install(0, "MVS1", &pair(0x101, 0x201)).expect("new pair");
+        let d = REPORT_DEFAULT_BP;
+        assert_eq!(thresholds(&t), vec![(d, d); 2]);
+
+        timing(&mut t, 0x100, true);
+        assert_eq!(thresholds(&t), vec![(d / 2, d / 2); 2]);
+        // Late again (about the successor, by its outbound SPI): it falls
+        // on from where it was, down to the floor.
+        for _ in 0..4 {
+            timing(&mut t, 0x201, true);
+        }
+        let min = REPORT_MIN_BP;
+        assert_eq!(thresholds(&t), vec![(min, min); 2]);
+        // Timely rekeys raise it by a quarter each, up to the ceiling.
+        timing(&mut t, 0x101, false);
+        assert_eq!(thresholds(&t), vec![(min + min / 4, min + min / 4); 2]);
+        for _ in 0..20 {
+            timing(&mut t, 0x101, false);
+        }
+        assert_eq!(thresholds(&t), vec![(REPORT_MAX_BP, REPORT_MAX_BP); 2]);
+        // A verdict about an SPI nobody has changes nothing.
+        timing(&mut t, 0x999, true);
+        assert_eq!(thresholds(&t), vec![(REPORT_MAX_BP, REPORT_MAX_BP); 2]);
     }
 }
