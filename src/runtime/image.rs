@@ -1113,11 +1113,13 @@ pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
 
 /// Local TCP listeners: (address, port) of the LISTEN sockets.
 fn listening_ports() -> Vec<(Ipv4Addr, u16)> {
-    super::display::proc_tcp()
-        .into_iter()
-        .filter(|s| s.state == super::display::TCP_LISTEN)
-        .map(|s| (*s.local.ip(), s.local.port()))
-        .collect()
+    match super::listeners::tcp_listeners() {
+        Ok(l) => l.into_iter().map(|a| (*a.ip(), a.port())).collect(),
+        Err(e) => {
+            tracing::warn!("listing TCP listeners (sock_diag): {e}");
+            Vec::new()
+        }
+    }
 }
 
 /// The listeners this image has on the ports routing stacks announced in

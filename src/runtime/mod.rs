@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod display;
 pub mod ike;
 pub mod image;
+pub mod listeners;
 pub mod sockets;
 pub mod tunio;
 pub mod xcf;
