@@ -64,6 +64,80 @@ pub struct SaInstall {
     pub report_bytes: u64,
 }
 
+/// The AH half of an AH+ESP bundle (RFC 4301 §4.3 transport adjacency,
+/// the patent's "Combined AH,ESP" rows): the AH SAs that sit outside the
+/// ESP pair of a [`BundleInstall`], and the coupling-facility structure the
+/// outbound AH SA takes its own sequence numbers from (Fig. 6 block 116:
+/// one structure per outbound SA).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AhBundle {
+    pub inbound: SaConfig,
+    pub outbound: SaConfig,
+    pub seq_key: SeqKey,
+}
+
+/// Fig. 6 block 118 for an AH+ESP bundle: the ESP pair exactly as an
+/// [`SaInstall`] carries it, plus the AH pair outside it. A separate
+/// message (not a field of `SaInstall`) so that the `SaInstall` body keeps
+/// its version-1 layout (see [`crate::wire::xcf`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleInstall {
+    pub esp: SaInstall,
+    pub ah: AhBundle,
+}
+
+/// Why a [`BundleInstall`] does not describe a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BundleError {
+    #[error("the ESP half of the bundle is not ESP")]
+    EspNotEsp,
+    #[error("the AH half of the bundle is not AH")]
+    AhNotAh,
+    #[error("AH and ESP SAs of the bundle have different endpoints")]
+    Endpoints,
+    #[error("the AH sequence structure is not the outbound AH SA's")]
+    SeqKey,
+}
+
+impl BundleInstall {
+    /// Checks that the halves fit together: ESP inside, AH outside, on the
+    /// same endpoints both ways (one outer header carries both, RFC 4301
+    /// §4.3), and the AH numbers coming from the AH SA's own structure.
+    pub fn check(&self) -> Result<(), BundleError> {
+        let (esp, ah) = (&self.esp, &self.ah);
+        if esp.inbound.protocol != Protocol::Esp || esp.outbound.protocol != Protocol::Esp {
+            return Err(BundleError::EspNotEsp);
+        }
+        if ah.inbound.protocol != Protocol::Ah || ah.outbound.protocol != Protocol::Ah {
+            return Err(BundleError::AhNotAh);
+        }
+        let ends = |c: &SaConfig| (c.src, c.dst);
+        if ends(&esp.inbound) != ends(&ah.inbound) || ends(&esp.outbound) != ends(&ah.outbound) {
+            return Err(BundleError::Endpoints);
+        }
+        let key = SeqKey {
+            dvipa: esp.dvipa,
+            protocol: Protocol::Ah,
+            spi: ah.outbound.spi,
+        };
+        if ah.seq_key != key {
+            return Err(BundleError::SeqKey);
+        }
+        Ok(())
+    }
+}
+
+impl From<BundleError> for crate::ipsec::sa::SaError {
+    fn from(e: BundleError) -> Self {
+        crate::ipsec::sa::SaError::Combination(match e {
+            BundleError::EspNotEsp => "the ESP half of the bundle is not ESP",
+            BundleError::AhNotAh => "the AH half of the bundle is not AH",
+            BundleError::Endpoints => "AH and ESP SAs of the bundle have different endpoints",
+            BundleError::SeqKey => "the AH sequence structure is not the outbound AH SA's",
+        })
+    }
+}
+
 /// Messages between images over XCF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum XcfMessage {
@@ -130,6 +204,18 @@ pub enum XcfMessage {
         client: Ipv4Addr,
         client_port: u16,
         reason: ConnEndReason,
+    },
+    /// Routing stack → targets: install an AH+ESP bundle in the shadow
+    /// cache (Fig. 6 block 118, Fig. 7 block 122).
+    BundleInstall(Box<BundleInstall>),
+    /// Routing stack → targets: remove a bundle from the shadow cache; the
+    /// ESP SPIs name it, the AH SPIs must match.
+    BundleDelete {
+        dvipa: Ipv4Addr,
+        esp_inbound_spi: Spi,
+        esp_outbound_spi: Spi,
+        ah_inbound_spi: Spi,
+        ah_outbound_spi: Spi,
     },
 }
 

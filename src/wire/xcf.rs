@@ -40,6 +40,8 @@
 //! | 1 XCF          | `0x0012` | `XcfMessage::DeregisterListener`      |                         |
 //! | 1 XCF          | `0x0020` | `XcfMessage::SaInstall`               | Fig. 6 block 118, Fig. 7|
 //! | 1 XCF          | `0x0021` | `XcfMessage::SaDelete`                |                         |
+//! | 1 XCF          | `0x0022` | `XcfMessage::BundleInstall`           | Fig. 6 block 118, Fig. 7 (AH+ESP) |
+//! | 1 XCF          | `0x0023` | `XcfMessage::BundleDelete`            |                         |
 //! | 1 XCF          | `0x0030` | `XcfMessage::NewConn`                 | Fig. 11 block 174       |
 //! | 1 XCF          | `0x0031` | `XcfMessage::ConnEnded`               |                         |
 //! | 1 XCF          | `0x0040` | `XcfMessage::Lifesize`                | Fig. 9 b. 158, Fig. 10 b. 168 |
@@ -138,6 +140,8 @@ const TYPES: &[(Channel, u16, &str)] = &[
     (Channel::Xcf, 0x0031, "ConnEnded"),
     (Channel::Xcf, 0x0040, "Lifesize"),
     (Channel::Xcf, 0x0041, "RekeyTiming"),
+    (Channel::Xcf, 0x0022, "BundleInstall"),
+    (Channel::Xcf, 0x0023, "BundleDelete"),
     (Channel::CfRequest, 0x0101, "CreateSeq"),
     (Channel::CfRequest, 0x0102, "FetchAdd"),
     (Channel::CfRequest, 0x0103, "DeleteSeq"),
@@ -188,6 +192,8 @@ impl FrameBody for XcfMessage {
             XcfMessage::ConnEnded { .. } => 0x0031,
             XcfMessage::Lifesize { .. } => 0x0040,
             XcfMessage::RekeyTiming { .. } => 0x0041,
+            XcfMessage::BundleInstall(_) => 0x0022,
+            XcfMessage::BundleDelete { .. } => 0x0023,
         }
     }
 }
