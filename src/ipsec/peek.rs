@@ -692,6 +692,62 @@ mod tests {
         p
     }
 
+    fn bundle_sas(enc: EncAlg, mode: Mode) -> (Sa, Sa) {
+        let mut ah = config(EncAlg::Null, IntegAlg::HmacSha256_128, mode);
+        ah.protocol = Protocol::Ah;
+        ah.spi = Spi(0x2000_0002);
+        let esp = config(enc, IntegAlg::None, mode);
+        (Sa::new(ah).unwrap(), Sa::new(esp).unwrap())
+    }
+
+    /// The "Combined AH,ESP" rows, transport and tunnel, every cipher:
+    /// peek reads the AH header in the clear and the TCP header behind ESP.
+    #[test]
+    fn bundles_peek_through_ah_in_both_modes() {
+        let ciphers = [EncAlg::AesCbc128, EncAlg::AesCbc256, EncAlg::AesGcm16_128];
+        for (enc, mode) in ciphers
+            .into_iter()
+            .flat_map(|e| [(e, Mode::Transport), (e, Mode::Tunnel)])
+        {
+            let (ah, esp) = bundle_sas(enc, mode);
+            let mut sealed = Vec::new();
+            let iv = vec![0x3c; enc.iv_len()];
+            let pkt = inner(6, 0, 40, 0, 0x22);
+            crate::ipsec::seal_bundle(&ah, 7, &esp, 9, &iv, &pkt, &mut sealed).unwrap();
+            let loc = locate(&sealed).unwrap();
+            assert_eq!((loc.spi, loc.ah_spi), (esp.spi(), Some(ah.spi())));
+            assert!(loc.names(esp.config(), Some(ah.config())));
+            assert!(
+                !loc.names(esp.config(), None),
+                "a bundle is named by its AH"
+            );
+            let b = peek_bundle(&sealed, &ah, &esp).unwrap();
+            assert_eq!((b.ah_spi, b.ah_seq, b.esp.seq), (ah.spi(), 7, 9));
+            assert_eq!(b.esp.proto, IpProtocol::Tcp, "{enc:?} {mode:?}");
+            assert_eq!((b.esp.src_port, b.esp.dst_port), (0x2222, 0x2222));
+            assert_eq!(
+                b.esp.src,
+                IpAddr::V4(core::net::Ipv4Addr::new(198, 18, 1, 10))
+            );
+            assert_eq!(peek_bundle(&sealed, &esp, &esp), Err(PeekError::WrongSa));
+            let (other_ah, _) = bundle_sas(enc, mode);
+            let mut c = other_ah.config().clone();
+            c.spi = Spi(0x2000_0003);
+            let other_ah = Sa::new(c).unwrap();
+            assert_eq!(
+                peek_bundle(&sealed, &other_ah, &esp),
+                Err(PeekError::WrongSa)
+            );
+            // ESP alone is no bundle, and names no bundle's ESP SA.
+            let mut bare = Vec::new();
+            seal_esp_with_iv(&esp, 9, &iv, &pkt, &mut bare).unwrap();
+            assert_eq!(peek_bundle(&bare, &ah, &esp), Err(PeekError::WrongSa));
+            let loc = locate(&bare).unwrap();
+            assert!(!loc.names(esp.config(), Some(ah.config())));
+            assert!(loc.names(esp.config(), None));
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
 

@@ -575,8 +575,11 @@ impl World {
         let note = self.routing().last_note();
         if let Some(p) = note.peek {
             let flow = render::flow(p.proto, p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags);
+            let through = note.ah.map_or(String::new(), |(spi, seq)| {
+                format!("AH {:#010x} seq {seq} → ESP ", spi.0)
+            });
             self.log(format!(
-                "{owner} routing  peek {:#010x} seq {}: {flow} ({} AES blocks decrypted)",
+                "{owner} routing  peek {through}{:#010x} seq {}: {flow} ({} AES blocks decrypted)",
                 p.spi.0, p.seq, p.blocks_decrypted
             ));
         }

@@ -130,6 +130,8 @@ pub enum DctOutcome {
 #[derive(Debug, Clone, Copy)]
 pub struct RouteNote {
     pub peek: Option<PeekResult>,
+    /// The AH SPI and sequence number of a peeked AH+ESP bundle.
+    pub ah: Option<(Spi, u32)>,
     pub dct: DctOutcome,
 }
 
@@ -250,6 +252,7 @@ impl RoutingStack {
             counters: RoutingCounters::default(),
             note: RouteNote {
                 peek: None,
+                ah: None,
                 dct: DctOutcome::NotLookedUp,
             },
             now_ms: 0,
@@ -365,18 +368,16 @@ impl RoutingStack {
             XcfMessage::DeregisterListener { dvipa, port } => {
                 self.listeners.deregister(from, *dvipa, *port);
             }
+            // Authenticated at the target: now the pre-check may move (the
+            // ESP window, or a bundle's AH window).
             XcfMessage::Lifesize {
                 spi,
                 highest_seq,
                 direction: super::xcf::Direction::Inbound,
                 ..
-            } => {
-                // Authenticated at the target: now the pre-check may move
-                // (the ESP window, or a bundle's AH window).
-                if *highest_seq > 0 {
-                    if let Some(w) = self.precheck_of(*spi) {
-                        w.update(*highest_seq);
-                    }
+            } if *highest_seq > 0 => {
+                if let Some(w) = self.precheck_of(*spi) {
+                    w.update(*highest_seq);
                 }
             }
             // Fig. 11: a target opens a connection from the DVIPA; its
@@ -474,6 +475,7 @@ impl RoutingStack {
         self.now_ms = now_ms;
         self.note = RouteNote {
             peek: None,
+            ah: None,
             dct: DctOutcome::NotLookedUp,
         };
         let decision = match packet::classify(packet) {
@@ -552,6 +554,11 @@ impl RoutingStack {
         self.counters.peeks += 1;
         self.counters.peek_blocks += u64::from(peeked.blocks_decrypted);
         self.note.peek = Some(peeked);
+        self.note.ah = self.pairs[i]
+            .ah
+            .as_ref()
+            .zip(ah_seq)
+            .map(|(a, seq)| (a.bundle.inbound.spi, seq));
         self.pairs[i].peeks += 1;
         let Some(key) = self.distributable(&self.pairs[i], &peeked) else {
             return Decision::Local;

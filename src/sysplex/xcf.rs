@@ -300,3 +300,89 @@ pub enum CfError {
     #[error("malformed request: {0}")]
     Malformed(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipsec::sa::{EncAlg, IntegAlg, Key, Lifetimes, Mode};
+    use std::net::IpAddr;
+
+    fn cfg(protocol: Protocol, spi: u32, src: [u8; 4], dst: [u8; 4]) -> SaConfig {
+        SaConfig {
+            spi: Spi(spi),
+            protocol,
+            mode: Mode::Transport,
+            src: IpAddr::from(src),
+            dst: IpAddr::from(dst),
+            enc: EncAlg::Null,
+            enc_key: Key::default(),
+            integ: IntegAlg::HmacSha1_96,
+            integ_key: Key(vec![1; 20]),
+            esn: false,
+            replay_window: 64,
+            lifetimes: Lifetimes::default(),
+            udp_encap: None,
+            selector: TrafficSelector::ANY_V4,
+        }
+    }
+
+    fn bundle() -> BundleInstall {
+        let (c, d) = ([198, 18, 1, 2], [198, 18, 0, 100]);
+        let dvipa = Ipv4Addr::from(d);
+        let (ein, eout) = (
+            cfg(Protocol::Esp, 0x11, c, d),
+            cfg(Protocol::Esp, 0x12, d, c),
+        );
+        BundleInstall {
+            esp: SaInstall {
+                dvipa,
+                filter: FilterRule {
+                    dvipa,
+                    selector: eout.selector,
+                    protocol: Protocol::Esp,
+                    inbound_spi: ein.spi,
+                    outbound_spi: eout.spi,
+                },
+                seq_key: SeqKey {
+                    dvipa,
+                    protocol: Protocol::Esp,
+                    spi: eout.spi,
+                },
+                inbound: ein,
+                outbound: eout,
+                report_bytes: 0,
+            },
+            ah: AhBundle {
+                inbound: cfg(Protocol::Ah, 0x13, c, d),
+                outbound: cfg(Protocol::Ah, 0x14, d, c),
+                seq_key: SeqKey {
+                    dvipa,
+                    protocol: Protocol::Ah,
+                    spi: Spi(0x14),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn bundle_check() {
+        assert_eq!(bundle().check(), Ok(()));
+        let mut b = bundle();
+        b.ah.inbound.protocol = Protocol::Esp;
+        assert_eq!(b.check(), Err(BundleError::AhNotAh));
+        let mut b = bundle();
+        b.esp.outbound.protocol = Protocol::Ah;
+        assert_eq!(b.check(), Err(BundleError::EspNotEsp));
+        let mut b = bundle();
+        b.ah.outbound.dst = IpAddr::from([198, 18, 1, 3]);
+        assert_eq!(b.check(), Err(BundleError::Endpoints));
+        let mut b = bundle();
+        b.ah.seq_key = b.esp.seq_key;
+        assert_eq!(b.check(), Err(BundleError::SeqKey));
+        let e: crate::ipsec::sa::SaError = BundleError::SeqKey.into();
+        assert_eq!(
+            e.to_string(),
+            format!("algorithm combination not allowed: {}", BundleError::SeqKey)
+        );
+    }
+}

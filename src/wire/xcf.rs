@@ -914,6 +914,60 @@ mod tests {
         assert_eq!(dec.buffered(), 0);
     }
 
+    // BundleDelete of 198.18.0.100, ESP SPIs 0x11 in / 0x12 out, AH SPIs
+    // 0x13 in / 0x14 out: variant 12, four address bytes, four varints.
+    static BUNDLE_DELETE: [u8; 25] = [
+        b'X', b'C', 1, 1, 0x00, 0x23, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0x0c, 198, 18, 0, 100, 0x11,
+        0x12, 0x13, 0x14,
+    ];
+
+    fn bundle_delete() -> XcfMessage {
+        XcfMessage::BundleDelete {
+            dvipa: Ipv4Addr::new(198, 18, 0, 100),
+            esp_inbound_spi: Spi(0x11),
+            esp_outbound_spi: Spi(0x12),
+            ah_inbound_spi: Spi(0x13),
+            ah_outbound_spi: Spi(0x14),
+        }
+    }
+
+    #[test]
+    fn bundle_delete_bytes() {
+        let mut out = Vec::new();
+        encode_xcf(&bundle_delete(), &mut out).unwrap();
+        assert_eq!(out, BUNDLE_DELETE);
+        let header = Header::parse(&BUNDLE_DELETE).unwrap();
+        assert_eq!(header.type_name(), "BundleDelete");
+        let (decoded, used) = decode(&BUNDLE_DELETE).unwrap();
+        assert_eq!((decoded.body, used), (Body::Xcf(bundle_delete()), 25));
+    }
+
+    #[test]
+    fn bundle_delete_malformed() {
+        // One SPI short: the body ends inside the value.
+        let mut f = BUNDLE_DELETE[..24].to_vec();
+        f[15] = 8;
+        assert!(matches!(
+            decode(&f).unwrap_err(),
+            FrameError::BadBody { code: 0x0023, .. }
+        ));
+        // The header claims a byte the slice does not hold.
+        assert_eq!(
+            decode(&BUNDLE_DELETE[..24]).unwrap_err(),
+            FrameError::Truncated { have: 24, need: 25 }
+        );
+        // Labelled SaDelete, holding a BundleDelete.
+        let mut f = BUNDLE_DELETE;
+        f[5] = 0x21;
+        assert_eq!(
+            decode(&f).unwrap_err(),
+            FrameError::TypeMismatch {
+                header: 0x0021,
+                body: 0x0023
+            }
+        );
+    }
+
     #[test]
     fn every_code_has_one_name() {
         for (i, (c, t, n)) in TYPES.iter().enumerate() {
