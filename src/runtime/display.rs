@@ -618,7 +618,7 @@ pub fn render_ipsec(d: &IpsecDisplay) -> String {
         };
         let _ = writeln!(
             s,
-            "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<22} {:>8} {:>10}  Drops",
+            "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<24} {:>8} {:>10}  Drops",
             "DVIPA", "Dir", "SPI", "Prot", "Mode", "Suite", a, b
         );
         for r in rows {
@@ -635,7 +635,7 @@ pub fn render_ipsec(d: &IpsecDisplay) -> String {
             let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(
                 s,
-                "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<22} {:>8} {:>10}  {}",
+                "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<24} {:>8} {:>10}  {}",
                 r.dvipa,
                 r.direction,
                 r.spi,
