@@ -875,3 +875,106 @@ impl Protocol {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysplex::xcf::tests::bundle;
+    use rand_core::SeedableRng;
+
+    fn target_with_bundle() -> TargetStack {
+        let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
+        let msg = XcfMessage::BundleInstall(Box::new(bundle()));
+        t.on_xcf(0, "MVS1", &msg).unwrap();
+        t
+    }
+
+    /// Fig. 10 block 160 plans a bundle with both CF structures, and its
+    /// ESP SA never seals alone (that packet would lack the AH its policy
+    /// requires); the bundle seals and counts on both SAs.
+    #[test]
+    fn bundle_plans_two_structures_and_never_seals_esp_alone() {
+        let mut t = target_with_bundle();
+        let b = bundle();
+        let pkt = crate::sim::tcp_packet(
+            b.esp.dvipa,
+            80,
+            Ipv4Addr::new(198, 18, 1, 2),
+            40000,
+            1,
+            1,
+            TcpFlags::ACK,
+            b"hello",
+        );
+        assert_eq!(
+            t.outbound_plan(&pkt),
+            OutboundPlan::Bundle {
+                spi: b.esp.outbound.spi,
+                seq_key: b.esp.seq_key,
+                ah_seq_key: b.ah.seq_key,
+            }
+        );
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut out = Vec::new();
+        let spi = b.esp.outbound.spi;
+        assert_eq!(
+            t.seal(0, spi, 1, &mut rng, &pkt, &mut out),
+            Err(TargetDrop::Seal)
+        );
+        t.seal_bundle(0, spi, 7, 9, &mut rng, &pkt, &mut out)
+            .unwrap();
+        assert_eq!(out[9], 51, "AH outermost");
+        let pair = &t.shadow()[0];
+        let ah = pair.ah.as_ref().unwrap();
+        assert_eq!(
+            (
+                ah.outbound.counters().packets,
+                pair.outbound.counters().packets
+            ),
+            (1, 1)
+        );
+        assert_eq!(
+            (ah.outbound_life.highest_seq, pair.outbound_life.highest_seq),
+            (7, 9)
+        );
+        t.flush_lifesize();
+        let spis: Vec<Spi> = t
+            .take_outbox()
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                XcfMessage::Lifesize { spi, .. } => Some(spi),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(spis, vec![b.esp.outbound.spi, b.ah.outbound.spi]);
+    }
+
+    /// A BundleDelete removes the bundle only when its AH SPIs match too.
+    #[test]
+    fn bundle_delete_needs_the_bundle_spis() {
+        let mut t = target_with_bundle();
+        let b = bundle();
+        let delete = |ah_inbound_spi| XcfMessage::BundleDelete {
+            dvipa: b.esp.dvipa,
+            esp_inbound_spi: b.esp.inbound.spi,
+            esp_outbound_spi: b.esp.outbound.spi,
+            ah_inbound_spi,
+            ah_outbound_spi: b.ah.outbound.spi,
+        };
+        t.on_xcf(0, "MVS1", &delete(Spi(0x99))).unwrap();
+        assert_eq!(t.shadow().len(), 1);
+        t.on_xcf(0, "MVS1", &delete(b.ah.inbound.spi)).unwrap();
+        assert!(t.shadow().is_empty());
+    }
+
+    /// A bundle whose halves do not fit is refused, not half-installed.
+    #[test]
+    fn inconsistent_bundle_is_refused() {
+        let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
+        let mut b = bundle();
+        b.ah.inbound.protocol = Protocol::Esp;
+        let msg = XcfMessage::BundleInstall(Box::new(b));
+        assert!(t.on_xcf(0, "MVS1", &msg).is_err());
+        assert!(t.shadow().is_empty());
+    }
+}

@@ -302,7 +302,7 @@ pub enum CfError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ipsec::sa::{EncAlg, IntegAlg, Key, Lifetimes, Mode};
     use std::net::IpAddr;
@@ -326,7 +326,9 @@ mod tests {
         }
     }
 
-    fn bundle() -> BundleInstall {
+    /// A valid bundle between client 198.18.1.2 and DVIPA 198.18.0.100:
+    /// ESP SPIs 0x11 in / 0x12 out, AH 0x13 / 0x14 (ESP-NULL, for tests).
+    pub(crate) fn bundle() -> BundleInstall {
         let (c, d) = ([198, 18, 1, 2], [198, 18, 0, 100]);
         let dvipa = Ipv4Addr::from(d);
         let (ein, eout) = (
