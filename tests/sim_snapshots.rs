@@ -282,3 +282,116 @@ fn without_distributed_crypto_the_routing_stack_decrypts_everything() {
     assert_eq!(w.images["MVS2"].target.counters().plain_delivered, 2);
     insta::assert_snapshot!(w.trace());
 }
+
+/// The AH and ESP packet counters of a target's shadow bundle:
+/// (AH in, ESP in, AH out, ESP out).
+fn bundle_packets(w: &World, image: &str) -> (u64, u64, u64, u64) {
+    let pair = &w.images[image].target.shadow()[0];
+    let ah = pair.ah.as_ref().expect("a shadow bundle");
+    (
+        ah.inbound.counters().packets,
+        pair.inbound.counters().packets,
+        ah.outbound.counters().packets,
+        pair.outbound.counters().packets,
+    )
+}
+
+/// The patent's "Combined AH,ESP / Tunnel: Sysplex Dist Y, Crypto Dist Y,
+/// peek required": the routing stack finds the bundle by its AH SPI, peeks
+/// through AH into ESP, and forwards; the target opens AH and ESP and
+/// answers sealed with both, a CF number for each outbound SA.
+#[test]
+fn ah_esp_bundle_connection_is_distributed_with_request_and_response() {
+    let mut w = world(&["MVS2", "MVS4"]);
+    w.install_sa(SaSpec::ah_esp_bundle(Mode::Tunnel));
+    connection(&mut w, 40000);
+    let r = w.routing_stack().counters();
+    assert_eq!((r.peeks, r.local, r.new_connections), (4, 0, 1), "{r:?}");
+    assert_eq!(r.forwarded["MVS2"], 4);
+    assert_eq!(w.images["MVS1"].target.counters().opened, 0);
+    let (ah_in, esp_in, ah_out, esp_out) = bundle_packets(&w, "MVS2");
+    assert_eq!((ah_in, esp_in), (4, 4), "MVS2 opened AH and ESP");
+    assert!(ah_out >= 3 && ah_out == esp_out, "{ah_out} {esp_out}");
+    let trace = w.trace();
+    assert!(!trace.contains("DROP"), "{trace}");
+    assert_eq!(
+        trace
+            .matches("client1 ← MVS2  AH spi=0x00004001 + ESP spi=0x00002001")
+            .count() as u64,
+        ah_out,
+        "every reply reached the client as AH+ESP and opened: {trace}"
+    );
+    insta::assert_snapshot!(trace);
+}
+
+/// "Combined AH,ESP / Transport": distributed the same way; ICMP in the
+/// bundle is not TCP ("Sysplex Dist N") and stays at the routing stack,
+/// whose own target stack opens the bundle.
+#[test]
+fn ah_esp_bundle_in_transport_mode_is_distributed_and_icmp_stays_local() {
+    let mut w = world(&["MVS2", "MVS4"]);
+    w.install_sa(SaSpec::ah_esp_bundle(Mode::Transport));
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");
+    let echo = tcp_free_echo(w.dvipa);
+    w.client_inner(&echo);
+    let r = w.routing_stack().counters();
+    assert_eq!((r.peeks, r.local), (3, 1), "{r:?}");
+    assert_eq!(bundle_packets(&w, "MVS2").0, 2);
+    assert_eq!(bundle_packets(&w, "MVS1").0, 1, "the ICMP, opened at MVS1");
+    assert!(!w.trace().contains("DROP"), "{}", w.trace());
+    insta::assert_snapshot!(w.trace());
+}
+
+/// An ICMP echo request from client1 to `dvipa`.
+fn tcp_free_echo(dvipa: Ipv4Addr) -> Vec<u8> {
+    use plexnet::wire::{icmp, ipv4, IpProtocol};
+    let e = icmp::Repr::EchoRequest {
+        ident: 9,
+        seq_no: 1,
+        data: b"bundle",
+    };
+    let ip = ipv4::Repr::new(
+        Ipv4Addr::new(198, 18, 1, 2),
+        dvipa,
+        IpProtocol::Icmp,
+        e.buffer_len(),
+    );
+    let mut out = vec![0u8; ip.buffer_len() + e.buffer_len()];
+    let mut p = ipv4::Packet::new_unchecked(&mut out[..]);
+    ip.emit(&mut p);
+    e.emit(&mut icmp::Packet::new_unchecked(p.payload_mut()));
+    out
+}
+
+/// Block 138 for a bundle: the routing stack pre-checks the AH and the ESP
+/// sequence numbers, each against its own window, which move only on what
+/// the target reports as authenticated.
+#[test]
+fn bundle_replay_precheck_covers_ah_and_esp() {
+    use plexnet::ipsec::{seal_bundle, Sa};
+    let mut w = world(&["MVS2"]);
+    w.install_sa(SaSpec::ah_esp_bundle(Mode::Tunnel));
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");
+    flush_lifesize(&mut w, "MVS2");
+    let pair = &w.routing_stack().pairs()[0];
+    let ah_owned = pair.ah.as_ref().expect("an owned bundle");
+    assert_eq!((ah_owned.precheck_top(), pair.precheck_top()), (2, 2));
+    let ah = Sa::new(ah_owned.bundle.inbound.clone()).unwrap();
+    let esp = Sa::new(pair.install.inbound.clone()).unwrap();
+    let inner = tcp_packet(w.client.addr, 40000, w.dvipa, 80, 119, 1039, ACK, &[]);
+    let sealed = |ah_seq: u64, esp_seq: u64| {
+        let mut out = Vec::new();
+        seal_bundle(&ah, ah_seq, &esp, esp_seq, &[9; 16], &inner, &mut out).unwrap();
+        out
+    };
+    let replay = |w: &World| w.routing_stack().counters().drops.get("replay").copied();
+    w.client_raw("AH number replayed, ESP fresh", sealed(2, 50));
+    assert_eq!(replay(&w), Some(1));
+    w.client_raw("ESP number replayed, AH fresh", sealed(50, 2));
+    assert_eq!(replay(&w), Some(2));
+    w.client_raw("both fresh", sealed(51, 51));
+    assert_eq!(replay(&w), Some(2));
+    assert_eq!(w.routing_stack().counters().forwarded["MVS2"], 3);
+}

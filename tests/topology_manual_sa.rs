@@ -96,3 +96,54 @@ fn manual_sas_survive_the_resolved_json() {
     assert_eq!(back.manual_sas, t.manual_sas);
     assert_eq!(back.clients[0].ipsec, ClientIpsec::Plexnet);
 }
+
+/// topologies/bundle-manual.toml: an AH+ESP bundle (ESP encrypts alone, AH
+/// authenticates), which DVA1's routing stack installs as one bundle with
+/// a CF structure per outbound SA.
+#[test]
+fn bundle_manual_client1_has_an_ah_esp_bundle_to_dva1() {
+    use plexnet::runtime::image::{manual_bundle, manual_install};
+    let t = load("topologies/bundle-manual.toml");
+    let m = &t.manual_sas[0];
+    assert_eq!((m.protocol, m.mode), (ManualProtocol::AhEsp, Mode::Tunnel));
+    let (esp, ah) = (
+        m.to_dvipa.esp.as_ref().expect("ESP to DVA1"),
+        m.to_dvipa.ah.as_ref().expect("AH to DVA1"),
+    );
+    assert_eq!((esp.spi, ah.spi), (Spi(0x5000_0011), Spi(0x5000_0013)));
+    assert_eq!((esp.enc, esp.integ), (EncAlg::AesCbc128, IntegAlg::None));
+    assert_eq!(
+        (ah.protocol, ah.integ),
+        (Protocol::Ah, IntegAlg::HmacSha256_128)
+    );
+    assert!(manual_install(m).is_none(), "a bundle is not a single pair");
+    let b = manual_bundle(m).expect("a bundle install");
+    assert_eq!(b.check(), Ok(()));
+    assert_eq!(
+        (
+            b.esp.inbound.spi,
+            b.esp.outbound.spi,
+            b.ah.inbound.spi,
+            b.ah.outbound.spi
+        ),
+        (
+            Spi(0x5000_0011),
+            Spi(0x5000_0012),
+            Spi(0x5000_0013),
+            Spi(0x5000_0014)
+        )
+    );
+    assert_eq!(
+        (b.ah.seq_key.protocol, b.ah.seq_key.spi),
+        (Protocol::Ah, Spi(0x5000_0014))
+    );
+    assert_ne!(
+        b.esp.seq_key, b.ah.seq_key,
+        "one CF structure per outbound SA"
+    );
+    let f4 = load("topologies/figure4-manual.toml");
+    assert!(
+        manual_bundle(&f4.manual_sas[0]).is_none(),
+        "ESP alone is no bundle"
+    );
+}

@@ -8,8 +8,8 @@ use plexnet::ipsec::sa::{
     Spi, TrafficSelector, UdpEncap,
 };
 use plexnet::sysplex::xcf::{
-    CfError, CfRequest, CfResponse, ConnEndReason, Direction, FilterRule, SaInstall, SeqKey,
-    VipaEntry, XcfMessage,
+    AhBundle, BundleInstall, CfError, CfRequest, CfResponse, ConnEndReason, Direction, FilterRule,
+    SaInstall, SeqKey, VipaEntry, XcfMessage,
 };
 use plexnet::wire::xcf::{
     decode, encode, encode_cf_request, encode_cf_response, encode_xcf, Body, FrameBody,
@@ -78,7 +78,7 @@ fn selector() -> impl Strategy<Value = TrafficSelector> {
         })
 }
 
-fn sa_config() -> impl Strategy<Value = SaConfig> {
+fn sa_config() -> BoxedStrategy<SaConfig> {
     (
         (any::<u32>(), protocol(), any::<bool>(), ip(), ip()),
         (
@@ -128,14 +128,65 @@ fn sa_config() -> impl Strategy<Value = SaConfig> {
                 selector,
             },
         )
+        .boxed()
 }
 
 fn name() -> impl Strategy<Value = String> {
     "\\PC{0,12}"
 }
 
+fn sa_install() -> BoxedStrategy<SaInstall> {
+    (
+        v4(),
+        sa_config(),
+        sa_config(),
+        selector(),
+        protocol(),
+        seq_key(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(dvipa, inbound, outbound, sel, protocol, seq_key, report_bytes)| SaInstall {
+                dvipa,
+                filter: FilterRule {
+                    dvipa,
+                    selector: sel,
+                    protocol,
+                    inbound_spi: inbound.spi,
+                    outbound_spi: outbound.spi,
+                },
+                inbound,
+                outbound,
+                seq_key,
+                report_bytes,
+            },
+        )
+        .boxed()
+}
+
+fn bundle_install() -> BoxedStrategy<BundleInstall> {
+    (sa_install(), sa_config(), sa_config(), seq_key())
+        .prop_map(|(esp, inbound, outbound, seq_key)| BundleInstall {
+            esp,
+            ah: AhBundle {
+                inbound,
+                outbound,
+                seq_key,
+            },
+        })
+        .boxed()
+}
+
 fn xcf_message() -> impl Strategy<Value = XcfMessage> {
     prop_oneof![
+        bundle_install().prop_map(|b| XcfMessage::BundleInstall(Box::new(b))),
+        (v4(), any::<[u32; 4]>()).prop_map(|(dvipa, s)| XcfMessage::BundleDelete {
+            dvipa,
+            esp_inbound_spi: Spi(s[0]),
+            esp_outbound_spi: Spi(s[1]),
+            ah_inbound_spi: Spi(s[2]),
+            ah_outbound_spi: Spi(s[3]),
+        }),
         (name(), v4()).prop_map(|(image, xcf_addr)| XcfMessage::Hello { image, xcf_addr }),
         any::<u64>().prop_map(|seq| XcfMessage::Heartbeat { seq }),
         (
@@ -150,34 +201,7 @@ fn xcf_message() -> impl Strategy<Value = XcfMessage> {
         (v4(), any::<u16>()).prop_map(|(dvipa, port)| XcfMessage::RegisterListener { dvipa, port }),
         (v4(), any::<u16>())
             .prop_map(|(dvipa, port)| XcfMessage::DeregisterListener { dvipa, port }),
-        (
-            v4(),
-            sa_config(),
-            sa_config(),
-            selector(),
-            protocol(),
-            seq_key(),
-            any::<u64>()
-        )
-            .prop_map(
-                |(dvipa, inbound, outbound, sel, protocol, seq_key, report_bytes)| {
-                    let filter = FilterRule {
-                        dvipa,
-                        selector: sel,
-                        protocol,
-                        inbound_spi: inbound.spi,
-                        outbound_spi: outbound.spi,
-                    };
-                    XcfMessage::SaInstall(Box::new(SaInstall {
-                        dvipa,
-                        inbound,
-                        outbound,
-                        filter,
-                        seq_key,
-                        report_bytes,
-                    }))
-                }
-            ),
+        sa_install().prop_map(|i| XcfMessage::SaInstall(Box::new(i))),
         (v4(), protocol(), any::<u32>(), any::<u32>()).prop_map(|(dvipa, protocol, i, o)| {
             XcfMessage::SaDelete {
                 dvipa,
@@ -292,6 +316,28 @@ fn round_trip<B: FrameBody + std::fmt::Debug + PartialEq + Clone>(
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// A bundle install cut short anywhere, or with a byte appended, is
+    /// refused as a bad body and skipped (the stream goes on); it never
+    /// decodes as something else.
+    #[test]
+    fn bundle_install_body_is_length_checked(b in bundle_install(), cut in any::<prop::sample::Index>()) {
+        let msg = XcfMessage::BundleInstall(Box::new(b));
+        let mut frame = Vec::new();
+        encode_xcf(&msg, &mut frame).unwrap();
+        let body_len = frame.len() - HEADER_LEN;
+        let keep = cut.index(body_len);
+        let mut short = frame[..HEADER_LEN + keep].to_vec();
+        short[12..16].copy_from_slice(&(keep as u32).to_be_bytes());
+        let mut long = frame.clone();
+        long.push(0);
+        long[12..16].copy_from_slice(&(body_len as u32 + 1).to_be_bytes());
+        for bad in [short, long] {
+            let err = decode(&bad).unwrap_err();
+            prop_assert!(matches!(err, plexnet::wire::xcf::FrameError::BadBody { code: 0x0022, .. }), "{err:?}");
+            prop_assert!(!err.is_fatal());
+        }
+    }
+
     #[test]
     fn xcf_messages_round_trip(msg in xcf_message()) {
         round_trip(0, &msg, Body::Xcf);
@@ -359,7 +405,7 @@ proptest! {
     fn arbitrary_bodies_never_panic(
         channel in 0u8..5,
         code in prop::sample::select(vec![0x0001u16, 0x0002, 0x0010, 0x0011, 0x0012, 0x0020, 0x0021,
-            0x0030, 0x0031, 0x0040, 0x0041, 0x0101, 0x0102, 0x0103, 0x0104, 0x0110, 0x0111,
+            0x0022, 0x0023, 0x0030, 0x0031, 0x0040, 0x0041, 0x0101, 0x0102, 0x0103, 0x0104, 0x0110, 0x0111,
             0x0112, 0x0113, 0x0201, 0x0202, 0x0203, 0x0204, 0x02ff, 0x7777]),
         id in any::<u32>(),
         body in prop::collection::vec(any::<u8>(), 0..200),

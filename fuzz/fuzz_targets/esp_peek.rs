@@ -1,9 +1,9 @@
-//! peek and locate on arbitrary bytes: never panic, and the work stays
-//! bounded (a handful of AES blocks) whatever the input.
+//! peek, peek_bundle and locate on arbitrary bytes: never panic, and the
+//! work stays bounded (a handful of AES blocks) whatever the input.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use plexnet::ipsec::{locate, peek};
+use plexnet::ipsec::{locate, peek, peek_bundle};
 
 mod common;
 
@@ -23,5 +23,8 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         let _ = peek(&packet, &ah);
+        if let Ok(b) = peek_bundle(&packet, &ah, &esp) {
+            assert!(b.esp.blocks_decrypted <= 8, "bundle peek: {b:?}");
+        }
     }
 });

@@ -15,7 +15,7 @@ pub mod wireshark;
 pub use ah::{open_ah, open_bundle, seal_ah, seal_bundle};
 pub use counters::{DropCounters, DropReason, SaCounters};
 pub use esp::{make_iv, open_esp, seal_esp, seal_esp_with_iv, OpenError, Opened, SealError};
-pub use peek::{locate, peek, PeekError, PeekResult, SaLocator};
+pub use peek::{locate, peek, peek_bundle, BundlePeek, PeekError, PeekResult, SaLocator};
 pub use replay::{ReplayError, ReplayWindow};
 pub use sa::{
     AddrRange, EncAlg, IntegAlg, Key, Lifetime, Lifetimes, Mode, PortRange, Protocol, Sa, SaConfig,

@@ -24,7 +24,7 @@ use core::net::IpAddr;
 use serde::Serialize;
 
 use super::outer::{parse_outer, parse_outer_with, OuterError};
-use super::sa::{EncAlg, Mode, Protocol, Sa, Spi};
+use super::sa::{EncAlg, Mode, Protocol, Sa, SaConfig, Spi};
 use crate::wire::{ah as ah_wire, esp as esp_wire, ipv4, IpProtocol, TcpFlags};
 
 /// What peek learned.
@@ -92,7 +92,8 @@ impl From<OuterError> for PeekError {
 
 /// Which SA peek needs for a packet: the patent locates it "using SPI,
 /// Protocol and source address". Behind AH with Next Header ESP, that is
-/// the ESP SA.
+/// the ESP SA, and `ah_spi` names the AH SA outside it (an AH+ESP bundle,
+/// RFC 4301 §4.3), which is what a bundle is looked up by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct SaLocator {
     /// ESP or AH.
@@ -103,6 +104,29 @@ pub struct SaLocator {
     pub src: IpAddr,
     /// Outer destination.
     pub dst: IpAddr,
+    /// The SPI of the AH header in front of the ESP header, for an AH+ESP
+    /// bundle; `None` otherwise.
+    pub ah_spi: Option<Spi>,
+}
+
+impl SaLocator {
+    /// Whether this packet is for the inbound SA `sa`, or, with `bundle_ah`,
+    /// for the AH+ESP bundle of `bundle_ah` outside `sa`: SPI, protocol and
+    /// source, as the patent looks SAs up (a bundle by its AH SA, whose ESP
+    /// SPI must then be `sa`'s). A bare ESP packet on a bundle's ESP SA
+    /// lacks the AH its policy requires (RFC 4301 §4.4.2) and names nothing.
+    pub fn names(&self, sa: &SaConfig, bundle_ah: Option<&SaConfig>) -> bool {
+        let is = |c: &SaConfig, protocol, spi| {
+            c.spi == spi && c.protocol == protocol && c.src == self.src
+        };
+        match (self.ah_spi, bundle_ah) {
+            (None, None) => is(sa, self.protocol, self.spi),
+            (Some(ah_spi), Some(ah)) => {
+                is(ah, Protocol::Ah, ah_spi) && is(sa, Protocol::Esp, self.spi)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Finds the SPI and protocol whose SA [`peek`] needs.
@@ -117,6 +141,7 @@ pub fn locate(packet: &[u8]) -> Result<SaLocator, PeekError> {
             spi: Spi(esp.spi()),
             src,
             dst,
+            ah_spi: None,
         });
     }
     let ah = ah_wire::Packet::new_checked(ipsec).map_err(|_| PeekError::Truncated)?;
@@ -127,6 +152,7 @@ pub fn locate(packet: &[u8]) -> Result<SaLocator, PeekError> {
             spi: Spi(esp.spi()),
             src,
             dst,
+            ah_spi: Some(Spi(ah.spi())),
         });
     }
     Ok(SaLocator {
@@ -134,6 +160,7 @@ pub fn locate(packet: &[u8]) -> Result<SaLocator, PeekError> {
         spi: Spi(ah.spi()),
         src,
         dst,
+        ah_spi: None,
     })
 }
 
@@ -316,6 +343,41 @@ pub fn peek(packet: &[u8], sa: &Sa) -> Result<PeekResult, PeekError> {
         Some(r) => Ok(r),
         None => peek_general(packet, sa),
     }
+}
+
+/// What peek learned of an AH+ESP bundle (the patent's "Combined AH,ESP"
+/// rows, RFC 4301 §4.3): the AH header, read in the clear, and the ESP
+/// packet behind it, peeked as [`peek`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct BundlePeek {
+    /// The AH SPI.
+    pub ah_spi: Spi,
+    /// The AH sequence number as sent (low 32 bits), for the AH SA's own
+    /// replay pre-check.
+    pub ah_seq: u32,
+    /// The ESP peek: SPI, sequence number and the inner headers.
+    pub esp: PeekResult,
+}
+
+/// Peeks at an AH+ESP bundle with its two SAs: the AH header must name
+/// `ah` and be followed by ESP, which is peeked with `esp`. Nothing is
+/// verified (the AH ICV neither): as with [`peek`], the caller only picks
+/// a target and pre-checks replay windows with the result.
+pub fn peek_bundle(packet: &[u8], ah: &Sa, esp: &Sa) -> Result<BundlePeek, PeekError> {
+    let outer = parse_outer_with(packet, false)?;
+    if outer.protocol != IpProtocol::Ah || ah.protocol() != Protocol::Ah {
+        return Err(PeekError::WrongSa);
+    }
+    let hdr = ah_wire::Packet::new_checked(&packet[outer.ipsec_at..outer.end])
+        .map_err(|_| PeekError::Truncated)?;
+    if hdr.spi() != ah.spi().0 || hdr.next_header() != IpProtocol::Esp {
+        return Err(PeekError::WrongSa);
+    }
+    Ok(BundlePeek {
+        ah_spi: ah.spi(),
+        ah_seq: hdr.seq_number(),
+        esp: peek_general(packet, esp)?,
+    })
 }
 
 #[inline(always)]
@@ -628,6 +690,62 @@ mod tests {
         p[12..16].copy_from_slice(&[198, 18, 1, 10]);
         p[16..20].copy_from_slice(&[198, 18, 0, 100]);
         p
+    }
+
+    fn bundle_sas(enc: EncAlg, mode: Mode) -> (Sa, Sa) {
+        let mut ah = config(EncAlg::Null, IntegAlg::HmacSha256_128, mode);
+        ah.protocol = Protocol::Ah;
+        ah.spi = Spi(0x2000_0002);
+        let esp = config(enc, IntegAlg::None, mode);
+        (Sa::new(ah).unwrap(), Sa::new(esp).unwrap())
+    }
+
+    /// The "Combined AH,ESP" rows, transport and tunnel, every cipher:
+    /// peek reads the AH header in the clear and the TCP header behind ESP.
+    #[test]
+    fn bundles_peek_through_ah_in_both_modes() {
+        let ciphers = [EncAlg::AesCbc128, EncAlg::AesCbc256, EncAlg::AesGcm16_128];
+        for (enc, mode) in ciphers
+            .into_iter()
+            .flat_map(|e| [(e, Mode::Transport), (e, Mode::Tunnel)])
+        {
+            let (ah, esp) = bundle_sas(enc, mode);
+            let mut sealed = Vec::new();
+            let iv = vec![0x3c; enc.iv_len()];
+            let pkt = inner(6, 0, 40, 0, 0x22);
+            crate::ipsec::seal_bundle(&ah, 7, &esp, 9, &iv, &pkt, &mut sealed).unwrap();
+            let loc = locate(&sealed).unwrap();
+            assert_eq!((loc.spi, loc.ah_spi), (esp.spi(), Some(ah.spi())));
+            assert!(loc.names(esp.config(), Some(ah.config())));
+            assert!(
+                !loc.names(esp.config(), None),
+                "a bundle is named by its AH"
+            );
+            let b = peek_bundle(&sealed, &ah, &esp).unwrap();
+            assert_eq!((b.ah_spi, b.ah_seq, b.esp.seq), (ah.spi(), 7, 9));
+            assert_eq!(b.esp.proto, IpProtocol::Tcp, "{enc:?} {mode:?}");
+            assert_eq!((b.esp.src_port, b.esp.dst_port), (0x2222, 0x2222));
+            assert_eq!(
+                b.esp.src,
+                IpAddr::V4(core::net::Ipv4Addr::new(198, 18, 1, 10))
+            );
+            assert_eq!(peek_bundle(&sealed, &esp, &esp), Err(PeekError::WrongSa));
+            let (other_ah, _) = bundle_sas(enc, mode);
+            let mut c = other_ah.config().clone();
+            c.spi = Spi(0x2000_0003);
+            let other_ah = Sa::new(c).unwrap();
+            assert_eq!(
+                peek_bundle(&sealed, &other_ah, &esp),
+                Err(PeekError::WrongSa)
+            );
+            // ESP alone is no bundle, and names no bundle's ESP SA.
+            let mut bare = Vec::new();
+            seal_esp_with_iv(&esp, 9, &iv, &pkt, &mut bare).unwrap();
+            assert_eq!(peek_bundle(&bare, &ah, &esp), Err(PeekError::WrongSa));
+            let loc = locate(&bare).unwrap();
+            assert!(!loc.names(esp.config(), Some(ah.config())));
+            assert!(loc.names(esp.config(), None));
+        }
     }
 
     proptest! {

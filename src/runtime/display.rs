@@ -310,6 +310,10 @@ pub struct SaRow {
     /// Target: the routing stack that installed this shadow SA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// In an AH+ESP bundle (RFC 4301 §4.3): the SPI of the other SA of the
+    /// bundle in the same direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundled_with: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,7 +360,33 @@ fn sa_row(dvipa: Ipv4Addr, direction: &str, cfg: &SaConfig) -> SaRow {
         peeks: None,
         forwarded: None,
         owner: None,
+        bundled_with: None,
     }
+}
+
+/// The rows of one direction of a pair: the SA, and the AH SA outside it
+/// when the pair is an AH+ESP bundle, each naming the other.
+fn direction_rows(
+    dvipa: Ipv4Addr,
+    direction: &str,
+    sa: &SaConfig,
+    bundle_ah: Option<&SaConfig>,
+) -> Vec<SaRow> {
+    let mut row = sa_row(dvipa, direction, sa);
+    let Some(ah) = bundle_ah else {
+        return vec![row];
+    };
+    let mut ah_row = sa_row(dvipa, direction, ah);
+    row.bundled_with = Some(ah_row.spi.clone());
+    ah_row.bundled_with = Some(row.spi.clone());
+    vec![row, ah_row]
+}
+
+/// Packets, bytes and drops of an SA into its row.
+fn with_counters(mut row: SaRow, c: &crate::ipsec::counters::SaCounters, owner: &str) -> SaRow {
+    (row.packets, row.bytes, row.drops) = (c.packets, c.bytes, drops_of(c));
+    row.owner = Some(owner.to_string());
+    row
 }
 
 fn drops_of(c: &crate::ipsec::counters::SaCounters) -> BTreeMap<String, u64> {
@@ -379,27 +409,46 @@ pub fn ipsec(image: &str, routing: Option<&RoutingStack>, target: &TargetStack) 
     let mut owned = Vec::new();
     if let Some(r) = routing {
         for p in r.pairs() {
-            let mut inb = sa_row(p.install.dvipa, "in", &p.install.inbound);
-            inb.peeks = Some(p.peeks);
-            inb.forwarded = Some(p.forwarded);
-            owned.push(inb);
-            owned.push(sa_row(p.install.dvipa, "out", &p.install.outbound));
+            let ah = p.ah.as_ref().map(|a| &a.bundle);
+            let d = p.install.dvipa;
+            // A bundle is peeked through its AH into its ESP: both count.
+            for mut inb in direction_rows(d, "in", &p.install.inbound, ah.map(|a| &a.inbound)) {
+                inb.peeks = Some(p.peeks);
+                inb.forwarded = Some(p.forwarded);
+                owned.push(inb);
+            }
+            owned.extend(direction_rows(
+                d,
+                "out",
+                &p.install.outbound,
+                ah.map(|a| &a.outbound),
+            ));
             add_key(&p.install.inbound);
             add_key(&p.install.outbound);
         }
     }
     let mut shadow = Vec::new();
     for p in target.shadow() {
-        let mut inb = sa_row(p.install.dvipa, "in", &p.install.inbound);
-        let c = p.inbound.counters();
-        (inb.packets, inb.bytes, inb.drops) = (c.packets, c.bytes, drops_of(c));
-        inb.owner = Some(p.owner.clone());
-        let mut out = sa_row(p.install.dvipa, "out", &p.install.outbound);
-        let c = p.outbound.counters();
-        (out.packets, out.bytes, out.drops) = (c.packets, c.bytes, drops_of(c));
-        out.owner = Some(p.owner.clone());
-        shadow.push(inb);
-        shadow.push(out);
+        let d = p.install.dvipa;
+        let ah = p.ah.as_ref();
+        let inb = direction_rows(d, "in", &p.install.inbound, ah.map(|a| &a.bundle.inbound));
+        let counters = [Some(p.inbound.counters()), ah.map(|a| a.inbound.counters())];
+        for (row, c) in inb.into_iter().zip(counters.into_iter().flatten()) {
+            shadow.push(with_counters(row, c, &p.owner));
+        }
+        let out = direction_rows(
+            d,
+            "out",
+            &p.install.outbound,
+            ah.map(|a| &a.bundle.outbound),
+        );
+        let counters = [
+            Some(p.outbound.counters()),
+            ah.map(|a| a.outbound.counters()),
+        ];
+        for (row, c) in out.into_iter().zip(counters.into_iter().flatten()) {
+            shadow.push(with_counters(row, c, &p.owner));
+        }
         add_key(&p.install.inbound);
         add_key(&p.install.outbound);
     }
@@ -569,7 +618,7 @@ pub fn render_ipsec(d: &IpsecDisplay) -> String {
         };
         let _ = writeln!(
             s,
-            "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<20} {:>8} {:>10}  Drops",
+            "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<24} {:>8} {:>10}  Drops",
             "DVIPA", "Dir", "SPI", "Prot", "Mode", "Suite", a, b
         );
         for r in rows {
@@ -578,15 +627,15 @@ pub fn render_ipsec(d: &IpsecDisplay) -> String {
             } else {
                 (r.packets, r.bytes)
             };
-            let suite = if r.udp_encap {
-                format!("{} udp", r.suite)
-            } else {
-                r.suite.clone()
+            let suite = match (&r.bundled_with, r.udp_encap) {
+                (Some(other), _) => format!("{} +{other}", r.suite),
+                (None, true) => format!("{} udp", r.suite),
+                (None, false) => r.suite.clone(),
             };
             let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(
                 s,
-                "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<20} {:>8} {:>10}  {}",
+                "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<24} {:>8} {:>10}  {}",
                 r.dvipa,
                 r.direction,
                 r.spi,

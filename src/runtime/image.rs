@@ -31,6 +31,9 @@ use crate::sysplex::target::{self, OutboundPlan, TargetStack, Upstream, Verdict}
 use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
 use crate::topology::{InboundFilter, ManualSa, Topology};
 
+mod bundle;
+pub use bundle::manual_bundle;
+
 /// Table of the routes that capture packets sent from a DVIPA.
 const TABLE_FROM_DVIPA: u32 = 100;
 /// Table of the routes that send owned DVIPAs arriving on `ext` into the TUN.
@@ -282,15 +285,12 @@ impl ImageNode {
             .iter()
             .filter(|m| owned.contains(&m.dvipa))
         {
-            let Some(install) = manual_install(ms) else {
-                tracing::warn!(
-                    "{}: AH+ESP bundles are not distributed yet; SA to {} skipped",
-                    self.name,
-                    ms.client
-                );
-                continue;
+            let installed = match (manual_install(ms), manual_bundle(ms)) {
+                (Some(install), _) => self.install_pair(install).await,
+                (None, Some(bundle)) => self.install_bundle(bundle).await,
+                (None, None) => Err(anyhow::anyhow!("no SA to install")),
             };
-            if let Err(e) = self.install_pair(install).await {
+            if let Err(e) = installed {
                 tracing::error!("manual SA for {}: {e:#}", ms.client);
             }
         }
@@ -346,18 +346,15 @@ impl ImageNode {
             (removed, targets)
         };
         let Some(pair) = removed else { return };
-        let msg = XcfMessage::SaDelete {
-            dvipa,
-            protocol: pair.install.inbound.protocol,
-            inbound_spi,
-            outbound_spi: pair.install.outbound.spi,
-        };
+        let msg = bundle::delete_msg(dvipa, &pair);
         let _ = self.core().target.on_xcf(now, &self.name, &msg);
         for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
             self.xcf_out.send(t, msg.clone());
         }
         if let Some(cf) = self.cf.get() {
-            let _ = cf.delete_seq(pair.install.seq_key).await;
+            for key in bundle::seq_keys(&pair) {
+                let _ = cf.delete_seq(key).await;
+            }
         }
     }
 
@@ -427,7 +424,7 @@ impl ImageNode {
                             .iter()
                             .any(|(n, _)| n == target)
                     })
-                    .map(|p| XcfMessage::SaInstall(Box::new(p.install.clone()))),
+                    .map(bundle::install_msg),
             );
             v
         };
@@ -740,6 +737,7 @@ impl ImageNode {
         }
         let mut plain = Vec::new();
         let mut protect: Vec<(SeqKey, SealBatch)> = Vec::new();
+        let mut bundles: Vec<(bundle::BundleKeys, SealBatch)> = Vec::new();
         let mut newconns = Vec::new();
         {
             let core = self.core();
@@ -762,6 +760,17 @@ impl ImageNode {
                             None => protect.push((seq_key, vec![(spi, p)])),
                         }
                     }
+                    OutboundPlan::Bundle {
+                        spi,
+                        seq_key,
+                        ah_seq_key,
+                    } => {
+                        let keys = (seq_key, ah_seq_key);
+                        match bundles.iter_mut().find(|(k, _)| *k == keys) {
+                            Some((_, v)) => v.push((spi, p)),
+                            None => bundles.push((keys, vec![(spi, p)])),
+                        }
+                    }
                 }
             }
         }
@@ -776,6 +785,9 @@ impl ImageNode {
         let mut reports = Vec::new();
         for (key, group) in protect {
             self.seal_and_send(key, &group, &mut reports).await;
+        }
+        for (keys, group) in bundles {
+            self.seal_bundles_and_send(keys, &group, &mut reports).await;
         }
         for (to, m) in reports {
             self.send_xcf(&to, m);
@@ -1080,7 +1092,8 @@ async fn plumb(links: &NsLinks, owned: &[Ipv4Addr], served: &[Ipv4Addr]) -> Resu
         .await
 }
 
-/// The DVIPA side of a manual SA as an SA install (ESP or AH alone).
+/// The DVIPA side of a manual SA as an SA install (ESP or AH alone; an
+/// AH+ESP bundle is [`manual_bundle`]'s).
 pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
     let side = ms.dvipa_side();
     let one = |b: &crate::topology::SaBundle| match (&b.esp, &b.ah) {
@@ -1088,17 +1101,29 @@ pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
         (None, Some(a)) => Some(a.clone()),
         _ => None,
     };
-    let inbound = one(side.inbound)?;
-    let outbound = one(side.outbound)?;
+    Some(pair_install(
+        ms.dvipa,
+        one(side.inbound)?,
+        one(side.outbound)?,
+    ))
+}
+
+/// An SA pair of `dvipa` as the routing stack installs it: the filter from
+/// the outbound SA's selector, the CF structure keyed by the outbound SPI.
+fn pair_install(
+    dvipa: Ipv4Addr,
+    inbound: crate::ipsec::sa::SaConfig,
+    outbound: crate::ipsec::sa::SaConfig,
+) -> SaInstall {
     let seq_key = SeqKey {
-        dvipa: ms.dvipa,
+        dvipa,
         protocol: outbound.protocol,
         spi: outbound.spi,
     };
-    Some(SaInstall {
-        dvipa: ms.dvipa,
+    SaInstall {
+        dvipa,
         filter: FilterRule {
-            dvipa: ms.dvipa,
+            dvipa,
             selector: outbound.selector,
             protocol: outbound.protocol,
             inbound_spi: inbound.spi,
@@ -1108,7 +1133,7 @@ pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
         seq_key,
         inbound,
         outbound,
-    })
+    }
 }
 
 /// Local TCP listeners: (address, port) of the LISTEN sockets.

@@ -17,11 +17,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use crate::ipsec::sa::{
     EncAlg, IntegAlg, Key, Lifetimes, Mode, Protocol, Sa, SaConfig, Spi, TrafficSelector,
 };
-use crate::ipsec::sad::{InboundSa, OutboundSa};
+use crate::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
 use crate::sysplex::routing::{DctOutcome, Decision, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
 use crate::sysplex::target::{self, OutboundPlan, TargetCounters, TargetStack, Upstream, Verdict};
-use crate::sysplex::xcf::{CfRequest, CfResponse, FilterRule, SaInstall, SeqKey, XcfMessage};
+use crate::sysplex::xcf::{
+    AhBundle, BundleInstall, CfRequest, CfResponse, FilterRule, SaInstall, SeqKey, XcfMessage,
+};
 use crate::topology::{Dest, DestRole, DistMethod, VipaDistribute};
 use crate::wire::TcpFlags;
 
@@ -53,6 +55,9 @@ pub struct SimClient {
     pub addr: Ipv4Addr,
     outbound: Option<OutboundSa>,
     inbound: Option<InboundSa>,
+    /// The AH SAs outside `outbound` and `inbound` in an AH+ESP bundle.
+    ah_outbound: Option<OutboundSa>,
+    ah_inbound: Option<InboundSa>,
     next_seq: u64,
     /// The last IPsec packet it sent (for replay scenarios).
     pub last_sent: Option<Vec<u8>>,
@@ -90,6 +95,19 @@ pub struct SaSpec {
     pub spi_in: u32,
     /// DVIPA → client.
     pub spi_out: u32,
+    /// AH outside ESP (an AH+ESP bundle, RFC 4301 §4.3); `None` for a
+    /// single SA each way.
+    pub ah: Option<AhSpec>,
+}
+
+/// The AH SAs of an AH+ESP bundle: integrity and SPIs.
+#[derive(Debug, Clone, Copy)]
+pub struct AhSpec {
+    pub integ: IntegAlg,
+    /// Client → DVIPA.
+    pub spi_in: u32,
+    /// DVIPA → client.
+    pub spi_out: u32,
 }
 
 impl SaSpec {
@@ -101,7 +119,37 @@ impl SaSpec {
             integ: IntegAlg::HmacSha1_96,
             spi_in: 0x1001,
             spi_out: 0x2001,
+            ah: None,
         }
+    }
+
+    /// The patent's "Combined AH,ESP" in `mode`: ESP with AES-CBC-128
+    /// alone, AH with HMAC-SHA-256-128 over it (as a topology's
+    /// `protocol = "ah+esp"` makes them).
+    pub fn ah_esp_bundle(mode: Mode) -> Self {
+        Self {
+            mode,
+            integ: IntegAlg::None,
+            ah: Some(AhSpec {
+                integ: IntegAlg::HmacSha256_128,
+                spi_in: 0x3001,
+                spi_out: 0x4001,
+            }),
+            ..Self::esp_cbc_sha1()
+        }
+    }
+
+    /// The spec of the bundle's AH SAs alone.
+    fn ah_only(&self) -> Option<SaSpec> {
+        self.ah.map(|a| SaSpec {
+            protocol: Protocol::Ah,
+            enc: EncAlg::Null,
+            integ: a.integ,
+            spi_in: a.spi_in,
+            spi_out: a.spi_out,
+            ah: None,
+            ..*self
+        })
     }
 }
 
@@ -225,6 +273,8 @@ impl World {
                 addr: Ipv4Addr::new(198, 18, 1, 2),
                 outbound: None,
                 inbound: None,
+                ah_outbound: None,
+                ah_inbound: None,
                 next_seq: 1,
                 last_sent: None,
             },
@@ -277,55 +327,37 @@ impl World {
         ));
     }
 
-    /// Fig. 6: the owner installs a manually keyed pair, stores the
-    /// starting sequence number in the CF and copies the pair to every
-    /// target's shadow cache (its own included); the client gets its ends.
+    /// Fig. 6: the owner installs a manually keyed pair (or AH+ESP
+    /// bundle), stores the starting sequence number of each outbound SA in
+    /// the CF and copies the pair to every target's shadow cache (its own
+    /// included); the client gets its ends.
     pub fn install_sa(&mut self, spec: SaSpec) {
-        let (client, dvipa) = (self.client.addr, self.dvipa);
-        let inbound = sa_config(&spec, spec.spi_in, client, dvipa);
-        let outbound = sa_config(&spec, spec.spi_out, dvipa, client);
-        let seq_key = SeqKey {
-            dvipa,
-            protocol: spec.protocol,
-            spi: Spi(spec.spi_out),
-        };
-        let install = SaInstall {
-            dvipa,
-            filter: FilterRule {
-                dvipa,
-                selector: outbound.selector,
-                protocol: spec.protocol,
-                inbound_spi: Spi(spec.spi_in),
-                outbound_spi: Spi(spec.spi_out),
-            },
-            inbound: inbound.clone(),
-            outbound: outbound.clone(),
-            seq_key,
-            report_bytes: 0,
-        };
-        self.client.outbound = Some(OutboundSa::new(Sa::new(inbound).expect("valid SA"), 0));
-        self.client.inbound = Some(InboundSa::new(Sa::new(outbound).expect("valid SA"), 0));
+        (self.client.ah_outbound, self.client.ah_inbound) = (None, None);
+        let install = self.sa_install(&spec, false);
+        let ah = spec.ah_only().map(|a| self.sa_install(&a, true));
         let owner = self.owner.clone();
-        self.routing().install(install.clone()).expect("valid SA");
-        self.log(format!(
-            "{owner} routing  SA installed: {} {:?} {} in={:#010x} out={:#010x}",
-            spec.protocol.name(),
-            spec.mode,
-            Sa::new(install.inbound.clone())
-                .map(|s| s.suite_name())
-                .unwrap_or_default(),
-            spec.spi_in,
-            spec.spi_out
-        ));
-        let r = self.cf.request(CfRequest::CreateSeq {
-            key: seq_key,
-            start: 1,
-        });
-        self.log(format!(
-            "{owner} → CF     CreateSeq {} = {}",
-            seq_name(&seq_key),
-            cf_answer(&r)
-        ));
+        let msg = match ah {
+            None => {
+                self.routing().install(install.clone()).expect("valid SA");
+                XcfMessage::SaInstall(Box::new(install.clone()))
+            }
+            Some(ah) => {
+                let bundle = BundleInstall {
+                    esp: install.clone(),
+                    ah: AhBundle {
+                        inbound: ah.inbound,
+                        outbound: ah.outbound,
+                        seq_key: ah.seq_key,
+                    },
+                };
+                self.routing()
+                    .install_bundle(&bundle)
+                    .expect("valid bundle");
+                XcfMessage::BundleInstall(Box::new(bundle))
+            }
+        };
+        self.log_install(&spec, &install);
+        let dvipa = self.dvipa;
         let mut to: Vec<String> = self
             .routing()
             .targets_of(dvipa)
@@ -336,9 +368,87 @@ impl World {
             to.insert(0, owner.clone());
         }
         for t in to {
-            self.send_xcf(&owner, &t, XcfMessage::SaInstall(Box::new(install.clone())));
+            self.send_xcf(&owner, &t, msg.clone());
         }
         self.run();
+    }
+
+    /// The DVIPA side of one pair of `spec`; the client gets its ends
+    /// (`bundle_ah`: as the AH SAs outside its ESP ones).
+    fn sa_install(&mut self, spec: &SaSpec, bundle_ah: bool) -> SaInstall {
+        let (client, dvipa) = (self.client.addr, self.dvipa);
+        let inbound = sa_config(spec, spec.spi_in, client, dvipa);
+        let outbound = sa_config(spec, spec.spi_out, dvipa, client);
+        let seq_key = SeqKey {
+            dvipa,
+            protocol: spec.protocol,
+            spi: Spi(spec.spi_out),
+        };
+        let client_out = OutboundSa::new(Sa::new(inbound.clone()).expect("valid SA"), 0);
+        let client_in = InboundSa::new(Sa::new(outbound.clone()).expect("valid SA"), 0);
+        let c = &mut self.client;
+        let (o, i) = if bundle_ah {
+            (&mut c.ah_outbound, &mut c.ah_inbound)
+        } else {
+            (&mut c.outbound, &mut c.inbound)
+        };
+        (*o, *i) = (Some(client_out), Some(client_in));
+        SaInstall {
+            dvipa,
+            filter: FilterRule {
+                dvipa,
+                selector: outbound.selector,
+                protocol: spec.protocol,
+                inbound_spi: Spi(spec.spi_in),
+                outbound_spi: Spi(spec.spi_out),
+            },
+            inbound,
+            outbound,
+            seq_key,
+            report_bytes: 0,
+        }
+    }
+
+    /// The trace of Fig. 6 blocks 112 and 116 at the owner.
+    fn log_install(&mut self, spec: &SaSpec, install: &SaInstall) {
+        let owner = self.owner.clone();
+        let suite = |c: &SaConfig| {
+            Sa::new(c.clone())
+                .map(|s| s.suite_name())
+                .unwrap_or_default()
+        };
+        let ah = spec.ah_only();
+        let (name, suites) = match &ah {
+            None => (spec.protocol.name(), suite(&install.inbound)),
+            Some(a) => (
+                "AH+ESP",
+                format!(
+                    "{} + {}",
+                    suite(&sa_config(a, a.spi_in, self.client.addr, self.dvipa)),
+                    suite(&install.inbound)
+                ),
+            ),
+        };
+        let ah_spis = ah.map_or(String::new(), |a| {
+            format!(" ah-in={:#010x} ah-out={:#010x}", a.spi_in, a.spi_out)
+        });
+        self.log(format!(
+            "{owner} routing  SA installed: {name} {:?} {suites} in={:#010x} out={:#010x}{ah_spis}",
+            spec.mode, spec.spi_in, spec.spi_out
+        ));
+        for s in std::iter::once(*spec).chain(spec.ah_only()) {
+            let key = SeqKey {
+                dvipa: self.dvipa,
+                protocol: s.protocol,
+                spi: Spi(s.spi_out),
+            };
+            let r = self.cf.request(CfRequest::CreateSeq { key, start: 1 });
+            self.log(format!(
+                "{owner} → CF     CreateSeq {} = {}",
+                seq_name(&key),
+                cf_answer(&r)
+            ));
+        }
     }
 
     /// The client sends a TCP segment to DVIPA:80 through its SA.
@@ -384,8 +494,13 @@ impl World {
         let mut out = Vec::new();
         let now_s = self.now_ms / 1000;
         let sa = self.client.outbound.as_mut().expect("install_sa first");
-        sa.seal(now_s, seq, &mut self.rng, inner, &mut out)
-            .expect("client seals");
+        match self.client.ah_outbound.as_mut() {
+            None => sa.seal(now_s, seq, &mut self.rng, inner, &mut out),
+            Some(ah) => {
+                seal_bundle_counted(ah, seq, sa, seq, now_s, &mut self.rng, inner, &mut out)
+            }
+        }
+        .expect("client seals");
         out
     }
 
@@ -460,8 +575,11 @@ impl World {
         let note = self.routing().last_note();
         if let Some(p) = note.peek {
             let flow = render::flow(p.proto, p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags);
+            let through = note.ah.map_or(String::new(), |(spi, seq)| {
+                format!("AH {:#010x} seq {seq} → ESP ", spi.0)
+            });
             self.log(format!(
-                "{owner} routing  peek {:#010x} seq {}: {flow} ({} AES blocks decrypted)",
+                "{owner} routing  peek {through}{:#010x} seq {}: {flow} ({} AES blocks decrypted)",
                 p.spi.0, p.seq, p.blocks_decrypted
             ));
         }
@@ -655,6 +773,58 @@ impl World {
                     Err(d) => self.log(format!("{image} target   DROP {}", d.name())),
                 }
             }
+            OutboundPlan::Bundle {
+                spi,
+                seq_key,
+                ah_seq_key,
+            } => self.outbound_bundle(image, packet, spi, seq_key, ah_seq_key),
+        }
+    }
+
+    /// Fig. 10 for an AH+ESP bundle: one number from each outbound SA's
+    /// CF structure (block 162), ESP then AH (block 164).
+    fn outbound_bundle(
+        &mut self,
+        image: &str,
+        packet: &[u8],
+        spi: Spi,
+        seq_key: SeqKey,
+        ah_seq_key: SeqKey,
+    ) {
+        let now = self.now_ms;
+        let mut firsts = [0u64; 2];
+        for (first, key) in firsts.iter_mut().zip([seq_key, ah_seq_key]) {
+            match self.cf.request(CfRequest::FetchAdd { key, n: 1 }) {
+                CfResponse::SeqRange { first: f, .. } => *first = f,
+                r => {
+                    self.log(format!("{image} target   CF refused: {}", cf_answer(&r)));
+                    return;
+                }
+            }
+        }
+        let [esp_seq, ah_seq] = firsts;
+        let mut out = Vec::new();
+        let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
+        let sealed = self
+            .image(image)
+            .target
+            .seal_bundle(now, spi, ah_seq, esp_seq, &mut rng, packet, &mut out);
+        self.rng = rng;
+        match sealed {
+            Ok(()) => {
+                self.log(format!(
+                    "{image} target   shadow bundle ESP {:#010x} seq {esp_seq} + AH {:#010x} seq {ah_seq}, each from its CF FetchAdd(1); sealed, out of {image}'s own ext",
+                    spi.0, ah_seq_key.spi.0
+                ));
+                self.queue.push_back((
+                    now + HOP_MS,
+                    Event::ToClient {
+                        from: image.into(),
+                        packet: out,
+                    },
+                ));
+            }
+            Err(d) => self.log(format!("{image} target   DROP {}", d.name())),
         }
     }
 
@@ -663,7 +833,11 @@ impl World {
         let mut out = Vec::new();
         let line = match self.client.inbound.as_mut() {
             Some(sa) if crate::ipsec::peek::locate(packet).is_ok() => {
-                match sa.open(now_s, packet, &mut out) {
+                let opened = match self.client.ah_inbound.as_mut() {
+                    None => sa.open(now_s, packet, &mut out),
+                    Some(ah) => open_bundle_counted(ah, sa, now_s, packet, &mut out),
+                };
+                match opened {
                     Ok(o) => format!(
                         "{}  seq {} [inner {}]",
                         render::packet(packet),
@@ -738,6 +912,14 @@ pub fn xcf_name(m: &XcfMessage) -> String {
         XcfMessage::ConnEnded { client, client_port, reason, .. } => {
             format!("ConnEnded {client}:{client_port} {reason:?}")
         }
+        XcfMessage::BundleInstall(b) => format!(
+            "BundleInstall {} in={:#010x} out={:#010x} ah-in={:#010x} ah-out={:#010x} (shadow SA cache)",
+            b.esp.dvipa, b.esp.inbound.spi.0, b.esp.outbound.spi.0, b.ah.inbound.spi.0, b.ah.outbound.spi.0
+        ),
+        XcfMessage::BundleDelete { esp_inbound_spi, esp_outbound_spi, ah_inbound_spi, ah_outbound_spi, .. } => format!(
+            "BundleDelete in={:#010x} out={:#010x} ah-in={:#010x} ah-out={:#010x}",
+            esp_inbound_spi.0, esp_outbound_spi.0, ah_inbound_spi.0, ah_outbound_spi.0
+        ),
     }
 }
 

@@ -78,6 +78,10 @@ pub fn packet(p: &[u8]) -> String {
                 } else {
                     ""
                 };
+                // An AH+ESP bundle: the AH header first, as on the wire.
+                if let Some(ah) = loc.ah_spi {
+                    let _ = write!(s, "AH spi={:#010x} + ", ah.0);
+                }
                 let _ = write!(
                     s,
                     "{name}{encap} spi={:#010x} {src} > {dst} ({} bytes)",

@@ -18,8 +18,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};
 use super::packet::{self, Flow, Kind};
 use super::target::Upstream;
-use super::xcf::{ConnEndReason, SaInstall, VipaEntry, XcfMessage};
-use crate::ipsec::peek::{locate, peek, PeekError, PeekResult};
+use super::xcf::{AhBundle, BundleInstall, ConnEndReason, SaInstall, VipaEntry, XcfMessage};
+use crate::ipsec::peek::{locate, peek, peek_bundle, PeekError, PeekResult, SaLocator};
 use crate::ipsec::replay::ReplayWindow;
 use crate::ipsec::sa::{Mode, Protocol, Sa, SaError, Spi};
 use crate::topology::VipaDistribute;
@@ -130,6 +130,8 @@ pub enum DctOutcome {
 #[derive(Debug, Clone, Copy)]
 pub struct RouteNote {
     pub peek: Option<PeekResult>,
+    /// The AH SPI and sequence number of a peeked AH+ESP bundle.
+    pub ah: Option<(Spi, u32)>,
     pub dct: DctOutcome,
 }
 
@@ -156,6 +158,9 @@ pub struct RoutingCounters {
 #[derive(Debug, Clone)]
 pub struct OwnedPair {
     pub install: SaInstall,
+    /// The AH SAs outside the ESP pair, when the pair is an AH+ESP bundle
+    /// (the table's "Combined AH,ESP" rows).
+    pub ah: Option<OwnedAh>,
     inbound: Sa,
     precheck: ReplayWindow,
     pub peeks: u64,
@@ -169,6 +174,43 @@ impl OwnedPair {
     pub fn precheck_top(&self) -> u64 {
         self.precheck.top()
     }
+
+    /// Whether `loc` names this pair (by its AH SA for a bundle).
+    fn named_by(&self, loc: &SaLocator) -> bool {
+        loc.names(
+            &self.install.inbound,
+            self.ah.as_ref().map(|a| &a.bundle.inbound),
+        )
+    }
+}
+
+/// The AH half of an owned AH+ESP bundle: the SA a bundle is looked up by
+/// and its own replay pre-check window (RFC 4302 §3.4.3: AH has its own
+/// sequence numbers, checked before ESP's).
+#[derive(Debug, Clone)]
+pub struct OwnedAh {
+    pub bundle: AhBundle,
+    inbound: Sa,
+    precheck: ReplayWindow,
+}
+
+impl OwnedAh {
+    pub fn inbound(&self) -> &Sa {
+        &self.inbound
+    }
+    pub fn precheck_top(&self) -> u64 {
+        self.precheck.top()
+    }
+}
+
+/// A window that only authenticated sequence numbers move.
+fn precheck_window(c: &crate::ipsec::sa::SaConfig) -> ReplayWindow {
+    ReplayWindow::new(c.replay_window, c.esn)
+}
+
+/// Block 138 without moving anything: is `seq` (as sent) still fresh?
+fn fresh(window: &ReplayWindow, seq: u32) -> bool {
+    window.check(window.infer_seq(seq)).is_ok()
 }
 
 #[derive(Debug)]
@@ -210,6 +252,7 @@ impl RoutingStack {
             counters: RoutingCounters::default(),
             note: RouteNote {
                 peek: None,
+                ah: None,
                 dct: DctOutcome::NotLookedUp,
             },
             now_ms: 0,
@@ -274,12 +317,31 @@ impl RoutingStack {
     /// (block 116) and sends [`XcfMessage::SaInstall`] to every target
     /// (block 118), this image's own target stack included.
     pub fn install(&mut self, install: SaInstall) -> Result<(), SaError> {
+        self.insert(install, None)
+    }
+
+    /// Fig. 6 block 112 for an AH+ESP bundle: the ESP pair and the AH pair
+    /// outside it go into the owned cache together. The caller creates two
+    /// sequence structures in the CF (one per outbound SA, block 116) and
+    /// sends [`XcfMessage::BundleInstall`] to every target (block 118).
+    pub fn install_bundle(&mut self, bundle: &BundleInstall) -> Result<(), SaError> {
+        bundle.check()?;
+        let ah = OwnedAh {
+            inbound: Sa::new(bundle.ah.inbound.clone())?,
+            precheck: precheck_window(&bundle.ah.inbound),
+            bundle: bundle.ah.clone(),
+        };
+        self.insert(bundle.esp.clone(), Some(ah))
+    }
+
+    fn insert(&mut self, install: SaInstall, ah: Option<OwnedAh>) -> Result<(), SaError> {
         let inbound = Sa::new(install.inbound.clone())?;
-        let precheck = ReplayWindow::new(install.inbound.replay_window, install.inbound.esn);
+        let precheck = precheck_window(&install.inbound);
         self.pairs
             .retain(|p| p.install.inbound.spi != install.inbound.spi);
         self.pairs.push(OwnedPair {
             install,
+            ah,
             inbound,
             precheck,
             peeks: 0,
@@ -306,21 +368,16 @@ impl RoutingStack {
             XcfMessage::DeregisterListener { dvipa, port } => {
                 self.listeners.deregister(from, *dvipa, *port);
             }
+            // Authenticated at the target: now the pre-check may move (the
+            // ESP window, or a bundle's AH window).
             XcfMessage::Lifesize {
                 spi,
                 highest_seq,
                 direction: super::xcf::Direction::Inbound,
                 ..
-            } => {
-                // Authenticated at the target: now the pre-check may move.
-                if let Some(p) = self
-                    .pairs
-                    .iter_mut()
-                    .find(|p| p.install.inbound.spi == *spi)
-                {
-                    if *highest_seq > 0 {
-                        p.precheck.update(*highest_seq);
-                    }
+            } if *highest_seq > 0 => {
+                if let Some(w) = self.precheck_of(*spi) {
+                    w.update(*highest_seq);
                 }
             }
             // Fig. 11: a target opens a connection from the DVIPA; its
@@ -383,6 +440,20 @@ impl RoutingStack {
         }
     }
 
+    /// The pre-check window of the owned inbound SA `spi` (ESP, AH, or the
+    /// AH of a bundle).
+    fn precheck_of(&mut self, spi: Spi) -> Option<&mut ReplayWindow> {
+        self.pairs.iter_mut().find_map(|p| {
+            if p.install.inbound.spi == spi {
+                Some(&mut p.precheck)
+            } else {
+                p.ah.as_mut()
+                    .filter(|a| a.bundle.inbound.spi == spi)
+                    .map(|a| &mut a.precheck)
+            }
+        })
+    }
+
     /// A target went down: its listeners no longer count.
     pub fn target_down(&mut self, image: &str) {
         self.listeners.forget(image);
@@ -404,6 +475,7 @@ impl RoutingStack {
         self.now_ms = now_ms;
         self.note = RouteNote {
             peek: None,
+            ah: None,
             dct: DctOutcome::NotLookedUp,
         };
         let decision = match packet::classify(packet) {
@@ -468,24 +540,25 @@ impl RoutingStack {
         let Ok(loc) = locate(packet) else {
             return Decision::Drop(RouteDrop::Malformed);
         };
-        let Some(i) = self.pairs.iter().position(|p| {
-            p.install.inbound.spi == loc.spi
-                && p.install.inbound.protocol == loc.protocol
-                && p.install.inbound.src == loc.src
-        }) else {
+        let Some(i) = self.pairs.iter().position(|p| p.named_by(&loc)) else {
             return Decision::Drop(RouteDrop::UnknownSpi);
         };
         // Block 132: peek, never a full decryption.
-        let peeked = match peek(packet, &self.pairs[i].inbound) {
+        let (peeked, ah_seq) = match self.peek_pair(i, packet) {
             Ok(p) => p,
-            // Peek cannot reach the inner TCP header (e.g. an AH+ESP bundle
-            // in tunnel mode): the table's "processed by the routing stack".
+            // An IPv6 inner packet: not the DVIPA's TCP, so the table's
+            // "processed by the routing stack".
             Err(PeekError::Unsupported) => return Decision::Local,
             Err(_) => return Decision::Drop(RouteDrop::PeekFailed),
         };
         self.counters.peeks += 1;
         self.counters.peek_blocks += u64::from(peeked.blocks_decrypted);
         self.note.peek = Some(peeked);
+        self.note.ah = self.pairs[i]
+            .ah
+            .as_ref()
+            .zip(ah_seq)
+            .map(|(a, seq)| (a.bundle.inbound.spi, seq));
         self.pairs[i].peeks += 1;
         let Some(key) = self.distributable(&self.pairs[i], &peeked) else {
             return Decision::Local;
@@ -494,11 +567,16 @@ impl RoutingStack {
         if self.config.filter_at == FilterAt::Routing && !tunnel_check(&self.pairs[i], &peeked) {
             return Decision::Drop(RouteDrop::TunnelCheck);
         }
-        // Block 138: the replay pre-check. Check only: the window moves on
-        // authenticated sequence numbers (reported by targets), never on a
-        // packet nobody has authenticated yet.
-        let window = &self.pairs[i].precheck;
-        if window.check(window.infer_seq(peeked.seq)).is_err() {
+        // Block 138: the replay pre-check, of ESP and of a bundle's AH.
+        // Check only: the windows move on authenticated sequence numbers
+        // (reported by targets), never on a packet nobody has
+        // authenticated yet.
+        let pair = &self.pairs[i];
+        let ah_fresh = match (&pair.ah, ah_seq) {
+            (Some(ah), Some(seq)) => fresh(&ah.precheck, seq),
+            _ => true,
+        };
+        if !ah_fresh || !fresh(&pair.precheck, peeked.seq) {
             return Decision::Drop(RouteDrop::Replay);
         }
         let flags = peeked.tcp_flags.unwrap_or(TcpFlags(0));
@@ -520,6 +598,18 @@ impl RoutingStack {
                 }
             }
             Err(drop) => Decision::Drop(drop),
+        }
+    }
+
+    /// Block 132 with the pair's SA: ESP or AH alone, or through a bundle's
+    /// AH into its ESP (then also the AH sequence number, for block 138).
+    fn peek_pair(&self, i: usize, packet: &[u8]) -> Result<(PeekResult, Option<u32>), PeekError> {
+        let pair = &self.pairs[i];
+        match &pair.ah {
+            None => peek(packet, &pair.inbound).map(|p| (p, None)),
+            Some(ah) => {
+                peek_bundle(packet, &ah.inbound, &pair.inbound).map(|b| (b.esp, Some(b.ah_seq)))
+            }
         }
     }
 
@@ -611,7 +701,7 @@ impl RoutingStack {
         self.pairs
             .iter()
             .map(|p| {
-                HashMap::from([
+                let mut m = HashMap::from([
                     ("dvipa", p.install.dvipa.to_string()),
                     ("inbound_spi", format!("{:#010x}", p.install.inbound.spi.0)),
                     (
@@ -621,13 +711,24 @@ impl RoutingStack {
                     ("protocol", format!("{:?}", p.install.inbound.protocol)),
                     ("peeks", p.peeks.to_string()),
                     ("forwarded", p.forwarded.to_string()),
-                ])
+                ]);
+                if let Some(ah) = &p.ah {
+                    m.insert("protocol", "AhEsp".into());
+                    m.insert(
+                        "ah_inbound_spi",
+                        format!("{:#010x}", ah.bundle.inbound.spi.0),
+                    );
+                    m.insert(
+                        "ah_outbound_spi",
+                        format!("{:#010x}", ah.bundle.outbound.spi.0),
+                    );
+                }
+                m
             })
             .collect()
     }
 }
 
-/// Block 136: the inner source must be traffic the SA was negotiated for
 /// One more for `target`, without a `String` per packet once it is known.
 fn count_target(map: &mut BTreeMap<String, u64>, target: &str) {
     match map.get_mut(target) {
@@ -654,6 +755,7 @@ pub fn connection_key(dvipa: Ipv4Addr, port: u16, target: &str) -> String {
     format!("{dvipa}:{port} {target}")
 }
 
+/// Block 136: the inner source must be traffic the SA was negotiated for
 /// (the SA's selector seen from the client: source = client side).
 fn tunnel_check(pair: &OwnedPair, p: &PeekResult) -> bool {
     let sel = &pair.install.inbound.selector;

@@ -26,12 +26,14 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::dct::ConnKey;
 use super::packet::{self, Kind};
-use super::xcf::{ConnEndReason, Direction, SaInstall, SeqKey, VipaEntry, XcfMessage};
+use super::xcf::{
+    AhBundle, BundleInstall, ConnEndReason, Direction, SaInstall, SeqKey, VipaEntry, XcfMessage,
+};
 use crate::ipsec::counters::DropReason;
 use crate::ipsec::esp::OpenError;
 use crate::ipsec::peek::{locate, peek};
-use crate::ipsec::sa::{Protocol, Sa, SaError, Spi};
-use crate::ipsec::sad::{InboundSa, OutboundSa};
+use crate::ipsec::sa::{Protocol, Sa, SaConfig, SaError, Spi};
+use crate::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
 use crate::wire::{gre, ipv4, IpProtocol, TcpFlags};
 
 /// GRE key that marks a datagram the routing stack already decrypted and
@@ -116,6 +118,14 @@ pub enum Verdict {
 pub enum OutboundPlan {
     /// Seal with the shadow SA `spi` under numbers from `seq_key`.
     Protect { spi: Spi, seq_key: SeqKey },
+    /// Seal with the AH+ESP bundle whose outbound ESP SA is `spi`, under
+    /// numbers from two CF structures, one per outbound SA: `seq_key`
+    /// (ESP) and `ah_seq_key` (AH).
+    Bundle {
+        spi: Spi,
+        seq_key: SeqKey,
+        ah_seq_key: SeqKey,
+    },
     /// No SA covers it: send as it is.
     Plain,
 }
@@ -209,6 +219,20 @@ pub struct ShadowPair {
     pub outbound: OutboundSa,
     pub inbound_life: Lifesize,
     pub outbound_life: Lifesize,
+    /// The AH SAs outside the ESP pair, when the pair is an AH+ESP bundle.
+    pub ah: Option<ShadowAh>,
+}
+
+/// The AH half of a shadow AH+ESP bundle (RFC 4301 §4.3): opened before
+/// the ESP pair inbound, sealed over it outbound, with its own lifesize
+/// counts in both directions (Figs. 9 and 10 count every SA).
+#[derive(Debug, Clone)]
+pub struct ShadowAh {
+    pub bundle: AhBundle,
+    pub inbound: InboundSa,
+    pub outbound: OutboundSa,
+    pub inbound_life: Lifesize,
+    pub outbound_life: Lifesize,
 }
 
 #[derive(Debug)]
@@ -260,6 +284,20 @@ impl TargetStack {
                 self.vipa_lists.insert(owner.clone(), vipas.clone());
             }
             XcfMessage::SaInstall(install) => self.install(now_ms, from, install)?,
+            XcfMessage::BundleInstall(bundle) => self.install_bundle(now_ms, from, bundle)?,
+            XcfMessage::BundleDelete {
+                dvipa,
+                esp_inbound_spi,
+                ah_inbound_spi,
+                ..
+            } => {
+                self.shadow.retain(|p| {
+                    let ah_spi = p.ah.as_ref().map(|a| a.bundle.inbound.spi);
+                    !(p.install.dvipa == *dvipa
+                        && p.install.inbound.spi == *esp_inbound_spi
+                        && ah_spi == Some(*ah_inbound_spi))
+                });
+            }
             XcfMessage::SaDelete {
                 dvipa, inbound_spi, ..
             } => {
@@ -280,26 +318,29 @@ impl TargetStack {
     /// so the threshold keeps falling after late rekeys and rising after
     /// timely ones, within bounds.
     fn rekey_timing(&mut self, dvipa: Ipv4Addr, spi: Spi, late: bool) {
-        let Some(old) = self.shadow.iter_mut().find(|p| {
-            p.install.dvipa == dvipa
-                && (p.install.inbound.spi == spi || p.install.outbound.spi == spi)
-        }) else {
+        let Some(old) = self
+            .shadow
+            .iter_mut()
+            .find(|p| p.install.dvipa == dvipa && p.has_spi(spi))
+        else {
             return;
         };
-        old.inbound_life.adapt(late);
-        old.outbound_life.adapt(late);
-        let (bp_in, bp_out) = (
-            old.inbound_life.threshold_bp,
-            old.outbound_life.threshold_bp,
-        );
+        let adapted: Vec<u32> = old
+            .lifes_mut()
+            .map(|l| {
+                l.adapt(late);
+                l.threshold_bp
+            })
+            .collect();
         let peer = old.install.outbound.dst;
         for p in self
             .shadow
             .iter_mut()
             .filter(|p| p.install.dvipa == dvipa && p.install.outbound.dst == peer)
         {
-            p.inbound_life.threshold_bp = bp_in;
-            p.outbound_life.threshold_bp = bp_out;
+            for (l, bp) in p.lifes_mut().zip(&adapted) {
+                l.threshold_bp = *bp;
+            }
         }
     }
 
@@ -310,19 +351,48 @@ impl TargetStack {
         owner: &str,
         install: &SaInstall,
     ) -> Result<(), SaError> {
+        self.insert(now_ms, owner, install, None)
+    }
+
+    /// Fig. 7 block 122 for an AH+ESP bundle: the ESP pair and the AH pair
+    /// outside it go into the shadow cache together.
+    pub fn install_bundle(
+        &mut self,
+        now_ms: u64,
+        owner: &str,
+        bundle: &BundleInstall,
+    ) -> Result<(), SaError> {
+        bundle.check()?;
+        let now_s = now_ms / 1000;
+        let (ah, report) = (&bundle.ah, bundle.esp.report_bytes);
+        let ah = ShadowAh {
+            inbound: InboundSa::new(Sa::new(ah.inbound.clone())?, now_s),
+            outbound: OutboundSa::new(Sa::new(ah.outbound.clone())?, now_s),
+            inbound_life: lifesize_for(&ah.inbound, report),
+            outbound_life: lifesize_for(&ah.outbound, report),
+            bundle: ah.clone(),
+        };
+        self.insert(now_ms, owner, &bundle.esp, Some(ah))
+    }
+
+    fn insert(
+        &mut self,
+        now_ms: u64,
+        owner: &str,
+        install: &SaInstall,
+        ah: Option<ShadowAh>,
+    ) -> Result<(), SaError> {
         let now_s = now_ms / 1000;
         let inbound = InboundSa::new(Sa::new(install.inbound.clone())?, now_s);
         let outbound = OutboundSa::new(Sa::new(install.outbound.clone())?, now_s);
-        let life = |cfg: &crate::ipsec::sa::SaConfig| {
-            Lifesize::new(cfg.lifetimes.hard.bytes.unwrap_or(0), install.report_bytes)
-        };
         let pair = ShadowPair {
             owner: owner.to_string(),
-            inbound_life: life(&install.inbound),
-            outbound_life: life(&install.outbound),
+            inbound_life: lifesize_for(&install.inbound, install.report_bytes),
+            outbound_life: lifesize_for(&install.outbound, install.report_bytes),
             install: install.clone(),
             inbound,
             outbound,
+            ah,
         };
         self.shadow
             .retain(|p| p.install.inbound.spi != install.inbound.spi);
@@ -381,16 +451,23 @@ impl TargetStack {
         let Ok(loc) = locate(packet) else {
             return Verdict::Drop(TargetDrop::BadGre);
         };
-        let Some(i) = self.shadow.iter().position(|p| {
-            p.install.inbound.spi == loc.spi
-                && p.install.inbound.protocol == loc.protocol
-                && p.install.inbound.src == loc.src
-        }) else {
+        let Some(i) = self
+            .shadow
+            .iter()
+            .position(|p| loc.names(&p.install.inbound, p.ah.as_ref().map(|a| &a.bundle.inbound)))
+        else {
             return Verdict::Drop(TargetDrop::NoShadowSa);
         };
         let mut out = std::mem::take(&mut self.scratch);
         let pair = &mut self.shadow[i];
-        let opened = pair.inbound.open(now_ms / 1000, packet, &mut out);
+        let now_s = now_ms / 1000;
+        // Block 150: ESP or AH alone, or the bundle (AH first, RFC 4301 §5.2).
+        let opened = match pair.ah.as_mut() {
+            None => pair.inbound.open(now_s, packet, &mut out),
+            Some(ah) => {
+                open_bundle_counted(&mut ah.inbound, &mut pair.inbound, now_s, packet, &mut out)
+            }
+        };
         let verdict = match opened {
             Err(e) => {
                 self.reject_if_new(now_ms, i, packet, e);
@@ -439,13 +516,7 @@ impl TargetStack {
         ) {
             return Err(TargetDrop::Filter);
         }
-        let pair = &mut self.shadow[i];
-        if pair.inbound_life.add(bytes, seq) {
-            let msg = lifesize_msg(pair, Direction::Inbound);
-            let owner = pair.owner.clone();
-            self.outbox.push((owner, msg));
-            self.counters.lifesize_reports += 1;
-        }
+        self.count_inbound(i, bytes, seq);
         if flow.proto == IpProtocol::Tcp {
             let key = ConnKey {
                 client: flow.src,
@@ -462,6 +533,26 @@ impl TargetStack {
             }
         }
         Ok(())
+    }
+
+    /// Blocks 154–158: inbound lifesize, on the ESP (or single) SA and on
+    /// a bundle's AH SA, each reported when its threshold is reached.
+    fn count_inbound(&mut self, i: usize, bytes: u64, seq: u64) {
+        let pair = &mut self.shadow[i];
+        let mut reports = Vec::new();
+        if pair.inbound_life.add(bytes, seq) {
+            reports.push(lifesize_msg(pair, Direction::Inbound));
+        }
+        if let Some(ah) = pair.ah.as_mut() {
+            // The AH window's top: the highest AH number authenticated.
+            if ah.inbound_life.add(bytes, ah.inbound.replay().top()) {
+                reports.push(ah_lifesize_msg(pair.install.dvipa, ah, Direction::Inbound));
+            }
+        }
+        self.counters.lifesize_reports += reports.len() as u64;
+        let owner = &pair.owner;
+        self.outbox
+            .extend(reports.into_iter().map(|m| (owner.clone(), m)));
     }
 
     /// A packet that failed authentication may be the forged SYN that made
@@ -507,9 +598,16 @@ impl TargetStack {
                     ports,
                 )
             })
-            .map_or(OutboundPlan::Plain, |p| OutboundPlan::Protect {
-                spi: p.install.outbound.spi,
-                seq_key: p.install.seq_key,
+            .map_or(OutboundPlan::Plain, |p| match &p.ah {
+                None => OutboundPlan::Protect {
+                    spi: p.install.outbound.spi,
+                    seq_key: p.install.seq_key,
+                },
+                Some(ah) => OutboundPlan::Bundle {
+                    spi: p.install.outbound.spi,
+                    seq_key: p.install.seq_key,
+                    ah_seq_key: ah.bundle.seq_key,
+                },
             })
     }
 
@@ -524,30 +622,96 @@ impl TargetStack {
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), TargetDrop> {
-        let Some(pair) = self
-            .shadow
-            .iter_mut()
-            .find(|p| p.install.outbound.spi == spi)
-        else {
-            self.note(TargetDrop::NoShadowSa);
+        let Some(i) = self.outbound_pair(spi) else {
             return Err(TargetDrop::NoShadowSa);
         };
-        if pair
-            .outbound
-            .seal(now_ms / 1000, seq, rng, packet, out)
-            .is_err()
+        let pair = &mut self.shadow[i];
+        // A bundle's ESP SA never leaves without its AH (Fig. 10 plans it
+        // as [`OutboundPlan::Bundle`]).
+        if pair.ah.is_some()
+            || pair
+                .outbound
+                .seal(now_ms / 1000, seq, rng, packet, out)
+                .is_err()
         {
             self.note(TargetDrop::Seal);
             return Err(TargetDrop::Seal);
         }
-        self.counters.sealed += 1;
-        self.counters.sealed_bytes += packet.len() as u64;
-        if pair.outbound_life.add(packet.len() as u64, seq) {
-            let msg = lifesize_msg(pair, Direction::Outbound);
-            self.outbox.push((pair.owner.clone(), msg));
-            self.counters.lifesize_reports += 1;
-        }
+        self.count_outbound(i, packet.len() as u64, seq, None);
         Ok(())
+    }
+
+    /// Fig. 10 blocks 164–168 for an AH+ESP bundle: ESP with `esp_seq`,
+    /// then AH over it with `ah_seq`, each number from its own CF
+    /// structure; lifesize counted on both outbound SAs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal_bundle(
+        &mut self,
+        now_ms: u64,
+        spi: Spi,
+        ah_seq: u64,
+        esp_seq: u64,
+        rng: &mut impl RngCore,
+        packet: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), TargetDrop> {
+        let Some(i) = self.outbound_pair(spi) else {
+            return Err(TargetDrop::NoShadowSa);
+        };
+        let pair = &mut self.shadow[i];
+        let sealed = match pair.ah.as_mut() {
+            Some(ah) => seal_bundle_counted(
+                &mut ah.outbound,
+                ah_seq,
+                &mut pair.outbound,
+                esp_seq,
+                now_ms / 1000,
+                rng,
+                packet,
+                out,
+            )
+            .is_ok(),
+            None => false,
+        };
+        if !sealed {
+            self.note(TargetDrop::Seal);
+            return Err(TargetDrop::Seal);
+        }
+        self.count_outbound(i, packet.len() as u64, esp_seq, Some(ah_seq));
+        Ok(())
+    }
+
+    /// The shadow pair whose outbound (ESP or single) SA is `spi`.
+    fn outbound_pair(&mut self, spi: Spi) -> Option<usize> {
+        let i = self
+            .shadow
+            .iter()
+            .position(|p| p.install.outbound.spi == spi);
+        if i.is_none() {
+            self.note(TargetDrop::NoShadowSa);
+        }
+        i
+    }
+
+    /// Blocks 166–168: outbound lifesize, on the ESP (or single) SA and,
+    /// with `ah_seq`, on the bundle's AH SA.
+    fn count_outbound(&mut self, i: usize, bytes: u64, seq: u64, ah_seq: Option<u64>) {
+        self.counters.sealed += 1;
+        self.counters.sealed_bytes += bytes;
+        let pair = &mut self.shadow[i];
+        let mut reports = Vec::new();
+        if pair.outbound_life.add(bytes, seq) {
+            reports.push(lifesize_msg(pair, Direction::Outbound));
+        }
+        if let (Some(ah), Some(ah_seq)) = (pair.ah.as_mut(), ah_seq) {
+            if ah.outbound_life.add(bytes, ah_seq) {
+                reports.push(ah_lifesize_msg(pair.install.dvipa, ah, Direction::Outbound));
+            }
+        }
+        self.counters.lifesize_reports += reports.len() as u64;
+        let owner = &pair.owner;
+        self.outbox
+            .extend(reports.into_iter().map(|m| (owner.clone(), m)));
     }
 
     pub fn count_plain_out(&mut self) {
@@ -569,28 +733,92 @@ impl TargetStack {
     pub fn flush_lifesize(&mut self) {
         for p in &mut self.shadow {
             for dir in [Direction::Inbound, Direction::Outbound] {
-                let life = match dir {
-                    Direction::Inbound => &p.inbound_life,
-                    Direction::Outbound => &p.outbound_life,
-                };
-                if life.pending_packets > 0 {
-                    let msg = lifesize_msg(p, dir);
-                    self.outbox.push((p.owner.clone(), msg));
-                    self.counters.lifesize_reports += 1;
+                let mut reports = Vec::new();
+                if p.life(dir).pending_packets > 0 {
+                    reports.push(lifesize_msg(p, dir));
                 }
+                let dvipa = p.install.dvipa;
+                if let Some(ah) = p.ah.as_mut().filter(|a| a.life(dir).pending_packets > 0) {
+                    reports.push(ah_lifesize_msg(dvipa, ah, dir));
+                }
+                self.counters.lifesize_reports += reports.len() as u64;
+                let owner = &p.owner;
+                self.outbox
+                    .extend(reports.into_iter().map(|m| (owner.clone(), m)));
             }
         }
     }
 }
 
-/// Builds the report and resets the pending counts.
+impl ShadowPair {
+    /// Whether `spi` is one of this pair's SAs (a bundle's AH SAs included).
+    /// Every lifesize count of the pair: ESP inbound and outbound, then,
+    /// in a bundle, AH inbound and outbound.
+    fn lifes_mut(&mut self) -> impl Iterator<Item = &mut Lifesize> {
+        let ah = self
+            .ah
+            .as_mut()
+            .map(|a| [&mut a.inbound_life, &mut a.outbound_life]);
+        [&mut self.inbound_life, &mut self.outbound_life]
+            .into_iter()
+            .chain(ah.into_iter().flatten())
+    }
+
+    fn has_spi(&self, spi: Spi) -> bool {
+        let ah = self.ah.as_ref().map(|a| &a.bundle);
+        [Some(&self.install.inbound), Some(&self.install.outbound)]
+            .into_iter()
+            .chain([ah.map(|a| &a.inbound), ah.map(|a| &a.outbound)])
+            .flatten()
+            .any(|c| c.spi == spi)
+    }
+
+    fn life(&self, dir: Direction) -> &Lifesize {
+        match dir {
+            Direction::Inbound => &self.inbound_life,
+            Direction::Outbound => &self.outbound_life,
+        }
+    }
+}
+
+impl ShadowAh {
+    fn life(&self, dir: Direction) -> &Lifesize {
+        match dir {
+            Direction::Inbound => &self.inbound_life,
+            Direction::Outbound => &self.outbound_life,
+        }
+    }
+}
+
+/// The lifesize counter of an SA: its byte lifetime and the starting
+/// report threshold (Fig. 9 block 156).
+fn lifesize_for(cfg: &SaConfig, report_bytes: u64) -> Lifesize {
+    Lifesize::new(cfg.lifetimes.hard.bytes.unwrap_or(0), report_bytes)
+}
+
+/// Builds the report of a pair's ESP (or single) SA and resets its
+/// pending counts.
 fn lifesize_msg(pair: &mut ShadowPair, dir: Direction) -> XcfMessage {
     let (cfg, life) = match dir {
         Direction::Inbound => (&pair.install.inbound, &mut pair.inbound_life),
         Direction::Outbound => (&pair.install.outbound, &mut pair.outbound_life),
     };
+    report(pair.install.dvipa, cfg, life, dir)
+}
+
+/// The same for a bundle's AH SA.
+fn ah_lifesize_msg(dvipa: Ipv4Addr, ah: &mut ShadowAh, dir: Direction) -> XcfMessage {
+    let (cfg, life) = match dir {
+        Direction::Inbound => (&ah.bundle.inbound, &mut ah.inbound_life),
+        Direction::Outbound => (&ah.bundle.outbound, &mut ah.outbound_life),
+    };
+    report(dvipa, cfg, life, dir)
+}
+
+/// Fig. 9 block 158, Fig. 10 block 168: one SA's report.
+fn report(dvipa: Ipv4Addr, cfg: &SaConfig, life: &mut Lifesize, dir: Direction) -> XcfMessage {
     let msg = XcfMessage::Lifesize {
-        dvipa: pair.install.dvipa,
+        dvipa,
         protocol: cfg.protocol,
         spi: cfg.spi,
         direction: dir,
@@ -766,5 +994,104 @@ mod tests {
         // A verdict about an SPI nobody has changes nothing.
         timing(&mut t, 0x999, true);
         assert_eq!(thresholds(&t), vec![(REPORT_MAX_BP, REPORT_MAX_BP); 2]);
+    }
+
+    use crate::sysplex::xcf::tests::bundle;
+    use rand_core::SeedableRng;
+
+    fn target_with_bundle() -> TargetStack {
+        let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
+        let msg = XcfMessage::BundleInstall(Box::new(bundle()));
+        t.on_xcf(0, "MVS1", &msg).unwrap();
+        t
+    }
+
+    /// Fig. 10 block 160 plans a bundle with both CF structures, and its
+    /// ESP SA never seals alone (that packet would lack the AH its policy
+    /// requires); the bundle seals and counts on both SAs.
+    #[test]
+    fn bundle_plans_two_structures_and_never_seals_esp_alone() {
+        let mut t = target_with_bundle();
+        let b = bundle();
+        let pkt = crate::sim::tcp_packet(
+            b.esp.dvipa,
+            80,
+            Ipv4Addr::new(198, 18, 1, 2),
+            40000,
+            1,
+            1,
+            TcpFlags::ACK,
+            b"hello",
+        );
+        assert_eq!(
+            t.outbound_plan(&pkt),
+            OutboundPlan::Bundle {
+                spi: b.esp.outbound.spi,
+                seq_key: b.esp.seq_key,
+                ah_seq_key: b.ah.seq_key,
+            }
+        );
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut out = Vec::new();
+        let spi = b.esp.outbound.spi;
+        assert_eq!(
+            t.seal(0, spi, 1, &mut rng, &pkt, &mut out),
+            Err(TargetDrop::Seal)
+        );
+        t.seal_bundle(0, spi, 7, 9, &mut rng, &pkt, &mut out)
+            .unwrap();
+        assert_eq!(out[9], 51, "AH outermost");
+        let pair = &t.shadow()[0];
+        let ah = pair.ah.as_ref().unwrap();
+        assert_eq!(
+            (
+                ah.outbound.counters().packets,
+                pair.outbound.counters().packets
+            ),
+            (1, 1)
+        );
+        assert_eq!(
+            (ah.outbound_life.highest_seq, pair.outbound_life.highest_seq),
+            (7, 9)
+        );
+        t.flush_lifesize();
+        let spis: Vec<Spi> = t
+            .take_outbox()
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                XcfMessage::Lifesize { spi, .. } => Some(spi),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(spis, vec![b.esp.outbound.spi, b.ah.outbound.spi]);
+    }
+
+    /// A BundleDelete removes the bundle only when its AH SPIs match too.
+    #[test]
+    fn bundle_delete_needs_the_bundle_spis() {
+        let mut t = target_with_bundle();
+        let b = bundle();
+        let delete = |ah_inbound_spi| XcfMessage::BundleDelete {
+            dvipa: b.esp.dvipa,
+            esp_inbound_spi: b.esp.inbound.spi,
+            esp_outbound_spi: b.esp.outbound.spi,
+            ah_inbound_spi,
+            ah_outbound_spi: b.ah.outbound.spi,
+        };
+        t.on_xcf(0, "MVS1", &delete(Spi(0x99))).unwrap();
+        assert_eq!(t.shadow().len(), 1);
+        t.on_xcf(0, "MVS1", &delete(b.ah.inbound.spi)).unwrap();
+        assert!(t.shadow().is_empty());
+    }
+
+    /// A bundle whose halves do not fit is refused, not half-installed.
+    #[test]
+    fn inconsistent_bundle_is_refused() {
+        let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
+        let mut b = bundle();
+        b.ah.inbound.protocol = Protocol::Esp;
+        let msg = XcfMessage::BundleInstall(Box::new(b));
+        assert!(t.on_xcf(0, "MVS1", &msg).is_err());
+        assert!(t.shadow().is_empty());
     }
 }

@@ -64,6 +64,80 @@ pub struct SaInstall {
     pub report_bytes: u64,
 }
 
+/// The AH half of an AH+ESP bundle (RFC 4301 §4.3 transport adjacency,
+/// the patent's "Combined AH,ESP" rows): the AH SAs that sit outside the
+/// ESP pair of a [`BundleInstall`], and the coupling-facility structure the
+/// outbound AH SA takes its own sequence numbers from (Fig. 6 block 116:
+/// one structure per outbound SA).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AhBundle {
+    pub inbound: SaConfig,
+    pub outbound: SaConfig,
+    pub seq_key: SeqKey,
+}
+
+/// Fig. 6 block 118 for an AH+ESP bundle: the ESP pair exactly as an
+/// [`SaInstall`] carries it, plus the AH pair outside it. A separate
+/// message (not a field of `SaInstall`) so that the `SaInstall` body keeps
+/// its version-1 layout (see [`crate::wire::xcf`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleInstall {
+    pub esp: SaInstall,
+    pub ah: AhBundle,
+}
+
+/// Why a [`BundleInstall`] does not describe a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BundleError {
+    #[error("the ESP half of the bundle is not ESP")]
+    EspNotEsp,
+    #[error("the AH half of the bundle is not AH")]
+    AhNotAh,
+    #[error("AH and ESP SAs of the bundle have different endpoints")]
+    Endpoints,
+    #[error("the AH sequence structure is not the outbound AH SA's")]
+    SeqKey,
+}
+
+impl BundleInstall {
+    /// Checks that the halves fit together: ESP inside, AH outside, on the
+    /// same endpoints both ways (one outer header carries both, RFC 4301
+    /// §4.3), and the AH numbers coming from the AH SA's own structure.
+    pub fn check(&self) -> Result<(), BundleError> {
+        let (esp, ah) = (&self.esp, &self.ah);
+        if esp.inbound.protocol != Protocol::Esp || esp.outbound.protocol != Protocol::Esp {
+            return Err(BundleError::EspNotEsp);
+        }
+        if ah.inbound.protocol != Protocol::Ah || ah.outbound.protocol != Protocol::Ah {
+            return Err(BundleError::AhNotAh);
+        }
+        let ends = |c: &SaConfig| (c.src, c.dst);
+        if ends(&esp.inbound) != ends(&ah.inbound) || ends(&esp.outbound) != ends(&ah.outbound) {
+            return Err(BundleError::Endpoints);
+        }
+        let key = SeqKey {
+            dvipa: esp.dvipa,
+            protocol: Protocol::Ah,
+            spi: ah.outbound.spi,
+        };
+        if ah.seq_key != key {
+            return Err(BundleError::SeqKey);
+        }
+        Ok(())
+    }
+}
+
+impl From<BundleError> for crate::ipsec::sa::SaError {
+    fn from(e: BundleError) -> Self {
+        crate::ipsec::sa::SaError::Combination(match e {
+            BundleError::EspNotEsp => "the ESP half of the bundle is not ESP",
+            BundleError::AhNotAh => "the AH half of the bundle is not AH",
+            BundleError::Endpoints => "AH and ESP SAs of the bundle have different endpoints",
+            BundleError::SeqKey => "the AH sequence structure is not the outbound AH SA's",
+        })
+    }
+}
+
 /// Messages between images over XCF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum XcfMessage {
@@ -130,6 +204,18 @@ pub enum XcfMessage {
         client: Ipv4Addr,
         client_port: u16,
         reason: ConnEndReason,
+    },
+    /// Routing stack → targets: install an AH+ESP bundle in the shadow
+    /// cache (Fig. 6 block 118, Fig. 7 block 122).
+    BundleInstall(Box<BundleInstall>),
+    /// Routing stack → targets: remove a bundle from the shadow cache; the
+    /// ESP SPIs name it, the AH SPIs must match.
+    BundleDelete {
+        dvipa: Ipv4Addr,
+        esp_inbound_spi: Spi,
+        esp_outbound_spi: Spi,
+        ah_inbound_spi: Spi,
+        ah_outbound_spi: Spi,
     },
 }
 
@@ -213,4 +299,92 @@ pub enum CfError {
     SeqExhausted(SeqKey),
     #[error("malformed request: {0}")]
     Malformed(String),
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::ipsec::sa::{EncAlg, IntegAlg, Key, Lifetimes, Mode};
+    use std::net::IpAddr;
+
+    fn cfg(protocol: Protocol, spi: u32, src: [u8; 4], dst: [u8; 4]) -> SaConfig {
+        SaConfig {
+            spi: Spi(spi),
+            protocol,
+            mode: Mode::Transport,
+            src: IpAddr::from(src),
+            dst: IpAddr::from(dst),
+            enc: EncAlg::Null,
+            enc_key: Key::default(),
+            integ: IntegAlg::HmacSha1_96,
+            integ_key: Key(vec![1; 20]),
+            esn: false,
+            replay_window: 64,
+            lifetimes: Lifetimes::default(),
+            udp_encap: None,
+            selector: TrafficSelector::ANY_V4,
+        }
+    }
+
+    /// A valid bundle between client 198.18.1.2 and DVIPA 198.18.0.100:
+    /// ESP SPIs 0x11 in / 0x12 out, AH 0x13 / 0x14 (ESP-NULL, for tests).
+    pub(crate) fn bundle() -> BundleInstall {
+        let (c, d) = ([198, 18, 1, 2], [198, 18, 0, 100]);
+        let dvipa = Ipv4Addr::from(d);
+        let (ein, eout) = (
+            cfg(Protocol::Esp, 0x11, c, d),
+            cfg(Protocol::Esp, 0x12, d, c),
+        );
+        BundleInstall {
+            esp: SaInstall {
+                dvipa,
+                filter: FilterRule {
+                    dvipa,
+                    selector: eout.selector,
+                    protocol: Protocol::Esp,
+                    inbound_spi: ein.spi,
+                    outbound_spi: eout.spi,
+                },
+                seq_key: SeqKey {
+                    dvipa,
+                    protocol: Protocol::Esp,
+                    spi: eout.spi,
+                },
+                inbound: ein,
+                outbound: eout,
+                report_bytes: 0,
+            },
+            ah: AhBundle {
+                inbound: cfg(Protocol::Ah, 0x13, c, d),
+                outbound: cfg(Protocol::Ah, 0x14, d, c),
+                seq_key: SeqKey {
+                    dvipa,
+                    protocol: Protocol::Ah,
+                    spi: Spi(0x14),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn bundle_check() {
+        assert_eq!(bundle().check(), Ok(()));
+        let mut b = bundle();
+        b.ah.inbound.protocol = Protocol::Esp;
+        assert_eq!(b.check(), Err(BundleError::AhNotAh));
+        let mut b = bundle();
+        b.esp.outbound.protocol = Protocol::Ah;
+        assert_eq!(b.check(), Err(BundleError::EspNotEsp));
+        let mut b = bundle();
+        b.ah.outbound.dst = IpAddr::from([198, 18, 1, 3]);
+        assert_eq!(b.check(), Err(BundleError::Endpoints));
+        let mut b = bundle();
+        b.ah.seq_key = b.esp.seq_key;
+        assert_eq!(b.check(), Err(BundleError::SeqKey));
+        let e: crate::ipsec::sa::SaError = BundleError::SeqKey.into();
+        assert_eq!(
+            e.to_string(),
+            format!("algorithm combination not allowed: {}", BundleError::SeqKey)
+        );
+    }
 }

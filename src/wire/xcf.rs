@@ -40,6 +40,8 @@
 //! | 1 XCF          | `0x0012` | `XcfMessage::DeregisterListener`      |                         |
 //! | 1 XCF          | `0x0020` | `XcfMessage::SaInstall`               | Fig. 6 block 118, Fig. 7|
 //! | 1 XCF          | `0x0021` | `XcfMessage::SaDelete`                |                         |
+//! | 1 XCF          | `0x0022` | `XcfMessage::BundleInstall`           | Fig. 6 block 118, Fig. 7 (AH+ESP) |
+//! | 1 XCF          | `0x0023` | `XcfMessage::BundleDelete`            |                         |
 //! | 1 XCF          | `0x0030` | `XcfMessage::NewConn`                 | Fig. 11 block 174       |
 //! | 1 XCF          | `0x0031` | `XcfMessage::ConnEnded`               |                         |
 //! | 1 XCF          | `0x0040` | `XcfMessage::Lifesize`                | Fig. 9 b. 158, Fig. 10 b. 168 |
@@ -138,6 +140,8 @@ const TYPES: &[(Channel, u16, &str)] = &[
     (Channel::Xcf, 0x0031, "ConnEnded"),
     (Channel::Xcf, 0x0040, "Lifesize"),
     (Channel::Xcf, 0x0041, "RekeyTiming"),
+    (Channel::Xcf, 0x0022, "BundleInstall"),
+    (Channel::Xcf, 0x0023, "BundleDelete"),
     (Channel::CfRequest, 0x0101, "CreateSeq"),
     (Channel::CfRequest, 0x0102, "FetchAdd"),
     (Channel::CfRequest, 0x0103, "DeleteSeq"),
@@ -188,6 +192,8 @@ impl FrameBody for XcfMessage {
             XcfMessage::ConnEnded { .. } => 0x0031,
             XcfMessage::Lifesize { .. } => 0x0040,
             XcfMessage::RekeyTiming { .. } => 0x0041,
+            XcfMessage::BundleInstall(_) => 0x0022,
+            XcfMessage::BundleDelete { .. } => 0x0023,
         }
     }
 }
@@ -906,6 +912,60 @@ mod tests {
         );
         assert_eq!(refused.request_id, Some(7));
         assert_eq!(dec.buffered(), 0);
+    }
+
+    // BundleDelete of 198.18.0.100, ESP SPIs 0x11 in / 0x12 out, AH SPIs
+    // 0x13 in / 0x14 out: variant 12, four address bytes, four varints.
+    static BUNDLE_DELETE: [u8; 25] = [
+        b'X', b'C', 1, 1, 0x00, 0x23, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0x0c, 198, 18, 0, 100, 0x11,
+        0x12, 0x13, 0x14,
+    ];
+
+    fn bundle_delete() -> XcfMessage {
+        XcfMessage::BundleDelete {
+            dvipa: Ipv4Addr::new(198, 18, 0, 100),
+            esp_inbound_spi: Spi(0x11),
+            esp_outbound_spi: Spi(0x12),
+            ah_inbound_spi: Spi(0x13),
+            ah_outbound_spi: Spi(0x14),
+        }
+    }
+
+    #[test]
+    fn bundle_delete_bytes() {
+        let mut out = Vec::new();
+        encode_xcf(&bundle_delete(), &mut out).unwrap();
+        assert_eq!(out, BUNDLE_DELETE);
+        let header = Header::parse(&BUNDLE_DELETE).unwrap();
+        assert_eq!(header.type_name(), "BundleDelete");
+        let (decoded, used) = decode(&BUNDLE_DELETE).unwrap();
+        assert_eq!((decoded.body, used), (Body::Xcf(bundle_delete()), 25));
+    }
+
+    #[test]
+    fn bundle_delete_malformed() {
+        // One SPI short: the body ends inside the value.
+        let mut f = BUNDLE_DELETE[..24].to_vec();
+        f[15] = 8;
+        assert!(matches!(
+            decode(&f).unwrap_err(),
+            FrameError::BadBody { code: 0x0023, .. }
+        ));
+        // The header claims a byte the slice does not hold.
+        assert_eq!(
+            decode(&BUNDLE_DELETE[..24]).unwrap_err(),
+            FrameError::Truncated { have: 24, need: 25 }
+        );
+        // Labelled SaDelete, holding a BundleDelete.
+        let mut f = BUNDLE_DELETE;
+        f[5] = 0x21;
+        assert_eq!(
+            decode(&f).unwrap_err(),
+            FrameError::TypeMismatch {
+                header: 0x0021,
+                body: 0x0023
+            }
+        );
     }
 
     #[test]

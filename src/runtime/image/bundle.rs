@@ -1,0 +1,199 @@
+//! AH+ESP bundles at an image (the patent's "Combined AH,ESP" rows; AH
+//! outside ESP, RFC 4301 §4.3 transport adjacency): distributed exactly as
+//! single SAs are, with an AH pair beside the ESP pair everywhere. Fig. 6:
+//! one CF sequence structure per outbound SA (block 116), both pairs in one
+//! [`XcfMessage::BundleInstall`] (block 118). Fig. 10: each bundle packet
+//! takes one number from each structure (block 162) and is sealed ESP
+//! first, then AH (block 164), under the same deadline policy as single
+//! SAs (see [`super::SEQ_DEADLINE`]).
+
+use anyhow::{Context, Result};
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use super::{pair_install, Core, ImageNode, SealBatch, SEQ_CHUNK, SEQ_DEADLINE, SEQ_MAX_REFETCH};
+use crate::ipsec::sa::Protocol;
+use crate::sysplex::routing::OwnedPair;
+use crate::sysplex::xcf::{AhBundle, BundleInstall, SeqKey, XcfMessage};
+use crate::topology::ManualSa;
+
+/// The two CF structures of a bundle's outbound SAs: (ESP, AH).
+pub(super) type BundleKeys = (SeqKey, SeqKey);
+
+impl ImageNode {
+    /// Fig. 6 for an AH+ESP bundle of an owned DVIPA: both pairs into the
+    /// owned cache (block 112), a sequence structure per outbound SA in the
+    /// CF (block 116), the bundle to every target's shadow cache (block
+    /// 118), this image's own included.
+    pub async fn install_bundle(&self, bundle: BundleInstall) -> Result<()> {
+        let cf = self.cf.get().context("the CF is not connected yet")?;
+        for key in [bundle.esp.seq_key, bundle.ah.seq_key] {
+            cf.create_seq(key, 1)
+                .await
+                .with_context(|| format!("CF CreateSeq {key:?}"))?;
+        }
+        let now = self.now_ms();
+        let targets = {
+            let mut core = self.core();
+            let r = core.routing.as_mut().context("this image owns no DVIPA")?;
+            r.install_bundle(&bundle).context("bundle refused")?;
+            let targets = r.targets_of(bundle.esp.dvipa);
+            core.target
+                .install_bundle(now, &self.name, &bundle)
+                .context("shadow bundle refused")?;
+            targets
+        };
+        tracing::info!(
+            "AH+ESP bundle esp in={:#010x} out={:#010x} ah in={:#010x} out={:#010x} for {} installed and sent to {} targets",
+            bundle.esp.inbound.spi.0,
+            bundle.esp.outbound.spi.0,
+            bundle.ah.inbound.spi.0,
+            bundle.ah.outbound.spi.0,
+            bundle.esp.dvipa,
+            targets.len()
+        );
+        let msg = XcfMessage::BundleInstall(Box::new(bundle));
+        for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
+            self.xcf_out.send(t, msg.clone());
+        }
+        Ok(())
+    }
+
+    /// Fig. 10 blocks 162–164 for one bundle's packets of a burst: per
+    /// chunk, numbers from the ESP and then the AH structure, sealed and
+    /// sent within [`SEQ_DEADLINE`] of asking, or resealed with fresh ones.
+    pub(super) async fn seal_bundles_and_send(
+        &self,
+        (esp_key, ah_key): BundleKeys,
+        group: &SealBatch,
+        reports: &mut Vec<(String, XcfMessage)>,
+    ) {
+        let (mut next, mut refetches) = (0, 0);
+        while next < group.len() {
+            let chunk = &group[next..group.len().min(next + SEQ_CHUNK)];
+            let asked = Instant::now();
+            let n = chunk.len() as u32;
+            let Some(esp_first) = self.take_numbers(esp_key, n).await else {
+                return;
+            };
+            let Some(ah_first) = self.take_numbers(ah_key, n).await else {
+                return;
+            };
+            let sealed = self.seal_chunk(chunk, ah_first, esp_first, reports);
+            let sent = self.send_in_time(asked, &sealed).await;
+            if sent < sealed.len() {
+                let stale = (sealed.len() - sent) as u64;
+                self.counters
+                    .seq_stale
+                    .fetch_add(2 * stale, std::sync::atomic::Ordering::Relaxed);
+                refetches += 1;
+                if refetches > SEQ_MAX_REFETCH {
+                    return;
+                }
+                next += sent;
+            } else {
+                next += chunk.len();
+            }
+        }
+    }
+
+    /// Seals a chunk with consecutive numbers from `ah_first` and
+    /// `esp_first` (a packet that fails is counted by the target stack).
+    fn seal_chunk(
+        &self,
+        chunk: &[(crate::ipsec::sa::Spi, Vec<u8>)],
+        ah_first: u64,
+        esp_first: u64,
+        reports: &mut Vec<(String, XcfMessage)>,
+    ) -> Vec<Vec<u8>> {
+        let now = self.now_ms();
+        let mut core = self.core();
+        let Core { target, rng, .. } = &mut *core;
+        let sealed = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (spi, p))| {
+                let mut out = Vec::with_capacity(p.len() + 128);
+                let i = i as u64;
+                target
+                    .seal_bundle(now, *spi, ah_first + i, esp_first + i, rng, p, &mut out)
+                    .ok()
+                    .map(|()| out)
+            })
+            .collect();
+        reports.extend(target.take_outbox());
+        sealed
+    }
+
+    /// Sends `sealed` in order while the numbers asked at `asked` are
+    /// younger than [`SEQ_DEADLINE`]; returns how many left.
+    async fn send_in_time(&self, asked: Instant, sealed: &[Vec<u8>]) -> usize {
+        for (sent, s) in sealed.iter().enumerate() {
+            if asked.elapsed() > SEQ_DEADLINE {
+                return sent;
+            }
+            self.ext_send(s).await;
+        }
+        sealed.len()
+    }
+}
+
+/// The DVIPA side of a manual `protocol = "ah+esp"` SA as a bundle install;
+/// `None` for any other protocol (see [`super::manual_install`]).
+pub fn manual_bundle(ms: &ManualSa) -> Option<BundleInstall> {
+    let side = ms.dvipa_side();
+    let (inb, out) = (side.inbound, side.outbound);
+    let esp = pair_install(ms.dvipa, inb.esp.clone()?, out.esp.clone()?);
+    let (inbound, outbound) = (inb.ah.clone()?, out.ah.clone()?);
+    let seq_key = SeqKey {
+        dvipa: ms.dvipa,
+        protocol: Protocol::Ah,
+        spi: outbound.spi,
+    };
+    Some(BundleInstall {
+        esp,
+        ah: AhBundle {
+            inbound,
+            outbound,
+            seq_key,
+        },
+    })
+}
+
+/// What copies an owned pair to a target (Fig. 6 block 118).
+pub(super) fn install_msg(pair: &OwnedPair) -> XcfMessage {
+    match &pair.ah {
+        None => XcfMessage::SaInstall(Box::new(pair.install.clone())),
+        Some(ah) => XcfMessage::BundleInstall(Box::new(BundleInstall {
+            esp: pair.install.clone(),
+            ah: ah.bundle.clone(),
+        })),
+    }
+}
+
+/// What removes an owned pair from the targets' shadow caches.
+pub(super) fn delete_msg(dvipa: Ipv4Addr, pair: &OwnedPair) -> XcfMessage {
+    let (inb, out) = (&pair.install.inbound, &pair.install.outbound);
+    match &pair.ah {
+        None => XcfMessage::SaDelete {
+            dvipa,
+            protocol: inb.protocol,
+            inbound_spi: inb.spi,
+            outbound_spi: out.spi,
+        },
+        Some(ah) => XcfMessage::BundleDelete {
+            dvipa,
+            esp_inbound_spi: inb.spi,
+            esp_outbound_spi: out.spi,
+            ah_inbound_spi: ah.bundle.inbound.spi,
+            ah_outbound_spi: ah.bundle.outbound.spi,
+        },
+    }
+}
+
+/// The CF sequence structures of an owned pair: one per outbound SA.
+pub(super) fn seq_keys(pair: &OwnedPair) -> Vec<SeqKey> {
+    std::iter::once(pair.install.seq_key)
+        .chain(pair.ah.as_ref().map(|a| a.bundle.seq_key))
+        .collect()
+}
