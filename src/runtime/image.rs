@@ -105,6 +105,41 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The CF structures a group of outbound packets takes numbers from (Fig.
+/// 10 block 162): one SA's, or an AH+ESP bundle's two (ESP, AH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SealKeys {
+    Single(SeqKey),
+    Bundle(SeqKey, SeqKey),
+}
+
+impl SealKeys {
+    /// Numbers one packet uses.
+    fn structures(self) -> u64 {
+        match self {
+            SealKeys::Single(_) => 1,
+            SealKeys::Bundle(..) => 2,
+        }
+    }
+}
+
+/// The first numbers granted for a chunk: ESP (or the single SA's), and a
+/// bundle's AH.
+type Firsts = (u64, Option<u64>);
+
+/// Adds a packet to the group of its CF structures.
+fn group_by_keys(
+    groups: &mut Vec<(SealKeys, SealBatch)>,
+    keys: SealKeys,
+    spi: crate::ipsec::sa::Spi,
+    packet: Vec<u8>,
+) {
+    match groups.iter_mut().find(|(k, _)| *k == keys) {
+        Some((_, v)) => v.push((spi, packet)),
+        None => groups.push((keys, vec![(spi, packet)])),
+    }
+}
+
 /// The protocol state of an image, behind one lock: the core is sans-IO
 /// and each call is short.
 #[derive(Debug)]
@@ -736,8 +771,7 @@ impl ImageNode {
             return;
         }
         let mut plain = Vec::new();
-        let mut protect: Vec<(SeqKey, SealBatch)> = Vec::new();
-        let mut bundles: Vec<(bundle::BundleKeys, SealBatch)> = Vec::new();
+        let mut protect: Vec<(SealKeys, SealBatch)> = Vec::new();
         let mut newconns = Vec::new();
         {
             let core = self.core();
@@ -755,21 +789,15 @@ impl ImageNode {
                         }
                     }
                     OutboundPlan::Protect { spi, seq_key } => {
-                        match protect.iter_mut().find(|(k, _)| *k == seq_key) {
-                            Some((_, v)) => v.push((spi, p)),
-                            None => protect.push((seq_key, vec![(spi, p)])),
-                        }
+                        group_by_keys(&mut protect, SealKeys::Single(seq_key), spi, p);
                     }
                     OutboundPlan::Bundle {
                         spi,
                         seq_key,
                         ah_seq_key,
                     } => {
-                        let keys = (seq_key, ah_seq_key);
-                        match bundles.iter_mut().find(|(k, _)| *k == keys) {
-                            Some((_, v)) => v.push((spi, p)),
-                            None => bundles.push((keys, vec![(spi, p)])),
-                        }
+                        let keys = SealKeys::Bundle(seq_key, ah_seq_key);
+                        group_by_keys(&mut protect, keys, spi, p);
                     }
                 }
             }
@@ -783,11 +811,8 @@ impl ImageNode {
             self.ext_send(&p).await;
         }
         let mut reports = Vec::new();
-        for (key, group) in protect {
-            self.seal_and_send(key, &group, &mut reports).await;
-        }
-        for (keys, group) in bundles {
-            self.seal_bundles_and_send(keys, &group, &mut reports).await;
+        for (keys, group) in protect {
+            self.seal_and_send(keys, &group, &mut reports).await;
         }
         for (to, m) in reports {
             self.send_xcf(&to, m);
@@ -803,7 +828,7 @@ impl ImageNode {
     /// trail the others' by more than the client's replay window.
     async fn seal_and_send(
         &self,
-        key: SeqKey,
+        keys: SealKeys,
         group: &SealBatch,
         reports: &mut Vec<(String, XcfMessage)>,
     ) {
@@ -815,42 +840,18 @@ impl ImageNode {
             // age from here also covers a target descheduled while the
             // CF's answer was on its way.
             let asked = Instant::now();
-            let Some(first) = self.take_numbers(key, chunk.len() as u32).await else {
+            let Some(firsts) = self.take_firsts(keys, chunk.len() as u32).await else {
                 return;
             };
-            let now = self.now_ms();
-            let sealed: Vec<Vec<u8>> = {
-                let mut core = self.core();
-                let Core { target, rng, .. } = &mut *core;
-                let sealed = chunk
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, (spi, p))| {
-                        let mut out = Vec::with_capacity(p.len() + 96);
-                        target
-                            .seal(now, *spi, first + i as u64, rng, p, &mut out)
-                            .ok()
-                            .map(|()| out)
-                    })
-                    .collect();
-                reports.extend(target.take_outbox());
-                sealed
-            };
-            let mut sent = 0;
-            for s in &sealed {
-                if asked.elapsed() > SEQ_DEADLINE {
-                    break;
-                }
-                self.ext_send(s).await;
-                sent += 1;
-            }
+            let sealed = self.seal_chunk(chunk, firsts, reports);
+            let sent = self.send_in_time(asked, &sealed).await;
             if sent == sealed.len() {
                 // All out (a packet that failed to seal is counted by the
                 // target stack and dropped).
                 next += chunk.len();
                 continue;
             }
-            let stale = (sealed.len() - sent) as u64;
+            let stale = (sealed.len() - sent) as u64 * keys.structures();
             self.counters.seq_stale.fetch_add(stale, Ordering::Relaxed);
             refetches += 1;
             if refetches > SEQ_MAX_REFETCH {
@@ -861,6 +862,58 @@ impl ImageNode {
             // Reseal what did not leave, under fresh numbers.
             next += sent;
         }
+    }
+
+    /// The first of `n` numbers from each structure of `keys`: the ESP (or
+    /// single) SA's, then a bundle's AH.
+    async fn take_firsts(&self, keys: SealKeys, n: u32) -> Option<Firsts> {
+        match keys {
+            SealKeys::Single(key) => Some((self.take_numbers(key, n).await?, None)),
+            SealKeys::Bundle(esp, ah) => {
+                let esp_first = self.take_numbers(esp, n).await?;
+                Some((esp_first, Some(self.take_numbers(ah, n).await?)))
+            }
+        }
+    }
+
+    /// Seals a chunk with consecutive numbers from `firsts` (a packet that
+    /// fails is counted by the target stack and left out).
+    fn seal_chunk(
+        &self,
+        chunk: &[(crate::ipsec::sa::Spi, Vec<u8>)],
+        (esp_first, ah_first): Firsts,
+        reports: &mut Vec<(String, XcfMessage)>,
+    ) -> Vec<Vec<u8>> {
+        let now = self.now_ms();
+        let mut core = self.core();
+        let Core { target, rng, .. } = &mut *core;
+        let sealed = chunk
+            .iter()
+            .zip(0u64..)
+            .filter_map(|((spi, p), i)| {
+                let mut out = Vec::with_capacity(p.len() + 128);
+                let esp_seq = esp_first + i;
+                let done = match ah_first {
+                    None => target.seal(now, *spi, esp_seq, rng, p, &mut out),
+                    Some(ah) => target.seal_bundle(now, *spi, ah + i, esp_seq, rng, p, &mut out),
+                };
+                done.ok().map(|()| out)
+            })
+            .collect();
+        reports.extend(target.take_outbox());
+        sealed
+    }
+
+    /// Sends `sealed` in order while the numbers asked at `asked` are
+    /// younger than [`SEQ_DEADLINE`]; returns how many left.
+    async fn send_in_time(&self, asked: Instant, sealed: &[Vec<u8>]) -> usize {
+        for (sent, s) in sealed.iter().enumerate() {
+            if asked.elapsed() > SEQ_DEADLINE {
+                return sent;
+            }
+            self.ext_send(s).await;
+        }
+        sealed.len()
     }
 
     /// `n` sequence numbers from the CF (LISTKEYINC), or none when the CF

@@ -9,16 +9,12 @@
 
 use anyhow::{Context, Result};
 use std::net::Ipv4Addr;
-use std::time::Instant;
 
-use super::{pair_install, Core, ImageNode, SealBatch, SEQ_CHUNK, SEQ_DEADLINE, SEQ_MAX_REFETCH};
+use super::{pair_install, ImageNode};
 use crate::ipsec::sa::Protocol;
 use crate::sysplex::routing::OwnedPair;
 use crate::sysplex::xcf::{AhBundle, BundleInstall, SeqKey, XcfMessage};
 use crate::topology::ManualSa;
-
-/// The two CF structures of a bundle's outbound SAs: (ESP, AH).
-pub(super) type BundleKeys = (SeqKey, SeqKey);
 
 impl ImageNode {
     /// Fig. 6 for an AH+ESP bundle of an owned DVIPA: both pairs into the
@@ -57,84 +53,6 @@ impl ImageNode {
             self.xcf_out.send(t, msg.clone());
         }
         Ok(())
-    }
-
-    /// Fig. 10 blocks 162–164 for one bundle's packets of a burst: per
-    /// chunk, numbers from the ESP and then the AH structure, sealed and
-    /// sent within [`SEQ_DEADLINE`] of asking, or resealed with fresh ones.
-    pub(super) async fn seal_bundles_and_send(
-        &self,
-        (esp_key, ah_key): BundleKeys,
-        group: &SealBatch,
-        reports: &mut Vec<(String, XcfMessage)>,
-    ) {
-        let (mut next, mut refetches) = (0, 0);
-        while next < group.len() {
-            let chunk = &group[next..group.len().min(next + SEQ_CHUNK)];
-            let asked = Instant::now();
-            let n = chunk.len() as u32;
-            let Some(esp_first) = self.take_numbers(esp_key, n).await else {
-                return;
-            };
-            let Some(ah_first) = self.take_numbers(ah_key, n).await else {
-                return;
-            };
-            let sealed = self.seal_chunk(chunk, ah_first, esp_first, reports);
-            let sent = self.send_in_time(asked, &sealed).await;
-            if sent < sealed.len() {
-                let stale = (sealed.len() - sent) as u64;
-                self.counters
-                    .seq_stale
-                    .fetch_add(2 * stale, std::sync::atomic::Ordering::Relaxed);
-                refetches += 1;
-                if refetches > SEQ_MAX_REFETCH {
-                    return;
-                }
-                next += sent;
-            } else {
-                next += chunk.len();
-            }
-        }
-    }
-
-    /// Seals a chunk with consecutive numbers from `ah_first` and
-    /// `esp_first` (a packet that fails is counted by the target stack).
-    fn seal_chunk(
-        &self,
-        chunk: &[(crate::ipsec::sa::Spi, Vec<u8>)],
-        ah_first: u64,
-        esp_first: u64,
-        reports: &mut Vec<(String, XcfMessage)>,
-    ) -> Vec<Vec<u8>> {
-        let now = self.now_ms();
-        let mut core = self.core();
-        let Core { target, rng, .. } = &mut *core;
-        let sealed = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (spi, p))| {
-                let mut out = Vec::with_capacity(p.len() + 128);
-                let i = i as u64;
-                target
-                    .seal_bundle(now, *spi, ah_first + i, esp_first + i, rng, p, &mut out)
-                    .ok()
-                    .map(|()| out)
-            })
-            .collect();
-        reports.extend(target.take_outbox());
-        sealed
-    }
-
-    /// Sends `sealed` in order while the numbers asked at `asked` are
-    /// younger than [`SEQ_DEADLINE`]; returns how many left.
-    async fn send_in_time(&self, asked: Instant, sealed: &[Vec<u8>]) -> usize {
-        for (sent, s) in sealed.iter().enumerate() {
-            if asked.elapsed() > SEQ_DEADLINE {
-                return sent;
-            }
-            self.ext_send(s).await;
-        }
-        sealed.len()
     }
 }
 
