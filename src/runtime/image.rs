@@ -31,9 +31,9 @@ use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
 use crate::topology::{InboundFilter, ManualSa, Topology};
 
 /// Table of the routes that capture packets sent from a DVIPA.
-const TABLE_FROM_DVIPA: u32 = 100;
+pub(super) const TABLE_FROM_DVIPA: u32 = 100;
 /// Table of the routes that send owned DVIPAs arriving on `ext` into the TUN.
-const TABLE_TO_DVIPA: u32 = 101;
+pub(super) const TABLE_TO_DVIPA: u32 = 101;
 /// Room for ESP/UDP/tunnel headers under the external LAN's 1500 bytes:
 /// the kernel's own packets from a DVIPA use this path MTU (TCP MSS 1360).
 pub const PROTECTED_MTU: u32 = 1400;
@@ -104,22 +104,27 @@ pub struct Core {
 pub struct ImageNode {
     pub name: String,
     pub xcf: Ipv4Addr,
-    topo: Topology,
+    pub(super) topo: Topology,
     core: Mutex<Core>,
     tun: tun_rs::AsyncDevice,
     ext_out: UdpSocket,
     /// GRE socket per XCF link, by peer image.
     gre: HashMap<String, (Ipv4Addr, UdpSocket)>,
-    cf: tokio::sync::OnceCell<super::cf::CfClient>,
-    xcf_out: Arc<dyn XcfOut>,
+    pub(super) cf: tokio::sync::OnceCell<super::cf::CfClient>,
+    pub(super) xcf_out: Arc<dyn XcfOut>,
     pub counters: ShellCounters,
     started: Instant,
     /// Images we have heard from since they last connected: a new one gets
     /// the VIPA list and every SA again.
     heard: Mutex<BTreeSet<String>>,
     ike: std::sync::OnceLock<Arc<dyn IkeHook>>,
-    /// The DVIPAs this image owns (looked up for every packet).
-    owned: Vec<Ipv4Addr>,
+    /// The DVIPAs this image owns (looked up for every burst; a takeover
+    /// adds one).
+    owned: Mutex<Arc<Vec<Ipv4Addr>>>,
+    /// rtnetlink in this namespace, for plumbing a DVIPA taken over.
+    pub(super) links: NsLinks,
+    /// VIPA takeover: the CF copy of SAs and connections, the backup watch.
+    pub(super) takeover: std::sync::OnceLock<Arc<super::takeover::Takeover>>,
 }
 
 impl std::fmt::Debug for ImageNode {
@@ -138,7 +143,10 @@ pub fn dvipas_of(topo: &Topology, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) 
         .map(|i| i.vipa.defines.iter().map(|d| d.addr).collect())
         .unwrap_or_default();
     let mut served = owned.clone();
-    for d in topo.distributed_to(name) {
+    // A backup's destinations hold its DVIPAs from the start, so that a
+    // takeover needs no plumbing at the targets.
+    let after_takeover = topo.backup_distributed_to(name);
+    for d in topo.distributed_to(name).into_iter().chain(after_takeover) {
         if !served.contains(&d) {
             served.push(d);
         }
@@ -148,17 +156,21 @@ pub fn dvipas_of(topo: &Topology, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) 
 
 impl ImageNode {
     /// Creates the TUN, the kernel plumbing and the sockets; starts nothing.
+    /// `deferred`: DVIPAs this image defines that another stack holds now
+    /// (after a takeover; [`super::takeover`]): not plumbed, not routed.
     pub async fn new(
         topo: &Topology,
         name: &str,
         netns: &str,
         xcf_out: Arc<dyn XcfOut>,
+        deferred: &[Ipv4Addr],
     ) -> Result<Arc<Self>> {
         let image = topo
             .image(name)
             .context("not an image of the topology")?
             .clone();
-        let (owned, served) = dvipas_of(topo, name);
+        let (mut owned, served) = dvipas_of(topo, name);
+        owned.retain(|d| !deferred.contains(d));
         let tun = tun_rs::DeviceBuilder::new()
             .name(TUN_NAME)
             .mtu(1500)
@@ -176,15 +188,7 @@ impl ImageNode {
                 .filter(|d| owned.contains(&d.addr))
                 .cloned()
                 .collect();
-            let config = RoutingConfig {
-                filter_at: match image.inbound_filter {
-                    InboundFilter::Target => FilterAt::Target,
-                    InboundFilter::Routing => FilterAt::Routing,
-                },
-                distribute_crypto: image.distribute_crypto,
-                ..RoutingConfig::default()
-            };
-            RoutingStack::new(name, image.xcf_addr, config, &dists)
+            RoutingStack::new(name, image.xcf_addr, routing_config(&image), &dists)
         });
         let mut gre = HashMap::new();
         for peer in topo.images.iter().filter(|i| i.name != name) {
@@ -217,7 +221,9 @@ impl ImageNode {
             started: Instant::now(),
             heard: Mutex::new(BTreeSet::new()),
             ike: std::sync::OnceLock::new(),
-            owned,
+            owned: Mutex::new(Arc::new(owned)),
+            links,
+            takeover: std::sync::OnceLock::new(),
         }))
     }
 
@@ -225,7 +231,31 @@ impl ImageNode {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn now_ms(&self) -> u64 {
+    /// The DVIPAs this image owns now.
+    pub fn owned_now(&self) -> Arc<Vec<Ipv4Addr>> {
+        Arc::clone(&self.owned.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether the routing stack owns the pair with this inbound SPI.
+    fn owns_pair(&self, inbound_spi: crate::ipsec::sa::Spi) -> bool {
+        self.core().routing.as_ref().is_some_and(|r| {
+            r.pairs()
+                .iter()
+                .any(|p| p.install.inbound.spi == inbound_spi)
+        })
+    }
+
+    /// A DVIPA taken over joins the owned ones.
+    pub(super) fn add_owned(&self, dvipa: Ipv4Addr) {
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        if !owned.contains(&dvipa) {
+            let mut v = owned.as_ref().clone();
+            v.push(dvipa);
+            *owned = Arc::new(v);
+        }
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
@@ -237,7 +267,11 @@ impl ImageNode {
         }
         tokio::spawn(Arc::clone(self).timer_loop());
         tokio::spawn(Arc::clone(self).connect_cf());
-        for dvipa in self.topo.distributed_to(&self.name) {
+        let mut served = self.topo.distributed_to(&self.name);
+        served.extend(self.topo.backup_distributed_to(&self.name));
+        served.sort();
+        served.dedup();
+        for dvipa in served {
             tokio::spawn(http_server(self.name.clone(), dvipa));
         }
     }
@@ -249,6 +283,10 @@ impl ImageNode {
                 Ok(c) => {
                     let _ = self.cf.set(c);
                     tracing::info!("connected to the CF at {addr}");
+                    if let Some(t) = self.takeover.get() {
+                        // A restarted owner continues what the CF holds.
+                        t.adopt_held(&self).await;
+                    }
                     self.install_manual_sas().await;
                     return;
                 }
@@ -262,7 +300,7 @@ impl ImageNode {
 
     /// Fig. 6 for the manually keyed SAs of the DVIPAs this image owns.
     async fn install_manual_sas(&self) {
-        let (owned, _) = dvipas_of(&self.topo, &self.name);
+        let owned = self.owned_now();
         for ms in self
             .topo
             .manual_sas
@@ -277,6 +315,10 @@ impl ImageNode {
                 );
                 continue;
             };
+            if self.owns_pair(install.inbound.spi) {
+                // Adopted from the CF (a restart): its sequence numbers go on.
+                continue;
+            }
             if let Err(e) = self.install_pair(install).await {
                 tracing::error!("manual SA for {}: {e:#}", ms.client);
             }
@@ -308,6 +350,9 @@ impl ImageNode {
             self.xcf_out
                 .send(t, XcfMessage::SaInstall(Box::new(install.clone())));
         }
+        if let Some(t) = self.takeover.get() {
+            t.sa_installed(&install);
+        }
         tracing::info!(
             "SA pair in={:#010x} out={:#010x} for {} installed and sent to {} targets",
             install.inbound.spi.0,
@@ -333,6 +378,9 @@ impl ImageNode {
             (removed, targets)
         };
         let Some(pair) = removed else { return };
+        if let Some(t) = self.takeover.get() {
+            t.sa_deleted(&pair.install);
+        }
         let msg = XcfMessage::SaDelete {
             dvipa,
             protocol: pair.install.inbound.protocol,
@@ -361,7 +409,7 @@ impl ImageNode {
 
     /// The VIPA list and every owned SA to every target (on start, and to
     /// a target heard from for the first time).
-    fn announce_all(&self) {
+    pub(super) fn announce_all(&self) {
         for t in self.distribution_targets() {
             if t != self.name {
                 self.announce_to(&t);
@@ -504,7 +552,7 @@ impl ImageNode {
     /// One burst from the TUN: packets for an owned DVIPA (inbound, Fig. 8)
     /// and packets the kernel sends from a DVIPA (outbound, Fig. 10).
     async fn tun_burst(&self, packets: &[&[u8]]) {
-        let owned = &self.owned;
+        let owned = self.owned_now();
         let mut outbound: Vec<Vec<u8>> = Vec::new();
         for p in packets {
             let dst = sockets::ipv4_dst(p);
@@ -846,7 +894,13 @@ impl ImageNode {
             conn: Vec::new(),
         };
         match report {
-            Report::Vipadcfg => n.vipadcfg = Some(display::vipadcfg(&self.topo, &self.name)),
+            Report::Vipadcfg => {
+                let mut cfg = display::vipadcfg(&self.topo, &self.name);
+                if let Some(t) = self.takeover.get() {
+                    cfg.status = t.status_rows();
+                }
+                n.vipadcfg = Some(cfg);
+            }
             Report::Vdpt => n.vdpt = routing.map(display::vdpt).unwrap_or_default(),
             Report::Vcrt => n.vcrt = routing.map(display::vcrt).unwrap_or_default(),
             Report::Conn => n.conn = display::conn(),
@@ -862,7 +916,8 @@ impl ImageNode {
 
     /// The status the control socket answers.
     pub fn status(&self) -> serde_json::Value {
-        let (owned, served) = dvipas_of(&self.topo, &self.name);
+        let (_, served) = dvipas_of(&self.topo, &self.name);
+        let owned = self.owned_now();
         let core = self.core();
         let label = |a: &Ipv4Addr| self.topo.label(*a);
         let mut roles = Vec::new();
@@ -921,6 +976,18 @@ fn routing_status(r: &RoutingStack) -> serde_json::Value {
         "owned_sas": r.sa_summary(),
         "listeners": r.listeners(),
     })
+}
+
+/// The routing stack's configuration from the image's definition.
+pub(super) fn routing_config(image: &crate::topology::Image) -> RoutingConfig {
+    RoutingConfig {
+        filter_at: match image.inbound_filter {
+            InboundFilter::Target => FilterAt::Target,
+            InboundFilter::Routing => FilterAt::Routing,
+        },
+        distribute_crypto: image.distribute_crypto,
+        ..RoutingConfig::default()
+    }
 }
 
 /// The kernel side of DESIGN.md's DVIPA rules, in this namespace.
