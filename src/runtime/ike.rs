@@ -464,7 +464,9 @@ impl IkeRuntime {
             match event {
                 IkeEvent::IkeSaEstablished { .. } => bump(&self.counters.ike_sas_established),
                 IkeEvent::ChildSaEstablished(info) => {
+                    let peer = info.outbound.dst;
                     self.install(node, dvipa, info).await;
+                    self.drop_superseded(node, dvipa, peer).await;
                 }
                 IkeEvent::ChildSaRekeyed { new, .. } => {
                     bump(&self.counters.child_sas_rekeyed);
@@ -488,6 +490,19 @@ impl IkeRuntime {
             let packet = udp_packet(SocketAddrV4::new(dvipa, t.local_port), t.remote, &t.payload);
             node.send_ip(&packet).await;
             bump(&self.counters.sent);
+        }
+    }
+
+    /// After a takeover: pairs adopted from the CF for a peer that has
+    /// now negotiated a new child SA are removed everywhere, so targets
+    /// stop sealing with an SA the peer no longer has.
+    async fn drop_superseded(&self, node: &ImageNode, dvipa: Ipv4Addr, peer: std::net::IpAddr) {
+        let Some(t) = node.takeover.get() else {
+            return;
+        };
+        for spi in t.superseded(dvipa, peer) {
+            tracing::info!("{dvipa}: adopted pair in={spi} superseded by a new child SA");
+            node.delete_pair(dvipa, spi).await;
         }
     }
 

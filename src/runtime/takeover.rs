@@ -98,6 +98,10 @@ pub struct Takeover {
     watches: Mutex<BTreeMap<Ipv4Addr, Watch>>,
     events: Mutex<Vec<TakeoverEvent>>,
     ike: OnceLock<Arc<super::ike::IkeRuntime>>,
+    /// SA pairs adopted from the CF whose IKE SA died with the previous
+    /// owner: (DVIPA, inbound SPI, peer). A new child SA with the same peer
+    /// supersedes them (RFC 7296 §2.8: the peer deleted or abandoned them).
+    adopted: Mutex<Vec<(Ipv4Addr, crate::ipsec::sa::Spi, std::net::IpAddr)>>,
     started: Instant,
     pub counters: TakeoverCounters,
 }
@@ -152,6 +156,7 @@ pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>
         watches: Mutex::new(watches),
         events: Mutex::new(Vec::new()),
         ike: OnceLock::new(),
+        adopted: Mutex::new(Vec::new()),
         started: Instant::now(),
         counters: TakeoverCounters::default(),
     };
@@ -290,7 +295,7 @@ impl Takeover {
         node: Arc<ImageNode>,
         mut peers: watch::Receiver<BTreeSet<String>>,
     ) {
-        tokio::time::sleep(GRACE).await;
+        self.grace(&mut peers).await;
         loop {
             let live = peers.borrow_and_update().clone();
             let actions: Vec<(Ipv4Addr, WatchAction)> = lock(&self.watches)
@@ -306,6 +311,27 @@ impl Takeover {
             }
             if peers.changed().await.is_err() {
                 return;
+            }
+        }
+    }
+
+    /// Waits until every holder this image knows of has connected, or
+    /// [`GRACE`] has passed (a holder that never came is gone).
+    async fn grace(&self, peers: &mut watch::Receiver<BTreeSet<String>>) {
+        let deadline = tokio::time::Instant::now() + GRACE;
+        loop {
+            let live = peers.borrow_and_update().clone();
+            let all_seen = lock(&self.watches).values().all(|w| {
+                w.holder
+                    .as_deref()
+                    .is_none_or(|h| h == self.me || live.contains(h))
+            });
+            if all_seen {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, peers.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
             }
         }
     }
@@ -416,6 +442,7 @@ impl Takeover {
                 continue;
             }
             let _ = core.target.install(now, &self.me, &sa);
+            lock(&self.adopted).push((dvipa, sa.inbound.spi, sa.outbound.dst));
             n_sas += 1;
         }
         let mut n_conns = 0;
@@ -502,6 +529,23 @@ impl Takeover {
         super::arp::announce(ifindex, mac, dvipa, GARP_COUNT, GARP_GAP).await?;
         bump(&self.counters.gratuitous_arps, GARP_COUNT as u64);
         Ok(())
+    }
+
+    /// A child SA was negotiated for `dvipa` with `peer`: the adopted pairs
+    /// with that peer are superseded (their IKE SA is gone; the peer's
+    /// DELETE for them named an IKE SA this image never had). Returns their
+    /// inbound SPIs, for `ImageNode::delete_pair`.
+    pub fn superseded(
+        &self,
+        dvipa: Ipv4Addr,
+        peer: std::net::IpAddr,
+    ) -> Vec<crate::ipsec::sa::Spi> {
+        let mut adopted = lock(&self.adopted);
+        let (gone, keep): (Vec<_>, Vec<_>) = adopted
+            .drain(..)
+            .partition(|(d, _, p)| *d == dvipa && *p == peer);
+        *adopted = keep;
+        gone.into_iter().map(|(_, spi, _)| spi).collect()
     }
 
     /// The VIPA status rows of `netstat vipadcfg`.
