@@ -138,10 +138,7 @@ pub fn candidates(topo: &Topology, dvipa: Ipv4Addr) -> Vec<(String, u16)> {
 
 /// The live candidate with the highest rank (ties: the first in the
 /// topology), as z/OS picks the backup stack that takes a VIPA over.
-pub fn successor<'a>(
-    candidates: &'a [(String, u16)],
-    live: impl Fn(&str) -> bool,
-) -> Option<&'a str> {
+pub fn successor(candidates: &[(String, u16)], live: impl Fn(&str) -> bool) -> Option<&str> {
     candidates
         .iter()
         .filter(|(n, _)| live(n))
