@@ -173,6 +173,42 @@ impl NsLinks {
             .with_context(|| format!("{}: adding {addr}/{prefix_len} to {name}", self.ns))
     }
 
+    /// Like [`NsLinks::add_addr`], keeping an address that is already there
+    /// (a takeover plumbing a DVIPA a restarted daemon had plumbed before).
+    pub async fn ensure_addr(&self, name: &str, addr: Ipv4Addr, prefix_len: u8) -> Result<()> {
+        let index = self.index(name).await?;
+        ignore_exists(
+            self.handle
+                .address()
+                .add(index, IpAddr::V4(addr), prefix_len)
+                .execute()
+                .await,
+        )
+        .with_context(|| format!("{}: adding {addr}/{prefix_len} to {name}", self.ns))
+    }
+
+    /// The link-layer (MAC) address of a link.
+    pub async fn mac(&self, name: &str) -> Result<[u8; 6]> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        let link = links
+            .try_next()
+            .await
+            .with_context(|| format!("{}: looking up link {name}", self.ns))?
+            .ok_or_else(|| anyhow!("{}: no link {name}", self.ns))?;
+        link.attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(m) => <[u8; 6]>::try_from(m.as_slice()).ok(),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("{}: link {name} has no Ethernet address", self.ns))
+    }
+
     /// `ip route add dest/prefix [via gateway] [dev name]`.
     pub async fn add_route(
         &self,

@@ -87,15 +87,27 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
         .await
         .context("starting the XCF mesh")?;
     let mesh = Arc::new(mesh);
+    // Before plumbing: a DVIPA another stack took over stays with it.
+    let (takeover, deferred) = super::takeover::startup(topo, name).await?;
     let node = ImageNode::new(
         topo,
         name,
         &args.netns,
         Arc::clone(&mesh) as Arc<dyn XcfOut>,
+        &deferred,
     )
     .await?;
+    if let Some(t) = &takeover {
+        let _ = node.takeover.set(Arc::clone(t));
+    }
     node.start();
     let ike = super::ike::IkeRuntime::start(&node, topo).context("starting IKE")?;
+    if let Some(t) = &takeover {
+        if let Some(ike) = &ike {
+            t.set_ike(Arc::clone(ike));
+        }
+        t.start(&node, mesh.connected());
+    }
     let rx_node = Arc::clone(&node);
     tokio::spawn(async move {
         while let Some((from, msg)) = inbox.recv().await {
@@ -113,6 +125,9 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
                 st["xcf"] = serde_json::to_value(status_mesh.status()).unwrap_or_default();
                 if let Some(ike) = &ike {
                     st["ike"] = ike.status();
+                }
+                if let Some(t) = &takeover {
+                    st["takeover"] = t.status();
                 }
                 st
             }

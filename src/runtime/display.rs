@@ -61,6 +61,25 @@ pub struct Vipadcfg {
     pub defines: Vec<VipaDefineRow>,
     pub backups: Vec<VipaBackupRow>,
     pub distributes: Vec<VipaDistributeRow>,
+    /// Who holds each DVIPA this image defines or backs up, now.
+    #[serde(default)]
+    pub status: Vec<VipaStatusRow>,
+}
+
+/// The current holder of a DVIPA an image defines or backs up (z/OS's
+/// NETSTAT VIPADYN: ACTIVE, BACKUP, MOVING), and the takeovers this image
+/// made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VipaStatusRow {
+    pub dvipa: Ipv4Addr,
+    /// The stack that holds it, as this image knows.
+    pub holder: Option<String>,
+    /// `Active` here, `Backup` while another stack holds it.
+    pub state: String,
+    /// Takeovers of this DVIPA by this image.
+    pub takeovers: u32,
+    /// Who held it before this image's last takeover.
+    pub took_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,6 +191,7 @@ pub fn vipadcfg(topo: &Topology, image: &str) -> Vipadcfg {
                 })
             })
             .collect(),
+        status: Vec::new(),
     }
 }
 
@@ -593,6 +613,26 @@ fn render_vipadcfg(s: &mut String, c: Option<&Vipadcfg>) {
                 s,
                 "    {:<21} {:<15} {:<8} {:<14} {role}",
                 dest, d.dest_xcf, d.dest_image, d.method
+            );
+        }
+    }
+    if !c.status.is_empty() {
+        let _ = writeln!(
+            s,
+            "  VIPA Status:\n    {:<15} {:<8} {:<8} Takeovers",
+            "IP Address", "Status", "Holder"
+        );
+        for r in &c.status {
+            let from = r
+                .took_from
+                .as_deref()
+                .map(|f| format!(" (last from {f})"))
+                .unwrap_or_default();
+            let holder = r.holder.as_deref().unwrap_or("none");
+            let _ = writeln!(
+                s,
+                "    {:<15} {:<8} {:<8} {}{from}",
+                r.dvipa, r.state, holder, r.takeovers
             );
         }
     }

@@ -288,13 +288,13 @@ impl IkeRuntime {
         if !image.ike {
             return Ok(None);
         }
-        let (owned, _) = super::image::dvipas_of(topo, &node.name);
-        if owned.is_empty() {
+        // A backup runs IKE too: it answers for a DVIPA once it took it over.
+        if image.vipa.defines.is_empty() && image.vipa.backups.is_empty() {
             return Ok(None);
         }
         let mut rng = StdRng::from_entropy();
         let mut endpoints = BTreeMap::new();
-        for dvipa in owned {
+        for dvipa in node.owned_now().iter().copied() {
             let peers = topo.ike_clients_of(dvipa).map(|c| c.addr);
             let config = ike_config(&settings, dvipa, peers)?;
             endpoints.insert(dvipa, Ike::new(config, dvipa, &mut rng));
@@ -324,6 +324,21 @@ impl IkeRuntime {
             rt.lock().endpoints.keys().collect::<Vec<_>>()
         );
         Ok(Some(rt))
+    }
+
+    /// VIPA takeover: this image now owns `dvipa` and answers its IKE peers
+    /// (a new IKE_SA_INIT; the old owner's IKE SAs died with it).
+    pub fn add_dvipa(&self, topo: &Topology, dvipa: Ipv4Addr) -> Result<()> {
+        let peers = topo.ike_clients_of(dvipa).map(|c| c.addr);
+        let config = ike_config(&self.settings, dvipa, peers)?;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if !inner.endpoints.contains_key(&dvipa) {
+            let ike = Ike::new(config, dvipa, &mut inner.rng);
+            inner.endpoints.insert(dvipa, ike);
+            tracing::info!("IKE for {dvipa} started (takeover)");
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -452,7 +467,9 @@ impl IkeRuntime {
             match event {
                 IkeEvent::IkeSaEstablished { .. } => bump(&self.counters.ike_sas_established),
                 IkeEvent::ChildSaEstablished(info) => {
+                    let peer = info.outbound.dst;
                     self.install(node, dvipa, info).await;
+                    self.drop_superseded(node, dvipa, peer).await;
                 }
                 IkeEvent::ChildSaRekeyed { new, old_spis, .. } => {
                     bump(&self.counters.child_sas_rekeyed);
@@ -494,6 +511,19 @@ impl IkeRuntime {
         let child = inner.children.get(&spi)?;
         let hard = child.info.outbound.lifetimes.hard.bytes?;
         Some(child.bytes >= hard)
+    }
+
+    /// After a takeover: pairs adopted from the CF for a peer that has
+    /// now negotiated a new child SA are removed everywhere, so targets
+    /// stop sealing with an SA the peer no longer has.
+    async fn drop_superseded(&self, node: &ImageNode, dvipa: Ipv4Addr, peer: std::net::IpAddr) {
+        let Some(t) = node.takeover.get() else {
+            return;
+        };
+        for spi in t.superseded(dvipa, peer) {
+            tracing::info!("{dvipa}: adopted pair in={spi} superseded by a new child SA");
+            node.delete_pair(dvipa, spi).await;
+        }
     }
 
     async fn install(&self, node: &ImageNode, dvipa: Ipv4Addr, info: ChildSaInfo) {

@@ -35,9 +35,9 @@ mod bundle;
 pub use bundle::manual_bundle;
 
 /// Table of the routes that capture packets sent from a DVIPA.
-const TABLE_FROM_DVIPA: u32 = 100;
+pub(super) const TABLE_FROM_DVIPA: u32 = 100;
 /// Table of the routes that send owned DVIPAs arriving on `ext` into the TUN.
-const TABLE_TO_DVIPA: u32 = 101;
+pub(super) const TABLE_TO_DVIPA: u32 = 101;
 /// Room for ESP/UDP/tunnel headers under the external LAN's 1500 bytes:
 /// the kernel's own packets from a DVIPA use this path MTU (TCP MSS 1360).
 pub const PROTECTED_MTU: u32 = 1400;
@@ -153,22 +153,27 @@ pub struct Core {
 pub struct ImageNode {
     pub name: String,
     pub xcf: Ipv4Addr,
-    topo: Topology,
+    pub(super) topo: Topology,
     core: Mutex<Core>,
     tun: tun_rs::AsyncDevice,
     ext_out: UdpSocket,
     /// GRE socket per XCF link, by peer image.
     gre: HashMap<String, (Ipv4Addr, UdpSocket)>,
-    cf: tokio::sync::OnceCell<super::cf::CfClient>,
-    xcf_out: Arc<dyn XcfOut>,
+    pub(super) cf: tokio::sync::OnceCell<super::cf::CfClient>,
+    pub(super) xcf_out: Arc<dyn XcfOut>,
     pub counters: ShellCounters,
     started: Instant,
     /// Images we have heard from since they last connected: a new one gets
     /// the VIPA list and every SA again.
     heard: Mutex<BTreeSet<String>>,
     ike: std::sync::OnceLock<Arc<dyn IkeHook>>,
-    /// The DVIPAs this image owns (looked up for every packet).
-    owned: Vec<Ipv4Addr>,
+    /// The DVIPAs this image owns (looked up for every burst; a takeover
+    /// adds one).
+    owned: Mutex<Arc<Vec<Ipv4Addr>>>,
+    /// rtnetlink in this namespace, for plumbing a DVIPA taken over.
+    pub(super) links: NsLinks,
+    /// VIPA takeover: the CF copy of SAs and connections, the backup watch.
+    pub(super) takeover: std::sync::OnceLock<Arc<super::takeover::Takeover>>,
     /// Fig. 11: SYNs waiting for the SA their NEWCONN asked for, and a
     /// wakeup for when an SA arrived.
     held: Mutex<Vec<(Instant, Vec<u8>)>>,
@@ -191,7 +196,10 @@ pub fn dvipas_of(topo: &Topology, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) 
         .map(|i| i.vipa.defines.iter().map(|d| d.addr).collect())
         .unwrap_or_default();
     let mut served = owned.clone();
-    for d in topo.distributed_to(name) {
+    // A backup's destinations hold its DVIPAs from the start, so that a
+    // takeover needs no plumbing at the targets.
+    let after_takeover = topo.backup_distributed_to(name);
+    for d in topo.distributed_to(name).into_iter().chain(after_takeover) {
         if !served.contains(&d) {
             served.push(d);
         }
@@ -201,17 +209,21 @@ pub fn dvipas_of(topo: &Topology, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) 
 
 impl ImageNode {
     /// Creates the TUN, the kernel plumbing and the sockets; starts nothing.
+    /// `deferred`: DVIPAs this image defines that another stack holds now
+    /// (after a takeover; [`super::takeover`]): not plumbed, not routed.
     pub async fn new(
         topo: &Topology,
         name: &str,
         netns: &str,
         xcf_out: Arc<dyn XcfOut>,
+        deferred: &[Ipv4Addr],
     ) -> Result<Arc<Self>> {
         let image = topo
             .image(name)
             .context("not an image of the topology")?
             .clone();
-        let (owned, served) = dvipas_of(topo, name);
+        let (mut owned, served) = dvipas_of(topo, name);
+        owned.retain(|d| !deferred.contains(d));
         let tun = tunio::create(TUN_NAME, 1500, sockets::TUN_TX_QUEUE_LEN)?;
         let links = NsLinks::open(netns)?;
         links.up(TUN_NAME).await?;
@@ -224,15 +236,7 @@ impl ImageNode {
                 .filter(|d| owned.contains(&d.addr))
                 .cloned()
                 .collect();
-            let config = RoutingConfig {
-                filter_at: match image.inbound_filter {
-                    InboundFilter::Target => FilterAt::Target,
-                    InboundFilter::Routing => FilterAt::Routing,
-                },
-                distribute_crypto: image.distribute_crypto,
-                ..RoutingConfig::default()
-            };
-            RoutingStack::new(name, image.xcf_addr, config, &dists)
+            RoutingStack::new(name, image.xcf_addr, routing_config(&image), &dists)
         });
         let mut gre = HashMap::new();
         for peer in topo.images.iter().filter(|i| i.name != name) {
@@ -265,7 +269,9 @@ impl ImageNode {
             started: Instant::now(),
             heard: Mutex::new(BTreeSet::new()),
             ike: std::sync::OnceLock::new(),
-            owned,
+            owned: Mutex::new(Arc::new(owned)),
+            links,
+            takeover: std::sync::OnceLock::new(),
             held: Mutex::new(Vec::new()),
             sa_arrived: tokio::sync::Notify::new(),
         }))
@@ -275,7 +281,31 @@ impl ImageNode {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn now_ms(&self) -> u64 {
+    /// The DVIPAs this image owns now.
+    pub fn owned_now(&self) -> Arc<Vec<Ipv4Addr>> {
+        Arc::clone(&self.owned.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether the routing stack owns the pair with this inbound SPI.
+    fn owns_pair(&self, inbound_spi: crate::ipsec::sa::Spi) -> bool {
+        self.core().routing.as_ref().is_some_and(|r| {
+            r.pairs()
+                .iter()
+                .any(|p| p.install.inbound.spi == inbound_spi)
+        })
+    }
+
+    /// A DVIPA taken over joins the owned ones.
+    pub(super) fn add_owned(&self, dvipa: Ipv4Addr) {
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        if !owned.contains(&dvipa) {
+            let mut v = owned.as_ref().clone();
+            v.push(dvipa);
+            *owned = Arc::new(v);
+        }
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
@@ -288,7 +318,11 @@ impl ImageNode {
         tokio::spawn(Arc::clone(self).timer_loop());
         tokio::spawn(Arc::clone(self).held_loop());
         tokio::spawn(Arc::clone(self).connect_cf());
-        for dvipa in self.topo.distributed_to(&self.name) {
+        let mut served = self.topo.distributed_to(&self.name);
+        served.extend(self.topo.backup_distributed_to(&self.name));
+        served.sort();
+        served.dedup();
+        for dvipa in served {
             tokio::spawn(http_server(self.name.clone(), dvipa));
         }
     }
@@ -300,6 +334,10 @@ impl ImageNode {
                 Ok(c) => {
                     let _ = self.cf.set(c);
                     tracing::info!("connected to the CF at {addr}");
+                    if let Some(t) = self.takeover.get() {
+                        // A restarted owner continues what the CF holds.
+                        t.adopt_held(&self).await;
+                    }
                     self.install_manual_sas().await;
                     return;
                 }
@@ -313,13 +351,20 @@ impl ImageNode {
 
     /// Fig. 6 for the manually keyed SAs of the DVIPAs this image owns.
     async fn install_manual_sas(&self) {
-        let (owned, _) = dvipas_of(&self.topo, &self.name);
+        let owned = self.owned_now();
         for ms in self
             .topo
             .manual_sas
             .iter()
             .filter(|m| owned.contains(&m.dvipa))
         {
+            let inbound_spi = manual_install(ms)
+                .map(|i| i.inbound.spi)
+                .or_else(|| manual_bundle(ms).map(|b| b.esp.inbound.spi));
+            if inbound_spi.is_some_and(|spi| self.owns_pair(spi)) {
+                // Adopted from the CF (a restart): its sequence numbers go on.
+                continue;
+            }
             let installed = match (manual_install(ms), manual_bundle(ms)) {
                 (Some(install), _) => self.install_pair(install).await,
                 (None, Some(bundle)) => self.install_bundle(bundle).await,
@@ -356,6 +401,9 @@ impl ImageNode {
             self.xcf_out
                 .send(t, XcfMessage::SaInstall(Box::new(install.clone())));
         }
+        if let Some(t) = self.takeover.get() {
+            t.sa_installed(&install);
+        }
         tracing::info!(
             "SA pair in={:#010x} out={:#010x} for {} installed and sent to {} targets",
             install.inbound.spi.0,
@@ -381,6 +429,9 @@ impl ImageNode {
             (removed, targets)
         };
         let Some(pair) = removed else { return };
+        if let Some(t) = self.takeover.get() {
+            t.sa_deleted(&pair.install);
+        }
         let msg = bundle::delete_msg(dvipa, &pair);
         let _ = self.core().target.on_xcf(now, &self.name, &msg);
         for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
@@ -422,7 +473,7 @@ impl ImageNode {
 
     /// The VIPA list and every owned SA to every target (on start, and to
     /// a target heard from for the first time).
-    fn announce_all(&self) {
+    pub(super) fn announce_all(&self) {
         for t in self.distribution_targets() {
             if t != self.name {
                 self.announce_to(&t);
@@ -553,7 +604,7 @@ impl ImageNode {
     /// One burst from the TUN: packets for an owned DVIPA (inbound, Fig. 8)
     /// and packets the kernel sends from a DVIPA (outbound, Fig. 10).
     async fn tun_burst(&self, rx: &tunio::RxBurst, tx: &mut tunio::TxBurst) {
-        let owned = &self.owned;
+        let owned = self.owned_now();
         let mut outbound: Vec<Vec<u8>> = Vec::new();
         for p in rx.packets() {
             let dst = sockets::ipv4_dst(p);
@@ -1013,7 +1064,13 @@ impl ImageNode {
             conn: Vec::new(),
         };
         match report {
-            Report::Vipadcfg => n.vipadcfg = Some(display::vipadcfg(&self.topo, &self.name)),
+            Report::Vipadcfg => {
+                let mut cfg = display::vipadcfg(&self.topo, &self.name);
+                if let Some(t) = self.takeover.get() {
+                    cfg.status = t.status_rows();
+                }
+                n.vipadcfg = Some(cfg);
+            }
             Report::Vdpt => n.vdpt = routing.map(display::vdpt).unwrap_or_default(),
             Report::Vcrt => n.vcrt = routing.map(display::vcrt).unwrap_or_default(),
             Report::Conn => n.conn = display::conn(),
@@ -1029,7 +1086,8 @@ impl ImageNode {
 
     /// The status the control socket answers.
     pub fn status(&self) -> serde_json::Value {
-        let (owned, served) = dvipas_of(&self.topo, &self.name);
+        let (_, served) = dvipas_of(&self.topo, &self.name);
+        let owned = self.owned_now();
         let core = self.core();
         let label = |a: &Ipv4Addr| self.topo.label(*a);
         let mut roles = Vec::new();
@@ -1088,6 +1146,18 @@ fn routing_status(r: &RoutingStack) -> serde_json::Value {
         "owned_sas": r.sa_summary(),
         "listeners": r.listeners(),
     })
+}
+
+/// The routing stack's configuration from the image's definition.
+pub(super) fn routing_config(image: &crate::topology::Image) -> RoutingConfig {
+    RoutingConfig {
+        filter_at: match image.inbound_filter {
+            InboundFilter::Target => FilterAt::Target,
+            InboundFilter::Routing => FilterAt::Routing,
+        },
+        distribute_crypto: image.distribute_crypto,
+        ..RoutingConfig::default()
+    }
 }
 
 /// The kernel side of DESIGN.md's DVIPA rules, in this namespace.

@@ -1,6 +1,7 @@
 //! The real I/O shell: the daemons of images, the CF and clients (TUN,
 //! sockets, signals), their control socket, and the XCF mesh.
 
+pub mod arp;
 pub mod cf;
 pub mod client;
 pub mod client_ike;
@@ -11,6 +12,7 @@ pub mod ike;
 pub mod image;
 pub mod listeners;
 pub mod sockets;
+pub mod takeover;
 pub mod tunio;
 pub mod xcf;
 

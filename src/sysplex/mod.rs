@@ -7,5 +7,6 @@ pub mod dct;
 pub mod packet;
 pub mod routing;
 pub mod stack;
+pub mod takeover;
 pub mod target;
 pub mod xcf;

@@ -229,6 +229,22 @@ pub struct RoutingStack {
     /// The latest time seen (inbound packets, timeouts), for entries that
     /// XCF messages create.
     now_ms: u64,
+    /// DCT entries made or ended since the last [`RoutingStack::take_journal`],
+    /// when a backup must be able to continue them (takeover); `None`: not kept.
+    journal: Option<Vec<DctChange>>,
+}
+
+/// A change of the DCT, for the takeover copy in the coupling facility.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DctChange {
+    /// A connection was assigned to a target.
+    Made {
+        key: ConnKey,
+        target: String,
+        target_xcf: Ipv4Addr,
+        ipsec: bool,
+    },
+    Ended(ConnKey),
 }
 
 impl RoutingStack {
@@ -256,7 +272,71 @@ impl RoutingStack {
                 dct: DctOutcome::NotLookedUp,
             },
             now_ms: 0,
+            journal: None,
         }
+    }
+
+    /// From now on, DCT changes are kept for [`RoutingStack::take_journal`].
+    pub fn keep_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The DCT changes since the last call (empty unless kept).
+    pub fn take_journal(&mut self) -> Vec<DctChange> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note_made(&mut self, key: ConnKey, e: &ConnEntry) {
+        if let Some(j) = self.journal.as_mut() {
+            j.push(DctChange::Made {
+                key,
+                target: e.target.clone(),
+                target_xcf: e.target_xcf,
+                ipsec: e.ipsec,
+            });
+        }
+    }
+
+    fn note_ended(&mut self, key: ConnKey) {
+        if let Some(j) = self.journal.as_mut() {
+            j.push(DctChange::Ended(key));
+        }
+    }
+
+    /// Takeover: the VIPADISTRIBUTE statements of a DVIPA this stack now
+    /// owns (from its VIPABACKUP) join the ones in force.
+    pub fn add_distributions(&mut self, distributes: &[VipaDistribute]) {
+        for d in distributes {
+            self.distributions.push(Distribution::new(d.clone()));
+        }
+    }
+
+    /// The DVIPAs this stack distributes.
+    pub fn dvipas(&self) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self.distributions.iter().map(|d| d.config.addr).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Takeover: a connection the previous routing stack assigned to a
+    /// target keeps going there (the DCT copy read from the CF).
+    pub fn restore(&mut self, key: ConnKey, target: &str, target_xcf: Ipv4Addr, ipsec: bool) {
+        let entry = ConnEntry {
+            target: target.to_string(),
+            target_xcf,
+            state: ConnState::Established,
+            created_ms: self.now_ms,
+            last_seen_ms: self.now_ms,
+            packets: 0,
+            bytes: 0,
+            ipsec,
+        };
+        self.note_made(key, &entry);
+        self.dct.insert(key, entry);
     }
 
     /// What the last [`RoutingStack::inbound`] saw.
@@ -403,19 +483,18 @@ impl RoutingStack {
                     dvipa: *dvipa,
                     port: *local_port,
                 };
-                self.dct.insert(
-                    key,
-                    ConnEntry {
-                        target: from.to_string(),
-                        target_xcf: xcf,
-                        state: ConnState::SynSeen,
-                        created_ms: self.now_ms,
-                        last_seen_ms: self.now_ms,
-                        packets: 0,
-                        bytes: 0,
-                        ipsec: true,
-                    },
-                );
+                let entry = ConnEntry {
+                    target: from.to_string(),
+                    target_xcf: xcf,
+                    state: ConnState::SynSeen,
+                    created_ms: self.now_ms,
+                    last_seen_ms: self.now_ms,
+                    packets: 0,
+                    bytes: 0,
+                    ipsec: true,
+                };
+                self.note_made(key, &entry);
+                self.dct.insert(key, entry);
             }
             XcfMessage::ConnEnded {
                 dvipa,
@@ -432,7 +511,9 @@ impl RoutingStack {
                 };
                 match reason {
                     ConnEndReason::Rejected | ConnEndReason::Reset | ConnEndReason::Closed => {
-                        self.dct.remove(&key);
+                        if self.dct.remove(&key).is_some() {
+                            self.note_ended(key);
+                        }
                     }
                 }
             }
@@ -462,7 +543,11 @@ impl RoutingStack {
     /// Expires DCT entries; returns how many went.
     pub fn on_timeout(&mut self, now_ms: u64) -> usize {
         self.now_ms = now_ms;
-        self.dct.expire(now_ms, &self.config.timeouts).len()
+        let gone = self.dct.expire(now_ms, &self.config.timeouts);
+        for (key, _) in &gone {
+            self.note_ended(*key);
+        }
+        gone.len()
     }
 
     pub fn next_timeout(&self) -> Option<u64> {
@@ -673,19 +758,18 @@ impl RoutingStack {
         let (target, target_xcf) = dist
             .choose_for(now_ms, key.client, key.port, &self.listeners, &active)
             .ok_or(RouteDrop::NoTarget)?;
-        self.dct.insert(
-            key,
-            ConnEntry {
-                target: target.clone(),
-                target_xcf,
-                state: ConnState::SynSeen,
-                created_ms: now_ms,
-                last_seen_ms: now_ms,
-                packets: 1,
-                bytes: bytes as u64,
-                ipsec,
-            },
-        );
+        let entry = ConnEntry {
+            target: target.clone(),
+            target_xcf,
+            state: ConnState::SynSeen,
+            created_ms: now_ms,
+            last_seen_ms: now_ms,
+            packets: 1,
+            bytes: bytes as u64,
+            ipsec,
+        };
+        self.note_made(key, &entry);
+        self.dct.insert(key, entry);
         self.counters.new_connections += 1;
         *self
             .counters

@@ -76,6 +76,13 @@ impl ImageStack {
         &self.owned
     }
 
+    /// A DVIPA this image took over (VIPA takeover) is answered here too.
+    pub fn add_owned(&mut self, dvipa: Ipv4Addr) {
+        if !self.owned.contains(&dvipa) {
+            self.owned.push(dvipa);
+        }
+    }
+
     pub fn counters(&self) -> &StackCounters {
         &self.counters
     }

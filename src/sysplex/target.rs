@@ -281,6 +281,12 @@ impl TargetStack {
     pub fn on_xcf(&mut self, now_ms: u64, from: &str, msg: &XcfMessage) -> Result<(), SaError> {
         match msg {
             XcfMessage::VipaList { owner, vipas } => {
+                // A DVIPA has one routing stack: after a takeover the new
+                // one's list replaces what the old one announced.
+                for (_, list) in self.vipa_lists.iter_mut().filter(|(o, _)| *o != owner) {
+                    list.retain(|e| !vipas.iter().any(|v| v.dvipa == e.dvipa));
+                }
+                self.vipa_lists.retain(|_, l| !l.is_empty());
                 self.vipa_lists.insert(owner.clone(), vipas.clone());
             }
             XcfMessage::SaInstall(install) => self.install(now_ms, from, install)?,
@@ -382,6 +388,13 @@ impl TargetStack {
         install: &SaInstall,
         ah: Option<ShadowAh>,
     ) -> Result<(), SaError> {
+        // The same pair again from another routing stack (a takeover): the
+        // shadow SA keeps its replay window and counters, only its owner
+        // (where lifesize reports and ConnEnded go) changes.
+        if let Some(p) = self.shadow.iter_mut().find(|p| p.install == *install) {
+            p.owner = owner.to_string();
+            return Ok(());
+        }
         let now_s = now_ms / 1000;
         let inbound = InboundSa::new(Sa::new(install.inbound.clone())?, now_s);
         let outbound = OutboundSa::new(Sa::new(install.outbound.clone())?, now_s);

@@ -485,6 +485,41 @@ impl Topology {
             None => addr.to_string(),
         }
     }
+    /// The VIPADISTRIBUTE statements `image` puts in force when it takes
+    /// `dvipa` over (those following its VIPABACKUP of it).
+    pub fn backup_distributes(&self, image: &str, dvipa: Ipv4Addr) -> Vec<VipaDistribute> {
+        self.image(image)
+            .filter(|i| i.vipa.backups.iter().any(|b| b.addr == dvipa))
+            .map(|i| {
+                i.vipa
+                    .distributes
+                    .iter()
+                    .filter(|d| d.addr == dvipa)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The DVIPAs a backup's VIPADISTRIBUTE names `image` a destination of:
+    /// it serves them once that backup has taken them over.
+    pub fn backup_distributed_to(&self, image: &str) -> Vec<Ipv4Addr> {
+        let mut out: Vec<Ipv4Addr> = self
+            .images
+            .iter()
+            .flat_map(|b| {
+                b.vipa.distributes.iter().filter(|d| {
+                    b.vipa.backups.iter().any(|v| v.addr == d.addr)
+                        && d.dests.iter().any(|t| t.image.eq_ignore_ascii_case(image))
+                })
+            })
+            .map(|d| d.addr)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The DVIPAs whose VIPADISTRIBUTE (in their owner) names `image` as a
     /// destination.
     pub fn distributed_to(&self, image: &str) -> Vec<Ipv4Addr> {

@@ -13,6 +13,7 @@
 //! (`IpProtocol::Unknown(n)`), never rejected. Nothing here does I/O.
 
 pub mod ah;
+pub mod arp;
 pub mod checksum;
 pub mod esp;
 pub mod gre;

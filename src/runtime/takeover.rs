@@ -1,0 +1,613 @@
+//! VIPA takeover in the I/O shell (see [`crate::sysplex::takeover`] for
+//! the CF layout and who takes a DVIPA over).
+//!
+//! - **Checkpoint** (owner): SA pairs installed or deleted and DCT changes
+//!   go into a bounded queue that one task writes to the CF over its own
+//!   connection, so the packet path never waits for the CF and the
+//!   sequence-number requests never queue behind a checkpoint.
+//! - **Watch** (owner and backups): from the XCF mesh's set of connected
+//!   peers (a peer is gone when its connection closes or it misses three
+//!   seconds of heartbeats, [`super::xcf`]); after a start-up grace period,
+//!   the highest-ranked live candidate of a DVIPA whose holder is gone
+//!   takes it.
+//! - **Acquire**: the VIPABACKUP's VIPADISTRIBUTE goes into the routing
+//!   stack; the SA pairs and connections are read from the CF and adopted
+//!   (the CF sequence structures go on, nothing is created again); the
+//!   DVIPA is plumbed like an owner's and announced by gratuitous ARP; the
+//!   VIPA list and SAs go to the targets (a target that already holds a
+//!   pair keeps its replay window, see `TargetStack::install`); IKE answers
+//!   for the DVIPA.
+//! - **Restart** of an original owner: when the CF names another holder,
+//!   the DVIPA is not plumbed ([`startup`] returns it as deferred) and the
+//!   image waits as its first backup; otherwise it adopts what the CF
+//!   holds for it before installing manual SAs again.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+use super::cf::CfClient;
+use super::image::{ImageNode, PROTECTED_MTU, TABLE_FROM_DVIPA, TABLE_TO_DVIPA};
+use super::sockets::FWMARK;
+use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
+use crate::lab::plan::{EXT_NAME, TUN_NAME};
+use crate::sysplex::routing::{DctChange, RoutingStack};
+use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
+use crate::sysplex::xcf::{SaInstall, CF_PORT};
+use crate::topology::Topology;
+
+/// How long a starting image waits for the CF to read owner records.
+const STARTUP_CF_WAIT: Duration = Duration::from_secs(3);
+/// Peers get this long after start to connect before a missing holder
+/// counts as gone (XCF's `dead_after` is 3 s).
+const GRACE: Duration = Duration::from_secs(6);
+/// DCT changes are handed to the CF writer this often.
+const JOURNAL_EVERY: Duration = Duration::from_millis(50);
+/// CF writes queued at most; more are dropped and counted.
+const QUEUE: usize = 16 * 1024;
+/// Gratuitous ARPs per takeover, and their spacing.
+const GARP_COUNT: usize = 3;
+const GARP_GAP: Duration = Duration::from_millis(200);
+
+/// One write to the CF's key/value store.
+#[derive(Debug)]
+enum CfWrite {
+    Put(String, Vec<u8>),
+    Delete(String),
+}
+
+/// Counters for `status`.
+#[derive(Debug, Default, Serialize)]
+pub struct TakeoverCounters {
+    pub cf_writes: AtomicU64,
+    pub cf_write_errors: AtomicU64,
+    /// Writes dropped because the queue was full (the CF is slow or gone).
+    pub cf_writes_dropped: AtomicU64,
+    pub takeovers: AtomicU64,
+    pub sas_adopted: AtomicU64,
+    pub connections_restored: AtomicU64,
+    pub gratuitous_arps: AtomicU64,
+}
+
+/// One takeover, for `status --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TakeoverEvent {
+    pub dvipa: Ipv4Addr,
+    pub previous: Option<String>,
+    pub sas_adopted: usize,
+    pub connections_restored: usize,
+    /// From the decision to the DVIPA being plumbed and announced.
+    pub took_ms: u64,
+    /// Since this daemon started.
+    pub at_ms: u64,
+}
+
+/// The takeover state of one image.
+#[derive(Debug)]
+pub struct Takeover {
+    me: String,
+    topo: Topology,
+    cf: tokio::sync::OnceCell<CfClient>,
+    writes: mpsc::Sender<CfWrite>,
+    writes_rx: Mutex<Option<mpsc::Receiver<CfWrite>>>,
+    watches: Mutex<BTreeMap<Ipv4Addr, Watch>>,
+    events: Mutex<Vec<TakeoverEvent>>,
+    ike: OnceLock<Arc<super::ike::IkeRuntime>>,
+    /// SA pairs adopted from the CF whose IKE SA died with the previous
+    /// owner: (DVIPA, inbound SPI, peer). A new child SA with the same peer
+    /// supersedes them (RFC 7296 §2.8: the peer deleted or abandoned them).
+    adopted: Mutex<Vec<(Ipv4Addr, crate::ipsec::sa::Spi, std::net::IpAddr)>>,
+    started: Instant,
+    pub counters: TakeoverCounters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Before the image is built: the takeover state of image `me` (`None`
+/// when it neither defines nor backs up a DVIPA), and the DVIPAs it
+/// defines that the CF says another stack holds (not to be plumbed).
+pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>, Vec<Ipv4Addr>)> {
+    let image = topo.image(me).context("not an image")?;
+    let defined: Vec<Ipv4Addr> = image.vipa.defines.iter().map(|d| d.addr).collect();
+    let backed: Vec<Ipv4Addr> = image.vipa.backups.iter().map(|b| b.addr).collect();
+    if defined.is_empty() && backed.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let addr = SocketAddr::from((topo.cf.addr, CF_PORT));
+    let cf = connect_within(addr, STARTUP_CF_WAIT).await;
+    let mut watches = BTreeMap::new();
+    let mut deferred = Vec::new();
+    for d in defined.iter().chain(&backed) {
+        let holder = match &cf {
+            Some(cf) => read_owner(cf, *d).await,
+            None => None,
+        };
+        let holder = holder.map(|r| r.image);
+        let mut w = Watch::new(topo, me, *d, holder.clone());
+        if defined.contains(d) {
+            match holder {
+                Some(h) if h != me => {
+                    tracing::warn!("{d} is held by {h} (CF): {me} waits as its backup");
+                    deferred.push(*d);
+                }
+                _ => w.holder = Some(me.to_string()),
+            }
+        }
+        watches.insert(*d, w);
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let t = Takeover {
+        me: me.to_string(),
+        topo: topo.clone(),
+        cf: tokio::sync::OnceCell::new(),
+        writes: tx,
+        writes_rx: Mutex::new(Some(rx)),
+        watches: Mutex::new(watches),
+        events: Mutex::new(Vec::new()),
+        ike: OnceLock::new(),
+        adopted: Mutex::new(Vec::new()),
+        started: Instant::now(),
+        counters: TakeoverCounters::default(),
+    };
+    if let Some(cf) = cf {
+        let _ = t.cf.set(cf);
+    }
+    Ok((Some(Arc::new(t)), deferred))
+}
+
+/// Connects to the CF, retrying until `within` has passed.
+async fn connect_within(addr: SocketAddr, within: Duration) -> Option<CfClient> {
+    let start = Instant::now();
+    loop {
+        match CfClient::connect(addr).await {
+            Ok(c) => return Some(c),
+            Err(e) if start.elapsed() >= within => {
+                tracing::warn!("CF at {addr} not reachable for the owner records: {e}");
+                return None;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn read_owner(cf: &CfClient, dvipa: Ipv4Addr) -> Option<OwnerRecord> {
+    let bytes = cf.get(&tk::owner_key(dvipa)).await.ok()??;
+    tk::decode(&bytes).ok()
+}
+
+impl Takeover {
+    /// The IKE runtime that answers for DVIPAs taken over.
+    pub fn set_ike(&self, ike: Arc<super::ike::IkeRuntime>) {
+        let _ = self.ike.set(ike);
+    }
+
+    /// Starts the CF writer, the DCT journal and the watch over `peers`
+    /// (the XCF mesh's connected set).
+    pub fn start(
+        self: &Arc<Self>,
+        node: &Arc<ImageNode>,
+        peers: watch::Receiver<BTreeSet<String>>,
+    ) {
+        if let Some(r) = node.core().routing.as_mut() {
+            r.keep_journal();
+        }
+        if let Some(rx) = lock(&self.writes_rx).take() {
+            tokio::spawn(Arc::clone(self).writer(rx));
+        }
+        tokio::spawn(Arc::clone(self).journal(Arc::clone(node)));
+        tokio::spawn(Arc::clone(self).watch_peers(Arc::clone(node), peers));
+    }
+
+    async fn cf(&self) -> &CfClient {
+        let addr = SocketAddr::from((self.topo.cf.addr, CF_PORT));
+        self.cf
+            .get_or_init(|| async move {
+                loop {
+                    if let Ok(c) = CfClient::connect(addr).await {
+                        return c;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+            .await
+    }
+
+    fn queue(&self, w: CfWrite) {
+        if self.writes.try_send(w).is_err() {
+            bump(&self.counters.cf_writes_dropped, 1);
+        }
+    }
+
+    /// An SA pair of an owned DVIPA was installed (IKE, rekey, manual).
+    pub fn sa_installed(&self, install: &SaInstall) {
+        let key = tk::sa_key(install.dvipa, install.inbound.protocol, install.inbound.spi);
+        self.queue(CfWrite::Put(key, tk::encode(install)));
+    }
+
+    /// An SA pair was deleted (DELETE, or the old pair after a rekey).
+    pub fn sa_deleted(&self, install: &SaInstall) {
+        let key = tk::sa_key(install.dvipa, install.inbound.protocol, install.inbound.spi);
+        self.queue(CfWrite::Delete(key));
+    }
+
+    async fn writer(self: Arc<Self>, mut rx: mpsc::Receiver<CfWrite>) {
+        while let Some(w) = rx.recv().await {
+            let cf = self.cf().await;
+            let result = match &w {
+                CfWrite::Put(k, v) => cf.put(k, v.clone()).await,
+                CfWrite::Delete(k) => cf.delete(k).await,
+            };
+            match result {
+                Ok(()) => bump(&self.counters.cf_writes, 1),
+                Err(e) => {
+                    bump(&self.counters.cf_write_errors, 1);
+                    tracing::debug!("CF checkpoint {w:?}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Hands the routing stack's DCT changes to the writer.
+    async fn journal(self: Arc<Self>, node: Arc<ImageNode>) {
+        let mut tick = tokio::time::interval(JOURNAL_EVERY);
+        loop {
+            tick.tick().await;
+            let changes = match node.core().routing.as_mut() {
+                Some(r) => r.take_journal(),
+                None => continue,
+            };
+            for c in changes {
+                self.queue(match c {
+                    DctChange::Made {
+                        key,
+                        target,
+                        target_xcf,
+                        ipsec,
+                    } => CfWrite::Put(
+                        tk::conn_key(&key),
+                        tk::encode(&ConnRecord {
+                            target,
+                            target_xcf,
+                            ipsec,
+                        }),
+                    ),
+                    DctChange::Ended(key) => CfWrite::Delete(tk::conn_key(&key)),
+                });
+            }
+        }
+    }
+
+    /// After the grace period, evaluates every watch whenever the set of
+    /// connected peers changes.
+    async fn watch_peers(
+        self: Arc<Self>,
+        node: Arc<ImageNode>,
+        mut peers: watch::Receiver<BTreeSet<String>>,
+    ) {
+        self.grace(&mut peers).await;
+        loop {
+            let live = peers.borrow_and_update().clone();
+            let actions: Vec<(Ipv4Addr, WatchAction)> = lock(&self.watches)
+                .values_mut()
+                .map(|w| (w.dvipa, w.evaluate(|n| live.contains(n))))
+                .collect();
+            for (dvipa, action) in actions {
+                if let WatchAction::Acquire { previous } = action {
+                    if let Err(e) = self.acquire(&node, dvipa, previous).await {
+                        tracing::error!("taking {dvipa} over: {e:#}");
+                    }
+                }
+            }
+            if peers.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Waits until every holder this image knows of has connected, or
+    /// [`GRACE`] has passed (a holder that never came is gone).
+    async fn grace(&self, peers: &mut watch::Receiver<BTreeSet<String>>) {
+        let deadline = tokio::time::Instant::now() + GRACE;
+        loop {
+            let live = peers.borrow_and_update().clone();
+            let all_seen = lock(&self.watches).values().all(|w| {
+                w.holder
+                    .as_deref()
+                    .is_none_or(|h| h == self.me || live.contains(h))
+            });
+            if all_seen {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, peers.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    }
+
+    /// A restarted holder (no takeover in between): adopts what the CF
+    /// holds for its DVIPAs, and records itself as their holder.
+    pub async fn adopt_held(&self, node: &ImageNode) {
+        let held: Vec<Ipv4Addr> = lock(&self.watches)
+            .values()
+            .filter(|w| w.held())
+            .map(|w| w.dvipa)
+            .collect();
+        for dvipa in held {
+            match self.read_state(dvipa).await {
+                Ok((sas, conns)) => {
+                    let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns);
+                    if n_sas + n_conns > 0 {
+                        tracing::info!("{dvipa}: {n_sas} SA pairs and {n_conns} connections adopted from the CF");
+                    }
+                }
+                Err(e) => tracing::warn!("{dvipa}: reading the CF: {e:#}"),
+            }
+            self.write_owner(dvipa, None).await;
+        }
+    }
+
+    async fn write_owner(&self, dvipa: Ipv4Addr, previous: Option<String>) {
+        let rec = OwnerRecord {
+            image: self.me.clone(),
+            takeover: previous.is_some(),
+            previous,
+        };
+        if let Err(e) = self
+            .cf()
+            .await
+            .put(&tk::owner_key(dvipa), tk::encode(&rec))
+            .await
+        {
+            tracing::error!("{dvipa}: recording the owner in the CF: {e}");
+        }
+    }
+
+    /// The SA pairs and connections the CF holds for `dvipa`.
+    async fn read_state(
+        &self,
+        dvipa: Ipv4Addr,
+    ) -> Result<(
+        Vec<SaInstall>,
+        Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
+    )> {
+        let cf = self.cf().await;
+        let mut sas = Vec::new();
+        for key in cf
+            .list(&tk::sa_prefix(dvipa))
+            .await
+            .context("listing SAs")?
+        {
+            let Some(bytes) = cf.get(&key).await.context("reading an SA")? else {
+                continue;
+            };
+            match tk::decode::<SaInstall>(&bytes) {
+                Ok(sa) => sas.push(sa),
+                Err(e) => tracing::warn!("CF {key}: {e}"),
+            }
+        }
+        let mut conns = Vec::new();
+        for key in cf
+            .list(&tk::conn_prefix(dvipa))
+            .await
+            .context("listing connections")?
+        {
+            let (Some(conn), Some(bytes)) = (
+                tk::parse_conn_key(&key),
+                cf.get(&key).await.context("reading a connection")?,
+            ) else {
+                continue;
+            };
+            match tk::decode::<ConnRecord>(&bytes) {
+                Ok(rec) => conns.push((conn, rec)),
+                Err(e) => tracing::warn!("CF {key}: {e}"),
+            }
+        }
+        Ok((sas, conns))
+    }
+
+    /// Puts SA pairs and connections into the routing stack (and the own
+    /// target stack, as `install_pair` does); returns how many of each.
+    fn adopt(
+        &self,
+        node: &ImageNode,
+        dvipa: Ipv4Addr,
+        sas: Vec<SaInstall>,
+        conns: Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
+    ) -> (usize, usize) {
+        let now = node.now_ms();
+        let mut core = node.core();
+        let core = &mut *core;
+        let Some(r) = core.routing.as_mut() else {
+            return (0, 0);
+        };
+        let mut n_sas = 0;
+        for sa in sas.into_iter().filter(|s| s.dvipa == dvipa) {
+            if let Err(e) = r.install(sa.clone()) {
+                tracing::warn!(
+                    "{dvipa}: SA {:#010x} from the CF refused: {e}",
+                    sa.inbound.spi.0
+                );
+                continue;
+            }
+            let _ = core.target.install(now, &self.me, &sa);
+            lock(&self.adopted).push((dvipa, sa.inbound.spi, sa.outbound.dst));
+            n_sas += 1;
+        }
+        let mut n_conns = 0;
+        for (key, rec) in conns {
+            // The target's XCF address as the topology has it now.
+            let Some(t) = self.topo.image(&rec.target) else {
+                continue;
+            };
+            r.restore(key, &t.name, t.xcf_addr, rec.ipsec);
+            n_conns += 1;
+        }
+        bump(&self.counters.sas_adopted, n_sas as u64);
+        bump(&self.counters.connections_restored, n_conns as u64);
+        (n_sas, n_conns)
+    }
+
+    /// Takes `dvipa` over (see the module documentation).
+    async fn acquire(
+        &self,
+        node: &Arc<ImageNode>,
+        dvipa: Ipv4Addr,
+        previous: Option<String>,
+    ) -> Result<()> {
+        let t0 = Instant::now();
+        tracing::warn!("{}: taking {dvipa} over from {previous:?}", self.me);
+        self.become_routing_stack(node, dvipa)?;
+        let (sas, conns) = self.read_state(dvipa).await?;
+        let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns);
+        node.add_owned(dvipa);
+        plumb_owner(&node.links, dvipa).await?;
+        node.announce_all();
+        if let Some(ike) = self.ike.get() {
+            ike.add_dvipa(&self.topo, dvipa)?;
+        }
+        self.write_owner(dvipa, previous.clone()).await;
+        let took_ms = t0.elapsed().as_millis() as u64;
+        bump(&self.counters.takeovers, 1);
+        lock(&self.events).push(TakeoverEvent {
+            dvipa,
+            previous,
+            sas_adopted: n_sas,
+            connections_restored: n_conns,
+            took_ms,
+            at_ms: self.started.elapsed().as_millis() as u64,
+        });
+        tracing::warn!(
+            "{}: {dvipa} taken over in {took_ms} ms: {n_sas} SA pairs, {n_conns} connections",
+            self.me
+        );
+        self.gratuitous_arp(&node.links, dvipa).await
+    }
+
+    /// The VIPADISTRIBUTE statements this image has for `dvipa` go into
+    /// its routing stack (made now if it had none).
+    fn become_routing_stack(&self, node: &ImageNode, dvipa: Ipv4Addr) -> Result<()> {
+        let image = self.topo.image(&self.me).context("not an image")?;
+        let dists: Vec<_> = image
+            .vipa
+            .distributes
+            .iter()
+            .filter(|d| d.addr == dvipa)
+            .cloned()
+            .collect();
+        let mut core = node.core();
+        let r = core.routing.get_or_insert_with(|| {
+            RoutingStack::new(
+                &self.me,
+                image.xcf_addr,
+                super::image::routing_config(image),
+                &[],
+            )
+        });
+        if !r.dvipas().contains(&dvipa) {
+            r.add_distributions(&dists);
+        }
+        r.keep_journal();
+        core.stack.add_owned(dvipa);
+        Ok(())
+    }
+
+    async fn gratuitous_arp(&self, links: &NsLinks, dvipa: Ipv4Addr) -> Result<()> {
+        let ifindex = links.index(EXT_NAME).await?;
+        let mac = links.mac(EXT_NAME).await?;
+        super::arp::announce(ifindex, mac, dvipa, GARP_COUNT, GARP_GAP).await?;
+        bump(&self.counters.gratuitous_arps, GARP_COUNT as u64);
+        Ok(())
+    }
+
+    /// A child SA was negotiated for `dvipa` with `peer`: the adopted pairs
+    /// with that peer are superseded (their IKE SA is gone; the peer's
+    /// DELETE for them named an IKE SA this image never had). Returns their
+    /// inbound SPIs, for `ImageNode::delete_pair`.
+    pub fn superseded(
+        &self,
+        dvipa: Ipv4Addr,
+        peer: std::net::IpAddr,
+    ) -> Vec<crate::ipsec::sa::Spi> {
+        let mut adopted = lock(&self.adopted);
+        let (gone, keep): (Vec<_>, Vec<_>) = adopted
+            .drain(..)
+            .partition(|(d, _, p)| *d == dvipa && *p == peer);
+        *adopted = keep;
+        gone.into_iter().map(|(_, spi, _)| spi).collect()
+    }
+
+    /// The VIPA status rows of `netstat vipadcfg`.
+    pub fn status_rows(&self) -> Vec<super::display::VipaStatusRow> {
+        lock(&self.watches)
+            .values()
+            .map(|w| super::display::VipaStatusRow {
+                dvipa: w.dvipa,
+                holder: w.holder.clone(),
+                state: if w.held() { "Active" } else { "Backup" }.into(),
+                takeovers: w.takeovers,
+                took_from: w.took_from.clone(),
+            })
+            .collect()
+    }
+
+    /// `status["takeover"]`.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "dvipas": self.status_rows(),
+            "events": *lock(&self.events),
+            "counters": &self.counters,
+        })
+    }
+}
+
+/// An owner's plumbing of one DVIPA (as `plumb` in [`super::image`] does
+/// at start): on `lo`, arriving on `ext` into the TUN (which makes proxy
+/// ARP answer for it), sent from it into the TUN.
+async fn plumb_owner(links: &NsLinks, dvipa: Ipv4Addr) -> Result<()> {
+    links.ensure_addr("lo", dvipa, 32).await?;
+    links.move_local_rule(100).await?;
+    let to_tun = Rule {
+        pref: 10,
+        table: TABLE_TO_DVIPA,
+        iif: Some(EXT_NAME),
+        to: Some(dvipa),
+        ..Rule::default()
+    };
+    links.add_rule(&to_tun).await?;
+    links
+        .add_table_route(dvipa, 32, TUN_NAME, TABLE_TO_DVIPA, TableRoute::default())
+        .await?;
+    let ours = Rule {
+        pref: 50,
+        table: RT_TABLE_MAIN,
+        fwmark: Some(FWMARK),
+        ..Rule::default()
+    };
+    links.add_rule(&ours).await?;
+    let from = Rule {
+        pref: 110,
+        table: TABLE_FROM_DVIPA,
+        from: Some(dvipa),
+        ..Rule::default()
+    };
+    links.add_rule(&from).await?;
+    let mtu = TableRoute {
+        mtu: Some(PROTECTED_MTU),
+        ..TableRoute::default()
+    };
+    links
+        .add_table_route(Ipv4Addr::UNSPECIFIED, 0, TUN_NAME, TABLE_FROM_DVIPA, mtu)
+        .await
+}

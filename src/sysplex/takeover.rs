@@ -1,0 +1,321 @@
+//! VIPA takeover (DESIGN.md: "If the routing stack dies, a backup takes the
+//! DVIPA over and rebuilds the shadow SAs"; the inbound patent incorporates
+//! the VIPA takeover applications): what the owning routing stack keeps in
+//! the coupling facility's key/value store so that a backup can continue,
+//! and which image takes a DVIPA over when its owner is gone.
+//!
+//! # What the owner writes (asynchronously, off the packet path)
+//!
+//! | key                                         | value          | written when                     |
+//! |---------------------------------------------|----------------|----------------------------------|
+//! | `dvipa/<DVIPA>/owner`                       | [`OwnerRecord`]| the image takes (or starts with) the DVIPA |
+//! | `dvipa/<DVIPA>/sa/<esp\|ah>/<inbound SPI>`  | `SaInstall`    | an SA pair is installed (IKE, rekey, manual); deleted with the pair |
+//! | `dvipa/<DVIPA>/conn/<client>:<port>/<port>` | [`ConnRecord`] | a DCT (VCRT) entry is made; deleted when it ends or expires |
+//!
+//! The [`SaInstall`](super::xcf::SaInstall) holds what a target needs (keys, selectors, filter)
+//! and the CF sequence key of the outbound SA; the sequence structure
+//! itself stays in the CF, so every sender keeps taking numbers from the
+//! same counter across a takeover and no number is used twice (RFC 4303
+//! §3.3.3).
+//!
+//! # Who takes a DVIPA over
+//!
+//! z/OS: the VIPABACKUP with the highest rank among the live stacks; the
+//! VIPADEFINE owner ranks above every backup. plexnet's original owner,
+//! when it restarts while another stack holds its DVIPA, does *not* take
+//! it back (z/OS would with MOVEABLE IMMEDIATE): the CF's owner record
+//! names the holder, and the restarted stack waits as the first backup
+//! instead of fighting over the address (see [`Watch`]). Two holders at
+//! once would need a CF compare-and-swap, which the CF does not offer.
+
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+use super::dct::ConnKey;
+use crate::ipsec::sa::{Protocol, Spi};
+use crate::topology::Topology;
+
+/// The rank of the VIPADEFINE owner: above every VIPABACKUP rank (1..=254).
+pub const OWNER_RANK: u16 = 255;
+
+/// `dvipa/<DVIPA>/`: everything the CF holds for one DVIPA.
+pub fn dvipa_prefix(dvipa: Ipv4Addr) -> String {
+    format!("dvipa/{dvipa}/")
+}
+
+/// Who holds the DVIPA now.
+pub fn owner_key(dvipa: Ipv4Addr) -> String {
+    format!("dvipa/{dvipa}/owner")
+}
+
+/// `dvipa/<DVIPA>/sa/`: the SA pairs of a DVIPA.
+pub fn sa_prefix(dvipa: Ipv4Addr) -> String {
+    format!("dvipa/{dvipa}/sa/")
+}
+
+/// One SA pair, by protocol and inbound SPI.
+pub fn sa_key(dvipa: Ipv4Addr, protocol: Protocol, inbound_spi: Spi) -> String {
+    let p = match protocol {
+        Protocol::Esp => "esp",
+        Protocol::Ah => "ah",
+    };
+    format!("{}{p}/{:#010x}", sa_prefix(dvipa), inbound_spi.0)
+}
+
+/// `dvipa/<DVIPA>/conn/`: the connection table of a DVIPA.
+pub fn conn_prefix(dvipa: Ipv4Addr) -> String {
+    format!("dvipa/{dvipa}/conn/")
+}
+
+/// One connection: `dvipa/<DVIPA>/conn/<client>:<client port>/<port>`.
+pub fn conn_key(key: &ConnKey) -> String {
+    format!(
+        "{}{}:{}/{}",
+        conn_prefix(key.dvipa),
+        key.client,
+        key.client_port,
+        key.port
+    )
+}
+
+/// The connection a [`conn_key`] names; `None` for anything else.
+pub fn parse_conn_key(key: &str) -> Option<ConnKey> {
+    let rest = key.strip_prefix("dvipa/")?;
+    let (dvipa, rest) = rest.split_once("/conn/")?;
+    let (client, port) = rest.rsplit_once('/')?;
+    let (client, client_port) = client.rsplit_once(':')?;
+    Some(ConnKey {
+        client: client.parse().ok()?,
+        client_port: client_port.parse().ok()?,
+        dvipa: dvipa.parse().ok()?,
+        port: port.parse().ok()?,
+    })
+}
+
+/// The CF's record of who holds a DVIPA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRecord {
+    pub image: String,
+    /// Whether the holder took it over from another stack.
+    pub takeover: bool,
+    /// The stack that held it before, for a takeover.
+    pub previous: Option<String>,
+}
+
+/// One DCT entry as the CF keeps it: enough to keep routing the
+/// connection's packets to the same target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnRecord {
+    pub target: String,
+    pub target_xcf: Ipv4Addr,
+    pub ipsec: bool,
+}
+
+/// Encodes a record for the CF.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+/// Decodes a record read from the CF.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+/// The stacks that may hold `dvipa`, with their rank: the VIPADEFINE
+/// owner at [`OWNER_RANK`], then every VIPABACKUP with its rank.
+pub fn candidates(topo: &Topology, dvipa: Ipv4Addr) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for image in &topo.images {
+        if image.vipa.defines.iter().any(|d| d.addr == dvipa) {
+            out.push((image.name.clone(), OWNER_RANK));
+        }
+        for b in image.vipa.backups.iter().filter(|b| b.addr == dvipa) {
+            out.push((image.name.clone(), u16::from(b.rank)));
+        }
+    }
+    out
+}
+
+/// The live candidate with the highest rank (ties: the first in the
+/// topology), as z/OS picks the backup stack that takes a VIPA over.
+pub fn successor(candidates: &[(String, u16)], live: impl Fn(&str) -> bool) -> Option<&str> {
+    candidates
+        .iter()
+        .filter(|(n, _)| live(n))
+        .fold(None::<&(String, u16)>, |best, c| match best {
+            Some(b) if b.1 >= c.1 => Some(b),
+            _ => Some(c),
+        })
+        .map(|(n, _)| n.as_str())
+}
+
+/// What a [`Watch`] asks the I/O shell to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchAction {
+    Nothing,
+    /// Take the DVIPA: plumb it, read its SAs and connections from the CF,
+    /// become its routing stack.
+    Acquire {
+        previous: Option<String>,
+    },
+}
+
+/// One image's view of one DVIPA it defines or backs up: who holds it, and
+/// whether this image should take it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Watch {
+    pub dvipa: Ipv4Addr,
+    me: String,
+    candidates: Vec<(String, u16)>,
+    /// Who holds it, as far as this image knows.
+    pub holder: Option<String>,
+    /// Takeovers this image carried out for the DVIPA.
+    pub takeovers: u32,
+    /// Who held it before this image took it over, for the last takeover.
+    pub took_from: Option<String>,
+}
+
+impl Watch {
+    /// `holder`: whom the CF's owner record names, else the VIPADEFINE owner.
+    pub fn new(topo: &Topology, me: &str, dvipa: Ipv4Addr, holder: Option<String>) -> Self {
+        let holder = holder.or_else(|| topo.owner_of(dvipa).map(|i| i.name.clone()));
+        Watch {
+            dvipa,
+            me: me.to_string(),
+            candidates: candidates(topo, dvipa),
+            holder,
+            takeovers: 0,
+            took_from: None,
+        }
+    }
+
+    /// Whether this image holds the DVIPA.
+    pub fn held(&self) -> bool {
+        self.holder.as_deref() == Some(self.me.as_str())
+    }
+
+    /// The candidates, with their ranks.
+    pub fn candidates(&self) -> &[(String, u16)] {
+        &self.candidates
+    }
+
+    /// Re-evaluates with the set of live images (this one counts as live):
+    /// when the holder is gone and this image is the highest-ranked live
+    /// candidate, it takes the DVIPA.
+    pub fn evaluate(&mut self, live: impl Fn(&str) -> bool) -> WatchAction {
+        let holder_live = self
+            .holder
+            .as_deref()
+            .is_some_and(|h| h == self.me || live(h));
+        if holder_live {
+            return WatchAction::Nothing;
+        }
+        let me = self.me.clone();
+        let next = successor(&self.candidates, |n| n == me || live(n));
+        if next != Some(me.as_str()) {
+            return WatchAction::Nothing;
+        }
+        let previous = self.holder.replace(me);
+        self.takeovers += 1;
+        self.took_from = previous.clone();
+        WatchAction::Acquire { previous }
+    }
+
+    /// Another stack announced the DVIPA in its VIPA list: it holds it.
+    pub fn announced_by(&mut self, image: &str) {
+        if !self.held() {
+            self.holder = Some(image.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure4() -> Topology {
+        crate::topology::load(std::path::Path::new("topologies/figure4.toml")).expect("figure4")
+    }
+
+    const DVA1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+
+    #[test]
+    fn keys_name_the_dvipa_and_the_spi_or_connection() {
+        assert_eq!(
+            sa_key(DVA1, Protocol::Esp, Spi(0x1001)),
+            "dvipa/198.18.0.100/sa/esp/0x00001001"
+        );
+        let c = ConnKey {
+            client: Ipv4Addr::new(198, 18, 1, 2),
+            client_port: 40000,
+            dvipa: DVA1,
+            port: 80,
+        };
+        let k = conn_key(&c);
+        assert_eq!(k, "dvipa/198.18.0.100/conn/198.18.1.2:40000/80");
+        assert_eq!(parse_conn_key(&k), Some(c));
+        assert!(k.starts_with(&conn_prefix(DVA1)));
+        assert_eq!(parse_conn_key("dvipa/198.18.0.100/owner"), None);
+        assert_eq!(parse_conn_key("dvipa/x/conn/1.2.3.4:5/6"), None);
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let r = ConnRecord {
+            target: "MVS2".into(),
+            target_xcf: Ipv4Addr::new(198, 19, 0, 2),
+            ipsec: true,
+        };
+        assert_eq!(decode::<ConnRecord>(&encode(&r)).unwrap(), r);
+        assert!(decode::<OwnerRecord>(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn figure4_backup_of_dva1_is_mvs5_and_the_owner_ranks_first() {
+        let c = candidates(&figure4(), DVA1);
+        assert_eq!(c, vec![("MVS1".into(), OWNER_RANK), ("MVS5".into(), 100)]);
+        assert_eq!(successor(&c, |_| true), Some("MVS1"));
+        assert_eq!(successor(&c, |n| n != "MVS1"), Some("MVS5"));
+        assert_eq!(successor(&c, |_| false), None);
+        let ranks = vec![("A".into(), 50), ("B".into(), 100), ("C".into(), 100)];
+        assert_eq!(successor(&ranks, |_| true), Some("B"));
+    }
+
+    #[test]
+    fn the_backup_takes_over_only_when_the_holder_is_gone() {
+        let topo = figure4();
+        let mut w = Watch::new(&topo, "MVS5", DVA1, None);
+        assert_eq!(w.holder.as_deref(), Some("MVS1"));
+        assert_eq!(w.evaluate(|_| true), WatchAction::Nothing);
+        assert_eq!(
+            w.evaluate(|n| n != "MVS1"),
+            WatchAction::Acquire {
+                previous: Some("MVS1".into())
+            }
+        );
+        assert!(w.held());
+        assert_eq!(w.takeovers, 1);
+        // Held: nothing more to do, whoever comes back.
+        assert_eq!(w.evaluate(|_| true), WatchAction::Nothing);
+        w.announced_by("MVS1");
+        assert!(w.held());
+    }
+
+    #[test]
+    fn a_restarted_owner_defers_to_the_live_holder_and_takes_over_when_it_fails() {
+        let topo = figure4();
+        let mut w = Watch::new(&topo, "MVS1", DVA1, Some("MVS5".into()));
+        assert!(!w.held());
+        assert_eq!(w.evaluate(|_| true), WatchAction::Nothing);
+        assert_eq!(
+            w.evaluate(|n| n != "MVS5"),
+            WatchAction::Acquire {
+                previous: Some("MVS5".into())
+            }
+        );
+        // A backup does not take it while a higher-ranked one is live.
+        let mut b = Watch::new(&topo, "MVS5", DVA1, Some("MVSX".into()));
+        assert_eq!(b.evaluate(|n| n != "MVSX"), WatchAction::Nothing);
+        assert_eq!(b.holder.as_deref(), Some("MVSX"));
+    }
+}

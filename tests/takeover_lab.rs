@@ -1,0 +1,264 @@
+//! VIPA takeover in real namespaces (DESIGN.md: "If the routing stack dies,
+//! a backup takes the DVIPA over and rebuilds the shadow SAs"): figure4's
+//! MVS1 owns DVA1 and MVS5 backs it up (VIPABACKUP 100, DESTIP MVS2 MVS3
+//! MVS4). MVS1's daemon is killed with SIGKILL; MVS5 must hold DVA1 within
+//! a bounded time, continue connections MVS1 had sent to MVS2 and MVS4
+//! over the same SAs (read from the CF), and answer IKE for DVA1.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PREFIX: &str = "plxto-";
+const DVA1: &str = "198.18.0.100";
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    if !a.contains(&"--json") {
+        a.push("--json");
+    }
+    serde_json::from_str(&ok(PREFIX, &a)).expect("JSON")
+}
+
+/// A node of `status --json` (which exits non-zero once MVS1 is dead).
+fn node(name: &str) -> serde_json::Value {
+    let out = plexnet(PREFIX, &["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    st.as_array()
+        .and_then(|a| a.iter().find(|t| t["prefix"] == PREFIX))
+        .and_then(|t| t["nodes"].as_array())
+        .and_then(|n| n.iter().find(|n| n["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} in status: {st}"))
+}
+
+/// DVA1's row in `netstat NODE vipadcfg`'s VIPA status.
+fn dva1_status(image: &str) -> serde_json::Value {
+    let v = json(&["netstat", image, "vipadcfg"]);
+    v["vipadcfg"]["status"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["dvipa"] == DVA1))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn curl() -> Result<String, String> {
+    let out = plexnet(
+        PREFIX,
+        &[
+            "exec",
+            "client1",
+            "--",
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "http://DVA1/",
+        ],
+    );
+    let body = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() && body.starts_with("served by ") {
+        Ok(body)
+    } else {
+        Err(format!("{body}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+fn wait_targets_ready(image: &str, n: usize) {
+    wait_until("targets registered on DVA1:80", 20, || {
+        let v = json(&["netstat", image, "vdpt"]);
+        v["vdpt"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .filter(|r| r["dvipa"] == DVA1 && r["port"] == 80 && r["ready"] == true)
+                .count()
+                >= n
+        })
+    });
+}
+
+/// Kills MVS1's daemon with SIGKILL (its pid from `status --json`) and
+/// waits until MVS5 holds DVA1; returns how long that took.
+fn kill_mvs1_and_wait_for_mvs5() -> Duration {
+    let pid = node("MVS1")["pid"].as_i64().expect("MVS1's pid") as i32;
+    let t0 = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 MVS1");
+    wait_until("MVS5 holding DVA1", 10, || {
+        let r = dva1_status("MVS5");
+        r["state"] == "Active" && r["holder"] == "MVS5"
+    });
+    t0.elapsed()
+}
+
+/// Every curl is answered by one of MVS5's DESTIP images for DVA1.
+fn curls_answered_by_the_backups_targets(n: usize) -> Vec<String> {
+    let mut by = Vec::new();
+    for _ in 0..n {
+        let a = curl().expect("curl DVA1 after the takeover");
+        assert!(
+            ["served by MVS2", "served by MVS3", "served by MVS4"].contains(&a.as_str()),
+            "{a}"
+        );
+        by.push(a);
+    }
+    by
+}
+
+/// Opens three connections to DVA1:80 from client1 and sends half a
+/// request on each; the other half goes when a line arrives on stdin;
+/// then prints `port answer` per connection (or `port error`).
+const HALF_OPEN: &str = r#"
+import socket, sys
+conns = []
+for _ in range(3):
+    s = socket.create_connection(("198.18.0.100", 80), timeout=5)
+    s.sendall(b"GET / HTTP/1.0\r\n")
+    conns.append(s)
+print("open", flush=True)
+sys.stdin.readline()
+for s in conns:
+    port = s.getsockname()[1]
+    try:
+        s.settimeout(3)
+        s.sendall(b"\r\n")
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        body = data.split(b"\r\n\r\n", 1)[-1].decode().strip()
+        print(port, body.replace(" ", "_"), flush=True)
+    except Exception as e:
+        print(port, "error", flush=True)
+"#;
+
+/// Both scenarios share the prefix, so they run one after the other in one
+/// test (cargo runs the tests of a file in parallel).
+#[test]
+fn takeover_with_manual_sas_then_with_strongswan() {
+    if !can_use_namespaces("takeover_with_manual_sas_then_with_strongswan") {
+        return;
+    }
+    backup_takes_dva1_over_and_continues_connections_with_manual_sas();
+    backup_answers_ike_for_dva1_after_the_takeover();
+}
+
+fn backup_takes_dva1_over_and_continues_connections_with_manual_sas() {
+    let _guard = LabGuard { prefix: PREFIX };
+    let _ = plexnet(PREFIX, &["down", "--all"]);
+    ok(PREFIX, &["up", "topologies/figure4-manual.toml"]);
+    wait_targets_ready("MVS1", 3);
+    curl().expect("curl DVA1 before the takeover");
+    assert_eq!(dva1_status("MVS1")["state"], "Active");
+    assert_eq!(dva1_status("MVS5")["state"], "Backup");
+
+    // Three connections half way through their request: round robin puts
+    // them on MVS1, MVS2 and MVS4.
+    let mut py = Command::new(env!("CARGO_BIN_EXE_plexnet"))
+        .args(["--prefix", PREFIX, "exec", "client1", "--", "python3", "-c"])
+        .arg(HALF_OPEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 in client1");
+    let mut lines = BufReader::new(py.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("open"));
+    // Let the CF checkpoint (every 50 ms) take the new DCT entries.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let took = kill_mvs1_and_wait_for_mvs5();
+    assert!(took < Duration::from_secs(5), "takeover took {took:?}");
+    writeln!(py.stdin.as_mut().expect("stdin")).expect("second half");
+    let answers: Vec<String> = lines.map_while(Result::ok).collect();
+    let _ = py.wait();
+
+    // The connections on MVS2 and MVS4 continued through MVS5: their
+    // second half reached the server, which answered at once.
+    let continued: Vec<&String> = answers
+        .iter()
+        .filter(|a| a.ends_with("served_by_MVS2") || a.ends_with("served_by_MVS4"))
+        .collect();
+    assert_eq!(
+        continued.len(),
+        2,
+        "answers after the takeover: {answers:?}"
+    );
+    let vcrt = json(&["netstat", "MVS5", "vcrt"]);
+    for a in &continued {
+        let port: u64 = a
+            .split(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        let row = vcrt["vcrt"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["client_port"] == port))
+            .unwrap_or_else(|| panic!("connection {port} not in MVS5's VCRT: {vcrt}"));
+        assert!(row["packets"].as_u64() > Some(0), "{row}");
+    }
+
+    // New connections: MVS5's distribution, over the SA MVS1 installed
+    // (adopted from the CF, its sequence numbers still from the CF).
+    let by = curls_answered_by_the_backups_targets(6);
+    assert!(by.contains(&"served by MVS3".to_string()), "{by:?}");
+    let mvs5 = node("MVS5");
+    let t = &mvs5["daemon"]["takeover"];
+    assert_eq!(t["events"][0]["previous"], "MVS1", "{t}");
+    assert!(t["counters"]["sas_adopted"].as_u64() >= Some(1), "{t}");
+    assert!(
+        t["counters"]["connections_restored"].as_u64() >= Some(2),
+        "{t}"
+    );
+    assert!(
+        mvs5["daemon"]["owned_dvipas"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d == DVA1)),
+        "{mvs5}"
+    );
+    let cf = node("CF");
+    let seq = &cf["daemon"]["cf"]["cf"]["counters"]["errors"];
+    assert_eq!(
+        seq["seq_exists"], 0,
+        "a sequence structure was created twice: {seq}"
+    );
+}
+
+fn swanctl_ok(args: &[&str]) -> String {
+    let mut a = vec!["exec", "client1", "--", "swanctl"];
+    a.extend_from_slice(args);
+    ok(PREFIX, &a)
+}
+
+fn backup_answers_ike_for_dva1_after_the_takeover() {
+    let _guard = LabGuard { prefix: PREFIX };
+    let _ = plexnet(PREFIX, &["down", "--all"]);
+    ok(PREFIX, &["up", "topologies/figure4.toml"]);
+    swanctl_ok(&["--initiate", "--child", "dva1"]);
+    wait_targets_ready("MVS1", 3);
+    curl().expect("curl DVA1 before the takeover");
+
+    kill_mvs1_and_wait_for_mvs5();
+    swanctl_ok(&["--terminate", "--ike", "dva1"]);
+    let out = swanctl_ok(&["--initiate", "--child", "dva1"]);
+    assert!(out.contains("established"), "{out}");
+    let ike = &node("MVS5")["daemon"]["ike"];
+    assert!(
+        ike["counters"]["ike_sas_established"].as_u64() >= Some(1),
+        "{ike}"
+    );
+    assert!(
+        ike["sas"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|sa| sa["dvipa"] == DVA1)),
+        "{ike}"
+    );
+    wait_targets_ready("MVS5", 3);
+    curls_answered_by_the_backups_targets(6);
+}
