@@ -174,6 +174,58 @@ fn ah_esp_bundle_is_peeked_at_the_routing_stack_and_opened_by_targets() {
         "12 curls answered by {servers:?}; {peeks} peeks at MVS1, 0 opened there, {opened} at the targets; tshark read {} bundles",
         packets.len()
     );
+    backup_adopts_the_bundle();
     ok(PREFIX, &["down", "--all"]);
     assert!(namespaces(PREFIX).is_empty());
+}
+
+/// MVS1 is killed: MVS2 (VIPABACKUP) takes DVA1 over with the bundle from
+/// the CF, and the client's same bundle keeps being answered.
+fn backup_adopts_the_bundle() {
+    let status = json(PREFIX, &["status", "--json"]);
+    let pid = status
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["prefix"] == PREFIX))
+        .and_then(|i| i["nodes"].as_array())
+        .and_then(|n| n.iter().find(|n| n["name"] == "MVS1"))
+        .and_then(|n| n["pid"].as_i64())
+        .unwrap_or_else(|| panic!("MVS1's pid in {status}"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 MVS1");
+    wait_until("MVS2 holding DVA1", 10, || {
+        let v = json(PREFIX, &["netstat", "MVS2", "vipadcfg", "--json"]);
+        v["vipadcfg"]["status"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r["dvipa"] == "198.18.0.100" && r["holder"] == "MVS2")
+        })
+    });
+    let owned = rows(PREFIX, "MVS2", "owned");
+    assert!(
+        owned
+            .iter()
+            .any(|r| r["protocol"] == "AH" && r["direction"] == "in"),
+        "MVS2 did not adopt the bundle: {owned:?}"
+    );
+    wait_until("MVS2 and MVS3 registered with MVS2", 10, || {
+        let v = json(PREFIX, &["netstat", "MVS2", "vdpt", "--json"]);
+        v["vdpt"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .filter(|r| r["port"] == 80 && r["ready"] == true)
+                .count()
+                == 2
+        })
+    });
+    let answers: Vec<String> = (0..6).map(|_| curl_dva1(PREFIX)).collect();
+    assert!(
+        answers.iter().all(|a| a.starts_with("served by MVS")),
+        "after the takeover: {answers:?}"
+    );
+    let servers: BTreeSet<&str> = answers.iter().map(|a| a.trim()).collect();
+    assert_eq!(servers.len(), 2, "after the takeover: {servers:?}");
+    let mvs2 = json(PREFIX, &["ipsec", "MVS2", "--json"]);
+    assert!(mvs2["peeks"].as_u64().unwrap_or(0) >= 6 * 4, "{mvs2}");
+    eprintln!("after MVS1's death, MVS2 holds DVA1 with the bundle: {answers:?}");
 }

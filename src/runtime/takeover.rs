@@ -37,8 +37,9 @@ use super::sockets::FWMARK;
 use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
 use crate::sysplex::routing::{DctChange, RoutingStack};
+use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
-use crate::sysplex::xcf::{SaInstall, CF_PORT};
+use crate::sysplex::xcf::{BundleInstall, SaInstall, CF_PORT};
 use crate::topology::Topology;
 
 /// How long a starting image waits for the CF to read owner records.
@@ -231,11 +232,20 @@ impl Takeover {
 
     /// An SA pair of an owned DVIPA was installed (IKE, rekey, manual).
     pub fn sa_installed(&self, install: &SaInstall) {
-        let key = tk::sa_key(install.dvipa, install.inbound.protocol, install.inbound.spi);
-        self.queue(CfWrite::Put(key, tk::encode(install)));
+        self.record(SaRecord::Pair(install.clone()));
     }
 
-    /// An SA pair was deleted (DELETE, or the old pair after a rekey).
+    /// An AH+ESP bundle of an owned DVIPA was installed (manual).
+    pub fn bundle_installed(&self, bundle: &BundleInstall) {
+        self.record(SaRecord::Bundle(bundle.clone()));
+    }
+
+    fn record(&self, rec: SaRecord) {
+        self.queue(CfWrite::Put(rec.key(), tk::encode(&rec)));
+    }
+
+    /// An SA pair (or the ESP pair of a bundle) was deleted (DELETE, or the
+    /// old pair after a rekey).
     pub fn sa_deleted(&self, install: &SaInstall) {
         let key = tk::sa_key(install.dvipa, install.inbound.protocol, install.inbound.spi);
         self.queue(CfWrite::Delete(key));
@@ -379,7 +389,7 @@ impl Takeover {
         &self,
         dvipa: Ipv4Addr,
     ) -> Result<(
-        Vec<SaInstall>,
+        Vec<SaRecord>,
         Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
     )> {
         let cf = self.cf().await;
@@ -392,7 +402,7 @@ impl Takeover {
             let Some(bytes) = cf.get(&key).await.context("reading an SA")? else {
                 continue;
             };
-            match tk::decode::<SaInstall>(&bytes) {
+            match tk::decode::<SaRecord>(&bytes) {
                 Ok(sa) => sas.push(sa),
                 Err(e) => tracing::warn!("CF {key}: {e}"),
             }
@@ -423,7 +433,7 @@ impl Takeover {
         &self,
         node: &ImageNode,
         dvipa: Ipv4Addr,
-        sas: Vec<SaInstall>,
+        sas: Vec<SaRecord>,
         conns: Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
     ) -> (usize, usize) {
         let now = node.now_ms();
@@ -433,16 +443,28 @@ impl Takeover {
             return (0, 0);
         };
         let mut n_sas = 0;
-        for sa in sas.into_iter().filter(|s| s.dvipa == dvipa) {
-            if let Err(e) = r.install(sa.clone()) {
+        for rec in sas.into_iter().filter(|s| s.pair().dvipa == dvipa) {
+            let adopted = match &rec {
+                SaRecord::Pair(sa) => r
+                    .install(sa.clone())
+                    .map(|()| core.target.install(now, &self.me, sa)),
+                SaRecord::Bundle(b) => r
+                    .install_bundle(b)
+                    .map(|()| core.target.install_bundle(now, &self.me, b)),
+            };
+            let sa = rec.pair();
+            if let Err(e) = adopted {
                 tracing::warn!(
                     "{dvipa}: SA {:#010x} from the CF refused: {e}",
                     sa.inbound.spi.0
                 );
                 continue;
             }
-            let _ = core.target.install(now, &self.me, &sa);
-            lock(&self.adopted).push((dvipa, sa.inbound.spi, sa.outbound.dst));
+            if let SaRecord::Pair(_) = rec {
+                // Only negotiated pairs are superseded by a new child SA
+                // (bundles are manual).
+                lock(&self.adopted).push((dvipa, sa.inbound.spi, sa.outbound.dst));
+            }
             n_sas += 1;
         }
         let mut n_conns = 0;

@@ -9,11 +9,12 @@
 //! | key                                         | value          | written when                     |
 //! |---------------------------------------------|----------------|----------------------------------|
 //! | `dvipa/<DVIPA>/owner`                       | [`OwnerRecord`]| the image takes (or starts with) the DVIPA |
-//! | `dvipa/<DVIPA>/sa/<esp\|ah>/<inbound SPI>`  | `SaInstall`    | an SA pair is installed (IKE, rekey, manual); deleted with the pair |
+//! | `dvipa/<DVIPA>/sa/<esp\|ah>/<inbound SPI>`  | [`SaRecord`]   | an SA pair or AH+ESP bundle is installed (IKE, rekey, manual); deleted with it |
 //! | `dvipa/<DVIPA>/conn/<client>:<port>/<port>` | [`ConnRecord`] | a DCT (VCRT) entry is made; deleted when it ends or expires |
 //!
 //! The [`SaInstall`](super::xcf::SaInstall) holds what a target needs (keys, selectors, filter)
-//! and the CF sequence key of the outbound SA; the sequence structure
+//! and the CF sequence key of the outbound SA (a bundle's record also its
+//! AH pair and the AH SA's sequence key); the sequence structure
 //! itself stays in the CF, so every sender keeps taking numbers from the
 //! same counter across a takeover and no number is used twice (RFC 4303
 //! §3.3.3).
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 use super::dct::ConnKey;
+use super::xcf::{BundleInstall, SaInstall};
 use crate::ipsec::sa::{Protocol, Spi};
 use crate::topology::Topology;
 
@@ -60,6 +62,30 @@ pub fn sa_key(dvipa: Ipv4Addr, protocol: Protocol, inbound_spi: Spi) -> String {
         Protocol::Ah => "ah",
     };
     format!("{}{p}/{:#010x}", sa_prefix(dvipa), inbound_spi.0)
+}
+
+/// One SA record: a single pair, or an AH+ESP bundle (keyed by its ESP
+/// pair, whose inbound SPI no other ESP pair of the DVIPA has).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaRecord {
+    Pair(SaInstall),
+    Bundle(BundleInstall),
+}
+
+impl SaRecord {
+    /// The single pair, or the bundle's ESP pair.
+    pub fn pair(&self) -> &SaInstall {
+        match self {
+            SaRecord::Pair(p) => p,
+            SaRecord::Bundle(b) => &b.esp,
+        }
+    }
+
+    /// Where the record is kept.
+    pub fn key(&self) -> String {
+        let p = self.pair();
+        sa_key(p.dvipa, p.inbound.protocol, p.inbound.spi)
+    }
 }
 
 /// `dvipa/<DVIPA>/conn/`: the connection table of a DVIPA.
@@ -238,6 +264,19 @@ mod tests {
     }
 
     const DVA1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+
+    /// A bundle's record sits under its ESP pair's key and comes back
+    /// whole (both pairs, both sequence keys) from the CF's bytes.
+    #[test]
+    fn sa_records_round_trip_under_the_esp_pair_key() {
+        let b = crate::sysplex::xcf::tests::bundle();
+        let esp = &b.esp;
+        let want = sa_key(esp.dvipa, Protocol::Esp, esp.inbound.spi);
+        for rec in [SaRecord::Pair(esp.clone()), SaRecord::Bundle(b.clone())] {
+            assert_eq!(rec.key(), want);
+            assert_eq!(decode::<SaRecord>(&encode(&rec)).expect("decode"), rec);
+        }
+    }
 
     #[test]
     fn keys_name_the_dvipa_and_the_spi_or_connection() {

@@ -48,6 +48,9 @@ impl ImageNode {
             bundle.esp.dvipa,
             targets.len()
         );
+        if let Some(t) = self.takeover.get() {
+            t.bundle_installed(&bundle);
+        }
         let msg = XcfMessage::BundleInstall(Box::new(bundle));
         for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
             self.xcf_out.send(t, msg.clone());
