@@ -232,12 +232,12 @@ impl Takeover {
 
     /// An SA pair of an owned DVIPA was installed (IKE, rekey, manual).
     pub fn sa_installed(&self, install: &SaInstall) {
-        self.record(SaRecord::Pair(install.clone()));
+        self.record(SaRecord::Pair(Box::new(install.clone())));
     }
 
     /// An AH+ESP bundle of an owned DVIPA was installed (manual).
     pub fn bundle_installed(&self, bundle: &BundleInstall) {
-        self.record(SaRecord::Bundle(bundle.clone()));
+        self.record(SaRecord::Bundle(Box::new(bundle.clone())));
     }
 
     fn record(&self, rec: SaRecord) {
@@ -446,7 +446,7 @@ impl Takeover {
         for rec in sas.into_iter().filter(|s| s.pair().dvipa == dvipa) {
             let adopted = match &rec {
                 SaRecord::Pair(sa) => r
-                    .install(sa.clone())
+                    .install(SaInstall::clone(sa))
                     .map(|()| core.target.install(now, &self.me, sa)),
                 SaRecord::Bundle(b) => r
                     .install_bundle(b)

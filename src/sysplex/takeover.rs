@@ -68,8 +68,8 @@ pub fn sa_key(dvipa: Ipv4Addr, protocol: Protocol, inbound_spi: Spi) -> String {
 /// pair, whose inbound SPI no other ESP pair of the DVIPA has).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SaRecord {
-    Pair(SaInstall),
-    Bundle(BundleInstall),
+    Pair(Box<SaInstall>),
+    Bundle(Box<BundleInstall>),
 }
 
 impl SaRecord {
@@ -272,7 +272,10 @@ mod tests {
         let b = crate::sysplex::xcf::tests::bundle();
         let esp = &b.esp;
         let want = sa_key(esp.dvipa, Protocol::Esp, esp.inbound.spi);
-        for rec in [SaRecord::Pair(esp.clone()), SaRecord::Bundle(b.clone())] {
+        for rec in [
+            SaRecord::Pair(Box::new(esp.clone())),
+            SaRecord::Bundle(Box::new(b.clone())),
+        ] {
             assert_eq!(rec.key(), want);
             assert_eq!(decode::<SaRecord>(&encode(&rec)).expect("decode"), rec);
         }
