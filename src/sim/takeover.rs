@@ -214,7 +214,7 @@ impl World {
         w
     }
 
-    /// The CF's answer to `req`, rendered as `{image} → CF     {what} = {answer}`.
+    /// Puts `value` under `key` in the CF for `image`, rendered with `what` and the answer.
     fn cf_put(&mut self, image: &str, key: String, value: Vec<u8>, what: &str) {
         let len = value.len();
         let r = self.cf.request(CfRequest::Put {
