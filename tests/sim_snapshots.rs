@@ -395,3 +395,79 @@ fn bundle_replay_precheck_covers_ah_and_esp() {
     assert_eq!(replay(&w), Some(2));
     assert_eq!(w.routing_stack().counters().forwarded["MVS2"], 3);
 }
+
+/// VIPA takeover (figure4: MVS1 owns DVA1, MVS5 is its VIPABACKUP 100 with
+/// DESTIP MVS2 MVS3 MVS4): MVS1 checkpoints its SA pair and DCT into the
+/// CF; it fails; MVS5 hears no heartbeat from it for three seconds of
+/// virtual time, takes DVA1 over from the CF's copy, continues the open
+/// connection to MVS2 over the same SA with the CF's next sequence
+/// numbers, and distributes new connections by its own VIPADISTRIBUTE.
+#[test]
+fn vipa_takeover_by_the_backup_continues_connections_from_the_cf() {
+    let topo =
+        plexnet::topology::load(std::path::Path::new("topologies/figure4.toml")).expect("figure4");
+    let dva1 = Ipv4Addr::new(198, 18, 0, 100);
+    let mut w = World::from_topology(7, &topo, dva1, Box::new(CouplingFacility::new()));
+    w.install_sa(SaSpec::esp_cbc_sha1());
+    // Round robin over MVS1, MVS2, MVS4: a whole connection on MVS1, then
+    // one to MVS2 that stays open (HTTP/1.1).
+    connection(&mut w, 40000);
+    let req1: &[u8] = b"GET /a HTTP/1.1\r\nHost: DVA1\r\n\r\n";
+    let req2: &[u8] = b"GET /b HTTP/1.1\r\nHost: DVA1\r\n\r\n";
+    let answer_len = "HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\nserved by MVS2\n".len() as u32;
+    w.client_tcp(40001, 500, 0, SYN, &[]);
+    w.client_tcp(40001, 501, 1001, ACK, &[]);
+    w.client_tcp(40001, 501, 1001, psh_ack(), req1);
+    let before_failure = w.client.last_sent.clone().expect("sent");
+    assert_eq!(w.routing_stack().counters().forwarded["MVS2"], 3);
+    // The closed connection's DCT entry expires (closing: 5 s) and leaves the CF.
+    w.advance_to(6000);
+    w.fail("MVS1");
+    // The open connection's next request, while nobody holds DVA1: lost.
+    let seq2 = 501 + req1.len() as u32;
+    let ack2 = 1001 + answer_len;
+    w.advance_to(7500);
+    w.client_tcp(40001, seq2, ack2, psh_ack(), req2);
+    w.advance_to(9500);
+    assert_eq!(w.owner, "MVS5");
+    assert_eq!(w.holder_seen_by("MVS5").as_deref(), Some("MVS5"));
+    // A copy of the request sent before the failure: MVS5's pre-check is
+    // new and lets it pass, MVS2 kept its replay window and drops it.
+    w.client_raw("the pre-failure request replayed", before_failure);
+    assert_eq!(
+        w.images["MVS2"]
+            .target
+            .counters()
+            .drops
+            .get("ipsec-replayed"),
+        Some(&1),
+        "{:?}",
+        w.images["MVS2"].target.counters().drops
+    );
+    // TCP sends the request again: through MVS5 to MVS2, on the same SA.
+    w.client_tcp(40001, seq2, ack2, psh_ack(), req2);
+    // New connections: MVS5's ROUNDROBIN over MVS2, MVS3, MVS4.
+    connection(&mut w, 40002);
+    connection(&mut w, 40003);
+    let r = w.routing_stack().counters();
+    assert_eq!(r.forwarded["MVS2"], 6, "{r:?}");
+    assert_eq!(r.new_connections, 2);
+    assert!(w.images["MVS3"].target.counters().opened >= 4);
+    let trace = w.trace();
+    // Every outbound number came from the CF once, in order.
+    let seqs: Vec<u64> = trace
+        .lines()
+        .filter_map(|l| {
+            l.split(" seq ")
+                .nth(1)?
+                .split(" from CF")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|p| p[0] < p[1]), "{seqs:?}");
+    assert_eq!(seqs.first(), Some(&1));
+    assert_eq!(trace.matches("DROP").count(), 1, "{trace}");
+    insta::assert_snapshot!(trace);
+}

@@ -8,6 +8,7 @@
 
 pub mod render;
 mod server;
+mod takeover;
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -163,6 +164,10 @@ pub struct World {
     pub client: SimClient,
     cf: Box<dyn CfService>,
     queue: VecDeque<(u64, Event)>,
+    /// VIPA takeover: CF checkpoints, heartbeats, failures and the
+    /// backups' watches (`None`: none of it, as in the scenarios built by
+    /// [`World::new`]).
+    takeover: Option<takeover::SimTakeover>,
 }
 
 impl std::fmt::Debug for World {
@@ -280,6 +285,7 @@ impl World {
             },
             cf,
             queue: VecDeque::new(),
+            takeover: None,
         };
         let list = w.routing().vipa_list();
         for t in targets {
@@ -357,6 +363,9 @@ impl World {
             }
         };
         self.log_install(&spec, &install);
+        if spec.ah.is_none() {
+            self.checkpoint_sa(&install);
+        }
         let dvipa = self.dvipa;
         let mut to: Vec<String> = self
             .routing()
@@ -556,9 +565,14 @@ impl World {
                 self.send_xcf(&n, &to, msg);
             }
         }
+        self.flush_journals();
     }
 
     fn step(&mut self, ev: Event) {
+        if let Some(lost) = self.lost(&ev) {
+            self.log(lost);
+            return;
+        }
         match ev {
             Event::ToDvipa(p) => self.at_routing(p),
             Event::Gre { from, to, packet } => self.at_target_gre(&from, &to, &packet),
@@ -657,6 +671,7 @@ impl World {
         let now = self.now_ms;
         // The XCF link the datagram came in on: the one from `from`.
         let link_peer = self.images[from].xcf;
+        self.heard(to, from);
         let before = self.images[to].target.counters().clone();
         let v = self.image(to).target.from_gre(now, link_peer, packet);
         self.after_target(to, v, "GRE decapsulated, link check ok", &before);
@@ -855,6 +870,8 @@ impl World {
     fn deliver_xcf(&mut self, from: &str, to: &str, msg: XcfMessage) {
         let now = self.now_ms;
         self.log(format!("{from} → {to}  XCF {}", xcf_name(&msg)));
+        self.heard(to, from);
+        let shadowed_by = self.shadowed_by(to, &msg);
         let img = self.image(to);
         if let Some(r) = img.routing.as_mut() {
             r.on_xcf(from, &msg);
@@ -862,6 +879,7 @@ impl World {
         if let Err(e) = img.target.on_xcf(now, from, &msg) {
             self.log(format!("{to} target   refused SA: {e}"));
         }
+        self.after_xcf(from, to, &msg, shadowed_by);
     }
 
     pub fn routing_stack(&self) -> &RoutingStack {

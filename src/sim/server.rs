@@ -1,6 +1,7 @@
 //! A scripted TCP peer standing in for the kernel's TCP and the HTTP
-//! server of a target: SYN → SYN-ACK, a request → the answer with FIN, a
-//! FIN → its ACK. Enough to render whole connections in traces.
+//! server of a target: SYN → SYN-ACK, an HTTP/1.0 request → the answer
+//! with FIN, an HTTP/1.1 request → the answer (the connection stays open),
+//! a FIN → its ACK. Enough to render whole connections in traces.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -93,6 +94,24 @@ impl ScriptedServer {
             return vec![reply(0, t.seq_number(), TcpFlags::RST, &[])];
         };
         let data_len = t.payload().len() as u32;
+        if data_len > 0 && t.payload().windows(8).any(|w| w == b"HTTP/1.1") {
+            // HTTP/1.1 keeps the connection open (RFC 9112 §9.3): the
+            // answer has a length and no FIN, so the client can send more.
+            let body = format!("served by {}\n", self.image);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let flags = TcpFlags(TcpFlags::PSH.0 | TcpFlags::ACK.0);
+            self.conns
+                .insert((client, cport), seq + answer.len() as u32);
+            return vec![reply(
+                seq,
+                t.seq_number().wrapping_add(data_len),
+                flags,
+                answer.as_bytes(),
+            )];
+        }
         if data_len > 0 {
             let body = format!("HTTP/1.0 200 OK\r\n\r\nserved by {}\n", self.image);
             let flags = TcpFlags(TcpFlags::PSH.0 | TcpFlags::ACK.0 | TcpFlags::FIN.0);
