@@ -25,11 +25,11 @@ use super::sockets::{self, FWMARK, IPPROTO_GRE};
 use super::tunio;
 use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
-use crate::sysplex::routing::{Decision, FilterAt, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::{Decision, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
 use crate::sysplex::target::{self, OutboundPlan, TargetStack, Upstream, Verdict};
 use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
-use crate::topology::{InboundFilter, ManualSa, Topology};
+use crate::topology::{ManualSa, Topology};
 
 mod bundle;
 pub use bundle::manual_bundle;
@@ -236,7 +236,7 @@ impl ImageNode {
                 .filter(|d| owned.contains(&d.addr))
                 .cloned()
                 .collect();
-            RoutingStack::new(name, image.xcf_addr, routing_config(&image), &dists)
+            RoutingStack::new(name, image.xcf_addr, RoutingConfig::of_image(&image), &dists)
         });
         let mut gre = HashMap::new();
         for peer in topo.images.iter().filter(|i| i.name != name) {
@@ -1146,18 +1146,6 @@ fn routing_status(r: &RoutingStack) -> serde_json::Value {
         "owned_sas": r.sa_summary(),
         "listeners": r.listeners(),
     })
-}
-
-/// The routing stack's configuration from the image's definition.
-pub(super) fn routing_config(image: &crate::topology::Image) -> RoutingConfig {
-    RoutingConfig {
-        filter_at: match image.inbound_filter {
-            InboundFilter::Target => FilterAt::Target,
-            InboundFilter::Routing => FilterAt::Routing,
-        },
-        distribute_crypto: image.distribute_crypto,
-        ..RoutingConfig::default()
-    }
 }
 
 /// The kernel side of DESIGN.md's DVIPA rules, in this namespace.

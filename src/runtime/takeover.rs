@@ -36,7 +36,7 @@ use super::image::{ImageNode, PROTECTED_MTU, TABLE_FROM_DVIPA, TABLE_TO_DVIPA};
 use super::sockets::FWMARK;
 use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
-use crate::sysplex::routing::{DctChange, RoutingStack};
+use crate::sysplex::routing::{distributions_of, DctChange, RoutingConfig, RoutingStack};
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::xcf::{BundleInstall, SaInstall, CF_PORT};
@@ -521,19 +521,13 @@ impl Takeover {
     /// its routing stack (made now if it had none).
     fn become_routing_stack(&self, node: &ImageNode, dvipa: Ipv4Addr) -> Result<()> {
         let image = self.topo.image(&self.me).context("not an image")?;
-        let dists: Vec<_> = image
-            .vipa
-            .distributes
-            .iter()
-            .filter(|d| d.addr == dvipa)
-            .cloned()
-            .collect();
+        let dists = distributions_of(image, dvipa);
         let mut core = node.core();
         let r = core.routing.get_or_insert_with(|| {
             RoutingStack::new(
                 &self.me,
                 image.xcf_addr,
-                super::image::routing_config(image),
+                RoutingConfig::of_image(image),
                 &[],
             )
         });

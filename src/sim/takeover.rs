@@ -13,12 +13,12 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
 use crate::sysplex::dct::ConnKey;
-use crate::sysplex::routing::{DctChange, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::{distributions_of, DctChange, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::ImageStack;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::target::TargetStack;
 use crate::sysplex::xcf::{BundleInstall, CfRequest, CfResponse, SaInstall, XcfMessage};
-use crate::topology::{InboundFilter, Topology, VipaDistribute};
+use crate::topology::{Topology, VipaDistribute};
 
 /// XCF heartbeat interval (the runtime's `XcfConfig::heartbeat`).
 pub const HEARTBEAT_MS: u64 = 1000;
@@ -38,19 +38,6 @@ pub(super) struct SimTakeover {
     /// Images that failed: their links are silent.
     failed: BTreeSet<String>,
     next_tick: u64,
-}
-
-/// The routing configuration of a topology image (as the runtime's
-/// `image::routing_config` makes it).
-fn routing_config(image: &crate::topology::Image) -> RoutingConfig {
-    RoutingConfig {
-        filter_at: match image.inbound_filter {
-            InboundFilter::Target => crate::sysplex::routing::FilterAt::Target,
-            InboundFilter::Routing => crate::sysplex::routing::FilterAt::Routing,
-        },
-        distribute_crypto: image.distribute_crypto,
-        ..RoutingConfig::default()
-    }
 }
 
 /// `ROUNDROBIN ports [60, 80] DESTIP MVS2 MVS3 MVS4`.
@@ -104,14 +91,9 @@ impl World {
         for image in &topo.images {
             let n = image.name.as_str();
             let routing = (n == owner).then(|| {
-                let dists: Vec<VipaDistribute> = image
-                    .vipa
-                    .distributes
-                    .iter()
-                    .filter(|d| d.addr == dvipa)
-                    .cloned()
-                    .collect();
-                let mut r = RoutingStack::new(n, image.xcf_addr, routing_config(image), &dists);
+                let dists = distributions_of(image, dvipa);
+                let mut r =
+                    RoutingStack::new(n, image.xcf_addr, RoutingConfig::of_image(image), &dists);
                 r.keep_journal();
                 r
             });
@@ -530,16 +512,10 @@ impl World {
             return;
         };
         // Become the routing stack with the VIPABACKUP's VIPADISTRIBUTE.
-        let dists: Vec<VipaDistribute> = image
-            .vipa
-            .distributes
-            .iter()
-            .filter(|d| d.addr == dvipa)
-            .cloned()
-            .collect();
+        let dists = distributions_of(image, dvipa);
         let img = self.image(me);
         let r = img.routing.get_or_insert_with(|| {
-            RoutingStack::new(me, image.xcf_addr, routing_config(image), &[])
+            RoutingStack::new(me, image.xcf_addr, RoutingConfig::of_image(image), &[])
         });
         if !r.dvipas().contains(&dvipa) {
             r.add_distributions(&dists);

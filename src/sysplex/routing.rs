@@ -53,6 +53,34 @@ impl Default for RoutingConfig {
     }
 }
 
+impl RoutingConfig {
+    /// The configuration an image's topology definition gives its routing
+    /// stack: where inbound filtering happens (claim 7) and whether crypto
+    /// is distributed.
+    pub fn of_image(image: &crate::topology::Image) -> Self {
+        Self {
+            filter_at: match image.inbound_filter {
+                crate::topology::InboundFilter::Target => FilterAt::Target,
+                crate::topology::InboundFilter::Routing => FilterAt::Routing,
+            },
+            distribute_crypto: image.distribute_crypto,
+            ..Self::default()
+        }
+    }
+}
+
+/// The VIPADISTRIBUTE statements `image` has for `dvipa`: its owner's, or
+/// those a backup distributes it with after a takeover.
+pub fn distributions_of(image: &crate::topology::Image, dvipa: Ipv4Addr) -> Vec<VipaDistribute> {
+    image
+        .vipa
+        .distributes
+        .iter()
+        .filter(|d| d.addr == dvipa)
+        .cloned()
+        .collect()
+}
+
 /// What to do with an inbound packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
