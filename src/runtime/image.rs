@@ -236,7 +236,12 @@ impl ImageNode {
                 .filter(|d| owned.contains(&d.addr))
                 .cloned()
                 .collect();
-            RoutingStack::new(name, image.xcf_addr, RoutingConfig::of_image(&image), &dists)
+            RoutingStack::new(
+                name,
+                image.xcf_addr,
+                RoutingConfig::of_image(&image),
+                &dists,
+            )
         });
         let mut gre = HashMap::new();
         for peer in topo.images.iter().filter(|i| i.name != name) {

@@ -64,6 +64,22 @@ pub struct SimClient {
     pub last_sent: Option<Vec<u8>>,
 }
 
+impl SimClient {
+    /// `client1` at `addr`, with no SAs yet.
+    fn new(addr: Ipv4Addr) -> Self {
+        Self {
+            name: "client1".into(),
+            addr,
+            outbound: None,
+            inbound: None,
+            ah_outbound: None,
+            ah_inbound: None,
+            next_seq: 1,
+            last_sent: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Event {
     /// From the client, on the external LAN, to the DVIPA's owner.
@@ -273,16 +289,7 @@ impl World {
             dvipa,
             owner: owner.to_string(),
             images,
-            client: SimClient {
-                name: "client1".into(),
-                addr: Ipv4Addr::new(198, 18, 1, 2),
-                outbound: None,
-                inbound: None,
-                ah_outbound: None,
-                ah_inbound: None,
-                next_seq: 1,
-                last_sent: None,
-            },
+            client: SimClient::new(Ipv4Addr::new(198, 18, 1, 2)),
             cf,
             queue: VecDeque::new(),
             takeover: None,

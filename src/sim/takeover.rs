@@ -15,6 +15,7 @@ use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, Si
 use crate::sysplex::dct::ConnKey;
 use crate::sysplex::routing::{distributions_of, DctChange, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::ImageStack;
+use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::target::TargetStack;
 use crate::sysplex::xcf::{BundleInstall, CfRequest, CfResponse, SaInstall, XcfMessage};
@@ -131,16 +132,7 @@ impl World {
             dvipa,
             owner: owner.clone(),
             images,
-            client: SimClient {
-                name: "client1".into(),
-                addr: client,
-                outbound: None,
-                inbound: None,
-                ah_outbound: None,
-                ah_inbound: None,
-                next_seq: 1,
-                last_sent: None,
-            },
+            client: SimClient::new(client),
             cf,
             queue: VecDeque::new(),
             takeover: Some(SimTakeover {
@@ -228,8 +220,8 @@ impl World {
             return;
         }
         let owner = self.owner.clone();
-        let key = tk::sa_key(install.dvipa, install.inbound.protocol, install.inbound.spi);
-        self.cf_put(&owner, key, tk::encode(install), "SaInstall");
+        let rec = SaRecord::Pair(Box::new(install.clone()));
+        self.cf_put(&owner, rec.key(), tk::encode(&rec), "SaRecord::Pair");
     }
 
     /// Every routing stack's DCT changes into the CF (the runtime hands
@@ -534,10 +526,15 @@ impl World {
             let Some(bytes) = self.cf_get(&key) else {
                 continue;
             };
-            match tk::decode::<SaInstall>(&bytes) {
-                Ok(sa) => {
+            match tk::decode::<SaRecord>(&bytes) {
+                Ok(SaRecord::Pair(sa)) => {
                     self.log(format!("{me} → CF     Get {key} = {}", render_sa(&sa)));
-                    sas.push(sa);
+                    sas.push(*sa);
+                }
+                Ok(SaRecord::Bundle(_)) => {
+                    self.log(format!(
+                        "{me} → CF     Get {key} = an AH+ESP bundle (not simulated)"
+                    ));
                 }
                 Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
             }
