@@ -72,6 +72,9 @@ pub struct TakeoverCounters {
     pub takeovers: AtomicU64,
     pub sas_adopted: AtomicU64,
     pub connections_restored: AtomicU64,
+    /// Recorded connections not continued (their server died with the
+    /// stack that failed, or the topology no longer has it).
+    pub connections_not_restored: AtomicU64,
     pub gratuitous_arps: AtomicU64,
 }
 
@@ -357,7 +360,7 @@ impl Takeover {
         for dvipa in held {
             match self.read_state(dvipa).await {
                 Ok((sas, conns)) => {
-                    let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns);
+                    let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns, None);
                     if n_sas + n_conns > 0 {
                         tracing::info!("{dvipa}: {n_sas} SA pairs and {n_conns} connections adopted from the CF");
                     }
@@ -435,6 +438,7 @@ impl Takeover {
         dvipa: Ipv4Addr,
         sas: Vec<SaRecord>,
         conns: Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
+        failed: Option<&str>,
     ) -> (usize, usize) {
         let now = node.now_ms();
         let mut core = node.core();
@@ -469,12 +473,16 @@ impl Takeover {
         }
         let mut n_conns = 0;
         for (key, rec) in conns {
-            // The target's XCF address as the topology has it now.
-            let Some(t) = self.topo.image(&rec.target) else {
-                continue;
-            };
-            r.restore(key, &t.name, t.xcf_addr, rec.ipsec);
-            n_conns += 1;
+            match tk::restore_target(&self.topo, &rec, failed) {
+                Ok(t) => {
+                    r.restore(key, &t.name, t.xcf_addr, rec.ipsec);
+                    n_conns += 1;
+                }
+                Err(why) => {
+                    bump(&self.counters.connections_not_restored, 1);
+                    tracing::info!("{dvipa}: {key:?} not restored: {why}");
+                }
+            }
         }
         bump(&self.counters.sas_adopted, n_sas as u64);
         bump(&self.counters.connections_restored, n_conns as u64);
@@ -492,7 +500,7 @@ impl Takeover {
         tracing::warn!("{}: taking {dvipa} over from {previous:?}", self.me);
         self.become_routing_stack(node, dvipa)?;
         let (sas, conns) = self.read_state(dvipa).await?;
-        let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns);
+        let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns, previous.as_deref());
         node.add_owned(dvipa);
         plumb_owner(&node.links, dvipa).await?;
         node.announce_all();

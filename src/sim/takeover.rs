@@ -577,14 +577,16 @@ impl World {
             ));
         }
         for (key, rec) in conns {
-            // The target's XCF address as the topology has it now.
-            let Some(t) = topo.image(&rec.target) else {
-                self.log(format!(
-                    "{me} routing  {} names {}, not an image: not restored",
-                    render_conn(&key),
-                    rec.target
-                ));
-                continue;
+            let t = match tk::restore_target(&topo, &rec, previous.as_deref()) {
+                Ok(t) => t,
+                Err(why) => {
+                    self.log(format!(
+                        "{me} routing  {} → {} not restored: {why}",
+                        render_conn(&key),
+                        rec.target
+                    ));
+                    continue;
+                }
             };
             if let Some(r) = self.image(me).routing.as_mut() {
                 r.restore(key, &t.name, t.xcf_addr, rec.ipsec);

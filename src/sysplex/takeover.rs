@@ -137,6 +137,29 @@ pub struct ConnRecord {
     pub ipsec: bool,
 }
 
+/// Why a recorded connection is not continued after a takeover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotRestored {
+    #[error("its target is not an image of the topology")]
+    NotAnImage,
+    /// The connection's server died with the stack that failed.
+    #[error("its target is the stack that failed")]
+    TargetFailed,
+}
+
+/// The image a recorded connection continues on after a takeover from
+/// `failed` (its XCF address as the topology has it now).
+pub fn restore_target<'a>(
+    topo: &'a Topology,
+    rec: &ConnRecord,
+    failed: Option<&str>,
+) -> Result<&'a crate::topology::Image, NotRestored> {
+    if failed == Some(rec.target.as_str()) {
+        return Err(NotRestored::TargetFailed);
+    }
+    topo.image(&rec.target).ok_or(NotRestored::NotAnImage)
+}
+
 /// Encodes a record for the CF.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).unwrap_or_default()
@@ -279,6 +302,33 @@ mod tests {
             assert_eq!(rec.key(), want);
             assert_eq!(decode::<SaRecord>(&encode(&rec)).expect("decode"), rec);
         }
+    }
+
+    /// A connection served by the failed stack itself is not continued;
+    /// one on a live target is, at the target's XCF address of the
+    /// topology; an unknown target is refused.
+    #[test]
+    fn restore_target_skips_the_failed_stack_and_unknown_images() {
+        let topo = figure4();
+        let rec = |t: &str| ConnRecord {
+            target: t.into(),
+            target_xcf: Ipv4Addr::new(198, 19, 0, 9),
+            ipsec: true,
+        };
+        let mvs2 = restore_target(&topo, &rec("MVS2"), Some("MVS1")).expect("MVS2");
+        assert_eq!(
+            (mvs2.name.as_str(), mvs2.xcf_addr),
+            ("MVS2", Ipv4Addr::new(198, 19, 0, 2))
+        );
+        assert_eq!(
+            restore_target(&topo, &rec("MVS1"), Some("MVS1")).err(),
+            Some(NotRestored::TargetFailed)
+        );
+        assert_eq!(
+            restore_target(&topo, &rec("MVS9"), None).err(),
+            Some(NotRestored::NotAnImage)
+        );
+        assert!(restore_target(&topo, &rec("MVS1"), None).is_ok());
     }
 
     #[test]
