@@ -277,6 +277,16 @@ fn cf_request() -> impl Strategy<Value = CfRequest> {
         name().prop_map(|key| CfRequest::Get { key }),
         name().prop_map(|key| CfRequest::Delete { key }),
         name().prop_map(|prefix| CfRequest::List { prefix }),
+        (
+            name(),
+            any::<Option<Vec<u8>>>(),
+            prop::collection::vec(any::<u8>(), 0..100)
+        )
+            .prop_map(|(key, expected, value)| CfRequest::CompareAndSwap {
+                key,
+                expected,
+                value
+            }),
     ]
 }
 
@@ -291,6 +301,7 @@ fn cf_response() -> impl Strategy<Value = CfResponse> {
             seq_key().prop_map(CfError::SeqExists),
             seq_key().prop_map(CfError::SeqExhausted),
             name().prop_map(CfError::Malformed),
+            any::<Option<Vec<u8>>>().prop_map(CfError::Conflict),
         ]
         .prop_map(CfResponse::Error),
     ]

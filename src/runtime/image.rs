@@ -25,7 +25,7 @@ use super::sockets::{self, FWMARK, IPPROTO_GRE};
 use super::tunio;
 use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
-use crate::sysplex::routing::{Decision, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::{Decision, OwnedPair, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
 use crate::sysplex::target::{self, OutboundPlan, TargetStack, Upstream, Verdict};
 use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
@@ -515,7 +515,7 @@ impl ImageNode {
                             .iter()
                             .any(|(n, _)| n == target)
                     })
-                    .map(bundle::install_msg),
+                    .map(OwnedPair::install_msg),
             );
             v
         };

@@ -39,7 +39,7 @@ use crate::lab::plan::{EXT_NAME, TUN_NAME};
 use crate::sysplex::routing::{distributions_of, DctChange, RoutingConfig, RoutingStack};
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
-use crate::sysplex::xcf::{BundleInstall, SaInstall, CF_PORT};
+use crate::sysplex::xcf::{BundleInstall, CfError, CfResponse, SaInstall, CF_PORT};
 use crate::topology::Topology;
 
 /// How long a starting image waits for the CF to read owner records.
@@ -70,6 +70,9 @@ pub struct TakeoverCounters {
     /// Writes dropped because the queue was full (the CF is slow or gone).
     pub cf_writes_dropped: AtomicU64,
     pub takeovers: AtomicU64,
+    /// Takeovers not done because another stack claimed the DVIPA in the
+    /// CF first.
+    pub claims_lost: AtomicU64,
     pub sas_adopted: AtomicU64,
     pub connections_restored: AtomicU64,
     /// Recorded connections not continued (their server died with the
@@ -387,6 +390,24 @@ impl Takeover {
         }
     }
 
+    /// Claims `dvipa` in the CF before anything else of a takeover
+    /// ([`tk::claim_request`]); `false` when another stack holds it.
+    async fn claim(&self, dvipa: Ipv4Addr, previous: &Option<String>) -> Result<bool> {
+        let cf = self.cf().await;
+        let current = cf
+            .get(&tk::owner_key(dvipa))
+            .await
+            .context("reading the owner record")?;
+        let Some(req) = tk::claim_request(dvipa, &self.me, previous.as_deref(), current) else {
+            return Ok(false);
+        };
+        match cf.request(req).await.context("claiming the owner record")? {
+            CfResponse::Done => Ok(true),
+            CfResponse::Error(CfError::Conflict(_)) => Ok(false),
+            other => anyhow::bail!("claiming the owner record: the CF answered {other:?}"),
+        }
+    }
+
     /// The SA pairs and connections the CF holds for `dvipa`.
     async fn read_state(
         &self,
@@ -497,6 +518,14 @@ impl Takeover {
         previous: Option<String>,
     ) -> Result<()> {
         let t0 = Instant::now();
+        if !self.claim(dvipa, &previous).await? {
+            bump(&self.counters.claims_lost, 1);
+            tracing::warn!(
+                "{}: {dvipa}: another stack claimed it in the CF first; not taking it over",
+                self.me
+            );
+            return Ok(());
+        }
         tracing::warn!("{}: taking {dvipa} over from {previous:?}", self.me);
         self.become_routing_stack(node, dvipa)?;
         let (sas, conns) = self.read_state(dvipa).await?;
@@ -507,7 +536,6 @@ impl Takeover {
         if let Some(ike) = self.ike.get() {
             ike.add_dvipa(&self.topo, dvipa)?;
         }
-        self.write_owner(dvipa, previous.clone()).await;
         let took_ms = t0.elapsed().as_millis() as u64;
         bump(&self.counters.takeovers, 1);
         lock(&self.events).push(TakeoverEvent {

@@ -13,12 +13,14 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
 use crate::sysplex::dct::ConnKey;
-use crate::sysplex::routing::{distributions_of, DctChange, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::{
+    distributions_of, DctChange, OwnedPair, RoutingConfig, RoutingStack,
+};
 use crate::sysplex::stack::ImageStack;
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::target::TargetStack;
-use crate::sysplex::xcf::{BundleInstall, CfRequest, CfResponse, SaInstall, XcfMessage};
+use crate::sysplex::xcf::{CfRequest, CfResponse, SaInstall, XcfMessage};
 use crate::topology::{Topology, VipaDistribute};
 
 /// XCF heartbeat interval (the runtime's `XcfConfig::heartbeat`).
@@ -503,6 +505,9 @@ impl World {
         let Some(image) = topo.image(me) else {
             return;
         };
+        if !self.claim(me, previous.as_deref()) {
+            return;
+        }
         // Become the routing stack with the VIPABACKUP's VIPADISTRIBUTE.
         let dists = distributions_of(image, dvipa);
         let img = self.image(me);
@@ -607,13 +612,7 @@ impl World {
                 .pairs()
                 .iter()
                 .filter(|p| p.install.dvipa == dvipa)
-                .map(|p| match &p.ah {
-                    None => XcfMessage::SaInstall(Box::new(p.install.clone())),
-                    Some(ah) => XcfMessage::BundleInstall(Box::new(BundleInstall {
-                        esp: p.install.clone(),
-                        ah: ah.bundle.clone(),
-                    })),
-                })
+                .map(OwnedPair::install_msg)
                 .collect();
             (r.vipa_list(), r.targets_of(dvipa), msgs)
         };
@@ -623,7 +622,6 @@ impl World {
                 self.send_xcf(me, t, m.clone());
             }
         }
-        self.put_owner(me, previous);
         // Gratuitous ARP: the LAN now delivers the DVIPA to `me`.
         self.owner = me.to_string();
         self.log(format!(
@@ -650,6 +648,31 @@ impl World {
         let plural = if n == 1 { "" } else { "s" };
         self.log(format!("{me} → CF     List {prefix} = {n} key{plural}"));
         keys
+    }
+
+    /// The runtime's claim: read the owner record, swap it for `me`'s if
+    /// it still names `previous` ([`tk::claim_request`]); `false` when
+    /// another stack holds the DVIPA.
+    fn claim(&mut self, me: &str, previous: Option<&str>) -> bool {
+        let key = tk::owner_key(self.dvipa);
+        let current = self.cf_get(&key);
+        let holder = current
+            .as_deref()
+            .and_then(|b| tk::decode::<OwnerRecord>(b).ok())
+            .map_or("nobody".to_string(), |r| r.image);
+        self.log(format!("{me} → CF     Get {key} = OwnerRecord {holder}"));
+        let Some(req) = tk::claim_request(self.dvipa, me, previous, current) else {
+            self.log(format!(
+                "{me} watch    {holder} holds it already: no takeover"
+            ));
+            return false;
+        };
+        let r = self.cf.request(req);
+        self.log(format!(
+            "{me} → CF     CompareAndSwap {key} {holder} → {me}: {}",
+            cf_answer(&r)
+        ));
+        matches!(r, CfResponse::Done)
     }
 
     fn cf_get(&mut self, key: &str) -> Option<Vec<u8>> {

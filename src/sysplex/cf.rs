@@ -91,6 +91,7 @@ pub struct RequestCounts {
     pub get: u64,
     pub delete: u64,
     pub list: u64,
+    pub compare_and_swap: u64,
 }
 
 /// Error responses, by kind.
@@ -100,6 +101,7 @@ pub struct ErrorCounts {
     pub seq_exists: u64,
     pub seq_exhausted: u64,
     pub malformed: u64,
+    pub conflict: u64,
 }
 
 /// The CF's counters, for `plexnet status`.
@@ -181,6 +183,14 @@ impl CouplingFacility {
                     CfResponse::Done
                 })
             }
+            CfRequest::CompareAndSwap {
+                key,
+                expected,
+                value,
+            } => {
+                self.counters.requests.compare_and_swap += 1;
+                check_key(&key).and_then(|()| self.compare_and_swap(key, expected, value))
+            }
             CfRequest::Get { key } => {
                 self.counters.requests.get += 1;
                 check_key(&key).map(|()| CfResponse::Value(self.kv.get(&key).cloned()))
@@ -230,7 +240,25 @@ impl CouplingFacility {
             CfError::SeqExists(_) => errors.seq_exists += 1,
             CfError::SeqExhausted(_) => errors.seq_exhausted += 1,
             CfError::Malformed(_) => errors.malformed += 1,
+            CfError::Conflict(_) => errors.conflict += 1,
         }
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<CfResponse, CfError> {
+        let current = self.kv.get(&key);
+        if current != expected.as_ref() {
+            return Err(CfError::Conflict(current.cloned()));
+        }
+        self.kv_bytes += key.len() + value.len();
+        if let Some(old) = self.kv.insert(key.clone(), value) {
+            self.kv_bytes -= key.len() + old.len();
+        }
+        Ok(CfResponse::Done)
     }
 
     fn create_seq(&mut self, key: SeqKey, start: u64, last: u64) -> Result<CfResponse, CfError> {
@@ -341,6 +369,37 @@ mod tests {
 
     fn fetch(cf: &mut CouplingFacility, spi: u32, n: u32) -> CfResponse {
         cf.handle(CfRequest::FetchAdd { key: key(spi), n })
+    }
+
+    /// Of two claimants that read the same owner record, the first swap
+    /// wins and the second is told what the key holds now; a claim on an
+    /// absent key needs `expected: None`.
+    #[test]
+    fn compare_and_swap_lets_exactly_one_claimant_win() {
+        let mut cf = CouplingFacility::new();
+        let cas = |cf: &mut CouplingFacility, expected: Option<&[u8]>, value: &[u8]| {
+            cf.handle(CfRequest::CompareAndSwap {
+                key: "dvipa/198.18.0.100/owner".into(),
+                expected: expected.map(<[u8]>::to_vec),
+                value: value.to_vec(),
+            })
+        };
+        assert_eq!(cas(&mut cf, None, b"MVS1"), CfResponse::Done);
+        assert_eq!(
+            cas(&mut cf, None, b"MVS9"),
+            CfResponse::Error(CfError::Conflict(Some(b"MVS1".to_vec())))
+        );
+        assert_eq!(cas(&mut cf, Some(b"MVS1"), b"MVS5"), CfResponse::Done);
+        assert_eq!(
+            cas(&mut cf, Some(b"MVS1"), b"MVS4"),
+            CfResponse::Error(CfError::Conflict(Some(b"MVS5".to_vec())))
+        );
+        let get = cf.handle(CfRequest::Get {
+            key: "dvipa/198.18.0.100/owner".into(),
+        });
+        assert_eq!(get, CfResponse::Value(Some(b"MVS5".to_vec())));
+        assert_eq!(cf.counters().requests.compare_and_swap, 4);
+        assert_eq!(cf.counters().errors.conflict, 2);
     }
 
     #[test]

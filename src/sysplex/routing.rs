@@ -196,6 +196,19 @@ pub struct OwnedPair {
 }
 
 impl OwnedPair {
+    /// What copies the pair to a target's shadow cache (Fig. 6 block 118):
+    /// an [`XcfMessage::SaInstall`], or a [`XcfMessage::BundleInstall`]
+    /// for an AH+ESP bundle.
+    pub fn install_msg(&self) -> XcfMessage {
+        match &self.ah {
+            None => XcfMessage::SaInstall(Box::new(self.install.clone())),
+            Some(ah) => XcfMessage::BundleInstall(Box::new(BundleInstall {
+                esp: self.install.clone(),
+                ah: ah.bundle.clone(),
+            })),
+        }
+    }
+
     pub fn inbound(&self) -> &Sa {
         &self.inbound
     }

@@ -26,14 +26,15 @@
 //! when it restarts while another stack holds its DVIPA, does *not* take
 //! it back (z/OS would with MOVEABLE IMMEDIATE): the CF's owner record
 //! names the holder, and the restarted stack waits as the first backup
-//! instead of fighting over the address (see [`Watch`]). Two holders at
-//! once would need a CF compare-and-swap, which the CF does not offer.
+//! instead of fighting over the address (see [`Watch`]). A backup claims
+//! the DVIPA with a CF compare-and-swap on the owner record before it does
+//! anything else ([`claim_request`]), so two backups never both hold it.
 
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 use super::dct::ConnKey;
-use super::xcf::{BundleInstall, SaInstall};
+use super::xcf::{BundleInstall, CfRequest, SaInstall};
 use crate::ipsec::sa::{Protocol, Spi};
 use crate::topology::Topology;
 
@@ -135,6 +136,37 @@ pub struct ConnRecord {
     pub target: String,
     pub target_xcf: Ipv4Addr,
     pub ipsec: bool,
+}
+
+/// The compare-and-swap by which `me` claims `dvipa` after `previous`
+/// failed, given the owner record the CF holds now (`current`): the record
+/// must still name `previous`, or `me`, or be absent. `None` when it names
+/// another stack, which took the DVIPA already. Of two backups that both
+/// saw the owner go, the CF lets exactly one swap succeed.
+pub fn claim_request(
+    dvipa: Ipv4Addr,
+    me: &str,
+    previous: Option<&str>,
+    current: Option<Vec<u8>>,
+) -> Option<CfRequest> {
+    if let Some(rec) = current
+        .as_deref()
+        .and_then(|b| decode::<OwnerRecord>(b).ok())
+    {
+        if Some(rec.image.as_str()) != previous && rec.image != me {
+            return None;
+        }
+    }
+    let mine = OwnerRecord {
+        image: me.to_string(),
+        takeover: previous.is_some(),
+        previous: previous.map(str::to_string),
+    };
+    Some(CfRequest::CompareAndSwap {
+        key: owner_key(dvipa),
+        expected: current,
+        value: encode(&mine),
+    })
 }
 
 /// Why a recorded connection is not continued after a takeover.
@@ -329,6 +361,39 @@ mod tests {
             Some(NotRestored::NotAnImage)
         );
         assert!(restore_target(&topo, &rec("MVS1"), None).is_ok());
+    }
+
+    /// A backup claims from the failed holder, or an absent record, by a
+    /// swap that expects exactly what it read; a record naming a third
+    /// stack (which took over already) makes no claim.
+    #[test]
+    fn claim_request_swaps_only_from_the_failed_holder() {
+        let rec = |image: &str| {
+            encode(&OwnerRecord {
+                image: image.into(),
+                takeover: false,
+                previous: None,
+            })
+        };
+        let claim = claim_request(DVA1, "MVS5", Some("MVS1"), Some(rec("MVS1")));
+        let Some(CfRequest::CompareAndSwap {
+            key,
+            expected,
+            value,
+        }) = claim
+        else {
+            panic!("no claim: {claim:?}");
+        };
+        assert_eq!(key, owner_key(DVA1));
+        assert_eq!(expected, Some(rec("MVS1")));
+        let mine: OwnerRecord = decode(&value).expect("owner record");
+        assert_eq!(
+            (mine.image.as_str(), mine.takeover, mine.previous.as_deref()),
+            ("MVS5", true, Some("MVS1"))
+        );
+        assert!(claim_request(DVA1, "MVS5", Some("MVS1"), Some(rec("MVS4"))).is_none());
+        assert!(claim_request(DVA1, "MVS5", Some("MVS1"), Some(rec("MVS5"))).is_some());
+        assert!(claim_request(DVA1, "MVS5", None, None).is_some());
     }
 
     #[test]

@@ -272,6 +272,16 @@ pub enum CfRequest {
         start: u64,
         last: u64,
     },
+    /// Puts `value` under `key` only if the key holds `expected` now
+    /// (`None`: absent), atomically; otherwise answers
+    /// [`CfError::Conflict`] with what it holds. The serialization a VIPA
+    /// takeover needs: of two backups that both think the owner is gone,
+    /// one claims the DVIPA. Appended last (postcard indices).
+    CompareAndSwap {
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    },
 }
 
 /// Answers of the coupling facility, one per request, in order.
@@ -299,6 +309,10 @@ pub enum CfError {
     SeqExhausted(SeqKey),
     #[error("malformed request: {0}")]
     Malformed(String),
+    /// A [`CfRequest::CompareAndSwap`] found something else: what the key
+    /// holds now.
+    #[error("compare-and-swap lost: the key holds {} now", .0.as_ref().map_or("nothing".to_string(), |v| format!("{} other bytes", v.len())))]
+    Conflict(Option<Vec<u8>>),
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@
 //! | 2 CF request   | `0x0111` | `CfRequest::Get`                      |                         |
 //! | 2 CF request   | `0x0112` | `CfRequest::Delete`                   |                         |
 //! | 2 CF request   | `0x0113` | `CfRequest::List`                     |                         |
+//! | 2 CF request   | `0x0114` | `CfRequest::CompareAndSwap`           | VIPA takeover           |
 //! | 3 CF response  | `0x0201` | `CfResponse::Done`                    |                         |
 //! | 3 CF response  | `0x0202` | `CfResponse::SeqRange`                |                         |
 //! | 3 CF response  | `0x0203` | `CfResponse::Value`                   |                         |
@@ -150,6 +151,7 @@ const TYPES: &[(Channel, u16, &str)] = &[
     (Channel::CfRequest, 0x0111, "Get"),
     (Channel::CfRequest, 0x0112, "Delete"),
     (Channel::CfRequest, 0x0113, "List"),
+    (Channel::CfRequest, 0x0114, "CompareAndSwap"),
     (Channel::CfResponse, 0x0201, "Done"),
     (Channel::CfResponse, 0x0202, "SeqRange"),
     (Channel::CfResponse, 0x0203, "Value"),
@@ -210,6 +212,7 @@ impl FrameBody for CfRequest {
             CfRequest::Get { .. } => 0x0111,
             CfRequest::Delete { .. } => 0x0112,
             CfRequest::List { .. } => 0x0113,
+            CfRequest::CompareAndSwap { .. } => 0x0114,
         }
     }
 }

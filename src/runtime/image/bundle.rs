@@ -81,17 +81,6 @@ pub fn manual_bundle(ms: &ManualSa) -> Option<BundleInstall> {
     })
 }
 
-/// What copies an owned pair to a target (Fig. 6 block 118).
-pub(super) fn install_msg(pair: &OwnedPair) -> XcfMessage {
-    match &pair.ah {
-        None => XcfMessage::SaInstall(Box::new(pair.install.clone())),
-        Some(ah) => XcfMessage::BundleInstall(Box::new(BundleInstall {
-            esp: pair.install.clone(),
-            ah: ah.bundle.clone(),
-        })),
-    }
-}
-
 /// What removes an owned pair from the targets' shadow caches.
 pub(super) fn delete_msg(dvipa: Ipv4Addr, pair: &OwnedPair) -> XcfMessage {
     let (inb, out) = (&pair.install.inbound, &pair.install.outbound);
