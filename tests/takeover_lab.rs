@@ -245,21 +245,22 @@ fn backup_answers_ike_for_dva1_after_the_takeover() {
     curl().expect("curl DVA1 before the takeover");
 
     kill_mvs1_and_wait_for_mvs5();
-    // The old IKE SA died with MVS1 (its state is not in the CF): drop it
-    // without waiting for a DELETE nobody can answer.
-    swanctl_ok(&["--terminate", "--ike", "dva1", "--force"]);
-    let out = swanctl_ok(&["--initiate", "--child", "dva1"]);
-    assert!(out.contains("established"), "{out}");
-    let ike = &node("MVS5")["daemon"]["ike"];
+    // The old IKE SA died with MVS1 (its state is not in the CF): MVS5's
+    // IKE negotiates anew with client1 by itself, and the new child SA
+    // replaces the pair adopted from the CF, without the client doing
+    // anything.
+    wait_until("MVS5's own IKE SA with client1", 15, || {
+        let ike = &node("MVS5")["daemon"]["ike"];
+        ike["counters"]["renegotiated"].as_u64() >= Some(1)
+            && ike["counters"]["child_sas_installed"].as_u64() >= Some(1)
+            && ike["sas"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|sa| sa["dvipa"] == DVA1))
+    });
+    let sas = swanctl_ok(&["--list-sas"]);
     assert!(
-        ike["counters"]["ike_sas_established"].as_u64() >= Some(1),
-        "{ike}"
-    );
-    assert!(
-        ike["sas"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|sa| sa["dvipa"] == DVA1)),
-        "{ike}"
+        sas.contains("dva1: #") && sas.contains("INSTALLED"),
+        "{sas}"
     );
     wait_targets_ready("MVS5", 3);
     curls_answered_by_the_backups_targets(6);

@@ -213,6 +213,9 @@ pub struct IkeCounters {
     pub child_failed: AtomicU64,
     pub lifesize_reports: AtomicU64,
     pub newconn: AtomicU64,
+    /// IKE initiations to peers whose IKE SA died with the DVIPA's
+    /// previous holder (after a takeover).
+    pub renegotiated: AtomicU64,
     pub initiated: AtomicU64,
 }
 
@@ -226,6 +229,7 @@ enum Job {
     Datagram(Vec<u8>),
     Lifesize { spi: u32, bytes: u64, packets: u64 },
     NewConn { dvipa: Ipv4Addr, peer: Ipv4Addr },
+    Renegotiate { dvipa: Ipv4Addr, peer: Ipv4Addr },
     Tick,
 }
 
@@ -341,6 +345,56 @@ impl IkeRuntime {
         Ok(())
     }
 
+    /// After a takeover of `dvipa`: negotiates anew with `peer`, whose IKE
+    /// SA died with the previous holder (IKE SAs are not in the CF), so the
+    /// peer need not notice; the new child SA supersedes the pair adopted
+    /// from the CF.
+    pub fn renegotiate(&self, dvipa: Ipv4Addr, peer: Ipv4Addr) {
+        let _ = self.jobs.send(Job::Renegotiate { dvipa, peer });
+    }
+
+    /// Initiates an IKE SA from `dvipa` to `peer` (Fig. 11 block 174, and
+    /// after a takeover) unless a child SA with it exists or an initiation
+    /// is under way.
+    fn initiate_to(
+        &self,
+        inner: &mut Inner,
+        now: Duration,
+        dvipa: Ipv4Addr,
+        peer: Ipv4Addr,
+        why: &str,
+    ) {
+        let has_sa = inner
+            .children
+            .values()
+            .any(|c| c.dvipa == dvipa && c.info.outbound.dst == std::net::IpAddr::V4(peer));
+        let wall = Instant::now();
+        let recent = inner
+            .pending
+            .get(&(dvipa, peer))
+            .is_some_and(|t| wall.duration_since(*t) < NEWCONN_HOLDOFF);
+        if has_sa || recent {
+            return;
+        }
+        let Some(ike) = inner.endpoints.get_mut(&dvipa) else {
+            return;
+        };
+        let known = ike
+            .config()
+            .peers
+            .iter()
+            .find(|p| p.id == Identity::Ipv4(peer))
+            .cloned();
+        let Some(pc) = known else {
+            tracing::info!("{why} {dvipa} -> {peer}: not an IKE peer");
+            return;
+        };
+        let id = ike.initiate(now, SocketAddrV4::new(peer, IKE_PORT), pc, &mut inner.rng);
+        bump(&self.counters.initiated);
+        inner.pending.insert((dvipa, peer), wall);
+        tracing::info!("{why} {dvipa} -> {peer}: initiating {id}");
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -409,39 +463,11 @@ impl IkeRuntime {
             }
             Job::NewConn { dvipa, peer } => {
                 bump(&self.counters.newconn);
-                let has_sa = inner
-                    .children
-                    .values()
-                    .any(|c| c.dvipa == dvipa && c.info.outbound.dst == std::net::IpAddr::V4(peer));
-                let wall = Instant::now();
-                let recent = inner
-                    .pending
-                    .get(&(dvipa, peer))
-                    .is_some_and(|t| wall.duration_since(*t) < NEWCONN_HOLDOFF);
-                if !has_sa && !recent {
-                    if let Some(ike) = inner.endpoints.get_mut(&dvipa) {
-                        let known = ike
-                            .config()
-                            .peers
-                            .iter()
-                            .find(|p| p.id == Identity::Ipv4(peer))
-                            .cloned();
-                        match known {
-                            Some(pc) => {
-                                let id = ike.initiate(
-                                    now,
-                                    SocketAddrV4::new(peer, IKE_PORT),
-                                    pc,
-                                    &mut inner.rng,
-                                );
-                                bump(&self.counters.initiated);
-                                inner.pending.insert((dvipa, peer), wall);
-                                tracing::info!("NEWCONN {dvipa} -> {peer}: initiating {id}");
-                            }
-                            None => tracing::info!("NEWCONN {dvipa} -> {peer}: not an IKE peer"),
-                        }
-                    }
-                }
+                self.initiate_to(inner, now, dvipa, peer, "NEWCONN");
+            }
+            Job::Renegotiate { dvipa, peer } => {
+                bump(&self.counters.renegotiated);
+                self.initiate_to(inner, now, dvipa, peer, "takeover");
             }
             Job::Tick => {
                 for ike in inner.endpoints.values_mut() {

@@ -390,6 +390,21 @@ impl Takeover {
         }
     }
 
+    /// The IKE peers of the pairs adopted for `dvipa`: their IKE SAs died
+    /// with the previous holder, so this image's IKE negotiates anew.
+    fn ike_peers_adopted(&self, dvipa: Ipv4Addr) -> BTreeSet<Ipv4Addr> {
+        let ike_peers: BTreeSet<Ipv4Addr> =
+            self.topo.ike_clients_of(dvipa).map(|c| c.addr).collect();
+        lock(&self.adopted)
+            .iter()
+            .filter(|(d, _, _)| *d == dvipa)
+            .filter_map(|(_, _, peer)| match peer {
+                std::net::IpAddr::V4(p) if ike_peers.contains(p) => Some(*p),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Claims `dvipa` in the CF before anything else of a takeover
     /// ([`tk::claim_request`]); `false` when another stack holds it.
     async fn claim(&self, dvipa: Ipv4Addr, previous: &Option<String>) -> Result<bool> {
@@ -535,6 +550,9 @@ impl Takeover {
         node.announce_all();
         if let Some(ike) = self.ike.get() {
             ike.add_dvipa(&self.topo, dvipa)?;
+            for peer in self.ike_peers_adopted(dvipa) {
+                ike.renegotiate(dvipa, peer);
+            }
         }
         let took_ms = t0.elapsed().as_millis() as u64;
         bump(&self.counters.takeovers, 1);
