@@ -406,5 +406,5 @@ fn client_ah_esp_tunnel() {
 
 #[test]
 fn client_esp_in_udp() {
-    run_case("udp", "udp_encap = true", false);
+    run_case("udp", "udp_encap = true", true);
 }

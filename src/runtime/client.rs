@@ -28,6 +28,7 @@
 //! [`Sealer`] and [`Opener`] hold the SAs and do all per-packet decisions
 //! without I/O (unit-tested below); [`serve`] is the shell around them.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -58,6 +59,7 @@ use crate::wire::{udp, IpProtocol, UdpPacket, UdpRepr};
 pub use super::sockets::FWMARK;
 use super::sockets::{self, SOCKET_BUFFER};
 use super::tunio::{self, TxBurst};
+use super::udp_gso;
 use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 /// The routing table holding the routes into the TUN.
 pub const TUN_TABLE: u32 = 0x42;
@@ -839,8 +841,14 @@ pub async fn serve(
     udp_locals.dedup();
     // The IKE socket on local:4500 takes ESP in UDP there too.
     udp_locals.retain(|l| setup.ike.as_ref().is_none_or(|i| i.local != *l));
+    // Each UDP 4500 socket receives, and sends the sealed bursts of its
+    // address with GSO (one socket per port: a second one would take half
+    // of what arrives).
+    let mut gso_senders = HashMap::new();
     for local in udp_locals {
-        receivers.push(Receiver::Udp(udp_receiver(local)?, local));
+        let sock = Arc::new(udp_receiver(local)?);
+        gso_senders.insert(local, Arc::clone(&sock));
+        receivers.push(Receiver::Udp(sock, local));
     }
 
     let rng = StdRng::from_entropy();
@@ -876,6 +884,7 @@ pub async fn serve(
         Arc::clone(&shared),
         Arc::clone(&tun),
         Arc::clone(&sender),
+        gso_senders,
     ));
     for r in receivers {
         tasks.spawn(inbound_loop(Arc::clone(&shared), Arc::clone(&tun), r));
@@ -905,19 +914,66 @@ async fn outbound_loop(
     shared: Arc<Shared>,
     tun: Arc<tun_rs::AsyncDevice>,
     sender: Arc<UdpSocket>,
+    gso_senders: HashMap<Ipv4Addr, Arc<UdpSocket>>,
 ) -> Result<()> {
     let mut rx = tunio::RxBurst::default();
-    let mut out: Vec<u8> = Vec::with_capacity(MAX_PACKET);
+    let mut sealed: Vec<Vec<u8>> = Vec::new();
     loop {
         rx.recv(&tun).await.context("reading the TUN")?;
+        let mut n = 0;
         for packet in rx.packets() {
+            if n == sealed.len() {
+                sealed.push(Vec::with_capacity(MAX_PACKET));
+            }
             let now = shared.now();
-            let sealed = lock(&shared.sealer).seal(now, packet, &mut out);
-            let Ok(dst) = sealed else {
+            if lock(&shared.sealer)
+                .seal(now, packet, &mut sealed[n])
+                .is_ok()
+            {
+                n += 1;
+            }
+        }
+        send_sealed(&shared, &sender, &gso_senders, &sealed[..n]).await;
+    }
+}
+
+/// Sends a burst of sealed packets: ESP in UDP from an address with a
+/// UDP 4500 socket in GSO runs ([`udp_gso`]), the rest one by one on the
+/// raw socket.
+async fn send_sealed(
+    shared: &Shared,
+    raw: &UdpSocket,
+    gso_senders: &HashMap<Ipv4Addr, Arc<UdpSocket>>,
+    sealed: &[Vec<u8>],
+) {
+    for run in udp_gso::gso_runs(sealed) {
+        let (start, end) = match run {
+            udp_gso::Run::Gso {
+                start,
+                end,
+                src,
+                dst,
+                segment,
+            } => {
+                let sock = gso_senders
+                    .get(src.ip())
+                    .filter(|_| src.port() == NAT_T_PORT);
+                if let Some(sock) = sock {
+                    match udp_gso::send_run(sock, dst, segment, &sealed[start..end]).await {
+                        Ok(()) => continue,
+                        Err(e) => tracing::debug!("GSO send to {dst}: {e}; sending one by one"),
+                    }
+                }
+                (start, end)
+            }
+            udp_gso::Run::Single(i) => (i, i + 1),
+        };
+        for p in &sealed[start..end] {
+            let Some(dst) = sockets::ipv4_dst(p) else {
                 continue;
             };
-            if let Err(e) = send_raw(&sender, &out, dst).await {
-                tracing::debug!("sending {} bytes to {dst}: {e}", out.len());
+            if let Err(e) = send_raw(raw, p, dst).await {
+                tracing::debug!("sending {} bytes to {dst}: {e}", p.len());
                 lock(&shared.sealer).record_send_failure();
             }
         }
@@ -942,7 +998,7 @@ enum Receiver {
     /// A raw socket for ESP or AH: whole IPv4 packets.
     Raw(UdpSocket),
     /// A UDP socket on `local`:4500: ESP payloads (RFC 3948), headers rebuilt.
-    Udp(UdpSocket, Ipv4Addr),
+    Udp(Arc<UdpSocket>, Ipv4Addr),
 }
 
 /// Wire to TUN: read every packet that is ready, open, write the inner one.
@@ -1033,6 +1089,11 @@ fn udp_receiver(local: Ipv4Addr) -> Result<UdpSocket> {
         .with_context(|| format!("binding UDP {local}:{NAT_T_PORT}"))?;
     let _ =
         nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &SOCKET_BUFFER);
+    let _ =
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::SndBufForce, &SOCKET_BUFFER);
+    // What it sends leaves by the main table, not back into the TUN.
+    nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Mark, &FWMARK)
+        .context("setting SO_MARK on UDP 4500")?;
     s.set_nonblocking(true)?;
     UdpSocket::from_std(s).context("registering UDP 4500")
 }

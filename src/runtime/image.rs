@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -93,6 +93,8 @@ pub struct ShellCounters {
     /// Sequence numbers dropped unused because their deadline passed.
     pub seq_stale: AtomicU64,
     pub send_errors: AtomicU64,
+    /// Reads from a GRE socket that failed (other than "nothing queued").
+    pub recv_errors: AtomicU64,
     pub xcf_in: AtomicU64,
     /// Fig. 11: SYNs held while their NEWCONN is negotiated, sent once the
     /// SA arrived, or dropped when it did not arrive in [`HELD_FOR`].
@@ -126,6 +128,17 @@ impl SealKeys {
 /// The first numbers granted for a chunk: ESP (or the single SA's), and a
 /// bundle's AH.
 type Firsts = (u64, Option<u64>);
+
+/// GRE payloads by target image, gathered over a burst.
+type GreBatch = BTreeMap<String, Vec<Vec<u8>>>;
+
+/// Queues `inner` for `target` as a GRE payload (claim 7: `upstream` says
+/// what this stack already did).
+fn gre_queue(gre: &mut GreBatch, target: String, inner: &[u8], upstream: Upstream) {
+    let mut payload = Vec::with_capacity(inner.len() + 8);
+    target::gre_payload(inner, upstream, &mut payload);
+    gre.entry(target).or_default().push(payload);
+}
 
 /// Adds a packet to the group of its CF structures.
 fn group_by_keys(
@@ -611,16 +624,44 @@ impl ImageNode {
     async fn tun_burst(&self, rx: &tunio::RxBurst, tx: &mut tunio::TxBurst) {
         let owned = self.owned_now();
         let mut outbound: Vec<Vec<u8>> = Vec::new();
+        let mut gre = GreBatch::new();
         for p in rx.packets() {
             let dst = sockets::ipv4_dst(p);
             if dst.is_some_and(|d| owned.contains(&d)) {
-                let replies = self.inbound_at_owner(p, tx).await;
+                let replies = self.inbound_at_owner(p, tx, &mut gre);
                 outbound.extend(replies);
             } else {
                 outbound.push(p.to_vec());
             }
         }
+        self.flush_gre(gre).await;
         self.send_outbound(outbound).await;
+    }
+
+    /// Sends the GRE packets of a burst, one `sendmmsg` per XCF link
+    /// (Fig. 8 block 140).
+    async fn flush_gre(&self, gre: GreBatch) {
+        for (target, payloads) in gre {
+            let n = payloads.len() as u64;
+            let Some((peer_xcf, sock)) = self.gre.get(&target) else {
+                self.counters.send_errors.fetch_add(n, Ordering::Relaxed);
+                continue;
+            };
+            match sockets::send_batch(sock, *peer_xcf, &payloads).await {
+                Ok((sent, refused)) => {
+                    self.counters
+                        .gre_out
+                        .fetch_add(sent as u64, Ordering::Relaxed);
+                    self.counters
+                        .send_errors
+                        .fetch_add(refused as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.counters.send_errors.fetch_add(n, Ordering::Relaxed);
+                    tracing::debug!("GRE to {target}: {e}");
+                }
+            }
+        }
     }
 
     /// Writes the packets delivered during a burst to the kernel, coalesced.
@@ -638,7 +679,12 @@ impl ImageNode {
 
     /// Fig. 8 at the routing stack; returns packets this image answers
     /// itself (ICMP echo), which leave like any outbound packet.
-    async fn inbound_at_owner(&self, packet: &[u8], tx: &mut tunio::TxBurst) -> Vec<Vec<u8>> {
+    fn inbound_at_owner(
+        &self,
+        packet: &[u8],
+        tx: &mut tunio::TxBurst,
+        gre: &mut GreBatch,
+    ) -> Vec<Vec<u8>> {
         let now = self.now_ms();
         let decision = match self.core().routing.as_mut() {
             Some(r) => r.inbound(now, packet),
@@ -651,13 +697,13 @@ impl ImageNode {
             Decision::Forward {
                 target, upstream, ..
             } => {
-                self.gre_send(&target, packet, upstream).await;
+                gre_queue(gre, target, packet, upstream);
                 Vec::new()
             }
             Decision::DecryptAndForward { target, .. } => {
                 let v = self.core().target.inbound(now, packet, Upstream::Nothing);
                 if let Verdict::Deliver(plain) = v {
-                    self.gre_send(&target, &plain, Upstream::Decrypted).await;
+                    gre_queue(gre, target, &plain, Upstream::Decrypted);
                 }
                 Vec::new()
             }
@@ -700,28 +746,14 @@ impl ImageNode {
         Vec::new()
     }
 
-    async fn gre_send(&self, target: &str, inner: &[u8], upstream: Upstream) {
-        let Some((peer_xcf, sock)) = self.gre.get(target) else {
-            bump(&self.counters.send_errors);
-            return;
-        };
-        let mut payload = Vec::with_capacity(inner.len() + 8);
-        target::gre_payload(inner, upstream, &mut payload);
-        match sock.send_to(&payload, sockets::raw_dest(*peer_xcf)).await {
-            Ok(_) => bump(&self.counters.gre_out),
-            Err(e) => {
-                bump(&self.counters.send_errors);
-                tracing::debug!("GRE to {target}: {e}");
-            }
-        }
-    }
-
     async fn gre_loop(self: Arc<Self>, peer: String) {
         let Some((peer_xcf, sock)) = self.gre.get(&peer) else {
             return;
         };
         let peer_xcf = *peer_xcf;
-        let mut buf = vec![0u8; 65536];
+        // XCF links have an MTU of 9000: room for any packet on them.
+        let mut bufs = vec![vec![0u8; 9216]; BURST];
+        let mut lens = Vec::with_capacity(BURST);
         let mut tx = tunio::TxBurst::default();
         loop {
             if let Err(e) = sock.readable().await {
@@ -729,19 +761,23 @@ impl ImageNode {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            // Every packet already queued, up to a burst: their inner
-            // packets reach the kernel in one coalesced write.
-            for _ in 0..BURST {
-                let n = match sock.try_recv(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tracing::debug!("GRE from {peer}: {e}");
-                        break;
-                    }
-                };
-                bump(&self.counters.gre_in);
-                self.gre_in(peer_xcf, &buf[..n], &mut tx);
+            // Every packet already queued, up to a burst, in one call;
+            // their inner packets reach the kernel in one coalesced write.
+            match sockets::try_recv_batch(sock, &mut bufs, &mut lens) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    bump(&self.counters.recv_errors);
+                    tracing::debug!("GRE from {peer}: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            }
+            self.counters
+                .gre_in
+                .fetch_add(lens.len() as u64, Ordering::Relaxed);
+            for (buf, n) in bufs.iter().zip(&lens) {
+                self.gre_in(peer_xcf, &buf[..*n], &mut tx);
             }
             self.flush_tun(&mut tx).await;
         }

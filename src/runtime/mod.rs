@@ -14,6 +14,7 @@ pub mod listeners;
 pub mod sockets;
 pub mod takeover;
 pub mod tunio;
+pub mod udp_gso;
 pub mod xcf;
 
 /// Logs of a daemon (`PLEXNET_LOG` filters, `info` by default) to its

@@ -71,6 +71,83 @@ pub fn raw_protocol(proto: i32, device: Option<&str>) -> Result<UdpSocket> {
     into_tokio(s)
 }
 
+/// Sends `packets` to `to` on `sock` with `sendmmsg(2)`: one system call
+/// for a burst instead of one per packet (the kernel still routes each).
+/// Waits while the socket's buffer is full; a packet the kernel refuses is
+/// skipped and counted in the result's second number.
+pub async fn send_batch(
+    sock: &UdpSocket,
+    to: Ipv4Addr,
+    packets: &[Vec<u8>],
+) -> std::io::Result<(usize, usize)> {
+    use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrIn};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    let addr = Some(SockaddrIn::from(SocketAddrV4::new(to, 0)));
+    let (mut next, mut refused) = (0, 0);
+    while next < packets.len() {
+        sock.writable().await?;
+        let rest = &packets[next..];
+        let sent = sock.try_io(tokio::io::Interest::WRITABLE, || {
+            // Built here: the headers hold raw pointers, which must not
+            // live across an await.
+            let slices: Vec<[IoSlice<'_>; 1]> = rest.iter().map(|p| [IoSlice::new(p)]).collect();
+            let addrs = vec![addr; rest.len()];
+            let mut headers = MultiHeaders::<SockaddrIn>::preallocate(rest.len(), None);
+            sendmmsg(
+                sock.as_raw_fd(),
+                &mut headers,
+                &slices,
+                &addrs,
+                [],
+                MsgFlags::empty(),
+            )
+            .map(|r| r.count())
+            .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(n) if n > 0 => next += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok(_) | Err(_) => {
+                // The first packet of the rest was refused (sendmmsg
+                // reports an error only when nothing was sent).
+                refused += 1;
+                next += 1;
+            }
+        }
+    }
+    Ok((packets.len() - refused, refused))
+}
+
+/// Receives what is queued on `sock` into `bufs` with one `recvmmsg(2)`
+/// (without waiting); `lens` gets each packet's length. `WouldBlock` when
+/// nothing is queued.
+pub fn try_recv_batch(
+    sock: &UdpSocket,
+    bufs: &mut [Vec<u8>],
+    lens: &mut Vec<usize>,
+) -> std::io::Result<usize> {
+    use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrIn};
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+    sock.try_io(tokio::io::Interest::READABLE, || {
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+            bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(slices.len(), None);
+        let got = recvmmsg(
+            sock.as_raw_fd(),
+            &mut headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )
+        .map_err(std::io::Error::from)?;
+        lens.clear();
+        lens.extend(got.map(|r| r.bytes));
+        Ok(lens.len())
+    })
+}
+
 /// Where `sendto` on a raw socket goes (the port is ignored).
 pub fn raw_dest(addr: Ipv4Addr) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(addr, 0))

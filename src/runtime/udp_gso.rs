@@ -1,0 +1,214 @@
+//! Sending sealed ESP-in-UDP packets (RFC 3948) in bursts with UDP
+//! segmentation offload (`UDP_SEGMENT`, "GSO"): one `sendmsg` carries up to
+//! [`MAX_SEGMENTS`] ESP payloads of one size to one peer, and the kernel
+//! passes the burst through its stack, the router and the veths as one
+//! buffer, cutting it into datagrams only where it has to (a TUN with USO
+//! takes it whole). A TCP super-segment read from the TUN (TSO) becomes
+//! equal-sized segments, so their sealed packets are equal-sized too and go
+//! out in one call instead of one per packet.
+//!
+//! [`gso_runs`] decides which sealed packets can share a call; it does no
+//! I/O. [`send_run`] does the call.
+
+use std::io::{self, IoSlice};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
+use tokio::net::UdpSocket;
+
+use crate::wire::{ipv4, udp};
+
+/// The kernel accepts at most 64 segments per `UDP_SEGMENT` send
+/// (`UDP_MAX_SEGMENTS`).
+pub const MAX_SEGMENTS: usize = 64;
+/// Nor more than a UDP datagram's worth of payload in all.
+const MAX_BYTES: usize = 65_507;
+/// IPv4 without options, then UDP: where the ESP payload starts.
+const HEADERS: usize = ipv4::HEADER_LEN + udp::HEADER_LEN;
+
+/// A run of sealed packets that leave in one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Run {
+    /// Packets `start..end` are ESP in UDP from `src:sport` to
+    /// `dst:dport`, all of `segment` payload bytes but the last, which
+    /// may be shorter.
+    Gso {
+        start: usize,
+        end: usize,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        segment: usize,
+    },
+    /// Packet `index` goes alone, as it is (raw ESP or AH, IP options, a
+    /// size that fits no run).
+    Single(usize),
+}
+
+/// The UDP endpoints and payload of an IPv4/UDP packet without IP options.
+fn udp_parts(packet: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, &[u8])> {
+    let ihl_ok = packet.first()? & 0x0f == 5;
+    if !ihl_ok || *packet.get(9)? != 17 || packet.len() <= HEADERS {
+        return None;
+    }
+    let addr =
+        |at: usize| Ipv4Addr::new(packet[at], packet[at + 1], packet[at + 2], packet[at + 3]);
+    let port = |at: usize| u16::from_be_bytes([packet[at], packet[at + 1]]);
+    let src = SocketAddrV4::new(addr(12), port(20));
+    let dst = SocketAddrV4::new(addr(16), port(22));
+    Some((src, dst, &packet[HEADERS..]))
+}
+
+/// Groups sealed packets, in order, into runs that can share one call.
+pub fn gso_runs(packets: &[Vec<u8>]) -> Vec<Run> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < packets.len() {
+        let Some((src, dst, first)) = udp_parts(&packets[i]) else {
+            runs.push(Run::Single(i));
+            i += 1;
+            continue;
+        };
+        let segment = first.len();
+        let (mut end, mut bytes) = (i + 1, segment);
+        while end < packets.len() && end - i < MAX_SEGMENTS {
+            let Some((s, d, p)) = udp_parts(&packets[end]) else {
+                break;
+            };
+            if s != src || d != dst || p.len() > segment || bytes + p.len() > MAX_BYTES {
+                break;
+            }
+            bytes += p.len();
+            end += 1;
+            if p.len() < segment {
+                // A shorter segment can only be the last of a run.
+                break;
+            }
+        }
+        runs.push(Run::Gso {
+            start: i,
+            end,
+            src,
+            dst,
+            segment,
+        });
+        i = end;
+    }
+    runs
+}
+
+/// Sends the payloads of `packets` (a [`Run::Gso`]'s) to `dst` on `sock`
+/// in one `sendmsg` with `UDP_SEGMENT`, waiting while the socket's buffer
+/// is full.
+pub async fn send_run(
+    sock: &UdpSocket,
+    dst: SocketAddrV4,
+    segment: usize,
+    packets: &[Vec<u8>],
+) -> io::Result<()> {
+    let payloads: Vec<IoSlice<'_>> = packets
+        .iter()
+        .map(|p| IoSlice::new(&p[HEADERS..]))
+        .collect();
+    let to = SockaddrIn::from(dst);
+    let gso = u16::try_from(segment).map_err(|_| io::Error::other("segment too large"))?;
+    loop {
+        sock.writable().await?;
+        let cmsgs = [ControlMessage::UdpGsoSegments(&gso)];
+        // One segment needs no GSO (and the kernel refuses a segment size
+        // equal to the whole payload only on some versions).
+        let cmsgs: &[ControlMessage<'_>] = if packets.len() > 1 { &cmsgs } else { &[] };
+        let sent = sock.try_io(tokio::io::Interest::WRITABLE, || {
+            sendmsg(
+                sock.as_raw_fd(),
+                &payloads,
+                cmsgs,
+                MsgFlags::empty(),
+                Some(&to),
+            )
+            .map_err(io::Error::from)
+        });
+        match sent {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4/UDP packet of `payload` bytes from `sport` to 4500.
+    fn udp_packet(src: [u8; 4], dst: [u8; 4], sport: u16, payload: usize) -> Vec<u8> {
+        let mut p = vec![0u8; HEADERS + payload];
+        p[0] = 0x45;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&dst);
+        p[20..22].copy_from_slice(&sport.to_be_bytes());
+        p[22..24].copy_from_slice(&4500u16.to_be_bytes());
+        p
+    }
+
+    const C: [u8; 4] = [198, 18, 1, 2];
+    const D: [u8; 4] = [198, 18, 0, 100];
+
+    fn gso(start: usize, end: usize, segment: usize) -> Run {
+        Run::Gso {
+            start,
+            end,
+            src: SocketAddrV4::new(C.into(), 4500),
+            dst: SocketAddrV4::new(D.into(), 4500),
+            segment,
+        }
+    }
+
+    #[test]
+    fn equal_segments_share_a_run_and_a_shorter_one_ends_it() {
+        let mut ps: Vec<Vec<u8>> = (0..5).map(|_| udp_packet(C, D, 4500, 1400)).collect();
+        ps.push(udp_packet(C, D, 4500, 600));
+        ps.push(udp_packet(C, D, 4500, 1400));
+        assert_eq!(gso_runs(&ps), vec![gso(0, 6, 1400), gso(6, 7, 1400)]);
+    }
+
+    #[test]
+    fn a_longer_segment_another_peer_or_raw_esp_starts_anew() {
+        let mut raw = udp_packet(C, D, 4500, 100);
+        raw[9] = 50;
+        let ps = vec![
+            udp_packet(C, D, 4500, 100),
+            udp_packet(C, D, 4500, 200),
+            udp_packet(C, D, 4501, 200),
+            raw,
+            udp_packet(C, D, 4500, 100),
+        ];
+        let other_port = Run::Gso {
+            start: 2,
+            end: 3,
+            src: SocketAddrV4::new(C.into(), 4501),
+            dst: SocketAddrV4::new(D.into(), 4500),
+            segment: 200,
+        };
+        assert_eq!(
+            gso_runs(&ps),
+            vec![
+                gso(0, 1, 100),
+                gso(1, 2, 200),
+                other_port,
+                Run::Single(3),
+                gso(4, 5, 100)
+            ]
+        );
+    }
+
+    #[test]
+    fn runs_stop_at_the_segment_and_byte_limits() {
+        let ps: Vec<Vec<u8>> = (0..70).map(|_| udp_packet(C, D, 4500, 100)).collect();
+        assert_eq!(gso_runs(&ps), vec![gso(0, 64, 100), gso(64, 70, 100)]);
+        let big: Vec<Vec<u8>> = (0..50).map(|_| udp_packet(C, D, 4500, 1400)).collect();
+        // 46 * 1400 = 64400 fits, 47 would not.
+        assert_eq!(gso_runs(&big), vec![gso(0, 46, 1400), gso(46, 50, 1400)]);
+    }
+}
