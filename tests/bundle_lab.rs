@@ -37,22 +37,6 @@ fn bundled_packets(rows: &[serde_json::Value], protocol: &str, direction: &str) 
     row["packets"].as_u64().expect("packets")
 }
 
-fn curl_dva1(prefix: &str) -> String {
-    ok(
-        prefix,
-        &[
-            "exec",
-            "client1",
-            "--",
-            "curl",
-            "-s",
-            "-m",
-            "5",
-            "http://DVA1/",
-        ],
-    )
-}
-
 /// tshark's view of the captured bundle packets with the ESP keys
 /// `plexnet ipsec --wireshark-keys` prints: one `ah.spi;esp.spi;tcp.srcport`
 /// line per packet.
@@ -91,7 +75,9 @@ fn ah_esp_bundle_is_peeked_at_the_routing_stack_and_opened_by_targets() {
     });
 
     let mut lan = Capture::start(PREFIX, "client1", "lan", "host 198.18.0.100");
-    let answers: Vec<String> = (0..12).map(|_| curl_dva1(PREFIX)).collect();
+    let answers: Vec<String> = (0..12)
+        .map(|_| curl_dva1(PREFIX, "client1").expect("curl DVA1"))
+        .collect();
     lan.stop();
 
     // Answered, by both targets.
@@ -218,7 +204,9 @@ fn backup_adopts_the_bundle() {
                 == 2
         })
     });
-    let answers: Vec<String> = (0..6).map(|_| curl_dva1(PREFIX)).collect();
+    let answers: Vec<String> = (0..6)
+        .map(|_| curl_dva1(PREFIX, "client1").expect("curl DVA1"))
+        .collect();
     assert!(
         answers.iter().all(|a| a.starts_with("served by MVS")),
         "after the takeover: {answers:?}"

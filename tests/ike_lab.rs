@@ -152,31 +152,6 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn curl_dva1() -> Result<String, String> {
-    let out = plexnet(
-        PREFIX,
-        &[
-            "exec",
-            "client1",
-            "--",
-            "curl",
-            "-s",
-            "-m",
-            "5",
-            "http://198.18.0.100/",
-        ],
-    );
-    let body = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() && body.starts_with("served by ") {
-        Ok(body.trim().to_owned())
-    } else {
-        Err(format!(
-            "{body}{}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 /// One proposal set: initiate, 20 curls with a child rekey in the middle,
 /// terminate.
 /// `base`: the shadow SA counts without client1's pair.
@@ -208,7 +183,7 @@ fn proposal_case(ike: &str, esp: &str, base: &BTreeMap<String, u64>) {
         std::thread::spawn(move || {
             let mut results = Vec::new();
             for _ in 0..20 {
-                results.push(curl_dva1());
+                results.push(curl_dva1(PREFIX, "client1"));
                 done.fetch_add(1, Ordering::SeqCst);
             }
             results
@@ -322,21 +297,7 @@ fn figure4_ike_with_strongswan() {
     });
     let mut by = std::collections::BTreeSet::new();
     for _ in 0..6 {
-        let out = ok(
-            PREFIX,
-            &[
-                "exec",
-                "client2",
-                "--",
-                "curl",
-                "-s",
-                "-m",
-                "5",
-                "http://DVA1/",
-            ],
-        );
-        assert!(out.starts_with("served by "), "{out}");
-        by.insert(out);
+        by.insert(curl_dva1(PREFIX, "client2").expect("curl from client2"));
     }
     assert!(by.len() >= 2, "client2 answered by {by:?} only");
     let client2 = client2_daemon();

@@ -88,32 +88,8 @@ fn byte_lifesize_rekeys_from_target_reports_under_iperf3() {
 
     let init = swanctl_ok(&["--initiate", "--child", "dva1"]);
     assert!(init.contains("initiate completed successfully"), "{init}");
-    for img in ["MVS1", "MVS2", "MVS4"] {
-        ok(
-            PREFIX,
-            &[
-                "exec",
-                img,
-                "--",
-                "iperf3",
-                "-s",
-                "-D",
-                "-B",
-                "198.18.0.100",
-                "-p",
-                "5201",
-            ],
-        );
-    }
-    wait_until("MVS1 sees the iperf3 listeners", 10, || {
-        let vdpt = json(PREFIX, &["netstat", "MVS1", "vdpt", "--json"]);
-        vdpt["vdpt"].as_array().is_some_and(|rows| {
-            rows.iter()
-                .filter(|r| r["port"] == 5201 && r["ready"] == true)
-                .count()
-                >= 3
-        })
-    });
+    iperf3_servers(PREFIX, &["MVS1", "MVS2", "MVS4"], &["5201"]);
+    wait_ready_targets(PREFIX, "MVS1", 5201, 3);
     let rekeyed_before = ike_counter("child_sas_rekeyed");
     let bytes = (SEND_MB << 20).to_string();
     let out = plexnet(

@@ -10,22 +10,6 @@ use std::process::Command;
 
 const FIGURE4: &str = "topologies/figure4-manual.toml";
 
-/// Waits until the routing stack sees `n` targets ready on DVA1:`port`.
-fn wait_ready_targets(prefix: &str, port: u16, n: usize) {
-    wait_until("targets registered on the distributed port", 15, || {
-        let v = json(prefix, &["netstat", "MVS1", "vdpt", "--json"]);
-        v["vdpt"]
-            .as_array()
-            .map(|rows| {
-                rows.iter()
-                    .filter(|r| r["port"] == port && r["ready"] == true)
-                    .count()
-                    >= n
-            })
-            .unwrap_or(false)
-    });
-}
-
 fn shadow_in_packets(prefix: &str, image: &str) -> u64 {
     let v = json(prefix, &["ipsec", image, "--json"]);
     v["shadow"]
@@ -46,26 +30,13 @@ fn curl_through_the_tunnel_is_distributed_and_decrypted_only_by_targets() {
     let _guard = LabGuard { prefix: PREFIX };
     let _ = plexnet(PREFIX, &["down", "--all"]);
     ok(PREFIX, &["up", FIGURE4]);
-    wait_ready_targets(PREFIX, 80, 3);
+    wait_ready_targets(PREFIX, "MVS1", 80, 3);
 
     let mut lan = Capture::start(PREFIX, "client1", "lan", "host 198.18.0.100");
     let mut mvs2_ext = Capture::start(PREFIX, "MVS2", "ext", "esp");
-    let mut answers = Vec::new();
-    for _ in 0..20 {
-        answers.push(ok(
-            PREFIX,
-            &[
-                "exec",
-                "client1",
-                "--",
-                "curl",
-                "-s",
-                "-m",
-                "5",
-                "http://DVA1/",
-            ],
-        ));
-    }
+    let answers: Vec<String> = (0..20)
+        .map(|_| curl_dva1(PREFIX, "client1").expect("curl DVA1"))
+        .collect();
     let vcrt = json(PREFIX, &["netstat", "MVS1", "vcrt", "--json"]);
     lan.stop();
     mvs2_ext.stop();
@@ -176,27 +147,9 @@ fn iperf3_over_three_targets_has_no_replay_drops() {
     let _ = plexnet(PREFIX, &["down", "--all"]);
     ok(PREFIX, &["up", FIGURE4]);
     let ports = ["5201", "5202", "5203", "5204"];
-    for image in ["MVS1", "MVS2", "MVS4"] {
-        for p in ports {
-            ok(
-                PREFIX,
-                &[
-                    "exec",
-                    image,
-                    "--",
-                    "iperf3",
-                    "-s",
-                    "-D",
-                    "-B",
-                    "198.18.0.100",
-                    "-p",
-                    p,
-                ],
-            );
-        }
-    }
+    iperf3_servers(PREFIX, &["MVS1", "MVS2", "MVS4"], &ports);
     for p in [5201u16, 5202, 5203, 5204] {
-        wait_ready_targets(PREFIX, p, 3);
+        wait_ready_targets(PREFIX, "MVS1", p, 3);
     }
     // Four iperf3 clients at once, one connection each (plus control);
     // TIMEDAFFINITY keeps each on one target, round robin spreads them.

@@ -45,40 +45,6 @@ fn dva1_status(image: &str) -> serde_json::Value {
         .unwrap_or_default()
 }
 
-fn curl() -> Result<String, String> {
-    let out = plexnet(
-        PREFIX,
-        &[
-            "exec",
-            "client1",
-            "--",
-            "curl",
-            "-s",
-            "-m",
-            "5",
-            "http://DVA1/",
-        ],
-    );
-    let body = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if out.status.success() && body.starts_with("served by ") {
-        Ok(body)
-    } else {
-        Err(format!("{body}{}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-fn wait_targets_ready(image: &str, n: usize) {
-    wait_until("targets registered on DVA1:80", 20, || {
-        let v = json(&["netstat", image, "vdpt"]);
-        v["vdpt"].as_array().is_some_and(|rows| {
-            rows.iter()
-                .filter(|r| r["dvipa"] == DVA1 && r["port"] == 80 && r["ready"] == true)
-                .count()
-                >= n
-        })
-    });
-}
-
 /// Kills MVS1's daemon with SIGKILL (its pid from `status --json`) and
 /// waits until MVS5 holds DVA1; returns how long that took.
 fn kill_mvs1_and_wait_for_mvs5() -> Duration {
@@ -100,7 +66,7 @@ fn kill_mvs1_and_wait_for_mvs5() -> Duration {
 fn curls_answered_by_the_backups_targets(n: usize) -> Vec<String> {
     let mut by = Vec::new();
     for _ in 0..n {
-        let a = curl().expect("curl DVA1 after the takeover");
+        let a = curl_dva1(PREFIX, "client1").expect("curl DVA1 after the takeover");
         assert!(
             ["served by MVS2", "served by MVS3", "served by MVS4"].contains(&a.as_str()),
             "{a}"
@@ -154,8 +120,8 @@ fn backup_takes_dva1_over_and_continues_connections_with_manual_sas() {
     let _guard = LabGuard { prefix: PREFIX };
     let _ = plexnet(PREFIX, &["down", "--all"]);
     ok(PREFIX, &["up", "topologies/figure4-manual.toml"]);
-    wait_targets_ready("MVS1", 3);
-    curl().expect("curl DVA1 before the takeover");
+    wait_ready_targets(PREFIX, "MVS1", 80, 3);
+    curl_dva1(PREFIX, "client1").expect("curl DVA1 before the takeover");
     assert_eq!(dva1_status("MVS1")["state"], "Active");
     assert_eq!(dva1_status("MVS5")["state"], "Backup");
 
@@ -241,8 +207,8 @@ fn backup_answers_ike_for_dva1_after_the_takeover() {
     let _ = plexnet(PREFIX, &["down", "--all"]);
     ok(PREFIX, &["up", "topologies/figure4.toml"]);
     swanctl_ok(&["--initiate", "--child", "dva1"]);
-    wait_targets_ready("MVS1", 3);
-    curl().expect("curl DVA1 before the takeover");
+    wait_ready_targets(PREFIX, "MVS1", 80, 3);
+    curl_dva1(PREFIX, "client1").expect("curl DVA1 before the takeover");
 
     kill_mvs1_and_wait_for_mvs5();
     // The old IKE SA died with MVS1 (its state is not in the CF): MVS5's
@@ -262,6 +228,6 @@ fn backup_answers_ike_for_dva1_after_the_takeover() {
         sas.contains("dva1: #") && sas.contains("INSTALLED"),
         "{sas}"
     );
-    wait_targets_ready("MVS5", 3);
+    wait_ready_targets(PREFIX, "MVS5", 80, 3);
     curls_answered_by_the_backups_targets(6);
 }

@@ -81,19 +81,23 @@ impl NsLinks {
         })
     }
 
-    pub async fn index(&self, name: &str) -> Result<u32> {
+    /// The link called `name`, as the kernel describes it.
+    async fn link(&self, name: &str) -> Result<netlink_packet_route::link::LinkMessage> {
         let mut links = self
             .handle
             .link()
             .get()
             .match_name(name.to_string())
             .execute();
-        let link = links
+        links
             .try_next()
             .await
             .with_context(|| format!("{}: looking up link {name}", self.ns))?
-            .ok_or_else(|| anyhow!("{}: no link {name}", self.ns))?;
-        Ok(link.header.index)
+            .ok_or_else(|| anyhow!("{}: no link {name}", self.ns))
+    }
+
+    pub async fn index(&self, name: &str) -> Result<u32> {
+        Ok(self.link(name).await?.header.index)
     }
 
     pub async fn up(&self, name: &str) -> Result<()> {
@@ -189,17 +193,7 @@ impl NsLinks {
 
     /// The link-layer (MAC) address of a link.
     pub async fn mac(&self, name: &str) -> Result<[u8; 6]> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        let link = links
-            .try_next()
-            .await
-            .with_context(|| format!("{}: looking up link {name}", self.ns))?
-            .ok_or_else(|| anyhow!("{}: no link {name}", self.ns))?;
+        let link = self.link(name).await?;
         link.attributes
             .iter()
             .find_map(|a| match a {

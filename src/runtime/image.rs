@@ -27,7 +27,7 @@ use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
 use crate::sysplex::routing::{Decision, OwnedPair, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
-use crate::sysplex::target::{self, OutboundPlan, TargetStack, Upstream, Verdict};
+use crate::sysplex::target::{self, OutboundPlan, SeqNumbers, TargetStack, Upstream, Verdict};
 use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
 use crate::topology::{ManualSa, Topology};
 
@@ -984,12 +984,14 @@ impl ImageNode {
             .zip(0u64..)
             .filter_map(|((spi, p), i)| {
                 let mut out = Vec::with_capacity(p.len() + 128);
-                let esp_seq = esp_first + i;
-                let done = match ah_first {
-                    None => target.seal(now, *spi, esp_seq, rng, p, &mut out),
-                    Some(ah) => target.seal_bundle(now, *spi, ah + i, esp_seq, rng, p, &mut out),
+                let seq = SeqNumbers {
+                    esp: esp_first + i,
+                    ah: ah_first.map(|a| a + i),
                 };
-                done.ok().map(|()| out)
+                target
+                    .seal(now, *spi, seq, rng, p, &mut out)
+                    .ok()
+                    .map(|()| out)
             })
             .collect();
         reports.extend(target.take_outbox());

@@ -21,7 +21,9 @@ use crate::ipsec::sa::{
 use crate::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
 use crate::sysplex::routing::{DctOutcome, Decision, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
-use crate::sysplex::target::{self, OutboundPlan, TargetCounters, TargetStack, Upstream, Verdict};
+use crate::sysplex::target::{
+    self, OutboundPlan, SeqNumbers, TargetCounters, TargetStack, Upstream, Verdict,
+};
 use crate::sysplex::xcf::{
     AhBundle, BundleInstall, CfRequest, CfResponse, FilterRule, SaInstall, SeqKey, XcfMessage,
 };
@@ -773,10 +775,14 @@ impl World {
                 };
                 let mut out = Vec::new();
                 let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
-                let sealed = self
-                    .image(image)
-                    .target
-                    .seal(now, spi, first, &mut rng, packet, &mut out);
+                let sealed = self.image(image).target.seal(
+                    now,
+                    spi,
+                    SeqNumbers::single(first),
+                    &mut rng,
+                    packet,
+                    &mut out,
+                );
                 self.rng = rng;
                 match sealed {
                     Ok(()) => {
@@ -825,12 +831,16 @@ impl World {
             }
         }
         let [esp_seq, ah_seq] = firsts;
+        let seqs = SeqNumbers {
+            esp: esp_seq,
+            ah: Some(ah_seq),
+        };
         let mut out = Vec::new();
         let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
         let sealed = self
             .image(image)
             .target
-            .seal_bundle(now, spi, ah_seq, esp_seq, &mut rng, packet, &mut out);
+            .seal(now, spi, seqs, &mut rng, packet, &mut out);
         self.rng = rng;
         match sealed {
             Ok(()) => {

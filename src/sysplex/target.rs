@@ -146,6 +146,21 @@ pub struct TargetCounters {
     pub drops: BTreeMap<String, u64>,
 }
 
+/// The sequence numbers one outbound packet is sealed with (Fig. 10 block
+/// 162): its single (or ESP) SA's, and a bundle's AH SA's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqNumbers {
+    pub esp: u64,
+    pub ah: Option<u64>,
+}
+
+impl SeqNumbers {
+    /// The number of a single SA.
+    pub fn single(seq: u64) -> Self {
+        Self { esp: seq, ah: None }
+    }
+}
+
 /// Batched lifesize reporting for one SA direction (Fig. 9 blocks 156–158,
 /// Fig. 10 blocks 166–168): report when the unreported bytes reach the
 /// threshold, a share of the SA's byte lifesize that adapts to how timely
@@ -624,13 +639,17 @@ impl TargetStack {
             })
     }
 
-    /// Fig. 10 blocks 164–168: seal with sequence number `seq` (from the
-    /// CF) into `out`, ready to leave on this image's own external link.
+    /// Fig. 10 blocks 164–168: seal into `out`, ready to leave on this
+    /// image's own external link, with the numbers the CF gave: the single
+    /// (or ESP) SA's, and for an AH+ESP bundle the AH SA's too (ESP first,
+    /// then AH over it). Lifesize is counted on every outbound SA used. A
+    /// bundle's ESP SA never leaves without its AH (Fig. 10 plans it as
+    /// [`OutboundPlan::Bundle`]), nor a single SA with an AH number.
     pub fn seal(
         &mut self,
         now_ms: u64,
         spi: Spi,
-        seq: u64,
+        seq: SeqNumbers,
         rng: &mut impl RngCore,
         packet: &[u8],
         out: &mut Vec<u8>,
@@ -639,58 +658,27 @@ impl TargetStack {
             return Err(TargetDrop::NoShadowSa);
         };
         let pair = &mut self.shadow[i];
-        // A bundle's ESP SA never leaves without its AH (Fig. 10 plans it
-        // as [`OutboundPlan::Bundle`]).
-        if pair.ah.is_some()
-            || pair
-                .outbound
-                .seal(now_ms / 1000, seq, rng, packet, out)
-                .is_err()
-        {
-            self.note(TargetDrop::Seal);
-            return Err(TargetDrop::Seal);
-        }
-        self.count_outbound(i, packet.len() as u64, seq, None);
-        Ok(())
-    }
-
-    /// Fig. 10 blocks 164–168 for an AH+ESP bundle: ESP with `esp_seq`,
-    /// then AH over it with `ah_seq`, each number from its own CF
-    /// structure; lifesize counted on both outbound SAs.
-    #[allow(clippy::too_many_arguments)]
-    pub fn seal_bundle(
-        &mut self,
-        now_ms: u64,
-        spi: Spi,
-        ah_seq: u64,
-        esp_seq: u64,
-        rng: &mut impl RngCore,
-        packet: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), TargetDrop> {
-        let Some(i) = self.outbound_pair(spi) else {
-            return Err(TargetDrop::NoShadowSa);
-        };
-        let pair = &mut self.shadow[i];
-        let sealed = match pair.ah.as_mut() {
-            Some(ah) => seal_bundle_counted(
+        let now_s = now_ms / 1000;
+        let sealed = match (pair.ah.as_mut(), seq.ah) {
+            (None, None) => pair.outbound.seal(now_s, seq.esp, rng, packet, out).is_ok(),
+            (Some(ah), Some(ah_seq)) => seal_bundle_counted(
                 &mut ah.outbound,
                 ah_seq,
                 &mut pair.outbound,
-                esp_seq,
-                now_ms / 1000,
+                seq.esp,
+                now_s,
                 rng,
                 packet,
                 out,
             )
             .is_ok(),
-            None => false,
+            _ => false,
         };
         if !sealed {
             self.note(TargetDrop::Seal);
             return Err(TargetDrop::Seal);
         }
-        self.count_outbound(i, packet.len() as u64, esp_seq, Some(ah_seq));
+        self.count_outbound(i, packet.len() as u64, seq.esp, seq.ah);
         Ok(())
     }
 
@@ -1048,11 +1036,14 @@ mod tests {
         let mut out = Vec::new();
         let spi = b.esp.outbound.spi;
         assert_eq!(
-            t.seal(0, spi, 1, &mut rng, &pkt, &mut out),
+            t.seal(0, spi, SeqNumbers::single(1), &mut rng, &pkt, &mut out),
             Err(TargetDrop::Seal)
         );
-        t.seal_bundle(0, spi, 7, 9, &mut rng, &pkt, &mut out)
-            .unwrap();
+        let both = SeqNumbers {
+            esp: 9,
+            ah: Some(7),
+        };
+        t.seal(0, spi, both, &mut rng, &pkt, &mut out).unwrap();
         assert_eq!(out[9], 51, "AH outermost");
         let pair = &t.shadow()[0];
         let ah = pair.ah.as_ref().unwrap();

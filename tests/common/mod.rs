@@ -153,3 +153,67 @@ pub fn json(prefix: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(prefix, args))
         .unwrap_or_else(|e| panic!("plexnet {args:?}: not JSON: {e}"))
 }
+
+/// `curl -s -m 5 http://DVA1/` from `client`: the answer when an image
+/// served it (`served by ...`), else what went wrong.
+pub fn curl_dva1(prefix: &str, client: &str) -> Result<String, String> {
+    let out = plexnet(
+        prefix,
+        &[
+            "exec",
+            client,
+            "--",
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "http://DVA1/",
+        ],
+    );
+    let body = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() && body.starts_with("served by ") {
+        Ok(body)
+    } else {
+        Err(format!(
+            "{body}{}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Waits until routing stack `routing` sees at least `n` targets ready on
+/// DVA1:`port` (its `netstat vdpt`).
+pub fn wait_ready_targets(prefix: &str, routing: &str, port: u16, n: usize) {
+    wait_until("targets registered on the distributed port", 20, || {
+        let v = json(prefix, &["netstat", routing, "vdpt", "--json"]);
+        v["vdpt"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .filter(|r| r["dvipa"] == "198.18.0.100" && r["port"] == port && r["ready"] == true)
+                .count()
+                >= n
+        })
+    });
+}
+
+/// Starts an iperf3 server on DVA1:`port` in each image, for each port.
+pub fn iperf3_servers(prefix: &str, images: &[&str], ports: &[&str]) {
+    for image in images {
+        for port in ports {
+            ok(
+                prefix,
+                &[
+                    "exec",
+                    image,
+                    "--",
+                    "iperf3",
+                    "-s",
+                    "-D",
+                    "-B",
+                    "198.18.0.100",
+                    "-p",
+                    port,
+                ],
+            );
+        }
+    }
+}
