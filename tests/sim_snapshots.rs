@@ -97,25 +97,7 @@ fn non_distributable_combination_is_handled_at_the_routing_stack() {
     let mut w = world(&["MVS2", "MVS4"]);
     w.install_sa(SaSpec::esp_cbc_sha1());
     // ICMP inside the tunnel is not TCP: the table's "Sysplex Dist? N".
-    let echo = {
-        use plexnet::wire::{icmp, ipv4, IpProtocol};
-        let e = icmp::Repr::EchoRequest {
-            ident: 7,
-            seq_no: 1,
-            data: b"plexnet",
-        };
-        let ip = ipv4::Repr::new(
-            Ipv4Addr::new(198, 18, 1, 2),
-            w.dvipa,
-            IpProtocol::Icmp,
-            e.buffer_len(),
-        );
-        let mut out = vec![0u8; ip.buffer_len() + e.buffer_len()];
-        let mut p = ipv4::Packet::new_unchecked(&mut out[..]);
-        ip.emit(&mut p);
-        e.emit(&mut icmp::Packet::new_unchecked(p.payload_mut()));
-        out
-    };
+    let echo = icmp_echo(w.dvipa, 7, b"plexnet");
     w.client_inner(&echo);
     assert_eq!(w.routing_stack().counters().local, 1);
     assert_eq!(w.images["MVS1"].stack.counters().echo_replies, 1);
@@ -333,7 +315,7 @@ fn ah_esp_bundle_in_transport_mode_is_distributed_and_icmp_stays_local() {
     w.install_sa(SaSpec::ah_esp_bundle(Mode::Transport));
     w.client_tcp(40000, 100, 0, SYN, &[]);
     w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");
-    let echo = tcp_free_echo(w.dvipa);
+    let echo = icmp_echo(w.dvipa, 9, b"bundle");
     w.client_inner(&echo);
     let r = w.routing_stack().counters();
     assert_eq!((r.peeks, r.local), (3, 1), "{r:?}");
@@ -344,12 +326,12 @@ fn ah_esp_bundle_in_transport_mode_is_distributed_and_icmp_stays_local() {
 }
 
 /// An ICMP echo request from client1 to `dvipa`.
-fn tcp_free_echo(dvipa: Ipv4Addr) -> Vec<u8> {
+fn icmp_echo(dvipa: Ipv4Addr, ident: u16, data: &[u8]) -> Vec<u8> {
     use plexnet::wire::{icmp, ipv4, IpProtocol};
     let e = icmp::Repr::EchoRequest {
-        ident: 9,
+        ident,
         seq_no: 1,
-        data: b"bundle",
+        data,
     };
     let ip = ipv4::Repr::new(
         Ipv4Addr::new(198, 18, 1, 2),

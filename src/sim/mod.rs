@@ -784,22 +784,8 @@ impl World {
                     &mut out,
                 );
                 self.rng = rng;
-                match sealed {
-                    Ok(()) => {
-                        self.log(format!(
-                            "{image} target   shadow SA {:#010x} seq {first} from CF FetchAdd(1); sealed, out of {image}'s own ext",
-                            spi.0
-                        ));
-                        self.queue.push_back((
-                            now + HOP_MS,
-                            Event::ToClient {
-                                from: image.into(),
-                                packet: out,
-                            },
-                        ));
-                    }
-                    Err(d) => self.log(format!("{image} target   DROP {}", d.name())),
-                }
+                let what = format!("shadow SA {:#010x} seq {first} from CF FetchAdd(1)", spi.0);
+                self.sealed_to_client(image, now, &what, sealed, out);
             }
             OutboundPlan::Bundle {
                 spi,
@@ -842,17 +828,33 @@ impl World {
             .target
             .seal(now, spi, seqs, &mut rng, packet, &mut out);
         self.rng = rng;
+        let what = format!(
+            "shadow bundle ESP {:#010x} seq {esp_seq} + AH {:#010x} seq {ah_seq}, each from its CF FetchAdd(1)",
+            spi.0, ah_seq_key.spi.0
+        );
+        self.sealed_to_client(image, now, &what, sealed, out);
+    }
+
+    /// A target's sealed reply (described by `what`) on its way to the
+    /// client from the target's own ext, or the reason it was dropped.
+    fn sealed_to_client(
+        &mut self,
+        image: &str,
+        now: u64,
+        what: &str,
+        sealed: Result<(), target::TargetDrop>,
+        packet: Vec<u8>,
+    ) {
         match sealed {
             Ok(()) => {
                 self.log(format!(
-                    "{image} target   shadow bundle ESP {:#010x} seq {esp_seq} + AH {:#010x} seq {ah_seq}, each from its CF FetchAdd(1); sealed, out of {image}'s own ext",
-                    spi.0, ah_seq_key.spi.0
+                    "{image} target   {what}; sealed, out of {image}'s own ext"
                 ));
                 self.queue.push_back((
                     now + HOP_MS,
                     Event::ToClient {
                         from: image.into(),
-                        packet: out,
+                        packet,
                     },
                 ));
             }
