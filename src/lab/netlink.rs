@@ -168,27 +168,32 @@ impl NsLinks {
     }
 
     pub async fn add_addr(&self, name: &str, addr: Ipv4Addr, prefix_len: u8) -> Result<()> {
-        let index = self.index(name).await?;
-        self.handle
-            .address()
-            .add(index, IpAddr::V4(addr), prefix_len)
-            .execute()
-            .await
-            .with_context(|| format!("{}: adding {addr}/{prefix_len} to {name}", self.ns))
+        self.add_addr_if(name, addr, prefix_len, |r| r).await
     }
 
     /// Like [`NsLinks::add_addr`], keeping an address that is already there
-    /// (a takeover plumbing a DVIPA a restarted daemon had plumbed before).
+    /// (a DVIPA a backup serves as a target, plumbed again as its owner
+    /// after a takeover).
     pub async fn ensure_addr(&self, name: &str, addr: Ipv4Addr, prefix_len: u8) -> Result<()> {
+        self.add_addr_if(name, addr, prefix_len, ignore_exists)
+            .await
+    }
+
+    async fn add_addr_if(
+        &self,
+        name: &str,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+        accept: fn(Result<(), rtnetlink::Error>) -> Result<(), rtnetlink::Error>,
+    ) -> Result<()> {
         let index = self.index(name).await?;
-        ignore_exists(
-            self.handle
-                .address()
-                .add(index, IpAddr::V4(addr), prefix_len)
-                .execute()
-                .await,
-        )
-        .with_context(|| format!("{}: adding {addr}/{prefix_len} to {name}", self.ns))
+        let added = self
+            .handle
+            .address()
+            .add(index, IpAddr::V4(addr), prefix_len)
+            .execute()
+            .await;
+        accept(added).with_context(|| format!("{}: adding {addr}/{prefix_len} to {name}", self.ns))
     }
 
     /// The link-layer (MAC) address of a link.

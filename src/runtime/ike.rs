@@ -39,7 +39,7 @@ use crate::ike::{
     ChildLifetime, ChildSaId, ChildSaInfo, Identity, Ike, IkeConfig, IkeEvent, IkeLifetime,
     PeerConfig, Transmit,
 };
-use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
+use crate::sysplex::xcf::{SaInstall, XcfMessage};
 use crate::topology::{IkeSettings, Topology};
 use crate::wire::{ipv4, udp, IpProtocol, Ipv4Packet, PseudoHeader, UdpPacket, UdpRepr};
 
@@ -93,26 +93,9 @@ pub fn ike_config(
 /// outbound SPI (Fig. 6 block 116), a lifesize report threshold of 5 % of
 /// the byte lifetime (Fig. 9 block 156; 0 lets the target choose).
 pub fn child_install(dvipa: Ipv4Addr, info: &ChildSaInfo) -> SaInstall {
-    let out = &info.outbound;
-    let report_bytes = out.lifetimes.hard.bytes.map_or(0, |b| b / 20);
-    SaInstall {
-        dvipa,
-        filter: FilterRule {
-            dvipa,
-            selector: out.selector,
-            protocol: out.protocol,
-            inbound_spi: info.inbound.spi,
-            outbound_spi: out.spi,
-        },
-        seq_key: SeqKey {
-            dvipa,
-            protocol: out.protocol,
-            spi: out.spi,
-        },
-        report_bytes,
-        inbound: info.inbound.clone(),
-        outbound: out.clone(),
-    }
+    let mut install = SaInstall::pair(dvipa, info.inbound.clone(), info.outbound.clone());
+    install.report_bytes = info.outbound.lifetimes.hard.bytes.map_or(0, |b| b / 20);
+    install
 }
 
 /// A UDP datagram from `src` to `dst` in an IPv4 packet, checksums filled.

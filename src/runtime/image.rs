@@ -28,16 +28,16 @@ use crate::lab::plan::{EXT_NAME, TUN_NAME};
 use crate::sysplex::routing::{Decision, OwnedPair, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
 use crate::sysplex::target::{self, OutboundPlan, SeqNumbers, TargetStack, Upstream, Verdict};
-use crate::sysplex::xcf::{FilterRule, SaInstall, SeqKey, XcfMessage};
+use crate::sysplex::xcf::{SaInstall, SeqKey, XcfMessage};
 use crate::topology::{ManualSa, Topology};
 
 mod bundle;
 pub use bundle::manual_bundle;
 
 /// Table of the routes that capture packets sent from a DVIPA.
-pub(super) const TABLE_FROM_DVIPA: u32 = 100;
+const TABLE_FROM_DVIPA: u32 = 100;
 /// Table of the routes that send owned DVIPAs arriving on `ext` into the TUN.
-pub(super) const TABLE_TO_DVIPA: u32 = 101;
+const TABLE_TO_DVIPA: u32 = 101;
 /// Room for ESP/UDP/tunnel headers under the external LAN's 1500 bytes:
 /// the kernel's own packets from a DVIPA use this path MTU (TCP MSS 1360).
 pub const PROTECTED_MTU: u32 = 1400;
@@ -1192,12 +1192,14 @@ fn routing_status(r: &RoutingStack) -> serde_json::Value {
 }
 
 /// The kernel side of DESIGN.md's DVIPA rules, in this namespace.
-async fn plumb(links: &NsLinks, owned: &[Ipv4Addr], served: &[Ipv4Addr]) -> Result<()> {
+/// Also what a takeover does for the DVIPA it takes (as its only owned and
+/// served one), so every step keeps what is already there.
+pub(super) async fn plumb(links: &NsLinks, owned: &[Ipv4Addr], served: &[Ipv4Addr]) -> Result<()> {
     if served.is_empty() {
         return Ok(());
     }
     for d in served {
-        links.add_addr("lo", *d, 32).await?;
+        links.ensure_addr("lo", *d, 32).await?;
     }
     links.move_local_rule(100).await?;
     for d in owned {
@@ -1255,39 +1257,11 @@ pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
         (None, Some(a)) => Some(a.clone()),
         _ => None,
     };
-    Some(pair_install(
+    Some(SaInstall::pair(
         ms.dvipa,
         one(side.inbound)?,
         one(side.outbound)?,
     ))
-}
-
-/// An SA pair of `dvipa` as the routing stack installs it: the filter from
-/// the outbound SA's selector, the CF structure keyed by the outbound SPI.
-fn pair_install(
-    dvipa: Ipv4Addr,
-    inbound: crate::ipsec::sa::SaConfig,
-    outbound: crate::ipsec::sa::SaConfig,
-) -> SaInstall {
-    let seq_key = SeqKey {
-        dvipa,
-        protocol: outbound.protocol,
-        spi: outbound.spi,
-    };
-    SaInstall {
-        dvipa,
-        filter: FilterRule {
-            dvipa,
-            selector: outbound.selector,
-            protocol: outbound.protocol,
-            inbound_spi: inbound.spi,
-            outbound_spi: outbound.spi,
-        },
-        report_bytes: 0,
-        seq_key,
-        inbound,
-        outbound,
-    }
 }
 
 /// Local TCP listeners: (address, port) of the LISTEN sockets.

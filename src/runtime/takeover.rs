@@ -32,10 +32,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::cf::CfClient;
-use super::image::{ImageNode, PROTECTED_MTU, TABLE_FROM_DVIPA, TABLE_TO_DVIPA};
-use super::sockets::FWMARK;
-use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
-use crate::lab::plan::{EXT_NAME, TUN_NAME};
+use super::image::ImageNode;
+use crate::lab::netlink::NsLinks;
+use crate::lab::plan::EXT_NAME;
 use crate::sysplex::routing::{distributions_of, DctChange, RoutingConfig, RoutingStack};
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
@@ -546,7 +545,7 @@ impl Takeover {
         let (sas, conns) = self.read_state(dvipa).await?;
         let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns, previous.as_deref());
         node.add_owned(dvipa);
-        plumb_owner(&node.links, dvipa).await?;
+        super::image::plumb(&node.links, &[dvipa], &[dvipa]).await?;
         node.announce_all();
         if let Some(ike) = self.ike.get() {
             ike.add_dvipa(&self.topo, dvipa)?;
@@ -640,44 +639,4 @@ impl Takeover {
             "counters": &self.counters,
         })
     }
-}
-
-/// An owner's plumbing of one DVIPA (as `plumb` in [`super::image`] does
-/// at start): on `lo`, arriving on `ext` into the TUN (which makes proxy
-/// ARP answer for it), sent from it into the TUN.
-async fn plumb_owner(links: &NsLinks, dvipa: Ipv4Addr) -> Result<()> {
-    links.ensure_addr("lo", dvipa, 32).await?;
-    links.move_local_rule(100).await?;
-    let to_tun = Rule {
-        pref: 10,
-        table: TABLE_TO_DVIPA,
-        iif: Some(EXT_NAME),
-        to: Some(dvipa),
-        ..Rule::default()
-    };
-    links.add_rule(&to_tun).await?;
-    links
-        .add_table_route(dvipa, 32, TUN_NAME, TABLE_TO_DVIPA, TableRoute::default())
-        .await?;
-    let ours = Rule {
-        pref: 50,
-        table: RT_TABLE_MAIN,
-        fwmark: Some(FWMARK),
-        ..Rule::default()
-    };
-    links.add_rule(&ours).await?;
-    let from = Rule {
-        pref: 110,
-        table: TABLE_FROM_DVIPA,
-        from: Some(dvipa),
-        ..Rule::default()
-    };
-    links.add_rule(&from).await?;
-    let mtu = TableRoute {
-        mtu: Some(PROTECTED_MTU),
-        ..TableRoute::default()
-    };
-    links
-        .add_table_route(Ipv4Addr::UNSPECIFIED, 0, TUN_NAME, TABLE_FROM_DVIPA, mtu)
-        .await
 }

@@ -25,7 +25,7 @@ use crate::sysplex::target::{
     self, OutboundPlan, SeqNumbers, TargetCounters, TargetStack, Upstream, Verdict,
 };
 use crate::sysplex::xcf::{
-    AhBundle, BundleInstall, CfRequest, CfResponse, FilterRule, SaInstall, SeqKey, XcfMessage,
+    AhBundle, BundleInstall, CfRequest, CfResponse, SaInstall, SeqKey, XcfMessage,
 };
 use crate::topology::{Dest, DestRole, DistMethod, VipaDistribute};
 use crate::wire::TcpFlags;
@@ -397,11 +397,6 @@ impl World {
         let (client, dvipa) = (self.client.addr, self.dvipa);
         let inbound = sa_config(spec, spec.spi_in, client, dvipa);
         let outbound = sa_config(spec, spec.spi_out, dvipa, client);
-        let seq_key = SeqKey {
-            dvipa,
-            protocol: spec.protocol,
-            spi: Spi(spec.spi_out),
-        };
         let client_out = OutboundSa::new(Sa::new(inbound.clone()).expect("valid SA"), 0);
         let client_in = InboundSa::new(Sa::new(outbound.clone()).expect("valid SA"), 0);
         let c = &mut self.client;
@@ -411,20 +406,7 @@ impl World {
             (&mut c.outbound, &mut c.inbound)
         };
         (*o, *i) = (Some(client_out), Some(client_in));
-        SaInstall {
-            dvipa,
-            filter: FilterRule {
-                dvipa,
-                selector: outbound.selector,
-                protocol: spec.protocol,
-                inbound_spi: Spi(spec.spi_in),
-                outbound_spi: Spi(spec.spi_out),
-            },
-            inbound,
-            outbound,
-            seq_key,
-            report_bytes: 0,
-        }
+        SaInstall::pair(dvipa, inbound, outbound)
     }
 
     /// The trace of Fig. 6 blocks 112 and 116 at the owner.

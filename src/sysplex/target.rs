@@ -917,8 +917,7 @@ impl Protocol {
 mod tests {
     use super::*;
     use crate::ipsec::sa::tests::config;
-    use crate::ipsec::sa::{EncAlg, IntegAlg, Mode, TrafficSelector};
-    use crate::sysplex::xcf::FilterRule;
+    use crate::ipsec::sa::{EncAlg, IntegAlg, Mode};
 
     const DVIPA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 
@@ -931,24 +930,7 @@ mod tests {
         let mut outbound = inbound.clone();
         outbound.spi = Spi(outbound_spi);
         std::mem::swap(&mut outbound.src, &mut outbound.dst);
-        SaInstall {
-            dvipa: DVIPA,
-            filter: FilterRule {
-                dvipa: DVIPA,
-                selector: TrafficSelector::ANY_V4,
-                protocol: Protocol::Esp,
-                inbound_spi: inbound.spi,
-                outbound_spi: outbound.spi,
-            },
-            seq_key: SeqKey {
-                dvipa: DVIPA,
-                protocol: Protocol::Esp,
-                spi: outbound.spi,
-            },
-            report_bytes: 0,
-            inbound,
-            outbound,
-        }
+        SaInstall::pair(DVIPA, inbound, outbound)
     }
 
     fn thresholds(t: &TargetStack) -> Vec<(u32, u32)> {

@@ -138,6 +138,33 @@ impl From<BundleError> for crate::ipsec::sa::SaError {
     }
 }
 
+impl SaInstall {
+    /// An SA pair of `dvipa` as a routing stack installs it (Fig. 6 blocks
+    /// 112–118): the filter from the outbound SA's selector, the CF
+    /// sequence structure keyed by the outbound SPI, the targets' report
+    /// threshold left to them (`report_bytes` 0).
+    pub fn pair(dvipa: Ipv4Addr, inbound: SaConfig, outbound: SaConfig) -> Self {
+        Self {
+            dvipa,
+            filter: FilterRule {
+                dvipa,
+                selector: outbound.selector,
+                protocol: outbound.protocol,
+                inbound_spi: inbound.spi,
+                outbound_spi: outbound.spi,
+            },
+            seq_key: SeqKey {
+                dvipa,
+                protocol: outbound.protocol,
+                spi: outbound.spi,
+            },
+            report_bytes: 0,
+            inbound,
+            outbound,
+        }
+    }
+}
+
 /// Messages between images over XCF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum XcfMessage {

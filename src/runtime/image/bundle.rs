@@ -10,10 +10,10 @@
 use anyhow::{Context, Result};
 use std::net::Ipv4Addr;
 
-use super::{pair_install, ImageNode};
+use super::ImageNode;
 use crate::ipsec::sa::Protocol;
 use crate::sysplex::routing::OwnedPair;
-use crate::sysplex::xcf::{AhBundle, BundleInstall, SeqKey, XcfMessage};
+use crate::sysplex::xcf::{AhBundle, BundleInstall, SaInstall, SeqKey, XcfMessage};
 use crate::topology::ManualSa;
 
 impl ImageNode {
@@ -64,7 +64,7 @@ impl ImageNode {
 pub fn manual_bundle(ms: &ManualSa) -> Option<BundleInstall> {
     let side = ms.dvipa_side();
     let (inb, out) = (side.inbound, side.outbound);
-    let esp = pair_install(ms.dvipa, inb.esp.clone()?, out.esp.clone()?);
+    let esp = SaInstall::pair(ms.dvipa, inb.esp.clone()?, out.esp.clone()?);
     let (inbound, outbound) = (inb.ah.clone()?, out.ah.clone()?);
     let seq_key = SeqKey {
         dvipa: ms.dvipa,
