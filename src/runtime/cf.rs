@@ -578,7 +578,7 @@ impl CfClient {
         }
     }
 
-    async fn expect_done(&self, req: CfRequest) -> Result<(), CfClientError> {
+    pub(super) async fn expect_done(&self, req: CfRequest) -> Result<(), CfClientError> {
         match self.request(req).await? {
             CfResponse::Done => Ok(()),
             CfResponse::Error(e) => Err(e.into()),

@@ -254,9 +254,6 @@ pub struct TcpSocket {
     pub state: usize,
 }
 
-/// TCP_LISTEN in `include/net/tcp_states.h`.
-pub const TCP_LISTEN: usize = 10;
-
 /// The namespace's IPv4 TCP sockets (the reading thread's namespace).
 pub fn proc_tcp() -> Vec<TcpSocket> {
     // "0100007F:0050": the address as the kernel's u32 in host order, hex.

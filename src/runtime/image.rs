@@ -97,10 +97,12 @@ pub struct ShellCounters {
     pub recv_errors: AtomicU64,
     pub xcf_in: AtomicU64,
     /// Fig. 11: SYNs held while their NEWCONN is negotiated, sent once the
-    /// SA arrived, or dropped when it did not arrive in [`HELD_FOR`].
+    /// SA arrived, or dropped when it did not arrive in [`HELD_FOR`], or
+    /// not held because [`HELD_MAX`] were waiting already.
     pub newconn_held: AtomicU64,
     pub newconn_released: AtomicU64,
     pub newconn_expired: AtomicU64,
+    pub newconn_overflow: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -209,15 +211,23 @@ pub fn dvipas_of(topo: &Topology, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) 
         .map(|i| i.vipa.defines.iter().map(|d| d.addr).collect())
         .unwrap_or_default();
     let mut served = owned.clone();
-    // A backup's destinations hold its DVIPAs from the start, so that a
-    // takeover needs no plumbing at the targets.
-    let after_takeover = topo.backup_distributed_to(name);
-    for d in topo.distributed_to(name).into_iter().chain(after_takeover) {
+    for d in target_of(topo, name) {
         if !served.contains(&d) {
             served.push(d);
         }
     }
     (owned, served)
+}
+
+/// The DVIPAs an image is a target of: those its owners distribute to it,
+/// and, from the start, those its backups would distribute to it after a
+/// takeover (so that a takeover needs no plumbing at the targets).
+fn target_of(topo: &Topology, name: &str) -> Vec<Ipv4Addr> {
+    let mut dvipas = topo.distributed_to(name);
+    dvipas.extend(topo.backup_distributed_to(name));
+    dvipas.sort();
+    dvipas.dedup();
+    dvipas
 }
 
 impl ImageNode {
@@ -336,11 +346,7 @@ impl ImageNode {
         tokio::spawn(Arc::clone(self).timer_loop());
         tokio::spawn(Arc::clone(self).held_loop());
         tokio::spawn(Arc::clone(self).connect_cf());
-        let mut served = self.topo.distributed_to(&self.name);
-        served.extend(self.topo.backup_distributed_to(&self.name));
-        served.sort();
-        served.dedup();
-        for dvipa in served {
+        for dvipa in target_of(&self.topo, &self.name) {
             tokio::spawn(http_server(self.name.clone(), dvipa));
         }
     }
@@ -376,14 +382,16 @@ impl ImageNode {
             .iter()
             .filter(|m| owned.contains(&m.dvipa))
         {
-            let inbound_spi = manual_install(ms)
+            let (single, bundle) = (manual_install(ms), manual_bundle(ms));
+            let inbound_spi = single
+                .as_ref()
                 .map(|i| i.inbound.spi)
-                .or_else(|| manual_bundle(ms).map(|b| b.esp.inbound.spi));
+                .or_else(|| bundle.as_ref().map(|b| b.esp.inbound.spi));
             if inbound_spi.is_some_and(|spi| self.owns_pair(spi)) {
                 // Adopted from the CF (a restart): its sequence numbers go on.
                 continue;
             }
-            let installed = match (manual_install(ms), manual_bundle(ms)) {
+            let installed = match (single, bundle) {
                 (Some(install), _) => self.install_pair(install).await,
                 (None, Some(bundle)) => self.install_bundle(bundle).await,
                 (None, None) => Err(anyhow::anyhow!("no SA to install")),
@@ -803,7 +811,7 @@ impl ImageNode {
     fn hold(&self, syn: Vec<u8>) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if held.len() >= HELD_MAX {
-            bump(&self.counters.newconn_expired);
+            bump(&self.counters.newconn_overflow);
             return;
         }
         bump(&self.counters.newconn_held);

@@ -35,10 +35,10 @@ use super::cf::CfClient;
 use super::image::ImageNode;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::EXT_NAME;
-use crate::sysplex::routing::{distributions_of, DctChange, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::{distributions_of, RoutingConfig, RoutingStack};
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
-use crate::sysplex::xcf::{BundleInstall, CfError, CfResponse, SaInstall, CF_PORT};
+use crate::sysplex::xcf::{BundleInstall, CfError, CfRequest, CfResponse, SaInstall, CF_PORT};
 use crate::topology::Topology;
 
 /// How long a starting image waits for the CF to read owner records.
@@ -53,13 +53,6 @@ const QUEUE: usize = 16 * 1024;
 /// Gratuitous ARPs per takeover, and their spacing.
 const GARP_COUNT: usize = 3;
 const GARP_GAP: Duration = Duration::from_millis(200);
-
-/// One write to the CF's key/value store.
-#[derive(Debug)]
-enum CfWrite {
-    Put(String, Vec<u8>),
-    Delete(String),
-}
 
 /// Counters for `status`.
 #[derive(Debug, Default, Serialize)]
@@ -99,8 +92,8 @@ pub struct Takeover {
     me: String,
     topo: Topology,
     cf: tokio::sync::OnceCell<CfClient>,
-    writes: mpsc::Sender<CfWrite>,
-    writes_rx: Mutex<Option<mpsc::Receiver<CfWrite>>>,
+    writes: mpsc::Sender<CfRequest>,
+    writes_rx: Mutex<Option<mpsc::Receiver<CfRequest>>>,
     watches: Mutex<BTreeMap<Ipv4Addr, Watch>>,
     events: Mutex<Vec<TakeoverEvent>>,
     ike: OnceLock<Arc<super::ike::IkeRuntime>>,
@@ -229,7 +222,8 @@ impl Takeover {
             .await
     }
 
-    fn queue(&self, w: CfWrite) {
+    /// Queues a key/value write for the CF (a checkpoint).
+    fn queue(&self, w: CfRequest) {
         if self.writes.try_send(w).is_err() {
             bump(&self.counters.cf_writes_dropped, 1);
         }
@@ -246,24 +240,23 @@ impl Takeover {
     }
 
     fn record(&self, rec: SaRecord) {
-        self.queue(CfWrite::Put(rec.key(), tk::encode(&rec)));
+        self.queue(CfRequest::Put {
+            key: rec.key(),
+            value: tk::encode(&rec),
+        });
     }
 
     /// An SA pair (or the ESP pair of a bundle) was deleted (DELETE, or the
     /// old pair after a rekey).
     pub fn sa_deleted(&self, install: &SaInstall) {
         let key = tk::sa_key(install.dvipa, install.inbound.protocol, install.inbound.spi);
-        self.queue(CfWrite::Delete(key));
+        self.queue(CfRequest::Delete { key });
     }
 
-    async fn writer(self: Arc<Self>, mut rx: mpsc::Receiver<CfWrite>) {
+    async fn writer(self: Arc<Self>, mut rx: mpsc::Receiver<CfRequest>) {
         while let Some(w) = rx.recv().await {
             let cf = self.cf().await;
-            let result = match &w {
-                CfWrite::Put(k, v) => cf.put(k, v.clone()).await,
-                CfWrite::Delete(k) => cf.delete(k).await,
-            };
-            match result {
+            match cf.expect_done(w.clone()).await {
                 Ok(()) => bump(&self.counters.cf_writes, 1),
                 Err(e) => {
                     bump(&self.counters.cf_write_errors, 1);
@@ -282,23 +275,8 @@ impl Takeover {
                 Some(r) => r.take_journal(),
                 None => continue,
             };
-            for c in changes {
-                self.queue(match c {
-                    DctChange::Made {
-                        key,
-                        target,
-                        target_xcf,
-                        ipsec,
-                    } => CfWrite::Put(
-                        tk::conn_key(&key),
-                        tk::encode(&ConnRecord {
-                            target,
-                            target_xcf,
-                            ipsec,
-                        }),
-                    ),
-                    DctChange::Ended(key) => CfWrite::Delete(tk::conn_key(&key)),
-                });
+            for c in &changes {
+                self.queue(tk::conn_request(c));
             }
         }
     }

@@ -115,8 +115,7 @@ pub async fn send_run(
     loop {
         sock.writable().await?;
         let cmsgs = [ControlMessage::UdpGsoSegments(&gso)];
-        // One segment needs no GSO (and the kernel refuses a segment size
-        // equal to the whole payload only on some versions).
+        // A single datagram goes without UDP_SEGMENT.
         let cmsgs: &[ControlMessage<'_>] = if packets.len() > 1 { &cmsgs } else { &[] };
         let sent = sock.try_io(tokio::io::Interest::WRITABLE, || {
             sendmsg(

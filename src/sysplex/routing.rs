@@ -330,7 +330,8 @@ impl RoutingStack {
             .unwrap_or_default()
     }
 
-    fn note_made(&mut self, key: ConnKey, e: &ConnEntry) {
+    /// A new DCT entry, in the journal when one is kept.
+    fn add_entry(&mut self, key: ConnKey, e: ConnEntry) {
         if let Some(j) = self.journal.as_mut() {
             j.push(DctChange::Made {
                 key,
@@ -339,6 +340,7 @@ impl RoutingStack {
                 ipsec: e.ipsec,
             });
         }
+        self.dct.insert(key, e);
     }
 
     fn note_ended(&mut self, key: ConnKey) {
@@ -376,8 +378,7 @@ impl RoutingStack {
             bytes: 0,
             ipsec,
         };
-        self.note_made(key, &entry);
-        self.dct.insert(key, entry);
+        self.add_entry(key, entry);
     }
 
     /// What the last [`RoutingStack::inbound`] saw.
@@ -534,8 +535,7 @@ impl RoutingStack {
                     bytes: 0,
                     ipsec: true,
                 };
-                self.note_made(key, &entry);
-                self.dct.insert(key, entry);
+                self.add_entry(key, entry);
             }
             XcfMessage::ConnEnded {
                 dvipa,
@@ -809,8 +809,7 @@ impl RoutingStack {
             bytes: bytes as u64,
             ipsec,
         };
-        self.note_made(key, &entry);
-        self.dct.insert(key, entry);
+        self.add_entry(key, entry);
         self.counters.new_connections += 1;
         *self
             .counters

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 use super::dct::ConnKey;
+use super::routing::DctChange;
 use super::xcf::{BundleInstall, CfRequest, SaInstall};
 use crate::ipsec::sa::{Protocol, Spi};
 use crate::topology::Topology;
@@ -167,6 +168,28 @@ pub fn claim_request(
         expected: current,
         value: encode(&mine),
     })
+}
+
+/// The CF request that keeps the connection table's copy in step with one
+/// DCT change: the connection's record put under its key, or the key
+/// deleted when the entry ended.
+pub fn conn_request(change: &DctChange) -> CfRequest {
+    match change {
+        DctChange::Made {
+            key,
+            target,
+            target_xcf,
+            ipsec,
+        } => CfRequest::Put {
+            key: conn_key(key),
+            value: encode(&ConnRecord {
+                target: target.clone(),
+                target_xcf: *target_xcf,
+                ipsec: *ipsec,
+            }),
+        },
+        DctChange::Ended(key) => CfRequest::Delete { key: conn_key(key) },
+    }
 }
 
 /// Why a recorded connection is not continued after a takeover.

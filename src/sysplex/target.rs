@@ -577,10 +577,7 @@ impl TargetStack {
                 reports.push(ah_lifesize_msg(pair.install.dvipa, ah, Direction::Inbound));
             }
         }
-        self.counters.lifesize_reports += reports.len() as u64;
-        let owner = &pair.owner;
-        self.outbox
-            .extend(reports.into_iter().map(|m| (owner.clone(), m)));
+        queue_reports(&mut self.counters, &mut self.outbox, &pair.owner, reports);
     }
 
     /// A packet that failed authentication may be the forged SYN that made
@@ -709,10 +706,7 @@ impl TargetStack {
                 reports.push(ah_lifesize_msg(pair.install.dvipa, ah, Direction::Outbound));
             }
         }
-        self.counters.lifesize_reports += reports.len() as u64;
-        let owner = &pair.owner;
-        self.outbox
-            .extend(reports.into_iter().map(|m| (owner.clone(), m)));
+        queue_reports(&mut self.counters, &mut self.outbox, &pair.owner, reports);
     }
 
     pub fn count_plain_out(&mut self) {
@@ -742,13 +736,22 @@ impl TargetStack {
                 if let Some(ah) = p.ah.as_mut().filter(|a| a.life(dir).pending_packets > 0) {
                     reports.push(ah_lifesize_msg(dvipa, ah, dir));
                 }
-                self.counters.lifesize_reports += reports.len() as u64;
-                let owner = &p.owner;
-                self.outbox
-                    .extend(reports.into_iter().map(|m| (owner.clone(), m)));
+                queue_reports(&mut self.counters, &mut self.outbox, &p.owner, reports);
             }
         }
     }
+}
+
+/// Blocks 158 and 168: lifesize reports go to the routing stack that
+/// installed the pair (counted).
+fn queue_reports(
+    counters: &mut TargetCounters,
+    outbox: &mut Vec<(String, XcfMessage)>,
+    owner: &str,
+    reports: Vec<XcfMessage>,
+) {
+    counters.lifesize_reports += reports.len() as u64;
+    outbox.extend(reports.into_iter().map(|m| (owner.to_string(), m)));
 }
 
 impl ShadowPair {
