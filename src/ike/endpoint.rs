@@ -698,6 +698,19 @@ impl Ike {
         self.settle(spi);
     }
 
+    /// Queues `task` on the IKE SA `spi` and lets it start (the commands
+    /// below).
+    fn enqueue<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Duration,
+        spi: u64,
+        task: Task,
+        rng: &mut R,
+    ) -> Result<(), CommandError> {
+        self.command(now, spi, rng, |sa, _| sa.enqueue(task));
+        Ok(())
+    }
+
     fn established_spi(&self, id: IkeSaId) -> Result<u64, CommandError> {
         let spi = self.current_spi(id).ok_or(CommandError::UnknownIkeSa)?;
         match self.sas.get(&spi) {
@@ -716,8 +729,7 @@ impl Ike {
         let spi = self
             .child_spi_owner(child)
             .ok_or(CommandError::UnknownChildSa)?;
-        self.command(now, spi, rng, |sa, _| sa.enqueue(Task::RekeyChild(child)));
-        Ok(())
+        self.enqueue(now, spi, Task::RekeyChild(child), rng)
     }
 
     /// Deletes a child SA (INFORMATIONAL with Delete, §1.4.1).
@@ -730,8 +742,7 @@ impl Ike {
         let spi = self
             .child_spi_owner(child)
             .ok_or(CommandError::UnknownChildSa)?;
-        self.command(now, spi, rng, |sa, _| sa.enqueue(Task::DeleteChild(child)));
-        Ok(())
+        self.enqueue(now, spi, Task::DeleteChild(child), rng)
     }
 
     /// Rekeys the IKE SA (§1.3.2); the handle stays.
@@ -742,8 +753,7 @@ impl Ike {
         rng: &mut R,
     ) -> Result<(), CommandError> {
         let spi = self.established_spi(id)?;
-        self.command(now, spi, rng, |sa, _| sa.enqueue(Task::RekeyIke));
-        Ok(())
+        self.enqueue(now, spi, Task::RekeyIke, rng)
     }
 
     /// Deletes the IKE SA and with it its children (§1.4.1).
@@ -754,8 +764,7 @@ impl Ike {
         rng: &mut R,
     ) -> Result<(), CommandError> {
         let spi = self.established_spi(id)?;
-        self.command(now, spi, rng, |sa, _| sa.enqueue(Task::DeleteIke));
-        Ok(())
+        self.enqueue(now, spi, Task::DeleteIke, rng)
     }
 
     /// A liveness check: an empty INFORMATIONAL request (§1.4).
@@ -766,8 +775,7 @@ impl Ike {
         rng: &mut R,
     ) -> Result<(), CommandError> {
         let spi = self.established_spi(id)?;
-        self.command(now, spi, rng, |sa, _| sa.enqueue(Task::Dpd));
-        Ok(())
+        self.enqueue(now, spi, Task::Dpd, rng)
     }
 
     /// Bytes and packets a child SA carried (both directions, as targets
