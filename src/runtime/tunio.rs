@@ -99,11 +99,23 @@ impl RxBurst {
     }
 }
 
-/// Packets gathered for one coalescing write to a TUN.
+/// Packets handed to one coalescing call: tun-rs joins segments only into
+/// a buffer that already has room for the whole super-segment, so each
+/// call gets this many buffers of [`COALESCE_ROOM`].
+const PACKETS_PER_WRITE: usize = 64;
+/// A 64 KiB super-segment behind two virtio-net headers' worth of room
+/// (tun-rs asks for that much capacity before it joins).
+const COALESCE_ROOM: usize = 2 * VIRTIO_NET_HDR_LEN + 65_535;
+
+/// Packets gathered for coalescing writes to a TUN.
 #[derive(Default)]
 pub struct TxBurst {
+    /// Queued packets, each behind room for the virtio-net header.
     bufs: Vec<Vec<u8>>,
     used: usize,
+    /// Where a call's packets are coalesced; allocated at the first flush,
+    /// reused after (bounded: [`PACKETS_PER_WRITE`] × [`COALESCE_ROOM`]).
+    joined: Vec<Vec<u8>>,
     gro: GROTable,
 }
 
@@ -129,22 +141,29 @@ impl TxBurst {
         self.used == 0
     }
 
-    /// Coalesces and writes everything queued, returning how many packets
-    /// went in; empty afterwards, also on error (a write the TUN refused is
-    /// not retried: TCP resends).
+    /// Coalesces and writes everything queued, [`PACKETS_PER_WRITE`] at a
+    /// time, returning how many packets went in; empty afterwards, also on
+    /// error (a write the TUN refused is not retried: TCP resends).
     pub async fn flush(&mut self, tun: &AsyncDevice) -> io::Result<usize> {
-        if self.used == 0 {
-            return Ok(0);
+        let packets = std::mem::take(&mut self.used);
+        if self.joined.is_empty() && packets > 0 {
+            // Not `vec![..; n]`: a clone of an empty Vec has no capacity.
+            self.joined = (0..PACKETS_PER_WRITE)
+                .map(|_| Vec::with_capacity(COALESCE_ROOM))
+                .collect();
         }
-        let packets = self.used;
-        self.used = 0;
-        let result = tun
-            .send_multiple(&mut self.gro, &mut self.bufs[..packets], VIRTIO_NET_HDR_LEN)
-            .await;
-        // Coalescing grows the buffers it joined into; keep them bounded.
-        for b in &mut self.bufs {
-            if b.capacity() > 4 * SEGMENT {
-                *b = Vec::with_capacity(SEGMENT + VIRTIO_NET_HDR_LEN);
+        let mut result = Ok(());
+        for chunk in self.bufs[..packets].chunks(PACKETS_PER_WRITE) {
+            for (to, from) in self.joined.iter_mut().zip(chunk) {
+                to.clear();
+                to.extend_from_slice(from);
+            }
+            let joined = &mut self.joined[..chunk.len()];
+            if let Err(e) = tun
+                .send_multiple(&mut self.gro, joined, VIRTIO_NET_HDR_LEN)
+                .await
+            {
+                result = Err(e);
             }
         }
         result.map(|_| packets)
