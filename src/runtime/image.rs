@@ -21,8 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
-use super::sockets::{self, FWMARK, IPPROTO_GRE};
+use super::sockets::{self, FWMARK};
 use super::tunio;
+use super::xcf_data::{DataLink, DataRx, Datagram};
 use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
 use crate::sysplex::routing::{Decision, OwnedPair, RoutingConfig, RoutingStack};
@@ -41,8 +42,6 @@ const TABLE_TO_DVIPA: u32 = 101;
 /// Room for ESP/UDP/tunnel headers under the external LAN's 1500 bytes:
 /// the kernel's own packets from a DVIPA use this path MTU (TCP MSS 1360).
 pub const PROTECTED_MTU: u32 = 1400;
-/// Packets read from the TUN per wakeup, at most.
-const BURST: usize = 64;
 /// How long a SYN waits for the SA its NEWCONN asked for (Fig. 11 block
 /// 178); TCP's own retransmission takes over after that.
 const HELD_FOR: Duration = Duration::from_secs(5);
@@ -173,7 +172,7 @@ pub struct ImageNode {
     tun: tun_rs::AsyncDevice,
     ext_out: UdpSocket,
     /// GRE socket per XCF link, by peer image.
-    gre: HashMap<String, (Ipv4Addr, UdpSocket)>,
+    gre: HashMap<String, DataLink>,
     pub(super) cf: tokio::sync::OnceCell<super::cf::CfClient>,
     pub(super) xcf_out: Arc<dyn XcfOut>,
     pub counters: ShellCounters,
@@ -269,13 +268,8 @@ impl ImageNode {
         let mut gre = HashMap::new();
         for peer in topo.images.iter().filter(|i| i.name != name) {
             let dev = format!("x-{}", peer.name.to_lowercase());
-            gre.insert(
-                peer.name.clone(),
-                (
-                    peer.xcf_addr,
-                    sockets::raw_protocol(IPPROTO_GRE, Some(&dev))?,
-                ),
-            );
+            let link = DataLink::open(topo.xcf_forwarding, image.xcf_addr, peer.xcf_addr, &dev)?;
+            gre.insert(peer.name.clone(), link);
         }
         let core = Core {
             stack: ImageStack::new(name, owned.clone()),
@@ -651,11 +645,11 @@ impl ImageNode {
     async fn flush_gre(&self, gre: GreBatch) {
         for (target, payloads) in gre {
             let n = payloads.len() as u64;
-            let Some((peer_xcf, sock)) = self.gre.get(&target) else {
+            let Some(link) = self.gre.get(&target) else {
                 self.counters.send_errors.fetch_add(n, Ordering::Relaxed);
                 continue;
             };
-            match sockets::send_batch(sock, *peer_xcf, &payloads).await {
+            match link.send(&payloads).await {
                 Ok((sent, refused)) => {
                     self.counters
                         .gre_out
@@ -755,48 +749,39 @@ impl ImageNode {
     }
 
     async fn gre_loop(self: Arc<Self>, peer: String) {
-        let Some((peer_xcf, sock)) = self.gre.get(&peer) else {
+        let Some(link) = self.gre.get(&peer) else {
             return;
         };
-        let peer_xcf = *peer_xcf;
-        // XCF links have an MTU of 9000: room for any packet on them.
-        let mut bufs = vec![vec![0u8; 9216]; BURST];
-        let mut lens = Vec::with_capacity(BURST);
+        let mut rx = DataRx::default();
         let mut tx = tunio::TxBurst::default();
         loop {
-            if let Err(e) = sock.readable().await {
-                tracing::error!("GRE from {peer}: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            // Every datagram already queued, up to a burst; their inner
+            // packets reach the kernel in one coalesced write.
+            if let Err(e) = link.recv(&mut rx).await {
+                bump(&self.counters.recv_errors);
+                tracing::debug!("GRE from {peer}: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
-            // Every packet already queued, up to a burst, in one call;
-            // their inner packets reach the kernel in one coalesced write.
-            match sockets::try_recv_batch(sock, &mut bufs, &mut lens) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => {
-                    bump(&self.counters.recv_errors);
-                    tracing::debug!("GRE from {peer}: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            }
-            self.counters
-                .gre_in
-                .fetch_add(lens.len() as u64, Ordering::Relaxed);
-            for (buf, n) in bufs.iter().zip(&lens) {
-                self.gre_in(peer_xcf, &buf[..*n], &mut tx);
+            for datagram in rx.datagrams() {
+                bump(&self.counters.gre_in);
+                self.gre_in(link.peer, datagram, &mut tx);
             }
             self.flush_tun(&mut tx).await;
         }
     }
 
-    /// Figs. 7 and 9 for one GRE packet from the XCF link of `peer_xcf`.
-    fn gre_in(&self, peer_xcf: Ipv4Addr, packet: &[u8], tx: &mut tunio::TxBurst) {
+    /// Figs. 7 and 9 for one datagram from the XCF link of `peer_xcf`.
+    fn gre_in(&self, peer_xcf: Ipv4Addr, datagram: Datagram<'_>, tx: &mut tunio::TxBurst) {
         let now = self.now_ms();
         let (verdict, outbox) = {
             let mut core = self.core();
-            let v = core.target.from_gre(now, peer_xcf, packet);
+            let v = match datagram {
+                Datagram::Ip(packet) => core.target.from_gre(now, peer_xcf, packet),
+                Datagram::Udp { src, body } => {
+                    core.target.from_gre_in_udp(now, peer_xcf, src, body)
+                }
+            };
             (v, core.target.take_outbox())
         };
         for (to, m) in outbox {
@@ -1176,6 +1161,7 @@ impl ImageNode {
             "pid": std::process::id(),
             "tun": TUN_NAME,
             "xcf": self.xcf.to_string(),
+            "xcf_forwarding": self.topo.xcf_forwarding,
             "owned_dvipas": owned.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "served_dvipas": served.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "counters": core.stack.counters(),

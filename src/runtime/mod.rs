@@ -16,6 +16,7 @@ pub mod takeover;
 pub mod tunio;
 pub mod udp_gso;
 pub mod xcf;
+pub mod xcf_data;
 
 /// Logs of a daemon (`PLEXNET_LOG` filters, `info` by default) to its
 /// stderr, which `up` points at the node's log file.

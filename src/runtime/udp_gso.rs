@@ -12,6 +12,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
@@ -59,40 +60,63 @@ fn udp_parts(packet: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, &[u8])> {
     Some((src, dst, &packet[HEADERS..]))
 }
 
-/// Groups sealed packets, in order, into runs that can share one call.
+/// Groups sealed packets, in order, into runs that can share one call:
+/// ESP in UDP between the same endpoints, cut by [`size_runs`].
 pub fn gso_runs(packets: &[Vec<u8>]) -> Vec<Run> {
     let mut runs = Vec::new();
     let mut i = 0;
     while i < packets.len() {
-        let Some((src, dst, first)) = udp_parts(&packets[i]) else {
+        let Some((src, dst, _)) = udp_parts(&packets[i]) else {
             runs.push(Run::Single(i));
             i += 1;
             continue;
         };
-        let segment = first.len();
-        let (mut end, mut bytes) = (i + 1, segment);
-        while end < packets.len() && end - i < MAX_SEGMENTS {
-            let Some((s, d, p)) = udp_parts(&packets[end]) else {
-                break;
-            };
-            if s != src || d != dst || p.len() > segment || bytes + p.len() > MAX_BYTES {
+        // The packets from `i` on with the same endpoints...
+        let mut sizes = Vec::new();
+        for p in &packets[i..] {
+            match udp_parts(p) {
+                Some((s, d, payload)) if s == src && d == dst => sizes.push(payload.len()),
+                _ => break,
+            }
+        }
+        // ...in as few calls as their sizes allow.
+        for run in size_runs(&sizes) {
+            runs.push(Run::Gso {
+                start: i + run.start,
+                end: i + run.end,
+                src,
+                dst,
+                segment: sizes[run.start],
+            });
+        }
+        i += sizes.len();
+    }
+    runs
+}
+
+/// Cuts payloads of `sizes` (in order) into runs that one `UDP_SEGMENT`
+/// send can carry: every payload of the first's size but the last, which
+/// may be shorter; at most [`MAX_SEGMENTS`] and [`MAX_BYTES`] in all.
+pub fn size_runs(sizes: &[usize]) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < sizes.len() {
+        let segment = sizes[start];
+        let (mut end, mut bytes) = (start + 1, segment);
+        while end < sizes.len() && end - start < MAX_SEGMENTS {
+            let size = sizes[end];
+            if size > segment || bytes + size > MAX_BYTES {
                 break;
             }
-            bytes += p.len();
+            bytes += size;
             end += 1;
-            if p.len() < segment {
+            if size < segment {
                 // A shorter segment can only be the last of a run.
                 break;
             }
         }
-        runs.push(Run::Gso {
-            start: i,
-            end,
-            src,
-            dst,
-            segment,
-        });
-        i = end;
+        runs.push(start..end);
+        start = end;
     }
     runs
 }
@@ -110,17 +134,28 @@ pub async fn send_run(
         .iter()
         .map(|p| IoSlice::new(&p[HEADERS..]))
         .collect();
+    send_segments(sock, dst, segment, &payloads).await
+}
+
+/// Sends `payloads`, all of `segment` bytes but the last, to `dst` on
+/// `sock` as one buffer with `UDP_SEGMENT` (a single payload goes without
+/// it), waiting while the socket's buffer is full.
+pub async fn send_segments(
+    sock: &UdpSocket,
+    dst: SocketAddrV4,
+    segment: usize,
+    payloads: &[IoSlice<'_>],
+) -> io::Result<()> {
     let to = SockaddrIn::from(dst);
     let gso = u16::try_from(segment).map_err(|_| io::Error::other("segment too large"))?;
     loop {
         sock.writable().await?;
         let cmsgs = [ControlMessage::UdpGsoSegments(&gso)];
-        // A single datagram goes without UDP_SEGMENT.
-        let cmsgs: &[ControlMessage<'_>] = if packets.len() > 1 { &cmsgs } else { &[] };
+        let cmsgs: &[ControlMessage<'_>] = if payloads.len() > 1 { &cmsgs } else { &[] };
         let sent = sock.try_io(tokio::io::Interest::WRITABLE, || {
             sendmsg(
                 sock.as_raw_fd(),
-                &payloads,
+                payloads,
                 cmsgs,
                 MsgFlags::empty(),
                 Some(&to),

@@ -431,8 +431,32 @@ impl TargetStack {
     /// GRE from a routing stack over the XCF link whose peer has XCF
     /// address `link_peer`.
     pub fn from_gre(&mut self, now_ms: u64, link_peer: Ipv4Addr, packet: &[u8]) -> Verdict {
+        let decapped = decap(packet, self.xcf);
+        self.link_checked(now_ms, link_peer, decapped)
+    }
+
+    /// The same for GRE-in-UDP (RFC 8086): `body` is a UDP payload to
+    /// this image's XCF address, port 4754, sent from `udp_src`.
+    pub fn from_gre_in_udp(
+        &mut self,
+        now_ms: u64,
+        link_peer: Ipv4Addr,
+        udp_src: Ipv4Addr,
+        body: &[u8],
+    ) -> Verdict {
+        let decapped = decap_gre(udp_src, body);
+        self.link_checked(now_ms, link_peer, decapped)
+    }
+
+    /// Figs. 7 and 9 after decapsulation: the link check, then opening.
+    fn link_checked(
+        &mut self,
+        now_ms: u64,
+        link_peer: Ipv4Addr,
+        decapped: Result<Decapped<'_>, TargetDrop>,
+    ) -> Verdict {
         self.counters.gre_in += 1;
-        let verdict = match decap(packet, self.xcf) {
+        let verdict = match decapped {
             Err(drop) => Verdict::Drop(drop),
             Ok(g) if g.outer_src != link_peer => Verdict::Drop(TargetDrop::LinkCheck),
             Ok(g) => self.inbound(now_ms, g.inner, g.upstream),
@@ -862,17 +886,22 @@ pub fn decap(packet: &[u8], me: Ipv4Addr) -> Result<Decapped<'_>, TargetDrop> {
     }
     let hl = usize::from(ip.header_len());
     let end = usize::from(ip.total_len());
-    let g = gre::Packet::new_checked(&packet[hl..end]).map_err(|_| TargetDrop::BadGre)?;
+    decap_gre(repr.src_addr, &packet[hl..end])
+}
+
+/// A GRE header carrying IPv4 and what follows it, sent by `outer_src`:
+/// the payload of an IPv4 protocol 47 packet, or of a UDP datagram to port
+/// 4754 (GRE-in-UDP, RFC 8086 §3).
+pub fn decap_gre(outer_src: Ipv4Addr, body: &[u8]) -> Result<Decapped<'_>, TargetDrop> {
+    let g = gre::Packet::new_checked(body).map_err(|_| TargetDrop::BadGre)?;
     let g_repr = gre::Repr::parse(&g).map_err(|_| TargetDrop::BadGre)?;
     if g_repr.protocol_type != crate::wire::EtherType::Ipv4 {
         return Err(TargetDrop::BadGre);
     }
-    let key = g_repr.key;
-    let inner_at = hl + g.header_len();
     Ok(Decapped {
-        outer_src: repr.src_addr,
-        inner: &packet[inner_at..end],
-        upstream: Upstream::from_gre_key(key),
+        outer_src,
+        inner: &body[g.header_len()..],
+        upstream: Upstream::from_gre_key(g_repr.key),
     })
 }
 
@@ -980,6 +1009,38 @@ mod tests {
         // A verdict about an SPI nobody has changes nothing.
         timing(&mut t, 0x999, true);
         assert_eq!(thresholds(&t), vec![(REPORT_MAX_BP, REPORT_MAX_BP); 2]);
+    }
+
+    /// GRE-in-UDP (RFC 8086) is the same GRE after a different outer
+    /// header: the same packet is delivered as from protocol 47, and the
+    /// link check applies to the UDP sender.
+    #[test]
+    fn gre_in_udp_delivers_like_gre_and_checks_the_sender() {
+        let (me, mvs1) = (Ipv4Addr::new(198, 19, 0, 2), Ipv4Addr::new(198, 19, 0, 1));
+        let client = Ipv4Addr::new(198, 18, 1, 2);
+        let inner = crate::sim::tcp_packet(client, 40000, DVIPA, 80, 1, 0, TcpFlags::SYN, b"");
+        let mut t = TargetStack::new("MVS2", me);
+        let mut body = Vec::new();
+        gre_payload(&inner, Upstream::Nothing, &mut body);
+        let mut ip = Vec::new();
+        encap(mvs1, me, &inner, Upstream::Nothing, &mut ip);
+
+        let delivered = Verdict::Deliver(inner.clone());
+        assert_eq!(t.from_gre(0, mvs1, &ip), delivered);
+        assert_eq!(t.from_gre_in_udp(0, mvs1, mvs1, &body), delivered);
+        let spoofed = Ipv4Addr::new(198, 19, 0, 3);
+        assert_eq!(
+            t.from_gre_in_udp(0, mvs1, spoofed, &body),
+            Verdict::Drop(TargetDrop::LinkCheck)
+        );
+        assert_eq!(
+            t.from_gre_in_udp(0, mvs1, mvs1, &body[..3]),
+            Verdict::Drop(TargetDrop::BadGre)
+        );
+        let c = t.counters();
+        assert_eq!(c.gre_in, 4);
+        assert_eq!(c.drops.get("link-check"), Some(&1));
+        assert_eq!(c.drops.get("bad-gre"), Some(&1));
     }
 
     use crate::sysplex::xcf::tests::bundle;

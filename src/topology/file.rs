@@ -35,6 +35,16 @@ pub(crate) struct TopologyFile {
     #[serde(default, rename = "manual_sa")]
     pub(crate) manual_sas: Vec<ManualSaDef>,
     pub(crate) ike: Option<IkeDef>,
+    pub(crate) xcf: Option<XcfDef>,
+}
+
+/// `[xcf]`: settings of the XCF links between images.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct XcfDef {
+    /// `"gre"` (default) or `"gre-in-udp"`.
+    #[serde(default)]
+    pub(crate) forwarding: crate::topology::XcfForwarding,
 }
 
 /// `[ike]`: the IKE of the routing stacks with `ike = true`. Defaults and

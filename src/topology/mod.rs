@@ -19,6 +19,9 @@
 //! name = "CF"                      # default
 //! addr = "198.19.255.254"          # default
 //!
+//! [xcf]                            # optional
+//! forwarding = "gre"               # default; or "gre-in-udp" (RFC 8086)
+//!
 //! [hosts]                          # names for DVIPAs, in every /etc/hosts
 //! DVA1 = "198.18.0.100"
 //!

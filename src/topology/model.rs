@@ -73,6 +73,28 @@ pub struct Topology {
     /// of their DVIPAs; `None` when the file has no `[ike]` table.
     #[serde(default)]
     pub ike: Option<IkeSettings>,
+    /// `[xcf] forwarding`: how routing stacks carry datagrams to targets
+    /// over the XCF links (Fig. 8 block 140).
+    #[serde(default)]
+    pub xcf_forwarding: XcfForwarding,
+}
+
+/// The encapsulation of forwarded datagrams on XCF links. Both are GRE
+/// (RFC 2784) with the same key and the same link check at the target;
+/// they differ in what carries the GRE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XcfForwarding {
+    /// GRE straight in IPv4 (protocol 47), one datagram per packet, as the
+    /// patent draws it.
+    #[default]
+    Gre,
+    /// GRE in UDP to port 4754 (RFC 8086). The routing stack hands a burst
+    /// for one target to the kernel as one buffer (UDP segmentation
+    /// offload) and the target reads it back as one (UDP GRO), so the XCF
+    /// hop costs one system call and one pass through each stack per burst,
+    /// not per packet. tshark decodes UDP 4754 as GRE.
+    GreInUdp,
 }
 
 /// The `[ike]` table, resolved (see [`super::ike`]): one pre-shared key and

@@ -538,6 +538,7 @@ pub(crate) fn resolve(
         hosts,
         manual_sas,
         ike,
+        xcf_forwarding: file.xcf.map(|x| x.forwarding).unwrap_or_default(),
     })
 }
 
@@ -1136,6 +1137,19 @@ name = "client1"
         check(
             &text,
             "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `inbound_filter`, `distribute_crypto`, `vipadynamic`",
+        );
+    }
+
+    #[test]
+    fn xcf_forwarding_defaults_to_gre_and_names_its_choices() {
+        use crate::topology::XcfForwarding;
+        assert_eq!(load(BASE).unwrap().xcf_forwarding, XcfForwarding::Gre);
+        let text = format!("{BASE}\n[xcf]\nforwarding = \"gre-in-udp\"\n");
+        assert_eq!(load(&text).unwrap().xcf_forwarding, XcfForwarding::GreInUdp);
+        let text = format!("{BASE}\n[xcf]\nforwarding = ‸\"udp\"\n");
+        check(
+            &text,
+            "unknown variant `udp`, expected `gre` or `gre-in-udp`",
         );
     }
 

@@ -20,6 +20,10 @@
 
 use super::{checksum, read_u16, read_u32, write_u16, write_u32, EtherType, Result, WireError};
 
+/// The UDP port of GRE-in-UDP (RFC 8086 §3): a UDP datagram to it carries
+/// a GRE header and its payload, as IPv4 protocol 47 would.
+pub const UDP_PORT: u16 = 4754;
+
 /// Length of the mandatory GRE header (RFC 2784 §2.1).
 pub const BASE_LEN: usize = 4;
 
