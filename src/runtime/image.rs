@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +29,7 @@ use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
 use crate::sysplex::routing::{Decision, OwnedPair, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
-use crate::sysplex::target::{self, OutboundPlan, SeqNumbers, TargetStack, Upstream, Verdict};
+use crate::sysplex::target::{GreHeader, OutboundPlan, SeqNumbers, TargetStack, Upstream, Verdict};
 use crate::sysplex::xcf::{SaInstall, SeqKey, XcfMessage};
 use crate::topology::{ManualSa, Topology};
 
@@ -130,15 +131,18 @@ impl SealKeys {
 /// bundle's AH.
 type Firsts = (u64, Option<u64>);
 
-/// GRE payloads by target image, gathered over a burst.
-type GreBatch = BTreeMap<String, Vec<Vec<u8>>>;
+/// GRE datagrams by target image, gathered over a burst: each a header
+/// and the packet, borrowed from the burst's buffers when it is forwarded
+/// as it came (the kernel joins the two when it sends), or the plaintext
+/// this stack decrypted.
+type GreBatch<'a> = BTreeMap<String, Vec<(GreHeader, Cow<'a, [u8]>)>>;
 
-/// Queues `inner` for `target` as a GRE payload (claim 7: `upstream` says
-/// what this stack already did).
-fn gre_queue(gre: &mut GreBatch, target: String, inner: &[u8], upstream: Upstream) {
-    let mut payload = Vec::with_capacity(inner.len() + 8);
-    target::gre_payload(inner, upstream, &mut payload);
-    gre.entry(target).or_default().push(payload);
+/// Queues `inner` for `target` behind a GRE header (claim 7: `upstream`
+/// says what this stack already did).
+fn gre_queue<'a>(gre: &mut GreBatch<'a>, target: String, inner: Cow<'a, [u8]>, upstream: Upstream) {
+    gre.entry(target)
+        .or_default()
+        .push((GreHeader::new(upstream), inner));
 }
 
 /// Adds a packet to the group of its CF structures.
@@ -642,14 +646,18 @@ impl ImageNode {
 
     /// Sends the GRE packets of a burst, one `sendmmsg` per XCF link
     /// (Fig. 8 block 140).
-    async fn flush_gre(&self, gre: GreBatch) {
-        for (target, payloads) in gre {
-            let n = payloads.len() as u64;
+    async fn flush_gre(&self, gre: GreBatch<'_>) {
+        for (target, datagrams) in gre {
+            let n = datagrams.len() as u64;
             let Some(link) = self.gre.get(&target) else {
                 self.counters.send_errors.fetch_add(n, Ordering::Relaxed);
                 continue;
             };
-            match link.send(&payloads).await {
+            let bodies: Vec<[&[u8]; 2]> = datagrams
+                .iter()
+                .map(|(header, inner)| [header.as_bytes(), &inner[..]])
+                .collect();
+            match link.send(&bodies).await {
                 Ok((sent, refused)) => {
                     self.counters
                         .gre_out
@@ -681,11 +689,11 @@ impl ImageNode {
 
     /// Fig. 8 at the routing stack; returns packets this image answers
     /// itself (ICMP echo), which leave like any outbound packet.
-    fn inbound_at_owner(
+    fn inbound_at_owner<'a>(
         &self,
-        packet: &[u8],
+        packet: &'a [u8],
         tx: &mut tunio::TxBurst,
-        gre: &mut GreBatch,
+        gre: &mut GreBatch<'a>,
     ) -> Vec<Vec<u8>> {
         let now = self.now_ms();
         let decision = match self.core().routing.as_mut() {
@@ -699,13 +707,13 @@ impl ImageNode {
             Decision::Forward {
                 target, upstream, ..
             } => {
-                gre_queue(gre, target, packet, upstream);
+                gre_queue(gre, target, Cow::Borrowed(packet), upstream);
                 Vec::new()
             }
             Decision::DecryptAndForward { target, .. } => {
                 let v = self.core().target.inbound(now, packet, Upstream::Nothing);
                 if let Verdict::Deliver(plain) = v {
-                    gre_queue(gre, target, &plain, Upstream::Decrypted);
+                    gre_queue(gre, target, Cow::Owned(plain), Upstream::Decrypted);
                 }
                 Vec::new()
             }

@@ -71,14 +71,15 @@ pub fn raw_protocol(proto: i32, device: Option<&str>) -> Result<UdpSocket> {
     into_tokio(s)
 }
 
-/// Sends `packets` to `to` on `sock` with `sendmmsg(2)`: one system call
-/// for a burst instead of one per packet (the kernel still routes each).
-/// Waits while the socket's buffer is full; a packet the kernel refuses is
-/// skipped and counted in the result's second number.
-pub async fn send_batch(
+/// Sends `packets`, each given in parts that the kernel joins, to `to` on
+/// `sock` with `sendmmsg(2)`: one system call for a burst instead of one
+/// per packet (the kernel still routes each). Waits while the socket's
+/// buffer is full; a packet the kernel refuses is skipped and counted in
+/// the result's second number.
+pub async fn send_batch<const N: usize>(
     sock: &UdpSocket,
     to: Ipv4Addr,
-    packets: &[Vec<u8>],
+    packets: &[[&[u8]; N]],
 ) -> std::io::Result<(usize, usize)> {
     use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrIn};
     use std::io::IoSlice;
@@ -91,7 +92,8 @@ pub async fn send_batch(
         let sent = sock.try_io(tokio::io::Interest::WRITABLE, || {
             // Built here: the headers hold raw pointers, which must not
             // live across an await.
-            let slices: Vec<[IoSlice<'_>; 1]> = rest.iter().map(|p| [IoSlice::new(p)]).collect();
+            let slices: Vec<[IoSlice<'_>; N]> =
+                rest.iter().map(|parts| parts.map(IoSlice::new)).collect();
             let addrs = vec![addr; rest.len()];
             let mut headers = MultiHeaders::<SockaddrIn>::preallocate(rest.len(), None);
             sendmmsg(

@@ -76,10 +76,10 @@ impl DataLink {
         })
     }
 
-    /// Sends GRE bodies (header and inner packet, [`crate::sysplex::target::gre_payload`])
-    /// to the peer, in order; returns how many left and how many the kernel
-    /// refused.
-    pub async fn send(&self, bodies: &[Vec<u8>]) -> io::Result<(usize, usize)> {
+    /// Sends GRE datagrams, each a header and its inner packet (the kernel
+    /// joins the two), to the peer, in order; returns how many left and
+    /// how many the kernel refused.
+    pub async fn send(&self, bodies: &[[&[u8]; 2]]) -> io::Result<(usize, usize)> {
         match self.forwarding {
             XcfForwarding::Gre => sockets::send_batch(&self.sock, self.peer, bodies).await,
             XcfForwarding::GreInUdp => self.send_segmented(bodies).await,
@@ -87,15 +87,16 @@ impl DataLink {
     }
 
     /// Equal-sized bodies share one `UDP_SEGMENT` send.
-    async fn send_segmented(&self, bodies: &[Vec<u8>]) -> io::Result<(usize, usize)> {
+    async fn send_segmented(&self, bodies: &[[&[u8]; 2]]) -> io::Result<(usize, usize)> {
         let to = SocketAddrV4::new(self.peer, gre::UDP_PORT);
-        let sizes: Vec<usize> = bodies.iter().map(Vec::len).collect();
+        let sizes: Vec<usize> = bodies.iter().map(|[h, p]| h.len() + p.len()).collect();
         let (mut sent, mut refused) = (0, 0);
         for run in udp_gso::size_runs(&sizes) {
             let n = run.len();
             let slices: Vec<IoSlice<'_>> = bodies[run.clone()]
                 .iter()
-                .map(|b| IoSlice::new(b))
+                .flatten()
+                .map(|part| IoSlice::new(part))
                 .collect();
             match udp_gso::send_segments(&self.sock, to, sizes[run.start], &slices).await {
                 Ok(()) => sent += n,

@@ -905,20 +905,40 @@ pub fn decap_gre(outer_src: Ipv4Addr, body: &[u8]) -> Result<Decapped<'_>, Targe
     })
 }
 
+/// A GRE header (RFC 2784) for a forwarded IPv4 packet: at most 8 bytes
+/// (the base header and the RFC 2890 key, which marks plaintext the
+/// routing stack already decrypted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GreHeader {
+    bytes: [u8; 8],
+    len: usize,
+}
+
+impl GreHeader {
+    pub fn new(upstream: Upstream) -> Self {
+        let g = gre::Repr {
+            protocol_type: crate::wire::EtherType::Ipv4,
+            checksum: false,
+            key: upstream.gre_key(),
+            seq_number: None,
+        };
+        let mut bytes = [0u8; 8];
+        let len = g.buffer_len();
+        g.emit(&mut gre::Packet::new_unchecked(&mut bytes[..len]));
+        Self { bytes, len }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// The GRE header and `inner` (RFC 2784), without the outer IPv4 header:
-/// what a raw GRE socket sends (the kernel adds the header). The key marks
-/// plaintext the routing stack already decrypted.
+/// what a raw GRE socket sends (the kernel adds the header).
 pub fn gre_payload(inner: &[u8], upstream: Upstream, out: &mut Vec<u8>) {
-    let g = gre::Repr {
-        protocol_type: crate::wire::EtherType::Ipv4,
-        checksum: false,
-        key: upstream.gre_key(),
-        seq_number: None,
-    };
     out.clear();
-    out.resize(g.buffer_len() + inner.len(), 0);
-    g.emit(&mut gre::Packet::new_unchecked(&mut out[..]));
-    out[g.buffer_len()..].copy_from_slice(inner);
+    out.extend_from_slice(GreHeader::new(upstream).as_bytes());
+    out.extend_from_slice(inner);
 }
 
 /// Wraps `inner` in GRE from `src` to `dst` (XCF addresses), the routing
