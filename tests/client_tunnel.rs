@@ -327,16 +327,7 @@ fn run_case(case: &str, sa: &str, iperf: bool) {
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = c.children[dump].wait();
-    let read = |filter: &str| -> Vec<String> {
-        let out = Command::new("tcpdump")
-            .args(["-n", "-r", &pcap_arg, filter])
-            .output()
-            .expect("tcpdump -r");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    };
+    let read = |filter: &str| common::tcpdump_read(&pcap, filter);
     let protected = read("ip proto 50 or ip proto 51 or udp port 4500");
     let other = read("not (ip proto 50 or ip proto 51 or udp port 4500 or arp)");
     assert!(

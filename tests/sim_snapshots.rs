@@ -20,11 +20,15 @@ fn fin_ack() -> TcpFlags {
 }
 
 fn world(targets: &[&str]) -> World {
+    world_with(targets, RoutingConfig::default())
+}
+
+fn world_with(targets: &[&str], config: RoutingConfig) -> World {
     World::new(
         7,
         "MVS1",
         targets,
-        RoutingConfig::default(),
+        config,
         Box::new(CouplingFacility::new()),
     )
 }
@@ -219,13 +223,7 @@ fn claim7_the_routing_stack_filters_and_targets_skip_it() {
         filter_at: FilterAt::Routing,
         ..RoutingConfig::default()
     };
-    let mut w = World::new(
-        7,
-        "MVS1",
-        &["MVS2"],
-        config,
-        Box::new(CouplingFacility::new()),
-    );
+    let mut w = world_with(&["MVS2"], config);
     w.install_sa(SaSpec::esp_cbc_sha1());
     w.client_tcp(40000, 100, 0, SYN, &[]);
     w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");
@@ -241,13 +239,7 @@ fn without_distributed_crypto_the_routing_stack_decrypts_everything() {
         distribute_crypto: false,
         ..RoutingConfig::default()
     };
-    let mut w = World::new(
-        7,
-        "MVS1",
-        &["MVS2"],
-        config,
-        Box::new(CouplingFacility::new()),
-    );
+    let mut w = world_with(&["MVS2"], config);
     w.install_sa(SaSpec::esp_cbc_sha1());
     w.client_tcp(40000, 100, 0, SYN, &[]);
     w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");

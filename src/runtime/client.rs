@@ -76,8 +76,8 @@ pub use super::sockets::TUN_TX_QUEUE_LEN;
 /// The largest IPv4 packet, and so every buffer.
 pub(super) const MAX_PACKET: usize = 65535;
 /// Packets read from a socket per wakeup, written to the TUN in one
-/// coalesced burst.
-pub(super) const RX_BURST: usize = 64;
+/// coalesced burst (one coalescing call's worth).
+const RX_BURST: usize = tunio::PACKETS_PER_WRITE;
 /// Room in front of a UDP payload for the IPv4 and UDP headers we rebuild.
 pub(super) const UDP_PREFIX: usize = ipv4::HEADER_LEN + udp::HEADER_LEN;
 

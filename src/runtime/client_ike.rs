@@ -183,16 +183,7 @@ pub(super) async fn ike_loop(
                 | IkeEvent::IkeSaRekeyed { .. } => {}
             }
         }
-        while let Some(t) = endpoint.poll_transmit() {
-            let sock = if t.local_port == IKE_PORT {
-                &s500
-            } else {
-                &s4500
-            };
-            if let Err(e) = sock.send_to(&t.payload, t.remote).await {
-                tracing::debug!("IKE to {}: {e}", t.remote);
-            }
-        }
+        send_transmits(&mut endpoint, &s500, &s4500).await;
         if changed {
             let status = endpoint.status();
             let summary: Vec<String> = ike
@@ -226,6 +217,21 @@ pub(super) async fn ike_loop(
                 "children_established": established,
                 "failures": failures,
             });
+        }
+    }
+}
+
+/// Sends every datagram the endpoint has queued, each from the socket of
+/// its local port (500, or 4500 after NAT-T).
+async fn send_transmits(endpoint: &mut Ike, s500: &UdpSocket, s4500: &UdpSocket) {
+    while let Some(t) = endpoint.poll_transmit() {
+        let sock = if t.local_port == IKE_PORT {
+            s500
+        } else {
+            s4500
+        };
+        if let Err(e) = sock.send_to(&t.payload, t.remote).await {
+            tracing::debug!("IKE to {}: {e}", t.remote);
         }
     }
 }
@@ -268,14 +274,7 @@ pub async fn ike_setups(ike: &ClientIke, n: u64, parallel: u64) -> Result<SetupR
             started += 1;
             in_flight += 1;
         }
-        while let Some(t) = endpoint.poll_transmit() {
-            let sock = if t.local_port == IKE_PORT {
-                &s500
-            } else {
-                &s4500
-            };
-            let _ = sock.send_to(&t.payload, t.remote).await;
-        }
+        send_transmits(&mut endpoint, &s500, &s4500).await;
         let sleep = endpoint.next_timeout().map_or(MAX_SLEEP, |t| {
             t.saturating_sub(epoch.elapsed()).min(MAX_SLEEP)
         });
@@ -314,14 +313,7 @@ pub async fn ike_setups(ike: &ClientIke, n: u64, parallel: u64) -> Result<SetupR
         }
     }
     // Let the last deletes go out.
-    while let Some(t) = endpoint.poll_transmit() {
-        let sock = if t.local_port == IKE_PORT {
-            &s500
-        } else {
-            &s4500
-        };
-        let _ = sock.send_to(&t.payload, t.remote).await;
-    }
+    send_transmits(&mut endpoint, &s500, &s4500).await;
     Ok(SetupReport {
         established,
         failed,

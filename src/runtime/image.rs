@@ -175,7 +175,7 @@ pub struct ImageNode {
     core: Mutex<Core>,
     tun: tun_rs::AsyncDevice,
     ext_out: UdpSocket,
-    /// GRE socket per XCF link, by peer image.
+    /// The datagram side of each XCF link (GRE or GRE-in-UDP), by peer image.
     gre: HashMap<String, DataLink>,
     pub(super) cf: tokio::sync::OnceCell<super::cf::CfClient>,
     pub(super) xcf_out: Arc<dyn XcfOut>,
@@ -636,6 +636,9 @@ impl ImageNode {
             if dst.is_some_and(|d| owned.contains(&d)) {
                 let replies = self.inbound_at_owner(p, tx, &mut gre);
                 outbound.extend(replies);
+                if tx.is_full() {
+                    self.flush_tun(tx).await;
+                }
             } else {
                 outbound.push(p.to_vec());
             }
@@ -771,10 +774,15 @@ impl ImageNode {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
+            let mut datagrams = 0;
             for datagram in rx.datagrams() {
-                bump(&self.counters.gre_in);
+                datagrams += 1;
                 self.gre_in(link.peer, datagram, &mut tx);
+                if tx.is_full() {
+                    self.flush_tun(&mut tx).await;
+                }
             }
+            self.counters.gre_in.fetch_add(datagrams, Ordering::Relaxed);
             self.flush_tun(&mut tx).await;
         }
     }

@@ -100,35 +100,36 @@ impl RxBurst {
 }
 
 /// Packets handed to one coalescing call: tun-rs joins segments only into
-/// a buffer that already has room for the whole super-segment, so each
-/// call gets this many buffers of [`COALESCE_ROOM`].
-const PACKETS_PER_WRITE: usize = 64;
+/// a buffer that already has room for the whole super-segment, so every
+/// queued packet sits in a buffer of [`COALESCE_ROOM`], and a writer
+/// flushes when this many are queued ([`TxBurst::is_full`]).
+pub const PACKETS_PER_WRITE: usize = 64;
 /// A 64 KiB super-segment behind two virtio-net headers' worth of room
 /// (tun-rs asks for that much capacity before it joins).
 const COALESCE_ROOM: usize = 2 * VIRTIO_NET_HDR_LEN + 65_535;
 
-/// Packets gathered for coalescing writes to a TUN.
+/// Packets gathered for one coalescing write to a TUN.
 #[derive(Default)]
 pub struct TxBurst {
-    /// Queued packets, each behind room for the virtio-net header.
+    /// Queued packets, each behind room for the virtio-net header, in
+    /// buffers with room to join; allocated as first needed, reused after
+    /// ([`PACKETS_PER_WRITE`] × [`COALESCE_ROOM`] for a writer that
+    /// flushes when full).
     bufs: Vec<Vec<u8>>,
     used: usize,
-    /// Where a call's packets are coalesced; allocated at the first flush,
-    /// reused after (bounded: [`PACKETS_PER_WRITE`] × [`COALESCE_ROOM`]).
-    joined: Vec<Vec<u8>>,
     gro: GROTable,
 }
 
 impl TxBurst {
     /// Queues a copy of `packet` (an IPv4 packet) behind room for the
-    /// virtio-net header.
+    /// virtio-net header. A writer flushes when [`Self::is_full`]; one
+    /// that does not just gets more buffers.
     pub fn push(&mut self, packet: &[u8]) {
         if packet.is_empty() {
             return;
         }
         if self.used == self.bufs.len() {
-            self.bufs
-                .push(Vec::with_capacity(SEGMENT + VIRTIO_NET_HDR_LEN));
+            self.bufs.push(Vec::with_capacity(COALESCE_ROOM));
         }
         let buf = &mut self.bufs[self.used];
         buf.clear();
@@ -141,32 +142,22 @@ impl TxBurst {
         self.used == 0
     }
 
-    /// Coalesces and writes everything queued, [`PACKETS_PER_WRITE`] at a
-    /// time, returning how many packets went in; empty afterwards, also on
-    /// error (a write the TUN refused is not retried: TCP resends).
+    /// One coalescing call's worth is queued: time to flush.
+    pub fn is_full(&self) -> bool {
+        self.used >= PACKETS_PER_WRITE
+    }
+
+    /// Coalesces and writes everything queued, returning how many packets
+    /// went in; empty afterwards, also on error (a write the TUN refused
+    /// is not retried: TCP resends).
     pub async fn flush(&mut self, tun: &AsyncDevice) -> io::Result<usize> {
         let packets = std::mem::take(&mut self.used);
-        if self.joined.is_empty() && packets > 0 {
-            // Not `vec![..; n]`: a clone of an empty Vec has no capacity.
-            self.joined = (0..PACKETS_PER_WRITE)
-                .map(|_| Vec::with_capacity(COALESCE_ROOM))
-                .collect();
+        if packets == 0 {
+            return Ok(0);
         }
-        let mut result = Ok(());
-        for chunk in self.bufs[..packets].chunks(PACKETS_PER_WRITE) {
-            for (to, from) in self.joined.iter_mut().zip(chunk) {
-                to.clear();
-                to.extend_from_slice(from);
-            }
-            let joined = &mut self.joined[..chunk.len()];
-            if let Err(e) = tun
-                .send_multiple(&mut self.gro, joined, VIRTIO_NET_HDR_LEN)
-                .await
-            {
-                result = Err(e);
-            }
-        }
-        result.map(|_| packets)
+        tun.send_multiple(&mut self.gro, &mut self.bufs[..packets], VIRTIO_NET_HDR_LEN)
+            .await
+            .map(|_| packets)
     }
 }
 

@@ -118,17 +118,23 @@ impl Capture {
 
     /// `tcpdump -r` of the capture with a read filter, one line per packet.
     pub fn read(&self, filter: &str) -> Vec<String> {
-        let out = Command::new("tcpdump")
-            .args(["-n", "-r"])
-            .arg(&self.path)
-            .arg(filter)
-            .output()
-            .expect("tcpdump -r");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        tcpdump_read(&self.path, filter)
     }
+}
+
+/// `tcpdump -r` of the capture file `pcap` with a read filter, one line
+/// per packet.
+pub fn tcpdump_read(pcap: &Path, filter: &str) -> Vec<String> {
+    let out = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(pcap)
+        .arg(filter)
+        .output()
+        .expect("tcpdump -r");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Drop for Capture {
