@@ -622,6 +622,8 @@ pub(super) struct Shared {
     epoch: Instant,
     /// The IKE initiator's view, for status (`null` without IKE).
     pub(super) ike_status: Mutex<serde_json::Value>,
+    /// TUN reads left out because they would not split into packets.
+    tun_reads_refused: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -716,6 +718,7 @@ impl Shared {
             "outbound_drops": out_drops,
             "inbound_drops": in_drops,
             "replay_drops": replay_drops,
+            "tun_reads_refused": self.tun_reads_refused.load(std::sync::atomic::Ordering::Relaxed),
             "ike": ike,
             "summary": summary,
         })
@@ -858,6 +861,7 @@ pub async fn serve(
         setup,
         epoch: Instant::now(),
         ike_status: Mutex::new(serde_json::Value::Null),
+        tun_reads_refused: Default::default(),
     });
     if let Some(sock) = control {
         let status = Arc::clone(&shared);
@@ -920,6 +924,9 @@ async fn outbound_loop(
     let mut sealed: Vec<Vec<u8>> = Vec::new();
     loop {
         rx.recv(&tun).await.context("reading the TUN")?;
+        shared
+            .tun_reads_refused
+            .fetch_add(rx.take_refused(), std::sync::atomic::Ordering::Relaxed);
         let mut n = 0;
         for packet in rx.packets() {
             if n == sealed.len() {

@@ -232,7 +232,7 @@ pub fn vcrt(r: &RoutingStack) -> Vec<VcrtRow> {
             client: k.client,
             client_port: k.client_port,
             dest_xcf: e.target_xcf,
-            dest_image: e.target,
+            dest_image: e.target.to_string(),
             state: match e.state {
                 ConnState::SynSeen => "syn".into(),
                 ConnState::Established => "established".into(),

@@ -83,6 +83,8 @@ pub trait IkeHook: Send + Sync {
 #[derive(Debug, Default, Serialize)]
 pub struct ShellCounters {
     pub tun_in: AtomicU64,
+    /// TUN reads left out because they would not split into packets.
+    pub tun_reads_refused: AtomicU64,
     pub tun_out: AtomicU64,
     pub gre_in: AtomicU64,
     pub gre_out: AtomicU64,
@@ -135,11 +137,16 @@ type Firsts = (u64, Option<u64>);
 /// and the packet, borrowed from the burst's buffers when it is forwarded
 /// as it came (the kernel joins the two when it sends), or the plaintext
 /// this stack decrypted.
-type GreBatch<'a> = BTreeMap<String, Vec<(GreHeader, Cow<'a, [u8]>)>>;
+type GreBatch<'a> = BTreeMap<Arc<str>, Vec<(GreHeader, Cow<'a, [u8]>)>>;
 
 /// Queues `inner` for `target` behind a GRE header (claim 7: `upstream`
 /// says what this stack already did).
-fn gre_queue<'a>(gre: &mut GreBatch<'a>, target: String, inner: Cow<'a, [u8]>, upstream: Upstream) {
+fn gre_queue<'a>(
+    gre: &mut GreBatch<'a>,
+    target: Arc<str>,
+    inner: Cow<'a, [u8]>,
+    upstream: Upstream,
+) {
     gre.entry(target)
         .or_default()
         .push((GreHeader::new(upstream), inner));
@@ -620,6 +627,9 @@ impl ImageNode {
             self.counters
                 .tun_in
                 .fetch_add(rx.len() as u64, Ordering::Relaxed);
+            self.counters
+                .tun_reads_refused
+                .fetch_add(rx.take_refused(), Ordering::Relaxed);
             self.tun_burst(&rx, &mut tx).await;
             self.flush_tun(&mut tx).await;
         }
@@ -629,12 +639,14 @@ impl ImageNode {
     /// and packets the kernel sends from a DVIPA (outbound, Fig. 10).
     async fn tun_burst(&self, rx: &tunio::RxBurst, tx: &mut tunio::TxBurst) {
         let owned = self.owned_now();
+        // One clock reading per burst: the core counts in milliseconds.
+        let now = self.now_ms();
         let mut outbound: Vec<Vec<u8>> = Vec::new();
         let mut gre = GreBatch::new();
         for p in rx.packets() {
             let dst = sockets::ipv4_dst(p);
             if dst.is_some_and(|d| owned.contains(&d)) {
-                let replies = self.inbound_at_owner(p, tx, &mut gre);
+                let replies = self.inbound_at_owner(now, p, tx, &mut gre);
                 outbound.extend(replies);
                 if tx.is_full() {
                     self.flush_tun(tx).await;
@@ -652,7 +664,7 @@ impl ImageNode {
     async fn flush_gre(&self, gre: GreBatch<'_>) {
         for (target, datagrams) in gre {
             let n = datagrams.len() as u64;
-            let Some(link) = self.gre.get(&target) else {
+            let Some(link) = self.gre.get(&*target) else {
                 self.counters.send_errors.fetch_add(n, Ordering::Relaxed);
                 continue;
             };
@@ -694,11 +706,11 @@ impl ImageNode {
     /// itself (ICMP echo), which leave like any outbound packet.
     fn inbound_at_owner<'a>(
         &self,
+        now: u64,
         packet: &'a [u8],
         tx: &mut tunio::TxBurst,
         gre: &mut GreBatch<'a>,
     ) -> Vec<Vec<u8>> {
-        let now = self.now_ms();
         let decision = match self.core().routing.as_mut() {
             Some(r) => r.inbound(now, packet),
             None => Decision::Local,
@@ -706,7 +718,7 @@ impl ImageNode {
         match decision {
             Decision::Forward {
                 target, upstream, ..
-            } if target == self.name => self.deliver_here(packet, upstream, tx),
+            } if *target == *self.name => self.deliver_here(now, packet, upstream, tx),
             Decision::Forward {
                 target, upstream, ..
             } => {
@@ -720,7 +732,7 @@ impl ImageNode {
                 }
                 Vec::new()
             }
-            Decision::Local => self.deliver_here(packet, Upstream::Nothing, tx),
+            Decision::Local => self.deliver_here(now, packet, Upstream::Nothing, tx),
             Decision::Ike => {
                 match self.ike.get() {
                     Some(ike) => ike.datagram(packet.to_vec()),
@@ -736,11 +748,11 @@ impl ImageNode {
     /// DVIPA answered here, the rest into the TUN for the kernel.
     fn deliver_here(
         &self,
+        now: u64,
         packet: &[u8],
         upstream: Upstream,
         tx: &mut tunio::TxBurst,
     ) -> Vec<Vec<u8>> {
-        let now = self.now_ms();
         let (verdict, outbox) = {
             let mut core = self.core();
             let v = core.target.inbound(now, packet, upstream);

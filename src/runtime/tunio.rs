@@ -12,8 +12,11 @@
 //!   TCP flow become one super-segment (GRO), which the kernel's TCP takes
 //!   in one pass and acknowledges once, not once per two segments.
 //!
-//! Splitting and coalescing are tun-rs's (the algorithms of wireguard-go's
-//! `tun/offload_linux.go`); this module owns the buffers and the batching.
+//! Coalescing and the generic split are tun-rs's (the algorithms of
+//! wireguard-go's `tun/offload_linux.go`); this module owns the buffers and
+//! the batching, and splits ESP in UDP itself: a routing stack reads the
+//! clients' UDP-GSO bursts whole, and RFC 3948 lets their UDP checksums be
+//! zero, so their payload is copied once and never summed.
 //! Coalescing trusts the segments it joins (the kernel recomputes the TCP
 //! checksum of a super-segment): they come out of an authenticated SA, or,
 //! for plain distributed TCP, over the trusted XCF link.
@@ -21,7 +24,43 @@
 use std::io;
 
 use anyhow::{Context, Result};
-use tun_rs::{AsyncDevice, GROTable, VIRTIO_NET_HDR_LEN};
+use tun_rs::{AsyncDevice, GROTable, VirtioNetHdr, VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN};
+
+use super::udp_gso;
+use crate::wire::checksum;
+
+/// virtio-net `gso_type` of a read that holds one packet (`virtio_net.h`).
+const GSO_NONE: u8 = 0;
+/// virtio-net flag: the transport checksum is left to the reader, from
+/// `csum_start`, with the pseudo-header's sum already at `csum_offset`.
+const NEEDS_CSUM: u8 = 1;
+
+/// Completes the transport checksum of a packet the kernel left
+/// unchecksummed (checksum offload). ESP in UDP gets zero instead, which
+/// RFC 3948 §2.1 asks for, so its payload is not summed.
+fn complete_checksum(packet: &mut [u8], start: u16, offset: u16) -> io::Result<()> {
+    let at = usize::from(start) + usize::from(offset);
+    if at + 2 > packet.len() {
+        return Err(io::Error::other("checksum field beyond the packet"));
+    }
+    if udp_gso::is_nat_t(packet) {
+        packet[at..at + 2].fill(0);
+        return Ok(());
+    }
+    // The field holds the pseudo-header's sum: fold it in with the rest.
+    let pseudo = u16::from_be_bytes([packet[at], packet[at + 1]]);
+    packet[at..at + 2].fill(0);
+    let mut field = checksum::finish(checksum::accumulate(
+        u64::from(pseudo),
+        &packet[usize::from(start)..],
+    ));
+    // UDP sends a computed zero as all ones: zero means "none" (RFC 768).
+    if field == 0 && packet.get(9) == Some(&17) && packet[0] >> 4 == 4 {
+        field = 0xffff;
+    }
+    packet[at..at + 2].copy_from_slice(&field.to_be_bytes());
+    Ok(())
+}
 
 /// The largest packet a segment buffer holds: the TUN's MTU is 1500, and
 /// GRE-delivered inner packets are smaller still.
@@ -48,6 +87,7 @@ pub struct RxBurst {
     bufs: Vec<Vec<u8>>,
     sizes: Vec<usize>,
     count: usize,
+    refused: u64,
 }
 
 impl Default for RxBurst {
@@ -58,6 +98,7 @@ impl Default for RxBurst {
             bufs: vec![vec![0; SEGMENT]; slots],
             sizes: vec![0; slots],
             count: 0,
+            refused: 0,
         }
     }
 }
@@ -65,21 +106,71 @@ impl Default for RxBurst {
 impl RxBurst {
     /// Waits for the TUN, then takes what else is already queued (up to
     /// [`READS_PER_BURST`] reads), every super-segment split into packets.
+    /// A read that cannot be split is left out and counted
+    /// ([`Self::take_refused`]).
     pub async fn recv(&mut self, tun: &AsyncDevice) -> io::Result<()> {
-        self.count = tun
-            .recv_multiple(&mut self.raw, &mut self.bufs, &mut self.sizes, 0)
-            .await?;
+        self.count = 0;
+        let len = tun.recv(&mut self.raw).await?;
+        self.take_read(len);
         for _ in 1..READS_PER_BURST {
             if self.bufs.len() - self.count < SEGMENTS_PER_READ {
                 break;
             }
-            let (bufs, sizes) = (&mut self.bufs[self.count..], &mut self.sizes[self.count..]);
-            match tun.try_recv_multiple(&mut self.raw, bufs, sizes, 0) {
-                Ok(n) => self.count += n,
+            match tun.try_recv(&mut self.raw) {
+                Ok(len) => self.take_read(len),
                 Err(_) => break,
             }
         }
         Ok(())
+    }
+
+    /// Reads refused since the last call: shorter than their virtio-net
+    /// header, or a super-segment that would not split.
+    pub fn take_refused(&mut self) -> u64 {
+        std::mem::take(&mut self.refused)
+    }
+
+    fn take_read(&mut self, len: usize) {
+        match self.split(len) {
+            Ok(n) => self.count += n,
+            Err(e) => {
+                self.refused += 1;
+                tracing::debug!("a TUN read refused: {e}");
+            }
+        }
+    }
+
+    /// Splits the read of `len` bytes in `raw` (virtio-net header, then a
+    /// packet or a super-segment) into the next free buffers. ESP in UDP
+    /// is split here without summing its payload
+    /// ([`udp_gso::split_esp_in_udp`]); the rest as wireguard-go does
+    /// (tun-rs's `gso_split`).
+    fn split(&mut self, len: usize) -> io::Result<usize> {
+        let hdr = VirtioNetHdr::decode(self.raw.get(..len).unwrap_or_default())?;
+        let input = match self.raw.get_mut(VIRTIO_NET_HDR_LEN..len) {
+            Some(p) if !p.is_empty() => p,
+            _ => return Err(io::Error::other("a read without a packet")),
+        };
+        let (bufs, sizes) = (&mut self.bufs[self.count..], &mut self.sizes[self.count..]);
+        if hdr.gso_type == GSO_NONE {
+            if hdr.flags & NEEDS_CSUM != 0 {
+                complete_checksum(input, hdr.csum_start, hdr.csum_offset)?;
+            }
+            let out = bufs[0]
+                .get_mut(..input.len())
+                .ok_or_else(|| io::Error::other("a packet larger than its buffer"))?;
+            out.copy_from_slice(input);
+            sizes[0] = input.len();
+            return Ok(1);
+        }
+        if hdr.gso_type == VIRTIO_NET_HDR_GSO_UDP_L4 {
+            let gso_size = usize::from(hdr.gso_size);
+            if let Some(n) = udp_gso::split_esp_in_udp(input, gso_size, bufs, sizes) {
+                return Ok(n);
+            }
+        }
+        let is_v6 = input[0] >> 4 == 6;
+        tun_rs::gso_split(input, hdr, bufs, sizes, 0, is_v6)
     }
 
     /// The packets of the last burst.
@@ -174,5 +265,49 @@ impl std::fmt::Debug for TxBurst {
         f.debug_struct("TxBurst")
             .field("queued", &self.used)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{checksum::PseudoHeader, udp};
+
+    /// A UDP packet as the kernel leaves it with checksum offload: the
+    /// field holds the pseudo-header's folded sum.
+    fn offloaded_udp(sport: u16, dport: u16) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 48, 0, 0, 0, 0, 64, 17, 0, 0];
+        p.extend([198, 18, 0, 100, 198, 18, 1, 2]);
+        p.extend(sport.to_be_bytes());
+        p.extend(dport.to_be_bytes());
+        p.extend(28u16.to_be_bytes());
+        let pseudo = PseudoHeader::V4 {
+            src: [198, 18, 0, 100].into(),
+            dst: [198, 18, 1, 2].into(),
+        };
+        let partial = checksum::fold(pseudo.sum(crate::wire::IpProtocol::Udp, 28));
+        p.extend(partial.to_be_bytes());
+        p.extend((0..20u8).map(|b| b.wrapping_mul(37)));
+        p
+    }
+
+    #[test]
+    fn an_offloaded_checksum_is_completed_and_esp_in_udp_gets_zero() {
+        let mut dns = offloaded_udp(1024, 53);
+        complete_checksum(&mut dns, 20, 6).unwrap();
+        let pseudo = PseudoHeader::V4 {
+            src: [198, 18, 0, 100].into(),
+            dst: [198, 18, 1, 2].into(),
+        };
+        let u = udp::Packet::new_checked(&dns[20..]).unwrap();
+        assert_ne!(u.checksum(), 0);
+        assert!(u.verify_checksum(&pseudo));
+
+        let mut nat_t = offloaded_udp(1024, 4500);
+        complete_checksum(&mut nat_t, 20, 6).unwrap();
+        assert_eq!(&nat_t[26..28], &[0, 0]);
+
+        let mut short = offloaded_udp(1024, 53);
+        assert!(complete_checksum(&mut short, 20, 40).is_err());
     }
 }

@@ -170,6 +170,67 @@ pub async fn send_segments(
     }
 }
 
+/// The payload of an IPv4/UDP packet (no IP options) to or from port
+/// 4500: ESP in UDP (RFC 3948), or IKE there.
+fn nat_t_payload(packet: &[u8]) -> Option<&[u8]> {
+    let (src, dst, payload) = udp_parts(packet)?;
+    let nat_t = crate::wire::udp_encap::NAT_T_PORT;
+    (src.port() == nat_t || dst.port() == nat_t).then_some(payload)
+}
+
+/// Whether `packet` is IPv4/UDP (no IP options) to or from port 4500,
+/// whose UDP checksum RFC 3948 §2.1 lets be zero.
+pub fn is_nat_t(packet: &[u8]) -> bool {
+    nat_t_payload(packet).is_some()
+}
+
+/// Cuts an ESP-in-UDP super-datagram that a TUN with USO handed over in
+/// one read (virtio-net `GSO_UDP_L4`: one IPv4/UDP header, then payloads
+/// of `gso_size` bytes, the last maybe shorter) into the datagrams the
+/// sender meant, as the kernel's own USO split would: each gets the
+/// header with its own lengths, the next IP identification and a fresh
+/// IP header checksum. Datagram `i` goes into `out[i]`, its length into
+/// `sizes[i]` (each buffer must hold its datagram); returns how many.
+///
+/// Only UDP to or from port 4500 (ESP in UDP and IKE there), whose UDP
+/// checksum is left zero: RFC 3948 §2.1 says it "SHOULD be transmitted as
+/// a zero value", so no payload byte is summed, where a generic split
+/// (tun-rs's) checksums every byte. `None`: not such a datagram (IP
+/// options, another port, too short), or more pieces than `out` holds;
+/// the caller splits it the generic way.
+pub fn split_esp_in_udp(
+    input: &[u8],
+    gso_size: usize,
+    out: &mut [impl AsMut<[u8]>],
+    sizes: &mut [usize],
+) -> Option<usize> {
+    let payload = nat_t_payload(input)?;
+    if gso_size == 0 {
+        return None;
+    }
+    let pieces = payload.len().div_ceil(gso_size);
+    if pieces > out.len().min(sizes.len()) {
+        return None;
+    }
+    let first_ident = u16::from_be_bytes([input[4], input[5]]);
+    for (i, chunk) in payload.chunks(gso_size).enumerate() {
+        let len = HEADERS + chunk.len();
+        let buf = out[i].as_mut().get_mut(..len)?;
+        buf[..HEADERS].copy_from_slice(&input[..HEADERS]);
+        buf[HEADERS..].copy_from_slice(chunk);
+        let total = u16::try_from(len).ok()?;
+        let mut ip = ipv4::Packet::new_unchecked(&mut buf[..]);
+        ip.set_total_len(total);
+        ip.set_ident(first_ident.wrapping_add(i as u16));
+        ip.fill_checksum();
+        let mut u = udp::Packet::new_unchecked(&mut buf[ipv4::HEADER_LEN..]);
+        u.set_len(total - ipv4::HEADER_LEN as u16);
+        u.set_checksum(0);
+        sizes[i] = usize::from(total);
+    }
+    Some(pieces)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +305,69 @@ mod tests {
         let big: Vec<Vec<u8>> = (0..50).map(|_| udp_packet(C, D, 4500, 1400)).collect();
         // 46 * 1400 = 64400 fits, 47 would not.
         assert_eq!(gso_runs(&big), vec![gso(0, 46, 1400), gso(46, 50, 1400)]);
+    }
+
+    /// A super-datagram as a TUN with USO hands it over: one header, the
+    /// payloads back to back (each filled with its index), lengths of the
+    /// whole, UDP checksum still partial.
+    fn super_datagram(sport: u16, dport: u16, payloads: &[usize]) -> Vec<u8> {
+        let total: usize = payloads.iter().sum();
+        let mut p = udp_packet(C, D, sport, 0);
+        p[22..24].copy_from_slice(&dport.to_be_bytes());
+        for (i, n) in payloads.iter().enumerate() {
+            p.extend(std::iter::repeat_n(i as u8, *n));
+        }
+        p[2..4].copy_from_slice(&((HEADERS + total) as u16).to_be_bytes());
+        p[4..6].copy_from_slice(&0xfffeu16.to_be_bytes());
+        p[24..26].copy_from_slice(&((8 + total) as u16).to_be_bytes());
+        p[26..28].copy_from_slice(&0x1234u16.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn esp_in_udp_splits_like_the_kernel_with_zero_udp_checksums() {
+        let input = super_datagram(4500, 4500, &[1400, 1400, 200]);
+        let mut out = vec![vec![0u8; 2048]; 4];
+        let mut sizes = vec![0; 4];
+        assert_eq!(
+            split_esp_in_udp(&input, 1400, &mut out, &mut sizes),
+            Some(3)
+        );
+        for (i, want) in [1400usize, 1400, 200].into_iter().enumerate() {
+            let d = &out[i][..sizes[i]];
+            assert_eq!(d.len(), HEADERS + want);
+            let ip = ipv4::Packet::new_checked(d).unwrap();
+            assert!(ip.verify_checksum(), "datagram {i}: IP header checksum");
+            assert_eq!(usize::from(ip.total_len()), d.len());
+            // The identification goes on from the first, wrapping.
+            assert_eq!(ip.ident(), 0xfffeu16.wrapping_add(i as u16));
+            assert_eq!(&d[12..24], &input[12..24], "addresses and ports kept");
+            assert_eq!(usize::from(u16::from_be_bytes([d[24], d[25]])), 8 + want);
+            assert_eq!(&d[26..28], &[0, 0], "RFC 3948: UDP checksum zero");
+            assert!(d[HEADERS..].iter().all(|b| *b == i as u8), "payload {i}");
+        }
+    }
+
+    #[test]
+    fn only_esp_in_udp_that_fits_is_split_here() {
+        let mut out = vec![vec![0u8; 2048]; 2];
+        let mut sizes = vec![0; 2];
+        let dns = super_datagram(5353, 53, &[100, 100]);
+        assert_eq!(split_esp_in_udp(&dns, 100, &mut out, &mut sizes), None);
+        let three = super_datagram(4500, 4500, &[100, 100, 100]);
+        assert_eq!(split_esp_in_udp(&three, 100, &mut out, &mut sizes), None);
+        let mut options = super_datagram(4500, 4500, &[100]);
+        options[0] = 0x46;
+        assert_eq!(split_esp_in_udp(&options, 100, &mut out, &mut sizes), None);
+        let ike_reply = super_datagram(4500, 1024, &[100, 50]);
+        assert_eq!(
+            split_esp_in_udp(&ike_reply, 100, &mut out, &mut sizes),
+            Some(2)
+        );
+        let mut small = vec![vec![0u8; 64]; 2];
+        assert_eq!(
+            split_esp_in_udp(&ike_reply, 100, &mut small, &mut sizes),
+            None
+        );
     }
 }

@@ -600,7 +600,7 @@ impl World {
         match decision {
             Decision::Forward {
                 target, upstream, ..
-            } if target == owner => {
+            } if *target == *owner => {
                 self.log(format!(
                     "{owner} routing  → own target stack (this image is the target)"
                 ));
@@ -622,7 +622,7 @@ impl World {
                     now + HOP_MS,
                     Event::Gre {
                         from: owner.clone(),
-                        to: target,
+                        to: target.to_string(),
                         packet: g,
                     },
                 ));
@@ -641,7 +641,7 @@ impl World {
                         now + HOP_MS,
                         Event::Gre {
                             from: owner.clone(),
-                            to: target,
+                            to: target.to_string(),
                             packet: g,
                         },
                     ));

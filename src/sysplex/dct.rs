@@ -4,6 +4,7 @@
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use crate::topology::{DestRole, DistMethod, VipaDistribute};
 
@@ -30,7 +31,8 @@ pub enum ConnState {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnEntry {
-    pub target: String,
+    /// Shared, not copied: every forwarded packet names it.
+    pub target: Arc<str>,
     pub target_xcf: Ipv4Addr,
     pub state: ConnState,
     pub created_ms: u64,
@@ -63,7 +65,8 @@ impl Default for DctTimeouts {
 
 #[derive(Debug, Clone, Default)]
 pub struct Dct {
-    entries: HashMap<ConnKey, ConnEntry>,
+    /// Looked up for every routed packet: ahash, seeded per process.
+    entries: HashMap<ConnKey, ConnEntry, ahash::RandomState>,
 }
 
 impl Dct {
@@ -96,7 +99,7 @@ impl Dct {
         let mut m = HashMap::new();
         for (k, e) in &self.entries {
             if k.dvipa == dvipa && e.state != ConnState::Closing {
-                *m.entry(e.target.clone()).or_default() += 1;
+                *m.entry(e.target.to_string()).or_default() += 1;
             }
         }
         m

@@ -14,6 +14,7 @@
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};
 use super::packet::{self, Flow, Kind};
@@ -87,14 +88,14 @@ pub enum Decision {
     /// Block 140: send the packet as it came to `target` (GRE over XCF, or
     /// this image's own target stack when the target is this image).
     Forward {
-        target: String,
+        target: Arc<str>,
         target_xcf: Ipv4Addr,
         /// What this stack already did (claim 7: the filtering).
         upstream: Upstream,
     },
     /// `distribute_crypto = false`: decrypt here, then forward plaintext.
     DecryptAndForward {
-        target: String,
+        target: Arc<str>,
         target_xcf: Ipv4Addr,
     },
     /// Not distributed: this image's own stack processes it (its target
@@ -335,7 +336,7 @@ impl RoutingStack {
         if let Some(j) = self.journal.as_mut() {
             j.push(DctChange::Made {
                 key,
-                target: e.target.clone(),
+                target: e.target.to_string(),
                 target_xcf: e.target_xcf,
                 ipsec: e.ipsec,
             });
@@ -369,7 +370,7 @@ impl RoutingStack {
     /// target keeps going there (the DCT copy read from the CF).
     pub fn restore(&mut self, key: ConnKey, target: &str, target_xcf: Ipv4Addr, ipsec: bool) {
         let entry = ConnEntry {
-            target: target.to_string(),
+            target: target.into(),
             target_xcf,
             state: ConnState::Established,
             created_ms: self.now_ms,
@@ -526,7 +527,7 @@ impl RoutingStack {
                     port: *local_port,
                 };
                 let entry = ConnEntry {
-                    target: from.to_string(),
+                    target: from.into(),
                     target_xcf: xcf,
                     state: ConnState::SynSeen,
                     created_ms: self.now_ms,
@@ -773,7 +774,7 @@ impl RoutingStack {
         flags: TcpFlags,
         bytes: usize,
         ipsec: bool,
-    ) -> Result<(String, Ipv4Addr), RouteDrop> {
+    ) -> Result<(Arc<str>, Ipv4Addr), RouteDrop> {
         if let Some(e) = self.dct.get_mut(&key) {
             if let Some(d) = distribution_for(&mut self.distributions, key.dvipa, key.port) {
                 d.touch(now_ms, key.client, key.port);
@@ -799,8 +800,9 @@ impl RoutingStack {
         let (target, target_xcf) = dist
             .choose_for(now_ms, key.client, key.port, &self.listeners, &active)
             .ok_or(RouteDrop::NoTarget)?;
+        let target: Arc<str> = target.into();
         let entry = ConnEntry {
-            target: target.clone(),
+            target: Arc::clone(&target),
             target_xcf,
             state: ConnState::SynSeen,
             created_ms: now_ms,
