@@ -6,6 +6,7 @@ use plexnet::ipsec::sa::{EncAlg, IntegAlg, Mode, Protocol};
 use plexnet::sim::{tcp_packet, SaSpec, World};
 use plexnet::sysplex::cf::CouplingFacility;
 use plexnet::sysplex::routing::RoutingConfig;
+use plexnet::topology::XcfForwarding;
 use plexnet::wire::TcpFlags;
 use std::net::Ipv4Addr;
 
@@ -160,10 +161,16 @@ fn keepalive(dvipa: Ipv4Addr) -> Vec<u8> {
 fn gre_with_a_spoofed_xcf_source_is_dropped() {
     let mut w = world(&["MVS2", "MVS4"]);
     w.install_sa(SaSpec::esp_cbc_sha1());
-    // On MVS4's link to MVS2, a datagram claiming to come from MVS1.
+    spoofed_syn_is_dropped(&mut w, 40000);
+    insta::assert_snapshot!(w.trace());
+}
+
+/// On MVS4's link to MVS2, a SYN from client port `sport` claiming to
+/// come from MVS1: MVS2's link check drops it.
+fn spoofed_syn_is_dropped(w: &mut World, sport: u16) {
     let inner = tcp_packet(
         Ipv4Addr::new(198, 18, 1, 2),
-        40000,
+        sport,
         w.dvipa,
         80,
         1,
@@ -177,6 +184,19 @@ fn gre_with_a_spoofed_xcf_source_is_dropped() {
         w.images["MVS2"].target.counters().drops.get("link-check"),
         Some(&1)
     );
+}
+
+/// `[xcf] forwarding = "gre-in-udp"` (figure4's): the same connection,
+/// its XCF hops GRE in UDP to port 4754 (RFC 8086), and the link check
+/// applied to the UDP sender.
+#[test]
+fn gre_in_udp_carries_the_xcf_hop_and_checks_its_sender() {
+    let mut w = world(&["MVS2", "MVS4"]);
+    w.xcf_forwarding = XcfForwarding::GreInUdp;
+    w.install_sa(SaSpec::esp_cbc_sha1());
+    connection(&mut w, 40000);
+    assert_eq!(w.routing_stack().counters().forwarded["MVS2"], 4);
+    spoofed_syn_is_dropped(&mut w, 40001);
     insta::assert_snapshot!(w.trace());
 }
 

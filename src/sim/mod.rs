@@ -27,7 +27,7 @@ use crate::sysplex::target::{
 use crate::sysplex::xcf::{
     AhBundle, BundleInstall, CfRequest, CfResponse, SaInstall, SeqKey, XcfMessage,
 };
-use crate::topology::{Dest, DestRole, DistMethod, VipaDistribute};
+use crate::topology::{Dest, DestRole, DistMethod, VipaDistribute, XcfForwarding};
 use crate::wire::TcpFlags;
 
 pub use server::{tcp_packet, ScriptedServer};
@@ -90,7 +90,7 @@ enum Event {
     Gre {
         from: String,
         to: String,
-        packet: Vec<u8>,
+        datagram: XcfDatagram,
     },
     /// A packet the image's kernel sends (a server reply), read from its TUN.
     Outbound { image: String, packet: Vec<u8> },
@@ -101,6 +101,60 @@ enum Event {
         to: String,
         msg: XcfMessage,
     },
+}
+
+/// A forwarded packet on an XCF link, in the world's `[xcf] forwarding`.
+#[derive(Debug, Clone)]
+enum XcfDatagram {
+    /// GRE in IPv4 (protocol 47), the outer header included.
+    Gre(Vec<u8>),
+    /// GRE in UDP to port 4754 (RFC 8086): the UDP body, sent from `src`.
+    GreInUdp { src: Ipv4Addr, body: Vec<u8> },
+}
+
+impl XcfDatagram {
+    /// `inner` behind the GRE header, from `src` to `dst` (XCF addresses).
+    fn new(
+        forwarding: XcfForwarding,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        inner: &[u8],
+        upstream: Upstream,
+    ) -> Self {
+        match forwarding {
+            XcfForwarding::Gre => {
+                let mut g = Vec::new();
+                target::encap(src, dst, inner, upstream, &mut g);
+                Self::Gre(g)
+            }
+            XcfForwarding::GreInUdp => {
+                let mut body = Vec::new();
+                target::gre_payload(inner, upstream, &mut body);
+                Self::GreInUdp { src, body }
+            }
+        }
+    }
+
+    /// Its size on the link: outer IPv4 header (and UDP's) included.
+    fn wire_len(&self) -> usize {
+        match self {
+            Self::Gre(g) => g.len(),
+            Self::GreInUdp { body, .. } => 28 + body.len(),
+        }
+    }
+
+    /// "GRE a > b" or "GRE-in-UDP a > b:4754", for traces.
+    fn describe(&self, dst: Ipv4Addr) -> String {
+        match self {
+            Self::Gre(g) => {
+                let src = Ipv4Addr::new(g[12], g[13], g[14], g[15]);
+                format!("GRE {src} > {dst}")
+            }
+            Self::GreInUdp { src, .. } => {
+                format!("GRE-in-UDP {src} > {dst}:{}", crate::wire::gre::UDP_PORT)
+            }
+        }
+    }
 }
 
 /// How the manual SA pair of a scenario is made.
@@ -186,6 +240,9 @@ pub struct World {
     /// backups' watches (`None`: none of it, as in the scenarios built by
     /// [`World::new`]).
     takeover: Option<takeover::SimTakeover>,
+    /// How the routing stack carries packets to targets (`[xcf]
+    /// forwarding`); GRE in IPv4 unless a scenario sets it.
+    pub xcf_forwarding: XcfForwarding,
 }
 
 impl std::fmt::Debug for World {
@@ -295,6 +352,7 @@ impl World {
             cf,
             queue: VecDeque::new(),
             takeover: None,
+            xcf_forwarding: XcfForwarding::Gre,
         };
         let list = w.routing().vipa_list();
         for t in targets {
@@ -516,13 +574,20 @@ impl World {
     }
 
     /// Injects GRE on the XCF link from `link_from` to `to`, with an outer
-    /// source that may not be `link_from`'s (a spoof).
+    /// source that may not be `link_from`'s (a spoof), in the world's XCF
+    /// forwarding.
     pub fn inject_gre(&mut self, link_from: &str, outer_src: Ipv4Addr, to: &str, inner: &[u8]) {
         let dst = self.images[to].xcf;
-        let mut g = Vec::new();
-        target::encap(outer_src, dst, inner, Upstream::Nothing, &mut g);
+        let datagram = XcfDatagram::new(
+            self.xcf_forwarding,
+            outer_src,
+            dst,
+            inner,
+            Upstream::Nothing,
+        );
         self.log(format!(
-            "{link_from} ⇒ {to}  injected GRE {outer_src} > {dst} on link x-{}",
+            "{link_from} ⇒ {to}  injected {} on link x-{}",
+            datagram.describe(dst),
             link_from.to_lowercase()
         ));
         self.queue.push_back((
@@ -530,7 +595,7 @@ impl World {
             Event::Gre {
                 from: link_from.into(),
                 to: to.into(),
-                packet: g,
+                datagram,
             },
         ));
         self.run();
@@ -566,7 +631,7 @@ impl World {
         }
         match ev {
             Event::ToDvipa(p) => self.at_routing(p),
-            Event::Gre { from, to, packet } => self.at_target_gre(&from, &to, &packet),
+            Event::Gre { from, to, datagram } => self.at_target_gre(&from, &to, &datagram),
             Event::Outbound { image, packet } => self.outbound(&image, &packet),
             Event::ToClient { from, packet } => self.at_client(&from, &packet),
             Event::Xcf { from, to, msg } => self.deliver_xcf(&from, &to, msg),
@@ -612,18 +677,19 @@ impl World {
                 upstream,
             } => {
                 let src = self.images[&owner].xcf;
-                let mut g = Vec::new();
-                target::encap(src, target_xcf, &packet, upstream, &mut g);
+                let datagram =
+                    XcfDatagram::new(self.xcf_forwarding, src, target_xcf, &packet, upstream);
                 self.log(format!(
-                    "{owner} routing  → {target}: GRE {src} > {target_xcf} over XCF ({} bytes)",
-                    g.len()
+                    "{owner} routing  → {target}: {} over XCF ({} bytes)",
+                    datagram.describe(target_xcf),
+                    datagram.wire_len()
                 ));
                 self.queue.push_back((
                     now + HOP_MS,
                     Event::Gre {
                         from: owner.clone(),
                         to: target.to_string(),
-                        packet: g,
+                        datagram,
                     },
                 ));
             }
@@ -635,14 +701,19 @@ impl World {
                         .inbound(now, &packet, Upstream::Nothing)
                 {
                     let src = self.images[&owner].xcf;
-                    let mut g = Vec::new();
-                    target::encap(src, target_xcf, &plain, Upstream::Decrypted, &mut g);
+                    let datagram = XcfDatagram::new(
+                        self.xcf_forwarding,
+                        src,
+                        target_xcf,
+                        &plain,
+                        Upstream::Decrypted,
+                    );
                     self.queue.push_back((
                         now + HOP_MS,
                         Event::Gre {
                             from: owner.clone(),
                             to: target.to_string(),
-                            packet: g,
+                            datagram,
                         },
                     ));
                 }
@@ -658,14 +729,24 @@ impl World {
         }
     }
 
-    fn at_target_gre(&mut self, from: &str, to: &str, packet: &[u8]) {
+    fn at_target_gre(&mut self, from: &str, to: &str, datagram: &XcfDatagram) {
         let now = self.now_ms;
         // The XCF link the datagram came in on: the one from `from`.
         let link_peer = self.images[from].xcf;
         self.heard(to, from);
         let before = self.images[to].target.counters().clone();
-        let v = self.image(to).target.from_gre(now, link_peer, packet);
-        self.after_target(to, v, "GRE decapsulated, link check ok", &before);
+        let target = &mut self.image(to).target;
+        let (v, how) = match datagram {
+            XcfDatagram::Gre(packet) => (
+                target.from_gre(now, link_peer, packet),
+                "GRE decapsulated, link check ok",
+            ),
+            XcfDatagram::GreInUdp { src, body } => (
+                target.from_gre_in_udp(now, link_peer, *src, body),
+                "GRE-in-UDP decapsulated, link check ok",
+            ),
+        };
+        self.after_target(to, v, how, &before);
     }
 
     fn at_target_direct(&mut self, image: &str, packet: &[u8], upstream: Upstream) {

@@ -137,6 +137,7 @@ impl World {
             client: SimClient::new(client),
             cf,
             queue: VecDeque::new(),
+            xcf_forwarding: topo.xcf_forwarding,
             takeover: Some(SimTakeover {
                 topo: topo.clone(),
                 watches,
@@ -288,9 +289,9 @@ impl World {
                     super::render::packet(p)
                 ),
             ),
-            Event::Gre { from, to, packet } => (
+            Event::Gre { from, to, datagram } => (
                 dead(from).or_else(|| dead(to))?,
-                format!("GRE {from} ⇒ {to} ({} bytes)", packet.len()),
+                format!("GRE {from} ⇒ {to} ({} bytes)", datagram.wire_len()),
             ),
             Event::Outbound { image, packet } => (dead(image)?, super::render::packet(packet)),
             Event::Xcf { from, to, msg } => (
