@@ -15,6 +15,10 @@ TOPOLOGY ?= topologies/figure4.toml
 topology: check-cargo
 	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
 	$(CARGO) build --release
+	@# The walk-through's `sudo plexnet ...`: sudo's PATH has /usr/local/bin.
+	@ln -sfn $(abspath $(PLEXNET)) /usr/local/bin/plexnet 2>/dev/null \
+	  && echo "plexnet: /usr/local/bin/plexnet -> $(abspath $(PLEXNET))" \
+	  || echo "plexnet: could not link /usr/local/bin/plexnet; run $(PLEXNET) instead" >&2
 	$(PLEXNET) up $(TOPOLOGY)
 
 up: topology
