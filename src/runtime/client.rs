@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -623,7 +624,7 @@ pub(super) struct Shared {
     /// The IKE initiator's view, for status (`null` without IKE).
     pub(super) ike_status: Mutex<serde_json::Value>,
     /// TUN reads left out because they would not split into packets.
-    tun_reads_refused: std::sync::atomic::AtomicU64,
+    tun_reads_refused: AtomicU64,
 }
 
 impl Shared {
@@ -718,7 +719,7 @@ impl Shared {
             "outbound_drops": out_drops,
             "inbound_drops": in_drops,
             "replay_drops": replay_drops,
-            "tun_reads_refused": self.tun_reads_refused.load(std::sync::atomic::Ordering::Relaxed),
+            "tun_reads_refused": self.tun_reads_refused.load(Ordering::Relaxed),
             "ike": ike,
             "summary": summary,
         })
@@ -926,7 +927,7 @@ async fn outbound_loop(
         rx.recv(&tun).await.context("reading the TUN")?;
         shared
             .tun_reads_refused
-            .fetch_add(rx.take_refused(), std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(rx.take_refused(), Ordering::Relaxed);
         let mut n = 0;
         for packet in rx.packets() {
             if n == sealed.len() {

@@ -139,7 +139,9 @@ impl XcfDatagram {
     fn wire_len(&self) -> usize {
         match self {
             Self::Gre(g) => g.len(),
-            Self::GreInUdp { body, .. } => 28 + body.len(),
+            Self::GreInUdp { body, .. } => {
+                crate::wire::ipv4::HEADER_LEN + crate::wire::udp::HEADER_LEN + body.len()
+            }
         }
     }
 
@@ -147,7 +149,7 @@ impl XcfDatagram {
     fn describe(&self, dst: Ipv4Addr) -> String {
         match self {
             Self::Gre(g) => {
-                let src = Ipv4Addr::new(g[12], g[13], g[14], g[15]);
+                let src = crate::wire::ipv4::Packet::new_unchecked(g).src_addr();
                 format!("GRE {src} > {dst}")
             }
             Self::GreInUdp { src, .. } => {
