@@ -64,15 +64,8 @@ fn ah_esp_bundle_is_peeked_at_the_routing_stack_and_opened_by_targets() {
     let _guard = LabGuard { prefix: PREFIX };
     let _ = plexnet(PREFIX, &["down", "--all"]);
     ok(PREFIX, &["up", TOPOLOGY]);
-    wait_until("both targets registered on DVA1:80", 15, || {
-        let v = json(PREFIX, &["netstat", "MVS1", "vdpt", "--json"]);
-        v["vdpt"].as_array().is_some_and(|rows| {
-            rows.iter()
-                .filter(|r| r["port"] == 80 && r["ready"] == true)
-                .count()
-                == 2
-        })
-    });
+    // Both DESTIPs (MVS2, MVS3) registered on DVA1:80.
+    wait_ready_targets(PREFIX, "MVS1", 80, 2, 15);
 
     let mut lan = Capture::start(PREFIX, "client1", "lan", "host 198.18.0.100");
     let answers: Vec<String> = (0..12)
@@ -195,15 +188,8 @@ fn backup_adopts_the_bundle() {
             .any(|r| r["protocol"] == "AH" && r["direction"] == "in"),
         "MVS2 did not adopt the bundle: {owned:?}"
     );
-    wait_until("MVS2 and MVS3 registered with MVS2", 10, || {
-        let v = json(PREFIX, &["netstat", "MVS2", "vdpt", "--json"]);
-        v["vdpt"].as_array().is_some_and(|rows| {
-            rows.iter()
-                .filter(|r| r["port"] == 80 && r["ready"] == true)
-                .count()
-                == 2
-        })
-    });
+    // MVS2 and MVS3 registered with MVS2.
+    wait_ready_targets(PREFIX, "MVS2", 80, 2, 10);
     let answers: Vec<String> = (0..6)
         .map(|_| curl_dva1(PREFIX, "client1").expect("curl DVA1"))
         .collect();

@@ -89,7 +89,7 @@ fn byte_lifesize_rekeys_from_target_reports_under_iperf3() {
     let init = swanctl_ok(&["--initiate", "--child", "dva1"]);
     assert!(init.contains("initiate completed successfully"), "{init}");
     iperf3_servers(PREFIX, &["MVS1", "MVS2", "MVS4"], &["5201"]);
-    wait_ready_targets(PREFIX, "MVS1", 5201, 3);
+    wait_ready_targets(PREFIX, "MVS1", 5201, 3, 20);
     let rekeyed_before = ike_counter("child_sas_rekeyed");
     let bytes = (SEND_MB << 20).to_string();
     let out = plexnet(

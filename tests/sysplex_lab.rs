@@ -30,7 +30,7 @@ fn curl_through_the_tunnel_is_distributed_and_decrypted_only_by_targets() {
     let _guard = LabGuard { prefix: PREFIX };
     let _ = plexnet(PREFIX, &["down", "--all"]);
     ok(PREFIX, &["up", FIGURE4]);
-    wait_ready_targets(PREFIX, "MVS1", 80, 3);
+    wait_ready_targets(PREFIX, "MVS1", 80, 3, 20);
 
     let mut lan = Capture::start(PREFIX, "client1", "lan", "host 198.18.0.100");
     let mut mvs2_ext = Capture::start(PREFIX, "MVS2", "ext", "esp");
@@ -149,7 +149,7 @@ fn iperf3_over_three_targets_has_no_replay_drops() {
     let ports = ["5201", "5202", "5203", "5204"];
     iperf3_servers(PREFIX, &["MVS1", "MVS2", "MVS4"], &ports);
     for p in [5201u16, 5202, 5203, 5204] {
-        wait_ready_targets(PREFIX, "MVS1", p, 3);
+        wait_ready_targets(PREFIX, "MVS1", p, 3, 20);
     }
     // Four iperf3 clients at once, one connection each (plus control);
     // TIMEDAFFINITY keeps each on one target, round robin spreads them.

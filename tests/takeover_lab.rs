@@ -120,7 +120,7 @@ fn backup_takes_dva1_over_and_continues_connections_with_manual_sas() {
     let _guard = LabGuard { prefix: PREFIX };
     let _ = plexnet(PREFIX, &["down", "--all"]);
     ok(PREFIX, &["up", "topologies/figure4-manual.toml"]);
-    wait_ready_targets(PREFIX, "MVS1", 80, 3);
+    wait_ready_targets(PREFIX, "MVS1", 80, 3, 20);
     curl_dva1(PREFIX, "client1").expect("curl DVA1 before the takeover");
     assert_eq!(dva1_status("MVS1")["state"], "Active");
     assert_eq!(dva1_status("MVS5")["state"], "Backup");
@@ -207,7 +207,7 @@ fn backup_answers_ike_for_dva1_after_the_takeover() {
     let _ = plexnet(PREFIX, &["down", "--all"]);
     ok(PREFIX, &["up", "topologies/figure4.toml"]);
     swanctl_ok(&["--initiate", "--child", "dva1"]);
-    wait_ready_targets(PREFIX, "MVS1", 80, 3);
+    wait_ready_targets(PREFIX, "MVS1", 80, 3, 20);
     curl_dva1(PREFIX, "client1").expect("curl DVA1 before the takeover");
 
     kill_mvs1_and_wait_for_mvs5();
@@ -228,6 +228,6 @@ fn backup_answers_ike_for_dva1_after_the_takeover() {
         sas.contains("dva1: #") && sas.contains("INSTALLED"),
         "{sas}"
     );
-    wait_ready_targets(PREFIX, "MVS5", 80, 3);
+    wait_ready_targets(PREFIX, "MVS5", 80, 3, 20);
     curls_answered_by_the_backups_targets(6);
 }

@@ -187,10 +187,10 @@ pub fn curl_dva1(prefix: &str, client: &str) -> Result<String, String> {
     }
 }
 
-/// Waits until routing stack `routing` sees at least `n` targets ready on
-/// DVA1:`port` (its `netstat vdpt`).
-pub fn wait_ready_targets(prefix: &str, routing: &str, port: u16, n: usize) {
-    wait_until("targets registered on the distributed port", 20, || {
+/// Waits up to `secs` until routing stack `routing` sees at least `n`
+/// targets ready on DVA1:`port` (its `netstat vdpt`).
+pub fn wait_ready_targets(prefix: &str, routing: &str, port: u16, n: usize, secs: u64) {
+    wait_until("targets registered on the distributed port", secs, || {
         let v = json(prefix, &["netstat", routing, "vdpt", "--json"]);
         v["vdpt"].as_array().is_some_and(|rows| {
             rows.iter()
