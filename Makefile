@@ -10,7 +10,7 @@ endif
 PLEXNET := target/release/plexnet
 TOPOLOGY ?= topologies/figure4.toml
 
-.PHONY: topology up down build test deps bench bench-ipsec bench-lab bench-sysplex bench-ike fmt lint check-cargo
+.PHONY: topology up down build test deps bench bench-ipsec bench-lab bench-floor bench-sysplex bench-ike fmt lint check-cargo
 
 topology: check-cargo
 	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
@@ -51,7 +51,13 @@ bench-lab: check-cargo
 bench-ike: check-cargo
 	$(CARGO) bench --bench ike_lab
 
-bench-sysplex: check-cargo
+# CPU per MB of a relay that only forwards (MVS1's I/O; bare UDP sockets)
+# next to the CPU to decrypt a MB -> target/bench/floor.json: what the
+# routing-stack CPU ratio of bench-sysplex can reach on this machine.
+bench-floor: check-cargo
+	$(CARGO) bench --bench forward_floor
+
+bench-sysplex: check-cargo bench-floor
 	$(CARGO) build --release
 	scripts/bench-sysplex.sh $(PLEXNET)
 

@@ -13,29 +13,19 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use plexnet::ipsec::{
-    open_esp, peek, seal_esp, EncAlg, IntegAlg, Key, Lifetimes, Mode, Protocol, ReplayWindow, Sa,
-    SaConfig, Spi, TrafficSelector,
-};
-use plexnet::wire::{
-    ipv4, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, TcpFlags, TcpPacket, TcpRepr,
-};
+use plexnet::ipsec::{peek, seal_esp, EncAlg, IntegAlg, Sa};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
+mod common;
+
+use common::{inner_packet, measure};
+
 const SIZES: [usize; 3] = [64, 512, 1400];
-/// Timed batches per measurement; the median is reported.
-const BATCHES: usize = 7;
-/// Target duration of one batch.
-const BATCH_TIME: Duration = Duration::from_millis(60);
-/// Distinct sealed packets cycled through by `open` (fits in L2).
-const RING: usize = 128;
 
 struct Suite {
     name: &'static str,
@@ -82,90 +72,7 @@ struct Row {
 }
 
 fn sa(suite: &Suite) -> Sa {
-    Sa::new(SaConfig {
-        spi: Spi(0x0b0b_0001),
-        protocol: Protocol::Esp,
-        mode: Mode::Tunnel,
-        src: IpAddr::V4(Ipv4Addr::new(198, 18, 1, 10)),
-        dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
-        enc: suite.enc,
-        enc_key: Key((0..suite.enc.key_len() as u8).collect()),
-        integ: suite.integ,
-        integ_key: Key((0..suite.integ.key_len() as u8).rev().collect()),
-        esn: false,
-        replay_window: 1024,
-        lifetimes: Lifetimes::default(),
-        udp_encap: None,
-        selector: TrafficSelector::ANY_V4,
-    })
-    .expect("valid SA")
-}
-
-/// A TCP/IPv4 packet of exactly `size` bytes.
-fn inner_packet(size: usize) -> Vec<u8> {
-    let (src, dst) = (
-        Ipv4Addr::new(198, 18, 1, 10),
-        Ipv4Addr::new(198, 18, 0, 100),
-    );
-    let payload = vec![0x5au8; size - 40];
-    let seg = TcpRepr {
-        src_port: 40000,
-        dst_port: 5201,
-        seq_number: 1,
-        ack_number: 1,
-        flags: TcpFlags::ACK,
-        window_len: 65535,
-        urgent_at: 0,
-        options: &[],
-        payload: &payload,
-    };
-    let mut buf = vec![0u8; size];
-    Ipv4Repr::new(src, dst, IpProtocol::Tcp, seg.buffer_len())
-        .emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
-    seg.emit(
-        &mut TcpPacket::new_unchecked(&mut buf[ipv4::HEADER_LEN..]),
-        &PseudoHeader::V4 { src, dst },
-    );
-    buf
-}
-
-/// CPU time this thread has used. `openssl speed` divides by user CPU
-/// time too (unless `-elapsed`), so time spent descheduled while others
-/// use the core counts on neither side.
-fn cpu_now() -> Duration {
-    use nix::time::{clock_gettime, ClockId};
-    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread CPU clock");
-    Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
-}
-
-/// Nanoseconds of CPU time per call of `op`: the median over `BATCHES`
-/// batches.
-fn measure(mut op: impl FnMut()) -> f64 {
-    // Calibrate the batch length, warming up on the way.
-    let mut n = 16u64;
-    loop {
-        let t = cpu_now();
-        for _ in 0..n {
-            op();
-        }
-        let el = cpu_now() - t;
-        if el >= BATCH_TIME / 4 {
-            n = (n as f64 * BATCH_TIME.as_secs_f64() / el.as_secs_f64()).max(1.0) as u64;
-            break;
-        }
-        n *= 4;
-    }
-    let mut per_op: Vec<f64> = (0..BATCHES)
-        .map(|_| {
-            let t = cpu_now();
-            for _ in 0..n {
-                op();
-            }
-            (cpu_now() - t).as_nanos() as f64 / n as f64
-        })
-        .collect();
-    per_op.sort_by(f64::total_cmp);
-    per_op[BATCHES / 2]
+    common::tunnel_sa(suite.enc, suite.integ)
 }
 
 fn gbps(bytes: usize, ns: f64) -> f64 {
@@ -220,13 +127,6 @@ fn pin_to_one_core() -> Option<usize> {
     Some(cpu)
 }
 
-fn output_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("bench").join("ipsec.json")
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; a further argument is a substring
     // filter on "op suite bytes", for profiling one case: only matching
@@ -264,27 +164,8 @@ fn main() {
                     );
                 })
             };
-            // open: a ring of distinct packets, a fresh window per lap
-            let ring: Vec<Vec<u8>> = (1..=RING as u64)
-                .map(|s| {
-                    let mut p = Vec::new();
-                    seal_esp(&sa, s, &mut rng, &inner, &mut p).expect("seal");
-                    p
-                })
-                .collect();
-            let mut window = ReplayWindow::new(1024, false);
-            let mut i = 0;
-            let mut plain = Vec::with_capacity(2048);
-            let open_ns = measure(|| {
-                if i == RING {
-                    i = 0;
-                    window = ReplayWindow::new(1024, false);
-                }
-                black_box(
-                    open_esp(&sa, &mut window, black_box(&ring[i]), &mut plain).expect("open"),
-                );
-                i += 1;
-            });
+            let ring = common::sealed_ring(&sa, &inner, &mut rng);
+            let open_ns = common::open_ns(&sa, &ring);
             let peek_ns = if !wanted("peek") {
                 f64::NAN
             } else {
@@ -358,7 +239,7 @@ fn main() {
     if !filter.is_empty() {
         return;
     }
-    let path = output_path();
+    let path = common::output_path("ipsec.json");
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).expect("create target/bench");
     }
