@@ -21,6 +21,9 @@
 //!   whole from a UDP socket with `UDP_GRO` and sent on with `UDP_SEGMENT`
 //!   (the same `DataLink`s); nothing parsed, nothing copied in user space,
 //!   no header added.
+//! - `send_only`: no receive at all: the relay sends `mvs1_io`'s bursts
+//!   from memory at the same pace. What a routing stack whose receive cost
+//!   it nothing (a packet ring, AF_XDP) would still pay to send.
 //!
 //! Next to them, `decrypt`: the CPU time our ESP engine takes to open
 //! (verify and decrypt) one MB of such packets on one thread,
@@ -80,6 +83,7 @@ const POLL: Duration = Duration::from_millis(100);
 enum Relay {
     Mvs1Io,
     BareUdp,
+    SendOnly,
 }
 
 impl Relay {
@@ -87,15 +91,17 @@ impl Relay {
         match self {
             Relay::Mvs1Io => "mvs1_io",
             Relay::BareUdp => "bare_udp",
+            Relay::SendOnly => "send_only",
         }
     }
 
     /// Where the client sends: the DVIPA behind the TUN, or the relay's
-    /// own socket.
-    fn destination(self) -> SocketAddrV4 {
+    /// own socket; nowhere when the relay makes its own traffic.
+    fn destination(self) -> Option<SocketAddrV4> {
         match self {
-            Relay::Mvs1Io => SocketAddrV4::new(DVIPA, 4500),
-            Relay::BareUdp => SocketAddrV4::new(RELAY_EXT, plexnet::wire::gre::UDP_PORT),
+            Relay::Mvs1Io => Some(SocketAddrV4::new(DVIPA, 4500)),
+            Relay::BareUdp => Some(SocketAddrV4::new(RELAY_EXT, plexnet::wire::gre::UDP_PORT)),
+            Relay::SendOnly => None,
         }
     }
 }
@@ -286,7 +292,7 @@ fn sink(ready: mpsc::Sender<()>, stop: &AtomicBool, got: &AtomicU64) -> Result<(
 
 /// The relay thread: sets its I/O up in its namespace, says so on
 /// `ready`, forwards until its window closes.
-fn relay(kind: Relay, seconds: Duration, ready: mpsc::Sender<()>) -> Result<Window> {
+fn relay(kind: Relay, seconds: Duration, mbit: u64, ready: mpsc::Sender<()>) -> Result<Window> {
     netns::enter(RELAY)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -308,6 +314,10 @@ fn relay(kind: Relay, seconds: Duration, ready: mpsc::Sender<()>) -> Result<Wind
                     DataLink::open(XcfForwarding::GreInUdp, RELAY_EXT, CLIENT_EXT, "ext")?;
                 let _ = ready.send(());
                 relay_udp(&inbound, &out, meter).await
+            }
+            Relay::SendOnly => {
+                let _ = ready.send(());
+                send_only(&out, mbit, meter).await
             }
         }
     })
@@ -366,6 +376,34 @@ async fn relay_udp(inbound: &DataLink, out: &DataLink, mut meter: Meter) -> Resu
     }
 }
 
+/// The XCF send alone, at the sender's pace: bursts of the packets
+/// `mvs1_io` forwards, behind GRE headers, with nothing read at all; what
+/// a routing stack whose receive cost it nothing (a packet ring, AF_XDP)
+/// would still pay to send through the kernel.
+async fn send_only(out: &DataLink, mbit: u64, mut meter: Meter) -> Result<Window> {
+    let header = GreHeader::new(Upstream::Nothing);
+    let packet_len = SEGMENT + plexnet::wire::ipv4::HEADER_LEN + plexnet::wire::udp::HEADER_LEN;
+    let burst: Vec<u8> = (0..packet_len * SEGMENTS_PER_SEND)
+        .map(|i| (i * 131 % 251) as u8)
+        .collect();
+    let bodies: Vec<[&[u8]; 2]> = burst
+        .chunks(packet_len)
+        .map(|p| [header.as_bytes(), p])
+        .collect();
+    let every = Duration::from_secs_f64(burst.len() as f64 * 8.0 / (mbit as f64 * 1e6));
+    let mut next = tokio::time::Instant::now();
+    loop {
+        // The timer ticks in milliseconds: a late wake sends the bursts
+        // it owes at once, so the pace holds over each millisecond.
+        tokio::time::sleep_until(next).await;
+        next += every;
+        let sent = out.send(&bodies).await?.0;
+        if !meter.forwarded(sent, burst.len()) {
+            return Ok(meter.window);
+        }
+    }
+}
+
 /// One relay in fresh namespaces: its window, and the datagrams the
 /// target read over the whole run.
 fn run(kind: Relay, seconds: Duration, mbit: u64) -> Result<(Window, u64)> {
@@ -377,7 +415,7 @@ fn run(kind: Relay, seconds: Duration, mbit: u64) -> Result<(Window, u64)> {
         let (stop, got, ready_tx) = (stop.clone(), got.clone(), ready_tx.clone());
         std::thread::spawn(move || sink(ready_tx, &stop, &got))
     };
-    let relay = std::thread::spawn(move || relay(kind, seconds, ready_tx));
+    let relay = std::thread::spawn(move || relay(kind, seconds, mbit, ready_tx));
     if !(0..2).all(|_| ready.recv_timeout(Duration::from_secs(10)).is_ok()) {
         // Whichever failed says why (a relay that did start gives up once
         // it has waited its warm-up and window for traffic).
@@ -391,15 +429,16 @@ fn run(kind: Relay, seconds: Duration, mbit: u64) -> Result<(Window, u64)> {
         bail!("the relay or the sink did not start");
     }
     let limit = WARMUP + seconds + Duration::from_secs(10);
-    let sender = {
+    let sender = kind.destination().map(|to| {
         let stop = stop.clone();
-        std::thread::spawn(move || send_paced(kind.destination(), mbit, &stop, limit))
-    };
+        std::thread::spawn(move || send_paced(to, mbit, &stop, limit))
+    });
     let window = relay.join().map_err(|_| anyhow::anyhow!("relay panicked"));
     stop.store(true, Ordering::Relaxed);
-    let sent = sender
-        .join()
-        .map_err(|_| anyhow::anyhow!("sender panicked"))?;
+    let sent = match sender {
+        Some(s) => s.join().map_err(|_| anyhow::anyhow!("sender panicked"))?,
+        None => Ok(0),
+    };
     let sunk = sink.join().map_err(|_| anyhow::anyhow!("sink panicked"))?;
     let window = window??;
     sent?;
@@ -435,7 +474,7 @@ fn main() -> Result<()> {
     let decrypt = decrypt_ms_per_mb();
     println!("decrypt (open) aes128-cbc + hmac-sha1-96, 1400-byte inner packets: {decrypt:.3} ms per MB, one thread");
     let mut relays = serde_json::Map::new();
-    for kind in [Relay::Mvs1Io, Relay::BareUdp] {
+    for kind in [Relay::Mvs1Io, Relay::BareUdp, Relay::SendOnly] {
         println!(
             "{}: {} s at {mbit} Mbit/s offered (after {} s of warm-up)...",
             kind.name(),
@@ -470,7 +509,7 @@ fn main() -> Result<()> {
         );
     }
     let out = serde_json::json!({
-        "what": "CPU per forwarded MB of a relay thread that only forwards (mvs1_io: MVS1's TUN + GRE-in-UDP I/O; bare_udp: UDP GRO in, UDP GSO out), next to the CPU to decrypt a MB; least_ratio = floor / (floor + decrypt), the best issue 4's CPU ratio can be with that I/O",
+        "what": "CPU per forwarded MB of a relay thread that only forwards (mvs1_io: MVS1's TUN + GRE-in-UDP I/O; bare_udp: UDP GRO in, UDP GSO out; send_only: the GRE-in-UDP send alone), next to the CPU to decrypt a MB; least_ratio = floor / (floor + decrypt), the best issue 4's CPU ratio can be with that I/O",
         "offered_mbit": mbit,
         "segment_bytes": SEGMENT,
         "segments_per_send": SEGMENTS_PER_SEND,
