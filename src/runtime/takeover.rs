@@ -444,7 +444,8 @@ impl Takeover {
     }
 
     /// Puts SA pairs and connections into the routing stack (and the own
-    /// target stack, as `install_pair` does); returns how many of each.
+    /// target stack, as `install_pair` does, [`tk::Adopter`]); returns
+    /// how many of each.
     fn adopt(
         &self,
         node: &ImageNode,
@@ -453,50 +454,44 @@ impl Takeover {
         conns: Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
         failed: Option<&str>,
     ) -> (usize, usize) {
-        let now = node.now_ms();
+        let now_ms = node.now_ms();
         let mut core = node.core();
         let core = &mut *core;
-        let Some(r) = core.routing.as_mut() else {
+        let Some(routing) = core.routing.as_mut() else {
             return (0, 0);
         };
-        let mut n_sas = 0;
-        for rec in sas.into_iter().filter(|s| s.pair().dvipa == dvipa) {
-            let adopted = match &rec {
-                SaRecord::Pair(sa) => r
-                    .install(SaInstall::clone(sa))
-                    .map(|()| core.target.install(now, &self.me, sa)),
-                SaRecord::Bundle(b) => r
-                    .install_bundle(b)
-                    .map(|()| core.target.install_bundle(now, &self.me, b)),
-            };
-            let sa = rec.pair();
-            if let Err(e) = adopted {
-                tracing::warn!(
-                    "{dvipa}: SA {:#010x} from the CF refused: {e}",
-                    sa.inbound.spi.0
-                );
-                continue;
-            }
-            if let SaRecord::Pair(_) = rec {
-                // Only negotiated pairs are superseded by a new child SA
-                // (bundles are manual).
-                lock(&self.adopted).push((dvipa, sa.inbound.spi, sa.outbound.dst));
-            }
-            n_sas += 1;
-        }
-        let mut n_conns = 0;
-        for (key, rec) in conns {
-            match tk::restore_target(&self.topo, &rec, failed) {
-                Ok(t) => {
-                    r.restore(key, &t.name, t.xcf_addr, rec.ipsec);
-                    n_conns += 1;
+        let adopter = tk::Adopter {
+            routing,
+            target: &mut core.target,
+            me: &self.me,
+            now_ms,
+        };
+        let adoption = adopter.adopt(&self.topo, dvipa, sas, conns, failed);
+        for sa in &adoption.sas {
+            match sa {
+                tk::SaAdoption::Adopted {
+                    inbound,
+                    peer,
+                    bundle: false,
+                    ..
+                } => {
+                    // Only negotiated pairs are superseded by a new child
+                    // SA (bundles are manual).
+                    lock(&self.adopted).push((dvipa, *inbound, *peer));
                 }
-                Err(why) => {
-                    bump(&self.counters.connections_not_restored, 1);
-                    tracing::info!("{dvipa}: {key:?} not restored: {why}");
+                tk::SaAdoption::Adopted { .. } => {}
+                tk::SaAdoption::Refused { inbound, why } => {
+                    tracing::warn!("{dvipa}: SA {:#010x} from the CF refused: {why}", inbound.0);
                 }
             }
         }
+        for c in &adoption.conns {
+            if let tk::ConnAdoption::NotRestored { key, why, .. } = c {
+                bump(&self.counters.connections_not_restored, 1);
+                tracing::info!("{dvipa}: {key:?} not restored: {why}");
+            }
+        }
+        let (n_sas, n_conns) = (adoption.sas_adopted(), adoption.conns_restored());
         bump(&self.counters.sas_adopted, n_sas as u64);
         bump(&self.counters.connections_restored, n_conns as u64);
         (n_sas, n_conns)

@@ -533,14 +533,13 @@ impl World {
                 continue;
             };
             match tk::decode::<SaRecord>(&bytes) {
-                Ok(SaRecord::Pair(sa)) => {
-                    self.log(format!("{me} → CF     Get {key} = {}", render_sa(&sa)));
-                    sas.push(*sa);
-                }
-                Ok(SaRecord::Bundle(_)) => {
-                    self.log(format!(
-                        "{me} → CF     Get {key} = an AH+ESP bundle (not simulated)"
-                    ));
+                Ok(rec) => {
+                    let what = match &rec {
+                        SaRecord::Pair(sa) => render_sa(sa),
+                        SaRecord::Bundle(b) => format!("an AH+ESP bundle: {}", render_sa(&b.esp)),
+                    };
+                    self.log(format!("{me} → CF     Get {key} = {what}"));
+                    sas.push(rec);
                 }
                 Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
             }
@@ -564,46 +563,20 @@ impl World {
             }
         }
         // Adopt: owned SA pairs (and this image's own shadow copy), DCT.
-        for sa in sas.into_iter().filter(|s| s.dvipa == dvipa) {
+        let adoption = {
             let img = self.image(me);
-            let Some(r) = img.routing.as_mut() else {
+            let Some(routing) = img.routing.as_mut() else {
                 return;
             };
-            if let Err(e) = r.install(sa.clone()) {
-                self.log(format!(
-                    "{me} routing  SA {:#010x} from the CF refused: {e}",
-                    sa.inbound.spi.0
-                ));
-                continue;
-            }
-            let _ = img.target.install(now, me, &sa);
-            self.log(format!(
-                "{me} routing  adopted SA pair in={:#010x} out={:#010x}: owned cache (replay pre-check starts empty), own shadow cache",
-                sa.inbound.spi.0, sa.outbound.spi.0
-            ));
-        }
-        for (key, rec) in conns {
-            let t = match tk::restore_target(&topo, &rec, previous.as_deref()) {
-                Ok(t) => t,
-                Err(why) => {
-                    self.log(format!(
-                        "{me} routing  {} → {} not restored: {why}",
-                        render_conn(&key),
-                        rec.target
-                    ));
-                    continue;
-                }
+            let adopter = tk::Adopter {
+                routing,
+                target: &mut img.target,
+                me,
+                now_ms: now,
             };
-            if let Some(r) = self.image(me).routing.as_mut() {
-                r.restore(key, &t.name, t.xcf_addr, rec.ipsec);
-            }
-            self.log(format!(
-                "{me} routing  DCT restored: {} → {} ({})",
-                render_conn(&key),
-                t.name,
-                t.xcf_addr
-            ));
-        }
+            adopter.adopt(&topo, dvipa, sas, conns, previous.as_deref())
+        };
+        self.log_adoption(me, &adoption);
         // Announce: the VIPA list and every owned pair to every target.
         let (list, targets, msgs) = {
             let Some(r) = self.images[me].routing.as_ref() else {
@@ -629,6 +602,46 @@ impl World {
             "{me} ext      gratuitous ARP: {dvipa} is at {me}; the LAN delivers DVA1 here"
         ));
         self.flush_journals();
+    }
+
+    /// One line per SA record and connection a takeover adopted or left.
+    fn log_adoption(&mut self, me: &str, adoption: &tk::Adoption) {
+        for sa in &adoption.sas {
+            let line = match sa {
+                tk::SaAdoption::Adopted {
+                    inbound,
+                    outbound,
+                    bundle,
+                    ..
+                } => format!(
+                    "{me} routing  adopted SA {} in={:#010x} out={:#010x}: owned cache (replay pre-check starts empty), own shadow cache",
+                    if *bundle { "bundle" } else { "pair" },
+                    inbound.0,
+                    outbound.0
+                ),
+                tk::SaAdoption::Refused { inbound, why } => {
+                    format!("{me} routing  SA {:#010x} from the CF refused: {why}", inbound.0)
+                }
+            };
+            self.log(line);
+        }
+        for c in &adoption.conns {
+            let line = match c {
+                tk::ConnAdoption::Restored {
+                    key,
+                    target,
+                    target_xcf,
+                } => format!(
+                    "{me} routing  DCT restored: {} → {target} ({target_xcf})",
+                    render_conn(key)
+                ),
+                tk::ConnAdoption::NotRestored { key, target, why } => format!(
+                    "{me} routing  {} → {target} not restored: {why}",
+                    render_conn(key)
+                ),
+            };
+            self.log(line);
+        }
     }
 
     fn cf_list(&mut self, me: &str, prefix: &str) -> Vec<String> {

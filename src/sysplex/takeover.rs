@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 use super::dct::ConnKey;
-use super::routing::DctChange;
+use super::routing::{DctChange, RoutingStack};
+use super::target::TargetStack;
 use super::xcf::{BundleInstall, CfRequest, SaInstall};
 use crate::ipsec::sa::{Protocol, Spi};
 use crate::topology::Topology;
@@ -215,6 +216,136 @@ pub fn restore_target<'a>(
     topo.image(&rec.target).ok_or(NotRestored::NotAnImage)
 }
 
+/// What adopting one SA record from the CF did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaAdoption {
+    /// The pair (or the bundle, by its ESP pair) is owned by the new
+    /// routing stack and in its image's own shadow cache.
+    Adopted {
+        inbound: Spi,
+        outbound: Spi,
+        /// Where the outbound SA sends: the IKE peer of a negotiated pair.
+        peer: std::net::IpAddr,
+        bundle: bool,
+    },
+    /// The routing stack or the image's shadow cache would not take it
+    /// (the error's text).
+    Refused { inbound: Spi, why: String },
+}
+
+/// What became of one connection read from the CF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnAdoption {
+    /// In the new routing stack's DCT, towards `target` at `target_xcf`.
+    Restored {
+        key: ConnKey,
+        target: String,
+        target_xcf: Ipv4Addr,
+    },
+    NotRestored {
+        key: ConnKey,
+        target: String,
+        why: NotRestored,
+    },
+}
+
+/// What a takeover adopted from the CF, in the order read, for the caller
+/// to count (runtime) or render (simulator).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Adoption {
+    pub sas: Vec<SaAdoption>,
+    pub conns: Vec<ConnAdoption>,
+}
+
+impl Adoption {
+    pub fn sas_adopted(&self) -> usize {
+        self.sas
+            .iter()
+            .filter(|a| matches!(a, SaAdoption::Adopted { .. }))
+            .count()
+    }
+
+    pub fn conns_restored(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|a| matches!(a, ConnAdoption::Restored { .. }))
+            .count()
+    }
+}
+
+/// The stacks a takeover puts the CF's state into: the new routing
+/// stack, and the target stack of the same image.
+#[derive(Debug)]
+pub struct Adopter<'a> {
+    pub routing: &'a mut RoutingStack,
+    pub target: &'a mut TargetStack,
+    /// This image: the owner its shadow copies are installed under.
+    pub me: &'a str,
+    pub now_ms: u64,
+}
+
+impl Adopter<'_> {
+    /// A takeover of `dvipa` from `failed`, after the claim: every SA
+    /// record of the DVIPA becomes an owned pair (or bundle) of the
+    /// routing stack, with this image's own shadow copy as any install
+    /// makes; every connection continues on its target, unless that
+    /// target is not an image or is the stack that failed
+    /// ([`restore_target`]). Records of other DVIPAs are left alone.
+    pub fn adopt(
+        self,
+        topo: &Topology,
+        dvipa: Ipv4Addr,
+        sas: Vec<SaRecord>,
+        conns: Vec<(ConnKey, ConnRecord)>,
+        failed: Option<&str>,
+    ) -> Adoption {
+        let mut out = Adoption::default();
+        for rec in sas.into_iter().filter(|s| s.pair().dvipa == dvipa) {
+            let adopted = match &rec {
+                SaRecord::Pair(sa) => self
+                    .routing
+                    .install(SaInstall::clone(sa))
+                    .and_then(|()| self.target.install(self.now_ms, self.me, sa)),
+                SaRecord::Bundle(b) => self
+                    .routing
+                    .install_bundle(b)
+                    .and_then(|()| self.target.install_bundle(self.now_ms, self.me, b)),
+            };
+            let sa = rec.pair();
+            out.sas.push(match adopted {
+                Ok(()) => SaAdoption::Adopted {
+                    inbound: sa.inbound.spi,
+                    outbound: sa.outbound.spi,
+                    peer: sa.outbound.dst,
+                    bundle: matches!(rec, SaRecord::Bundle(_)),
+                },
+                Err(e) => SaAdoption::Refused {
+                    inbound: sa.inbound.spi,
+                    why: e.to_string(),
+                },
+            });
+        }
+        for (key, rec) in conns {
+            out.conns.push(match restore_target(topo, &rec, failed) {
+                Ok(t) => {
+                    self.routing.restore(key, &t.name, t.xcf_addr, rec.ipsec);
+                    ConnAdoption::Restored {
+                        key,
+                        target: t.name.clone(),
+                        target_xcf: t.xcf_addr,
+                    }
+                }
+                Err(why) => ConnAdoption::NotRestored {
+                    key,
+                    target: rec.target,
+                    why,
+                },
+            });
+        }
+        out
+    }
+}
+
 /// Encodes a record for the CF.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).unwrap_or_default()
@@ -357,6 +488,110 @@ mod tests {
             assert_eq!(rec.key(), want);
             assert_eq!(decode::<SaRecord>(&encode(&rec)).expect("decode"), rec);
         }
+    }
+
+    /// A takeover adopts the DVIPA's pairs and bundles into the routing
+    /// stack and the image's own shadow cache, reports an SA it could not
+    /// take, leaves another DVIPA's records alone, and continues only the
+    /// connections whose target is a live image.
+    #[test]
+    fn adopter_takes_the_dvipas_records_and_live_connections() {
+        let topo = figure4();
+        let b = crate::sysplex::xcf::tests::bundle();
+        let mut pair = b.esp.clone();
+        (pair.inbound.spi, pair.outbound.spi) = (Spi(0x21), Spi(0x22));
+        (pair.filter.inbound_spi, pair.filter.outbound_spi) = (Spi(0x21), Spi(0x22));
+        pair.seq_key.spi = Spi(0x22);
+        let mut elsewhere = pair.clone();
+        elsewhere.dvipa = Ipv4Addr::new(198, 18, 0, 101);
+        let mut broken = pair.clone();
+        broken.inbound.spi = Spi(0x31);
+        broken.inbound.integ_key = crate::ipsec::sa::Key(vec![1; 3]);
+        let sas = vec![
+            SaRecord::Pair(Box::new(pair.clone())),
+            SaRecord::Bundle(Box::new(b.clone())),
+            SaRecord::Pair(Box::new(elsewhere)),
+            SaRecord::Pair(Box::new(broken)),
+        ];
+        let conn = |port: u16, target: &str| {
+            let key = ConnKey {
+                client: Ipv4Addr::new(198, 18, 1, 2),
+                client_port: port,
+                dvipa: DVA1,
+                port: 80,
+            };
+            let rec = ConnRecord {
+                target: target.into(),
+                target_xcf: Ipv4Addr::new(198, 19, 0, 9),
+                ipsec: true,
+            };
+            (key, rec)
+        };
+        let conns = vec![
+            conn(40001, "MVS4"),
+            conn(40002, "MVS1"),
+            conn(40003, "NOPE"),
+        ];
+        let mvs2 = topo.image("MVS2").expect("MVS2");
+        let mut routing = RoutingStack::new("MVS2", mvs2.xcf_addr, Default::default(), &[]);
+        let mut target = TargetStack::new("MVS2", mvs2.xcf_addr);
+        let adoption = Adopter {
+            routing: &mut routing,
+            target: &mut target,
+            me: "MVS2",
+            now_ms: 1000,
+        }
+        .adopt(&topo, DVA1, sas, conns.clone(), Some("MVS1"));
+
+        let adopted = |pair: &SaInstall, bundle| SaAdoption::Adopted {
+            inbound: pair.inbound.spi,
+            outbound: pair.outbound.spi,
+            peer: pair.outbound.dst,
+            bundle,
+        };
+        assert_eq!(
+            adoption.sas[..2],
+            [adopted(&pair, false), adopted(&b.esp, true)]
+        );
+        assert!(
+            matches!(
+                &adoption.sas[2..],
+                [SaAdoption::Refused {
+                    inbound: Spi(0x31),
+                    ..
+                }]
+            ),
+            "{:?}",
+            adoption.sas
+        );
+        assert_eq!((adoption.sas_adopted(), adoption.conns_restored()), (2, 1));
+        assert_eq!(routing.pairs().len(), 2);
+        assert_eq!(target.shadow().len(), 2);
+
+        let mvs4 = topo.image("MVS4").expect("MVS4").xcf_addr;
+        assert_eq!(
+            adoption.conns,
+            [
+                ConnAdoption::Restored {
+                    key: conns[0].0,
+                    target: "MVS4".into(),
+                    target_xcf: mvs4,
+                },
+                ConnAdoption::NotRestored {
+                    key: conns[1].0,
+                    target: "MVS1".into(),
+                    why: NotRestored::TargetFailed,
+                },
+                ConnAdoption::NotRestored {
+                    key: conns[2].0,
+                    target: "NOPE".into(),
+                    why: NotRestored::NotAnImage,
+                },
+            ]
+        );
+        let entry = routing.dct().get(&conns[0].0).expect("restored entry");
+        assert_eq!((&*entry.target, entry.target_xcf), ("MVS4", mvs4));
+        assert_eq!(routing.dct().len(), 1);
     }
 
     /// A connection served by the failed stack itself is not continued;
