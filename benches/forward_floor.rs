@@ -143,6 +143,7 @@ fn thread_cpu_ms() -> (f64, f64) {
 #[derive(Debug)]
 struct Meter {
     seconds: Duration,
+    started: Instant,
     first: Option<Instant>,
     opened: Option<(Instant, (f64, f64))>,
     window: Window,
@@ -152,6 +153,7 @@ impl Meter {
     fn new(seconds: Duration) -> Self {
         Self {
             seconds,
+            started: Instant::now(),
             first: None,
             opened: None,
             window: Window::default(),
@@ -180,9 +182,22 @@ impl Meter {
         true
     }
 
-    /// Gives up when nothing came for the whole warm-up and window.
-    fn starved(&self, since: Instant) -> bool {
-        self.first.is_none() && since.elapsed() > WARMUP + self.seconds
+    /// After one wait for a burst (`datagrams` and `bytes` forwarded,
+    /// none when nothing came): the window once it has closed, an error
+    /// when nothing came for the whole warm-up and window.
+    fn after_wait(
+        &mut self,
+        datagrams: usize,
+        bytes: usize,
+        relay: &str,
+    ) -> Result<Option<Window>> {
+        if datagrams > 0 && !self.forwarded(datagrams, bytes) {
+            return Ok(Some(self.window));
+        }
+        if self.first.is_none() && self.started.elapsed() > WARMUP + self.seconds {
+            bail!("the {relay} relay forwarded nothing in its warm-up and window");
+        }
+        Ok(None)
     }
 }
 
@@ -299,7 +314,6 @@ fn relay(kind: Relay, seconds: Duration, mbit: u64, ready: mpsc::Sender<()>) -> 
         .build()?;
     rt.block_on(async {
         let out = DataLink::open(XcfForwarding::GreInUdp, RELAY_XCF, TARGET_XCF, "x")?;
-        let meter = Meter::new(seconds);
         match kind {
             Relay::Mvs1Io => {
                 let tun = tunio::create("plx0", 1500, TUN_TX_QUEUE_LEN)?;
@@ -307,17 +321,17 @@ fn relay(kind: Relay, seconds: Duration, mbit: u64, ready: mpsc::Sender<()>) -> 
                 links.up("plx0").await?;
                 links.add_route(DVIPA, 32, None, Some("plx0")).await?;
                 let _ = ready.send(());
-                relay_tun(&tun, &out, meter).await
+                relay_tun(&tun, &out, Meter::new(seconds)).await
             }
             Relay::BareUdp => {
                 let inbound =
                     DataLink::open(XcfForwarding::GreInUdp, RELAY_EXT, CLIENT_EXT, "ext")?;
                 let _ = ready.send(());
-                relay_udp(&inbound, &out, meter).await
+                relay_udp(&inbound, &out, Meter::new(seconds)).await
             }
             Relay::SendOnly => {
                 let _ = ready.send(());
-                send_only(&out, mbit, meter).await
+                send_only(&out, mbit, Meter::new(seconds)).await
             }
         }
     })
@@ -326,36 +340,26 @@ fn relay(kind: Relay, seconds: Duration, mbit: u64, ready: mpsc::Sender<()>) -> 
 /// MVS1's loop without its routing stack: a TUN burst, every packet
 /// behind a GRE header, one `DataLink::send`.
 async fn relay_tun(tun: &tun_rs::AsyncDevice, out: &DataLink, mut meter: Meter) -> Result<Window> {
-    let (mut rx, header, since) = (
-        RxBurst::default(),
-        GreHeader::new(Upstream::Nothing),
-        Instant::now(),
-    );
+    let (mut rx, header) = (RxBurst::default(), GreHeader::new(Upstream::Nothing));
     loop {
-        let got = tokio::time::timeout(POLL, rx.recv(tun)).await;
-        let (mut datagrams, mut bytes) = (0, 0);
-        if let Ok(r) = got {
+        let mut sent = (0, 0);
+        if let Ok(r) = tokio::time::timeout(POLL, rx.recv(tun)).await {
             r?;
             let bodies: Vec<[&[u8]; 2]> = rx.packets().map(|p| [header.as_bytes(), p]).collect();
-            bytes = bodies.iter().map(|[_, p]| p.len()).sum();
-            datagrams = out.send(&bodies).await?.0;
+            sent = send_bodies(out, &bodies).await?;
         }
-        if datagrams > 0 && !meter.forwarded(datagrams, bytes) {
-            return Ok(meter.window);
-        }
-        if meter.starved(since) {
-            bail!("the mvs1_io relay read nothing from its TUN");
+        if let Some(w) = meter.after_wait(sent.0, sent.1, "mvs1_io")? {
+            return Ok(w);
         }
     }
 }
 
 /// A GRO read from `inbound` goes out on `out` as it came.
 async fn relay_udp(inbound: &DataLink, out: &DataLink, mut meter: Meter) -> Result<Window> {
-    let (mut rx, since) = (DataRx::default(), Instant::now());
+    let mut rx = DataRx::default();
     loop {
-        let got = tokio::time::timeout(POLL, inbound.recv(&mut rx)).await;
-        let (mut datagrams, mut bytes) = (0, 0);
-        if let Ok(r) = got {
+        let mut sent = (0, 0);
+        if let Ok(r) = tokio::time::timeout(POLL, inbound.recv(&mut rx)).await {
             r?;
             let bodies: Vec<[&[u8]; 2]> = rx
                 .datagrams()
@@ -364,16 +368,20 @@ async fn relay_udp(inbound: &DataLink, out: &DataLink, mut meter: Meter) -> Resu
                     Datagram::Ip(p) => [&[][..], p],
                 })
                 .collect();
-            bytes = bodies.iter().map(|[_, p]| p.len()).sum();
-            datagrams = out.send(&bodies).await?.0;
+            sent = send_bodies(out, &bodies).await?;
         }
-        if datagrams > 0 && !meter.forwarded(datagrams, bytes) {
-            return Ok(meter.window);
-        }
-        if meter.starved(since) {
-            bail!("the bare_udp relay read nothing from its socket");
+        if let Some(w) = meter.after_wait(sent.0, sent.1, "bare_udp")? {
+            return Ok(w);
         }
     }
+}
+
+/// Sends GRE bodies on `out`; returns the datagrams that left and the
+/// bytes of the packets they carry (GRE headers not counted, as MVS1's
+/// `forwarded_bytes` does not count them).
+async fn send_bodies(out: &DataLink, bodies: &[[&[u8]; 2]]) -> Result<(usize, usize)> {
+    let bytes = bodies.iter().map(|[_, p]| p.len()).sum();
+    Ok((out.send(bodies).await?.0, bytes))
 }
 
 /// The XCF send alone, at the sender's pace: bursts of the packets
@@ -397,9 +405,9 @@ async fn send_only(out: &DataLink, mbit: u64, mut meter: Meter) -> Result<Window
         // it owes at once, so the pace holds over each millisecond.
         tokio::time::sleep_until(next).await;
         next += every;
-        let sent = out.send(&bodies).await?.0;
-        if !meter.forwarded(sent, burst.len()) {
-            return Ok(meter.window);
+        let (sent, bytes) = send_bodies(out, &bodies).await?;
+        if let Some(w) = meter.after_wait(sent, bytes, "send_only")? {
+            return Ok(w);
         }
     }
 }
