@@ -301,17 +301,23 @@ impl Adopter<'_> {
     ) -> Adoption {
         let mut out = Adoption::default();
         for rec in sas.into_iter().filter(|s| s.pair().dvipa == dvipa) {
-            let adopted = match &rec {
-                SaRecord::Pair(sa) => self
-                    .routing
-                    .install(SaInstall::clone(sa))
-                    .and_then(|()| self.target.install(self.now_ms, self.me, sa)),
-                SaRecord::Bundle(b) => self
-                    .routing
-                    .install_bundle(b)
-                    .and_then(|()| self.target.install_bundle(self.now_ms, self.me, b)),
-            };
             let sa = rec.pair();
+            let owned = match &rec {
+                SaRecord::Pair(p) => self.routing.install(SaInstall::clone(p)),
+                SaRecord::Bundle(b) => self.routing.install_bundle(b),
+            };
+            let adopted = owned.and_then(|()| {
+                let shadowed = match &rec {
+                    SaRecord::Pair(p) => self.target.install(self.now_ms, self.me, p),
+                    SaRecord::Bundle(b) => self.target.install_bundle(self.now_ms, self.me, b),
+                };
+                // A record only one of the two caches took is not adopted:
+                // the routing stack lets go of it again.
+                if shadowed.is_err() {
+                    self.routing.delete(sa.inbound.spi);
+                }
+                shadowed
+            });
             out.sas.push(match adopted {
                 Ok(()) => SaAdoption::Adopted {
                     inbound: sa.inbound.spi,
@@ -507,11 +513,17 @@ mod tests {
         let mut broken = pair.clone();
         broken.inbound.spi = Spi(0x31);
         broken.inbound.integ_key = crate::ipsec::sa::Key(vec![1; 3]);
+        // The routing stack checks only the inbound SA; the shadow cache
+        // refuses this one's outbound SA.
+        let mut broken_out = pair.clone();
+        broken_out.inbound.spi = Spi(0x41);
+        broken_out.outbound.integ_key = crate::ipsec::sa::Key(vec![1; 3]);
         let sas = vec![
             SaRecord::Pair(Box::new(pair.clone())),
             SaRecord::Bundle(Box::new(b.clone())),
             SaRecord::Pair(Box::new(elsewhere)),
             SaRecord::Pair(Box::new(broken)),
+            SaRecord::Pair(Box::new(broken_out)),
         ];
         let conn = |port: u16, target: &str| {
             let key = ConnKey {
@@ -556,10 +568,16 @@ mod tests {
         assert!(
             matches!(
                 &adoption.sas[2..],
-                [SaAdoption::Refused {
-                    inbound: Spi(0x31),
-                    ..
-                }]
+                [
+                    SaAdoption::Refused {
+                        inbound: Spi(0x31),
+                        ..
+                    },
+                    SaAdoption::Refused {
+                        inbound: Spi(0x41),
+                        ..
+                    }
+                ]
             ),
             "{:?}",
             adoption.sas
