@@ -51,8 +51,8 @@ bench-lab: check-cargo
 bench-ike: check-cargo
 	$(CARGO) bench --bench ike_lab
 
-# CPU per MB of a relay that only forwards (MVS1's I/O; bare UDP sockets)
-# next to the CPU to decrypt a MB -> target/bench/floor.json: what the
+# CPU per MB of a relay that only forwards (MVS1's I/O; bare UDP sockets;
+# the XCF send alone) next to the CPU to decrypt a MB -> target/bench/floor.json: what the
 # routing-stack CPU ratio of bench-sysplex can reach on this machine.
 bench-floor: check-cargo
 	$(CARGO) bench --bench forward_floor

@@ -146,13 +146,12 @@ except (OSError, ValueError):
     floor = None
 if floor:
     dec = floor["decrypt_ms_per_mb"]
-    for key, label in (("mvs1_io", "MVS1's I/O, no routing stack"), ("bare_udp", "bare UDP GRO -> GSO relay"),
-                       ("send_only", "the XCF send alone")):
-        r = floor["relays"].get(key)
-        if r is None:
-            continue
-        print(f"{'  floor: ' + label:<44} {r['ms_per_mb']:>10.3f} {r['ms_per_mb'] + dec:>10.3f} {r['least_ratio']:>7.3f}  (bench-floor: + decrypt {dec:.3f} ms/MB; least ratio this I/O allows)")
-    relays = [k for k in ("mvs1_io", "bare_udp", "send_only") if k in floor["relays"]]
+    labels = {"mvs1_io": "MVS1's I/O, no routing stack", "bare_udp": "bare UDP GRO -> GSO relay",
+              "send_only": "the XCF send alone"}
+    relays = [k for k in labels if k in floor["relays"]]
+    for key in relays:
+        r = floor["relays"][key]
+        print(f"{'  floor: ' + labels[key]:<44} {r['ms_per_mb']:>10.3f} {r['ms_per_mb'] + dec:>10.3f} {r['least_ratio']:>7.3f}  (bench-floor: + decrypt {dec:.3f} ms/MB; least ratio this I/O allows)")
     rows[0]["floor"] = {k: floor["relays"][k]["ms_per_mb"] for k in relays}
     rows[0]["floor_decrypt_ms_per_mb"] = dec
     rows[0]["floor_least_ratio"] = {k: floor["relays"][k]["least_ratio"] for k in relays}
