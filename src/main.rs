@@ -71,13 +71,27 @@ enum Command {
         /// Print tshark UAT lines to decrypt captures: first one per ESP SA
         /// (`-o "uat:esp_sa:LINE"` with `-o esp.enable_encryption_decode:TRUE`),
         /// then one per IKE SA (`-o "uat:ikev2_decryption_table:LINE"`).
-        #[arg(long)]
-        wireshark_keys: bool,
+        /// With DIR, write them as a Wireshark configuration directory
+        /// instead (esp_sa, ikev2_decryption_table, and preferences that turn
+        /// ESP decryption and ICV checks on), for
+        /// `WIRESHARK_CONFIG_DIR=DIR tshark -r FILE`.
+        #[arg(long, num_args = 0..=1, value_name = "DIR")]
+        wireshark_keys: Option<Option<PathBuf>>,
         #[arg(long)]
         topology: Option<String>,
     },
     /// Check a topology file without creating anything.
     Check {
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check this host for what a topology needs (scripts/host-needs.list:
+    /// packages, charon plugins and the algorithms its strongSwan clients
+    /// may negotiate, kernel features); prints each missing thing with the
+    /// command that fixes it, and exits 1 when something is missing.
+    Doctor {
+        /// Topology file (default topologies/figure4.toml).
         file: Option<PathBuf>,
         #[arg(long)]
         json: bool,
@@ -183,7 +197,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let reply = ask(&node, topology.as_deref(), &cli.prefix, &Request::Ipsec)?;
             let d: display::IpsecDisplay =
                 serde_json::from_value(reply.clone()).context("reading the IPsec answer")?;
-            if wireshark_keys {
+            if let Some(Some(dir)) = wireshark_keys {
+                write_wireshark_dir(&dir, &d)?;
+            } else if wireshark_keys.is_some() {
                 for line in d.wireshark_keys.iter().chain(&d.ike_wireshark_keys) {
                     println!("{line}");
                 }
@@ -213,6 +229,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Doctor { file, json } => cmd_doctor(&resolve(file), json),
         Command::Generate { images } => {
             print!("{}", topology::generate(images));
             Ok(ExitCode::SUCCESS)
@@ -264,6 +281,49 @@ fn resolve(file: Option<PathBuf>) -> PathBuf {
 
 fn load(path: &Path) -> Result<Topology> {
     topology::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+/// Wireshark's personal configuration files for `dir` (wireshark(1),
+/// WIRESHARK_CONFIG_DIR): the ESP SA table, the IKEv2 decryption table and
+/// the ESP preferences that use them.
+fn write_wireshark_dir(dir: &Path, d: &display::IpsecDisplay) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lines = |l: &[String]| l.iter().map(|x| format!("{x}\n")).collect::<String>();
+    let files = [
+        ("esp_sa", lines(&d.wireshark_keys)),
+        ("ikev2_decryption_table", lines(&d.ike_wireshark_keys)),
+        (
+            "preferences",
+            "esp.enable_encryption_decode: TRUE\nesp.enable_authentication_check: TRUE\n".into(),
+        ),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!(
+        "{}: {} ESP SAs, {} IKE SAs; decrypt with WIRESHARK_CONFIG_DIR={} tshark -r FILE",
+        dir.display(),
+        d.wireshark_keys.len(),
+        d.ike_wireshark_keys.len(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn cmd_doctor(path: &Path, json: bool) -> Result<ExitCode> {
+    let topo = load(path)?;
+    let report = lab::doctor::check(Some(&topo), Some(path));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(if report.missing() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn cmd_up(path: &Path, prefix: &str) -> Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! Namespaces, veths, bridges, addresses, routes and processes for `plexnet
 //! up` and `plexnet down`, plus `status` and `exec`.
 
+pub mod doctor;
 pub mod down;
 pub mod exec;
 pub mod netlink;

@@ -27,7 +27,8 @@ use crate::topology::{Client, IkeSettings, Topology};
 /// charon with kernel-libipsec (package strongswan-charon,
 /// libcharon-extra-plugins).
 pub const CHARON: &str = "/usr/lib/ipsec/charon";
-const STRONGSWAN_CONF_IN: &str = include_str!("../../netns/strongswan/strongswan.conf.in");
+/// charon's configuration template (its `load =` line names every plugin).
+pub const STRONGSWAN_CONF_IN: &str = include_str!("../../netns/strongswan/strongswan.conf.in");
 const SWANCTL_CONF_IN: &str = include_str!("../../netns/strongswan/swanctl.conf.in");
 /// How long charon may take to answer `swanctl --stats`.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -146,9 +147,12 @@ pub fn start(run_dir: &Path, topo: &Topology, client: &Client, ns: &str) -> Resu
         .with_context(|| format!("starting charon in {ns}"))?;
     let pid = child.id();
     let start = Instant::now();
-    loop {
-        if swanctl(ns, &["--stats"]).is_ok_and(|o| o.status.success()) {
-            break;
+    let stats = loop {
+        if let Some(o) = swanctl(ns, &["--stats"])
+            .ok()
+            .filter(|o| o.status.success())
+        {
+            break String::from_utf8_lossy(&o.stdout).into_owned();
         }
         if !super::process::alive(pid) || start.elapsed() > READY_TIMEOUT {
             bail!(
@@ -159,6 +163,13 @@ pub fn start(run_dir: &Path, topo: &Topology, client: &Client, ns: &str) -> Resu
             );
         }
         std::thread::sleep(Duration::from_millis(50));
+    };
+    if let Err(e) = all_plugins_loaded(&stats) {
+        bail!(
+            "charon in {ns} (client {}) is not ready: {e}; {} has charon's own words",
+            client.name,
+            log_path(run_dir, &client.name).display()
+        );
     }
     let load = swanctl(ns, &["--load-all", "--noprompt"])?;
     if !load.status.success() {
@@ -171,9 +182,61 @@ pub fn start(run_dir: &Path, topo: &Topology, client: &Client, ns: &str) -> Resu
     Ok(pid)
 }
 
+/// Checks `swanctl --stats`' `loaded plugins:` line against the plugins
+/// `strongswan.conf` loads: charon skips a plugin it cannot load with no
+/// more than a log line (DESIGN.md, "Fresh-machine facts"), and then
+/// proposes algorithms it cannot install. The error names each plugin and
+/// the package of `scripts/host-needs.list` that ships it.
+pub fn all_plugins_loaded(stats: &str) -> Result<()> {
+    let loaded: Vec<&str> = stats
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("loaded plugins:"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let needs =
+        super::doctor::parse_needs(super::doctor::HOST_NEEDS).map_err(anyhow::Error::msg)?;
+    let absent: Vec<String> = super::doctor::charon_load_list()
+        .into_iter()
+        .filter(|p| !loaded.contains(&p.as_str()))
+        .map(|p| {
+            let package = needs
+                .iter()
+                .find(|n| n.kind == super::doctor::Kind::Plugin && n.name == p)
+                .and_then(|n| n.package.clone())
+                .unwrap_or_else(|| "not in scripts/host-needs.list".into());
+            format!("plugin '{p}' (package {package})")
+        })
+        .collect();
+    if absent.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "it did not load {} that strongswan.conf names; install with `sudo make deps`, check with `plexnet doctor`",
+        absent.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugin_charon_did_not_load_is_named_with_its_package() {
+        let all = super::super::doctor::charon_load_list().join(" ");
+        let stats = format!("worker threads: 16\nloaded plugins: charon {all}\n");
+        all_plugins_loaded(&stats).expect("all loaded");
+        let without = stats.replace(" gcm ", " ").replace(" openssl ", " ");
+        let e = all_plugins_loaded(&without).unwrap_err().to_string();
+        assert!(
+            e.contains("plugin 'gcm' (package libstrongswan-standard-plugins)"),
+            "{e}"
+        );
+        assert!(e.contains("plugin 'openssl'"), "{e}");
+        assert!(
+            all_plugins_loaded("uptime: 1s\n").is_err(),
+            "no plugin line: nothing loaded"
+        );
+    }
 
     #[test]
     fn configs_for_figure4_client1() {
