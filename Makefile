@@ -10,7 +10,7 @@ endif
 PLEXNET := target/release/plexnet
 TOPOLOGY ?= topologies/figure4.toml
 
-.PHONY: topology up down build test deps bench bench-ipsec bench-lab bench-floor bench-sysplex bench-ike fmt lint check-cargo
+.PHONY: topology up down build test doctor deps bench bench-ipsec bench-lab bench-floor bench-sysplex bench-ike fmt lint check-cargo
 
 topology: check-cargo
 	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
@@ -19,6 +19,7 @@ topology: check-cargo
 	@ln -sfn $(abspath $(PLEXNET)) /usr/local/bin/plexnet 2>/dev/null \
 	  && echo "plexnet: /usr/local/bin/plexnet -> $(abspath $(PLEXNET))" \
 	  || echo "plexnet: could not link /usr/local/bin/plexnet; run $(PLEXNET) instead" >&2
+	$(PLEXNET) doctor $(TOPOLOGY)
 	$(PLEXNET) up $(TOPOLOGY)
 
 up: topology
@@ -30,8 +31,17 @@ down: check-cargo
 build: check-cargo
 	$(CARGO) build --release
 
+# The namespace tests need strongSwan, tshark, ...: install what is missing
+# first (as `make topology` does), so a fresh machine passes as this one.
 test: check-cargo
+	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
 	$(CARGO) test
+
+# plexnet doctor for every topology under topologies/ (CI runs it): exits
+# non-zero, naming the package, plugin or kernel feature, when one is missing.
+doctor: check-cargo
+	$(CARGO) build --bin plexnet
+	@for t in topologies/*.toml; do target/debug/plexnet doctor $$t || exit 1; done
 
 deps:
 	scripts/deps.sh
