@@ -66,6 +66,8 @@ mod file;
 pub mod ike;
 pub mod manual;
 mod model;
+mod pagent;
+mod profile;
 mod resolve;
 mod source;
 pub mod vipa;
