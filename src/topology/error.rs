@@ -430,12 +430,32 @@ pub enum ErrorKind {
         kind: &'static str,
         allowed: String,
     },
-    #[error("{attribute} `{name}` is a {actual}, not a {kind}; allowed: the name of a {kind} statement")]
+    #[error(
+        "{attribute} `{name}` is a {actual}, not a {kind}; allowed: the name of a {kind} statement"
+    )]
     WrongKindReference {
         attribute: &'static str,
         name: String,
         kind: &'static str,
         actual: &'static str,
+    },
+    #[error("{attribute} has no value; allowed: {syntax}")]
+    MissingValue {
+        attribute: &'static str,
+        syntax: &'static str,
+    },
+    #[error("`{word}` after the value of {attribute}; allowed: {syntax}, one attribute per line")]
+    ExtraWord {
+        attribute: &'static str,
+        word: String,
+        syntax: &'static str,
+    },
+    #[error("{statement} `{name}` has no {attribute}; allowed: {syntax}")]
+    MissingAttribute {
+        statement: &'static str,
+        name: String,
+        attribute: &'static str,
+        syntax: &'static str,
     },
     #[error("{what} {value} is not implemented here; allowed: {implemented}")]
     NotImplemented {

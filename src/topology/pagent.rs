@@ -179,10 +179,7 @@ fn block<'a>(
         if args.last().is_some_and(|t| t.text == "{") {
             args.pop();
             opens = true;
-        } else if lines
-            .get(*i)
-            .is_some_and(|next| next[0].text == "{")
-        {
+        } else if lines.get(*i).is_some_and(|next| next[0].text == "{") {
             let next = &lines[*i];
             *i += 1;
             opens = true;
@@ -268,7 +265,10 @@ mod tests {
         let body = n[0].block.as_ref().expect("a block");
         assert_eq!(body.len(), 3);
         assert_eq!(texts(&body[0].args), ["198.18.0.100"]);
-        assert_eq!(body[0].keyword.at, text.find("IpSourceAddr").expect("there"));
+        assert_eq!(
+            body[0].keyword.at,
+            text.find("IpSourceAddr").expect("there")
+        );
         let svc = body[1].block.as_ref().expect("inline block");
         assert_eq!(svc[0].keyword.text, "Protocol");
         assert!(body[2].block.is_none());

@@ -663,7 +663,13 @@ fn rule_protocol(c: &mut Cursor<'_, '_>) -> Result<ProtocolSpec, RawError> {
     const WHAT: &str = "*, TCP, UDP, ICMP, OSPF or a protocol number after PROTOCOL";
     let v = c.next().ok_or_else(|| c.missing(WHAT))?;
     let number = if is_digits(v.text) {
-        Some(number_in(v, "protocol", 0, 255, "0 to 255, or *, TCP, UDP, ICMP, OSPF")? as u8)
+        Some(number_in(
+            v,
+            "protocol",
+            0,
+            255,
+            "0 to 255, or *, TCP, UDP, ICMP, OSPF",
+        )? as u8)
     } else {
         None
     };
@@ -873,7 +879,10 @@ mod tests {
                 dst: PortSpec::single(500)
             }
         );
-        assert_eq!((c.routing, c.direction), (Routing::Routed, Direction::Inbound));
+        assert_eq!(
+            (c.routing, c.direction),
+            (Routing::Routed, Direction::Inbound)
+        );
         assert_eq!(
             r[2].conditions.protocol,
             ProtocolSpec::Icmp {

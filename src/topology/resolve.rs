@@ -25,6 +25,7 @@ use super::file::{ClientDef, ImageDef, TopologyFile};
 use super::model::*;
 use super::source::StrMap;
 use super::vipa::{self, parse_ipv4, RawDests, Statement};
+use super::{policy, profile};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -399,6 +400,7 @@ pub(crate) fn resolve(
             inbound_filter: def.inbound_filter,
             distribute_crypto: def.distribute_crypto,
             vipa: VipaDynamic::default(),
+            ip_security: None,
         });
         image_at.push(name_at);
     }
@@ -467,6 +469,11 @@ pub(crate) fn resolve(
     // every DVIPA (the [hosts] one) would only report its consequences.
     let vipa_syntax_ok = r.diags.len() == before_vipa;
     vipa_semantics(&mut r, &mut images, &parsed, &external_lan);
+
+    // ---- IP security: profile and Policy Agent policy ----
+    for (image, def) in images.iter_mut().zip(&file.images) {
+        image.ip_security = parse_image_security(&mut r, def);
+    }
 
     // ---- hosts ----
     let mut hosts: Vec<HostName> = Vec::new();
@@ -815,6 +822,44 @@ fn parse_image_vipa(r: &mut Resolver<'_>, def: &ImageDef) -> ImageVipa {
     }
 }
 
+/// An image's `profile` and `ipsec_policy`, with their errors located in
+/// the file. `None` without a `profile`.
+fn parse_image_security(r: &mut Resolver<'_>, def: &ImageDef) -> Option<IpSecurity> {
+    let profile = def.profile.as_ref().map(|text| {
+        let map = StrMap::new(r.src, text.span(), text.get_ref());
+        let (p, errors) = profile::parse(text.get_ref());
+        for (at, kind) in errors {
+            r.err(map.file_offset(at), kind);
+        }
+        p
+    });
+    let policy = def.ipsec_policy.as_ref().map(|text| {
+        let map = StrMap::new(r.src, text.span(), text.get_ref());
+        let (p, errors) = policy::parse(text.get_ref());
+        for (at, kind) in errors {
+            r.err(map.file_offset(at), kind);
+        }
+        if !profile.as_ref().is_some_and(|p| p.ipsecurity) {
+            r.err(text.span().start, ErrorKind::PolicyWithoutIpsecurity);
+        }
+        IpSecPolicy {
+            filter_rules: p.filter_rules,
+            key_exchange_rules: p.key_exchange_rules,
+        }
+    });
+    let profile = profile?;
+    let block = profile.ipsec.unwrap_or_default();
+    Some(IpSecurity {
+        ipsecurity: profile.ipsecurity,
+        dvipsec: block.dvipsec,
+        dvlocalfltr: block.dvlocalfltr,
+        log_enable: block.log_enable,
+        log_implicit: block.log_implicit,
+        default_rules: block.rules,
+        policy,
+    })
+}
+
 /// Owners, backups, distributions and ranges across all images.
 fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVipa], ext: &Lan) {
     // Owners first: a backup or a distribution may come before the owner's
@@ -1136,7 +1181,7 @@ name = "client1"
         let text = base_with("name = \"MVS2\"", "name = \"MVS2\"\n‸iek = true");
         check(
             &text,
-            "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `inbound_filter`, `distribute_crypto`, `vipadynamic`",
+            "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `inbound_filter`, `distribute_crypto`, `vipadynamic`, `profile`, `ipsec_policy`",
         );
     }
 
