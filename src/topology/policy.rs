@@ -4,7 +4,7 @@
 //!
 //! # Syntax accepted
 //!
-//! The layout is the Policy Agent's ([`super::pagent`]): `Statement name`,
+//! The layout is the Policy Agent's (see `pagent.rs`): `Statement name`,
 //! a `{ ... }` block, one attribute per line, `#` comments. Statement and
 //! attribute names and keyword values are case-insensitive, as IBM's
 //! samples write them (`Protocol tcp`, `Routing local`); statement names
@@ -124,9 +124,9 @@
 //!   from `HowToAuthMsgs` (SHA2_256 gives HMAC_SHA2_256_128 and
 //!   HMAC_SHA2_256), else IBM's defaults HMAC_SHA1_96 and HMAC_SHA1.
 //!
-//! Offsets are byte offsets into the string given to [`parse`].
+//! Offsets are byte offsets into the string given to `parse`.
 
-use super::error::{line_col, ErrorKind};
+use super::error::ErrorKind;
 use super::model::{KeyExchangeAction, KeyExchangeOffer, KeyExchangeRule, SecurityEndpoint};
 use super::pagent::{self, Node, RawError};
 use super::profile::parse_addr_spec;
@@ -332,11 +332,12 @@ struct Defs<'a> {
 }
 
 /// Parses and resolves a whole `ipsec_policy` text. Errors are collected,
-/// not stopped at; the result holds what resolved.
-pub(crate) fn parse(text: &str) -> (ParsedPolicy, Vec<RawError>) {
+/// not stopped at; the result holds what resolved. `line_of` gives the
+/// file line of an offset, for messages that name another line.
+pub(crate) fn parse(text: &str, line_of: &dyn Fn(usize) -> usize) -> (ParsedPolicy, Vec<RawError>) {
     let (nodes, mut errors) = pagent::parse(text);
     let mut cx = Cx {
-        text,
+        line_of,
         errors: &mut errors,
     };
     let mut defs = Defs::default();
@@ -365,9 +366,9 @@ pub(crate) fn parse(text: &str) -> (ParsedPolicy, Vec<RawError>) {
     )
 }
 
-/// The parse context: the text (for line numbers) and the errors.
+/// The parse context: file lines of offsets, and the errors.
 struct Cx<'e> {
-    text: &'e str,
+    line_of: &'e dyn Fn(usize) -> usize,
     errors: &'e mut Vec<RawError>,
 }
 
@@ -531,7 +532,7 @@ impl Cx<'_> {
     }
 
     fn line(&self, at: usize) -> usize {
-        line_col(self.text, at).0
+        (self.line_of)(at)
     }
 
     /// Checks a statement name: 1 to 32 characters, no leading `-`, no `,`.
@@ -1528,7 +1529,7 @@ impl Cx<'_> {
                     let is_local = a.name.starts_with("Local");
                     let slot = if is_local { &mut local } else { &mut remote };
                     if let Some((_, first)) = slot {
-                        let first_line = line_col(self.text, *first).0;
+                        let first_line = (self.line_of)(*first);
                         Err((
                             a.at(),
                             ErrorKind::DuplicateAttribute {
@@ -2676,8 +2677,14 @@ fn lifesize(a: &Attr<'_, '_>) -> Result<Option<u64>, RawError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::line_col;
     use super::*;
     use std::net::Ipv4Addr;
+
+    /// Parses `text` with lines counted in `text` itself.
+    fn parse(text: &str) -> (ParsedPolicy, Vec<RawError>) {
+        super::parse(text, &|at| line_col(text, at).0)
+    }
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().expect("test address")

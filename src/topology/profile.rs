@@ -52,7 +52,7 @@
 //! other IPCONFIG parameters, `IPCONFIG6`, `IPSEC6RULE` (plexnet's stacks
 //! are IPv4 only) and `ROUTING ROUTED FRAGMENTSONLY`.
 //!
-//! Offsets are byte offsets into the string given to [`parse`].
+//! Offsets are byte offsets into the string given to `parse`.
 
 use super::error::ErrorKind;
 use super::vipa::{parse_ipv4, tokenize, Keyword, Tok};
@@ -157,8 +157,9 @@ pub(crate) struct RawProfile {
 }
 
 /// Parses a whole `profile` text. A bad statement is skipped up to the next
-/// statement keyword, so one mistake gives one error.
-pub(crate) fn parse(text: &str) -> (RawProfile, Vec<RawError>) {
+/// statement keyword, so one mistake gives one error. `line_of` gives the
+/// file line of an offset, for messages that name another line.
+pub(crate) fn parse(text: &str, line_of: &dyn Fn(usize) -> usize) -> (RawProfile, Vec<RawError>) {
     let toks = tokenize(text);
     let mut out = RawProfile::default();
     let mut errors = Vec::new();
@@ -189,7 +190,7 @@ pub(crate) fn parse(text: &str) -> (RawProfile, Vec<RawError>) {
             }
             let first = first_block.is_none();
             if let Some(at) = first_block {
-                let first_line = super::error::line_col(text, at).0;
+                let first_line = line_of(at);
                 errors.push((head.at, ErrorKind::SecondIpsecBlock { first_line }));
             } else {
                 first_block = Some(head.at);
@@ -746,6 +747,11 @@ fn rule_protocol(c: &mut Cursor<'_, '_>) -> Result<ProtocolSpec, RawError> {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    /// Parses `text` with lines counted in `text` itself.
+    fn parse(text: &str) -> (RawProfile, Vec<RawError>) {
+        super::parse(text, &|at| super::super::error::line_col(text, at).0)
+    }
 
     /// Parses `text`, failing on errors.
     fn ok(text: &str) -> RawProfile {
