@@ -339,6 +339,7 @@ pub(crate) fn parse(text: &str, line_of: &dyn Fn(usize) -> usize) -> (ParsedPoli
     let mut cx = Cx {
         line_of,
         errors: &mut errors,
+        here: 0,
     };
     let mut defs = Defs::default();
     // Where the first statement of each kind and name is, for duplicates.
@@ -370,6 +371,9 @@ pub(crate) fn parse(text: &str, line_of: &dyn Fn(usize) -> usize) -> (ParsedPoli
 struct Cx<'e> {
     line_of: &'e dyn Fn(usize) -> usize,
     errors: &'e mut Vec<RawError>,
+    /// Where the statement being parsed starts: where a missing attribute
+    /// of an empty block is reported.
+    here: usize,
 }
 
 /// One attribute a statement takes.
@@ -707,6 +711,7 @@ impl Cx<'_> {
             return;
         }
         let n = name.text;
+        self.here = word.at;
         match kind {
             Kind::FilterRule => {
                 let v = self.filter_rule(n, body);
@@ -857,6 +862,14 @@ impl Cx<'_> {
         ));
     }
 
+    /// Parses an inline statement that starts at `at`.
+    fn inline<T>(&mut self, at: usize, f: impl FnOnce(&mut Self) -> T) -> T {
+        let outer = std::mem::replace(&mut self.here, at);
+        let v = f(self);
+        self.here = outer;
+        v
+    }
+
     /// An inline statement's optional name.
     fn inline_name(&mut self, node: &Node<'_>) -> Option<String> {
         let name = node.args.first().copied()?;
@@ -984,7 +997,8 @@ impl Cx<'_> {
                     if a.name == "IpService" {
                         let _ = self.inline_name(a.node);
                         let body = a.node.block.as_deref().unwrap_or_default();
-                        service = Some(Use::Inline(self.service(body)));
+                        let v = self.inline(a.at(), |cx| cx.service(body));
+                        service = Some(Use::Inline(v));
                     } else {
                         match self.ok(a.one("IpServiceRef name")) {
                             Some(t) => service = Some(Use::Ref(t)),
@@ -1045,7 +1059,7 @@ impl Cx<'_> {
         attribute: &'static str,
         syntax: &'static str,
     ) {
-        let at = body.last().map_or(0, |n| n.keyword.at);
+        let at = body.last().map_or(self.here, |n| n.keyword.at);
         self.missing(at, statement, name, attribute, syntax);
     }
 
@@ -1358,7 +1372,8 @@ impl Cx<'_> {
                 "IpDataOffer" => {
                     let _ = self.inline_name(a.node);
                     let body = a.node.block.as_deref().unwrap_or_default();
-                    offers.push(Use::Inline(self.data_offer(body)));
+                    let v = self.inline(a.at(), |cx| cx.data_offer(body));
+                    offers.push(Use::Inline(v));
                     Ok(())
                 }
                 _ => a.one("IpDataOfferRef name").map(|t| offers.push(Use::Ref(t))),
@@ -1550,7 +1565,7 @@ impl Cx<'_> {
                             Kind::RemoteEndpoint
                         };
                         let body = a.node.block.as_deref().unwrap_or_default();
-                        let v = self.endpoint(kind, n.as_deref(), body);
+                        let v = self.inline(a.at(), |cx| cx.endpoint(kind, n.as_deref(), body));
                         let slot = if is_local { &mut local } else { &mut remote };
                         *slot = Some((Use::Inline(v), a.at()));
                         Ok(())
@@ -1723,7 +1738,8 @@ impl Cx<'_> {
                 "KeyExchangeOffer" => {
                     let n = self.inline_name(a.node);
                     let body = a.node.block.as_deref().unwrap_or_default();
-                    offers.push(Use::Inline(self.kx_offer(n.as_deref(), body)));
+                    let v = self.inline(a.at(), |cx| cx.kx_offer(n.as_deref(), body));
+                    offers.push(Use::Inline(v));
                     Ok(())
                 }
                 _ => a
@@ -3412,6 +3428,14 @@ KeyExchangeOffer ike1
         let (w, _, _, m) = err(&format!("{BASE}IpService x\n"));
         assert_eq!(w, "IpService");
         assert!(m.starts_with("`IpService` has no `{ ... }` block"), "{m}");
+        let (w, line, col, m) = err(&format!("{BASE}IpGenericFilterAction empty\n{{\n}}\n"));
+        assert_eq!((w.as_str(), line, col), ("IpGenericFilterAction", 99, 1));
+        assert!(
+            m.starts_with("IpGenericFilterAction `empty` has no IpFilterAction"),
+            "{m}"
+        );
+        let text = base_with("  IpDataOffer\n  {\n    HowToEncrypt AES_GCM_16 KeyLength 128\n    HowToAuth ESP Null\n  }\n", "  IpDataOffer\n  {\n  }\n");
+        ok(&text);
         // Same name, different kinds: fine.
         ok(&format!("{BASE}IpDataOffer ike\n{{\n}}\n"));
         // An unused statement is checked all the same.
