@@ -423,6 +423,69 @@ fn figure4_ip_security() {
     assert_eq!(back.images[0].ip_security, t.images[0].ip_security);
 }
 
+/// The Figure 4 example's rules in the filter engine: IKE and port 60 pass
+/// in clear, HTTP and iperf3 in clear are refused as clear text, anything
+/// else meets the deny rule.
+#[test]
+fn figure4_ip_security_in_the_filter_table() {
+    use plexnet::ipsec::filter::{
+        DenyReason, FilterOptions, FilterPacket, FilterTable, PacketDirection, Verdict,
+    };
+    use plexnet::ipsec::RuleSet;
+    let t = load("tests/data/ipsec/figure4.toml");
+    let sec = t
+        .image("MVS1")
+        .and_then(|i| i.ip_security.clone())
+        .expect("MVS1's IP security");
+    let options = FilterOptions {
+        logging: sec.log_enable,
+        log_implicit: sec.log_implicit,
+        ..FilterOptions::default()
+    };
+    let mut table =
+        FilterTable::new(RuleSet::new(sec.default_rules.clone()), options).expect("default rules");
+    let (dva1, client1) = (ip("198.18.0.100"), ip("198.18.1.2"));
+    let inbound = PacketDirection::Inbound;
+    let ike = FilterPacket::udp(inbound, (client1, 500), (dva1, 500));
+    let web = FilterPacket::tcp(inbound, (client1, 40000), (dva1, 80));
+    // Before the policy: the profile's default rules let IKE in, not HTTP.
+    assert!(table.evaluate(&ike).passes());
+    assert!(!table.evaluate(&web).passes());
+
+    let policy = sec.policy.expect("MVS1's policy");
+    table
+        .install_policy(RuleSet::new(policy.filter_rules))
+        .expect("the policy installs");
+    assert!(table.evaluate(&ike).passes());
+    let natt = FilterPacket::udp(inbound, (client1, 4500), (dva1, 4500));
+    assert!(table.evaluate(&natt).passes());
+    let port60 = FilterPacket::tcp(inbound, (ip("198.18.2.2"), 40000), (dva1, 60));
+    assert!(table.evaluate(&port60).passes());
+    for port in [80, 5201, 5204] {
+        let clear = FilterPacket::tcp(inbound, (client1, 40000), (dva1, port));
+        assert!(
+            matches!(
+                table.evaluate(&clear),
+                Verdict::Deny {
+                    reason: DenyReason::ClearText,
+                    ..
+                }
+            ),
+            "port {port} in clear"
+        );
+    }
+    let ssh = FilterPacket::tcp(inbound, (client1, 40000), (dva1, 22));
+    assert!(matches!(
+        table.evaluate(&ssh),
+        Verdict::Deny {
+            reason: DenyReason::DenyRule,
+            ..
+        }
+    ));
+    let reply = FilterPacket::tcp(PacketDirection::Outbound, (dva1, 80), (client1, 40000));
+    assert!(matches!(table.evaluate(&reply), Verdict::NeedsSa { .. }));
+}
+
 /// Every fixture under `tests/data/topology/` carries its expected first
 /// error in a `# expect: LINE:COL: message` line; loading must fail with
 /// exactly `PATH:LINE:COL: message`.
