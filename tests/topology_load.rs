@@ -1,6 +1,10 @@
 //! Loads the shipped topologies and every bad fixture under
 //! `tests/data/topology/`, checking the resolved model and the located errors.
 
+use plexnet::ipsec::{
+    AddrSpec, DataOffer, Direction, EncAlg, FilterAction, IntegAlg, Mode, PortSpec, Protocol,
+    ProtocolSpec, Routing, TcpConnect,
+};
 use plexnet::topology::{self, DestRole, DistMethod, Moveable, Topology};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -199,6 +203,287 @@ fn generated_topologies_load() {
         assert_eq!(t.clients.len(), 1);
         assert!(t.hosts.iter().any(|h| h.name == "DVA1"));
     }
+}
+
+/// tests/data/ipsec/figure4.toml: Figure 4 with z/OS IP security on DVA1's
+/// owner (MVS1) and backup (MVS5).
+#[test]
+fn figure4_ip_security() {
+    let t = load("tests/data/ipsec/figure4.toml");
+    let (dva1, dvb1) = (ip("198.18.0.100"), ip("198.18.0.101"));
+    for name in ["MVS2", "MVS3", "MVS4"] {
+        assert!(t.image(name).expect("target").ip_security.is_none());
+    }
+    let sec = t
+        .image("MVS1")
+        .and_then(|i| i.ip_security.as_ref())
+        .expect("MVS1's IP security");
+    assert!(sec.ipsecurity && sec.dvipsec && sec.log_enable);
+    assert!(!sec.dvlocalfltr && !sec.log_implicit);
+    let names: Vec<&str> = sec.default_rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["SYSDEFAULTRULE.1", "SYSDEFAULTRULE.2", "SYSDEFAULTRULE.3"]
+    );
+    let ike = &sec.default_rules[0];
+    assert_eq!(ike.action, FilterAction::Permit);
+    assert_eq!(ike.conditions.source, AddrSpec::host(dva1));
+    assert_eq!(
+        ike.conditions.protocol,
+        ProtocolSpec::Udp {
+            src: PortSpec::single(500),
+            dst: PortSpec::Any
+        }
+    );
+    assert!(sec.default_rules[2].log);
+
+    let policy = sec.policy.as_ref().expect("MVS1's policy");
+    let names: Vec<&str> = policy
+        .filter_rules
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ike-clients",
+            "natt-clients",
+            "web-client1",
+            "web-client2",
+            "iperf-clients",
+            "port60-clear",
+            "deny-all"
+        ]
+    );
+    let rule = |name: &str| {
+        policy
+            .filter_rules
+            .iter()
+            .find(|r| r.name == name)
+            .expect("a rule")
+    };
+    let clients = AddrSpec::Range {
+        first: ip("198.18.1.0"),
+        last: ip("198.18.2.255"),
+    };
+    let natt = rule("natt-clients");
+    assert_eq!(
+        (natt.conditions.destination, natt.action.clone()),
+        (clients, FilterAction::Permit)
+    );
+    assert_eq!(
+        natt.conditions.protocol,
+        ProtocolSpec::Udp {
+            src: PortSpec::single(4500),
+            dst: PortSpec::Any
+        }
+    );
+
+    // Ports 80 and 5201-5204 need IPsec: an ESP tunnel, AES-CBC/SHA1 or
+    // AES-GCM, from both client LANs.
+    let web1 = rule("web-client1");
+    assert_eq!(
+        web1.conditions.destination,
+        AddrSpec::Prefix {
+            addr: ip("198.18.1.0"),
+            len: 24
+        }
+    );
+    assert_eq!(
+        rule("web-client2").conditions.destination,
+        AddrSpec::Prefix {
+            addr: ip("198.18.2.0"),
+            len: 24
+        }
+    );
+    assert_eq!(
+        web1.conditions.protocol,
+        ProtocolSpec::Tcp {
+            src: PortSpec::single(80),
+            dst: PortSpec::Range {
+                first: 1024,
+                last: 65535
+            }
+        }
+    );
+    assert_eq!(
+        (
+            web1.conditions.direction,
+            web1.conditions.connect,
+            web1.conditions.routing
+        ),
+        (
+            Direction::Bidirectional,
+            Some(TcpConnect::Inbound),
+            Routing::Local
+        )
+    );
+    let esp = |enc, integrity| DataOffer {
+        protocol: Protocol::Esp,
+        mode: Mode::Tunnel,
+        encryption: Some(enc),
+        integrity,
+        lifetime_secs: 3600,
+        lifesize_bytes: None,
+    };
+    for name in ["web-client1", "web-client2", "iperf-clients"] {
+        let FilterAction::Ipsec(vpn) = &rule(name).action else {
+            panic!("{name} does not require IPsec")
+        };
+        assert_eq!(vpn.name, "dva1-esp");
+        assert_eq!(vpn.pfs_group, None);
+        assert_eq!(
+            vpn.offers,
+            [
+                esp(EncAlg::AesCbc128, IntegAlg::HmacSha1_96),
+                esp(EncAlg::AesGcm16_128, IntegAlg::None)
+            ]
+        );
+    }
+    let iperf = rule("iperf-clients");
+    assert_eq!(iperf.conditions.destination, clients);
+    assert_eq!(
+        iperf.conditions.protocol,
+        ProtocolSpec::Tcp {
+            src: PortSpec::Range {
+                first: 5201,
+                last: 5204
+            },
+            dst: PortSpec::Range {
+                first: 1024,
+                last: 65535
+            }
+        }
+    );
+    let clear = rule("port60-clear");
+    assert_eq!(clear.action, FilterAction::Permit);
+    assert_eq!(clear.conditions.destination, AddrSpec::Any);
+    let deny = rule("deny-all");
+    assert_eq!(
+        (
+            deny.action.clone(),
+            deny.log,
+            deny.conditions.source,
+            deny.conditions.protocol
+        ),
+        (FilterAction::Deny, true, AddrSpec::Any, ProtocolSpec::Any)
+    );
+    let set = plexnet::ipsec::RuleSet::new(policy.filter_rules.clone());
+    set.validate().expect("the filter engine accepts the rules");
+
+    assert_eq!(policy.key_exchange_rules.len(), 1);
+    let k = &policy.key_exchange_rules[0];
+    assert_eq!(k.name, "clients-dva1");
+    assert_eq!(
+        (k.local.identity, k.local.location),
+        (AddrSpec::host(dva1), AddrSpec::host(dva1))
+    );
+    assert_eq!((k.remote.identity, k.remote.location), (clients, clients));
+    // The same key as the [ike] table, so either IKE configuration works.
+    assert_eq!(k.shared_key, t.ike.as_ref().expect("[ike]").psk.as_bytes());
+    assert!(k.action.initiate);
+    let proposals: Vec<&str> = k
+        .action
+        .offers
+        .iter()
+        .map(|o| o.proposal.as_str())
+        .collect();
+    assert_eq!(
+        proposals,
+        [
+            "aes128-sha1-prfsha1-modp2048",
+            "aes256-sha256-prfsha256-ecp256"
+        ]
+    );
+    for o in &k.action.offers {
+        o.proposal_config()
+            .expect("an IKE proposal plexnet implements");
+        assert_eq!(o.lifetime_secs, 4 * 3600);
+    }
+
+    // The backup: the same DVA1 policy, and DVB1 in clear.
+    let mvs5 = t
+        .image("MVS5")
+        .and_then(|i| i.ip_security.as_ref())
+        .expect("MVS5's IP security");
+    assert!(mvs5.dvipsec);
+    let p5 = mvs5.policy.as_ref().expect("MVS5's policy");
+    let dvb: Vec<&str> = p5
+        .filter_rules
+        .iter()
+        .filter(|r| r.conditions.source == AddrSpec::host(dvb1))
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(dvb, ["dvb1-port60", "dvb1-port80"]);
+    assert_eq!(p5.filter_rules.len(), 9);
+
+    // The whole model survives the JSON the daemons receive it in.
+    let json = serde_json::to_string(&t).expect("serializes");
+    let back: Topology = serde_json::from_str(&json).expect("deserializes");
+    assert_eq!(back.images[0].ip_security, t.images[0].ip_security);
+}
+
+/// The Figure 4 example's rules in the filter engine: IKE and port 60 pass
+/// in clear, HTTP and iperf3 in clear are refused as clear text, anything
+/// else meets the deny rule.
+#[test]
+fn figure4_ip_security_in_the_filter_table() {
+    use plexnet::ipsec::filter::{
+        DenyReason, FilterOptions, FilterPacket, FilterTable, PacketDirection, Verdict,
+    };
+    use plexnet::ipsec::RuleSet;
+    let t = load("tests/data/ipsec/figure4.toml");
+    let sec = t
+        .image("MVS1")
+        .and_then(|i| i.ip_security.clone())
+        .expect("MVS1's IP security");
+    let options = FilterOptions {
+        logging: sec.log_enable,
+        log_implicit: sec.log_implicit,
+        ..FilterOptions::default()
+    };
+    let mut table =
+        FilterTable::new(RuleSet::new(sec.default_rules.clone()), options).expect("default rules");
+    let (dva1, client1) = (ip("198.18.0.100"), ip("198.18.1.2"));
+    let inbound = PacketDirection::Inbound;
+    let ike = FilterPacket::udp(inbound, (client1, 500), (dva1, 500));
+    let web = FilterPacket::tcp(inbound, (client1, 40000), (dva1, 80));
+    // Before the policy: the profile's default rules let IKE in, not HTTP.
+    assert!(table.evaluate(&ike).passes());
+    assert!(!table.evaluate(&web).passes());
+
+    let policy = sec.policy.expect("MVS1's policy");
+    table
+        .install_policy(RuleSet::new(policy.filter_rules))
+        .expect("the policy installs");
+    assert!(table.evaluate(&ike).passes());
+    let natt = FilterPacket::udp(inbound, (client1, 4500), (dva1, 4500));
+    assert!(table.evaluate(&natt).passes());
+    let port60 = FilterPacket::tcp(inbound, (ip("198.18.2.2"), 40000), (dva1, 60));
+    assert!(table.evaluate(&port60).passes());
+    for port in [80, 5201, 5204] {
+        let clear = FilterPacket::tcp(inbound, (client1, 40000), (dva1, port));
+        assert!(
+            matches!(
+                table.evaluate(&clear),
+                Verdict::Deny {
+                    reason: DenyReason::ClearText,
+                    ..
+                }
+            ),
+            "port {port} in clear"
+        );
+    }
+    let ssh = FilterPacket::tcp(inbound, (client1, 40000), (dva1, 22));
+    assert!(matches!(
+        table.evaluate(&ssh),
+        Verdict::Deny {
+            reason: DenyReason::DenyRule,
+            ..
+        }
+    ));
+    let reply = FilterPacket::tcp(PacketDirection::Outbound, (dva1, 80), (client1, 40000));
+    assert!(matches!(table.evaluate(&reply), Verdict::NeedsSa { .. }));
 }
 
 /// Every fixture under `tests/data/topology/` carries its expected first

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use core::net::IpAddr;
 
 use rand_core::RngCore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ah::{open_ah, open_bundle, seal_ah, seal_bundle};
 use super::counters::{DropCounters, SaCounters};
@@ -245,7 +245,7 @@ pub fn open_bundle_counted(
 }
 
 /// Identifies an inbound SA (RFC 4301 §4.1: SPI, destination, protocol).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SaId {
     /// Destination address of the packets.
     pub dst: IpAddr,

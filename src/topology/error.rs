@@ -364,4 +364,103 @@ pub enum ErrorKind {
         soft: u64,
         hard: u64,
     },
+
+    // ---- PROFILE.TCPIP IPCONFIG and IPSEC (`profile`) ----
+    #[error("unknown statement `{word}` in the profile; allowed: IPCONFIG IPSECURITY, IPSEC ... ENDIPSEC (VIPADYNAMIC goes in `vipadynamic`)")]
+    ProfileUnknownStatement { word: String },
+    #[error("{statement} is not supported by plexnet; allowed: {allowed}")]
+    ProfileUnsupportedStatement {
+        statement: &'static str,
+        allowed: &'static str,
+    },
+    #[error("`{word}` comes after {after} in {statement}; allowed: the parameters in IBM's order: {syntax}")]
+    OutOfOrder {
+        statement: &'static str,
+        word: String,
+        after: String,
+        syntax: &'static str,
+    },
+    #[error("{statement} outside an IPSEC block; allowed: {statement} between IPSEC and ENDIPSEC")]
+    OutsideIpsecBlock { statement: &'static str },
+    #[error("IPSEC inside an IPSEC block; allowed: ENDIPSEC before the next IPSEC")]
+    NestedIpsecBlock,
+    #[error("the IPSEC block is not closed; allowed: ENDIPSEC after the last IPSECRULE")]
+    UnclosedIpsecBlock,
+    #[error("a second IPSEC block (the first is at line {first_line}); z/OS would ignore it (EZZ0757I) and with it every rule it holds, so plexnet refuses it; allowed: one IPSEC ... ENDIPSEC block holding every IPSECRULE")]
+    SecondIpsecBlock { first_line: usize },
+    #[error("IPSEC block without IPCONFIG IPSECURITY: z/OS ignores the IPSEC statement then, and the stack does no IP filtering at all; allowed: IPCONFIG IPSECURITY in the same profile, or no IPSEC block")]
+    IpsecWithoutIpsecurity,
+    #[error("`{text}` is not an address specification; allowed: * (every address), a.b.c.d, a.b.c.d/len (len 0 to 32), or a.b.c.d-a.b.c.d (first not above last)")]
+    BadAddrSpec { text: String },
+    #[error("{what} `{value}` is out of range; allowed: {allowed}")]
+    OutOfRange {
+        what: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+
+    // ---- Policy Agent IPSec policy (`ipsec_policy`) ----
+    #[error("ipsec_policy without IPCONFIG IPSECURITY in this image's profile: the Policy Agent does not install IPSec policy in such a stack (EZD1579I); allowed: IPCONFIG IPSECURITY in `profile`, or no `ipsec_policy`")]
+    PolicyWithoutIpsecurity,
+    #[error("unknown statement `{word}`; allowed: {allowed}")]
+    PolicyUnknownStatement { word: String, allowed: &'static str },
+    #[error("{word} is not supported by plexnet; allowed: {allowed}")]
+    PolicyUnsupported { word: String, allowed: &'static str },
+    #[error("{problem}; allowed: {allowed}")]
+    PolicyLayout {
+        problem: String,
+        allowed: &'static str,
+    },
+    #[error("{statement} `{name}` is defined twice (first at line {first_line}); allowed: one {statement} per name")]
+    DuplicateStatement {
+        statement: &'static str,
+        name: String,
+        first_line: usize,
+    },
+    #[error("{attribute} is given twice in {statement} (first at line {first_line}); allowed: {attribute} once")]
+    DuplicateAttribute {
+        statement: &'static str,
+        attribute: &'static str,
+        first_line: usize,
+    },
+    #[error("{attribute} `{name}` names no {kind} statement; allowed: {allowed}")]
+    UnknownReference {
+        attribute: &'static str,
+        name: String,
+        kind: &'static str,
+        allowed: String,
+    },
+    #[error(
+        "{attribute} `{name}` is a {actual}, not a {kind}; allowed: the name of a {kind} statement"
+    )]
+    WrongKindReference {
+        attribute: &'static str,
+        name: String,
+        kind: &'static str,
+        actual: &'static str,
+    },
+    #[error("{attribute} has no value; allowed: {syntax}")]
+    MissingValue {
+        attribute: &'static str,
+        syntax: &'static str,
+    },
+    #[error("`{word}` after the value of {attribute}; allowed: {syntax}, one attribute per line")]
+    ExtraWord {
+        attribute: &'static str,
+        word: String,
+        syntax: &'static str,
+    },
+    #[error("{statement} `{name}` has no {attribute}; allowed: {syntax}")]
+    MissingAttribute {
+        statement: &'static str,
+        name: String,
+        attribute: &'static str,
+        syntax: &'static str,
+    },
+    #[error("{what} {value} is not implemented here; allowed: {implemented}")]
+    NotImplemented {
+        what: &'static str,
+        value: String,
+        implemented: &'static str,
+    },
 }

@@ -112,6 +112,11 @@ pub(crate) struct ImageDef {
     pub(crate) distribute_crypto: bool,
     /// The VIPADYNAMIC block in PROFILE.TCPIP syntax; none for a pure target.
     pub(crate) vipadynamic: Option<Spanned<String>>,
+    /// Further PROFILE.TCPIP statements: `IPCONFIG IPSECURITY` and the
+    /// `IPSEC ... ENDIPSEC` block (`super::profile`).
+    pub(crate) profile: Option<Spanned<String>>,
+    /// The Policy Agent's IPSec policy for this stack (`super::policy`).
+    pub(crate) ipsec_policy: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {

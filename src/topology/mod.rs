@@ -1,9 +1,24 @@
 //! Topology files: the model, TOML loading, z/OS VIPADYNAMIC statements,
-//! validation.
+//! z/OS IP security configuration, validation.
 //!
 //! A topology file is TOML. Every image carries the VIPADYNAMIC block of its
 //! PROFILE.TCPIP as a string, in z/OS syntax (the [`vipa`] module lists the
-//! statements, abbreviations and defaults accepted):
+//! statements, abbreviations and defaults accepted). An image may also
+//! carry its IP security, z/OS style, in two more strings (resolved into
+//! [`Image::ip_security`]):
+//!
+//! * `profile`: further PROFILE.TCPIP statements, `IPCONFIG IPSECURITY`
+//!   and the `IPSEC ... IPSECRULE ... ENDIPSEC` block of default filter
+//!   rules (the [`profile`] module gives the grammar, after IBM's IPSEC
+//!   statement);
+//! * `ipsec_policy`: the Policy Agent's IPSec policy for the stack, in the
+//!   Policy Agent's configuration file syntax (the [`policy`] module lists
+//!   the statements and attributes accepted: IpFilterRule, IpService,
+//!   IpGenericFilterAction, IpDynVpnAction, IpDataOffer, KeyExchangeRule,
+//!   KeyExchangeAction, KeyExchangeOffer, Local/RemoteSecurityEndpoint and
+//!   the two policies). It needs `IPCONFIG IPSECURITY` in `profile`.
+//!
+//! `tests/data/ipsec/figure4.toml` is a complete example.
 //!
 //! ```toml
 //! name = "minimal"                 # optional, default the file stem
@@ -38,6 +53,24 @@
 //! ENDVIPADYNAMIC
 //! """
 //!
+//! profile = """                    # optional: IP filtering and IPsec
+//! IPCONFIG IPSECURITY
+//! IPSEC DVIPSEC                    ; DVA1's tunnels follow DVA1
+//!   IPSECRULE 198.18.0.100 * PROTOCOL UDP SRCPORT 500   ; IKE until policy is in
+//! ENDIPSEC
+//! """
+//! ipsec_policy = """               # optional: the Policy Agent's IPSec policy
+//! IpFilterRule web
+//! {
+//!   IpSourceAddr 198.18.0.100
+//!   IpServiceRef web
+//!   IpGenericFilterActionRef ipsec
+//!   IpDynVpnActionRef esp
+//! }
+//! # ... IpService web, IpGenericFilterAction ipsec, IpDynVpnAction esp,
+//! # KeyExchangeRule ..., as in tests/data/ipsec/figure4.toml
+//! """
+//!
 //! [[image]]
 //! name = "MVS2"                    # no vipadynamic: a target only
 //!
@@ -66,6 +99,9 @@ mod file;
 pub mod ike;
 pub mod manual;
 mod model;
+mod pagent;
+pub mod policy;
+pub mod profile;
 mod resolve;
 mod source;
 pub mod vipa;

@@ -25,6 +25,7 @@ use super::file::{ClientDef, ImageDef, TopologyFile};
 use super::model::*;
 use super::source::StrMap;
 use super::vipa::{self, parse_ipv4, RawDests, Statement};
+use super::{policy, profile};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -399,6 +400,7 @@ pub(crate) fn resolve(
             inbound_filter: def.inbound_filter,
             distribute_crypto: def.distribute_crypto,
             vipa: VipaDynamic::default(),
+            ip_security: None,
         });
         image_at.push(name_at);
     }
@@ -467,6 +469,11 @@ pub(crate) fn resolve(
     // every DVIPA (the [hosts] one) would only report its consequences.
     let vipa_syntax_ok = r.diags.len() == before_vipa;
     vipa_semantics(&mut r, &mut images, &parsed, &external_lan);
+
+    // ---- IP security: profile and Policy Agent policy ----
+    for (image, def) in images.iter_mut().zip(&file.images) {
+        image.ip_security = parse_image_security(&mut r, def);
+    }
 
     // ---- hosts ----
     let mut hosts: Vec<HostName> = Vec::new();
@@ -815,6 +822,47 @@ fn parse_image_vipa(r: &mut Resolver<'_>, def: &ImageDef) -> ImageVipa {
     }
 }
 
+/// An image's `profile` and `ipsec_policy`, with their errors located in
+/// the file. `None` without a `profile`.
+fn parse_image_security(r: &mut Resolver<'_>, def: &ImageDef) -> Option<IpSecurity> {
+    let profile = def.profile.as_ref().map(|text| {
+        let map = StrMap::new(r.src, text.span(), text.get_ref());
+        let src = r.src;
+        let (p, errors) =
+            profile::parse(text.get_ref(), &|at| line_col(src, map.file_offset(at)).0);
+        for (at, kind) in errors {
+            r.err(map.file_offset(at), kind);
+        }
+        p
+    });
+    let policy = def.ipsec_policy.as_ref().map(|text| {
+        let map = StrMap::new(r.src, text.span(), text.get_ref());
+        let src = r.src;
+        let (p, errors) = policy::parse(text.get_ref(), &|at| line_col(src, map.file_offset(at)).0);
+        for (at, kind) in errors {
+            r.err(map.file_offset(at), kind);
+        }
+        if !profile.as_ref().is_some_and(|p| p.ipsecurity) {
+            r.err(text.span().start, ErrorKind::PolicyWithoutIpsecurity);
+        }
+        IpSecPolicy {
+            filter_rules: p.filter_rules,
+            key_exchange_rules: p.key_exchange_rules,
+        }
+    });
+    let profile = profile?;
+    let block = profile.ipsec.unwrap_or_default();
+    Some(IpSecurity {
+        ipsecurity: profile.ipsecurity,
+        dvipsec: block.dvipsec,
+        dvlocalfltr: block.dvlocalfltr,
+        log_enable: block.log_enable,
+        log_implicit: block.log_implicit,
+        default_rules: block.rules,
+        policy,
+    })
+}
+
 /// Owners, backups, distributions and ranges across all images.
 fn vipa_semantics(r: &mut Resolver<'_>, images: &mut [Image], parsed: &[ImageVipa], ext: &Lan) {
     // Owners first: a backup or a distribution may come before the owner's
@@ -1136,7 +1184,7 @@ name = "client1"
         let text = base_with("name = \"MVS2\"", "name = \"MVS2\"\n‸iek = true");
         check(
             &text,
-            "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `inbound_filter`, `distribute_crypto`, `vipadynamic`",
+            "unknown field `iek`, expected one of `name`, `ext_addr`, `xcf_addr`, `ike`, `inbound_filter`, `distribute_crypto`, `vipadynamic`, `profile`, `ipsec_policy`",
         );
     }
 
@@ -1631,6 +1679,85 @@ name = "client1"
         check(
             &text,
             "the VIPADYNAMIC block is not closed; allowed: ENDVIPADYNAMIC after the last statement",
+        );
+    }
+
+    /// BASE with IP security on MVS1: a profile and a policy (as a literal
+    /// string, so that both TOML string kinds are mapped).
+    fn secured() -> String {
+        base_with(
+            "ENDVIPADYNAMIC\n\"\"\"\n",
+            concat!(
+                "ENDVIPADYNAMIC\n\"\"\"\n",
+                "profile = \"\"\"\n",
+                "IPCONFIG IPSECURITY\n",
+                "IPSEC DVIPSEC\n",
+                "  IPSECRULE * * PROTOCOL UDP SRCPORT 500\n",
+                "ENDIPSEC\n",
+                "\"\"\"\n",
+                "ipsec_policy = '''\n",
+                "IpFilterRule all\n",
+                "{\n",
+                "  IpService\n",
+                "  {\n",
+                "    Protocol All\n",
+                "  }\n",
+                "  IpGenericFilterActionRef permit\n",
+                "}\n",
+                "IpGenericFilterAction permit\n",
+                "{\n",
+                "  IpFilterAction Permit\n",
+                "}\n",
+                "'''\n",
+            ),
+        )
+    }
+
+    #[test]
+    fn ip_security_loads() {
+        let t = load(&secured()).expect("loads");
+        let sec = t.images[0]
+            .ip_security
+            .as_ref()
+            .expect("MVS1 has IP security");
+        assert!(sec.ipsecurity && sec.dvipsec);
+        assert_eq!(sec.default_rules.len(), 1);
+        let policy = sec.policy.as_ref().expect("a policy");
+        assert_eq!(policy.filter_rules[0].name, "all");
+        assert!(t.images[1].ip_security.is_none());
+    }
+
+    #[test]
+    fn ip_security_errors_are_located_in_the_file() {
+        let secured = secured();
+        // Profile errors point into the profile string.
+        check(
+            &secured.replacen("SRCPORT 500", "SRCPORT ‸0", 1),
+            "port `0` is out of range; allowed: *, a port 1 to 65535, or two ports n m (a range)",
+        );
+        check(
+            &secured
+                .replacen("IPCONFIG IPSECURITY\n", "", 1)
+                .replacen("IPSEC DVIPSEC", "‸IPSEC DVIPSEC", 1),
+            "IPSEC block without IPCONFIG IPSECURITY: z/OS ignores the IPSEC statement then, and the stack does no IP filtering at all; allowed: IPCONFIG IPSECURITY in the same profile, or no IPSEC block",
+        );
+        // Policy errors point into the policy string.
+        check(
+            &secured.replacen("IpFilterAction Permit", "IpFilterAction ‸Allow", 1),
+            "IpFilterAction `Allow` is not known; allowed: Permit, Deny or IpSec",
+        );
+        check(
+            &secured.replacen("ActionRef permit", "ActionRef ‸permitted", 1),
+            "IpGenericFilterActionRef `permitted` names no IpGenericFilterAction statement; allowed: the name of a IpGenericFilterAction statement: permit",
+        );
+        // A policy with no IPCONFIG IPSECURITY in the image's profile.
+        let start = secured.find("profile = ").expect("a profile");
+        let end = secured.find("ipsec_policy").expect("a policy");
+        let mut no_profile = secured.clone();
+        no_profile.replace_range(start..end, "");
+        check(
+            &no_profile.replacen("ipsec_policy = '''", "ipsec_policy = ‸'''", 1),
+            "ipsec_policy without IPCONFIG IPSECURITY in this image's profile: the Policy Agent does not install IPSec policy in such a stack (EZD1579I); allowed: IPCONFIG IPSECURITY in `profile`, or no `ipsec_policy`",
         );
     }
 

@@ -64,7 +64,7 @@ pub(crate) struct Keyword {
 }
 
 impl Keyword {
-    const fn new(full: &'static str, min: usize) -> Keyword {
+    pub(crate) const fn new(full: &'static str, min: usize) -> Keyword {
         Keyword { full, min }
     }
     /// Whether `word` spells this keyword (case-insensitive, abbreviated no

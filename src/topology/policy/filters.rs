@@ -1,0 +1,597 @@
+//! The IP filter statements: IpFilterRule, IpService,
+//! IpGenericFilterAction, IpDynVpnAction, IpDataOffer.
+
+use super::values::{
+    esp_auth, esp_encryption, filter_addr, lifesize, pfs_group, port_range, service_direction,
+    service_protocol,
+};
+use super::*;
+
+impl Cx<'_> {
+    /// IpFilterRule (IBM: ipfilterrulestatement.htm).
+    pub(super) fn filter_rule<'a>(
+        &mut self,
+        name: &str,
+        body: &[Node<'a>],
+    ) -> Option<RawFilterRule<'a>> {
+        const ALLOWED: &str = "IpSourceAddr, IpDestAddr, IpService or IpServiceRef, IpGenericFilterActionRef, IpDynVpnActionRef";
+        const UNSUPPORTED: &[&str] = &[
+            "IpSourceAddrRef",
+            "IpSourceAddrSet",
+            "IpSourceAddrSetRef",
+            "IpSourceAddrGroupRef",
+            "IpDestAddrRef",
+            "IpDestAddrSet",
+            "IpDestAddrSetRef",
+            "IpDestAddrGroupRef",
+            "IpServiceGroupRef",
+            "IpTimeConditionRef",
+            "IpTimeCondition",
+            "IpManVpnActionRef",
+            "IpLocalStartActionRef",
+            "IpLocalStartAction",
+            "IpGenericFilterAction",
+            "IpDynVpnAction",
+        ];
+        let specs = [
+            attr("IpSourceAddr"),
+            attr("IpDestAddr"),
+            inline("IpService", false),
+            attr("IpServiceRef"),
+            attr("IpGenericFilterActionRef"),
+            attr("IpDynVpnActionRef"),
+        ];
+        let before = self.errors.len();
+        let attrs = self.attrs("IpFilterRule", body, &specs, UNSUPPORTED, ALLOWED);
+        let mut ok = self.errors.len() == before;
+        let mut source = AddrSpec::Any;
+        let mut destination = AddrSpec::Any;
+        let mut service: Option<Use<'a, Service>> = None;
+        let mut service_at: Option<usize> = None;
+        let mut generic = None;
+        let mut dynvpn = None;
+        for a in &attrs {
+            match a.name {
+                "IpSourceAddr" | "IpDestAddr" => match self.ok(filter_addr(a)) {
+                    Some(v) if a.name == "IpSourceAddr" => source = v,
+                    Some(v) => destination = v,
+                    None => ok = false,
+                },
+                "IpService" | "IpServiceRef" => {
+                    if let Some(first) = service_at {
+                        let first_line = self.line(first);
+                        self.push((
+                            a.at(),
+                            ErrorKind::DuplicateAttribute {
+                                statement: "IpFilterRule",
+                                attribute: "IpService",
+                                first_line,
+                            },
+                        ));
+                        ok = false;
+                        continue;
+                    }
+                    service_at = Some(a.at());
+                    if a.name == "IpService" {
+                        let _ = self.inline_name(a.node);
+                        let body = a.node.block.as_deref().unwrap_or_default();
+                        let v = self.inline(a.at(), |cx| cx.service(body));
+                        service = Some(Use::Inline(v));
+                    } else {
+                        match self.ok(a.one("IpServiceRef name")) {
+                            Some(t) => service = Some(Use::Ref(t)),
+                            None => ok = false,
+                        }
+                    }
+                }
+                "IpGenericFilterActionRef" => {
+                    generic = self.ok(a.one("IpGenericFilterActionRef name"));
+                    ok &= generic.is_some();
+                }
+                _ => {
+                    dynvpn = self.ok(a.one("IpDynVpnActionRef name"));
+                    ok &= dynvpn.is_some();
+                }
+            }
+        }
+        let Some(service) = service else {
+            if ok {
+                self.missing_in(
+                    body,
+                    "IpFilterRule",
+                    name,
+                    "IpService",
+                    "IpService { ... } or IpServiceRef name",
+                );
+            }
+            return None;
+        };
+        let Some(generic) = generic else {
+            if ok {
+                self.missing_in(
+                    body,
+                    "IpFilterRule",
+                    name,
+                    "IpGenericFilterActionRef",
+                    "IpGenericFilterActionRef name (an IpGenericFilterAction with IpFilterAction Permit, Deny or IpSec)",
+                );
+            }
+            return None;
+        };
+        ok.then_some(RawFilterRule {
+            source,
+            destination,
+            service,
+            generic,
+            dynvpn,
+        })
+    }
+
+    /// Reports a missing attribute at the end of the block that lacks it
+    /// (the last line before its `}`), or at its first line.
+    pub(super) fn missing_in(
+        &mut self,
+        body: &[Node<'_>],
+        statement: &'static str,
+        name: &str,
+        attribute: &'static str,
+        syntax: &'static str,
+    ) {
+        let at = body.last().map_or(self.here, |n| n.keyword.at);
+        self.missing(at, statement, name, attribute, syntax);
+    }
+
+    /// IpService (IBM: ipservicestatement.htm).
+    pub(super) fn service(&mut self, body: &[Node<'_>]) -> Option<Service> {
+        const ALLOWED: &str = "Protocol, SourcePortRange, DestinationPortRange, IcmpType, IcmpCode, OspfType, Direction, Routing, SecurityClass";
+        const UNSUPPORTED: &[&str] = &[
+            "SourcePortGranularity",
+            "DestinationPortGranularity",
+            "ProtocolGranularity",
+            "IcmpTypeGranularity",
+            "IcmpCodeGranularity",
+            "OspfTypeGranularity",
+            "MIPv6Type",
+            "MIPv6TypeGranularity",
+            "FragmentsOnly",
+        ];
+        let specs = [
+            attr("Protocol"),
+            attr("SourcePortRange"),
+            attr("DestinationPortRange"),
+            attr("IcmpType"),
+            attr("IcmpCode"),
+            attr("OspfType"),
+            attr("Direction"),
+            attr("Routing"),
+            attr("SecurityClass"),
+        ];
+        let before = self.errors.len();
+        let attrs = self.attrs("IpService", body, &specs, UNSUPPORTED, ALLOWED);
+        let mut ok = self.errors.len() == before;
+        let mut protocol = ProtocolSpec::Any;
+        let mut src = PortSpec::Any;
+        let mut dst = PortSpec::Any;
+        let mut icmp_type = None;
+        let mut icmp_code = None;
+        let mut ospf_type = None;
+        let mut routing = Routing::Local;
+        let mut direction = Direction::Bidirectional;
+        let mut connect = None;
+        let mut security_class = 0u8;
+        // Attributes that need a protocol, with where they were written.
+        let mut ports_at = None;
+        let mut icmp_at = None;
+        let mut ospf_at = None;
+        for a in &attrs {
+            let r: Result<(), RawError> = (|| {
+                match a.name {
+                    "Protocol" => protocol = service_protocol(a)?,
+                    "SourcePortRange" => {
+                        src = port_range(a)?;
+                        ports_at.get_or_insert(a.at());
+                    }
+                    "DestinationPortRange" => {
+                        dst = port_range(a)?;
+                        ports_at.get_or_insert(a.at());
+                    }
+                    "IcmpType" => {
+                        let v = a.one("IcmpType n (0 to 255)")?;
+                        icmp_type = Some(number(v, "IcmpType", 0, 255, "0 to 255")? as u8);
+                        icmp_at.get_or_insert(a.at());
+                    }
+                    "IcmpCode" => {
+                        let v = a.one("IcmpCode n (0 to 255), after IcmpType")?;
+                        icmp_code =
+                            Some((number(v, "IcmpCode", 0, 255, "0 to 255")? as u8, a.at()));
+                        icmp_at.get_or_insert(a.at());
+                    }
+                    "OspfType" => {
+                        let v = a.one("OspfType n (0 to 255)")?;
+                        ospf_type = Some(number(v, "OspfType", 0, 255, "0 to 255")? as u8);
+                        ospf_at = Some(a.at());
+                    }
+                    "Direction" => (direction, connect) = service_direction(a)?,
+                    "Routing" => {
+                        routing = a.choice(
+                            &[
+                                ("Local", Routing::Local),
+                                ("Routed", Routing::Routed),
+                                ("Either", Routing::Either),
+                            ],
+                            "Routing Local|Routed|Either",
+                            "Local, Routed or Either",
+                        )?;
+                    }
+                    _ => {
+                        let v = a.one("SecurityClass n (0 to 255)")?;
+                        security_class = number(
+                            v,
+                            "SecurityClass",
+                            0,
+                            255,
+                            "0 (every interface) or a security class 1 to 255",
+                        )? as u8;
+                    }
+                }
+                Ok(())
+            })();
+            if self.ok(r).is_none() {
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let combination = |at: usize, problem: String, allowed: &'static str| {
+            (at, ErrorKind::Combination { problem, allowed })
+        };
+        let protocol = match protocol {
+            ProtocolSpec::Tcp { .. } => ProtocolSpec::Tcp { src, dst },
+            ProtocolSpec::Udp { .. } => ProtocolSpec::Udp { src, dst },
+            ProtocolSpec::Icmp { .. } => {
+                if let Some((_, at)) = icmp_code.filter(|_| icmp_type.is_none()) {
+                    self.push(combination(
+                        at,
+                        "IcmpCode without IcmpType".to_owned(),
+                        "IcmpType n, then IcmpCode n (a code belongs to one ICMP type)",
+                    ));
+                    return None;
+                }
+                ProtocolSpec::Icmp {
+                    icmp_type,
+                    code: icmp_code.map(|(c, _)| c),
+                }
+            }
+            ProtocolSpec::Ospf { .. } => ProtocolSpec::Ospf { ospf_type },
+            other => other,
+        };
+        let tcp_udp = matches!(
+            protocol,
+            ProtocolSpec::Tcp { .. } | ProtocolSpec::Udp { .. }
+        );
+        let checks = [
+            (
+                ports_at,
+                tcp_udp,
+                "port ranges",
+                "SourcePortRange and DestinationPortRange with Protocol Tcp or Udp",
+            ),
+            (
+                icmp_at,
+                matches!(protocol, ProtocolSpec::Icmp { .. }),
+                "IcmpType and IcmpCode",
+                "IcmpType and IcmpCode with Protocol Icmp",
+            ),
+            (
+                ospf_at,
+                matches!(protocol, ProtocolSpec::Ospf { .. }),
+                "OspfType",
+                "OspfType with Protocol Ospf",
+            ),
+        ];
+        for (at, fits, what, allowed) in checks {
+            if let (Some(at), false) = (at, fits) {
+                self.push(combination(
+                    at,
+                    format!("{what} without a protocol that has them"),
+                    allowed,
+                ));
+                return None;
+            }
+        }
+        Some(Service {
+            protocol,
+            routing,
+            direction,
+            connect,
+            security_class,
+        })
+    }
+
+    /// IpGenericFilterAction (IBM: ipgenericfilteractionstatement.htm).
+    pub(super) fn generic_action(
+        &mut self,
+        name: &str,
+        body: &[Node<'_>],
+    ) -> Option<(Generic, bool)> {
+        const ALLOWED: &str = "IpFilterAction, IpFilterLogging";
+        let specs = [attr("IpFilterAction"), attr("IpFilterLogging")];
+        let before = self.errors.len();
+        let attrs = self.attrs(
+            "IpGenericFilterAction",
+            body,
+            &specs,
+            &["DiscardAction"],
+            ALLOWED,
+        );
+        let mut action = None;
+        let mut log = false;
+        let mut ok = self.errors.len() == before;
+        for a in &attrs {
+            let r = if a.name == "IpFilterAction" {
+                a.choice(
+                    &[
+                        ("Permit", Generic::Permit),
+                        ("Deny", Generic::Deny),
+                        ("IpSec", Generic::IpSec),
+                    ],
+                    "IpFilterAction Permit|Deny|IpSec",
+                    "Permit, Deny or IpSec",
+                )
+                .map(|g| action = Some(g))
+            } else {
+                a.one("IpFilterLogging Yes|No").and_then(|v| {
+                    if is_one_of(v, &["LogPermit", "LogDeny"]) {
+                        return Err((
+                            v.at,
+                            ErrorKind::PolicyUnsupported {
+                                word: format!("IpFilterLogging {}", v.text),
+                                allowed: "IpFilterLogging Yes or No",
+                            },
+                        ));
+                    }
+                    log = pick(
+                        v,
+                        "IpFilterLogging",
+                        &[("Yes", true), ("No", false)],
+                        "Yes or No",
+                    )?;
+                    Ok(())
+                })
+            };
+            ok &= self.ok(r).is_some();
+        }
+        if !ok {
+            return None;
+        }
+        let Some(action) = action else {
+            self.missing_in(
+                body,
+                "IpGenericFilterAction",
+                name,
+                "IpFilterAction",
+                "IpFilterAction Permit|Deny|IpSec",
+            );
+            return None;
+        };
+        Some((action, log))
+    }
+
+    /// IpDynVpnAction (IBM: ipdynvpnactionstatement.htm).
+    pub(super) fn dyn_vpn_action<'a>(
+        &mut self,
+        name: &str,
+        body: &[Node<'a>],
+    ) -> Option<RawDynVpn<'a>> {
+        const ALLOWED: &str =
+            "Initiation, InitiateWithPfs (or Pfs), HowToEncapIKEv2, IpDataOffer, IpDataOfferRef";
+        const UNSUPPORTED: &[&str] = &[
+            "VpnLife",
+            "AcceptablePfs",
+            "PassthroughDF",
+            "PassthroughDSCP",
+        ];
+        let specs = [
+            attr("Initiation"),
+            attr("Pfs"),
+            attr("InitiateWithPfs"),
+            attr("HowToEncapIKEv2"),
+            inline("IpDataOffer", true),
+            repeated("IpDataOfferRef"),
+        ];
+        let before = self.errors.len();
+        let attrs = self.attrs("IpDynVpnAction", body, &specs, UNSUPPORTED, ALLOWED);
+        let mut ok = self.errors.len() == before;
+        let mut initiation = Initiation::Either;
+        let mut pfs: Option<(Option<u16>, usize, &'static str)> = None;
+        let mut encap_ikev2 = None;
+        let mut offers = Vec::new();
+        for a in &attrs {
+            let r: Result<(), RawError> = match a.name {
+                "Initiation" => a
+                    .choice(
+                        &[
+                            ("LocalOnly", Initiation::LocalOnly),
+                            ("RemoteOnly", Initiation::RemoteOnly),
+                            ("Either", Initiation::Either),
+                        ],
+                        "Initiation LocalOnly|RemoteOnly|Either",
+                        "LocalOnly, RemoteOnly or Either",
+                    )
+                    .map(|v| initiation = v),
+                "Pfs" | "InitiateWithPfs" => {
+                    if let Some((_, first, which)) = pfs {
+                        let first_line = self.line(first);
+                        Err((
+                            a.at(),
+                            ErrorKind::Combination {
+                                problem: format!("{} after {which} (line {first_line})", a.name),
+                                allowed: "one of InitiateWithPfs and Pfs (its older spelling)",
+                            },
+                        ))
+                    } else {
+                        pfs_group(a).map(|g| pfs = Some((g, a.at(), a.name)))
+                    }
+                }
+                "HowToEncapIKEv2" => a
+                    .one("HowToEncapIKEv2 Tunnel|Transport")
+                    .and_then(|v| {
+                        if v.text.eq_ignore_ascii_case("Either") {
+                            return Err((
+                                v.at,
+                                ErrorKind::PolicyUnsupported {
+                                    word: "HowToEncapIKEv2 Either".to_owned(),
+                                    allowed: "HowToEncapIKEv2 Tunnel or Transport (an offer has one mode here)",
+                                },
+                            ));
+                        }
+                        let m = pick(
+                            v,
+                            "HowToEncapIKEv2",
+                            &[("Tunnel", Mode::Tunnel), ("Transport", Mode::Transport)],
+                            "Tunnel or Transport",
+                        )?;
+                        encap_ikev2 = Some((m, a.at()));
+                        Ok(())
+                    }),
+                "IpDataOffer" => {
+                    let _ = self.inline_name(a.node);
+                    let body = a.node.block.as_deref().unwrap_or_default();
+                    let v = self.inline(a.at(), |cx| cx.data_offer(body));
+                    offers.push(Use::Inline(v));
+                    Ok(())
+                }
+                _ => a.one("IpDataOfferRef name").map(|t| offers.push(Use::Ref(t))),
+            };
+            ok &= self.ok(r).is_some();
+        }
+        if !ok {
+            return None;
+        }
+        if offers.is_empty() {
+            self.missing_in(
+                body,
+                "IpDynVpnAction",
+                name,
+                "IpDataOffer",
+                "IpDataOffer { ... } or IpDataOfferRef name, one or more, most preferred first",
+            );
+            return None;
+        }
+        Some(RawDynVpn {
+            initiation,
+            pfs_group: pfs.and_then(|(g, _, _)| g),
+            encap_ikev2,
+            offers,
+        })
+    }
+
+    /// IpDataOffer (IBM: ipdataofferstatement.htm).
+    pub(super) fn data_offer(&mut self, body: &[Node<'_>]) -> Option<Offer> {
+        const ALLOWED: &str =
+            "HowToEncap, HowToEncrypt, HowToAuth, RefreshLifetimeProposed, RefreshLifesizeProposed";
+        const UNSUPPORTED: &[&str] = &["RefreshLifetimeAccepted", "RefreshLifesizeAccepted"];
+        let specs = [
+            attr("HowToEncap"),
+            attr("HowToEncrypt"),
+            attr("HowToAuth"),
+            attr("RefreshLifetimeProposed"),
+            attr("RefreshLifesizeProposed"),
+        ];
+        let before = self.errors.len();
+        let attrs = self.attrs("IpDataOffer", body, &specs, UNSUPPORTED, ALLOWED);
+        let mut ok = self.errors.len() == before;
+        let mut mode = Mode::Tunnel;
+        let mut encap_at = None;
+        // `None` is DoNot.
+        let mut encryption: (Option<EncAlg>, Option<usize>) = (Some(EncAlg::AesCbc128), None);
+        let mut auth: (Protocol, IntegAlg, Option<usize>) =
+            (Protocol::Esp, IntegAlg::HmacSha1_96, None);
+        let mut lifetime_secs = 240 * 60;
+        let mut lifesize_bytes = None;
+        for a in &attrs {
+            let r: Result<(), RawError> = (|| {
+                match a.name {
+                    "HowToEncap" => {
+                        mode = a.choice(
+                            &[("Tunnel", Mode::Tunnel), ("Transport", Mode::Transport)],
+                            "HowToEncap Tunnel|Transport",
+                            "Tunnel or Transport",
+                        )?;
+                        encap_at = Some(a.at());
+                    }
+                    "HowToEncrypt" => encryption = (esp_encryption(a)?, Some(a.at())),
+                    "HowToAuth" => {
+                        let (p, i) = esp_auth(a)?;
+                        auth = (p, i, Some(a.at()));
+                    }
+                    "RefreshLifetimeProposed" => {
+                        let v = a.one("RefreshLifetimeProposed minutes (1 to 65535)")?;
+                        lifetime_secs =
+                            number(v, "RefreshLifetimeProposed", 1, 65535, "1 to 65535 minutes")?
+                                * 60;
+                    }
+                    _ => lifesize_bytes = lifesize(a)?,
+                }
+                Ok(())
+            })();
+            ok &= self.ok(r).is_some();
+        }
+        if !ok {
+            return None;
+        }
+        // Where a bad combination is reported: the line that made it, else
+        // the first line of the block.
+        let first = body.first().map_or(0, |n| n.keyword.at);
+        let (enc, enc_at) = encryption;
+        let (protocol, integrity, auth_at) = auth;
+        let at = auth_at.or(enc_at).unwrap_or(first);
+        let bad = |problem: &str, allowed: &'static str| {
+            (
+                at,
+                ErrorKind::Combination {
+                    problem: problem.to_owned(),
+                    allowed,
+                },
+            )
+        };
+        let err = match (protocol, enc) {
+            (Protocol::Ah, Some(_)) => Some(bad(
+                "HowToAuth AH with ESP encryption (HowToEncrypt AES_CBC KeyLength 128 when left out) is an AH+ESP bundle, which plexnet's filter policy does not model",
+                "HowToAuth AH with HowToEncrypt DoNot, or HowToAuth ESP",
+            )),
+            (Protocol::Ah, None) if integrity == IntegAlg::None => Some(bad(
+                "HowToAuth AH Null authenticates nothing",
+                "HowToAuth AH with HMAC_SHA1 or an HMAC_SHA2 algorithm",
+            )),
+            (Protocol::Esp, Some(e)) if e.is_aead() && integrity != IntegAlg::None => Some(bad(
+                "AES_GCM_16 brings its own integrity, so a HowToAuth algorithm (HMAC_SHA1 when left out) cannot join it",
+                "HowToAuth ESP Null with AES_GCM_16",
+            )),
+            (Protocol::Esp, None) if integrity == IntegAlg::None => Some(bad(
+                "HowToEncrypt DoNot with HowToAuth ESP Null protects nothing",
+                "an encryption, an integrity algorithm, or both",
+            )),
+            _ => None,
+        };
+        if let Some(e) = err {
+            self.push(e);
+            return None;
+        }
+        Some(Offer {
+            offer: DataOffer {
+                protocol,
+                mode,
+                encryption: match protocol {
+                    Protocol::Ah => None,
+                    Protocol::Esp => Some(enc.unwrap_or(EncAlg::Null)),
+                },
+                integrity,
+                lifetime_secs,
+                lifesize_bytes,
+            },
+            encap_at,
+        })
+    }
+}
