@@ -63,11 +63,16 @@ enum Command {
         #[arg(long)]
         topology: Option<String>,
     },
-    /// The SAs of an image (owned and shadow) with packet, byte and drop counters.
+    /// The SAs of an image (owned and shadow) with packet, byte and drop
+    /// counters; with -f its IP filter table (z/OS `ipsec -f display`).
     Ipsec {
         node: String,
         #[arg(long)]
         json: bool,
+        /// The IP filter table: default, policy and dynamic rules in order,
+        /// SYSDEFAULTDENYRULE last, with hit counts and denials by rule.
+        #[arg(short = 'f', long = "filters")]
+        filters: bool,
         /// Print tshark UAT lines to decrypt captures: first one per ESP SA
         /// (`-o "uat:esp_sa:LINE"` with `-o esp.enable_encryption_decode:TRUE`),
         /// then one per IKE SA (`-o "uat:ikev2_decryption_table:LINE"`).
@@ -191,13 +196,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ipsec {
             node,
             json,
+            filters,
             wireshark_keys,
             topology,
         } => {
             let reply = ask(&node, topology.as_deref(), &cli.prefix, &Request::Ipsec)?;
             let d: display::IpsecDisplay =
                 serde_json::from_value(reply.clone()).context("reading the IPsec answer")?;
-            if let Some(Some(dir)) = wireshark_keys {
+            if filters && json {
+                println!("{}", serde_json::to_string_pretty(&reply["filters"])?);
+            } else if filters {
+                print!("{}", display::render_filters(&d.image, &d.filters));
+            } else if let Some(Some(dir)) = wireshark_keys {
                 write_wireshark_dir(&dir, &d)?;
             } else if wireshark_keys.is_some() {
                 for line in d.wireshark_keys.iter().chain(&d.ike_wireshark_keys) {

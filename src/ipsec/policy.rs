@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sa::{EncAlg, IntegAlg, Mode, Protocol};
 
+mod render;
 mod validate;
 
 pub use validate::{PolicyError, RuleSetError};

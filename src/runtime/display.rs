@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use crate::ipsec::filter::FilterRow;
 use crate::ipsec::sa::{Sa, SaConfig};
 use crate::ipsec::wireshark::esp_sa_uat;
 use crate::sysplex::dct::ConnState;
 use crate::sysplex::routing::{connection_key, RoutingStack};
 use crate::sysplex::target::TargetStack;
-use crate::topology::{DestRole, Moveable, Topology};
+use crate::topology::{DestRole, IpSecurity, Moveable, Topology};
 
 /// Which NETSTAT report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -356,6 +357,106 @@ pub struct IpsecDisplay {
     /// image's IKE (routing stacks with `ike = true`).
     #[serde(default)]
     pub ike_wireshark_keys: Vec<String>,
+    /// `ipsec -f display`: the image's IP filter table.
+    #[serde(default)]
+    pub filters: FilterDisplay,
+}
+
+/// `plexnet ipsec NODE -f`, after z/OS's `ipsec -f display`: the IP filter
+/// table in order (policy or default rules, dynamic filters,
+/// SYSDEFAULTDENYRULE) with hit counts, and what was denied by which rule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FilterDisplay {
+    /// `IPCONFIG IPSECURITY`.
+    pub ipsecurity: bool,
+    /// IPSEC `DVIPSEC`: the DVIPA's tunnels are distributed and move with it.
+    pub dvipsec: bool,
+    /// `Stack Policy` (the Policy Agent's rules) or `Stack Profile` (the
+    /// IPSECRULEs), as z/OS's `Source:` field.
+    pub source: String,
+    /// Whether this image filters now: its routing stack does, for every
+    /// clear packet to the DVIPAs it owns.
+    pub active: bool,
+    pub rows: Vec<FilterRow>,
+    /// Packets denied, by `RULE reason`.
+    pub denied: BTreeMap<String, u64>,
+}
+
+/// The filter display of an image with `sec` (its profile's IP security,
+/// if any) and routing stack `routing`.
+pub fn filters(sec: Option<&IpSecurity>, routing: Option<&RoutingStack>) -> FilterDisplay {
+    let table = routing.and_then(RoutingStack::filter);
+    FilterDisplay {
+        ipsecurity: sec.is_some_and(|s| s.ipsecurity),
+        dvipsec: sec.is_some_and(|s| s.dvipsec),
+        source: if sec.is_some_and(|s| s.policy.is_some()) {
+            "Stack Policy".into()
+        } else {
+            "Stack Profile".into()
+        },
+        active: table.is_some(),
+        rows: table.map(|t| t.snapshot()).unwrap_or_default(),
+        denied: routing
+            .map(|r| r.counters().filter_denied.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// The text form of `plexnet ipsec NODE -f`.
+pub fn render_filters(image: &str, f: &FilterDisplay) -> String {
+    let yes = |b: bool| if b { "Yes" } else { "No" };
+    let mut s = String::new();
+    let _ = writeln!(s, "ipsec -f display  Stack Name: {image}");
+    let _ = writeln!(
+        s,
+        "IPSecurity: {}   Source: {}   DVIPSec: {}   Active: {}",
+        yes(f.ipsecurity),
+        f.source,
+        yes(f.dvipsec),
+        yes(f.active)
+    );
+    if !f.active {
+        let why = if f.ipsecurity {
+            "this image owns no DVIPA now; its routing stack filters when it does"
+        } else {
+            "no IPCONFIG IPSECURITY in its profile: every packet passes"
+        };
+        let _ = writeln!(s, "  ({why})");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "  {:<22} {:<11} {:<7} {:>8}  Conditions",
+        "FilterName", "Type", "Action", "Hits"
+    );
+    for r in &f.rows {
+        let what = match (&r.conditions, &r.selector) {
+            (Some(c), _) => c.to_string(),
+            (None, Some(sel)) => format!(
+                "{:?} SA {} {:?}",
+                r.direction.map_or(String::new(), |d| format!("{d:?}")),
+                r.sa.map_or(String::new(), |sa| sa.spi.to_string()),
+                sel
+            ),
+            (None, None) => "everything else".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<22} {:<11} {:<7} {:>8}  {what}{}",
+            r.name,
+            format!("{:?}", r.filter_type),
+            r.action,
+            r.hits,
+            if r.log { " LOG" } else { "" }
+        );
+    }
+    if f.denied.is_empty() {
+        let _ = writeln!(s, "Denied: none");
+    } else {
+        let d: Vec<String> = f.denied.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "Denied: {}", d.join(", "));
+    }
+    s
 }
 
 fn sa_row(dvipa: Ipv4Addr, direction: &str, cfg: &SaConfig) -> SaRow {
@@ -482,6 +583,7 @@ pub fn ipsec(image: &str, routing: Option<&RoutingStack>, target: &TargetStack) 
         peek_blocks: rc.peek_blocks,
         wireshark_keys: keys,
         ike_wireshark_keys: Vec::new(),
+        filters: FilterDisplay::default(),
     }
 }
 

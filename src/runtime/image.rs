@@ -1,7 +1,7 @@
 //! The process of one z/OS image: its TUN, its routing stack (for the
 //! DVIPAs it owns), its target stack (for the DVIPAs it serves), GRE over
 //! its XCF links, sequence numbers from the coupling facility, and the
-//! HTTP server a target runs on DVIPA:80.
+//! HTTP server a target runs on DVIPA:80 (and :60).
 //!
 //! Kernel plumbing (DESIGN.md): every DVIPA the image owns or serves is on
 //! `lo`, so local servers can bind it. Policy rules send what arrives on
@@ -25,6 +25,7 @@ use tokio::net::UdpSocket;
 use super::sockets::{self, FWMARK};
 use super::tunio;
 use super::xcf_data::{DataLink, DataRx, Datagram};
+use crate::ipsec::filter::FilterLog;
 use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
 use crate::lab::plan::{EXT_NAME, TUN_NAME};
 use crate::sysplex::routing::{Decision, OwnedPair, RoutingConfig, RoutingStack};
@@ -261,7 +262,9 @@ impl ImageNode {
         let links = NsLinks::open(netns)?;
         links.up(TUN_NAME).await?;
         plumb(&links, &owned, &served).await?;
-        let routing = (!owned.is_empty()).then(|| {
+        let routing = if owned.is_empty() {
+            None
+        } else {
             let dists: Vec<_> = image
                 .vipa
                 .distributes
@@ -269,13 +272,8 @@ impl ImageNode {
                 .filter(|d| owned.contains(&d.addr))
                 .cloned()
                 .collect();
-            RoutingStack::new(
-                name,
-                image.xcf_addr,
-                RoutingConfig::of_image(&image),
-                &dists,
-            )
-        });
+            Some(routing_stack(&image, &dists)?)
+        };
         let mut gre = HashMap::new();
         for peer in topo.images.iter().filter(|i| i.name != name) {
             let dev = format!("x-{}", peer.name.to_lowercase());
@@ -352,7 +350,9 @@ impl ImageNode {
         tokio::spawn(Arc::clone(self).held_loop());
         tokio::spawn(Arc::clone(self).connect_cf());
         for dvipa in target_of(&self.topo, &self.name) {
-            tokio::spawn(http_server(self.name.clone(), dvipa));
+            for port in SERVER_PORTS {
+                tokio::spawn(http_server(self.name.clone(), dvipa, port));
+            }
         }
     }
 
@@ -702,6 +702,22 @@ impl ImageNode {
         }
     }
 
+    /// LOG rules' filter-log lines (z/OS's syslogd EZD08xxI messages) into
+    /// the image's log, for packets that arrived on `ext`.
+    fn write_filter_logs(&self, logs: Vec<FilterLog>) {
+        if logs.is_empty() {
+            return;
+        }
+        let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let ext = self
+            .topo
+            .image(&self.name)
+            .map_or(Ipv4Addr::UNSPECIFIED, |i| i.ext_addr);
+        for log in logs {
+            tracing::info!("{}", log.render(&when, ext, "ext"));
+        }
+    }
+
     /// Fig. 8 at the routing stack; returns packets this image answers
     /// itself (ICMP echo), which leave like any outbound packet.
     fn inbound_at_owner<'a>(
@@ -712,7 +728,11 @@ impl ImageNode {
         gre: &mut GreBatch<'a>,
     ) -> Vec<Vec<u8>> {
         let decision = match self.core().routing.as_mut() {
-            Some(r) => r.inbound(now, packet),
+            Some(r) => {
+                let d = r.inbound(now, packet);
+                self.write_filter_logs(r.take_filter_logs());
+                d
+            }
             None => Decision::Local,
         };
         match decision {
@@ -1145,7 +1165,13 @@ impl ImageNode {
     /// `plexnet ipsec NODE`.
     pub fn ipsec(&self) -> super::display::IpsecDisplay {
         let core = self.core();
-        super::display::ipsec(&self.name, core.routing.as_ref(), &core.target)
+        let mut d = super::display::ipsec(&self.name, core.routing.as_ref(), &core.target);
+        let sec = self
+            .topo
+            .image(&self.name)
+            .and_then(|i| i.ip_security.as_ref());
+        d.filters = super::display::filters(sec, core.routing.as_ref());
+        d
     }
 
     /// The status the control socket answers.
@@ -1317,20 +1343,25 @@ fn registrations(target: &TargetStack) -> Vec<(String, Ipv4Addr, u16)> {
     regs
 }
 
-/// The target's server on DVIPA:80: every answer names the image, so a
+/// The ports a target serves on each DVIPA it is a target of: HTTP's 80,
+/// and the patent's port 60 (APP A of Figure 4), which figure4's policy
+/// permits in clear for a plain Sysplex Distributor demonstration.
+const SERVER_PORTS: [u16; 2] = [80, 60];
+
+/// The target's server on DVIPA:port: every answer names the image, so a
 /// user sees where the distributor sent each connection.
-async fn http_server(image: String, dvipa: Ipv4Addr) {
+async fn http_server(image: String, dvipa: Ipv4Addr, port: u16) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = loop {
-        match tokio::net::TcpListener::bind((dvipa, 80)).await {
+        match tokio::net::TcpListener::bind((dvipa, port)).await {
             Ok(l) => break l,
             Err(e) => {
-                tracing::warn!("binding {dvipa}:80: {e}; retrying");
+                tracing::warn!("binding {dvipa}:{port}: {e}; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     };
-    tracing::info!("HTTP server on {dvipa}:80");
+    tracing::info!("HTTP server on {dvipa}:{port}");
     loop {
         let Ok((mut s, peer)) = listener.accept().await else {
             continue;
@@ -1361,4 +1392,28 @@ async fn http_server(image: String, dvipa: Ipv4Addr) {
             tracing::debug!("HTTP answered {peer}");
         });
     }
+}
+
+/// The routing stack of `image` for the VIPADISTRIBUTE statements
+/// `dists`, with the image's IP filter table when its profile has `IPCONFIG
+/// IPSECURITY` (every clear packet for its DVIPAs is filtered first).
+pub(crate) fn routing_stack(
+    image: &crate::topology::Image,
+    dists: &[crate::topology::VipaDistribute],
+) -> Result<RoutingStack> {
+    let mut r = RoutingStack::new(
+        &image.name,
+        image.xcf_addr,
+        RoutingConfig::of_image(image),
+        dists,
+    );
+    if let Some(sec) = &image.ip_security {
+        let table = sec
+            .filter_table()
+            .with_context(|| format!("the IP filter policy of {}", image.name))?;
+        if let Some(table) = table {
+            r.set_filter(table);
+        }
+    }
+    Ok(r)
 }

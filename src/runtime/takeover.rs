@@ -35,7 +35,7 @@ use super::cf::CfClient;
 use super::image::ImageNode;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::EXT_NAME;
-use crate::sysplex::routing::{distributions_of, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::distributions_of;
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::xcf::{BundleInstall, CfError, CfRequest, CfResponse, SaInstall, CF_PORT};
@@ -549,14 +549,10 @@ impl Takeover {
         let image = self.topo.image(&self.me).context("not an image")?;
         let dists = distributions_of(image, dvipa);
         let mut core = node.core();
-        let r = core.routing.get_or_insert_with(|| {
-            RoutingStack::new(
-                &self.me,
-                image.xcf_addr,
-                RoutingConfig::of_image(image),
-                &[],
-            )
-        });
+        if core.routing.is_none() {
+            core.routing = Some(super::image::routing_stack(image, &[])?);
+        }
+        let r = core.routing.as_mut().expect("made above");
         if !r.dvipas().contains(&dvipa) {
             r.add_distributions(&dists);
         }

@@ -15,11 +15,15 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};
 use super::packet::{self, Flow, Kind};
 use super::target::Upstream;
 use super::xcf::{AhBundle, BundleInstall, ConnEndReason, SaInstall, VipaEntry, XcfMessage};
+use crate::ipsec::filter::{
+    FilterLog, FilterPacket, FilterTable, PacketDirection, PacketRouting, Verdict,
+};
 use crate::ipsec::peek::{locate, peek, peek_bundle, PeekError, PeekResult, SaLocator};
 use crate::ipsec::replay::ReplayWindow;
 use crate::ipsec::sa::{Mode, Protocol, Sa, SaError, Spi};
@@ -126,6 +130,9 @@ pub enum RouteDrop {
     NoConnection,
     /// A NAT keepalive (RFC 3948 §2.3): consumed, counted.
     NatKeepalive,
+    /// IPCONFIG IPSECURITY: the IP filter table denied it (the rule and the
+    /// reason are counted in [`RoutingCounters::filter_denied`]).
+    Filtered,
 }
 
 impl RouteDrop {
@@ -140,6 +147,7 @@ impl RouteDrop {
             RouteDrop::NoTarget => "no-target",
             RouteDrop::NoConnection => "no-connection",
             RouteDrop::NatKeepalive => "nat-keepalive",
+            RouteDrop::Filtered => "filtered",
         }
     }
 }
@@ -180,6 +188,9 @@ pub struct RoutingCounters {
     pub ike: u64,
     pub new_connections: u64,
     pub drops: BTreeMap<&'static str, u64>,
+    /// Packets the IP filter table denied before they could reach the DCT,
+    /// the CF or IKE, by `RULE reason` (e.g. `web-client1 clear-text`).
+    pub filter_denied: BTreeMap<String, u64>,
 }
 
 /// An SA pair the routing stack owns for a DVIPA, with the replay
@@ -274,6 +285,12 @@ pub struct RoutingStack {
     /// DCT entries made or ended since the last [`RoutingStack::take_journal`],
     /// when a backup must be able to continue them (takeover); `None`: not kept.
     journal: Option<Vec<DctChange>>,
+    /// IPCONFIG IPSECURITY: the image's IP filter table, which every clear
+    /// packet for an owned DVIPA passes before anything else; `None`: the
+    /// stack does no IP filtering (z/OS without IPSECURITY).
+    filter: Option<FilterTable>,
+    /// LOG rules' filter-log records, for the caller to write.
+    filter_logs: Vec<FilterLog>,
 }
 
 /// A change of the DCT, for the takeover copy in the coupling facility.
@@ -315,6 +332,52 @@ impl RoutingStack {
             },
             now_ms: 0,
             journal: None,
+            filter: None,
+            filter_logs: Vec::new(),
+        }
+    }
+
+    /// IPCONFIG IPSECURITY: from now on every clear packet for an owned
+    /// DVIPA is filtered by `table` first.
+    pub fn set_filter(&mut self, table: FilterTable) {
+        self.filter = Some(table);
+    }
+
+    /// The IP filter table, if the stack filters.
+    pub fn filter(&self) -> Option<&FilterTable> {
+        self.filter.as_ref()
+    }
+
+    /// The filter-log records of LOG rules since the last call.
+    pub fn take_filter_logs(&mut self) -> Vec<FilterLog> {
+        std::mem::take(&mut self.filter_logs)
+    }
+
+    /// The IP filter check of a packet that arrived in clear (IKE, NAT-T,
+    /// plain TCP, UDP, ICMP), before it can make a DCT entry, a CF write or
+    /// a NEWCONN: with IPSECURITY, z/OS filters every packet, and clear text
+    /// that a rule requires IPsec for is denied. `None`: it passes.
+    fn filter_clear(&mut self, now_ms: u64, packet: &[u8]) -> Option<RouteDrop> {
+        let table = self.filter.as_mut()?;
+        let Ok(p) =
+            FilterPacket::from_ipv4(packet, PacketDirection::Inbound, PacketRouting::Local, None)
+        else {
+            return Some(RouteDrop::Malformed);
+        };
+        let (verdict, log) = table.evaluate_logged(&p, Duration::from_millis(now_ms));
+        self.filter_logs.extend(log);
+        match verdict {
+            Verdict::Deny { rule, reason, .. } => {
+                let key = format!("{rule} {}", reason.as_str());
+                *self.counters.filter_denied.entry(key).or_default() += 1;
+                Some(RouteDrop::Filtered)
+            }
+            Verdict::NeedsSa { rule, .. } => {
+                let key = format!("{rule} clear-text");
+                *self.counters.filter_denied.entry(key).or_default() += 1;
+                Some(RouteDrop::Filtered)
+            }
+            _ => None,
         }
     }
 
@@ -608,9 +671,14 @@ impl RoutingStack {
         let decision = match packet::classify(packet) {
             Err(packet::PacketError::Malformed) => Decision::Drop(RouteDrop::Malformed),
             Err(packet::PacketError::Fragment) => Decision::Drop(RouteDrop::Fragment),
-            Ok(Kind::Ike) => Decision::Ike,
+            Ok(kind @ (Kind::Ike | Kind::Plain(_))) => match self.filter_clear(now_ms, packet) {
+                Some(drop) => Decision::Drop(drop),
+                None => match kind {
+                    Kind::Plain(flow) => self.plain(now_ms, packet.len(), &flow),
+                    _ => Decision::Ike,
+                },
+            },
             Ok(Kind::NatKeepalive) => Decision::Drop(RouteDrop::NatKeepalive),
-            Ok(Kind::Plain(flow)) => self.plain(now_ms, packet.len(), &flow),
             Ok(Kind::Ipsec) => self.ipsec(now_ms, packet),
         };
         self.count(&decision, packet.len());

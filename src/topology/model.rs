@@ -8,6 +8,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use crate::ike::proposal::{ProposalConfig, ProposalParseError, Protocol as IkeProtocol};
+use crate::ipsec::filter::{FilterOptions, FilterTable};
+use crate::ipsec::policy::{RuleSet, RuleSetError};
 use crate::ipsec::{AddrSpec, FilterRule, Mode, SaConfig};
 
 /// An IPv4 subnet, e.g. `198.18.0.0/24`.
@@ -225,6 +227,28 @@ pub struct IpSecurity {
     pub default_rules: Vec<FilterRule>,
     /// The Policy Agent's IPSec policy (`ipsec_policy`), if any.
     pub policy: Option<IpSecPolicy>,
+}
+
+impl IpSecurity {
+    /// The stack's IP filter table: the IPSECRULEs, replaced by the Policy
+    /// Agent's IpFilterRules when the image has a policy (z/OS uses the
+    /// default rules only until the policy is installed), SYSDEFAULTDENYRULE
+    /// last. `None` without `IPCONFIG IPSECURITY`: no IP filtering.
+    pub fn filter_table(&self) -> Result<Option<FilterTable>, RuleSetError> {
+        if !self.ipsecurity {
+            return Ok(None);
+        }
+        let options = FilterOptions {
+            logging: self.log_enable,
+            log_implicit: self.log_implicit,
+            ..FilterOptions::default()
+        };
+        let mut table = FilterTable::new(RuleSet::new(self.default_rules.clone()), options)?;
+        if let Some(p) = &self.policy {
+            table.install_policy(RuleSet::new(p.filter_rules.clone()))?;
+        }
+        Ok(Some(table))
+    }
 }
 
 /// The Policy Agent's IPSec policy of one image, resolved: every reference

@@ -2,7 +2,7 @@
 //! Administrator's Commands, "ipsec -f display"): one row per filter in
 //! table order, with its type, action, conditions and hit count.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::packet::PacketDirection;
 use super::{Action, Entry, FilterTable, Kind, RuleOrigin, SYSDEFAULTDENYRULE};
@@ -11,7 +11,7 @@ use crate::ipsec::sa::TrafficSelector;
 use crate::ipsec::sad::SaId;
 
 /// The kind of a filter, as `ipsec -f display` distinguishes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FilterType {
     /// A profile IPSECRULE (z/OS `Source: Stack Profile`).
@@ -25,14 +25,14 @@ pub enum FilterType {
 }
 
 /// One row of the display.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterRow {
     /// The rule name (a dynamic filter shows its anchor's, as z/OS does).
     pub name: String,
     /// What kind of filter.
     pub filter_type: FilterType,
     /// `permit`, `deny` or `ipsec` (an anchor).
-    pub action: &'static str,
+    pub action: String,
     /// The IpDynVpnAction, for anchors and dynamic filters.
     pub vpn_action: Option<String>,
     /// The rule's conditions (rules only).
@@ -62,7 +62,7 @@ impl FilterTable {
         rows.push(FilterRow {
             name: SYSDEFAULTDENYRULE.to_owned(),
             filter_type: FilterType::SysDefault,
-            action: "deny",
+            action: "deny".into(),
             vpn_action: None,
             conditions: None,
             direction: None,
@@ -80,7 +80,7 @@ fn push_rows(rows: &mut Vec<FilterRow>, e: &Entry) {
     let base = FilterRow {
         name: e.name.to_string(),
         filter_type: FilterType::Dynamic,
-        action: "permit",
+        action: "permit".into(),
         vpn_action: e.vpn.as_deref().map(str::to_owned),
         conditions: None,
         direction: None,
@@ -104,7 +104,8 @@ fn push_rows(rows: &mut Vec<FilterRow>, e: &Entry) {
                 Action::Permit => "permit",
                 Action::Deny => "deny",
                 Action::Ipsec(_) => "ipsec",
-            },
+            }
+            .into(),
             conditions: Some(*conditions),
             hits: e.hits.iter().sum(),
             ..base
