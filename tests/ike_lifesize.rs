@@ -2,7 +2,7 @@
 //! soft lifesize in bytes, counting the bytes that targets report"; patent
 //! Fig. 9 blocks 154–158, Fig. 10 blocks 166–168).
 //!
-//! figure4 with `rekey_bytes` and `life_bytes` of a few megabytes
+//! figure4 with a RefreshLifesizeProposed of a few megabytes
 //! (prefix `plxil-`): strongSwan in client1 sends 24 MB with iperf3 to
 //! DVA1. The targets decrypt, count and report in batches; MVS1's IKE
 //! rekeys each time the reported bytes reach the soft limit, the new pair
@@ -17,7 +17,6 @@ use common::*;
 
 const PREFIX: &str = "plxil-";
 const REKEY_BYTES: u64 = 3_000_000;
-const LIFE_BYTES: u64 = 4_000_000;
 const SEND_MB: u64 = 24;
 
 fn images() -> serde_json::Value {
@@ -55,15 +54,16 @@ fn swanctl_ok(args: &[&str]) -> String {
     ok(PREFIX, &a)
 }
 
-/// figure4 with byte lifetimes on every child SA.
+/// figure4 with byte lifesizes on every child SA: each IpDataOffer of the
+/// Policy Agent policy gets `RefreshLifesizeProposed` (in KB, z/OS's unit);
+/// the hard lifesize is the soft one + 10 % (strongSwan's margin).
 fn topology(dir: &std::path::Path) -> std::path::PathBuf {
     let text = std::fs::read_to_string("topologies/figure4.toml").expect("figure4.toml");
-    let ike = "[ike]\n";
-    assert!(text.contains(ike), "figure4.toml has an [ike] table");
-    let text = text.replacen(
-        ike,
-        &format!("{ike}rekey_bytes = {REKEY_BYTES}\nlife_bytes = {LIFE_BYTES}\n"),
-        1,
+    let offer = "  HowToAuth                ESP ";
+    assert!(text.contains(offer), "figure4.toml has IpDataOffers");
+    let text = text.replace(
+        offer,
+        &format!("  RefreshLifesizeProposed  {}\n{offer}", REKEY_BYTES / 1024),
     );
     let path = dir.join("figure4-lifesize.toml");
     std::fs::write(&path, text).expect("write topology");

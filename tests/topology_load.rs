@@ -77,9 +77,22 @@ fn figure4_nodes_and_addresses() {
     assert_eq!(c2.ipsec, topology::ClientIpsec::Plexnet);
     assert_eq!(c2.ike, [ip("198.18.0.100")]);
     assert_eq!(t.lans().count(), 3);
-    let ike = t.ike.as_ref().expect("[ike]");
+    // IKE from MVS1's (and MVS5's) Policy Agent policy: the SharedKey, the
+    // KeyExchangeOffers and the IpDataOffers, in strongSwan's syntax.
+    let ike = t.ike.as_ref().expect("IKE settings from the policy");
     assert_eq!(ike.psk, "plexnet-figure4");
-    assert_eq!(ike.proposals, "default");
+    assert_eq!(
+        ike.proposals,
+        "aes128-sha256-prfsha256-ecp256,aes256-sha256-prfsha256-modp2048,aes256-sha384-prfsha384-ecp384,aes128-sha1-prfsha1-modp2048"
+    );
+    assert_eq!(
+        ike.esp_proposals,
+        "aes128gcm16,aes256gcm16,aes128-sha256,aes256-sha256,aes128-sha1"
+    );
+    assert_eq!(
+        (ike.rekey_time, ike.ike_rekey_time),
+        (Some(3600), Some(14400))
+    );
     assert!(t.manual_sas.is_empty());
 }
 
@@ -379,8 +392,11 @@ fn figure4_ip_security() {
         (AddrSpec::host(dva1), AddrSpec::host(dva1))
     );
     assert_eq!((k.remote.identity, k.remote.location), (clients, clients));
-    // The same key as the [ike] table, so either IKE configuration works.
-    assert_eq!(k.shared_key, t.ike.as_ref().expect("[ike]").psk.as_bytes());
+    // The IKE settings come from this rule.
+    assert_eq!(
+        k.shared_key,
+        t.ike.as_ref().expect("IKE settings").psk.as_bytes()
+    );
     assert!(k.action.initiate);
     let proposals: Vec<&str> = k
         .action

@@ -348,8 +348,12 @@ pub enum ErrorKind {
         value: String,
         reason: String,
     },
-    #[error("client {client} negotiates by IKE but the file has no [ike] table; allowed: an [ike] table with at least psk = \"...\"")]
+    #[error("client {client} negotiates by IKE but no image with ike = true has a Policy Agent policy with a KeyExchangeRule; allowed: ipsec_policy with KeyExchangeRule, KeyExchangeAction, KeyExchangeOffer and an IpFilterRule with an IpDynVpnActionRef on the DVIPA's owner")]
     IkeWithoutSettings { client: String },
+    #[error("the [ike] table is gone: IKE is configured by the owner's Policy Agent policy, in z/OS's statements (KeyExchangeRule, IpDynVpnAction, ...); write instead, in the [[image]] of each routing stack with ike = true (with IPCONFIG IPSECURITY in its profile):\n{policy}")]
+    IkeTableGone { policy: String },
+    #[error("{reason}")]
+    IkePolicy { reason: String },
     #[error("client {client} has ipsec = \"{ipsec}\" and cannot run IKE; allowed: ike = [...] only for clients with ipsec = \"strongswan\" or \"plexnet\"")]
     IkeClientIpsec { client: String, ipsec: &'static str },
     #[error("DVIPA {dvipa} is owned by {owner}, which runs no IKE; allowed: IKE with a DVIPA whose owning image has ike = true")]

@@ -56,7 +56,39 @@ pub(super) fn resolve(
     hosts: &[HostName],
     manual: &[ManualSa],
 ) -> Option<IkeSettings> {
-    let settings = def.and_then(|d| settings(r, d));
+    // The [ike] table is gone: IKE comes from the images' Policy Agent
+    // policies. An old file is shown what to write instead.
+    if let Some(d) = def {
+        if let Some(old) = settings(r, d) {
+            r.err(
+                d.psk.span().start,
+                ErrorKind::IkeTableGone {
+                    policy: super::ike_policy::equivalent_policy(
+                        &old,
+                        images
+                            .iter()
+                            .filter(|i| i.ike)
+                            .find_map(|i| i.vipa.defines.first().map(|d| d.addr)),
+                    ),
+                },
+            );
+        }
+    }
+    let first_ike = client_defs.iter().find_map(|c| {
+        c.ike
+            .as_ref()
+            .and_then(|l| l.first())
+            .map(|v| v.span().start)
+    });
+    let settings = match super::ike_policy::from_images(images) {
+        Ok(s) => s.map(|(s, _)| s),
+        Err(reason) => {
+            if let Some(at) = first_ike {
+                r.err(at, ErrorKind::IkePolicy { reason });
+            }
+            None
+        }
+    };
     let dvipas: Vec<Ipv4Addr> = images
         .iter()
         .flat_map(|i| {
@@ -88,7 +120,7 @@ pub(super) fn resolve(
             );
             continue;
         }
-        if def.is_none() {
+        if settings.is_none() {
             r.err(
                 at,
                 ErrorKind::IkeWithoutSettings {
@@ -265,7 +297,79 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::path::Path;
 
-    const BASE: &str = r#"
+    /// MVS1 owns DVA1 and runs IKE by its Policy Agent policy.
+    const POLICY: &str = r#"profile = """
+IPCONFIG IPSECURITY
+IPSEC DVIPSEC
+ENDIPSEC
+"""
+ipsec_policy = """
+IpFilterRule web
+{
+  IpSourceAddr             198.18.0.100
+  IpDestAddr               All
+  IpService
+  {
+    Protocol               Tcp
+    SourcePortRange        80
+    Direction              Bidirectional InboundConnect
+  }
+  IpGenericFilterActionRef ipsec
+  IpDynVpnActionRef        esp
+}
+IpGenericFilterAction ipsec
+{
+  IpFilterAction           IpSec
+}
+IpDynVpnAction esp
+{
+  Initiation               Either
+  IpDataOfferRef           gcm
+}
+IpDataOffer gcm
+{
+  HowToEncap               Tunnel
+  HowToEncrypt             AES_GCM_16 KeyLength 128
+  HowToAuth                ESP Null
+  RefreshLifetimeProposed  30
+}
+KeyExchangeRule clients
+{
+  LocalSecurityEndpoint
+  {
+    Identity               IpAddr 198.18.0.100
+    Location               198.18.0.100
+  }
+  RemoteSecurityEndpoint
+  {
+    Identity               IpAddr All
+    Location               Any
+  }
+  KeyExchangeActionRef     ikev2
+  SharedKey                Ascii plexnet-figure4
+}
+KeyExchangeAction ikev2
+{
+  HowToInitiate            IKEv2
+  HowToRespond             Either
+  HowToAuthMe              PresharedKey
+  KeyExchangeOfferRef      o1
+}
+KeyExchangeOffer o1
+{
+  HowToEncrypt             AES_CBC KeyLength 128
+  HowToVerifyMsgs          HMAC_SHA2_256_128
+  PseudoRandomFunction     HMAC_SHA2_256
+  HowToAuthPeers           PresharedKey
+  DHGroup                  Group19
+  RefreshLifetimeProposed  240
+}
+"""
+"#;
+
+    fn base() -> String {
+        format!(
+            r#"
 [hosts]
 DVA1 = "198.18.0.100"
 
@@ -278,18 +382,17 @@ VIPADYNAMIC
   VIPADISTRIBUTE DEFINE DISTMETHOD ROUNDROBIN 198.18.0.100 PORT 80 DESTIP ALL
 ENDVIPADYNAMIC
 """
-
+{POLICY}
 [[image]]
 name = "MVS2"
-
-[ike]
-psk = "plexnet-figure4"
 
 [[client]]
 name = "client1"
 ipsec = "strongswan"
 ike = ["DVA1"]
-"#;
+"#
+        )
+    }
 
     fn load(text: &str) -> Result<Topology, TopologyError> {
         load_str(text, Path::new("t.toml"))
@@ -301,19 +404,25 @@ ike = ["DVA1"]
         let text = marked.replace('‸', "");
         let err = load(&text).expect_err("must fail");
         let (line, col) = crate::topology::error::line_col(&text, at);
-        assert_eq!(err.to_string(), format!("t.toml:{line}:{col}: {message}"));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("t.toml:{line}:{col}: {message}")),
+            "{err}"
+        );
     }
 
     #[test]
-    fn defaults() {
-        let t = load(BASE).expect("loads");
-        let s = t.ike.as_ref().expect("[ike]");
+    fn settings_come_from_the_policy() {
+        let t = load(&base()).expect("loads");
+        let s = t.ike.as_ref().expect("IKE settings");
         assert_eq!(s.psk, "plexnet-figure4");
         assert_eq!(
             (s.proposals.as_str(), s.esp_proposals.as_str()),
-            ("default", "default")
+            ("aes128-sha256-prfsha256-ecp256", "aes128gcm16")
         );
-        assert_eq!((s.rekey_time, s.life_time), (Some(3600), Some(3960)));
+        // RefreshLifetimeProposed 30 minutes; the hard lifetime 10 % later.
+        assert_eq!((s.rekey_time, s.life_time), (Some(1800), Some(1980)));
+        assert_eq!(s.ike_rekey_time, Some(14400));
         assert_eq!((s.rekey_bytes, s.life_bytes), (None, None));
         assert!(s.on_demand);
         assert!(!format!("{s:?}").contains("plexnet-figure4"));
@@ -325,43 +434,51 @@ ike = ["DVA1"]
 
     #[test]
     fn located_errors() {
-        check(
-            &BASE.replace("psk = \"plexnet-figure4\"", "psk = \"x\"\nproposals = ‸\"aes128-md5-x25519\""),
-            "proposals `aes128-md5-x25519` cannot be used: unknown or unimplemented algorithm \"md5\"; allowed: strongSwan proposal syntax such as aes128-sha256-x25519 (IKE) or aes128-sha1 (ESP), comma-separated, or default",
+        let old = base().replace(
+            "[[client]]",
+            "[ike]\npsk = ‸\"k\"\nesp_proposals = \"aes128-sha1\"\n\n[[client]]",
         );
         check(
-            &BASE.replace("psk = \"plexnet-figure4\"", "psk = \"x\"\nesp_proposals = ‸\"aes192gcm16\""),
-            "esp_proposals `aes192gcm16` cannot be used: no ESP proposal left that this implementation supports; allowed: strongSwan proposal syntax such as aes128-sha256-x25519 (IKE) or aes128-sha1 (ESP), comma-separated, or default",
+            &old,
+            "the [ike] table is gone: IKE is configured by the owner's Policy Agent policy",
+        );
+        let text = old.replace('‸', "");
+        let e = load(&text).expect_err("refused").to_string();
+        assert!(e.contains("SharedKey Ascii k"), "{e}");
+        assert!(
+            e.contains("HowToEncrypt AES_CBC KeyLength 128\n  HowToAuth ESP HMAC_SHA1"),
+            "{e}"
         );
         check(
-            &BASE.replace("psk = \"plexnet-figure4\"", "psk = ‸\"\""),
-            "the secret is empty; allowed: a non-empty string",
-        );
-        check(
-            &BASE.replace("ike = [\"DVA1\"]", "ike = [‸\"DVB9\"]"),
+            &base().replace("ike = [\"DVA1\"]", "ike = [‸\"DVB9\"]"),
             "`DVB9` is not a DVIPA of this topology; allowed: a DVIPA some image VIPADEFINEs or VIPABACKUPs, by [hosts] name or address: DVA1 (198.18.0.100)",
         );
         check(
-            &BASE
+            &base()
                 .replace("ike = true\n", "")
                 .replace("ike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
-            "DVIPA 198.18.0.100 is owned by MVS1, which runs no IKE; allowed: IKE with a DVIPA whose owning image has ike = true",
+            "client client1 negotiates by IKE but no image with ike = true has a Policy Agent policy with a KeyExchangeRule",
         );
         check(
-            &BASE.replace("ipsec = \"strongswan\"\nike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
+            &base().replace("ipsec = \"strongswan\"\nike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
             "client client1 has ipsec = \"none\" and cannot run IKE; allowed: ike = [...] only for clients with ipsec = \"strongswan\" or \"plexnet\"",
         );
         check(
-            &BASE.replace("[ike]\npsk = \"plexnet-figure4\"\n", "").replace("ike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
-            "client client1 negotiates by IKE but the file has no [ike] table; allowed: an [ike] table with at least psk = \"...\"",
+            &base()
+                .replace(POLICY, "")
+                .replace("ike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
+            "client client1 negotiates by IKE but no image with ike = true has a Policy Agent policy with a KeyExchangeRule",
+        );
+        let two = base().replace(
+            "[[image]]\nname = \"MVS2\"\n",
+            &format!(
+                "[[image]]\nname = \"MVS2\"\nike = true\n{}",
+                POLICY.replace("Ascii plexnet-figure4", "Ascii other")
+            ),
         );
         check(
-            &BASE.replace("psk = \"plexnet-figure4\"", "psk = \"x\"\nrekey_time = ‸4000"),
-            "soft_time = 4000 is above hard_time = 3960; allowed: a soft limit at or below the hard one",
-        );
-        check(
-            &BASE.replace("psk = \"plexnet-figure4\"", "psk = \"x\"\nlife_time = ‸-1"),
-            "life_time = -1 is out of range; allowed: 1 to 9223372036854775807 (leave it out for no limit)",
+            &two.replace("ike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
+            "the key-exchange and IpDynVpnAction policies of MVS1 and MVS2 differ",
         );
     }
 }

@@ -97,6 +97,7 @@
 mod error;
 mod file;
 pub mod ike;
+mod ike_policy;
 pub mod manual;
 mod model;
 mod pagent;
