@@ -107,41 +107,15 @@ fn client2_daemon() -> serde_json::Value {
 }
 
 fn swanctl(args: &[&str]) -> std::process::Output {
-    let mut a = vec!["exec", "client1", "--", "swanctl"];
-    a.extend_from_slice(args);
-    plexnet(PREFIX, &a)
+    common::swanctl(PREFIX, args)
 }
 
 fn swanctl_ok(args: &[&str]) -> String {
-    let out = swanctl(args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "swanctl {args:?} failed:\n{text}");
-    text
+    common::swanctl_ok(PREFIX, args)
 }
 
-fn run_dir() -> std::path::PathBuf {
-    plexnet::lab::state::run_dir("figure4", PREFIX)
-}
-
-/// Loads one connection `name` (child `name`) to DVA1 into the running
-/// charon, replacing whatever was loaded.
 fn load_conn(name: &str, ike: &str, esp: &str, psk: &str) {
-    let conf = plexnet::lab::strongswan::swanctl_conn(
-        name,
-        CLIENT1.parse().expect("addr"),
-        DVA1.parse().expect("addr"),
-        ike,
-        esp,
-        psk,
-    );
-    let path = run_dir().join(format!("case-{name}.conf"));
-    std::fs::write(&path, conf).expect("write conf");
-    let p = path.display().to_string();
-    swanctl_ok(&["--load-all", "--noprompt", "--file", &p]);
+    common::load_conn(PREFIX, name, ike, esp, psk);
 }
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

@@ -2,7 +2,8 @@
 //! the ```console blocks marked `<!-- walkthrough: main -->` and
 //! `<!-- walkthrough: takeover -->` go into one bash script, in order, so
 //! the README and this test cannot drift. Then the test checks what the
-//! README promises: the initiate succeeds, the curls are answered by at
+//! README promises: plaintext to DVA1:80 is refused before the SA is up
+//! (MVS1's filter names the rule), the initiate succeeds, the curls are answered by at
 //! least two images, client1's wire carries ESP in UDP to DVA1 and no
 //! plaintext TCP to it, tshark with `plexnet ipsec MVS1 --wireshark-keys`
 //! decrypts every ESP packet and finds its ICV good, and after `kill -9` of
@@ -238,6 +239,15 @@ fn main_walkthrough(readme: &str, tmp: &Path) {
         initiate.output.contains("initiate completed successfully"),
         "{}",
         initiate.output
+    );
+    let refused = step(
+        &steps,
+        "sudo plexnet exec client1 -- curl -s -m 2 http://DVA1/ ||",
+    );
+    assert!(
+        refused.output.contains("Denied: dva1-web clear-text"),
+        "plaintext before IKE:\n{}",
+        refused.output
     );
     let answers = answered_by(&steps);
     let images: BTreeSet<&String> = answers.iter().collect();

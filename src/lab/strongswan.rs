@@ -1,6 +1,7 @@
 //! strongSwan in a client namespace (`ipsec = "strongswan"`): charon with
 //! its userspace data plane (kernel-libipsec), configured from
-//! `netns/strongswan/*.in` and the topology's `[ike]` (DESIGN.md, "Real
+//! `netns/strongswan/*.in` and the IKE settings of the owners' Policy
+//! Agent policy (its KeyExchangeOffers and IpDataOffers; DESIGN.md, "Real
 //! clients").
 //!
 //! Where things are, for client `C` of topology `T` in namespace `NS`:
@@ -116,10 +117,9 @@ pub fn start(run_dir: &Path, topo: &Topology, client: &Client, ns: &str) -> Resu
     if !Path::new(CHARON).exists() {
         bail!("{CHARON} is missing: client {} has ipsec = \"strongswan\"; install strongswan-charon and libcharon-extra-plugins (scripts/deps.sh)", client.name);
     }
-    let ike = topo
-        .ike
-        .as_ref()
-        .context("ipsec = \"strongswan\" needs an [ike] table")?;
+    let ike = topo.ike.as_ref().context(
+        "ipsec = \"strongswan\" needs a KeyExchangeRule in the DVIPA owner's ipsec_policy",
+    )?;
     let state = state_dir(run_dir, &client.name);
     std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
     let etc = Path::new(netns::NETNS_ETC_DIR).join(ns);
@@ -242,7 +242,7 @@ mod tests {
     fn configs_for_figure4_client1() {
         let topo = crate::topology::load(Path::new("topologies/figure4.toml")).expect("loads");
         let c = topo.client("client1").expect("client1");
-        let ike = topo.ike.as_ref().expect("[ike]");
+        let ike = topo.ike.as_ref().expect("IKE settings from the policy");
         let conf = swanctl_conf(&topo, c, ike);
         assert!(conf.contains("  dva1 {"), "{conf}");
         assert!(conf.contains("      dva1 {"), "{conf}");

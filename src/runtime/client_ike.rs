@@ -27,7 +27,8 @@ use crate::ike::natt::{classify_4500, Udp4500, IKE_PORT, NATT_PORT};
 use crate::ike::{Identity, Ike, IkeConfig, IkeEvent, IkeSaId, PeerConfig};
 use crate::topology::IkeSettings;
 
-/// A client's IKE: its address, the DVIPAs, the topology's `[ike]`.
+/// A client's IKE: its address, the DVIPAs, the topology's IKE settings
+/// (from the owners' Policy Agent policy).
 #[derive(Debug, Clone)]
 pub struct ClientIke {
     pub local: Ipv4Addr,
@@ -40,7 +41,7 @@ const RETRY: Duration = Duration::from_secs(3);
 /// The loop wakes at least this often.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
 
-/// The initiator's configuration: the topology's `[ike]`, forced NAT-T.
+/// The initiator's configuration: the topology's IKE settings, forced NAT-T.
 pub fn initiator_config(ike: &ClientIke) -> Result<IkeConfig> {
     let mut c = super::ike::ike_config(&ike.settings, ike.local, ike.dvipas.iter().copied())?;
     c.force_encap = true;

@@ -50,7 +50,8 @@ const NEWCONN_HOLDOFF: Duration = Duration::from_secs(5);
 const MAX_SLEEP: Duration = Duration::from_millis(500);
 
 /// The endpoint configuration of `local` (a DVIPA, or a client's address)
-/// from the topology's `[ike]`: identities are addresses; every peer in
+/// from the IKE settings of the owners' Policy Agent policy
+/// (`topology::ike_policy`): identities are addresses; every peer in
 /// `peers` shares the one PSK; host-to-host selectors.
 pub fn ike_config(
     settings: &IkeSettings,
@@ -62,7 +63,7 @@ pub fn ike_config(
         &settings.proposals,
         &settings.esp_proposals,
     )
-    .context("[ike] proposals")?;
+    .context("the policy's IKE proposals")?;
     let secs = |s: Option<u64>| s.map(Duration::from_secs);
     c.ike_lifetime = IkeLifetime {
         rekey_time: secs(settings.ike_rekey_time),
@@ -142,7 +143,7 @@ pub fn parse_udp(packet: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, &[u8])> {
 
 /// Fig. 11 block 174, at a target: an outbound packet no shadow SA covers
 /// is an initial TCP SYN from a DVIPA to one of the DVIPA's IKE peers
-/// (`[ike] on_demand`): the SYN is held back (dropped; TCP sends it again)
+/// (the IpDynVpnAction's `Initiation` allows this stack to start): the SYN is held back (dropped; TCP sends it again)
 /// and the DVIPA's routing stack, as the VIPA lists name it (else the
 /// topology's owner), gets a NEWCONN so its IKE negotiates an SA. `None`:
 /// send the packet as it is.
@@ -263,7 +264,7 @@ impl std::fmt::Debug for IkeRuntime {
 
 impl IkeRuntime {
     /// The IKE of `node` when its image has `ike = true`, owns a DVIPA and
-    /// the topology has `[ike]`; installs itself as the node's IKE hook and
+    /// the topology has IKE settings (a KeyExchangeRule in a policy); installs itself as the node's IKE hook and
     /// starts its worker and timer tasks.
     pub fn start(node: &Arc<ImageNode>, topo: &Topology) -> Result<Option<Arc<IkeRuntime>>> {
         let Some(settings) = topo.ike.clone() else {

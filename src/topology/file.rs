@@ -47,7 +47,8 @@ pub(crate) struct XcfDef {
     pub(crate) forwarding: crate::topology::XcfForwarding,
 }
 
-/// `[ike]`: the IKE of the routing stacks with `ike = true`. Defaults and
+/// `[ike]`: the old way to configure IKE, now refused with the equivalent
+/// Policy Agent policy (`super::ike_policy`). Defaults and
 /// meanings are in `super::ike`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,31 +1,23 @@
-//! The `[ike]` table and the clients' `ike = [...]`: which clients
-//! negotiate SAs with which DVIPA by IKEv2 (RFC 7296), and how. The
-//! routing stack of a DVIPA (its owning image, with `ike = true`) is the
-//! IKE responder of every such client, and the initiator towards them for
-//! connections the sysplex opens (patent Fig. 11, NEWCONN).
+//! The clients' `ike = [...]`: which clients negotiate SAs with which
+//! DVIPA by IKEv2 (RFC 7296). The routing stack of a DVIPA (its owning
+//! image, with `ike = true`) is the IKE responder of every such client, and
+//! the initiator towards them for connections the sysplex opens (patent
+//! Fig. 11, NEWCONN). How they negotiate comes from the owners' Policy
+//! Agent policy (`super::ike_policy`: KeyExchangeRule, KeyExchangeOffer,
+//! IpDynVpnAction, IpDataOffer).
 //!
 //! ```toml
-//! [ike]
-//! psk = "plexnet-figure4"           # mandatory: the pre-shared key of every peer
-//! proposals = "default"             # IKE proposals, strongSwan syntax (default: default)
-//! esp_proposals = "default"         # ESP proposals, strongSwan syntax (default: default)
-//! rekey_time = 3600                 # child SA rekey after s (default 3600; 0 never)
-//! life_time = 3960                  # child SA expiry after s (default 3960; 0 never)
-//! rekey_bytes = 0                   # child SA rekey after bytes, both directions (default never)
-//! life_bytes = 0                    # child SA expiry after bytes (default never)
-//! ike_rekey_time = 14400            # IKE SA rekey after s (default 14400; 0 never)
-//! cookie_threshold = 16             # half-open IKE SAs before COOKIEs (RFC 7296 §2.6)
-//! on_demand = true                  # NEWCONN: negotiate when a target opens a connection
-//!
 //! [[client]]
 //! name = "client1"
 //! ipsec = "strongswan"              # or "plexnet": plexnet client's own IKE initiator
 //! ike = ["DVA1"]                    # DVIPAs by [hosts] name or address
 //! ```
 //!
-//! Identities are IP addresses (`ID_IPV4_ADDR`): the DVIPA on the sysplex
-//! side, the client's address on the other, so a stock swanctl.conf with
-//! addresses, proposals and the secret connects.
+//! The old `[ike]` table (psk, proposals, esp_proposals, lifetimes) is
+//! still read, only to refuse it with the policy statements that say the
+//! same. Identities are IP addresses (`ID_IPV4_ADDR`): the DVIPA on the
+//! sysplex side, the client's address on the other, so a stock
+//! swanctl.conf with addresses, proposals and the secret connects.
 
 use std::net::Ipv4Addr;
 

@@ -72,8 +72,9 @@ pub struct Topology {
     /// stack, the client side by `plexnet client`.
     #[serde(default)]
     pub manual_sas: Vec<ManualSa>,
-    /// `[ike]`: how the routing stacks with `ike = true` negotiate the SAs
-    /// of their DVIPAs; `None` when the file has no `[ike]` table.
+    /// How the routing stacks with `ike = true` negotiate the SAs of their
+    /// DVIPAs, from their Policy Agent policies (`super::ike_policy`);
+    /// `None` when no such image has a KeyExchangeRule.
     #[serde(default)]
     pub ike: Option<IkeSettings>,
     /// `[xcf] forwarding`: how routing stacks carry datagrams to targets
@@ -100,7 +101,8 @@ pub enum XcfForwarding {
     GreInUdp,
 }
 
-/// The `[ike]` table, resolved (see [`super::ike`]): one pre-shared key and
+/// The IKE settings of the sysplex, from the policies (see
+/// `super::ike_policy`): one pre-shared key and
 /// one set of proposals for every IKE peer of every DVIPA; identities are
 /// IP addresses (the DVIPA, the client's address).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,7 +323,7 @@ pub struct KeyExchangeOffer {
     /// The statement's name; `None` when written inline.
     pub name: Option<String>,
     /// The IKE proposal in strongSwan syntax with one algorithm of each
-    /// kind, e.g. `aes128-sha1-prfsha1-modp2048`, as `[ike] proposals` is
+    /// kind, e.g. `aes128-sha1-prfsha1-modp2048`, as strongSwan's `proposals` is
     /// written; [`KeyExchangeOffer::proposal_config`] gives the IKE
     /// module's type.
     pub proposal: String,

@@ -223,3 +223,40 @@ pub fn iperf3_servers(prefix: &str, images: &[&str], ports: &[&str]) {
         }
     }
 }
+
+/// `swanctl ARGS` in client1 of the lab under `prefix`.
+pub fn swanctl(prefix: &str, args: &[&str]) -> Output {
+    let mut a = vec!["exec", "client1", "--", "swanctl"];
+    a.extend_from_slice(args);
+    plexnet(prefix, &a)
+}
+
+/// `swanctl ARGS` in client1, which must succeed; its stdout and stderr.
+pub fn swanctl_ok(prefix: &str, args: &[&str]) -> String {
+    let out = swanctl(prefix, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "swanctl {args:?} failed:\n{text}");
+    text
+}
+
+/// Loads one connection `name` (child `name`) from client1 (198.18.1.2)
+/// to DVA1 into client1's charon of figure4 under `prefix`, with these
+/// proposals and key, replacing whatever had that name.
+pub fn load_conn(prefix: &str, name: &str, ike: &str, esp: &str, psk: &str) {
+    let conf = plexnet::lab::strongswan::swanctl_conn(
+        name,
+        std::net::Ipv4Addr::new(198, 18, 1, 2),
+        std::net::Ipv4Addr::new(198, 18, 0, 100),
+        ike,
+        esp,
+        psk,
+    );
+    let path = plexnet::lab::state::run_dir("figure4", prefix).join(format!("case-{name}.conf"));
+    std::fs::write(&path, conf).expect("write conf");
+    let p = path.display().to_string();
+    swanctl_ok(prefix, &["--load-all", "--noprompt", "--file", &p]);
+}
