@@ -229,6 +229,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&topo)?);
             } else {
+                for note in topology::notes(&topo) {
+                    println!("note: {note}");
+                }
                 println!(
                     "{}: ok ({} images, {} DVIPAs, {} clients)",
                     topo.source.display(),
@@ -339,6 +342,9 @@ fn cmd_doctor(path: &Path, json: bool) -> Result<ExitCode> {
 fn cmd_up(path: &Path, prefix: &str) -> Result<ExitCode> {
     lab::preflight()?;
     let topo = load(path)?;
+    for note in topology::notes(&topo) {
+        println!("note: {note}");
+    }
     let report = lab::up(
         &topo,
         &lab::UpOptions {

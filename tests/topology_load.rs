@@ -550,3 +550,28 @@ fn unreadable_file_is_reported_with_its_path() {
     );
     assert!(e.errors().is_empty());
 }
+
+/// IPSEC without DVIPSEC on a DVIPA's owner: its IPsec is not distributed
+/// (z/OS IPSEC statement), the routing stack decrypts itself, and
+/// `plexnet check` says so.
+#[test]
+fn without_dvipsec_the_owner_does_not_distribute_ipsec() {
+    let text = std::fs::read_to_string("topologies/figure4.toml")
+        .expect("figure4")
+        .replacen("IPSEC DVIPSEC LOGENABLE", "IPSEC LOGENABLE", 1);
+    let t = topology::load_str(&text, std::path::Path::new("f.toml")).expect("loads");
+    let mvs1 = t.image("MVS1").expect("MVS1");
+    assert!(!mvs1.dvipsec_allows_distribution());
+    assert!(!plexnet::sysplex::routing::RoutingConfig::of_image(mvs1).distribute_crypto);
+    assert!(t.image("MVS5").expect("MVS5").dvipsec_allows_distribution());
+    let notes = topology::notes(&t);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with(
+            "MVS1 owns DVA1 (198.18.0.100) with IPCONFIG IPSECURITY but no IPSEC DVIPSEC"
+        ),
+        "{notes:?}"
+    );
+    let full = load("topologies/figure4.toml");
+    assert!(topology::notes(&full).is_empty());
+}

@@ -68,7 +68,10 @@ impl RoutingConfig {
                 crate::topology::InboundFilter::Target => FilterAt::Target,
                 crate::topology::InboundFilter::Routing => FilterAt::Routing,
             },
-            distribute_crypto: image.distribute_crypto,
+            // IPSEC DVIPSEC: with IPSECURITY, a DVIPA's IPsec is distributed
+            // only when the owner says so; without it the routing stack
+            // does the crypto itself (z/OS IPSEC statement).
+            distribute_crypto: image.distribute_crypto && image.dvipsec_allows_distribution(),
             ..Self::default()
         }
     }

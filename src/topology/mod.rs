@@ -114,6 +114,31 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Reads, parses and validates a topology file.
+/// What a z/OS administrator would be told about a valid topology: the
+/// DVIPAs whose IPsec is not distributed because their owner or backup
+/// has IPCONFIG IPSECURITY without IPSEC DVIPSEC.
+pub fn notes(topo: &Topology) -> Vec<String> {
+    let mut out = Vec::new();
+    for image in topo
+        .images
+        .iter()
+        .filter(|i| !i.dvipsec_allows_distribution())
+    {
+        let owned = image.vipa.defines.iter().map(|d| (d.addr, "owns"));
+        let backed = image.vipa.backups.iter().map(|b| (b.addr, "backs up"));
+        for (dvipa, role) in owned.chain(backed) {
+            out.push(format!(
+                "{} {role} {} with IPCONFIG IPSECURITY but no IPSEC DVIPSEC: the IPsec of {} is not distributed: {} decrypts it itself and forwards plaintext over XCF (add DVIPSEC to its IPSEC statement to distribute it)",
+                image.name,
+                topo.label(dvipa),
+                topo.label(dvipa),
+                image.name
+            ));
+        }
+    }
+    out
+}
+
 pub fn load(path: &Path) -> Result<Topology, TopologyError> {
     let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
         path: path.to_path_buf(),

@@ -231,6 +231,19 @@ pub struct IpSecurity {
     pub policy: Option<IpSecPolicy>,
 }
 
+impl Image {
+    /// Whether this image may distribute the IPsec of the DVIPAs it owns:
+    /// always without IPCONFIG IPSECURITY, else only with IPSEC DVIPSEC (IP
+    /// Configuration Reference, "IPSEC statement": DVIPSEC makes the IPsec
+    /// tunnels of a distributed DVIPA eligible for distribution, and for
+    /// moving on takeover and giveback).
+    pub fn dvipsec_allows_distribution(&self) -> bool {
+        self.ip_security
+            .as_ref()
+            .is_none_or(|s| !s.ipsecurity || s.dvipsec)
+    }
+}
+
 impl IpSecurity {
     /// The stack's IP filter table: the IPSECRULEs, replaced by the Policy
     /// Agent's IpFilterRules when the image has a policy (z/OS uses the
