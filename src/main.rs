@@ -73,6 +73,18 @@ enum Command {
         /// SYSDEFAULTDENYRULE last, with hit counts and denials by rule.
         #[arg(short = 'f', long = "filters")]
         filters: bool,
+        /// Dynamic tunnels (negotiated by IKE) owned here (z/OS `ipsec -y`).
+        #[arg(short = 'y', long = "dynamic")]
+        dynamic: bool,
+        /// With -y (or -m): the shadow copies on this image's target stack.
+        #[arg(short = 's', long = "shadow")]
+        shadow: bool,
+        /// IKE tunnels (z/OS `ipsec -k`).
+        #[arg(short = 'k', long = "ike")]
+        ike: bool,
+        /// Manual tunnels (z/OS `ipsec -m`).
+        #[arg(short = 'm', long = "manual")]
+        manual: bool,
         /// Print tshark UAT lines to decrypt captures: first one per ESP SA
         /// (`-o "uat:esp_sa:LINE"` with `-o esp.enable_encryption_decode:TRUE`),
         /// then one per IKE SA (`-o "uat:ikev2_decryption_table:LINE"`).
@@ -197,16 +209,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             node,
             json,
             filters,
+            dynamic,
+            shadow,
+            ike,
+            manual,
             wireshark_keys,
             topology,
         } => {
             let reply = ask(&node, topology.as_deref(), &cli.prefix, &Request::Ipsec)?;
             let d: display::IpsecDisplay =
                 serde_json::from_value(reply.clone()).context("reading the IPsec answer")?;
-            if filters && json {
-                println!("{}", serde_json::to_string_pretty(&reply["filters"])?);
-            } else if filters {
-                print!("{}", display::render_filters(&d.image, &d.filters));
+            let view = IpsecView::of(filters, dynamic, ike, manual, shadow)?;
+            if view != IpsecView::Summary {
+                print_ipsec_view(view, &d, json)?;
             } else if let Some(Some(dir)) = wireshark_keys {
                 write_wireshark_dir(&dir, &d)?;
             } else if wireshark_keys.is_some() {
@@ -294,6 +309,71 @@ fn resolve(file: Option<PathBuf>) -> PathBuf {
 
 fn load(path: &Path) -> Result<Topology> {
     topology::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+/// Which part of `plexnet ipsec NODE` to show, after z/OS's `ipsec`
+/// command: `-f` filters, `-y` dynamic tunnels (`-s` shadows), `-k` IKE
+/// tunnels, `-m` manual tunnels (`-s` shadows); none: the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IpsecView {
+    Summary,
+    Filters,
+    Tunnels { manual: bool, shadow: bool },
+    Ike,
+}
+
+impl IpsecView {
+    fn of(
+        filters: bool,
+        dynamic: bool,
+        ike: bool,
+        manual: bool,
+        shadow: bool,
+    ) -> Result<IpsecView> {
+        let picked = [filters, dynamic, ike, manual]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if picked > 1 {
+            bail!("choose one of -f, -y, -k, -m");
+        }
+        if shadow && !(dynamic || manual) {
+            bail!("-s goes with -y or -m (shadow copies of dynamic or manual tunnels)");
+        }
+        Ok(match (filters, dynamic, ike, manual) {
+            (true, ..) => IpsecView::Filters,
+            (_, true, ..) => IpsecView::Tunnels {
+                manual: false,
+                shadow,
+            },
+            (_, _, true, _) => IpsecView::Ike,
+            (.., true) => IpsecView::Tunnels {
+                manual: true,
+                shadow,
+            },
+            _ => IpsecView::Summary,
+        })
+    }
+}
+
+fn print_ipsec_view(view: IpsecView, d: &display::IpsecDisplay, json: bool) -> Result<()> {
+    let origin = |manual: bool| if manual { "manual" } else { "dynamic" };
+    match (view, json) {
+        (IpsecView::Filters, true) => println!("{}", serde_json::to_string_pretty(&d.filters)?),
+        (IpsecView::Filters, false) => print!("{}", display::render_filters(&d.image, &d.filters)),
+        (IpsecView::Ike, true) => println!("{}", serde_json::to_string_pretty(&d.ike_tunnels)?),
+        (IpsecView::Ike, false) => print!("{}", display::render_ike_tunnels(d)),
+        (IpsecView::Tunnels { manual, shadow }, true) => {
+            let rows = if shadow { &d.shadow } else { &d.owned };
+            let rows: Vec<_> = rows.iter().filter(|r| r.origin == origin(manual)).collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        (IpsecView::Tunnels { manual, shadow }, false) => {
+            print!("{}", display::render_tunnels(d, origin(manual), shadow))
+        }
+        (IpsecView::Summary, _) => unreachable!("the summary is printed by the caller"),
+    }
+    Ok(())
 }
 
 /// Wireshark's personal configuration files for `dir` (wireshark(1),

@@ -8,7 +8,8 @@
 //!   policy's IpDataOffers gets NO_PROPOSAL_CHOSEN, and its curl fails.
 //! - A wrong pre-shared key leaves no SA and no plaintext answer.
 //! - After a good `--initiate`, curl works over ESP.
-//! - `plexnet ipsec MVS1 -f --json` shows the rules with their hits.
+//! - `plexnet ipsec MVS1 -f --json` shows the rules with their hits; `-k`,
+//!   `-y` and `-y -s` show the IKE SA, the tunnel and its shadows.
 
 mod common;
 
@@ -124,6 +125,13 @@ fn plaintext_is_refused_until_the_policy_s_tunnel_is_up() {
     }
     assert!(by.len() >= 2, "answered by {by:?}");
 
+    // ipsec -k, -y and -y -s: client1's IKE SA, its child at MVS1 and the
+    // shadow copies at the targets; no manual tunnels in figure4.
+    let rows = |args: &[&str]| json(PREFIX, args).as_array().map_or(0, Vec::len);
+    assert!(rows(&["ipsec", "MVS1", "-k", "--json"]) >= 1);
+    assert!(rows(&["ipsec", "MVS1", "-y", "--json"]) >= 2);
+    assert!(rows(&["ipsec", "MVS2", "-y", "-s", "--json"]) >= 2);
+    assert_eq!(rows(&["ipsec", "MVS1", "-m", "--json"]), 0);
     let f = filters();
     let h = hits(&f);
     assert!(

@@ -138,6 +138,7 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
                 let mut d = status_node.ipsec();
                 if let Some(ike) = &ike {
                     d.ike_wireshark_keys = ike.wireshark_keys();
+                    d.ike_tunnels = super::display::ike_tunnels(&ike.status());
                 }
                 serde_json::to_value(d).unwrap_or_default()
             }

@@ -332,6 +332,42 @@ pub struct SaRow {
     /// bundle in the same direction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundled_with: Option<String>,
+    /// `dynamic` (negotiated by IKE) or `manual` (a `[[manual_sa]]`), as
+    /// `ipsec -y` and `ipsec -m` split them.
+    #[serde(default)]
+    pub origin: String,
+}
+
+/// An IKE SA as `ipsec -k display` lists it (from the IKE's status).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IkeTunnelRow {
+    pub dvipa: String,
+    pub id: String,
+    pub state: String,
+    pub remote: String,
+    pub spi_i: String,
+    pub spi_r: String,
+    pub initiator: bool,
+    pub nat: bool,
+    #[serde(default)]
+    pub children: Vec<serde_json::Value>,
+}
+
+/// The IKE SAs of an IKE status (`status["ike"]`).
+pub fn ike_tunnels(ike_status: &serde_json::Value) -> Vec<IkeTunnelRow> {
+    serde_json::from_value(ike_status["sas"].clone()).unwrap_or_default()
+}
+
+/// Marks each SA row `manual` when its SPI is one of `manual_spis` (the
+/// topology's manually keyed SAs), else `dynamic`.
+pub fn mark_origins(d: &mut IpsecDisplay, manual_spis: &[String]) {
+    for r in d.owned.iter_mut().chain(d.shadow.iter_mut()) {
+        r.origin = if manual_spis.contains(&r.spi) {
+            "manual".into()
+        } else {
+            "dynamic".into()
+        };
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -360,6 +396,9 @@ pub struct IpsecDisplay {
     /// `ipsec -f display`: the image's IP filter table.
     #[serde(default)]
     pub filters: FilterDisplay,
+    /// `ipsec -k display`: the IKE SAs of this image's IKE.
+    #[serde(default)]
+    pub ike_tunnels: Vec<IkeTunnelRow>,
 }
 
 /// `plexnet ipsec NODE -f`, after z/OS's `ipsec -f display`: the IP filter
@@ -479,6 +518,7 @@ fn sa_row(dvipa: Ipv4Addr, direction: &str, cfg: &SaConfig) -> SaRow {
         forwarded: None,
         owner: None,
         bundled_with: None,
+        origin: String::new(),
     }
 }
 
@@ -584,6 +624,7 @@ pub fn ipsec(image: &str, routing: Option<&RoutingStack>, target: &TargetStack) 
         wireshark_keys: keys,
         ike_wireshark_keys: Vec::new(),
         filters: FilterDisplay::default(),
+        ike_tunnels: Vec::new(),
     }
 }
 
@@ -740,60 +781,127 @@ fn render_vipadcfg(s: &mut String, c: Option<&Vipadcfg>) {
     }
 }
 
+/// One table of SA rows: peeks and forwards for a routing stack's owned
+/// SAs, packets and bytes for shadow SAs.
+fn sa_table(s: &mut String, title: &str, rows: &[SaRow], routing: bool) {
+    let _ = writeln!(s, "{title}:");
+    if rows.is_empty() {
+        let _ = writeln!(s, "  (none)");
+        return;
+    }
+    let (a, b) = if routing {
+        ("Peeks", "Fwd")
+    } else {
+        ("Packets", "Bytes")
+    };
+    let _ = writeln!(
+        s,
+        "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<24} {:>8} {:>10}  Drops",
+        "DVIPA", "Dir", "SPI", "Prot", "Mode", "Suite", a, b
+    );
+    for r in rows {
+        let (x, y) = if routing {
+            (r.peeks.unwrap_or(0), r.forwarded.unwrap_or(0))
+        } else {
+            (r.packets, r.bytes)
+        };
+        let suite = match (&r.bundled_with, r.udp_encap) {
+            (Some(other), _) => format!("{} +{other}", r.suite),
+            (None, true) => format!("{} udp", r.suite),
+            (None, false) => r.suite.clone(),
+        };
+        let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            s,
+            "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<24} {:>8} {:>10}  {}",
+            r.dvipa,
+            r.direction,
+            r.spi,
+            r.protocol,
+            r.mode,
+            suite,
+            x,
+            y,
+            drops.join(" ")
+        );
+    }
+}
+
+/// `plexnet ipsec NODE -y` (dynamic tunnels, negotiated by IKE), with `-s`
+/// the shadows on this image's target stack, and `-m` (manual tunnels):
+/// the SAs of `origin`, after z/OS's `ipsec -y display` / `-m display`.
+pub fn render_tunnels(d: &IpsecDisplay, origin: &str, shadow: bool) -> String {
+    let pick = |rows: &[SaRow]| -> Vec<SaRow> {
+        rows.iter()
+            .filter(|r| r.origin == origin)
+            .cloned()
+            .collect()
+    };
+    let (kind, flag) = if origin == "manual" {
+        ("Manual", "m")
+    } else {
+        ("Dynamic", "y")
+    };
+    let mut s = String::new();
+    if shadow {
+        let _ = writeln!(s, "ipsec -{} display -s  Stack Name: {}", flag, d.image);
+        sa_table(&mut s, &format!("{kind} shadow tunnels (target stack: copies from the routing stack, decrypted and sealed here)"), &pick(&d.shadow), false);
+    } else {
+        let _ = writeln!(s, "ipsec -{} display  Stack Name: {}", flag, d.image);
+        sa_table(
+            &mut s,
+            &format!("{kind} tunnels owned here (routing stack: peeked and forwarded)"),
+            &pick(&d.owned),
+            true,
+        );
+    }
+    s
+}
+
+/// `plexnet ipsec NODE -k`: the IKE SAs, after z/OS's `ipsec -k display`.
+pub fn render_ike_tunnels(d: &IpsecDisplay) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "ipsec -k display  Stack Name: {}", d.image);
+    if d.ike_tunnels.is_empty() {
+        let _ = writeln!(
+            s,
+            "  (no IKE tunnels: this image runs no IKE, or none is up)"
+        );
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "  {:<14} {:<6} {:<12} {:<20} {:<16} {:<16} {:<9} {:>8}",
+        "DVIPA", "ID", "State", "Remote", "SPI-i", "SPI-r", "Initiator", "Children"
+    );
+    for t in &d.ike_tunnels {
+        let _ = writeln!(
+            s,
+            "  {:<14} {:<6} {:<12} {:<20} {:<16} {:<16} {:<9} {:>8}",
+            t.dvipa,
+            t.id,
+            t.state,
+            t.remote,
+            t.spi_i,
+            t.spi_r,
+            if t.initiator { "local" } else { "remote" },
+            t.children.len()
+        );
+    }
+    s
+}
+
 /// The text form of `plexnet ipsec`.
 pub fn render_ipsec(d: &IpsecDisplay) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "IPsec on image {}", d.image);
-    let table = |s: &mut String, title: &str, rows: &[SaRow], routing: bool| {
-        let _ = writeln!(s, "{title}:");
-        if rows.is_empty() {
-            let _ = writeln!(s, "  (none)");
-            return;
-        }
-        let (a, b) = if routing {
-            ("Peeks", "Fwd")
-        } else {
-            ("Packets", "Bytes")
-        };
-        let _ = writeln!(
-            s,
-            "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<24} {:>8} {:>10}  Drops",
-            "DVIPA", "Dir", "SPI", "Prot", "Mode", "Suite", a, b
-        );
-        for r in rows {
-            let (x, y) = if routing {
-                (r.peeks.unwrap_or(0), r.forwarded.unwrap_or(0))
-            } else {
-                (r.packets, r.bytes)
-            };
-            let suite = match (&r.bundled_with, r.udp_encap) {
-                (Some(other), _) => format!("{} +{other}", r.suite),
-                (None, true) => format!("{} udp", r.suite),
-                (None, false) => r.suite.clone(),
-            };
-            let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let _ = writeln!(
-                s,
-                "  {:<14} {:<3} {:<10} {:<4} {:<7} {:<24} {:>8} {:>10}  {}",
-                r.dvipa,
-                r.direction,
-                r.spi,
-                r.protocol,
-                r.mode,
-                suite,
-                x,
-                y,
-                drops.join(" ")
-            );
-        }
-    };
-    table(
+    sa_table(
         &mut s,
         "Owned SAs (routing stack: peeked and forwarded, never decrypted here)",
         &d.owned,
         true,
     );
-    table(
+    sa_table(
         &mut s,
         "Shadow SAs (target stack: decrypted and sealed here)",
         &d.shadow,

@@ -1171,6 +1171,7 @@ impl ImageNode {
             .image(&self.name)
             .and_then(|i| i.ip_security.as_ref());
         d.filters = super::display::filters(sec, core.routing.as_ref());
+        super::display::mark_origins(&mut d, &manual_spis(&self.topo));
         d
     }
 
@@ -1298,6 +1299,27 @@ pub(super) async fn plumb(links: &NsLinks, owned: &[Ipv4Addr], served: &[Ipv4Add
 
 /// The DVIPA side of a manual SA as an SA install (ESP or AH alone; an
 /// AH+ESP bundle is [`manual_bundle`]'s).
+/// The SPIs of the topology's manually keyed SAs (ESP and AH, both
+/// directions), as the displays write them.
+fn manual_spis(topo: &Topology) -> Vec<String> {
+    let mut out = Vec::new();
+    for ms in &topo.manual_sas {
+        let pairs = manual_install(ms)
+            .map(|i| vec![i.inbound.spi, i.outbound.spi])
+            .into_iter()
+            .chain(manual_bundle(ms).map(|b| {
+                vec![
+                    b.esp.inbound.spi,
+                    b.esp.outbound.spi,
+                    b.ah.inbound.spi,
+                    b.ah.outbound.spi,
+                ]
+            }));
+        out.extend(pairs.flatten().map(|spi| format!("{:#010x}", spi.0)));
+    }
+    out
+}
+
 pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
     let side = ms.dvipa_side();
     let one = |b: &crate::topology::SaBundle| match (&b.esp, &b.ah) {
