@@ -396,7 +396,7 @@ fn check_proposals(
     load: &[String],
     needs: &[Need],
 ) -> Vec<Finding> {
-    let what = format!("{who} {label} proposals {text:?}");
+    let what = format!("{who} {label} proposal");
     let proposals = match parse_proposals(protocol, text) {
         Ok(p) => p,
         Err(e) => {
