@@ -362,6 +362,12 @@ pub enum ErrorKind {
     IkeDvipaTwice { client: String, dvipa: Ipv4Addr },
     #[error("client {client} has both a [[manual_sa]] and IKE with DVIPA {dvipa}; allowed: one of them per client and DVIPA")]
     IkeAndManual { client: String, dvipa: Ipv4Addr },
+    #[error("client {client} ({addr}) negotiates with {dvipa} by IKE, but no KeyExchangeRule of its owner covers it; allowed: a KeyExchangeRule whose LocalSecurityEndpoint Identity is the DVIPA and whose RemoteSecurityEndpoint Identity and Location include the client's address")]
+    IkeNoKeyExchangeRule {
+        client: String,
+        addr: Ipv4Addr,
+        dvipa: Ipv4Addr,
+    },
     #[error("soft_{what} = {soft} is above hard_{what} = {hard}; allowed: a soft limit at or below the hard one")]
     SoftAboveHard {
         what: &'static str,

@@ -163,10 +163,39 @@ pub(super) fn resolve(
                 );
                 continue;
             }
+            if settings.is_some() && !covered_by_a_key_exchange_rule(images, dvipa, client.addr) {
+                r.err(
+                    at,
+                    ErrorKind::IkeNoKeyExchangeRule {
+                        client: client.name.clone(),
+                        addr: client.addr,
+                        dvipa,
+                    },
+                );
+                continue;
+            }
             client.ike.push(dvipa);
         }
     }
     settings
+}
+
+/// Whether some image with IKE has a KeyExchangeRule whose
+/// LocalSecurityEndpoint is `dvipa` and whose RemoteSecurityEndpoint
+/// (identity and location) covers `client`: the IKE of a DVIPA answers
+/// only the peers its policy names (IP Configuration Reference,
+/// KeyExchangeRule).
+fn covered_by_a_key_exchange_rule(images: &[Image], dvipa: Ipv4Addr, client: Ipv4Addr) -> bool {
+    images
+        .iter()
+        .filter(|i| i.ike)
+        .filter_map(|i| i.ip_security.as_ref()?.policy.as_ref())
+        .flat_map(|p| &p.key_exchange_rules)
+        .any(|k| {
+            k.local.identity.contains(dvipa)
+                && k.remote.identity.contains(client)
+                && k.remote.location.contains(client)
+        })
 }
 
 fn seconds(
@@ -460,6 +489,12 @@ ike = ["DVA1"]
                 .replace(POLICY, "")
                 .replace("ike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
             "client client1 negotiates by IKE but no image with ike = true has a Policy Agent policy with a KeyExchangeRule",
+        );
+        check(
+            &base()
+                .replace("    Identity               IpAddr All\n", "    Identity               IpAddr 198.18.9.0/24\n")
+                .replace("ike = [\"DVA1\"]", "ike = [‸\"DVA1\"]"),
+            "client client1 (198.18.1.2) negotiates with 198.18.0.100 by IKE, but no KeyExchangeRule of its owner covers it",
         );
         let two = base().replace(
             "[[image]]\nname = \"MVS2\"\n",
