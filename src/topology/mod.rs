@@ -105,6 +105,7 @@ pub mod policy;
 pub mod profile;
 mod resolve;
 mod source;
+mod statement;
 pub mod vipa;
 
 pub use error::{Diagnostic, ErrorKind, NameKind, TopologyError};

@@ -31,10 +31,7 @@
 //! Offsets are byte offsets into the parsed text.
 
 use super::error::ErrorKind;
-use super::vipa::Tok;
-
-/// An error at a byte offset of the parsed text.
-pub(crate) type RawError = (usize, ErrorKind);
+use super::statement::{RawError, Tok};
 
 /// One line of a file: an attribute, or the header of a block.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -128,9 +128,9 @@
 
 use super::error::ErrorKind;
 use super::model::{KeyExchangeAction, KeyExchangeOffer, KeyExchangeRule, SecurityEndpoint};
-use super::pagent::{self, Node, RawError};
+use super::pagent::{self, Node};
 use super::profile::parse_addr_spec;
-use super::vipa::{parse_ipv4, Tok};
+use super::statement::{parse_ipv4, RawError, Tok};
 use crate::ipsec::policy::{
     AddrSpec, Conditions, DataOffer, Direction, DynVpnAction, FilterAction, FilterRule, Initiation,
     PortSpec, ProtocolSpec, Routing, TcpConnect,
