@@ -106,6 +106,8 @@ pub mod profile;
 mod resolve;
 mod source;
 mod statement;
+#[cfg(test)]
+mod test_support;
 pub mod vipa;
 
 pub use error::{Diagnostic, ErrorKind, NameKind, TopologyError};

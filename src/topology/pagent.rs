@@ -218,6 +218,7 @@ fn block<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::the_error;
     use super::*;
 
     fn texts<'a>(toks: &[Tok<'a>]) -> Vec<&'a str> {
@@ -231,13 +232,7 @@ mod tests {
     }
 
     fn err(text: &str) -> (String, String) {
-        let (_, e) = parse(text);
-        assert_eq!(e.len(), 1, "expected one error, got {e:?}");
-        let (at, kind) = e.into_iter().next().expect("one error");
-        let word: String = text[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
+        let (word, kind) = the_error(text, parse(text).1);
         (word, kind.to_string())
     }
 

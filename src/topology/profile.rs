@@ -675,6 +675,7 @@ fn rule_protocol(c: &mut Cursor<'_, '_>) -> Result<ProtocolSpec, RawError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::the_error;
     use super::*;
     use std::net::Ipv4Addr;
 
@@ -698,14 +699,7 @@ mod tests {
 
     /// The single error of `text`, with the word it points at.
     fn err(text: &str) -> (String, ErrorKind) {
-        let (_, e) = parse(text);
-        assert_eq!(e.len(), 1, "expected one error, got {e:?}");
-        let (at, kind) = e.into_iter().next().expect("one error");
-        let word: String = text[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
-        (word, kind)
+        the_error(text, parse(text).1)
     }
 
     fn rule_err(body: &str) -> (String, ErrorKind) {

@@ -671,6 +671,7 @@ fn parse_range(toks: &[Tok<'_>]) -> Result<RawRange, RawError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::the_error;
     use super::*;
 
     fn ip(s: &str) -> Ipv4Addr {
@@ -687,14 +688,7 @@ mod tests {
 
     /// Parses `text` and returns its single error with the offending word.
     fn err(text: &str) -> (String, ErrorKind) {
-        let (_, e) = parse(text);
-        assert_eq!(e.len(), 1, "expected one error, got {e:?}");
-        let (at, kind) = e.into_iter().next().expect("one error");
-        let word: String = text[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
-        (word, kind)
+        the_error(text, parse(text).1)
     }
 
     fn block_err(body: &str) -> (String, ErrorKind) {

@@ -2,6 +2,7 @@
 //! located error with its line and column.
 
 use super::super::error::line_col;
+use super::super::test_support::{only_error, word_at};
 use super::*;
 use std::net::Ipv4Addr;
 
@@ -132,15 +133,9 @@ fn base_with(from: &str, to: &str) -> String {
 /// The single error of `text`: the word it points at, its line and
 /// column, and its message.
 fn err(text: &str) -> (String, usize, usize, String) {
-    let (_, e) = parse(text);
-    assert_eq!(e.len(), 1, "expected one error, got {e:?}");
-    let (at, kind) = e.into_iter().next().expect("one error");
-    let word: String = text[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
+    let (at, kind) = only_error(parse(text).1);
     let (line, col) = line_col(text, at);
-    (word, line, col, kind.to_string())
+    (word_at(text, at), line, col, kind.to_string())
 }
 
 /// The error of BASE with `from` replaced by `to`, which must point at
