@@ -767,3 +767,53 @@ fn errors_are_collected_and_do_not_cascade() {
     let names: Vec<&str> = p.filter_rules.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["web", "rest"]);
 }
+
+#[test]
+fn key_exchange_policy_references_and_kinds() {
+    let text = format!(
+        "KeyExchangePolicy\n{{\n  KeyExchangeRuleRef clients\n  KeyExchangeRuleRef clients\n}}\n{BASE}"
+    );
+    assert_eq!(
+        err(&text),
+        (
+            "clients".to_owned(),
+            4,
+            22,
+            "KeyExchangeRuleRef of one rule is given twice in KeyExchangePolicy (first at line 3); allowed: KeyExchangeRuleRef of one rule once".to_owned()
+        )
+    );
+    let text = format!("KeyExchangePolicy\n{{\n  KeyExchangeRuleRef ike1\n}}\n{BASE}");
+    assert_eq!(
+        err(&text),
+        (
+            "ike1".to_owned(),
+            3,
+            22,
+            "KeyExchangeRuleRef `ike1` is a KeyExchangeOffer, not a KeyExchangeRule; allowed: the name of a KeyExchangeRule statement".to_owned()
+        )
+    );
+    let text = format!("KeyExchangePolicy\n{{\n  KeyExchangeRuleRef nobody\n}}\n{BASE}");
+    assert_eq!(
+        err(&text),
+        (
+            "nobody".to_owned(),
+            3,
+            22,
+            "KeyExchangeRuleRef `nobody` names no KeyExchangeRule statement; allowed: the name of a KeyExchangeRule statement: clients".to_owned()
+        )
+    );
+    assert_eq!(
+        err(&base_with("IpServiceRef all", "IpServiceRef deny")),
+        (
+            "deny".to_owned(),
+            24,
+            16,
+            "IpServiceRef `deny` is a IpGenericFilterAction, not a IpService; allowed: the name of a IpService statement".to_owned()
+        )
+    );
+    let (w, _, _, m) = err(&format!(
+        "IpFilterPolicy\n{{\n  IpFilterRuleRef esp\n}}\n{BASE}"
+    ));
+    assert_eq!(w, "esp");
+    assert_eq!(m, "IpFilterRuleRef `esp` is a IpDynVpnAction, not a IpFilterRule; allowed: the name of a IpFilterRule statement");
+}
