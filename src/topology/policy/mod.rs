@@ -254,6 +254,10 @@ impl<T> Table<T> {
     fn position(&self, name: &str) -> Option<usize> {
         self.entries.iter().position(|(n, _, _)| n == name)
     }
+    /// Where the statement named `name` is written.
+    fn at(&self, name: &str) -> Option<usize> {
+        self.position(name).map(|i| self.entries[i].1)
+    }
     fn names(&self) -> Vec<&str> {
         self.entries.iter().map(|(n, _, _)| n.as_str()).collect()
     }
@@ -329,6 +333,26 @@ struct Defs<'a> {
     kx_offers: Table<KeyExchangeOffer>,
     locals: Table<SecurityEndpoint>,
     remotes: Table<SecurityEndpoint>,
+}
+
+impl Defs<'_> {
+    /// Where the statement of `kind` named `name` is written, if there is
+    /// one (policies have no name).
+    fn at(&self, kind: Kind, name: &str) -> Option<usize> {
+        match kind {
+            Kind::FilterRule => self.rules.at(name),
+            Kind::Service => self.services.at(name),
+            Kind::GenericAction => self.generics.at(name),
+            Kind::DynVpnAction => self.dynvpns.at(name),
+            Kind::DataOffer => self.offers.at(name),
+            Kind::KxRule => self.kx_rules.at(name),
+            Kind::KxAction => self.kx_actions.at(name),
+            Kind::KxOffer => self.kx_offers.at(name),
+            Kind::LocalEndpoint => self.locals.at(name),
+            Kind::RemoteEndpoint => self.remotes.at(name),
+            Kind::FilterPolicy | Kind::KxPolicy => None,
+        }
+    }
 }
 
 /// Parses and resolves a whole `ipsec_policy` text. Errors are collected,
@@ -655,49 +679,7 @@ impl Cx<'_> {
         if !self.statement_name(name) {
             return;
         }
-        let first = match kind {
-            Kind::FilterRule => defs
-                .rules
-                .position(name.text)
-                .map(|i| defs.rules.entries[i].1),
-            Kind::Service => defs
-                .services
-                .position(name.text)
-                .map(|i| defs.services.entries[i].1),
-            Kind::GenericAction => defs
-                .generics
-                .position(name.text)
-                .map(|i| defs.generics.entries[i].1),
-            Kind::DynVpnAction => defs
-                .dynvpns
-                .position(name.text)
-                .map(|i| defs.dynvpns.entries[i].1),
-            Kind::DataOffer => defs
-                .offers
-                .position(name.text)
-                .map(|i| defs.offers.entries[i].1),
-            Kind::KxRule => defs
-                .kx_rules
-                .position(name.text)
-                .map(|i| defs.kx_rules.entries[i].1),
-            Kind::KxAction => defs
-                .kx_actions
-                .position(name.text)
-                .map(|i| defs.kx_actions.entries[i].1),
-            Kind::KxOffer => defs
-                .kx_offers
-                .position(name.text)
-                .map(|i| defs.kx_offers.entries[i].1),
-            Kind::LocalEndpoint => defs
-                .locals
-                .position(name.text)
-                .map(|i| defs.locals.entries[i].1),
-            Kind::RemoteEndpoint => defs
-                .remotes
-                .position(name.text)
-                .map(|i| defs.remotes.entries[i].1),
-            Kind::FilterPolicy | Kind::KxPolicy => None,
-        };
+        let first = defs.at(kind, name.text);
         if let Some(first) = first {
             let first_line = self.line(first);
             self.push((
@@ -948,26 +930,11 @@ impl Cx<'_> {
         if let Some(i) = table.position(t.text) {
             return table.entries[i].2.as_ref();
         }
-        let others: [(Kind, bool); 10] = [
-            (Kind::FilterRule, defs.rules.position(t.text).is_some()),
-            (Kind::Service, defs.services.position(t.text).is_some()),
-            (
-                Kind::GenericAction,
-                defs.generics.position(t.text).is_some(),
-            ),
-            (Kind::DynVpnAction, defs.dynvpns.position(t.text).is_some()),
-            (Kind::DataOffer, defs.offers.position(t.text).is_some()),
-            (Kind::KxRule, defs.kx_rules.position(t.text).is_some()),
-            (Kind::KxAction, defs.kx_actions.position(t.text).is_some()),
-            (Kind::KxOffer, defs.kx_offers.position(t.text).is_some()),
-            (Kind::LocalEndpoint, defs.locals.position(t.text).is_some()),
-            (
-                Kind::RemoteEndpoint,
-                defs.remotes.position(t.text).is_some(),
-            ),
-        ];
         let kind_name = kind.name();
-        if let Some((other, _)) = others.iter().find(|(k, found)| *found && *k != kind) {
+        if let Some(other) = KINDS
+            .into_iter()
+            .find(|&k| k != kind && defs.at(k, t.text).is_some())
+        {
             self.push((
                 t.at,
                 ErrorKind::WrongKindReference {
@@ -997,36 +964,54 @@ impl Cx<'_> {
         None
     }
 
+    /// The rules `policy` (IpFilterPolicy or KeyExchangePolicy) puts in
+    /// force, as indices into `table`, in its order; without the policy
+    /// every rule, in file order. An unknown or repeated reference is
+    /// reported and left out.
+    fn policy_order<T>(&mut self, defs: &Defs<'_>, policy: Kind, table: &Table<T>) -> Vec<usize> {
+        let (refs, rule, reference, once) = if policy == Kind::FilterPolicy {
+            let once = "IpFilterRuleRef of one rule";
+            (
+                &defs.filter_policy,
+                Kind::FilterRule,
+                "IpFilterRuleRef",
+                once,
+            )
+        } else {
+            let once = "KeyExchangeRuleRef of one rule";
+            (&defs.kx_policy, Kind::KxRule, "KeyExchangeRuleRef", once)
+        };
+        let Some(refs) = refs else {
+            return (0..table.entries.len()).collect();
+        };
+        let mut seen: Vec<(usize, usize)> = Vec::new();
+        for t in refs {
+            let Some(i) = table.position(t.text) else {
+                self.find(defs, table, rule, reference, *t);
+                continue;
+            };
+            if let Some(&(_, first)) = seen.iter().find(|(j, _)| *j == i) {
+                let first_line = self.line(first);
+                self.push((
+                    t.at,
+                    ErrorKind::DuplicateAttribute {
+                        statement: policy.name(),
+                        attribute: once,
+                        first_line,
+                    },
+                ));
+                continue;
+            }
+            seen.push((i, t.at));
+        }
+        seen.into_iter().map(|(i, _)| i).collect()
+    }
+
     /// The IpFilterRules in force, resolved, in filter-table order.
     fn resolve_filter_rules(&mut self, defs: &Defs<'_>) -> Vec<FilterRule> {
-        let order: Vec<(usize, usize)> = match &defs.filter_policy {
-            Some(refs) => {
-                let mut seen: Vec<(usize, usize)> = Vec::new();
-                for t in refs {
-                    let Some(i) = defs.rules.position(t.text) else {
-                        self.find(defs, &defs.rules, Kind::FilterRule, "IpFilterRuleRef", *t);
-                        continue;
-                    };
-                    if let Some(&(_, first)) = seen.iter().find(|(j, _)| *j == i) {
-                        let first_line = self.line(first);
-                        self.push((
-                            t.at,
-                            ErrorKind::DuplicateAttribute {
-                                statement: "IpFilterPolicy",
-                                attribute: "IpFilterRuleRef of one rule",
-                                first_line,
-                            },
-                        ));
-                        continue;
-                    }
-                    seen.push((i, t.at));
-                }
-                seen
-            }
-            None => (0..defs.rules.entries.len()).map(|i| (i, 0)).collect(),
-        };
+        let order = self.policy_order(defs, Kind::FilterPolicy, &defs.rules);
         let mut out = Vec::new();
-        for (i, _) in order {
+        for i in order {
             let (name, _, raw) = &defs.rules.entries[i];
             let Some(raw) = raw else { continue };
             if let Some(rule) = self.resolve_filter_rule(defs, name, raw) {
@@ -1151,32 +1136,7 @@ impl Cx<'_> {
 
     /// The KeyExchangeRules in force, resolved, in search order.
     fn resolve_kx_rules(&mut self, defs: &Defs<'_>) -> Vec<KeyExchangeRule> {
-        let order: Vec<usize> = match &defs.kx_policy {
-            Some(refs) => {
-                let mut seen: Vec<(usize, usize)> = Vec::new();
-                for t in refs {
-                    let Some(i) = defs.kx_rules.position(t.text) else {
-                        self.find(defs, &defs.kx_rules, Kind::KxRule, "KeyExchangeRuleRef", *t);
-                        continue;
-                    };
-                    if let Some(&(_, first)) = seen.iter().find(|(j, _)| *j == i) {
-                        let first_line = self.line(first);
-                        self.push((
-                            t.at,
-                            ErrorKind::DuplicateAttribute {
-                                statement: "KeyExchangePolicy",
-                                attribute: "KeyExchangeRuleRef of one rule",
-                                first_line,
-                            },
-                        ));
-                        continue;
-                    }
-                    seen.push((i, t.at));
-                }
-                seen.into_iter().map(|(i, _)| i).collect()
-            }
-            None => (0..defs.kx_rules.entries.len()).collect(),
-        };
+        let order = self.policy_order(defs, Kind::KxPolicy, &defs.kx_rules);
         let mut out = Vec::new();
         for i in order {
             let (name, _, raw) = &defs.kx_rules.entries[i];
