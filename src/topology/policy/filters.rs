@@ -2,8 +2,8 @@
 //! IpGenericFilterAction, IpDynVpnAction, IpDataOffer.
 
 use super::values::{
-    esp_auth, esp_encryption, filter_addr, lifesize, pfs_group, port_range, service_direction,
-    service_protocol,
+    esp_auth, esp_encryption, filter_addr, lifesize, lifetime_proposed, pfs_group, port_range,
+    service_direction, service_protocol,
 };
 use super::*;
 
@@ -526,12 +526,7 @@ impl Cx<'_> {
                         let (p, i) = esp_auth(a)?;
                         auth = (p, i, Some(a.at()));
                     }
-                    "RefreshLifetimeProposed" => {
-                        let v = a.one("RefreshLifetimeProposed minutes (1 to 65535)")?;
-                        lifetime_secs =
-                            number(v, "RefreshLifetimeProposed", 1, 65535, "1 to 65535 minutes")?
-                                * 60;
-                    }
+                    "RefreshLifetimeProposed" => lifetime_secs = lifetime_proposed(a)?,
                     _ => lifesize_bytes = lifesize(a)?,
                 }
                 Ok(())

@@ -1,7 +1,9 @@
 //! The key-exchange statements: KeyExchangeRule, the security endpoints,
 //! KeyExchangeAction, KeyExchangeOffer.
 
-use super::values::{endpoint_identity, endpoint_location, ike_encryption, lifesize, shared};
+use super::values::{
+    endpoint_identity, endpoint_location, ike_encryption, lifesize, lifetime_proposed, shared,
+};
 use super::*;
 
 impl Cx<'_> {
@@ -394,12 +396,7 @@ impl Cx<'_> {
                             "Group14, Group19, Group20",
                         )?);
                     }
-                    "RefreshLifetimeProposed" => {
-                        let v = a.one("RefreshLifetimeProposed minutes (1 to 65535)")?;
-                        lifetime_secs =
-                            number(v, "RefreshLifetimeProposed", 1, 65535, "1 to 65535 minutes")?
-                                * 60;
-                    }
+                    "RefreshLifetimeProposed" => lifetime_secs = lifetime_proposed(a)?,
                     _ => lifesize_bytes = lifesize(a)?,
                 }
                 Ok(())

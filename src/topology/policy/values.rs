@@ -418,6 +418,13 @@ pub(super) fn ike_encryption(a: &Attr<'_, '_>) -> Result<&'static str, RawError>
 }
 
 /// RefreshLifesizeProposed KB|None, in bytes.
+/// RefreshLifetimeProposed, in seconds: minutes 1 to 65535 in IpDataOffer
+/// and KeyExchangeOffer alike.
+pub(super) fn lifetime_proposed(a: &Attr<'_, '_>) -> Result<u64, RawError> {
+    let v = a.one("RefreshLifetimeProposed minutes (1 to 65535)")?;
+    Ok(number(v, "RefreshLifetimeProposed", 1, 65535, "1 to 65535 minutes")? * 60)
+}
+
 pub(super) fn lifesize(a: &Attr<'_, '_>) -> Result<Option<u64>, RawError> {
     let v = a.one("RefreshLifesizeProposed kilobytes (1 to 4294967295) or None")?;
     if is_one_of(v, &["None"]) {
