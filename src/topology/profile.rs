@@ -56,7 +56,7 @@
 
 use super::error::ErrorKind;
 use super::statement::{
-    self, is_digits, parse_ipv4, parse_number, tokenize, Cursor, Keyword, RawError, Tok,
+    self, is_digits, number_in, parse_ipv4, tokenize, Cursor, Keyword, RawError, Tok,
 };
 use crate::ipsec::policy::{
     AddrSpec, Conditions, Direction, FilterAction, FilterRule, PortSpec, ProtocolSpec, Routing,
@@ -417,26 +417,6 @@ fn bad_addr(t: Tok<'_>) -> RawError {
             text: t.text.to_owned(),
         },
     )
-}
-
-fn number_in(
-    t: Tok<'_>,
-    what: &'static str,
-    lo: u32,
-    hi: u32,
-    allowed: &'static str,
-) -> Result<u32, RawError> {
-    match parse_number(t.text) {
-        Some(n) if (lo..=hi).contains(&n) => Ok(n),
-        _ => Err((
-            t.at,
-            ErrorKind::OutOfRange {
-                what,
-                value: t.text.to_owned(),
-                allowed,
-            },
-        )),
-    }
 }
 
 /// `*`, `a.b.c.d`, `a.b.c.d/len` or `a.b.c.d-a.b.c.d`. Shared with the

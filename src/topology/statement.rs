@@ -112,12 +112,35 @@ pub(crate) fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A decimal number of at most nine digits (so it fits a `u32`).
-pub(crate) fn parse_number(text: &str) -> Option<u32> {
-    if text.len() > 9 || !is_digits(text) {
+/// A decimal number of at most ten digits (every `u32`; no parser takes
+/// more).
+pub(crate) fn parse_number(text: &str) -> Option<u64> {
+    if text.len() > 10 || !is_digits(text) {
         return None;
     }
     text.parse().ok()
+}
+
+/// A decimal number in `lo..=hi`; otherwise an error that says what the
+/// number is for and what is allowed.
+pub(crate) fn number_in(
+    t: Tok<'_>,
+    what: &'static str,
+    lo: u64,
+    hi: u64,
+    allowed: &'static str,
+) -> Result<u64, RawError> {
+    match parse_number(t.text) {
+        Some(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err((
+            t.at,
+            ErrorKind::OutOfRange {
+                what,
+                value: t.text.to_owned(),
+                allowed,
+            },
+        )),
+    }
 }
 
 /// A cursor over one statement's words (the statement keyword first).
@@ -207,8 +230,8 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(parse_number("123456789"), Some(123_456_789));
-        assert_eq!(parse_number("1234567890"), None);
+        assert_eq!(parse_number("4294967295"), Some(4_294_967_295));
+        assert_eq!(parse_number("12345678901"), None);
         assert_eq!(parse_number("+1"), None);
         assert_eq!(parse_number(""), None);
     }

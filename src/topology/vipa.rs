@@ -482,7 +482,7 @@ fn parse_distribute(toks: &[Tok<'_>]) -> Result<RawDistribute, RawError> {
                 .next()
                 .ok_or_else(|| c.missing("the seconds after TIMEDAFFINITY"))?;
             match parse_number(v.text) {
-                Some(n @ 1..=99_999) => timed_affinity = Some(n),
+                Some(n @ 1..=99_999) => timed_affinity = Some(n as u32),
                 _ => {
                     return Err((
                         v.at,

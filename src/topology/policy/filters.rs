@@ -197,18 +197,18 @@ impl Cx<'_> {
                     }
                     "IcmpType" => {
                         let v = a.one("IcmpType n (0 to 255)")?;
-                        icmp_type = Some(number(v, "IcmpType", 0, 255, "0 to 255")? as u8);
+                        icmp_type = Some(number_in(v, "IcmpType", 0, 255, "0 to 255")? as u8);
                         icmp_at.get_or_insert(a.at());
                     }
                     "IcmpCode" => {
                         let v = a.one("IcmpCode n (0 to 255), after IcmpType")?;
                         icmp_code =
-                            Some((number(v, "IcmpCode", 0, 255, "0 to 255")? as u8, a.at()));
+                            Some((number_in(v, "IcmpCode", 0, 255, "0 to 255")? as u8, a.at()));
                         icmp_at.get_or_insert(a.at());
                     }
                     "OspfType" => {
                         let v = a.one("OspfType n (0 to 255)")?;
-                        ospf_type = Some(number(v, "OspfType", 0, 255, "0 to 255")? as u8);
+                        ospf_type = Some(number_in(v, "OspfType", 0, 255, "0 to 255")? as u8);
                         ospf_at = Some(a.at());
                     }
                     "Direction" => (direction, connect) = service_direction(a)?,
@@ -225,7 +225,7 @@ impl Cx<'_> {
                     }
                     _ => {
                         let v = a.one("SecurityClass n (0 to 255)")?;
-                        security_class = number(
+                        security_class = number_in(
                             v,
                             "SecurityClass",
                             0,

@@ -130,7 +130,7 @@ use super::error::ErrorKind;
 use super::model::{KeyExchangeAction, KeyExchangeOffer, KeyExchangeRule, SecurityEndpoint};
 use super::pagent::{self, Node};
 use super::profile::parse_addr_spec;
-use super::statement::{parse_ipv4, RawError, Tok};
+use super::statement::{number_in, parse_ipv4, RawError, Tok};
 use crate::ipsec::policy::{
     AddrSpec, Conditions, DataOffer, Direction, DynVpnAction, FilterAction, FilterRule, Initiation,
     PortSpec, ProtocolSpec, Routing, TcpConnect,
@@ -527,31 +527,6 @@ fn not_implemented(v: Tok<'_>, what: &'static str, implemented: &'static str) ->
 
 fn is_one_of(v: Tok<'_>, words: &[&str]) -> bool {
     words.iter().any(|w| w.eq_ignore_ascii_case(v.text))
-}
-
-/// A decimal number in `lo..=hi`.
-fn number(
-    v: Tok<'_>,
-    what: &'static str,
-    lo: u64,
-    hi: u64,
-    allowed: &'static str,
-) -> Result<u64, RawError> {
-    let n =
-        (!v.text.is_empty() && v.text.len() <= 10 && v.text.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| v.text.parse::<u64>().ok())
-            .flatten();
-    match n {
-        Some(n) if (lo..=hi).contains(&n) => Ok(n),
-        _ => Err((
-            v.at,
-            ErrorKind::OutOfRange {
-                what,
-                value: v.text.to_owned(),
-                allowed,
-            },
-        )),
-    }
 }
 
 impl Cx<'_> {
