@@ -41,9 +41,7 @@ impl Cx<'_> {
             attr("IpGenericFilterActionRef"),
             attr("IpDynVpnActionRef"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("IpFilterRule", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("IpFilterRule", body, &specs, UNSUPPORTED, ALLOWED);
         let mut source = AddrSpec::Any;
         let mut destination = AddrSpec::Any;
         let mut service: Option<Use<'a, Service>> = None;
@@ -166,9 +164,7 @@ impl Cx<'_> {
             attr("Routing"),
             attr("SecurityClass"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("IpService", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("IpService", body, &specs, UNSUPPORTED, ALLOWED);
         let mut protocol = ProtocolSpec::Any;
         let mut src = PortSpec::Any;
         let mut dst = PortSpec::Any;
@@ -317,8 +313,7 @@ impl Cx<'_> {
     ) -> Option<(Generic, bool)> {
         const ALLOWED: &str = "IpFilterAction, IpFilterLogging";
         let specs = [attr("IpFilterAction"), attr("IpFilterLogging")];
-        let before = self.errors.len();
-        let attrs = self.attrs(
+        let (attrs, mut ok) = self.attrs(
             "IpGenericFilterAction",
             body,
             &specs,
@@ -327,7 +322,6 @@ impl Cx<'_> {
         );
         let mut action = None;
         let mut log = false;
-        let mut ok = self.errors.len() == before;
         for a in &attrs {
             let r = if a.name == "IpFilterAction" {
                 a.choice(
@@ -400,9 +394,7 @@ impl Cx<'_> {
             inline("IpDataOffer", true),
             repeated("IpDataOfferRef"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("IpDynVpnAction", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("IpDynVpnAction", body, &specs, UNSUPPORTED, ALLOWED);
         let mut initiation = Initiation::Either;
         let mut pfs: Option<(Option<u16>, usize, &'static str)> = None;
         let mut encap_ikev2 = None;
@@ -499,9 +491,7 @@ impl Cx<'_> {
             attr("RefreshLifetimeProposed"),
             attr("RefreshLifesizeProposed"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("IpDataOffer", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("IpDataOffer", body, &specs, UNSUPPORTED, ALLOWED);
         let mut mode = Mode::Tunnel;
         let mut encap_at = None;
         // `None` is DoNot.

@@ -24,9 +24,7 @@ impl Cx<'_> {
             attr("KeyExchangeActionRef"),
             attr("SharedKey"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("KeyExchangeRule", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("KeyExchangeRule", body, &specs, UNSUPPORTED, ALLOWED);
         let mut local: Option<(Use<'a, SecurityEndpoint>, usize)> = None;
         let mut remote: Option<(Use<'a, SecurityEndpoint>, usize)> = None;
         let mut action = None;
@@ -127,9 +125,7 @@ impl Cx<'_> {
         ];
         let statement = kind.name();
         let specs = [attr("Identity"), attr("Location")];
-        let before = self.errors.len();
-        let attrs = self.attrs(statement, body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs(statement, body, &specs, UNSUPPORTED, ALLOWED);
         let mut identity = None;
         let mut location = AddrSpec::Any;
         for a in &attrs {
@@ -182,9 +178,7 @@ impl Cx<'_> {
             inline("KeyExchangeOffer", true),
             repeated("KeyExchangeOfferRef"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("KeyExchangeAction", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("KeyExchangeAction", body, &specs, UNSUPPORTED, ALLOWED);
         let mut initiate = None;
         let mut auth_me = false;
         let mut offers = Vec::new();
@@ -291,9 +285,7 @@ impl Cx<'_> {
             attr("RefreshLifetimeProposed"),
             attr("RefreshLifesizeProposed"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("KeyExchangeOffer", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("KeyExchangeOffer", body, &specs, UNSUPPORTED, ALLOWED);
         let mut enc = "aes128";
         let mut hash: Option<&'static str> = None;
         let mut integ: Option<&'static str> = None;

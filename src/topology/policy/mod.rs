@@ -716,7 +716,7 @@ impl Cx<'_> {
 
     /// Sorts a block's lines into attributes by `specs`; unknown, refused
     /// and repeated attributes and misplaced blocks are reported and left
-    /// out.
+    /// out. Also says whether the block was free of such errors.
     fn attrs<'n, 'a>(
         &mut self,
         statement: &'static str,
@@ -724,7 +724,8 @@ impl Cx<'_> {
         specs: &[Spec],
         unsupported: &[&str],
         allowed: &'static str,
-    ) -> Vec<Attr<'n, 'a>> {
+    ) -> (Vec<Attr<'n, 'a>>, bool) {
+        let before = self.errors.len();
         let mut out: Vec<Attr<'n, 'a>> = Vec::new();
         for node in body {
             let w = node.keyword;
@@ -786,7 +787,8 @@ impl Cx<'_> {
                 node,
             });
         }
-        out
+        let clean = self.errors.len() == before;
+        (out, clean)
     }
 
     /// Runs `f` and records its error; `None` if it failed.
@@ -879,7 +881,7 @@ impl Cx<'_> {
             ),
         };
         let specs = [repeated(reference)];
-        let attrs = self.attrs(statement, body, &specs, unsupported, allowed);
+        let (attrs, _) = self.attrs(statement, body, &specs, unsupported, allowed);
         let mut out = Vec::new();
         for a in attrs {
             if let Some(t) = self.ok(a.one("the name of a statement")) {
