@@ -53,7 +53,8 @@ impl Node<'_> {
     }
 }
 
-const LAYOUT: &str = "Statement [name] on one line, `{` at its end or on the next line, one attribute per line, `}` alone on its line";
+/// The layout rules, as every layout error states them.
+pub(crate) const LAYOUT: &str = "Statement [name] on one line, `{` at its end or on the next line, one attribute per line, `}` alone on its line";
 
 /// Splits one line into words: blanks separate, `{` and `}` are words of
 /// their own, a `#` that begins a word starts a comment.

@@ -589,41 +589,13 @@ impl Cx<'_> {
                 word.at,
                 ErrorKind::PolicyLayout {
                     problem: format!("`{}` has no `{{ ... }}` block", word.text),
-                    allowed: "Statement [name] on one line, `{` at its end or on the next line, one attribute per line, `}` alone on its line",
+                    allowed: pagent::LAYOUT,
                 },
             ));
             return;
         };
         if kind.is_policy() {
-            if let Some(extra) = node.args.first() {
-                self.push((
-                    extra.at,
-                    ErrorKind::PolicyLayout {
-                        problem: format!("{} takes no name, found `{}`", kind.name(), extra.text),
-                        allowed: "the statement alone on its line, then its block",
-                    },
-                ));
-            }
-            let slot = usize::from(kind == Kind::KxPolicy);
-            if let Some(first) = policy_at[slot] {
-                let first_line = self.line(first);
-                self.push((
-                    word.at,
-                    ErrorKind::DuplicateStatement {
-                        statement: kind.name(),
-                        name: kind.name().to_owned(),
-                        first_line,
-                    },
-                ));
-                return;
-            }
-            policy_at[slot] = Some(word.at);
-            let refs = self.policy_body(kind, body);
-            if kind == Kind::FilterPolicy {
-                defs.filter_policy = Some(refs);
-            } else {
-                defs.kx_policy = Some(refs);
-            }
+            self.define_policy(kind, node, body, defs, policy_at);
             return;
         }
         let Some(name) = node.args.first().copied() else {
@@ -667,17 +639,60 @@ impl Cx<'_> {
             ));
             return;
         }
-        let n = name.text;
         self.here = word.at;
+        self.store(kind, name, body, defs);
+    }
+
+    /// IpFilterPolicy or KeyExchangePolicy: no name, one of each per file.
+    fn define_policy<'a>(
+        &mut self,
+        kind: Kind,
+        node: &Node<'a>,
+        body: &[Node<'a>],
+        defs: &mut Defs<'a>,
+        policy_at: &mut [Option<usize>; 2],
+    ) {
+        let word = node.keyword;
+        if let Some(extra) = node.args.first() {
+            self.push((
+                extra.at,
+                ErrorKind::PolicyLayout {
+                    problem: format!("{} takes no name, found `{}`", kind.name(), extra.text),
+                    allowed: "the statement alone on its line, then its block",
+                },
+            ));
+        }
+        let slot = usize::from(kind == Kind::KxPolicy);
+        if let Some(first) = policy_at[slot] {
+            let first_line = self.line(first);
+            self.push((
+                word.at,
+                ErrorKind::DuplicateStatement {
+                    statement: kind.name(),
+                    name: kind.name().to_owned(),
+                    first_line,
+                },
+            ));
+            return;
+        }
+        policy_at[slot] = Some(word.at);
+        let refs = self.policy_body(kind, body);
+        if kind == Kind::FilterPolicy {
+            defs.filter_policy = Some(refs);
+        } else {
+            defs.kx_policy = Some(refs);
+        }
+    }
+
+    /// Parses the body of the statement `name` of `kind` into its table.
+    fn store<'a>(&mut self, kind: Kind, name: Tok<'_>, body: &[Node<'a>], defs: &mut Defs<'a>) {
+        let n = name.text;
         match kind {
-            Kind::FilterRule => {
-                let v = self.filter_rule(n, body);
-                defs.rules.entries.push(entry(name, v));
-            }
-            Kind::Service => {
-                let v = self.service(body);
-                defs.services.entries.push(entry(name, v));
-            }
+            Kind::FilterRule => defs
+                .rules
+                .entries
+                .push(entry(name, self.filter_rule(n, body))),
+            Kind::Service => defs.services.entries.push(entry(name, self.service(body))),
             Kind::GenericAction => {
                 let v = self.generic_action(n, body);
                 defs.generics.entries.push(entry(name, v));
@@ -686,28 +701,25 @@ impl Cx<'_> {
                 let v = self.dyn_vpn_action(n, body);
                 defs.dynvpns.entries.push(entry(name, v));
             }
-            Kind::DataOffer => {
-                let v = self.data_offer(body);
-                defs.offers.entries.push(entry(name, v));
-            }
-            Kind::KxRule => {
-                let v = self.kx_rule(n, body);
-                defs.kx_rules.entries.push(entry(name, v));
-            }
-            Kind::KxAction => {
-                let v = self.kx_action(n, body);
-                defs.kx_actions.entries.push(entry(name, v));
-            }
+            Kind::DataOffer => defs.offers.entries.push(entry(name, self.data_offer(body))),
+            Kind::KxRule => defs
+                .kx_rules
+                .entries
+                .push(entry(name, self.kx_rule(n, body))),
+            Kind::KxAction => defs
+                .kx_actions
+                .entries
+                .push(entry(name, self.kx_action(n, body))),
             Kind::KxOffer => {
                 let v = self.kx_offer(Some(n), body);
                 defs.kx_offers.entries.push(entry(name, v));
             }
             Kind::LocalEndpoint => {
-                let v = self.endpoint(Kind::LocalEndpoint, Some(n), body);
+                let v = self.endpoint(kind, Some(n), body);
                 defs.locals.entries.push(entry(name, v));
             }
             Kind::RemoteEndpoint => {
-                let v = self.endpoint(Kind::RemoteEndpoint, Some(n), body);
+                let v = self.endpoint(kind, Some(n), body);
                 defs.remotes.entries.push(entry(name, v));
             }
             Kind::FilterPolicy | Kind::KxPolicy => {}
