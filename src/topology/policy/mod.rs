@@ -565,23 +565,7 @@ impl Cx<'_> {
     ) {
         let word = node.keyword;
         let Some(kind) = Kind::from_word(word.text) else {
-            let known = UNSUPPORTED_STATEMENTS
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(word.text));
-            self.push((
-                word.at,
-                if known {
-                    ErrorKind::PolicyUnsupported {
-                        word: word.text.to_owned(),
-                        allowed: STATEMENTS_ALLOWED,
-                    }
-                } else {
-                    ErrorKind::PolicyUnknownStatement {
-                        word: word.text.to_owned(),
-                        allowed: STATEMENTS_ALLOWED,
-                    }
-                },
-            ));
+            self.push(unknown_statement(word));
             return;
         };
         let Some(body) = &node.block else {
@@ -1199,6 +1183,29 @@ impl Cx<'_> {
             offers,
         })
     }
+}
+
+/// The error for a top-level word that is no statement plexnet reads:
+/// IBM's other statements are refused by name.
+fn unknown_statement(word: Tok<'_>) -> RawError {
+    let known = UNSUPPORTED_STATEMENTS
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(word.text));
+    let word_text = word.text.to_owned();
+    (
+        word.at,
+        if known {
+            ErrorKind::PolicyUnsupported {
+                word: word_text,
+                allowed: STATEMENTS_ALLOWED,
+            }
+        } else {
+            ErrorKind::PolicyUnknownStatement {
+                word: word_text,
+                allowed: STATEMENTS_ALLOWED,
+            }
+        },
+    )
 }
 
 /// A table entry for the statement named by `name`.
