@@ -78,7 +78,7 @@ use super::error::{line_col, ErrorKind};
 use super::file::{LifetimeDef, ManualSaDef};
 use super::model::{Client, ClientIpsec, HostName, Image, ManualProtocol, ManualSa, SaBundle};
 use super::resolve::Resolver;
-use super::vipa::parse_ipv4;
+use super::statement::parse_ipv4;
 use crate::ipsec::replay::MAX_WINDOW;
 use crate::ipsec::{
     EncAlg, IntegAlg, Key, Lifetime, Lifetimes, Mode, Protocol, Sa, SaConfig, Spi, TrafficSelector,

@@ -105,6 +105,9 @@ pub mod policy;
 pub mod profile;
 mod resolve;
 mod source;
+mod statement;
+#[cfg(test)]
+mod test_support;
 pub mod vipa;
 
 pub use error::{Diagnostic, ErrorKind, NameKind, TopologyError};

@@ -31,10 +31,7 @@
 //! Offsets are byte offsets into the parsed text.
 
 use super::error::ErrorKind;
-use super::vipa::Tok;
-
-/// An error at a byte offset of the parsed text.
-pub(crate) type RawError = (usize, ErrorKind);
+use super::statement::{RawError, Tok};
 
 /// One line of a file: an attribute, or the header of a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +53,8 @@ impl Node<'_> {
     }
 }
 
-const LAYOUT: &str = "Statement [name] on one line, `{` at its end or on the next line, one attribute per line, `}` alone on its line";
+/// The layout rules, as every layout error states them.
+pub(crate) const LAYOUT: &str = "Statement [name] on one line, `{` at its end or on the next line, one attribute per line, `}` alone on its line";
 
 /// Splits one line into words: blanks separate, `{` and `}` are words of
 /// their own, a `#` that begins a word starts a comment.
@@ -221,6 +219,7 @@ fn block<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::the_error;
     use super::*;
 
     fn texts<'a>(toks: &[Tok<'a>]) -> Vec<&'a str> {
@@ -234,13 +233,7 @@ mod tests {
     }
 
     fn err(text: &str) -> (String, String) {
-        let (_, e) = parse(text);
-        assert_eq!(e.len(), 1, "expected one error, got {e:?}");
-        let (at, kind) = e.into_iter().next().expect("one error");
-        let word: String = text[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
+        let (word, kind) = the_error(text, parse(text).1);
         (word, kind.to_string())
     }
 

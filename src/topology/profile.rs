@@ -55,14 +55,13 @@
 //! Offsets are byte offsets into the string given to `parse`.
 
 use super::error::ErrorKind;
-use super::vipa::{parse_ipv4, tokenize, Keyword, Tok};
+use super::statement::{
+    self, is_digits, number_in, parse_ipv4, tokenize, Cursor, Keyword, RawError, Tok,
+};
 use crate::ipsec::policy::{
     AddrSpec, Conditions, Direction, FilterAction, FilterRule, PortSpec, ProtocolSpec, Routing,
     TcpConnect,
 };
-
-/// An error at a byte offset of the parsed text.
-pub(crate) type RawError = (usize, ErrorKind);
 
 const IPCONFIG: Keyword = Keyword::new("IPCONFIG", 8);
 const IPCONFIG6: Keyword = Keyword::new("IPCONFIG6", 9);
@@ -168,15 +167,8 @@ pub(crate) fn parse(text: &str, line_of: &dyn Fn(usize) -> usize) -> (RawProfile
     let mut first_block: Option<usize> = None;
     let mut block = IpsecBlock::default();
     let mut rule_count = 0usize;
-    let mut i = 0;
-    while i < toks.len() {
-        let head = toks[i];
-        let mut j = i + 1;
-        while j < toks.len() && !starts_statement(toks[j].text) {
-            j += 1;
-        }
-        let group = &toks[i..j];
-        i = j;
+    for group in statement::statements(&toks, starts_statement) {
+        let head = group[0];
         if IPCONFIG.matches(head.text) {
             if let Err(e) = parse_ipconfig(group) {
                 errors.push(e);
@@ -287,18 +279,8 @@ fn starts_statement(word: &str) -> bool {
 }
 
 fn parse_ipconfig(group: &[Tok<'_>]) -> Result<(), RawError> {
-    let Some(last) = group.last() else {
-        return Ok(());
-    };
     if group.len() == 1 {
-        return Err((
-            last.at + last.text.len(),
-            ErrorKind::Missing {
-                statement: "IPCONFIG",
-                missing: "its parameter",
-                syntax: IPCONFIG_ALLOWED,
-            },
-        ));
+        return Err(Cursor::new(group, "IPCONFIG", IPCONFIG_ALLOWED).missing("its parameter"));
     }
     for t in &group[1..] {
         if !IPSECURITY.matches(t.text) {
@@ -364,56 +346,10 @@ fn parse_ipsec_options(group: &[Tok<'_>]) -> Result<IpsecBlock, RawError> {
     Ok(b)
 }
 
-/// A cursor over one IPSECRULE's words (the keyword first).
-struct Cursor<'t, 'a> {
-    toks: &'t [Tok<'a>],
-    i: usize,
-}
-
-impl<'a> Cursor<'_, 'a> {
-    fn peek(&self) -> Option<Tok<'a>> {
-        self.toks.get(self.i).copied()
-    }
-    fn next(&mut self) -> Option<Tok<'a>> {
-        let t = self.peek();
-        if t.is_some() {
-            self.i += 1;
-        }
-        t
-    }
-    fn eat(&mut self, k: Keyword) -> bool {
-        let yes = self.peek().is_some_and(|t| k.matches(t.text));
-        if yes {
-            self.i += 1;
-        }
-        yes
-    }
-    /// Just after the last word: where a missing one would have been.
-    fn end(&self) -> usize {
-        self.toks.last().map_or(0, |t| t.at + t.text.len())
-    }
-    fn missing(&self, what: &'static str) -> RawError {
-        (
-            self.end(),
-            ErrorKind::Missing {
-                statement: "IPSECRULE",
-                missing: what,
-                syntax: RULE_SYNTAX,
-            },
-        )
-    }
-    fn unknown(&self, t: Tok<'_>, allowed: &str) -> RawError {
-        (
-            t.at,
-            ErrorKind::UnknownKeyword {
-                statement: "IPSECRULE",
-                word: t.text.to_owned(),
-                allowed: allowed.to_owned(),
-            },
-        )
-    }
+/// IPSECRULE's values.
+impl Cursor<'_, '_> {
     /// An address specification; `a.b.c.d - a.b.c.d` spans three words.
-    fn addr(&mut self, what: &'static str) -> Result<AddrSpec, RawError> {
+    fn addr_spec(&mut self, what: &'static str) -> Result<AddrSpec, RawError> {
         let t = self.next().ok_or_else(|| self.missing(what))?;
         if let (Some(a), Some(dash)) = (parse_ipv4(t.text), self.peek()) {
             if dash.text == "-" {
@@ -483,33 +419,6 @@ fn bad_addr(t: Tok<'_>) -> RawError {
     )
 }
 
-fn is_digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn number_in(
-    t: Tok<'_>,
-    what: &'static str,
-    lo: u32,
-    hi: u32,
-    allowed: &'static str,
-) -> Result<u32, RawError> {
-    match (t.text.len() <= 9 && is_digits(t.text))
-        .then(|| t.text.parse::<u32>().ok())
-        .flatten()
-    {
-        Some(n) if (lo..=hi).contains(&n) => Ok(n),
-        _ => Err((
-            t.at,
-            ErrorKind::OutOfRange {
-                what,
-                value: t.text.to_owned(),
-                allowed,
-            },
-        )),
-    }
-}
-
 /// `*`, `a.b.c.d`, `a.b.c.d/len` or `a.b.c.d-a.b.c.d`. Shared with the
 /// Policy Agent parser, which also takes `All` for `*` itself.
 pub(crate) fn parse_addr_spec(text: &str) -> Option<AddrSpec> {
@@ -544,9 +453,10 @@ const RULE_PARAMS: [(Keyword, usize); 6] = [
 const STAGE_NAMES: [&str; 5] = ["NOLOG, LOG", "PROTOCOL", "ROUTING", "SECCLASS", "DIRECTION"];
 
 fn parse_rule(group: &[Tok<'_>], n: usize) -> Result<FilterRule, RawError> {
-    let mut c = Cursor { toks: group, i: 1 };
-    let source = c.addr("the source address (*, a.b.c.d, a.b.c.d/len or a range)")?;
-    let destination = c.addr("the destination address (*, a.b.c.d, a.b.c.d/len or a range)")?;
+    let mut c = Cursor::new(group, "IPSECRULE", RULE_SYNTAX);
+    let source = c.addr_spec("the source address (*, a.b.c.d, a.b.c.d/len or a range)")?;
+    let destination =
+        c.addr_spec("the destination address (*, a.b.c.d, a.b.c.d/len or a range)")?;
     let mut log = false;
     let mut protocol = ProtocolSpec::Any;
     let mut routing = Routing::Local;
@@ -745,6 +655,7 @@ fn rule_protocol(c: &mut Cursor<'_, '_>) -> Result<ProtocolSpec, RawError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::the_error;
     use super::*;
     use std::net::Ipv4Addr;
 
@@ -768,14 +679,7 @@ mod tests {
 
     /// The single error of `text`, with the word it points at.
     fn err(text: &str) -> (String, ErrorKind) {
-        let (_, e) = parse(text);
-        assert_eq!(e.len(), 1, "expected one error, got {e:?}");
-        let (at, kind) = e.into_iter().next().expect("one error");
-        let word: String = text[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
-        (word, kind)
+        the_error(text, parse(text).1)
     }
 
     fn rule_err(body: &str) -> (String, ErrorKind) {

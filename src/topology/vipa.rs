@@ -54,27 +54,8 @@
 
 use super::error::ErrorKind;
 use super::model::{DestRole, DistMethod, Moveable};
+use super::statement::{self, parse_ipv4, parse_number, tokenize, Cursor, Keyword, RawError, Tok};
 use std::net::Ipv4Addr;
-
-/// A keyword: its full spelling and the length of its shortest abbreviation.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Keyword {
-    pub(crate) full: &'static str,
-    pub(crate) min: usize,
-}
-
-impl Keyword {
-    pub(crate) const fn new(full: &'static str, min: usize) -> Keyword {
-        Keyword { full, min }
-    }
-    /// Whether `word` spells this keyword (case-insensitive, abbreviated no
-    /// shorter than `min`).
-    pub(crate) fn matches(&self, word: &str) -> bool {
-        word.len() >= self.min
-            && word.len() <= self.full.len()
-            && self.full.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes())
-    }
-}
 
 pub(crate) const VIPADYNAMIC: Keyword = Keyword::new("VIPADYNAMIC", 7);
 pub(crate) const ENDVIPADYNAMIC: Keyword = Keyword::new("ENDVIPADYNAMIC", 10);
@@ -131,13 +112,6 @@ const STATEMENTS: [Keyword; 6] = [
     VIPADISTRIBUTE,
     VIPARANGE,
 ];
-
-/// A word of the text and where it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Tok<'a> {
-    pub(crate) text: &'a str,
-    pub(crate) at: usize,
-}
 
 /// An address (or a name, for DESTIP) and where it was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,9 +178,6 @@ pub(crate) enum Statement {
     Range(RawRange),
 }
 
-/// An error at a byte offset of the parsed text.
-pub(crate) type RawError = (usize, ErrorKind);
-
 /// Parses a whole `vipadynamic` text. Returns every statement that parsed and
 /// every error; a bad statement is skipped up to the next statement keyword,
 /// so one mistake gives one error.
@@ -215,15 +186,8 @@ pub(crate) fn parse(text: &str) -> (Vec<At<Statement>>, Vec<RawError>) {
     let mut statements = Vec::new();
     let mut errors = Vec::new();
     let mut open_at: Option<usize> = None;
-    let mut i = 0;
-    while i < toks.len() {
-        let head = toks[i];
-        let mut j = i + 1;
-        while j < toks.len() && !starts_statement(toks[j].text) {
-            j += 1;
-        }
-        let group = &toks[i..j];
-        i = j;
+    for group in statement::statements(&toks, starts_statement) {
+        let head = group[0];
         if VIPADYNAMIC.matches(head.text) {
             if open_at.is_some() {
                 errors.push((head.at, ErrorKind::NestedBlock));
@@ -294,92 +258,8 @@ fn starts_statement(word: &str) -> bool {
             && !UNSUPPORTED.iter().any(|k| k.matches(word)))
 }
 
-/// Splits text into words: blanks and commas separate, `;` comments to the end
-/// of the line.
-pub(crate) fn tokenize(text: &str) -> Vec<Tok<'_>> {
-    let mut toks = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut in_comment = false;
-    for (i, c) in text.char_indices() {
-        if in_comment {
-            if c == '\n' {
-                in_comment = false;
-            }
-            continue;
-        }
-        let separator = c.is_whitespace() || c == ',' || c == ';';
-        if separator {
-            if let Some(s) = start.take() {
-                toks.push(Tok {
-                    text: &text[s..i],
-                    at: s,
-                });
-            }
-            in_comment = c == ';';
-        } else if start.is_none() {
-            start = Some(i);
-        }
-    }
-    if let Some(s) = start {
-        toks.push(Tok {
-            text: &text[s..],
-            at: s,
-        });
-    }
-    toks
-}
-
-/// A cursor over one statement's words (the statement keyword first).
-struct Cursor<'t, 'a> {
-    toks: &'t [Tok<'a>],
-    i: usize,
-    statement: &'static str,
-    syntax: &'static str,
-}
-
-impl<'t, 'a> Cursor<'t, 'a> {
-    fn new(toks: &'t [Tok<'a>], statement: &'static str, syntax: &'static str) -> Self {
-        Cursor {
-            toks,
-            i: 1,
-            statement,
-            syntax,
-        }
-    }
-    fn peek(&self) -> Option<Tok<'a>> {
-        self.toks.get(self.i).copied()
-    }
-    fn next(&mut self) -> Option<Tok<'a>> {
-        let t = self.peek();
-        if t.is_some() {
-            self.i += 1;
-        }
-        t
-    }
-    fn at_keyword(&self, k: Keyword) -> bool {
-        self.peek().is_some_and(|t| k.matches(t.text))
-    }
-    fn eat(&mut self, k: Keyword) -> bool {
-        let yes = self.at_keyword(k);
-        if yes {
-            self.i += 1;
-        }
-        yes
-    }
-    /// Where a missing word would have been: just after the last word.
-    fn end(&self) -> usize {
-        self.toks.last().map_or(0, |t| t.at + t.text.len())
-    }
-    fn missing(&self, what: &'static str) -> RawError {
-        (
-            self.end(),
-            ErrorKind::Missing {
-                statement: self.statement,
-                missing: what,
-                syntax: self.syntax,
-            },
-        )
-    }
+/// The VIPADYNAMIC statements' values.
+impl Cursor<'_, '_> {
     /// The error for a word that is not allowed here.
     fn unexpected(&self, tok: Tok<'_>, allowed: &str) -> RawError {
         if let Some(k) = UNSUPPORTED.iter().find(|k| k.matches(tok.text)) {
@@ -392,14 +272,7 @@ impl<'t, 'a> Cursor<'t, 'a> {
                 },
             );
         }
-        (
-            tok.at,
-            ErrorKind::UnknownKeyword {
-                statement: self.statement,
-                word: tok.text.to_owned(),
-                allowed: allowed.to_owned(),
-            },
-        )
+        self.unknown(tok, allowed)
     }
     /// Errors if words are left over.
     fn finish(&self, allowed: &str) -> Result<(), RawError> {
@@ -467,12 +340,6 @@ fn parse_addr(t: Tok<'_>) -> Result<At<Ipv4Addr>, RawError> {
                 },
             )
         })
-}
-
-/// Dotted decimal as `std` parses it: four parts 0..=255, no leading zeros,
-/// nothing else.
-pub(crate) fn parse_ipv4(text: &str) -> Option<Ipv4Addr> {
-    text.parse().ok()
 }
 
 /// A contiguous, non-zero netmask.
@@ -543,15 +410,8 @@ fn parse_backup(toks: &[Tok<'_>]) -> Result<RawBackup, RawError> {
     })
 }
 
-fn parse_number(t: Tok<'_>) -> Option<u32> {
-    if t.text.is_empty() || t.text.len() > 9 || !t.text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    t.text.parse().ok()
-}
-
 fn parse_rank(t: Tok<'_>) -> Result<u8, RawError> {
-    match parse_number(t) {
+    match parse_number(t.text) {
         Some(n @ 1..=254) => Ok(n as u8),
         _ => Err((
             t.at,
@@ -563,7 +423,7 @@ fn parse_rank(t: Tok<'_>) -> Result<u8, RawError> {
 }
 
 fn parse_port(text: &str, at: usize) -> Result<u16, RawError> {
-    match parse_number(Tok { text, at }) {
+    match parse_number(text) {
         Some(n @ 1..=65535) => Ok(n as u16),
         _ => Err((
             at,
@@ -621,8 +481,8 @@ fn parse_distribute(toks: &[Tok<'_>]) -> Result<RawDistribute, RawError> {
             let v = c
                 .next()
                 .ok_or_else(|| c.missing("the seconds after TIMEDAFFINITY"))?;
-            match parse_number(v) {
-                Some(n @ 1..=99_999) => timed_affinity = Some(n),
+            match parse_number(v.text) {
+                Some(n @ 1..=99_999) => timed_affinity = Some(n as u32),
                 _ => {
                     return Err((
                         v.at,
@@ -711,7 +571,7 @@ fn parse_distribute(toks: &[Tok<'_>]) -> Result<RawDistribute, RawError> {
                 let w = c
                     .next()
                     .ok_or_else(|| c.missing("the weight after WEIGHT"))?;
-                role = match parse_number(w) {
+                role = match parse_number(w.text) {
                     Some(n @ 1..=99) => DestRole::Weight(n as u16),
                     _ => {
                         return Err((
@@ -811,6 +671,7 @@ fn parse_range(toks: &[Tok<'_>]) -> Result<RawRange, RawError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::the_error;
     use super::*;
 
     fn ip(s: &str) -> Ipv4Addr {
@@ -827,14 +688,7 @@ mod tests {
 
     /// Parses `text` and returns its single error with the offending word.
     fn err(text: &str) -> (String, ErrorKind) {
-        let (_, e) = parse(text);
-        assert_eq!(e.len(), 1, "expected one error, got {e:?}");
-        let (at, kind) = e.into_iter().next().expect("one error");
-        let word: String = text[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
-        (word, kind)
+        the_error(text, parse(text).1)
     }
 
     fn block_err(body: &str) -> (String, ErrorKind) {

@@ -2,8 +2,8 @@
 //! IpGenericFilterAction, IpDynVpnAction, IpDataOffer.
 
 use super::values::{
-    esp_auth, esp_encryption, filter_addr, lifesize, pfs_group, port_range, service_direction,
-    service_protocol,
+    esp_auth, esp_encryption, filter_addr, lifesize, lifetime_proposed, pfs_group, port_range,
+    service_direction, service_protocol,
 };
 use super::*;
 
@@ -41,9 +41,7 @@ impl Cx<'_> {
             attr("IpGenericFilterActionRef"),
             attr("IpDynVpnActionRef"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("IpFilterRule", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("IpFilterRule", body, &specs, UNSUPPORTED, ALLOWED);
         let mut source = AddrSpec::Any;
         let mut destination = AddrSpec::Any;
         let mut service: Option<Use<'a, Service>> = None;
@@ -166,9 +164,7 @@ impl Cx<'_> {
             attr("Routing"),
             attr("SecurityClass"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("IpService", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("IpService", body, &specs, UNSUPPORTED, ALLOWED);
         let mut protocol = ProtocolSpec::Any;
         let mut src = PortSpec::Any;
         let mut dst = PortSpec::Any;
@@ -197,18 +193,18 @@ impl Cx<'_> {
                     }
                     "IcmpType" => {
                         let v = a.one("IcmpType n (0 to 255)")?;
-                        icmp_type = Some(number(v, "IcmpType", 0, 255, "0 to 255")? as u8);
+                        icmp_type = Some(number_in(v, "IcmpType", 0, 255, "0 to 255")? as u8);
                         icmp_at.get_or_insert(a.at());
                     }
                     "IcmpCode" => {
                         let v = a.one("IcmpCode n (0 to 255), after IcmpType")?;
                         icmp_code =
-                            Some((number(v, "IcmpCode", 0, 255, "0 to 255")? as u8, a.at()));
+                            Some((number_in(v, "IcmpCode", 0, 255, "0 to 255")? as u8, a.at()));
                         icmp_at.get_or_insert(a.at());
                     }
                     "OspfType" => {
                         let v = a.one("OspfType n (0 to 255)")?;
-                        ospf_type = Some(number(v, "OspfType", 0, 255, "0 to 255")? as u8);
+                        ospf_type = Some(number_in(v, "OspfType", 0, 255, "0 to 255")? as u8);
                         ospf_at = Some(a.at());
                     }
                     "Direction" => (direction, connect) = service_direction(a)?,
@@ -225,7 +221,7 @@ impl Cx<'_> {
                     }
                     _ => {
                         let v = a.one("SecurityClass n (0 to 255)")?;
-                        security_class = number(
+                        security_class = number_in(
                             v,
                             "SecurityClass",
                             0,
@@ -317,8 +313,7 @@ impl Cx<'_> {
     ) -> Option<(Generic, bool)> {
         const ALLOWED: &str = "IpFilterAction, IpFilterLogging";
         let specs = [attr("IpFilterAction"), attr("IpFilterLogging")];
-        let before = self.errors.len();
-        let attrs = self.attrs(
+        let (attrs, mut ok) = self.attrs(
             "IpGenericFilterAction",
             body,
             &specs,
@@ -327,7 +322,6 @@ impl Cx<'_> {
         );
         let mut action = None;
         let mut log = false;
-        let mut ok = self.errors.len() == before;
         for a in &attrs {
             let r = if a.name == "IpFilterAction" {
                 a.choice(
@@ -400,9 +394,7 @@ impl Cx<'_> {
             inline("IpDataOffer", true),
             repeated("IpDataOfferRef"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("IpDynVpnAction", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("IpDynVpnAction", body, &specs, UNSUPPORTED, ALLOWED);
         let mut initiation = Initiation::Either;
         let mut pfs: Option<(Option<u16>, usize, &'static str)> = None;
         let mut encap_ikev2 = None;
@@ -499,9 +491,7 @@ impl Cx<'_> {
             attr("RefreshLifetimeProposed"),
             attr("RefreshLifesizeProposed"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("IpDataOffer", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("IpDataOffer", body, &specs, UNSUPPORTED, ALLOWED);
         let mut mode = Mode::Tunnel;
         let mut encap_at = None;
         // `None` is DoNot.
@@ -526,12 +516,7 @@ impl Cx<'_> {
                         let (p, i) = esp_auth(a)?;
                         auth = (p, i, Some(a.at()));
                     }
-                    "RefreshLifetimeProposed" => {
-                        let v = a.one("RefreshLifetimeProposed minutes (1 to 65535)")?;
-                        lifetime_secs =
-                            number(v, "RefreshLifetimeProposed", 1, 65535, "1 to 65535 minutes")?
-                                * 60;
-                    }
+                    "RefreshLifetimeProposed" => lifetime_secs = lifetime_proposed(a)?,
                     _ => lifesize_bytes = lifesize(a)?,
                 }
                 Ok(())

@@ -1,7 +1,9 @@
 //! The key-exchange statements: KeyExchangeRule, the security endpoints,
 //! KeyExchangeAction, KeyExchangeOffer.
 
-use super::values::{endpoint_identity, endpoint_location, ike_encryption, lifesize, shared};
+use super::values::{
+    endpoint_identity, endpoint_location, ike_encryption, lifesize, lifetime_proposed, shared,
+};
 use super::*;
 
 impl Cx<'_> {
@@ -22,9 +24,7 @@ impl Cx<'_> {
             attr("KeyExchangeActionRef"),
             attr("SharedKey"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("KeyExchangeRule", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("KeyExchangeRule", body, &specs, UNSUPPORTED, ALLOWED);
         let mut local: Option<(Use<'a, SecurityEndpoint>, usize)> = None;
         let mut remote: Option<(Use<'a, SecurityEndpoint>, usize)> = None;
         let mut action = None;
@@ -125,9 +125,7 @@ impl Cx<'_> {
         ];
         let statement = kind.name();
         let specs = [attr("Identity"), attr("Location")];
-        let before = self.errors.len();
-        let attrs = self.attrs(statement, body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs(statement, body, &specs, UNSUPPORTED, ALLOWED);
         let mut identity = None;
         let mut location = AddrSpec::Any;
         for a in &attrs {
@@ -180,9 +178,7 @@ impl Cx<'_> {
             inline("KeyExchangeOffer", true),
             repeated("KeyExchangeOfferRef"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("KeyExchangeAction", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("KeyExchangeAction", body, &specs, UNSUPPORTED, ALLOWED);
         let mut initiate = None;
         let mut auth_me = false;
         let mut offers = Vec::new();
@@ -289,9 +285,7 @@ impl Cx<'_> {
             attr("RefreshLifetimeProposed"),
             attr("RefreshLifesizeProposed"),
         ];
-        let before = self.errors.len();
-        let attrs = self.attrs("KeyExchangeOffer", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut ok = self.errors.len() == before;
+        let (attrs, mut ok) = self.attrs("KeyExchangeOffer", body, &specs, UNSUPPORTED, ALLOWED);
         let mut enc = "aes128";
         let mut hash: Option<&'static str> = None;
         let mut integ: Option<&'static str> = None;
@@ -394,12 +388,7 @@ impl Cx<'_> {
                             "Group14, Group19, Group20",
                         )?);
                     }
-                    "RefreshLifetimeProposed" => {
-                        let v = a.one("RefreshLifetimeProposed minutes (1 to 65535)")?;
-                        lifetime_secs =
-                            number(v, "RefreshLifetimeProposed", 1, 65535, "1 to 65535 minutes")?
-                                * 60;
-                    }
+                    "RefreshLifetimeProposed" => lifetime_secs = lifetime_proposed(a)?,
                     _ => lifesize_bytes = lifesize(a)?,
                 }
                 Ok(())

@@ -128,9 +128,9 @@
 
 use super::error::ErrorKind;
 use super::model::{KeyExchangeAction, KeyExchangeOffer, KeyExchangeRule, SecurityEndpoint};
-use super::pagent::{self, Node, RawError};
+use super::pagent::{self, Node};
 use super::profile::parse_addr_spec;
-use super::vipa::{parse_ipv4, Tok};
+use super::statement::{number_in, parse_ipv4, RawError, Tok};
 use crate::ipsec::policy::{
     AddrSpec, Conditions, DataOffer, Direction, DynVpnAction, FilterAction, FilterRule, Initiation,
     PortSpec, ProtocolSpec, Routing, TcpConnect,
@@ -254,6 +254,10 @@ impl<T> Table<T> {
     fn position(&self, name: &str) -> Option<usize> {
         self.entries.iter().position(|(n, _, _)| n == name)
     }
+    /// Where the statement named `name` is written.
+    fn at(&self, name: &str) -> Option<usize> {
+        self.position(name).map(|i| self.entries[i].1)
+    }
     fn names(&self) -> Vec<&str> {
         self.entries.iter().map(|(n, _, _)| n.as_str()).collect()
     }
@@ -329,6 +333,26 @@ struct Defs<'a> {
     kx_offers: Table<KeyExchangeOffer>,
     locals: Table<SecurityEndpoint>,
     remotes: Table<SecurityEndpoint>,
+}
+
+impl Defs<'_> {
+    /// Where the statement of `kind` named `name` is written, if there is
+    /// one (policies have no name).
+    fn at(&self, kind: Kind, name: &str) -> Option<usize> {
+        match kind {
+            Kind::FilterRule => self.rules.at(name),
+            Kind::Service => self.services.at(name),
+            Kind::GenericAction => self.generics.at(name),
+            Kind::DynVpnAction => self.dynvpns.at(name),
+            Kind::DataOffer => self.offers.at(name),
+            Kind::KxRule => self.kx_rules.at(name),
+            Kind::KxAction => self.kx_actions.at(name),
+            Kind::KxOffer => self.kx_offers.at(name),
+            Kind::LocalEndpoint => self.locals.at(name),
+            Kind::RemoteEndpoint => self.remotes.at(name),
+            Kind::FilterPolicy | Kind::KxPolicy => None,
+        }
+    }
 }
 
 /// Parses and resolves a whole `ipsec_policy` text. Errors are collected,
@@ -505,31 +529,6 @@ fn is_one_of(v: Tok<'_>, words: &[&str]) -> bool {
     words.iter().any(|w| w.eq_ignore_ascii_case(v.text))
 }
 
-/// A decimal number in `lo..=hi`.
-fn number(
-    v: Tok<'_>,
-    what: &'static str,
-    lo: u64,
-    hi: u64,
-    allowed: &'static str,
-) -> Result<u64, RawError> {
-    let n =
-        (!v.text.is_empty() && v.text.len() <= 10 && v.text.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| v.text.parse::<u64>().ok())
-            .flatten();
-    match n {
-        Some(n) if (lo..=hi).contains(&n) => Ok(n),
-        _ => Err((
-            v.at,
-            ErrorKind::OutOfRange {
-                what,
-                value: v.text.to_owned(),
-                allowed,
-            },
-        )),
-    }
-}
-
 impl Cx<'_> {
     fn push(&mut self, e: RawError) {
         self.errors.push(e);
@@ -566,23 +565,7 @@ impl Cx<'_> {
     ) {
         let word = node.keyword;
         let Some(kind) = Kind::from_word(word.text) else {
-            let known = UNSUPPORTED_STATEMENTS
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(word.text));
-            self.push((
-                word.at,
-                if known {
-                    ErrorKind::PolicyUnsupported {
-                        word: word.text.to_owned(),
-                        allowed: STATEMENTS_ALLOWED,
-                    }
-                } else {
-                    ErrorKind::PolicyUnknownStatement {
-                        word: word.text.to_owned(),
-                        allowed: STATEMENTS_ALLOWED,
-                    }
-                },
-            ));
+            self.push(unknown_statement(word));
             return;
         };
         let Some(body) = &node.block else {
@@ -590,41 +573,13 @@ impl Cx<'_> {
                 word.at,
                 ErrorKind::PolicyLayout {
                     problem: format!("`{}` has no `{{ ... }}` block", word.text),
-                    allowed: "Statement [name] on one line, `{` at its end or on the next line, one attribute per line, `}` alone on its line",
+                    allowed: pagent::LAYOUT,
                 },
             ));
             return;
         };
         if kind.is_policy() {
-            if let Some(extra) = node.args.first() {
-                self.push((
-                    extra.at,
-                    ErrorKind::PolicyLayout {
-                        problem: format!("{} takes no name, found `{}`", kind.name(), extra.text),
-                        allowed: "the statement alone on its line, then its block",
-                    },
-                ));
-            }
-            let slot = usize::from(kind == Kind::KxPolicy);
-            if let Some(first) = policy_at[slot] {
-                let first_line = self.line(first);
-                self.push((
-                    word.at,
-                    ErrorKind::DuplicateStatement {
-                        statement: kind.name(),
-                        name: kind.name().to_owned(),
-                        first_line,
-                    },
-                ));
-                return;
-            }
-            policy_at[slot] = Some(word.at);
-            let refs = self.policy_body(kind, body);
-            if kind == Kind::FilterPolicy {
-                defs.filter_policy = Some(refs);
-            } else {
-                defs.kx_policy = Some(refs);
-            }
+            self.define_policy(kind, node, body, defs, policy_at);
             return;
         }
         let Some(name) = node.args.first().copied() else {
@@ -655,49 +610,7 @@ impl Cx<'_> {
         if !self.statement_name(name) {
             return;
         }
-        let first = match kind {
-            Kind::FilterRule => defs
-                .rules
-                .position(name.text)
-                .map(|i| defs.rules.entries[i].1),
-            Kind::Service => defs
-                .services
-                .position(name.text)
-                .map(|i| defs.services.entries[i].1),
-            Kind::GenericAction => defs
-                .generics
-                .position(name.text)
-                .map(|i| defs.generics.entries[i].1),
-            Kind::DynVpnAction => defs
-                .dynvpns
-                .position(name.text)
-                .map(|i| defs.dynvpns.entries[i].1),
-            Kind::DataOffer => defs
-                .offers
-                .position(name.text)
-                .map(|i| defs.offers.entries[i].1),
-            Kind::KxRule => defs
-                .kx_rules
-                .position(name.text)
-                .map(|i| defs.kx_rules.entries[i].1),
-            Kind::KxAction => defs
-                .kx_actions
-                .position(name.text)
-                .map(|i| defs.kx_actions.entries[i].1),
-            Kind::KxOffer => defs
-                .kx_offers
-                .position(name.text)
-                .map(|i| defs.kx_offers.entries[i].1),
-            Kind::LocalEndpoint => defs
-                .locals
-                .position(name.text)
-                .map(|i| defs.locals.entries[i].1),
-            Kind::RemoteEndpoint => defs
-                .remotes
-                .position(name.text)
-                .map(|i| defs.remotes.entries[i].1),
-            Kind::FilterPolicy | Kind::KxPolicy => None,
-        };
+        let first = defs.at(kind, name.text);
         if let Some(first) = first {
             let first_line = self.line(first);
             self.push((
@@ -710,17 +623,60 @@ impl Cx<'_> {
             ));
             return;
         }
-        let n = name.text;
         self.here = word.at;
+        self.store(kind, name, body, defs);
+    }
+
+    /// IpFilterPolicy or KeyExchangePolicy: no name, one of each per file.
+    fn define_policy<'a>(
+        &mut self,
+        kind: Kind,
+        node: &Node<'a>,
+        body: &[Node<'a>],
+        defs: &mut Defs<'a>,
+        policy_at: &mut [Option<usize>; 2],
+    ) {
+        let word = node.keyword;
+        if let Some(extra) = node.args.first() {
+            self.push((
+                extra.at,
+                ErrorKind::PolicyLayout {
+                    problem: format!("{} takes no name, found `{}`", kind.name(), extra.text),
+                    allowed: "the statement alone on its line, then its block",
+                },
+            ));
+        }
+        let slot = usize::from(kind == Kind::KxPolicy);
+        if let Some(first) = policy_at[slot] {
+            let first_line = self.line(first);
+            self.push((
+                word.at,
+                ErrorKind::DuplicateStatement {
+                    statement: kind.name(),
+                    name: kind.name().to_owned(),
+                    first_line,
+                },
+            ));
+            return;
+        }
+        policy_at[slot] = Some(word.at);
+        let refs = self.policy_body(kind, body);
+        if kind == Kind::FilterPolicy {
+            defs.filter_policy = Some(refs);
+        } else {
+            defs.kx_policy = Some(refs);
+        }
+    }
+
+    /// Parses the body of the statement `name` of `kind` into its table.
+    fn store<'a>(&mut self, kind: Kind, name: Tok<'_>, body: &[Node<'a>], defs: &mut Defs<'a>) {
+        let n = name.text;
         match kind {
-            Kind::FilterRule => {
-                let v = self.filter_rule(n, body);
-                defs.rules.entries.push(entry(name, v));
-            }
-            Kind::Service => {
-                let v = self.service(body);
-                defs.services.entries.push(entry(name, v));
-            }
+            Kind::FilterRule => defs
+                .rules
+                .entries
+                .push(entry(name, self.filter_rule(n, body))),
+            Kind::Service => defs.services.entries.push(entry(name, self.service(body))),
             Kind::GenericAction => {
                 let v = self.generic_action(n, body);
                 defs.generics.entries.push(entry(name, v));
@@ -729,28 +685,25 @@ impl Cx<'_> {
                 let v = self.dyn_vpn_action(n, body);
                 defs.dynvpns.entries.push(entry(name, v));
             }
-            Kind::DataOffer => {
-                let v = self.data_offer(body);
-                defs.offers.entries.push(entry(name, v));
-            }
-            Kind::KxRule => {
-                let v = self.kx_rule(n, body);
-                defs.kx_rules.entries.push(entry(name, v));
-            }
-            Kind::KxAction => {
-                let v = self.kx_action(n, body);
-                defs.kx_actions.entries.push(entry(name, v));
-            }
+            Kind::DataOffer => defs.offers.entries.push(entry(name, self.data_offer(body))),
+            Kind::KxRule => defs
+                .kx_rules
+                .entries
+                .push(entry(name, self.kx_rule(n, body))),
+            Kind::KxAction => defs
+                .kx_actions
+                .entries
+                .push(entry(name, self.kx_action(n, body))),
             Kind::KxOffer => {
                 let v = self.kx_offer(Some(n), body);
                 defs.kx_offers.entries.push(entry(name, v));
             }
             Kind::LocalEndpoint => {
-                let v = self.endpoint(Kind::LocalEndpoint, Some(n), body);
+                let v = self.endpoint(kind, Some(n), body);
                 defs.locals.entries.push(entry(name, v));
             }
             Kind::RemoteEndpoint => {
-                let v = self.endpoint(Kind::RemoteEndpoint, Some(n), body);
+                let v = self.endpoint(kind, Some(n), body);
                 defs.remotes.entries.push(entry(name, v));
             }
             Kind::FilterPolicy | Kind::KxPolicy => {}
@@ -759,7 +712,7 @@ impl Cx<'_> {
 
     /// Sorts a block's lines into attributes by `specs`; unknown, refused
     /// and repeated attributes and misplaced blocks are reported and left
-    /// out.
+    /// out. Also says whether the block was free of such errors.
     fn attrs<'n, 'a>(
         &mut self,
         statement: &'static str,
@@ -767,7 +720,8 @@ impl Cx<'_> {
         specs: &[Spec],
         unsupported: &[&str],
         allowed: &'static str,
-    ) -> Vec<Attr<'n, 'a>> {
+    ) -> (Vec<Attr<'n, 'a>>, bool) {
+        let before = self.errors.len();
         let mut out: Vec<Attr<'n, 'a>> = Vec::new();
         for node in body {
             let w = node.keyword;
@@ -829,7 +783,8 @@ impl Cx<'_> {
                 node,
             });
         }
-        out
+        let clean = self.errors.len() == before;
+        (out, clean)
     }
 
     /// Runs `f` and records its error; `None` if it failed.
@@ -922,7 +877,7 @@ impl Cx<'_> {
             ),
         };
         let specs = [repeated(reference)];
-        let attrs = self.attrs(statement, body, &specs, unsupported, allowed);
+        let (attrs, _) = self.attrs(statement, body, &specs, unsupported, allowed);
         let mut out = Vec::new();
         for a in attrs {
             if let Some(t) = self.ok(a.one("the name of a statement")) {
@@ -948,26 +903,11 @@ impl Cx<'_> {
         if let Some(i) = table.position(t.text) {
             return table.entries[i].2.as_ref();
         }
-        let others: [(Kind, bool); 10] = [
-            (Kind::FilterRule, defs.rules.position(t.text).is_some()),
-            (Kind::Service, defs.services.position(t.text).is_some()),
-            (
-                Kind::GenericAction,
-                defs.generics.position(t.text).is_some(),
-            ),
-            (Kind::DynVpnAction, defs.dynvpns.position(t.text).is_some()),
-            (Kind::DataOffer, defs.offers.position(t.text).is_some()),
-            (Kind::KxRule, defs.kx_rules.position(t.text).is_some()),
-            (Kind::KxAction, defs.kx_actions.position(t.text).is_some()),
-            (Kind::KxOffer, defs.kx_offers.position(t.text).is_some()),
-            (Kind::LocalEndpoint, defs.locals.position(t.text).is_some()),
-            (
-                Kind::RemoteEndpoint,
-                defs.remotes.position(t.text).is_some(),
-            ),
-        ];
         let kind_name = kind.name();
-        if let Some((other, _)) = others.iter().find(|(k, found)| *found && *k != kind) {
+        if let Some(other) = KINDS
+            .into_iter()
+            .find(|&k| k != kind && defs.at(k, t.text).is_some())
+        {
             self.push((
                 t.at,
                 ErrorKind::WrongKindReference {
@@ -997,36 +937,54 @@ impl Cx<'_> {
         None
     }
 
+    /// The rules `policy` (IpFilterPolicy or KeyExchangePolicy) puts in
+    /// force, as indices into `table`, in its order; without the policy
+    /// every rule, in file order. An unknown or repeated reference is
+    /// reported and left out.
+    fn policy_order<T>(&mut self, defs: &Defs<'_>, policy: Kind, table: &Table<T>) -> Vec<usize> {
+        let (refs, rule, reference, once) = if policy == Kind::FilterPolicy {
+            let once = "IpFilterRuleRef of one rule";
+            (
+                &defs.filter_policy,
+                Kind::FilterRule,
+                "IpFilterRuleRef",
+                once,
+            )
+        } else {
+            let once = "KeyExchangeRuleRef of one rule";
+            (&defs.kx_policy, Kind::KxRule, "KeyExchangeRuleRef", once)
+        };
+        let Some(refs) = refs else {
+            return (0..table.entries.len()).collect();
+        };
+        let mut seen: Vec<(usize, usize)> = Vec::new();
+        for t in refs {
+            let Some(i) = table.position(t.text) else {
+                self.find(defs, table, rule, reference, *t);
+                continue;
+            };
+            if let Some(&(_, first)) = seen.iter().find(|(j, _)| *j == i) {
+                let first_line = self.line(first);
+                self.push((
+                    t.at,
+                    ErrorKind::DuplicateAttribute {
+                        statement: policy.name(),
+                        attribute: once,
+                        first_line,
+                    },
+                ));
+                continue;
+            }
+            seen.push((i, t.at));
+        }
+        seen.into_iter().map(|(i, _)| i).collect()
+    }
+
     /// The IpFilterRules in force, resolved, in filter-table order.
     fn resolve_filter_rules(&mut self, defs: &Defs<'_>) -> Vec<FilterRule> {
-        let order: Vec<(usize, usize)> = match &defs.filter_policy {
-            Some(refs) => {
-                let mut seen: Vec<(usize, usize)> = Vec::new();
-                for t in refs {
-                    let Some(i) = defs.rules.position(t.text) else {
-                        self.find(defs, &defs.rules, Kind::FilterRule, "IpFilterRuleRef", *t);
-                        continue;
-                    };
-                    if let Some(&(_, first)) = seen.iter().find(|(j, _)| *j == i) {
-                        let first_line = self.line(first);
-                        self.push((
-                            t.at,
-                            ErrorKind::DuplicateAttribute {
-                                statement: "IpFilterPolicy",
-                                attribute: "IpFilterRuleRef of one rule",
-                                first_line,
-                            },
-                        ));
-                        continue;
-                    }
-                    seen.push((i, t.at));
-                }
-                seen
-            }
-            None => (0..defs.rules.entries.len()).map(|i| (i, 0)).collect(),
-        };
+        let order = self.policy_order(defs, Kind::FilterPolicy, &defs.rules);
         let mut out = Vec::new();
-        for (i, _) in order {
+        for i in order {
             let (name, _, raw) = &defs.rules.entries[i];
             let Some(raw) = raw else { continue };
             if let Some(rule) = self.resolve_filter_rule(defs, name, raw) {
@@ -1151,32 +1109,7 @@ impl Cx<'_> {
 
     /// The KeyExchangeRules in force, resolved, in search order.
     fn resolve_kx_rules(&mut self, defs: &Defs<'_>) -> Vec<KeyExchangeRule> {
-        let order: Vec<usize> = match &defs.kx_policy {
-            Some(refs) => {
-                let mut seen: Vec<(usize, usize)> = Vec::new();
-                for t in refs {
-                    let Some(i) = defs.kx_rules.position(t.text) else {
-                        self.find(defs, &defs.kx_rules, Kind::KxRule, "KeyExchangeRuleRef", *t);
-                        continue;
-                    };
-                    if let Some(&(_, first)) = seen.iter().find(|(j, _)| *j == i) {
-                        let first_line = self.line(first);
-                        self.push((
-                            t.at,
-                            ErrorKind::DuplicateAttribute {
-                                statement: "KeyExchangePolicy",
-                                attribute: "KeyExchangeRuleRef of one rule",
-                                first_line,
-                            },
-                        ));
-                        continue;
-                    }
-                    seen.push((i, t.at));
-                }
-                seen.into_iter().map(|(i, _)| i).collect()
-            }
-            None => (0..defs.kx_rules.entries.len()).collect(),
-        };
+        let order = self.policy_order(defs, Kind::KxPolicy, &defs.kx_rules);
         let mut out = Vec::new();
         for i in order {
             let (name, _, raw) = &defs.kx_rules.entries[i];
@@ -1250,6 +1183,29 @@ impl Cx<'_> {
             offers,
         })
     }
+}
+
+/// The error for a top-level word that is no statement plexnet reads:
+/// IBM's other statements are refused by name.
+fn unknown_statement(word: Tok<'_>) -> RawError {
+    let known = UNSUPPORTED_STATEMENTS
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(word.text));
+    let word_text = word.text.to_owned();
+    (
+        word.at,
+        if known {
+            ErrorKind::PolicyUnsupported {
+                word: word_text,
+                allowed: STATEMENTS_ALLOWED,
+            }
+        } else {
+            ErrorKind::PolicyUnknownStatement {
+                word: word_text,
+                allowed: STATEMENTS_ALLOWED,
+            }
+        },
+    )
 }
 
 /// A table entry for the statement named by `name`.

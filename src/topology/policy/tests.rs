@@ -2,6 +2,7 @@
 //! located error with its line and column.
 
 use super::super::error::line_col;
+use super::super::test_support::{only_error, word_at};
 use super::*;
 use std::net::Ipv4Addr;
 
@@ -132,15 +133,9 @@ fn base_with(from: &str, to: &str) -> String {
 /// The single error of `text`: the word it points at, its line and
 /// column, and its message.
 fn err(text: &str) -> (String, usize, usize, String) {
-    let (_, e) = parse(text);
-    assert_eq!(e.len(), 1, "expected one error, got {e:?}");
-    let (at, kind) = e.into_iter().next().expect("one error");
-    let word: String = text[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
+    let (at, kind) = only_error(parse(text).1);
     let (line, col) = line_col(text, at);
-    (word, line, col, kind.to_string())
+    (word_at(text, at), line, col, kind.to_string())
 }
 
 /// The error of BASE with `from` replaced by `to`, which must point at
@@ -771,4 +766,54 @@ fn errors_are_collected_and_do_not_cascade() {
     assert_eq!(e.len(), 2, "{e:?}");
     let names: Vec<&str> = p.filter_rules.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["web", "rest"]);
+}
+
+#[test]
+fn key_exchange_policy_references_and_kinds() {
+    let text = format!(
+        "KeyExchangePolicy\n{{\n  KeyExchangeRuleRef clients\n  KeyExchangeRuleRef clients\n}}\n{BASE}"
+    );
+    assert_eq!(
+        err(&text),
+        (
+            "clients".to_owned(),
+            4,
+            22,
+            "KeyExchangeRuleRef of one rule is given twice in KeyExchangePolicy (first at line 3); allowed: KeyExchangeRuleRef of one rule once".to_owned()
+        )
+    );
+    let text = format!("KeyExchangePolicy\n{{\n  KeyExchangeRuleRef ike1\n}}\n{BASE}");
+    assert_eq!(
+        err(&text),
+        (
+            "ike1".to_owned(),
+            3,
+            22,
+            "KeyExchangeRuleRef `ike1` is a KeyExchangeOffer, not a KeyExchangeRule; allowed: the name of a KeyExchangeRule statement".to_owned()
+        )
+    );
+    let text = format!("KeyExchangePolicy\n{{\n  KeyExchangeRuleRef nobody\n}}\n{BASE}");
+    assert_eq!(
+        err(&text),
+        (
+            "nobody".to_owned(),
+            3,
+            22,
+            "KeyExchangeRuleRef `nobody` names no KeyExchangeRule statement; allowed: the name of a KeyExchangeRule statement: clients".to_owned()
+        )
+    );
+    assert_eq!(
+        err(&base_with("IpServiceRef all", "IpServiceRef deny")),
+        (
+            "deny".to_owned(),
+            24,
+            16,
+            "IpServiceRef `deny` is a IpGenericFilterAction, not a IpService; allowed: the name of a IpService statement".to_owned()
+        )
+    );
+    let (w, _, _, m) = err(&format!(
+        "IpFilterPolicy\n{{\n  IpFilterRuleRef esp\n}}\n{BASE}"
+    ));
+    assert_eq!(w, "esp");
+    assert_eq!(m, "IpFilterRuleRef `esp` is a IpDynVpnAction, not a IpFilterRule; allowed: the name of a IpFilterRule statement");
 }

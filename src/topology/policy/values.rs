@@ -145,7 +145,7 @@ pub(super) fn service_protocol(a: &Attr<'_, '_>) -> Result<ProtocolSpec, RawErro
         return Ok(ProtocolSpec::Any);
     }
     let n = if v.text.bytes().all(|b| b.is_ascii_digit()) {
-        number(v, "protocol", 0, 255, ALLOWED)? as u8
+        number_in(v, "protocol", 0, 255, ALLOWED)? as u8
     } else {
         pick(
             v,
@@ -201,7 +201,7 @@ pub(super) fn port_range(a: &Attr<'_, '_>) -> Result<PortSpec, RawError> {
             None => (v.text, None, v.at),
         },
     };
-    let first = number(Tok { text: lo, at: v.at }, "port", 0, 65535, ALLOWED)? as u16;
+    let first = number_in(Tok { text: lo, at: v.at }, "port", 0, 65535, ALLOWED)? as u16;
     let Some(hi) = hi else {
         return Ok(if first == 0 {
             PortSpec::Any
@@ -209,7 +209,7 @@ pub(super) fn port_range(a: &Attr<'_, '_>) -> Result<PortSpec, RawError> {
             PortSpec::single(first)
         });
     };
-    let last = number(
+    let last = number_in(
         Tok {
             text: hi,
             at: hi_at,
@@ -304,7 +304,7 @@ pub(super) fn key_length(a: &Attr<'_, '_>, syntax: &'static str) -> Result<bool,
     )?;
     let n = a.arg(2, syntax)?;
     a.no_more(3, syntax)?;
-    match number(n, "KeyLength", 128, 256, "128 or 256")? {
+    match number_in(n, "KeyLength", 128, 256, "128 or 256")? {
         128 => Ok(false),
         256 => Ok(true),
         _ => Err((
@@ -418,13 +418,20 @@ pub(super) fn ike_encryption(a: &Attr<'_, '_>) -> Result<&'static str, RawError>
 }
 
 /// RefreshLifesizeProposed KB|None, in bytes.
+/// RefreshLifetimeProposed, in seconds: minutes 1 to 65535 in IpDataOffer
+/// and KeyExchangeOffer alike.
+pub(super) fn lifetime_proposed(a: &Attr<'_, '_>) -> Result<u64, RawError> {
+    let v = a.one("RefreshLifetimeProposed minutes (1 to 65535)")?;
+    Ok(number_in(v, "RefreshLifetimeProposed", 1, 65535, "1 to 65535 minutes")? * 60)
+}
+
 pub(super) fn lifesize(a: &Attr<'_, '_>) -> Result<Option<u64>, RawError> {
     let v = a.one("RefreshLifesizeProposed kilobytes (1 to 4294967295) or None")?;
     if is_one_of(v, &["None"]) {
         return Ok(None);
     }
     Ok(Some(
-        number(
+        number_in(
             v,
             "RefreshLifesizeProposed",
             1,
