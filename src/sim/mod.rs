@@ -979,7 +979,9 @@ impl World {
     /// What the target did, told from its counters before and after.
     fn after_target(&mut self, image: &str, v: Verdict, how: &str, before: &TargetCounters) {
         let target = &self.images[image].target;
-        let filtered = target.last_filter().map(|f| render::verdict(f, None));
+        let filtered = target
+            .last_filter()
+            .map(|(f, under)| render::verdict(f, under.map(|u| u.spi)));
         match v {
             Verdict::Drop(d) => {
                 if let Some(f) = filtered {
@@ -1052,7 +1054,7 @@ impl World {
     fn outbound(&mut self, image: &str, packet: &[u8]) {
         let now = self.now_ms;
         let plan = self.image(image).target.outbound_plan(packet);
-        if let Some(f) = self.images[image].target.last_filter() {
+        if let Some((f, _)) = self.images[image].target.last_filter() {
             let line = format!(
                 "{image} target   outbound filter (block 160): {}",
                 render::verdict(f, None)

@@ -38,7 +38,7 @@ use crate::ipsec::filter::{
 };
 use crate::ipsec::peek::{locate, peek};
 use crate::ipsec::policy::{RuleSet, RuleSetError};
-use crate::ipsec::sa::{Protocol, Sa, SaConfig, SaError, Spi};
+use crate::ipsec::sa::{Protocol, Sa, SaConfig, SaError, Spi, TrafficSelector};
 use crate::ipsec::sad::SaId;
 use crate::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
 use crate::wire::{gre, ipv4, IpProtocol, TcpFlags};
@@ -287,8 +287,9 @@ pub struct TargetStack {
     /// Fig. 7 block 122: per DVIPA, the filter table made of the anchor
     /// rules and dynamic filters its routing stack sent with the SAs.
     filters: BTreeMap<Ipv4Addr, FilterTable>,
-    /// The verdict of the last filter lookup, for traces.
-    last_filter: Option<filter::Verdict>,
+    /// The verdict of the last filter lookup and the SA the packet came
+    /// under (inbound), for traces.
+    last_filter: Option<(filter::Verdict, Option<SaId>)>,
 }
 
 /// Why a target did not take an SA pair into its shadow cache.
@@ -327,9 +328,10 @@ impl TargetStack {
     }
 
     /// The verdict of the last filter lookup (inbound after decryption,
-    /// a clear packet, or an outbound plan), for traces.
-    pub fn last_filter(&self) -> Option<&filter::Verdict> {
-        self.last_filter.as_ref()
+    /// a clear packet, or an outbound plan) and the SA the packet came
+    /// under, for traces.
+    pub fn last_filter(&self) -> Option<(&filter::Verdict, Option<SaId>)> {
+        self.last_filter.as_ref().map(|(v, under)| (v, *under))
     }
 
     pub fn counters(&self) -> &TargetCounters {
@@ -482,12 +484,15 @@ impl TargetStack {
         if let Some(i) = self.shadow.iter().position(|p| p.install.same_sas(install)) {
             self.place_filter(install)?;
             let p = &mut self.shadow[i];
+            p.inbound.set_selector(opening_selector(install))?;
             p.owner = owner.to_string();
             p.install.filter = install.filter.clone();
             return Ok(());
         }
         let now_s = now_ms / 1000;
-        let inbound = InboundSa::new(Sa::new(install.inbound.clone())?, now_s);
+        let mut opening = install.inbound.clone();
+        opening.selector = opening_selector(install);
+        let inbound = InboundSa::new(Sa::new(opening)?, now_s);
         let outbound = OutboundSa::new(Sa::new(install.outbound.clone())?, now_s);
         self.place_filter(install)?;
         let pair = ShadowPair {
@@ -614,7 +619,7 @@ impl TargetStack {
                 .entry(denial_key(&v))
                 .or_default() += 1;
         }
-        self.last_filter = Some(v);
+        self.last_filter = Some((v, None));
         denied
     }
 
@@ -679,7 +684,8 @@ impl TargetStack {
 
     /// Block 152 (inbound filter, unless the routing stack did it) and
     /// 154–158 (lifesize). The engine's own selector check after
-    /// decryption (RFC 4301 §5.2) runs either way: it is part of opening.
+    /// decryption (RFC 4301 §5.2) ran while opening, unless the pair has a
+    /// dynamic filter, which makes that check here ([`opening_selector`]).
     fn after_open(
         &mut self,
         now_ms: u64,
@@ -751,7 +757,7 @@ impl TargetStack {
                 .entry(denial_key(&v))
                 .or_default() += 1;
         }
-        self.last_filter = Some(v);
+        self.last_filter = Some((v, Some(under)));
         admitted.then_some(()).ok_or(TargetDrop::Filter)
     }
 
@@ -860,7 +866,7 @@ impl TargetStack {
             }
             _ => None,
         };
-        self.last_filter = Some(v);
+        self.last_filter = Some((v, None));
         plan
     }
 
@@ -999,6 +1005,21 @@ fn plan_of(p: &ShadowPair) -> OutboundPlan {
             seq_key: p.install.seq_key,
             ah_seq_key: ah.bundle.seq_key,
         },
+    }
+}
+
+/// The selectors a shadow pair's inbound SA checks decrypted packets
+/// against while opening them (RFC 4301 §5.2). With a dynamic filter,
+/// every IPv4 packet: block 152's lookup in the DVIPA's filter table is
+/// that check, and it can name the rule and reason (a packet outside the
+/// SA's selectors is outside its dynamic filter, `outside-sa`, or inside
+/// another SA's, `wrong-sa`); with `FilterAt::Routing` the routing stack
+/// made it on the peeked headers, the very bytes the ICV then
+/// authenticates (claim 7). Without one, the SA's own selectors.
+fn opening_selector(install: &SaInstall) -> TrafficSelector {
+    match install.filter {
+        Some(_) => TrafficSelector::ANY_V4,
+        None => install.inbound.selector,
     }
 }
 
