@@ -275,7 +275,7 @@ impl FilterTable {
     /// The active IpFilterRule with an IpDynVpnAction that anchors an SA
     /// pair with these selectors (outbound: source = the local side): the
     /// first that covers the pair's traffic, else the first that overlaps
-    /// it ([`anchor`] explains why); `None` when no IPsec rule has any of
+    /// it (see [`coverage`] and the `anchor` module); `None` when no IPsec rule has any of
     /// it in common (a manual SA outside the policy: it gets no dynamic
     /// filter).
     pub fn anchor_for(

@@ -34,8 +34,21 @@ use crate::ipsec::sad::SaId;
 use crate::topology::VipaDistribute;
 use crate::wire::{IpProtocol, TcpFlags};
 
-/// Where inbound filtering happens (claim 7): at the target (default), or
-/// here, in which case targets skip it for GRE from an XCF link.
+/// Where inbound filtering of IPsec traffic happens (claim 7): at the
+/// target (default), or here, in which case targets skip it for GRE from
+/// an XCF link.
+///
+/// With `Routing`, block 136's tunnel check runs here on the peeked inner
+/// packet (claim 8): a packet outside its SA's dynamic filter is rejected
+/// before it can make a DCT entry. With `Target`, this stack does not look
+/// at the filters of IPsec packets at all ("if the routing communication
+/// protocol stack is not performing inbound filtering, the tunnel check may
+/// be performed by the target communication protocol stack", Fig. 8): a
+/// SYN outside its SA's filter makes a DCT entry and is forwarded, the
+/// target refuses it after decryption (Fig. 9 block 152) and, since none
+/// of the connection's packets was admitted, ends the entry (ConnEnded
+/// Rejected), as for a packet that failed authentication. Clear packets
+/// are filtered here in both modes (IPCONFIG IPSECURITY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FilterAt {
@@ -540,8 +553,9 @@ impl RoutingStack {
     }
 
     /// Fig. 6 block 112: an SA pair for a DVIPA is installed in the owned
-    /// cache, with its dynamic filter in this stack's filter table when it
-    /// has one ([`RoutingStack::place_filter`]). Returns the pair as the
+    /// cache, with its dynamic filter in front of its anchor in this
+    /// stack's filter table when it has one (see
+    /// [`FilterTable::anchor_for`]). Returns the pair as the
     /// targets must get it: the caller stores the starting sequence number
     /// in the CF (block 116) and sends it as [`XcfMessage::SaInstall`],
     /// dynamic filter and anchor included, to every target (block 118),

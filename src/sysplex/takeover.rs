@@ -12,12 +12,14 @@
 //! | `dvipa/<DVIPA>/sa/<esp\|ah>/<inbound SPI>`  | [`SaRecord`]   | an SA pair or AH+ESP bundle is installed (IKE, rekey, manual); deleted with it |
 //! | `dvipa/<DVIPA>/conn/<client>:<port>/<port>` | [`ConnRecord`] | a DCT (VCRT) entry is made; deleted when it ends or expires |
 //!
-//! The [`SaInstall`](super::xcf::SaInstall) holds what a target needs (keys, selectors, filter)
-//! and the CF sequence key of the outbound SA (a bundle's record also its
-//! AH pair and the AH SA's sequence key); the sequence structure
-//! itself stays in the CF, so every sender keeps taking numbers from the
-//! same counter across a takeover and no number is used twice (RFC 4303
-//! §3.3.3).
+//! The [`SaInstall`](super::xcf::SaInstall) holds what a target needs (keys, selectors,
+//! the owner's dynamic filter and its anchor) and the CF sequence key of
+//! the outbound SA (a bundle's record also its AH pair and the AH SA's
+//! sequence key); the sequence structure itself stays in the CF, so every
+//! sender keeps taking numbers from the same counter across a takeover and
+//! no number is used twice (RFC 4303 §3.3.3). The adopter does not trust
+//! the record's filter: its own filter table anchors the pair again
+//! ([`Adopter::adopt`]).
 //!
 //! # Who takes a DVIPA over
 //!

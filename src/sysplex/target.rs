@@ -6,6 +6,17 @@
 //! and sent straight out of this image's own external link. Lifesize is
 //! counted and reported to the routing stack in batches.
 //!
+//! **Filters** (Fig. 7 block 122, Fig. 9 block 152, Fig. 10 block 160):
+//! an SA pair comes with its dynamic filter and the anchor rule it sits in
+//! front of in the routing stack's filter table. The target keeps one
+//! filter table per DVIPA made of those: decrypted packets pass only as
+//! their own SA's (`wrong-sa`, `outside-sa` otherwise), replies are sealed
+//! with the SA whose dynamic filter matches them, and a reply an anchor
+//! covers when no SA does is refused (`needs-sa`), never sent in clear.
+//! Dynamic filters leave with their pairs; anchors stay. A target's own
+//! IPSECURITY profile is not consulted (figure4's targets have none); the
+//! tables hold only what the routing stacks sent.
+//!
 //! **Sequence numbers** (Fig. 10 block 162): the caller drains what is
 //! ready to send, groups it by SA, and takes numbers for those packets only
 //! (at most 8 per fetch-and-add), right before sealing them. No target
