@@ -304,3 +304,40 @@ fn adoption_recreates_the_filters_from_the_adopters_table() {
         .collect();
     assert_eq!(names, vec!["dva1-web".to_string()]);
 }
+
+/// A rekey: the new pair's dynamic filter goes first in the table, but the
+/// old SA keeps sealing until its pair is deleted (the client installs the
+/// new SAs when our CREATE_CHILD_SA response arrives); the new one then.
+#[test]
+fn after_a_rekey_the_old_sa_seals_until_it_is_deleted() {
+    let topo = figure4();
+    let mut r = routing("MVS1", Some(table(&topo, "MVS1")));
+    let old = r.install(pair(0x11, 0x12, None)).unwrap();
+    let new = r.install(pair(0x21, 0x22, None)).unwrap();
+    let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
+    t.install(0, "MVS1", &old).unwrap();
+    t.install(0, "MVS1", &new).unwrap();
+    let first = t
+        .filter_table(DVA1)
+        .and_then(|t| t.dynamic_filters().next().cloned());
+    assert_eq!(first.map(|f| f.sas.outbound), Some(new.outbound_id()));
+    let spi = |plan| match plan {
+        OutboundPlan::Protect { spi, .. } => Some(spi),
+        _ => None,
+    };
+    assert_eq!(spi(t.outbound_plan(&reply(40000))), Some(Spi(0x12)));
+    let delete = XcfMessage::SaDelete {
+        dvipa: DVA1,
+        protocol: old.inbound.protocol,
+        inbound_spi: Spi(0x11),
+        outbound_spi: Spi(0x12),
+    };
+    t.on_xcf(0, "MVS1", &delete).unwrap();
+    assert_eq!(spi(t.outbound_plan(&reply(40000))), Some(Spi(0x22)));
+    // Inbound, either SA is admitted meanwhile (z/OS: the sibling filter).
+    let on_new = esp(&new.inbound, 1, 40000, TcpFlags::ACK);
+    assert!(matches!(
+        t.inbound(0, &on_new, Upstream::Nothing),
+        Verdict::Deliver(_)
+    ));
+}

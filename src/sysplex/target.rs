@@ -881,9 +881,31 @@ impl TargetStack {
         plan
     }
 
-    /// The shadow pair whose outbound SA is `sa`.
+    /// The shadow pair that seals for the dynamic filter of outbound SA
+    /// `sa`. The pairs of a rekey have the same anchor and selectors, and
+    /// the table lists the newest first (z/OS); the oldest still installed
+    /// seals, as before dynamic filters travelled: when the client starts
+    /// the rekey it installs the new SAs only once our CREATE_CHILD_SA
+    /// response arrives, so, like strongSwan as a rekey responder, the
+    /// sysplex keeps sending on the old SA until it is deleted (RFC 7296
+    /// §2.8 leaves the moment to the implementation).
     fn sealing_pair(&self, sa: &SaId) -> Option<&ShadowPair> {
-        self.shadow.iter().find(|p| p.install.outbound_id() == *sa)
+        let chosen = self
+            .shadow
+            .iter()
+            .find(|p| p.install.outbound_id() == *sa)?;
+        let Some(f) = &chosen.install.filter else {
+            return Some(chosen);
+        };
+        let rekey_of = |p: &ShadowPair| {
+            p.install.filter.as_ref().is_some_and(|g| {
+                g.anchor.name == f.anchor.name
+                    && g.dynamic.outbound == f.dynamic.outbound
+                    && g.dynamic.inbound == f.dynamic.inbound
+            }) && p.install.outbound.dst == chosen.install.outbound.dst
+        };
+        // Shadow pairs are kept in the order they were installed.
+        self.shadow.iter().find(|p| rekey_of(p))
     }
 
     /// Fig. 10 block 160's "no": an anchor rule requires IPsec for an
