@@ -427,8 +427,8 @@ impl RoutingStack {
         let (verdict, log) = table.evaluate_logged(&packet, Duration::from_millis(now_ms));
         self.filter_logs.extend(log);
         let passes = matches!(verdict, Verdict::PermitProtected { .. });
-        if let Verdict::Deny { rule, reason, .. } = &verdict {
-            let key = format!("{rule} {}", reason.as_str());
+        if !passes {
+            let key = verdict.tunnel_denial();
             *self.counters.filter_denied.entry(key).or_default() += 1;
         }
         self.note.filter = Some(verdict);

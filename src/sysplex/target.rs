@@ -45,7 +45,6 @@ use crate::ipsec::counters::DropReason;
 use crate::ipsec::esp::OpenError;
 use crate::ipsec::filter::{
     self, FilterOptions, FilterPacket, FilterTable, PacketDirection, PacketRouting, RuleName,
-    SYSDEFAULTDENYRULE,
 };
 use crate::ipsec::peek::{locate, peek};
 use crate::ipsec::policy::{RuleSet, RuleSetError};
@@ -627,7 +626,7 @@ impl TargetStack {
             *self
                 .counters
                 .filter_denied
-                .entry(denial_key(&v))
+                .entry(v.tunnel_denial())
                 .or_default() += 1;
         }
         self.last_filter = Some((v, None));
@@ -765,7 +764,7 @@ impl TargetStack {
             *self
                 .counters
                 .filter_denied
-                .entry(denial_key(&v))
+                .entry(v.tunnel_denial())
                 .or_default() += 1;
         }
         self.last_filter = Some((v, Some(under)));
@@ -1077,20 +1076,6 @@ fn place_anchor(table: &mut FilterTable, f: &SaFilter) -> Result<(), RuleSetErro
         None => rules.rules.push(f.anchor.clone()),
     }
     table.install_policy(rules).map(|_| ())
-}
-
-/// The `RULE reason` key of a refused filter verdict: a deny's rule and
-/// reason; anything else (an ICMP error let through only by the default
-/// rule, another SA's verdict) is outside the SA's filter.
-fn denial_key(v: &filter::Verdict) -> String {
-    match v {
-        filter::Verdict::Deny { rule, reason, .. } => format!("{rule} {}", reason.as_str()),
-        filter::Verdict::Permit { rule }
-        | filter::Verdict::PermitProtected { rule, .. }
-        | filter::Verdict::Protect { rule, .. }
-        | filter::Verdict::NeedsSa { rule, .. } => format!("{rule} outside-sa"),
-        filter::Verdict::PermitStackIcmp => format!("{SYSDEFAULTDENYRULE} outside-sa"),
-    }
 }
 
 /// Blocks 158 and 168: lifesize reports go to the routing stack that
