@@ -465,3 +465,172 @@ fn vipa_takeover_by_the_backup_continues_connections_from_the_cf() {
     assert_eq!(trace.matches("DROP").count(), 1, "{trace}");
     insta::assert_snapshot!(trace);
 }
+
+/// figure4's topology, whose MVS1 (DVA1's owner) and MVS5 filter with
+/// IPCONFIG IPSECURITY and a Policy Agent policy.
+fn figure4() -> plexnet::topology::Topology {
+    plexnet::topology::load(std::path::Path::new("topologies/figure4.toml")).expect("figure4")
+}
+
+/// MVS1's filter table in figure4: IKE, NAT-T and ICMP permitted,
+/// dva1-web (port 80) and dva1-iperf under IPsec from the clients' LANs,
+/// port 60 in clear, the rest denied.
+fn mvs1_filter() -> plexnet::ipsec::filter::FilterTable {
+    figure4()
+        .image("MVS1")
+        .and_then(|i| i.ip_security.as_ref())
+        .expect("MVS1 has IP security")
+        .filter_table()
+        .expect("a valid policy")
+        .expect("IPCONFIG IPSECURITY")
+}
+
+fn filter_denied(w: &World) -> Vec<(String, u64)> {
+    w.routing_stack()
+        .counters()
+        .filter_denied
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+fn target_denied(w: &World, image: &str) -> Vec<(String, u64)> {
+    w.images[image]
+        .target
+        .counters()
+        .filter_denied
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+/// DESIGN.md's "silent plaintext": a client whose negotiation failed sends
+/// its SYN to DVA1:80 in clear. MVS1's filter table (figure4's policy)
+/// says dva1-web requires IPsec: the SYN is dropped at the routing stack
+/// before the DCT, the CF or a target sees it, counted by rule and reason.
+/// The same SYN through the SA is distributed as usual: a DCT entry, its
+/// copy in the CF, a target.
+#[test]
+fn plaintext_syn_to_a_protected_port_is_dropped_at_the_routing_stack() {
+    let topo = figure4();
+    let dva1 = Ipv4Addr::new(198, 18, 0, 100);
+    let mut w = World::from_topology(7, &topo, dva1, Box::new(CouplingFacility::new()));
+    w.enforce_ip_security();
+    w.install_sa(SaSpec::esp_cbc_sha1().tcp_only(80, 1024, 65535));
+    let client = w.client.addr;
+    let plain = tcp_packet(client, 40000, dva1, 80, 100, 0, SYN, &[]);
+    w.client_raw("in clear: its IKE negotiation failed", plain);
+    assert_eq!(filter_denied(&w), vec![("dva1-web clear-text".into(), 1)]);
+    assert_eq!(w.routing_stack().dct().len(), 0, "no DCT entry");
+    assert!(!w.trace().contains("conn/"), "no CF write: {}", w.trace());
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    let r = w.routing_stack().counters();
+    assert_eq!((r.new_connections, r.drops.get("filtered")), (1, Some(&1)));
+    assert!(
+        w.trace().contains("conn/198.18.1.2:40000/80"),
+        "the CF copy"
+    );
+    insta::assert_snapshot!(w.trace());
+}
+
+/// Fig. 8 block 136 with the routing stack filtering (claims 7-8): the
+/// tunnel check is the filter table's lookup of the peeked inner packet as
+/// if decrypted under the SA it came in. SA 0x1001 was negotiated for
+/// client ports 40000-40009 of DVA1:80: a SYN from port 50000 under it is
+/// outside its dynamic filter; once SA 0x1002 covers ports 50000-50009, the
+/// same SYN under 0x1001 first matches 0x1002's dynamic filter. Both are
+/// rejected before the DCT, counted by rule and reason.
+#[test]
+fn tunnel_check_at_the_routing_stack_rejects_packets_outside_their_sa() {
+    use plexnet::sysplex::routing::FilterAt;
+    let config = RoutingConfig {
+        filter_at: FilterAt::Routing,
+        ..RoutingConfig::default()
+    };
+    let mut w = world_with(&["MVS2"], config);
+    w.set_routing_filter(mvs1_filter());
+    w.install_sa(SaSpec::esp_cbc_sha1().tcp_only(80, 40000, 40009));
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(50000, 700, 0, SYN, &[]);
+    let b = SaSpec::esp_cbc_sha1()
+        .tcp_only(80, 50000, 50009)
+        .spis(0x1002, 0x2002);
+    w.install_sa(b);
+    w.client_tcp_on(0x1001, 50000, 700, 0, SYN, &[]);
+    w.client_tcp(50000, 700, 0, SYN, &[]);
+    assert_eq!(
+        filter_denied(&w),
+        vec![
+            ("dva1-web outside-sa".into(), 1),
+            ("dva1-web wrong-sa".into(), 1)
+        ]
+    );
+    let r = w.routing_stack().counters();
+    assert_eq!(r.drops.get("tunnel-check"), Some(&2));
+    assert_eq!((r.new_connections, w.routing_stack().dct().len()), (2, 2));
+    assert_eq!(w.images["MVS2"].target.counters().filter_skipped, 2);
+    insta::assert_snapshot!(w.trace());
+}
+
+/// Fig. 9 block 152 with the default `inbound_filter = "target"`: the
+/// routing stack forwards what it peeked, and the target, after
+/// decrypting, filters with the anchor and dynamic filters that came with
+/// the SAs (MVS2 has no policy of its own). A SYN under SA 0x1001 from a
+/// port outside its filter, then under 0x1001 where 0x1002's filter
+/// matches, is dropped at MVS2, counted by rule and reason, and its DCT
+/// entry at MVS1 ended (ConnEnded Rejected), so nothing sticks.
+#[test]
+fn decrypted_packet_outside_its_sa_filter_is_dropped_at_the_target() {
+    let mut w = world(&["MVS2"]);
+    w.set_routing_filter(mvs1_filter());
+    w.install_sa(SaSpec::esp_cbc_sha1().tcp_only(80, 40000, 40009));
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(50000, 700, 0, SYN, &[]);
+    let b = SaSpec::esp_cbc_sha1()
+        .tcp_only(80, 50000, 50009)
+        .spis(0x1002, 0x2002);
+    w.install_sa(b);
+    w.client_tcp_on(0x1001, 50000, 700, 0, SYN, &[]);
+    assert_eq!(
+        target_denied(&w, "MVS2"),
+        vec![
+            ("dva1-web outside-sa".into(), 1),
+            ("dva1-web wrong-sa".into(), 1)
+        ]
+    );
+    assert_eq!(
+        w.images["MVS2"].target.counters().drops.get("filter"),
+        Some(&2)
+    );
+    assert!(
+        filter_denied(&w).is_empty(),
+        "the routing stack did not filter"
+    );
+    assert_eq!(w.routing_stack().dct().len(), 1, "only port 40000's entry");
+    insta::assert_snapshot!(w.trace());
+}
+
+/// Fig. 10 block 160: the SA pair is deleted while an HTTP/1.1 connection
+/// lives; the server's next segment matches dva1-web, whose dynamic filter
+/// left with the SA. The target drops it and counts it rather than send it
+/// in clear (without the anchor it would go out plain).
+#[test]
+fn reply_without_an_sa_is_dropped_not_sent_in_clear() {
+    let mut w = world(&["MVS2"]);
+    w.set_routing_filter(mvs1_filter());
+    w.install_sa(SaSpec::esp_cbc_sha1().tcp_only(80, 1024, 65535));
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(40000, 101, 1001, ACK, &[]);
+    let req: &[u8] = b"GET /stream HTTP/1.1\r\nHost: DVA1\r\n\r\n";
+    w.client_tcp(40000, 101, 1001, psh_ack(), req);
+    w.delete_sa(0x1001);
+    w.server_sends("MVS2", 40000, b"more of the stream\n");
+    let t = w.images["MVS2"].target.counters();
+    assert_eq!(
+        target_denied(&w, "MVS2"),
+        vec![("dva1-web needs-sa".into(), 1)]
+    );
+    assert_eq!((t.drops.get("needs-sa"), t.plain_out), (Some(&1), 0));
+    assert_eq!(t.sealed, 2, "SYN-ACK and the answer, before the delete");
+    insta::assert_snapshot!(w.trace());
+}

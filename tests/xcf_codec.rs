@@ -3,12 +3,18 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use plexnet::ipsec::filter::{DynamicFilter, SaPair};
+use plexnet::ipsec::policy::{
+    AddrSpec, Conditions, DataOffer, Direction as RuleDirection, DynVpnAction, FilterAction,
+    FilterRule, Initiation, PortSpec, ProtocolSpec, Routing, TcpConnect,
+};
 use plexnet::ipsec::sa::{
     AddrRange, EncAlg, IntegAlg, Key, Lifetime, Lifetimes, Mode, PortRange, Protocol, SaConfig,
     Spi, TrafficSelector, UdpEncap,
 };
+use plexnet::ipsec::sad::SaId;
 use plexnet::sysplex::xcf::{
-    AhBundle, BundleInstall, CfError, CfRequest, CfResponse, ConnEndReason, Direction, FilterRule,
+    AhBundle, BundleInstall, CfError, CfRequest, CfResponse, ConnEndReason, Direction, SaFilter,
     SaInstall, SeqKey, VipaEntry, XcfMessage,
 };
 use plexnet::wire::xcf::{
@@ -135,26 +141,154 @@ fn name() -> impl Strategy<Value = String> {
     "\\PC{0,12}"
 }
 
+fn addr_spec() -> impl Strategy<Value = AddrSpec> {
+    prop_oneof![
+        Just(AddrSpec::Any),
+        (v4(), 0u8..=32).prop_map(|(addr, len)| AddrSpec::Prefix { addr, len }),
+        (v4(), v4()).prop_map(|(first, last)| AddrSpec::Range { first, last }),
+    ]
+}
+
+fn port_spec() -> impl Strategy<Value = PortSpec> {
+    prop_oneof![
+        Just(PortSpec::Any),
+        any::<(u16, u16)>().prop_map(|(first, last)| PortSpec::Range { first, last }),
+    ]
+}
+
+fn protocol_spec() -> impl Strategy<Value = ProtocolSpec> {
+    prop_oneof![
+        Just(ProtocolSpec::Any),
+        (port_spec(), port_spec()).prop_map(|(src, dst)| ProtocolSpec::Tcp { src, dst }),
+        (port_spec(), port_spec()).prop_map(|(src, dst)| ProtocolSpec::Udp { src, dst }),
+        any::<(Option<u8>, Option<u8>)>()
+            .prop_map(|(icmp_type, code)| ProtocolSpec::Icmp { icmp_type, code }),
+        any::<Option<u8>>().prop_map(|ospf_type| ProtocolSpec::Ospf { ospf_type }),
+        any::<u8>().prop_map(ProtocolSpec::Number),
+    ]
+}
+
+fn conditions() -> impl Strategy<Value = Conditions> {
+    (
+        addr_spec(),
+        addr_spec(),
+        protocol_spec(),
+        prop::sample::select(vec![Routing::Local, Routing::Routed, Routing::Either]),
+        prop::sample::select(vec![
+            RuleDirection::Inbound,
+            RuleDirection::Outbound,
+            RuleDirection::Bidirectional,
+        ]),
+        prop::sample::select(vec![
+            None,
+            Some(TcpConnect::Inbound),
+            Some(TcpConnect::Outbound),
+        ]),
+        any::<u8>(),
+    )
+        .prop_map(
+            |(source, destination, protocol, routing, direction, connect, security_class)| {
+                Conditions {
+                    source,
+                    destination,
+                    protocol,
+                    routing,
+                    direction,
+                    connect,
+                    security_class,
+                }
+            },
+        )
+}
+
+fn vpn_action() -> impl Strategy<Value = DynVpnAction> {
+    let offer = (
+        protocol(),
+        any::<bool>(),
+        prop::option::of(prop::sample::select(EncAlg::ALL.to_vec())),
+        any::<u64>(),
+        any::<Option<u64>>(),
+    )
+        .prop_map(
+            |(protocol, tunnel, encryption, lifetime_secs, lifesize_bytes)| DataOffer {
+                protocol,
+                mode: if tunnel {
+                    Mode::Tunnel
+                } else {
+                    Mode::Transport
+                },
+                encryption,
+                integrity: IntegAlg::HmacSha256_128,
+                lifetime_secs,
+                lifesize_bytes,
+            },
+        );
+    (
+        name(),
+        prop::collection::vec(offer, 0..3),
+        prop::sample::select(vec![
+            Initiation::LocalOnly,
+            Initiation::RemoteOnly,
+            Initiation::Either,
+        ]),
+        any::<Option<u16>>(),
+    )
+        .prop_map(|(name, offers, initiation, pfs_group)| DynVpnAction {
+            name,
+            offers,
+            initiation,
+            pfs_group,
+        })
+}
+
+fn sa_id() -> impl Strategy<Value = SaId> {
+    (ip(), protocol(), any::<u32>()).prop_map(|(dst, protocol, spi)| SaId {
+        dst,
+        protocol,
+        spi: Spi(spi),
+    })
+}
+
+/// The dynamic filter and anchor of Fig. 6 block 118, or none.
+fn sa_filter() -> impl Strategy<Value = Option<SaFilter>> {
+    let anchor = (name(), conditions(), vpn_action(), any::<bool>()).prop_map(
+        |(name, conditions, vpn, log)| FilterRule {
+            name,
+            conditions,
+            action: FilterAction::Ipsec(vpn),
+            log,
+        },
+    );
+    let filter = (anchor, sa_id(), sa_id(), selector(), selector()).prop_map(
+        |(anchor, inbound_sa, outbound_sa, inbound, outbound)| SaFilter {
+            dynamic: DynamicFilter {
+                anchor: anchor.name.clone(),
+                sas: SaPair {
+                    inbound: inbound_sa,
+                    outbound: outbound_sa,
+                },
+                inbound,
+                outbound,
+            },
+            anchor,
+        },
+    );
+    prop::option::of(filter)
+}
+
 fn sa_install() -> BoxedStrategy<SaInstall> {
     (
         v4(),
         sa_config(),
         sa_config(),
-        selector(),
-        protocol(),
+        sa_filter(),
         seq_key(),
         any::<u64>(),
     )
         .prop_map(
-            |(dvipa, inbound, outbound, sel, protocol, seq_key, report_bytes)| SaInstall {
+            |(dvipa, inbound, outbound, filter, seq_key, report_bytes)| SaInstall {
                 dvipa,
-                filter: FilterRule {
-                    dvipa,
-                    selector: sel,
-                    protocol,
-                    inbound_spi: inbound.spi,
-                    outbound_spi: outbound.spi,
-                },
+                filter,
                 inbound,
                 outbound,
                 seq_key,

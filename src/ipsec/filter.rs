@@ -27,6 +27,7 @@
 //! (claims 7-8). [`FilterTable::evaluate`] is that check: a packet
 //! decrypted under SA X passes only through a dynamic filter of X.
 
+mod anchor;
 mod display;
 mod log;
 mod matching;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use anchor::{coverage, Coverage};
 pub use display::{FilterRow, FilterType};
 pub use log::{FilterLog, LogLimit, MessageId};
 pub use packet::{FilterPacket, PacketDirection, PacketError, PacketRouting, Transport};
@@ -46,7 +48,9 @@ pub use verdict::{DenyReason, Verdict};
 
 use self::log::LogBucket;
 use self::matching::{dynamic_matches, rule_matches};
-use super::policy::{Conditions, DynVpnAction, FilterAction, Routing, RuleSet, RuleSetError};
+use super::policy::{
+    Conditions, DynVpnAction, FilterAction, FilterRule, Routing, RuleSet, RuleSetError,
+};
 use super::sa::{SaConfig, TrafficSelector};
 use super::sad::SaId;
 
@@ -266,6 +270,27 @@ impl FilterTable {
     /// The active rule set.
     pub fn active_rules(&self) -> &RuleSet {
         self.policy.as_ref().unwrap_or(&self.profile)
+    }
+
+    /// The active IpFilterRule with an IpDynVpnAction that anchors an SA
+    /// pair with these selectors (outbound: source = the local side): the
+    /// first that covers the pair's traffic, else the first that overlaps
+    /// it (see [`coverage`] and the `anchor` module); `None` when no IPsec rule has any of
+    /// it in common (a manual SA outside the policy: it gets no dynamic
+    /// filter).
+    pub fn anchor_for(
+        &self,
+        outbound: &TrafficSelector,
+        inbound: &TrafficSelector,
+    ) -> Option<&FilterRule> {
+        let ipsec = || {
+            self.active_rules()
+                .rules
+                .iter()
+                .filter(|r| matches!(r.action, FilterAction::Ipsec(_)))
+        };
+        let at = |level| ipsec().find(|r| coverage(&r.conditions, outbound, inbound) == level);
+        at(Coverage::Covers).or_else(|| at(Coverage::Overlaps))
     }
 
     /// Installs a dynamic filter in front of its anchor, before the

@@ -14,7 +14,7 @@ use super::counters::{DropCounters, SaCounters};
 use super::esp::{make_iv, open_esp, seal_esp_with_iv, OpenError, Opened, SealError};
 use super::outer::parse_outer;
 use super::replay::ReplayWindow;
-use super::sa::{Protocol, Sa, Spi};
+use super::sa::{Protocol, Sa, SaError, Spi, TrafficSelector};
 use crate::wire::{ah as ah_wire, esp as esp_wire, IpProtocol};
 
 /// Where an SA is in its life (RFC 4301 §4.4.2.1).
@@ -165,6 +165,20 @@ impl InboundSa {
     /// The replay window (read-only: a distributor pre-checks with it).
     pub fn replay(&self) -> &ReplayWindow {
         &self.replay
+    }
+
+    /// Changes the selectors decrypted packets are checked against (RFC
+    /// 4301 §5.2), keeping the window, counters and age: a shadow SA whose
+    /// check a filter table's dynamic filter makes instead (patent Fig. 9
+    /// block 152), or hands back.
+    pub fn set_selector(&mut self, selector: TrafficSelector) -> Result<(), SaError> {
+        if self.sa.config().selector == selector {
+            return Ok(());
+        }
+        let mut config = self.sa.config().clone();
+        config.selector = selector;
+        self.sa = Sa::new(config)?;
+        Ok(())
     }
 
     /// The counters.

@@ -419,11 +419,21 @@ pub struct FilterDisplay {
     pub rows: Vec<FilterRow>,
     /// Packets denied, by `RULE reason`.
     pub denied: BTreeMap<String, u64>,
+    /// Packets this image's target stack denied with the anchors and
+    /// dynamic filters its routing stacks sent (Fig. 9 block 152, Fig. 10
+    /// block 160), by `RULE reason`; a target with no IPSECURITY of its
+    /// own filters its DVIPAs' traffic too.
+    #[serde(default)]
+    pub target_denied: BTreeMap<String, u64>,
 }
 
 /// The filter display of an image with `sec` (its profile's IP security,
-/// if any) and routing stack `routing`.
-pub fn filters(sec: Option<&IpSecurity>, routing: Option<&RoutingStack>) -> FilterDisplay {
+/// if any), routing stack `routing` and target stack `target`.
+pub fn filters(
+    sec: Option<&IpSecurity>,
+    routing: Option<&RoutingStack>,
+    target: &TargetStack,
+) -> FilterDisplay {
     let table = routing.and_then(RoutingStack::filter);
     FilterDisplay {
         ipsecurity: sec.is_some_and(|s| s.ipsecurity),
@@ -438,6 +448,7 @@ pub fn filters(sec: Option<&IpSecurity>, routing: Option<&RoutingStack>) -> Filt
         denied: routing
             .map(|r| r.counters().filter_denied.clone())
             .unwrap_or_default(),
+        target_denied: target.counters().filter_denied.clone(),
     }
 }
 
@@ -454,11 +465,19 @@ pub fn render_filters(image: &str, f: &FilterDisplay) -> String {
         yes(f.dvipsec),
         yes(f.active)
     );
+    if !f.target_denied.is_empty() {
+        let d: Vec<String> = f
+            .target_denied
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(s, "Denied at the target stack: {}", d.join(", "));
+    }
     if !f.active {
         let why = if f.ipsecurity {
             "this image owns no DVIPA now; its routing stack filters when it does"
         } else {
-            "no IPCONFIG IPSECURITY in its profile: every packet passes"
+            "no IPCONFIG IPSECURITY: only the anchors and dynamic filters sent with the SAs filter"
         };
         let _ = writeln!(s, "  ({why})");
         return s;

@@ -89,10 +89,11 @@ pub fn ike_config(
 }
 
 /// The SA pair a negotiated child SA becomes at the routing stack, as
-/// [`super::image::manual_install`] builds one for a manual SA: the filter
-/// from the outbound SA's selector, the CF sequence structure keyed by the
-/// outbound SPI (Fig. 6 block 116), a lifesize report threshold of 5 % of
-/// the byte lifetime (Fig. 9 block 156; 0 lets the target choose).
+/// [`super::image::manual_install`] builds one for a manual SA: the CF
+/// sequence structure keyed by the outbound SPI (Fig. 6 block 116), a
+/// lifesize report threshold of 5 % of the byte lifetime (Fig. 9 block
+/// 156; 0 lets the target choose); the routing stack's install adds the
+/// dynamic filter (block 118).
 pub fn child_install(dvipa: Ipv4Addr, info: &ChildSaInfo) -> SaInstall {
     let mut install = SaInstall::pair(dvipa, info.inbound.clone(), info.outbound.clone());
     install.report_bytes = info.outbound.lifetimes.hard.bytes.map_or(0, |b| b / 20);

@@ -418,15 +418,16 @@ impl ImageNode {
             .await
             .with_context(|| format!("CF CreateSeq {:?}", install.seq_key))?;
         let now = self.now_ms();
-        let targets = {
+        let (install, targets) = {
             let mut core = self.core();
             let r = core.routing.as_mut().context("this image owns no DVIPA")?;
-            r.install(install.clone()).context("SA refused")?;
+            // As the targets get it: with the dynamic filter and its anchor.
+            let install = r.install(install).context("SA refused")?;
             let targets = r.targets_of(install.dvipa);
             core.target
                 .install(now, &self.name, &install)
                 .context("shadow SA refused")?;
-            targets
+            (install, targets)
         };
         for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
             self.xcf_out
@@ -874,7 +875,7 @@ impl ImageNode {
         if waiting.is_empty() {
             return Vec::new();
         }
-        let core = self.core();
+        let mut core = self.core();
         let mut ready = Vec::new();
         let mut still = Vec::new();
         for (since, syn) in waiting {
@@ -907,7 +908,7 @@ impl ImageNode {
         let mut protect: Vec<(SealKeys, SealBatch)> = Vec::new();
         let mut newconns = Vec::new();
         {
-            let core = self.core();
+            let mut core = self.core();
             for p in packets {
                 match core.target.outbound_plan(&p) {
                     OutboundPlan::Plain => {
@@ -919,6 +920,19 @@ impl ImageNode {
                                 self.hold(p);
                             }
                             None => plain.push(p),
+                        }
+                    }
+                    // Fig. 10 block 160: policy requires IPsec and no SA
+                    // covers it. A SYN to an IKE peer waits for one (Fig.
+                    // 11); anything else is dropped, never sent in clear.
+                    OutboundPlan::NeedsSa { rule } => {
+                        match super::ike::newconn_request(&self.topo, core.target.vipa_lists(), &p)
+                        {
+                            Some(req) => {
+                                newconns.push(req);
+                                self.hold(p);
+                            }
+                            None => core.target.refuse_needs_sa(&rule),
                         }
                     }
                     OutboundPlan::Protect { spi, seq_key } => {
@@ -1170,7 +1184,7 @@ impl ImageNode {
             .topo
             .image(&self.name)
             .and_then(|i| i.ip_security.as_ref());
-        d.filters = super::display::filters(sec, core.routing.as_ref());
+        d.filters = super::display::filters(sec, core.routing.as_ref(), &core.target);
         super::display::mark_origins(&mut d, &manual_spis(&self.topo));
         d
     }

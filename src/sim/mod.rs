@@ -15,11 +15,12 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::ipsec::filter::FilterTable;
 use crate::ipsec::sa::{
-    EncAlg, IntegAlg, Key, Lifetimes, Mode, Protocol, Sa, SaConfig, Spi, TrafficSelector,
+    EncAlg, IntegAlg, Key, Lifetimes, Mode, PortRange, Protocol, Sa, SaConfig, Spi, TrafficSelector,
 };
 use crate::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
-use crate::sysplex::routing::{DctOutcome, Decision, RoutingConfig, RoutingStack};
+use crate::sysplex::routing::{DctOutcome, Decision, RouteNote, RoutingConfig, RoutingStack};
 use crate::sysplex::stack::{self, ImageStack};
 use crate::sysplex::target::{
     self, OutboundPlan, SeqNumbers, TargetCounters, TargetStack, Upstream, Verdict,
@@ -51,13 +52,15 @@ pub struct SimImage {
     pub server: ScriptedServer,
 }
 
-/// The client: its ends of the manually keyed SA pair.
+/// The client: its ends of the manually keyed SA pairs.
 #[derive(Debug)]
 pub struct SimClient {
     pub name: String,
     pub addr: Ipv4Addr,
-    outbound: Option<OutboundSa>,
-    inbound: Option<InboundSa>,
+    /// Its SAs to the DVIPA, the latest last (the one it sends on).
+    outbound: Vec<OutboundSa>,
+    /// Its SAs from the DVIPA, any of which may answer.
+    inbound: Vec<InboundSa>,
     /// The AH SAs outside `outbound` and `inbound` in an AH+ESP bundle.
     ah_outbound: Option<OutboundSa>,
     ah_inbound: Option<InboundSa>,
@@ -72,8 +75,8 @@ impl SimClient {
         Self {
             name: "client1".into(),
             addr,
-            outbound: None,
-            inbound: None,
+            outbound: Vec::new(),
+            inbound: Vec::new(),
             ah_outbound: None,
             ah_inbound: None,
             next_seq: 1,
@@ -173,6 +176,46 @@ pub struct SaSpec {
     /// AH outside ESP (an AH+ESP bundle, RFC 4301 §4.3); `None` for a
     /// single SA each way.
     pub ah: Option<AhSpec>,
+    /// What the SAs' traffic selectors admit.
+    pub selector: SelectorSpec,
+}
+
+/// The traffic selectors of a scenario's SA pair (RFC 7296 §2.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectorSpec {
+    /// Client to DVIPA, any protocol and port (strongSwan's host-to-host
+    /// default).
+    Hosts,
+    /// TCP between the DVIPA's `port` and the client's ports
+    /// `client_ports` (inclusive): a child SA narrowed to one service, as
+    /// z/OS's IKE narrows it to the IpFilterRule it anchors at.
+    Tcp { port: u16, client_ports: (u16, u16) },
+}
+
+impl SelectorSpec {
+    /// The selector of the SA from `src` to `dst`; `to_dvipa`: the client's
+    /// SA (inbound at the DVIPA).
+    fn selector(self, src: Ipv4Addr, dst: Ipv4Addr, to_dvipa: bool) -> TrafficSelector {
+        let hosts = TrafficSelector::hosts(IpAddr::V4(src), IpAddr::V4(dst));
+        let Self::Tcp { port, client_ports } = self else {
+            return hosts;
+        };
+        let clients = PortRange {
+            start: client_ports.0,
+            end: client_ports.1,
+        };
+        let (src_ports, dst_ports) = if to_dvipa {
+            (clients, PortRange::single(port))
+        } else {
+            (PortRange::single(port), clients)
+        };
+        TrafficSelector {
+            protocol: Some(crate::wire::IpProtocol::Tcp),
+            src_ports,
+            dst_ports,
+            ..hosts
+        }
+    }
 }
 
 /// The AH SAs of an AH+ESP bundle: integrity and SPIs.
@@ -195,6 +238,28 @@ impl SaSpec {
             spi_in: 0x1001,
             spi_out: 0x2001,
             ah: None,
+            selector: SelectorSpec::Hosts,
+        }
+    }
+
+    /// The same SAs, their selectors narrowed to TCP between the DVIPA's
+    /// `port` and the client's ports `first..=last`.
+    pub fn tcp_only(self, port: u16, first: u16, last: u16) -> Self {
+        Self {
+            selector: SelectorSpec::Tcp {
+                port,
+                client_ports: (first, last),
+            },
+            ..self
+        }
+    }
+
+    /// The same SAs with other SPIs (client → DVIPA, DVIPA → client).
+    pub fn spis(self, spi_in: u32, spi_out: u32) -> Self {
+        Self {
+            spi_in,
+            spi_out,
+            ..self
         }
     }
 
@@ -262,7 +327,8 @@ fn key_for(spi: u32, purpose: u8, len: usize) -> Key {
         .collect())
 }
 
-fn sa_config(spec: &SaSpec, spi: u32, src: Ipv4Addr, dst: Ipv4Addr) -> SaConfig {
+/// One SA of `spec` from `src` to `dst`; `to_dvipa`: the client's.
+fn sa_config(spec: &SaSpec, spi: u32, src: Ipv4Addr, dst: Ipv4Addr, to_dvipa: bool) -> SaConfig {
     SaConfig {
         spi: Spi(spi),
         protocol: spec.protocol,
@@ -289,7 +355,7 @@ fn sa_config(spec: &SaSpec, spi: u32, src: Ipv4Addr, dst: Ipv4Addr) -> SaConfig 
         replay_window: 128,
         lifetimes: Lifetimes::default(),
         udp_encap: None,
-        selector: TrafficSelector::hosts(IpAddr::V4(src), IpAddr::V4(dst)),
+        selector: spec.selector.selector(src, dst, to_dvipa),
     }
 }
 
@@ -411,24 +477,28 @@ impl World {
         let install = self.sa_install(&spec, false);
         let ah = spec.ah_only().map(|a| self.sa_install(&a, true));
         let owner = self.owner.clone();
-        let msg = match ah {
+        // Block 118 sends what the routing stack's install returns: the
+        // pair with its dynamic filter and anchor, when it has them.
+        let (msg, install) = match ah {
             None => {
-                self.routing().install(install.clone()).expect("valid SA");
-                XcfMessage::SaInstall(Box::new(install.clone()))
+                let install = self.routing().install(install).expect("valid SA");
+                (XcfMessage::SaInstall(Box::new(install.clone())), install)
             }
             Some(ah) => {
                 let bundle = BundleInstall {
-                    esp: install.clone(),
+                    esp: install,
                     ah: AhBundle {
                         inbound: ah.inbound,
                         outbound: ah.outbound,
                         seq_key: ah.seq_key,
                     },
                 };
-                self.routing()
+                let bundle = self
+                    .routing()
                     .install_bundle(&bundle)
                     .expect("valid bundle");
-                XcfMessage::BundleInstall(Box::new(bundle))
+                let install = bundle.esp.clone();
+                (XcfMessage::BundleInstall(Box::new(bundle)), install)
             }
         };
         self.log_install(&spec, &install);
@@ -455,17 +525,19 @@ impl World {
     /// (`bundle_ah`: as the AH SAs outside its ESP ones).
     fn sa_install(&mut self, spec: &SaSpec, bundle_ah: bool) -> SaInstall {
         let (client, dvipa) = (self.client.addr, self.dvipa);
-        let inbound = sa_config(spec, spec.spi_in, client, dvipa);
-        let outbound = sa_config(spec, spec.spi_out, dvipa, client);
+        let inbound = sa_config(spec, spec.spi_in, client, dvipa, true);
+        let outbound = sa_config(spec, spec.spi_out, dvipa, client, false);
         let client_out = OutboundSa::new(Sa::new(inbound.clone()).expect("valid SA"), 0);
         let client_in = InboundSa::new(Sa::new(outbound.clone()).expect("valid SA"), 0);
         let c = &mut self.client;
-        let (o, i) = if bundle_ah {
-            (&mut c.ah_outbound, &mut c.ah_inbound)
+        if bundle_ah {
+            (c.ah_outbound, c.ah_inbound) = (Some(client_out), Some(client_in));
         } else {
-            (&mut c.outbound, &mut c.inbound)
-        };
-        (*o, *i) = (Some(client_out), Some(client_in));
+            c.outbound.retain(|s| s.sa().spi() != client_out.sa().spi());
+            c.inbound.retain(|s| s.sa().spi() != client_in.sa().spi());
+            c.outbound.push(client_out);
+            c.inbound.push(client_in);
+        }
         SaInstall::pair(dvipa, inbound, outbound)
     }
 
@@ -484,7 +556,7 @@ impl World {
                 "AH+ESP",
                 format!(
                     "{} + {}",
-                    suite(&sa_config(a, a.spi_in, self.client.addr, self.dvipa)),
+                    suite(&sa_config(a, a.spi_in, self.client.addr, self.dvipa, true)),
                     suite(&install.inbound)
                 ),
             ),
@@ -509,10 +581,133 @@ impl World {
                 cf_answer(&r)
             ));
         }
+        if let Some(f) = &install.filter {
+            self.log(format!(
+                "{owner} routing  dynamic filter in front of {}: in {}, out {} (sent with the SAs)",
+                f.anchor.name,
+                render::selector(&f.dynamic.inbound),
+                render::selector(&f.dynamic.outbound)
+            ));
+        }
+    }
+
+    /// IPCONFIG IPSECURITY at the owner: its routing stack filters with
+    /// `table` from now on (clear packets, and the tunnel check with
+    /// `FilterAt::Routing`), and places the dynamic filter of every SA pair
+    /// it installs in front of the pair's anchor rule.
+    pub fn set_routing_filter(&mut self, table: FilterTable) {
+        let owner = self.owner.clone();
+        let rules: Vec<String> = table
+            .active_rules()
+            .rules
+            .iter()
+            .map(|r| format!("{} {}", r.name, render::action(&r.action)))
+            .collect();
+        self.log(format!(
+            "{owner} routing  IPCONFIG IPSECURITY, filter table: {}, SYSDEFAULTDENYRULE",
+            rules.join(", ")
+        ));
+        self.routing().set_filter(table);
+    }
+
+    /// The owner deletes the SA pair whose inbound SPI is `spi_in` (a
+    /// DELETE from the peer, an expiry): out of its owned cache and filter
+    /// table, `SaDelete` to every target (its own included), the outbound
+    /// SA's sequence structure out of the CF.
+    pub fn delete_sa(&mut self, spi_in: u32) {
+        let (owner, dvipa) = (self.owner.clone(), self.dvipa);
+        let Some(pair) = self.routing().delete(Spi(spi_in)) else {
+            self.log(format!("{owner} routing  no SA pair in={spi_in:#010x}"));
+            return;
+        };
+        let i = &pair.install;
+        self.log(format!(
+            "{owner} routing  SA pair deleted in={:#010x} out={:#010x}{}",
+            i.inbound.spi.0,
+            i.outbound.spi.0,
+            if i.filter.is_some() {
+                ", its dynamic filter with it"
+            } else {
+                ""
+            }
+        ));
+        let r = self.cf.request(CfRequest::DeleteSeq { key: i.seq_key });
+        self.log(format!(
+            "{owner} → CF     DeleteSeq {} = {}",
+            seq_name(&i.seq_key),
+            cf_answer(&r)
+        ));
+        let msg = XcfMessage::SaDelete {
+            dvipa,
+            protocol: i.inbound.protocol,
+            inbound_spi: i.inbound.spi,
+            outbound_spi: i.outbound.spi,
+        };
+        let mut to: Vec<String> = self
+            .routing()
+            .targets_of(dvipa)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        if !to.contains(&owner) {
+            to.insert(0, owner.clone());
+        }
+        for t in to {
+            self.send_xcf(&owner, &t, msg.clone());
+        }
+        self.run();
+    }
+
+    /// The server of `image` sends `payload` on its open connection from
+    /// the client's port `client_port` (more of a streamed answer): the
+    /// segment goes out through the image's Fig. 10 path.
+    pub fn server_sends(&mut self, image: &str, client_port: u16, payload: &[u8]) {
+        let client = self.client.addr;
+        let Some(seg) = self.image(image).server.push(client, client_port, payload) else {
+            self.log(format!(
+                "{image} server   no open connection from {client}:{client_port}"
+            ));
+            return;
+        };
+        self.log(format!("{image} server   {}", render::packet(&seg)));
+        self.queue.push_back((
+            self.now_ms,
+            Event::Outbound {
+                image: image.into(),
+                packet: seg,
+            },
+        ));
+        self.run();
     }
 
     /// The client sends a TCP segment to DVIPA:80 through its SA.
     pub fn client_tcp(&mut self, sport: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) {
+        self.client_tcp_via(None, sport, seq, ack, flags, payload);
+    }
+
+    /// The same through its SA `spi` (to the DVIPA) rather than the
+    /// latest: a client with several SA pairs picks the wrong one.
+    pub fn client_tcp_on(
+        &mut self,
+        spi: u32,
+        sport: u16,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+    ) {
+        self.client_tcp_via(Some(Spi(spi)), sport, seq, ack, flags, payload);
+    }
+
+    fn client_tcp_via(
+        &mut self,
+        spi: Option<Spi>,
+        sport: u16,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+    ) {
         let inner = tcp_packet(
             self.client.addr,
             sport,
@@ -523,7 +718,7 @@ impl World {
             flags,
             payload,
         );
-        let sealed = self.client_seal(&inner);
+        let sealed = self.client_seal(&inner, spi);
         self.log(format!(
             "client1 → DVA1   {}  [inner {}]",
             render::packet(&sealed),
@@ -537,7 +732,7 @@ impl World {
 
     /// The client sends an arbitrary inner packet (e.g. ICMP) through its SA.
     pub fn client_inner(&mut self, inner: &[u8]) {
-        let sealed = self.client_seal(inner);
+        let sealed = self.client_seal(inner, None);
         self.log(format!(
             "client1 → DVA1   {}  [inner {}]",
             render::packet(&sealed),
@@ -548,12 +743,18 @@ impl World {
         self.run();
     }
 
-    fn client_seal(&mut self, inner: &[u8]) -> Vec<u8> {
+    /// Seals `inner` on the client's SA `spi`, or its latest.
+    fn client_seal(&mut self, inner: &[u8], spi: Option<Spi>) -> Vec<u8> {
         let seq = self.client.next_seq;
         self.client.next_seq += 1;
         let mut out = Vec::new();
         let now_s = self.now_ms / 1000;
-        let sa = self.client.outbound.as_mut().expect("install_sa first");
+        let sas = &mut self.client.outbound;
+        let sa = match spi {
+            Some(spi) => sas.iter_mut().find(|s| s.sa().spi() == spi),
+            None => sas.last_mut(),
+        }
+        .expect("install_sa first");
         match self.client.ah_outbound.as_mut() {
             None => sa.seal(now_s, seq, &mut self.rng, inner, &mut out),
             Some(ah) => {
@@ -640,11 +841,10 @@ impl World {
         }
     }
 
-    /// Fig. 8 at the owner.
-    fn at_routing(&mut self, packet: Vec<u8>) {
-        let (now, owner) = (self.now_ms, self.owner.clone());
-        let decision = self.routing().inbound(now, &packet);
-        let note = self.routing().last_note();
+    /// What the routing stack saw of a packet: the peek (block 132), the
+    /// filter's verdict (the IP filter of a clear packet, or block 136's
+    /// tunnel check) and the DCT lookup (block 134).
+    fn log_route_note(&mut self, owner: &str, note: &RouteNote) {
         if let Some(p) = note.peek {
             let flow = render::flow(p.proto, p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags);
             let through = note.ah.map_or(String::new(), |(spi, seq)| {
@@ -655,6 +855,16 @@ impl World {
                 p.spi.0, p.seq, p.blocks_decrypted
             ));
         }
+        if let Some(v) = &note.filter {
+            let line = match note.peek {
+                Some(p) => format!(
+                    "tunnel check (block 136): {}",
+                    render::verdict(v, Some(p.spi))
+                ),
+                None => format!("IP filter: {}", render::verdict(v, None)),
+            };
+            self.log(format!("{owner} routing  {line}"));
+        }
         let dct = match note.dct {
             DctOutcome::NotLookedUp => None,
             DctOutcome::Hit => Some("DCT hit"),
@@ -664,6 +874,14 @@ impl World {
         if let Some(d) = dct {
             self.log(format!("{owner} routing  {d}"));
         }
+    }
+
+    /// Fig. 8 at the owner.
+    fn at_routing(&mut self, packet: Vec<u8>) {
+        let (now, owner) = (self.now_ms, self.owner.clone());
+        let decision = self.routing().inbound(now, &packet);
+        let note = self.routing().last_note().clone();
+        self.log_route_note(&owner, &note);
         match decision {
             Decision::Forward {
                 target, upstream, ..
@@ -760,15 +978,30 @@ impl World {
 
     /// What the target did, told from its counters before and after.
     fn after_target(&mut self, image: &str, v: Verdict, how: &str, before: &TargetCounters) {
+        let target = &self.images[image].target;
+        let filtered = target
+            .last_filter()
+            .map(|(f, under)| render::verdict(f, under.map(|u| u.spi)));
         match v {
-            Verdict::Drop(d) => self.log(format!("{image} target   DROP {}", d.name())),
+            Verdict::Drop(d) => {
+                if let Some(f) = filtered {
+                    let opened = target.counters().opened > before.opened;
+                    let block = if opened {
+                        "decrypted, inbound filter (block 152)"
+                    } else {
+                        "IP filter"
+                    };
+                    self.log(format!("{image} target   {block}: {f}"));
+                }
+                self.log(format!("{image} target   DROP {}", d.name()));
+            }
             Verdict::Deliver(plain) => {
                 let after = self.images[image].target.counters();
                 let what = if after.opened > before.opened {
                     let skipped = if after.filter_skipped > before.filter_skipped {
-                        " (filter skipped: the routing stack filtered)"
+                        " (filter skipped: the routing stack filtered)".to_string()
                     } else {
-                        ", filter ok"
+                        filtered.map_or(", filter ok".to_string(), |f| format!(", {f}"))
                     };
                     format!(
                         "opened with shadow SA (opens so far: {}){skipped}",
@@ -820,7 +1053,19 @@ impl World {
     /// of the image's own external link.
     fn outbound(&mut self, image: &str, packet: &[u8]) {
         let now = self.now_ms;
-        match self.images[image].target.outbound_plan(packet) {
+        let plan = self.image(image).target.outbound_plan(packet);
+        if let Some((f, _)) = self.images[image].target.last_filter() {
+            let line = format!(
+                "{image} target   outbound filter (block 160): {}",
+                render::verdict(f, None)
+            );
+            self.log(line);
+        }
+        match plan {
+            OutboundPlan::NeedsSa { rule } => {
+                self.image(image).target.refuse_needs_sa(&rule);
+                self.log(format!("{image} target   DROP needs-sa: not sent in clear"));
+            }
             OutboundPlan::Plain => {
                 self.image(image).target.count_plain_out();
                 self.log(format!("{image} target   no SA covers it: sent plain"));
@@ -930,8 +1175,12 @@ impl World {
     fn at_client(&mut self, from: &str, packet: &[u8]) {
         let now_s = self.now_ms / 1000;
         let mut out = Vec::new();
-        let line = match self.client.inbound.as_mut() {
-            Some(sa) if crate::ipsec::peek::locate(packet).is_ok() => {
+        let spi = crate::ipsec::peek::locate(packet).map(|l| l.spi);
+        let sa = spi
+            .ok()
+            .and_then(|spi| self.client.inbound.iter_mut().find(|s| s.sa().spi() == spi));
+        let line = match sa {
+            Some(sa) => {
                 let opened = match self.client.ah_inbound.as_mut() {
                     None => sa.open(now_s, packet, &mut out),
                     Some(ah) => open_bundle_counted(ah, sa, now_s, packet, &mut out),
@@ -999,8 +1248,11 @@ pub fn xcf_name(m: &XcfMessage) -> String {
         XcfMessage::RegisterListener { dvipa, port } => format!("RegisterListener {dvipa}:{port}"),
         XcfMessage::DeregisterListener { dvipa, port } => format!("DeregisterListener {dvipa}:{port}"),
         XcfMessage::SaInstall(i) => format!(
-            "SaInstall {} in={:#010x} out={:#010x} (shadow SA cache)",
-            i.dvipa, i.inbound.spi.0, i.outbound.spi.0
+            "SaInstall {} in={:#010x} out={:#010x} (shadow SA cache){}",
+            i.dvipa, i.inbound.spi.0, i.outbound.spi.0,
+            i.filter.as_ref().map_or(String::new(), |f| format!(
+                " + dynamic filter, anchor {}", f.anchor.name
+            ))
         ),
         XcfMessage::SaDelete { inbound_spi, outbound_spi, .. } => {
             format!("SaDelete in={:#010x} out={:#010x}", inbound_spi.0, outbound_spi.0)

@@ -2,8 +2,10 @@
 
 use std::fmt::Write;
 
+use crate::ipsec::filter::{DenyReason, Verdict};
 use crate::ipsec::peek::locate;
-use crate::ipsec::sa::Protocol;
+use crate::ipsec::policy::FilterAction;
+use crate::ipsec::sa::{AddrRange, PortRange, Protocol, Spi, TrafficSelector};
 use crate::wire::{ipv4, tcp, udp, IpProtocol, TcpFlags};
 
 /// `TCP 1.2.3.4:5 > 6.7.8.9:80 [S]` for a peeked flow; no ports or flags
@@ -126,4 +128,83 @@ pub fn packet(p: &[u8]) -> String {
         }
     }
     s
+}
+
+/// A traffic selector as a flow: `TCP 198.18.1.2:40000-40009 >
+/// 198.18.0.100:80`, `any 198.18.1.2 > 198.18.0.100` (RFC 7296 §3.13.1
+/// ranges; one address or port written once).
+pub fn selector(ts: &TrafficSelector) -> String {
+    let addrs = |r: &AddrRange| {
+        if r.start == r.end {
+            r.start.to_string()
+        } else {
+            format!("{}-{}", r.start, r.end)
+        }
+    };
+    let ports = |p: &PortRange| match (p.start, p.end) {
+        (0, u16::MAX) => String::new(),
+        (a, b) if a == b => format!(":{a}"),
+        (a, b) => format!(":{a}-{b}"),
+    };
+    let proto = ts
+        .protocol
+        .map_or("any".to_string(), |p| format!("{p:?}").to_uppercase());
+    format!(
+        "{proto} {}{} > {}{}",
+        addrs(&ts.src),
+        ports(&ts.src_ports),
+        addrs(&ts.dst),
+        ports(&ts.dst_ports)
+    )
+}
+
+/// What a filter table decided, in a network engineer's words, with the SA
+/// the packet came under (inbound) for the tunnel checks.
+pub fn verdict(v: &Verdict, under: Option<Spi>) -> String {
+    let spi = |s: Spi| format!("{:#010x}", s.0);
+    let under = under.map_or("its SA".to_string(), |s| format!("SA {}", spi(s)));
+    match v {
+        Verdict::Permit { rule } => format!("{rule} permits it in clear"),
+        Verdict::PermitProtected { rule, sa } => {
+            format!("dynamic filter of {rule} for SA {} admits it", spi(sa.spi))
+        }
+        Verdict::Protect { rule, sa } => {
+            format!("dynamic filter of {rule}: seal with SA {}", spi(sa.spi))
+        }
+        Verdict::NeedsSa { rule, .. } => {
+            format!("{rule} requires IPsec and no SA's dynamic filter covers it")
+        }
+        Verdict::PermitStackIcmp => "an ICMP error the stack needs: permitted".into(),
+        Verdict::Deny {
+            rule,
+            reason,
+            filter_sa,
+        } => {
+            let why = match reason {
+                DenyReason::ClearText => format!("{rule} requires IPsec, it came in clear"),
+                DenyReason::WrongSa => format!(
+                    "the dynamic filter of {rule} for SA {} matched first, it came under {under}",
+                    filter_sa.map_or("?".into(), |s| spi(s.spi))
+                ),
+                DenyReason::OutsideSa => {
+                    format!("{rule} requires IPsec and no dynamic filter of {under} admits it")
+                }
+                DenyReason::DenyRule => format!("{rule} denies it"),
+                DenyReason::DefaultDeny => format!("no rule admits it, {rule}"),
+                DenyReason::ProtectedPermit => {
+                    format!("{rule} permits it in clear only, it came under {under}")
+                }
+            };
+            format!("{why}: denied ({})", reason.as_str())
+        }
+    }
+}
+
+/// A filter rule's action: `permit`, `deny`, `ipsec(esp-tunnel)`.
+pub fn action(a: &FilterAction) -> String {
+    match a {
+        FilterAction::Permit => "permit".into(),
+        FilterAction::Deny => "deny".into(),
+        FilterAction::Ipsec(v) => format!("ipsec({})", v.name),
+    }
 }

@@ -61,6 +61,16 @@ impl ScriptedServer {
         }
     }
 
+    /// A segment the server sends unasked on the open connection from
+    /// `client:cport` (more of a streamed answer), `None` without one.
+    pub fn push(&mut self, client: Ipv4Addr, cport: u16, payload: &[u8]) -> Option<Vec<u8>> {
+        let seq = self.conns.get_mut(&(client, cport))?;
+        let flags = TcpFlags(TcpFlags::PSH.0 | TcpFlags::ACK.0);
+        let segment = tcp_packet(self.addr, self.port, client, cport, *seq, 0, flags, payload);
+        *seq = seq.wrapping_add(payload.len() as u32);
+        Some(segment)
+    }
+
     /// The segments the server sends in answer to one it received.
     pub fn receive(&mut self, packet: &[u8]) -> Vec<Vec<u8>> {
         let Ok(ip) = ipv4::Packet::new_checked(packet) else {

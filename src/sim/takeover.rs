@@ -12,6 +12,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
+use crate::ipsec::filter::FilterTable;
 use crate::sysplex::dct::ConnKey;
 use crate::sysplex::routing::{
     distributions_of, DctChange, OwnedPair, RoutingConfig, RoutingStack,
@@ -41,6 +42,9 @@ pub(super) struct SimTakeover {
     /// Images that failed: their links are silent.
     failed: BTreeSet<String>,
     next_tick: u64,
+    /// Whether routing stacks filter with their image's IP security
+    /// ([`World::enforce_ip_security`]).
+    ip_security: bool,
 }
 
 /// `ROUNDROBIN ports [60, 80] DESTIP MVS2 MVS3 MVS4`.
@@ -145,6 +149,7 @@ impl World {
                 down: BTreeSet::new(),
                 failed: BTreeSet::new(),
                 next_tick: HEARTBEAT_MS,
+                ip_security: false,
             }),
         };
         let lines: Vec<String> = w
@@ -189,6 +194,28 @@ impl World {
         }
         w.run();
         w
+    }
+
+    /// IPCONFIG IPSECURITY as the topology defines it: the owner's routing
+    /// stack filters with its image's table from now on, and so does the
+    /// routing stack of a backup that takes the DVIPA over.
+    pub fn enforce_ip_security(&mut self) {
+        let Some(t) = self.takeover.as_mut() else {
+            return;
+        };
+        t.ip_security = true;
+        let owner = self.owner.clone();
+        if let Some(table) = self.filter_table_of(&owner) {
+            self.set_routing_filter(table);
+        }
+    }
+
+    /// The IP filter table `image`'s profile and policy make, if it
+    /// filters (and its policy is valid: the topology loader checked it).
+    fn filter_table_of(&self, image: &str) -> Option<FilterTable> {
+        let t = self.takeover.as_ref().filter(|t| t.ip_security)?;
+        let sec = t.topo.image(image)?.ip_security.as_ref()?;
+        sec.filter_table().ok().flatten()
     }
 
     /// Puts `value` under `key` in the CF for `image`, rendered with `what` and the answer.
@@ -323,7 +350,7 @@ impl World {
             .target
             .shadow()
             .iter()
-            .find(|p| p.install == **i)
+            .find(|p| p.install.same_sas(i))
             .map(|p| p.owner.clone())
     }
 
@@ -526,42 +553,8 @@ impl World {
                 render_distribute(d)
             ));
         }
-        // Read what the CF holds for the DVIPA.
-        let mut sas = Vec::new();
-        for key in self.cf_list(me, &tk::sa_prefix(dvipa)) {
-            let Some(bytes) = self.cf_get(&key) else {
-                continue;
-            };
-            match tk::decode::<SaRecord>(&bytes) {
-                Ok(rec) => {
-                    let what = match &rec {
-                        SaRecord::Pair(sa) => render_sa(sa),
-                        SaRecord::Bundle(b) => format!("an AH+ESP bundle: {}", render_sa(&b.esp)),
-                    };
-                    self.log(format!("{me} → CF     Get {key} = {what}"));
-                    sas.push(rec);
-                }
-                Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
-            }
-        }
-        let mut conns = Vec::new();
-        for key in self.cf_list(me, &tk::conn_prefix(dvipa)) {
-            let (Some(conn), Some(bytes)) = (tk::parse_conn_key(&key), self.cf_get(&key)) else {
-                continue;
-            };
-            match tk::decode::<ConnRecord>(&bytes) {
-                Ok(rec) => {
-                    self.log(format!(
-                        "{me} → CF     Get {key} = ConnRecord {} {}{}",
-                        rec.target,
-                        rec.target_xcf,
-                        if rec.ipsec { " ipsec" } else { "" }
-                    ));
-                    conns.push((conn, rec));
-                }
-                Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
-            }
-        }
+        self.own_filter(me, dvipa);
+        let (sas, conns) = self.read_cf_state(me, dvipa);
         // Adopt: owned SA pairs (and this image's own shadow copy), DCT.
         let adoption = {
             let img = self.image(me);
@@ -602,6 +595,67 @@ impl World {
             "{me} ext      gratuitous ARP: {dvipa} is at {me}; the LAN delivers DVA1 here"
         ));
         self.flush_journals();
+    }
+
+    /// A backup's own IP security when it takes `dvipa` over: the pairs it
+    /// adopts get their dynamic filters from its table, not from the CF
+    /// records of the failed owner.
+    fn own_filter(&mut self, me: &str, dvipa: Ipv4Addr) {
+        let Some(table) = self.filter_table_of(me) else {
+            return;
+        };
+        let n = table.active_rules().rules.len();
+        if let Some(r) = self.image(me).routing.as_mut() {
+            r.set_filter(table);
+        }
+        self.log(format!(
+            "{me} routing  IPCONFIG IPSECURITY: its own filter table ({n} rules) for {dvipa}"
+        ));
+    }
+
+    /// What the CF holds for `dvipa`, read by `me`: its SA records and
+    /// connections, each rendered as read.
+    fn read_cf_state(
+        &mut self,
+        me: &str,
+        dvipa: Ipv4Addr,
+    ) -> (Vec<SaRecord>, Vec<(ConnKey, ConnRecord)>) {
+        let mut sas = Vec::new();
+        for key in self.cf_list(me, &tk::sa_prefix(dvipa)) {
+            let Some(bytes) = self.cf_get(&key) else {
+                continue;
+            };
+            match tk::decode::<SaRecord>(&bytes) {
+                Ok(rec) => {
+                    let what = match &rec {
+                        SaRecord::Pair(sa) => render_sa(sa),
+                        SaRecord::Bundle(b) => format!("an AH+ESP bundle: {}", render_sa(&b.esp)),
+                    };
+                    self.log(format!("{me} → CF     Get {key} = {what}"));
+                    sas.push(rec);
+                }
+                Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
+            }
+        }
+        let mut conns = Vec::new();
+        for key in self.cf_list(me, &tk::conn_prefix(dvipa)) {
+            let (Some(conn), Some(bytes)) = (tk::parse_conn_key(&key), self.cf_get(&key)) else {
+                continue;
+            };
+            match tk::decode::<ConnRecord>(&bytes) {
+                Ok(rec) => {
+                    self.log(format!(
+                        "{me} → CF     Get {key} = ConnRecord {} {}{}",
+                        rec.target,
+                        rec.target_xcf,
+                        if rec.ipsec { " ipsec" } else { "" }
+                    ));
+                    conns.push((conn, rec));
+                }
+                Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
+            }
+        }
+        (sas, conns)
     }
 
     /// One line per SA record and connection a takeover adopted or left.

@@ -10,3 +10,6 @@ pub mod stack;
 pub mod takeover;
 pub mod target;
 pub mod xcf;
+
+#[cfg(test)]
+mod filter_tests;

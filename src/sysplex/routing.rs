@@ -20,18 +20,35 @@ use std::time::Duration;
 use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};
 use super::packet::{self, Flow, Kind};
 use super::target::Upstream;
-use super::xcf::{AhBundle, BundleInstall, ConnEndReason, SaInstall, VipaEntry, XcfMessage};
+use super::xcf::{
+    AhBundle, BundleInstall, ConnEndReason, SaFilter, SaInstall, VipaEntry, XcfMessage,
+};
 use crate::ipsec::filter::{
-    FilterLog, FilterPacket, FilterTable, PacketDirection, PacketRouting, Verdict,
+    DynamicFilter, FilterLog, FilterPacket, FilterTable, PacketDirection, PacketRouting, Transport,
+    Verdict,
 };
 use crate::ipsec::peek::{locate, peek, peek_bundle, PeekError, PeekResult, SaLocator};
 use crate::ipsec::replay::ReplayWindow;
 use crate::ipsec::sa::{Mode, Protocol, Sa, SaError, Spi};
+use crate::ipsec::sad::SaId;
 use crate::topology::VipaDistribute;
 use crate::wire::{IpProtocol, TcpFlags};
 
-/// Where inbound filtering happens (claim 7): at the target (default), or
-/// here, in which case targets skip it for GRE from an XCF link.
+/// Where inbound filtering of IPsec traffic happens (claim 7): at the
+/// target (default), or here, in which case targets skip it for GRE from
+/// an XCF link.
+///
+/// With `Routing`, block 136's tunnel check runs here on the peeked inner
+/// packet (claim 8): a packet outside its SA's dynamic filter is rejected
+/// before it can make a DCT entry. With `Target`, this stack does not look
+/// at the filters of IPsec packets at all ("if the routing communication
+/// protocol stack is not performing inbound filtering, the tunnel check may
+/// be performed by the target communication protocol stack", Fig. 8): a
+/// SYN outside its SA's filter makes a DCT entry and is forwarded, the
+/// target refuses it after decryption (Fig. 9 block 152) and, since none
+/// of the connection's packets was admitted, ends the entry (ConnEnded
+/// Rejected), as for a packet that failed authentication. Clear packets
+/// are filtered here in both modes (IPCONFIG IPSECURITY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FilterAt {
@@ -123,7 +140,9 @@ pub enum RouteDrop {
     UnknownSpi,
     /// The peek could not read the inner headers.
     PeekFailed,
-    /// Block 136: the inner addresses are not the SA's traffic.
+    /// Block 136: the inner packet is not the SA's traffic (with a filter
+    /// table: its first match is not the pair's dynamic filter; the rule
+    /// and reason are counted in [`RoutingCounters::filter_denied`]).
     TunnelCheck,
     /// Block 138: sequence number already seen or left of the window.
     Replay,
@@ -165,14 +184,27 @@ pub enum DctOutcome {
     Miss,
 }
 
-/// What the routing stack saw of its last packet: the peeked inner headers
-/// and the DCT outcome. Traces render it; nothing decides on it.
-#[derive(Debug, Clone, Copy)]
+/// What the routing stack saw of its last packet: the peeked inner headers,
+/// the filter table's verdict and the DCT outcome. Traces render it;
+/// nothing decides on it.
+#[derive(Debug, Clone)]
 pub struct RouteNote {
     pub peek: Option<PeekResult>,
     /// The AH SPI and sequence number of a peeked AH+ESP bundle.
     pub ah: Option<(Spi, u32)>,
+    /// The IP filter's verdict: on a clear packet, or on a peeked one in
+    /// the tunnel check (block 136); `None` when the table was not asked.
+    pub filter: Option<Verdict>,
     pub dct: DctOutcome,
+}
+
+impl RouteNote {
+    const EMPTY: RouteNote = RouteNote {
+        peek: None,
+        ah: None,
+        filter: None,
+        dct: DctOutcome::NotLookedUp,
+    };
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -328,11 +360,7 @@ impl RoutingStack {
             dct: Dct::default(),
             pairs: Vec::new(),
             counters: RoutingCounters::default(),
-            note: RouteNote {
-                peek: None,
-                ah: None,
-                dct: DctOutcome::NotLookedUp,
-            },
+            note: RouteNote::EMPTY,
             now_ms: 0,
             journal: None,
             filter: None,
@@ -369,19 +397,45 @@ impl RoutingStack {
         };
         let (verdict, log) = table.evaluate_logged(&p, Duration::from_millis(now_ms));
         self.filter_logs.extend(log);
-        match verdict {
-            Verdict::Deny { rule, reason, .. } => {
-                let key = format!("{rule} {}", reason.as_str());
-                *self.counters.filter_denied.entry(key).or_default() += 1;
-                Some(RouteDrop::Filtered)
-            }
-            Verdict::NeedsSa { rule, .. } => {
-                let key = format!("{rule} clear-text");
-                *self.counters.filter_denied.entry(key).or_default() += 1;
-                Some(RouteDrop::Filtered)
-            }
+        let denied = match &verdict {
+            Verdict::Deny { rule, reason, .. } => Some(format!("{rule} {}", reason.as_str())),
+            Verdict::NeedsSa { rule, .. } => Some(format!("{rule} clear-text")),
             _ => None,
+        };
+        self.note.filter = Some(verdict);
+        let key = denied?;
+        *self.counters.filter_denied.entry(key).or_default() += 1;
+        Some(RouteDrop::Filtered)
+    }
+
+    /// Block 136, the tunnel check of a peeked packet of pair `i` for a
+    /// distributed connection, when this stack filters inbound IPsec
+    /// (`FilterAt::Routing`, claims 7-8). With a filter table and a pair
+    /// that has a dynamic filter, it is the table's lookup of the inner
+    /// packet as if decrypted under the pair's inbound SA: only a first
+    /// match on that SA's dynamic filter passes; another SA's dynamic
+    /// filter (wrong-sa), the anchor itself (outside-sa), a deny rule or
+    /// the default deny reject it, counted by rule and reason. A pair with
+    /// no dynamic filter (no table, or no IPsec rule anchors it) is checked
+    /// against its inbound selector, as before dynamic filters existed.
+    /// `true`: it passes.
+    fn tunnel_check(&mut self, now_ms: u64, i: usize, p: &PeekResult) -> bool {
+        let pair = &self.pairs[i];
+        let (Some(table), Some(_)) = (self.filter.as_mut(), pair.install.filter.as_ref()) else {
+            return selector_check(pair, p);
+        };
+        let Some(packet) = peeked_packet(p, pair.install.inbound_id()) else {
+            return false;
+        };
+        let (verdict, log) = table.evaluate_logged(&packet, Duration::from_millis(now_ms));
+        self.filter_logs.extend(log);
+        let passes = matches!(verdict, Verdict::PermitProtected { .. });
+        if !passes {
+            let key = verdict.tunnel_denial();
+            *self.counters.filter_denied.entry(key).or_default() += 1;
         }
+        self.note.filter = Some(verdict);
+        passes
     }
 
     /// From now on, DCT changes are kept for [`RoutingStack::take_journal`].
@@ -449,8 +503,8 @@ impl RoutingStack {
     }
 
     /// What the last [`RoutingStack::inbound`] saw.
-    pub fn last_note(&self) -> RouteNote {
-        self.note
+    pub fn last_note(&self) -> &RouteNote {
+        &self.note
     }
 
     pub fn counters(&self) -> &RoutingCounters {
@@ -502,50 +556,90 @@ impl RoutingStack {
     }
 
     /// Fig. 6 block 112: an SA pair for a DVIPA is installed in the owned
-    /// cache. The caller then stores the starting sequence number in the CF
-    /// (block 116) and sends [`XcfMessage::SaInstall`] to every target
-    /// (block 118), this image's own target stack included.
-    pub fn install(&mut self, install: SaInstall) -> Result<(), SaError> {
+    /// cache, with its dynamic filter in front of its anchor in this
+    /// stack's filter table when it has one (see
+    /// [`FilterTable::anchor_for`]). Returns the pair as the
+    /// targets must get it: the caller stores the starting sequence number
+    /// in the CF (block 116) and sends it as [`XcfMessage::SaInstall`],
+    /// dynamic filter and anchor included, to every target (block 118),
+    /// this image's own target stack included.
+    pub fn install(&mut self, install: SaInstall) -> Result<SaInstall, SaError> {
         self.insert(install, None)
     }
 
     /// Fig. 6 block 112 for an AH+ESP bundle: the ESP pair and the AH pair
-    /// outside it go into the owned cache together. The caller creates two
-    /// sequence structures in the CF (one per outbound SA, block 116) and
-    /// sends [`XcfMessage::BundleInstall`] to every target (block 118).
-    pub fn install_bundle(&mut self, bundle: &BundleInstall) -> Result<(), SaError> {
+    /// outside it go into the owned cache together, the dynamic filter
+    /// made from the ESP pair. The caller creates two sequence structures
+    /// in the CF (one per outbound SA, block 116) and sends the returned
+    /// [`XcfMessage::BundleInstall`] to every target (block 118).
+    pub fn install_bundle(&mut self, bundle: &BundleInstall) -> Result<BundleInstall, SaError> {
         bundle.check()?;
         let ah = OwnedAh {
             inbound: Sa::new(bundle.ah.inbound.clone())?,
             precheck: precheck_window(&bundle.ah.inbound),
             bundle: bundle.ah.clone(),
         };
-        self.insert(bundle.esp.clone(), Some(ah))
+        let esp = self.insert(bundle.esp.clone(), Some(ah))?;
+        Ok(BundleInstall {
+            esp,
+            ah: bundle.ah.clone(),
+        })
     }
 
-    fn insert(&mut self, install: SaInstall, ah: Option<OwnedAh>) -> Result<(), SaError> {
+    fn insert(
+        &mut self,
+        mut install: SaInstall,
+        ah: Option<OwnedAh>,
+    ) -> Result<SaInstall, SaError> {
         let inbound = Sa::new(install.inbound.clone())?;
         let precheck = precheck_window(&install.inbound);
-        self.pairs
-            .retain(|p| p.install.inbound.spi != install.inbound.spi);
+        // A pair with the same inbound SPI is superseded; its dynamic
+        // filter goes with it.
+        self.delete(install.inbound.spi);
+        install.filter = self.place_filter(&install);
         self.pairs.push(OwnedPair {
-            install,
+            install: install.clone(),
             ah,
             inbound,
             precheck,
             peeks: 0,
             forwarded: 0,
         });
-        Ok(())
+        Ok(install)
     }
 
-    /// Removes an owned pair; returns it so the caller can tell the targets.
+    /// Fig. 6 block 118's filter half: with a filter table, the pair's
+    /// dynamic filter (its SAs' selectors) goes in front of the IPsec rule
+    /// that anchors it ([`FilterTable::anchor_for`]), and the anchor rule
+    /// travels with it to the targets. Whatever filter `install` came with
+    /// (a CF record of the previous owner, after a takeover) is replaced
+    /// by this stack's own. `None` without a table or an anchor: the pair
+    /// is filtered by its selectors only, as before.
+    fn place_filter(&mut self, install: &SaInstall) -> Option<SaFilter> {
+        let table = self.filter.as_mut()?;
+        let anchor = table
+            .anchor_for(&install.outbound.selector, &install.inbound.selector)?
+            .clone();
+        let dynamic = DynamicFilter::from_sas(&anchor.name, &install.inbound, &install.outbound);
+        table.remove_dynamic(&dynamic.sas.inbound);
+        // The anchor was found in this table, and the old filter of these
+        // SAs was just removed: the install cannot fail.
+        table.install_dynamic(dynamic.clone()).ok()?;
+        Some(SaFilter { anchor, dynamic })
+    }
+
+    /// Removes an owned pair, and its dynamic filter from the filter
+    /// table; returns it so the caller can tell the targets.
     pub fn delete(&mut self, inbound_spi: Spi) -> Option<OwnedPair> {
         let i = self
             .pairs
             .iter()
             .position(|p| p.install.inbound.spi == inbound_spi)?;
-        Some(self.pairs.remove(i))
+        let pair = self.pairs.remove(i);
+        if let Some(table) = self.filter.as_mut() {
+            table.remove_dynamic(&pair.install.inbound_id());
+        }
+        Some(pair)
     }
 
     /// Messages from targets that concern the routing stack.
@@ -666,11 +760,7 @@ impl RoutingStack {
     pub fn inbound(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
         self.counters.packets_in += 1;
         self.now_ms = now_ms;
-        self.note = RouteNote {
-            peek: None,
-            ah: None,
-            dct: DctOutcome::NotLookedUp,
-        };
+        self.note = RouteNote::EMPTY;
         let decision = match packet::classify(packet) {
             Err(packet::PacketError::Malformed) => Decision::Drop(RouteDrop::Malformed),
             Err(packet::PacketError::Fragment) => Decision::Drop(RouteDrop::Fragment),
@@ -761,8 +851,9 @@ impl RoutingStack {
         let Some(key) = self.distributable(&self.pairs[i], &peeked) else {
             return Decision::Local;
         };
-        // Block 136: the tunnel check, when this stack filters (claim 7).
-        if self.config.filter_at == FilterAt::Routing && !tunnel_check(&self.pairs[i], &peeked) {
+        // Block 136: the tunnel check, when this stack filters (claim 7);
+        // otherwise the target does it after decryption (Fig. 9 block 152).
+        if self.config.filter_at == FilterAt::Routing && !self.tunnel_check(now_ms, i, &peeked) {
             return Decision::Drop(RouteDrop::TunnelCheck);
         }
         // Block 138: the replay pre-check, of ESP and of a bundle's AH.
@@ -952,11 +1043,32 @@ pub fn connection_key(dvipa: Ipv4Addr, port: u16, target: &str) -> String {
     format!("{dvipa}:{port} {target}")
 }
 
-/// Block 136: the inner source must be traffic the SA was negotiated for
-/// (the SA's selector seen from the client: source = client side).
-fn tunnel_check(pair: &OwnedPair, p: &PeekResult) -> bool {
+/// Block 136 without a dynamic filter: the inner packet must be traffic
+/// the SA was negotiated for (the SA's selector seen from the client:
+/// source = client side).
+fn selector_check(pair: &OwnedPair, p: &PeekResult) -> bool {
     let sel = &pair.install.inbound.selector;
     sel.matches(p.src, p.dst, p.proto, Some((p.src_port, p.dst_port)))
+}
+
+/// The filter's view of a peeked inner packet, as if decrypted under
+/// `under`: local, inbound, with the ports and TCP flags the peek read
+/// (blocks 132-136). `None` for an IPv6 inner packet (no IPv6 rules).
+fn peeked_packet(p: &PeekResult, under: SaId) -> Option<FilterPacket> {
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.src, p.dst) else {
+        return None;
+    };
+    let transport = match p.proto {
+        IpProtocol::Tcp | IpProtocol::Udp => Transport::Ports {
+            src: p.src_port,
+            dst: p.dst_port,
+        },
+        _ => Transport::None,
+    };
+    let mut packet =
+        FilterPacket::new(PacketDirection::Inbound, src, dst, p.proto, transport).under(under);
+    packet.tcp_connect = p.tcp_flags.is_some_and(|f| f.is_initial_syn());
+    Some(packet)
 }
 
 /// A protocol name for traces.

@@ -12,12 +12,14 @@
 //! | `dvipa/<DVIPA>/sa/<esp\|ah>/<inbound SPI>`  | [`SaRecord`]   | an SA pair or AH+ESP bundle is installed (IKE, rekey, manual); deleted with it |
 //! | `dvipa/<DVIPA>/conn/<client>:<port>/<port>` | [`ConnRecord`] | a DCT (VCRT) entry is made; deleted when it ends or expires |
 //!
-//! The [`SaInstall`](super::xcf::SaInstall) holds what a target needs (keys, selectors, filter)
-//! and the CF sequence key of the outbound SA (a bundle's record also its
-//! AH pair and the AH SA's sequence key); the sequence structure
-//! itself stays in the CF, so every sender keeps taking numbers from the
-//! same counter across a takeover and no number is used twice (RFC 4303
-//! §3.3.3).
+//! The [`SaInstall`](super::xcf::SaInstall) holds what a target needs (keys, selectors,
+//! the owner's dynamic filter and its anchor) and the CF sequence key of
+//! the outbound SA (a bundle's record also its AH pair and the AH SA's
+//! sequence key); the sequence structure itself stays in the CF, so every
+//! sender keeps taking numbers from the same counter across a takeover and
+//! no number is used twice (RFC 4303 §3.3.3). The adopter does not trust
+//! the record's filter: its own filter table anchors the pair again
+//! ([`Adopter::adopt`]).
 //!
 //! # Who takes a DVIPA over
 //!
@@ -292,7 +294,7 @@ impl Adopter<'_> {
     /// target is not an image or is the stack that failed
     /// ([`restore_target`]). Records of other DVIPAs are left alone.
     pub fn adopt(
-        self,
+        mut self,
         topo: &Topology,
         dvipa: Ipv4Addr,
         sas: Vec<SaRecord>,
@@ -300,36 +302,8 @@ impl Adopter<'_> {
         failed: Option<&str>,
     ) -> Adoption {
         let mut out = Adoption::default();
-        for rec in sas.into_iter().filter(|s| s.pair().dvipa == dvipa) {
-            let sa = rec.pair();
-            let owned = match &rec {
-                SaRecord::Pair(p) => self.routing.install(SaInstall::clone(p)),
-                SaRecord::Bundle(b) => self.routing.install_bundle(b),
-            };
-            let adopted = owned.and_then(|()| {
-                let shadowed = match &rec {
-                    SaRecord::Pair(p) => self.target.install(self.now_ms, self.me, p),
-                    SaRecord::Bundle(b) => self.target.install_bundle(self.now_ms, self.me, b),
-                };
-                // A record only one of the two caches took is not adopted:
-                // the routing stack lets go of it again.
-                if shadowed.is_err() {
-                    self.routing.delete(sa.inbound.spi);
-                }
-                shadowed
-            });
-            out.sas.push(match adopted {
-                Ok(()) => SaAdoption::Adopted {
-                    inbound: sa.inbound.spi,
-                    outbound: sa.outbound.spi,
-                    peer: sa.outbound.dst,
-                    bundle: matches!(rec, SaRecord::Bundle(_)),
-                },
-                Err(e) => SaAdoption::Refused {
-                    inbound: sa.inbound.spi,
-                    why: e.to_string(),
-                },
-            });
+        for rec in sas.iter().filter(|s| s.pair().dvipa == dvipa) {
+            out.sas.push(self.adopt_sa(rec));
         }
         for (key, rec) in conns {
             out.conns.push(match restore_target(topo, &rec, failed) {
@@ -349,6 +323,48 @@ impl Adopter<'_> {
             });
         }
         out
+    }
+
+    /// One SA record: an owned pair (or bundle) of the routing stack, whose
+    /// install re-creates the dynamic filter from this stack's own filter
+    /// table (the record's filter was the previous owner's), then this
+    /// image's own shadow copy, as the targets will get it (Fig. 6 block
+    /// 118). A record only one of the two caches took is not adopted: the
+    /// routing stack lets go of it again.
+    fn adopt_sa(&mut self, rec: &SaRecord) -> SaAdoption {
+        let sa = rec.pair();
+        let owned = match rec {
+            SaRecord::Pair(p) => self
+                .routing
+                .install(SaInstall::clone(p))
+                .map(|p| SaRecord::Pair(Box::new(p))),
+            SaRecord::Bundle(b) => self
+                .routing
+                .install_bundle(b)
+                .map(|b| SaRecord::Bundle(Box::new(b))),
+        };
+        let adopted = owned.map_err(|e| e.to_string()).and_then(|rec| {
+            let shadowed = match &rec {
+                SaRecord::Pair(p) => self.target.install(self.now_ms, self.me, p),
+                SaRecord::Bundle(b) => self.target.install_bundle(self.now_ms, self.me, b),
+            };
+            shadowed.map_err(|e| {
+                self.routing.delete(sa.inbound.spi);
+                e.to_string()
+            })
+        });
+        match adopted {
+            Ok(()) => SaAdoption::Adopted {
+                inbound: sa.inbound.spi,
+                outbound: sa.outbound.spi,
+                peer: sa.outbound.dst,
+                bundle: matches!(rec, SaRecord::Bundle(_)),
+            },
+            Err(why) => SaAdoption::Refused {
+                inbound: sa.inbound.spi,
+                why,
+            },
+        }
     }
 }
 
@@ -506,7 +522,6 @@ mod tests {
         let b = crate::sysplex::xcf::tests::bundle();
         let mut pair = b.esp.clone();
         (pair.inbound.spi, pair.outbound.spi) = (Spi(0x21), Spi(0x22));
-        (pair.filter.inbound_spi, pair.filter.outbound_spi) = (Spi(0x21), Spi(0x22));
         pair.seq_key.spi = Spi(0x22);
         let mut elsewhere = pair.clone();
         elsewhere.dvipa = Ipv4Addr::new(198, 18, 0, 101);

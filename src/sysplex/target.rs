@@ -6,6 +6,17 @@
 //! and sent straight out of this image's own external link. Lifesize is
 //! counted and reported to the routing stack in batches.
 //!
+//! **Filters** (Fig. 7 block 122, Fig. 9 block 152, Fig. 10 block 160):
+//! an SA pair comes with its dynamic filter and the anchor rule it sits in
+//! front of in the routing stack's filter table. The target keeps one
+//! filter table per DVIPA made of those: decrypted packets pass only as
+//! their own SA's (`wrong-sa`, `outside-sa` otherwise), replies are sealed
+//! with the SA whose dynamic filter matches them, and a reply an anchor
+//! covers when no SA does is refused (`needs-sa`), never sent in clear.
+//! Dynamic filters leave with their pairs; anchors stay. A target's own
+//! IPSECURITY profile is not consulted (figure4's targets have none); the
+//! tables hold only what the routing stacks sent.
+//!
 //! **Sequence numbers** (Fig. 10 block 162): the caller drains what is
 //! ready to send, groups it by SA, and takes numbers for those packets only
 //! (at most 8 per fetch-and-add), right before sealing them. No target
@@ -25,14 +36,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::dct::ConnKey;
-use super::packet::{self, Kind};
+use super::packet::{self, Flow, Kind};
 use super::xcf::{
-    AhBundle, BundleInstall, ConnEndReason, Direction, SaInstall, SeqKey, VipaEntry, XcfMessage,
+    AhBundle, BundleInstall, ConnEndReason, Direction, SaFilter, SaInstall, SeqKey, VipaEntry,
+    XcfMessage,
 };
 use crate::ipsec::counters::DropReason;
 use crate::ipsec::esp::OpenError;
+use crate::ipsec::filter::{
+    self, FilterOptions, FilterPacket, FilterTable, PacketDirection, PacketRouting, RuleName,
+};
 use crate::ipsec::peek::{locate, peek};
-use crate::ipsec::sa::{Protocol, Sa, SaConfig, SaError, Spi};
+use crate::ipsec::policy::{RuleSet, RuleSetError};
+use crate::ipsec::sa::{Protocol, Sa, SaConfig, SaError, Spi, TrafficSelector};
+use crate::ipsec::sad::SaId;
 use crate::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
 use crate::wire::{gre, ipv4, IpProtocol, TcpFlags};
 
@@ -84,12 +101,17 @@ pub enum TargetDrop {
     NoShadowSa,
     /// Opening failed (ICV, replay, padding, selectors...).
     Ipsec(DropReason),
-    /// Decrypted, but the dynamic filter does not admit the flow.
+    /// Decrypted, but the dynamic filter does not admit the flow (Fig. 9
+    /// block 152; with a filter table the rule and reason are counted in
+    /// [`TargetCounters::filter_denied`]).
     Filter,
     /// Plaintext for a flow the filter says must be protected.
     Unprotected,
     /// Sealing failed (SA past its hard lifetime, packet too big...).
     Seal,
+    /// Outbound (Fig. 10 block 160): an anchor rule requires IPsec for the
+    /// packet and no SA's dynamic filter covers it; never sent in clear.
+    NeedsSa,
 }
 
 impl TargetDrop {
@@ -102,6 +124,7 @@ impl TargetDrop {
             TargetDrop::Filter => "filter".into(),
             TargetDrop::Unprotected => "unprotected".into(),
             TargetDrop::Seal => "seal".into(),
+            TargetDrop::NeedsSa => "needs-sa".into(),
         }
     }
 }
@@ -114,7 +137,7 @@ pub enum Verdict {
 }
 
 /// Fig. 10 block 160: how an outbound packet leaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboundPlan {
     /// Seal with the shadow SA `spi` under numbers from `seq_key`.
     Protect { spi: Spi, seq_key: SeqKey },
@@ -128,6 +151,11 @@ pub enum OutboundPlan {
     },
     /// No SA covers it: send as it is.
     Plain,
+    /// The anchor rule `rule` requires IPsec and no SA covers the packet
+    /// (the pair was deleted or expired while the connection lives): drop
+    /// it ([`TargetStack::refuse_needs_sa`] counts it), or hold a SYN while
+    /// IKE negotiates (Fig. 11).
+    NeedsSa { rule: RuleName },
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -144,6 +172,10 @@ pub struct TargetCounters {
     pub plain_out: u64,
     pub lifesize_reports: u64,
     pub drops: BTreeMap<String, u64>,
+    /// Packets the filter tables of the DVIPAs denied (Fig. 9 block 152,
+    /// Fig. 10 block 160), by `RULE reason` (e.g. `dva1-web wrong-sa`,
+    /// `dva1-web needs-sa`).
+    pub filter_denied: BTreeMap<String, u64>,
 }
 
 /// The sequence numbers one outbound packet is sealed with (Fig. 10 block
@@ -262,6 +294,25 @@ pub struct TargetStack {
     counters: TargetCounters,
     outbox: Vec<(String, XcfMessage)>,
     scratch: Vec<u8>,
+    /// Fig. 7 block 122: per DVIPA, the filter table made of the anchor
+    /// rules and dynamic filters its routing stack sent with the SAs.
+    filters: BTreeMap<Ipv4Addr, FilterTable>,
+    /// The verdict of the last filter lookup and the SA the packet came
+    /// under (inbound), for traces.
+    last_filter: Option<(filter::Verdict, Option<SaId>)>,
+}
+
+/// Why a target did not take an SA pair into its shadow cache.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Sa(#[from] SaError),
+    /// The anchor rule sent with the pair is not a valid rule.
+    #[error("anchor rule refused: {0}")]
+    Anchor(#[from] RuleSetError),
+    /// The dynamic filter does not fit its anchor.
+    #[error("dynamic filter refused: {0}")]
+    Dynamic(#[from] filter::InstallError),
 }
 
 impl TargetStack {
@@ -275,7 +326,22 @@ impl TargetStack {
             counters: TargetCounters::default(),
             outbox: Vec::new(),
             scratch: Vec::with_capacity(2048),
+            filters: BTreeMap::new(),
+            last_filter: None,
         }
+    }
+
+    /// The filter table of `dvipa`, once an SA pair came with a dynamic
+    /// filter for it.
+    pub fn filter_table(&self, dvipa: Ipv4Addr) -> Option<&FilterTable> {
+        self.filters.get(&dvipa)
+    }
+
+    /// The verdict of the last filter lookup (inbound after decryption,
+    /// a clear packet, or an outbound plan) and the SA the packet came
+    /// under, for traces.
+    pub fn last_filter(&self) -> Option<(&filter::Verdict, Option<SaId>)> {
+        self.last_filter.as_ref().map(|(v, under)| (v, *under))
     }
 
     pub fn counters(&self) -> &TargetCounters {
@@ -293,7 +359,12 @@ impl TargetStack {
     }
 
     /// Messages from routing stacks (Fig. 7 blocks 120–122, Fig. 11 block 170).
-    pub fn on_xcf(&mut self, now_ms: u64, from: &str, msg: &XcfMessage) -> Result<(), SaError> {
+    pub fn on_xcf(
+        &mut self,
+        now_ms: u64,
+        from: &str,
+        msg: &XcfMessage,
+    ) -> Result<(), InstallError> {
         match msg {
             XcfMessage::VipaList { owner, vipas } => {
                 // A DVIPA has one routing stack: after a takeover the new
@@ -311,25 +382,38 @@ impl TargetStack {
                 esp_inbound_spi,
                 ah_inbound_spi,
                 ..
-            } => {
-                self.shadow.retain(|p| {
-                    let ah_spi = p.ah.as_ref().map(|a| a.bundle.inbound.spi);
-                    !(p.install.dvipa == *dvipa
-                        && p.install.inbound.spi == *esp_inbound_spi
-                        && ah_spi == Some(*ah_inbound_spi))
-                });
-            }
+            } => self.remove_pairs(|p| {
+                let ah_spi = p.ah.as_ref().map(|a| a.bundle.inbound.spi);
+                p.install.dvipa == *dvipa
+                    && p.install.inbound.spi == *esp_inbound_spi
+                    && ah_spi == Some(*ah_inbound_spi)
+            }),
             XcfMessage::SaDelete {
                 dvipa, inbound_spi, ..
-            } => {
-                self.shadow.retain(|p| {
-                    !(p.install.dvipa == *dvipa && p.install.inbound.spi == *inbound_spi)
-                });
-            }
+            } => self.remove_pairs(|p| {
+                p.install.dvipa == *dvipa && p.install.inbound.spi == *inbound_spi
+            }),
             XcfMessage::RekeyTiming { dvipa, spi, late } => self.rekey_timing(*dvipa, *spi, *late),
             _ => {}
         }
         Ok(())
+    }
+
+    /// Removes the shadow pairs `gone` selects (deleted, expired or
+    /// superseded at the routing stack) with their dynamic filters; the
+    /// anchor rules stay, so what they require IPsec for is not sent in
+    /// clear once no pair covers it (Fig. 10 block 160).
+    fn remove_pairs(&mut self, gone: impl Fn(&ShadowPair) -> bool) {
+        let filters = &mut self.filters;
+        self.shadow.retain(|p| {
+            if !gone(p) {
+                return true;
+            }
+            if let Some(t) = filters.get_mut(&p.install.dvipa) {
+                t.remove_dynamic(&p.install.inbound_id());
+            }
+            false
+        });
     }
 
     /// The IKE's verdict on the rekey of the pair with `spi`: its report
@@ -371,7 +455,7 @@ impl TargetStack {
         now_ms: u64,
         owner: &str,
         install: &SaInstall,
-    ) -> Result<(), SaError> {
+    ) -> Result<(), InstallError> {
         self.insert(now_ms, owner, install, None)
     }
 
@@ -382,8 +466,8 @@ impl TargetStack {
         now_ms: u64,
         owner: &str,
         bundle: &BundleInstall,
-    ) -> Result<(), SaError> {
-        bundle.check()?;
+    ) -> Result<(), InstallError> {
+        bundle.check().map_err(SaError::from)?;
         let now_s = now_ms / 1000;
         let (ah, report) = (&bundle.ah, bundle.esp.report_bytes);
         let ah = ShadowAh {
@@ -402,17 +486,25 @@ impl TargetStack {
         owner: &str,
         install: &SaInstall,
         ah: Option<ShadowAh>,
-    ) -> Result<(), SaError> {
+    ) -> Result<(), InstallError> {
         // The same pair again from another routing stack (a takeover): the
         // shadow SA keeps its replay window and counters, only its owner
-        // (where lifesize reports and ConnEnded go) changes.
-        if let Some(p) = self.shadow.iter_mut().find(|p| p.install == *install) {
+        // (where lifesize reports and ConnEnded go) and its filter (the new
+        // owner's) change.
+        if let Some(i) = self.shadow.iter().position(|p| p.install.same_sas(install)) {
+            self.place_filter(install)?;
+            let p = &mut self.shadow[i];
+            p.inbound.set_selector(opening_selector(install))?;
             p.owner = owner.to_string();
+            p.install.filter = install.filter.clone();
             return Ok(());
         }
         let now_s = now_ms / 1000;
-        let inbound = InboundSa::new(Sa::new(install.inbound.clone())?, now_s);
+        let mut opening = install.inbound.clone();
+        opening.selector = opening_selector(install);
+        let inbound = InboundSa::new(Sa::new(opening)?, now_s);
         let outbound = OutboundSa::new(Sa::new(install.outbound.clone())?, now_s);
+        self.place_filter(install)?;
         let pair = ShadowPair {
             owner: owner.to_string(),
             inbound_life: lifesize_for(&install.inbound, install.report_bytes),
@@ -425,6 +517,29 @@ impl TargetStack {
         self.shadow
             .retain(|p| p.install.inbound.spi != install.inbound.spi);
         self.shadow.push(pair);
+        Ok(())
+    }
+
+    /// Fig. 7 block 122: the pair's dynamic filter goes into the filter
+    /// table of its DVIPA, in front of the anchor rule that came with it
+    /// (added to the table, or replaced when the routing stack's version
+    /// changed). Whatever filter the same inbound SA had before goes. All
+    /// or nothing: on an error the table is as it was.
+    fn place_filter(&mut self, install: &SaInstall) -> Result<(), InstallError> {
+        let Some(f) = &install.filter else {
+            if let Some(t) = self.filters.get_mut(&install.dvipa) {
+                t.remove_dynamic(&install.inbound_id());
+            }
+            return Ok(());
+        };
+        let mut table = match self.filters.get(&install.dvipa) {
+            Some(t) => t.clone(),
+            None => anchors_table()?,
+        };
+        place_anchor(&mut table, f)?;
+        table.remove_dynamic(&install.inbound_id());
+        table.install_dynamic(f.dynamic.clone())?;
+        self.filters.insert(install.dvipa, table);
         Ok(())
     }
 
@@ -468,10 +583,14 @@ impl TargetStack {
     /// A packet for a DVIPA this image serves, without GRE (this image is
     /// its own routing stack), with what the routing stack already did.
     pub fn inbound(&mut self, now_ms: u64, packet: &[u8], upstream: Upstream) -> Verdict {
+        self.last_filter = None;
         match packet::classify(packet) {
             Err(_) => Verdict::Drop(TargetDrop::BadGre),
             Ok(Kind::Ipsec) => self.open(now_ms, packet, upstream == Upstream::Filtered),
             Ok(_) if upstream == Upstream::Decrypted => self.deliver_plain(packet),
+            Ok(Kind::Plain(flow)) if self.clear_denied(packet, flow.dst) => {
+                Verdict::Drop(TargetDrop::Unprotected)
+            }
             Ok(Kind::Plain(flow))
                 if self.protected(flow.src, flow.dst, flow.proto, flow.src_port, flow.dst_port) =>
             {
@@ -479,6 +598,39 @@ impl TargetStack {
             }
             Ok(_) => self.deliver_plain(packet),
         }
+    }
+
+    /// A clear packet to `dvipa` whose first match in the DVIPA's table is
+    /// an anchor or a dynamic filter: IPsec is required (counted as
+    /// `RULE clear-text`). The table holds only what the routing stack
+    /// sent, none of its permit and deny rules: its default deny means
+    /// "no anchor's business", and the routing stack, which has the whole
+    /// policy, filtered the packet before forwarding it.
+    fn clear_denied(&mut self, packet: &[u8], dvipa: Ipv4Addr) -> bool {
+        let Some(table) = self.filters.get_mut(&dvipa) else {
+            return false;
+        };
+        let dir = PacketDirection::Inbound;
+        let Ok(p) = FilterPacket::from_ipv4(packet, dir, PacketRouting::Local, None) else {
+            return false;
+        };
+        let v = table.evaluate(&p);
+        let denied = matches!(
+            &v,
+            filter::Verdict::Deny {
+                reason: filter::DenyReason::ClearText,
+                ..
+            }
+        );
+        if denied {
+            *self
+                .counters
+                .filter_denied
+                .entry(v.tunnel_denial())
+                .or_default() += 1;
+        }
+        self.last_filter = Some((v, None));
+        denied
     }
 
     fn deliver_plain(&mut self, packet: &[u8]) -> Verdict {
@@ -542,7 +694,8 @@ impl TargetStack {
 
     /// Block 152 (inbound filter, unless the routing stack did it) and
     /// 154–158 (lifesize). The engine's own selector check after
-    /// decryption (RFC 4301 §5.2) runs either way: it is part of opening.
+    /// decryption (RFC 4301 §5.2) ran while opening, unless the pair has a
+    /// dynamic filter, which makes that check here ([`opening_selector`]).
     fn after_open(
         &mut self,
         now_ms: u64,
@@ -555,27 +708,20 @@ impl TargetStack {
         let Ok(flow) = packet::flow_of(plain) else {
             return Err(TargetDrop::Filter);
         };
-        let sel = &self.shadow[i].install.inbound.selector;
-        let ports = matches!(flow.proto, IpProtocol::Tcp | IpProtocol::Udp)
-            .then_some((flow.src_port, flow.dst_port));
+        let key = (flow.proto == IpProtocol::Tcp).then_some(ConnKey {
+            client: flow.src,
+            client_port: flow.src_port,
+            dvipa: flow.dst,
+            port: flow.dst_port,
+        });
         if filtered {
             self.counters.filter_skipped += 1;
-        } else if !sel.matches(
-            IpAddr::V4(flow.src),
-            IpAddr::V4(flow.dst),
-            flow.proto,
-            ports,
-        ) {
-            return Err(TargetDrop::Filter);
+        } else if let Err(d) = self.inbound_filter(i, plain, &flow) {
+            self.reject_unadmitted(i, key);
+            return Err(d);
         }
         self.count_inbound(i, bytes, seq);
-        if flow.proto == IpProtocol::Tcp {
-            let key = ConnKey {
-                client: flow.src,
-                client_port: flow.src_port,
-                dvipa: flow.dst,
-                port: flow.dst_port,
-            };
+        if let Some(key) = key {
             self.authenticated.insert(key, now_ms);
             if flow.flags.is_some_and(|f| f.contains(TcpFlags::RST)) {
                 let owner = self.shadow[i].owner.clone();
@@ -585,6 +731,57 @@ impl TargetStack {
             }
         }
         Ok(())
+    }
+
+    /// Block 152: the decrypted packet of shadow pair `i`. With a dynamic
+    /// filter, the DVIPA's table decides with the packet marked as having
+    /// arrived under the pair's inbound SA X: only a first match on a
+    /// dynamic filter of X passes; another SA's (wrong-sa), the anchor
+    /// itself or nothing at all (outside-sa, default-deny) is refused and
+    /// counted by rule and reason. Without one, the pair's inbound
+    /// selector decides, as before dynamic filters travelled.
+    fn inbound_filter(&mut self, i: usize, plain: &[u8], flow: &Flow) -> Result<(), TargetDrop> {
+        let install = &self.shadow[i].install;
+        let table = match (&install.filter, self.filters.get_mut(&install.dvipa)) {
+            (Some(_), Some(t)) => t,
+            _ => {
+                let ports = matches!(flow.proto, IpProtocol::Tcp | IpProtocol::Udp)
+                    .then_some((flow.src_port, flow.dst_port));
+                let (src, dst) = (IpAddr::V4(flow.src), IpAddr::V4(flow.dst));
+                let sel = &install.inbound.selector;
+                let admitted = sel.matches(src, dst, flow.proto, ports);
+                return admitted.then_some(()).ok_or(TargetDrop::Filter);
+            }
+        };
+        let under = install.inbound_id();
+        let dir = PacketDirection::Inbound;
+        let Ok(p) = FilterPacket::from_ipv4(plain, dir, PacketRouting::Local, Some(under)) else {
+            return Err(TargetDrop::Filter);
+        };
+        let v = table.evaluate(&p);
+        let admitted = matches!(&v, filter::Verdict::PermitProtected { sa, .. } if *sa == under);
+        if !admitted {
+            *self
+                .counters
+                .filter_denied
+                .entry(v.tunnel_denial())
+                .or_default() += 1;
+        }
+        self.last_filter = Some((v, Some(under)));
+        admitted.then_some(()).ok_or(TargetDrop::Filter)
+    }
+
+    /// A filtered packet of a TCP connection none of whose packets this
+    /// target admitted: the routing stack's DCT entry (made from a peek,
+    /// with `FilterAt::Target`) serves nothing, so it is ended as for a
+    /// packet that failed authentication.
+    fn reject_unadmitted(&mut self, i: usize, key: Option<ConnKey>) {
+        let Some(key) = key.filter(|k| !self.authenticated.contains_key(k)) else {
+            return;
+        };
+        let owner = self.shadow[i].owner.clone();
+        self.outbox
+            .push((owner, conn_ended(key, ConnEndReason::Rejected)));
     }
 
     /// Blocks 154–158: inbound lifesize, on the ESP (or single) SA and on
@@ -630,34 +827,96 @@ impl TargetStack {
         }
     }
 
-    /// Fig. 10 block 160: does a shadow SA's filter cover this outbound packet?
-    pub fn outbound_plan(&self, packet: &[u8]) -> OutboundPlan {
+    /// Fig. 10 block 160: is the outbound packet for a connection with
+    /// distributed IPsec? With a filter table for its DVIPA, the table
+    /// decides: a dynamic filter's SA seals it ([`OutboundPlan::Protect`]
+    /// or [`OutboundPlan::Bundle`]); an anchor with no dynamic filter for
+    /// it means IPsec is required and no SA exists
+    /// ([`OutboundPlan::NeedsSa`]: never sent in clear). Otherwise a shadow
+    /// pair without a dynamic filter whose selector covers the packet seals
+    /// it, as before dynamic filters travelled, and the rest is plain.
+    pub fn outbound_plan(&mut self, packet: &[u8]) -> OutboundPlan {
+        self.last_filter = None;
         let Ok(flow) = packet::flow_of(packet) else {
             return OutboundPlan::Plain;
         };
+        if let Some(plan) = self.filtered_plan(packet, flow.src) {
+            return plan;
+        }
         let ports = matches!(flow.proto, IpProtocol::Tcp | IpProtocol::Udp)
             .then_some((flow.src_port, flow.dst_port));
         self.shadow
             .iter()
             .find(|p| {
-                p.install.outbound.selector.matches(
-                    IpAddr::V4(flow.src),
-                    IpAddr::V4(flow.dst),
-                    flow.proto,
-                    ports,
-                )
+                p.install.filter.is_none()
+                    && p.install.outbound.selector.matches(
+                        IpAddr::V4(flow.src),
+                        IpAddr::V4(flow.dst),
+                        flow.proto,
+                        ports,
+                    )
             })
-            .map_or(OutboundPlan::Plain, |p| match &p.ah {
-                None => OutboundPlan::Protect {
-                    spi: p.install.outbound.spi,
-                    seq_key: p.install.seq_key,
-                },
-                Some(ah) => OutboundPlan::Bundle {
-                    spi: p.install.outbound.spi,
-                    seq_key: p.install.seq_key,
-                    ah_seq_key: ah.bundle.seq_key,
-                },
-            })
+            .map_or(OutboundPlan::Plain, plan_of)
+    }
+
+    /// The filter table's plan for an outbound packet from `dvipa`; `None`
+    /// when no anchor or dynamic filter of the table matches it.
+    fn filtered_plan(&mut self, packet: &[u8], dvipa: Ipv4Addr) -> Option<OutboundPlan> {
+        let table = self.filters.get_mut(&dvipa)?;
+        let dir = PacketDirection::Outbound;
+        let p = FilterPacket::from_ipv4(packet, dir, PacketRouting::Local, None).ok()?;
+        let v = table.evaluate(&p);
+        let plan = match &v {
+            filter::Verdict::Protect { rule, sa } => Some(
+                self.sealing_pair(sa)
+                    .map_or_else(|| OutboundPlan::NeedsSa { rule: rule.clone() }, plan_of),
+            ),
+            filter::Verdict::NeedsSa { rule, .. } => {
+                Some(OutboundPlan::NeedsSa { rule: rule.clone() })
+            }
+            _ => None,
+        };
+        self.last_filter = Some((v, None));
+        plan
+    }
+
+    /// The shadow pair that seals for the dynamic filter of outbound SA
+    /// `sa`. The pairs of a rekey have the same anchor and selectors, and
+    /// the table lists the newest first (z/OS); the oldest still installed
+    /// seals, as before dynamic filters travelled: when the client starts
+    /// the rekey it installs the new SAs only once our CREATE_CHILD_SA
+    /// response arrives, so, like strongSwan as a rekey responder, the
+    /// sysplex keeps sending on the old SA until it is deleted (RFC 7296
+    /// §2.8 leaves the moment to the implementation).
+    fn sealing_pair(&self, sa: &SaId) -> Option<&ShadowPair> {
+        let chosen = self
+            .shadow
+            .iter()
+            .find(|p| p.install.outbound_id() == *sa)?;
+        let Some(f) = &chosen.install.filter else {
+            return Some(chosen);
+        };
+        let rekey_of = |p: &ShadowPair| {
+            p.install.filter.as_ref().is_some_and(|g| {
+                g.anchor.name == f.anchor.name
+                    && g.dynamic.outbound == f.dynamic.outbound
+                    && g.dynamic.inbound == f.dynamic.inbound
+            }) && p.install.outbound.dst == chosen.install.outbound.dst
+        };
+        // Shadow pairs are kept in the order they were installed.
+        self.shadow.iter().find(|p| rekey_of(p))
+    }
+
+    /// Fig. 10 block 160's "no": an anchor rule requires IPsec for an
+    /// outbound packet no SA covers; it is dropped, counted as
+    /// `needs-sa` and by `RULE needs-sa`, never sent in clear.
+    pub fn refuse_needs_sa(&mut self, rule: &str) {
+        self.note(TargetDrop::NeedsSa);
+        *self
+            .counters
+            .filter_denied
+            .entry(format!("{rule} needs-sa"))
+            .or_default() += 1;
     }
 
     /// Fig. 10 blocks 164–168: seal into `out`, ready to leave on this
@@ -764,6 +1023,59 @@ impl TargetStack {
             }
         }
     }
+}
+
+/// How a shadow pair seals: alone, or as an AH+ESP bundle.
+fn plan_of(p: &ShadowPair) -> OutboundPlan {
+    match &p.ah {
+        None => OutboundPlan::Protect {
+            spi: p.install.outbound.spi,
+            seq_key: p.install.seq_key,
+        },
+        Some(ah) => OutboundPlan::Bundle {
+            spi: p.install.outbound.spi,
+            seq_key: p.install.seq_key,
+            ah_seq_key: ah.bundle.seq_key,
+        },
+    }
+}
+
+/// The selectors a shadow pair's inbound SA checks decrypted packets
+/// against while opening them (RFC 4301 §5.2). With a dynamic filter,
+/// every IPv4 packet: block 152's lookup in the DVIPA's filter table is
+/// that check, and it can name the rule and reason (a packet outside the
+/// SA's selectors is outside its dynamic filter, `outside-sa`, or inside
+/// another SA's, `wrong-sa`); with `FilterAt::Routing` the routing stack
+/// made it on the peeked headers, the very bytes the ICV then
+/// authenticates (claim 7). Without one, the SA's own selectors.
+fn opening_selector(install: &SaInstall) -> TrafficSelector {
+    match install.filter {
+        Some(_) => TrafficSelector::ANY_V4,
+        None => install.inbound.selector,
+    }
+}
+
+/// An empty table for the anchors a routing stack sends: no rules, the
+/// default deny after them; no filter logging (the routing stack logs).
+fn anchors_table() -> Result<FilterTable, RuleSetError> {
+    let options = FilterOptions {
+        logging: false,
+        ..FilterOptions::default()
+    };
+    FilterTable::new(RuleSet::default(), options)
+}
+
+/// The anchor of `f` among the table's rules: appended when new, replaced
+/// when the routing stack's rule changed (its dynamic filters stay in
+/// front of it).
+fn place_anchor(table: &mut FilterTable, f: &SaFilter) -> Result<(), RuleSetError> {
+    let mut rules = table.active_rules().clone();
+    match rules.rules.iter_mut().find(|r| r.name == f.anchor.name) {
+        Some(r) if *r == f.anchor => return Ok(()),
+        Some(r) => *r = f.anchor.clone(),
+        None => rules.rules.push(f.anchor.clone()),
+    }
+    table.install_policy(rules).map(|_| ())
 }
 
 /// Blocks 158 and 168: lifesize reports go to the routing stack that

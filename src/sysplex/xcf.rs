@@ -5,7 +5,10 @@
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
-use crate::ipsec::sa::{Protocol, SaConfig, Spi, TrafficSelector};
+use crate::ipsec::filter::DynamicFilter;
+use crate::ipsec::policy::FilterRule;
+use crate::ipsec::sa::{Protocol, SaConfig, Spi};
+use crate::ipsec::sad::SaId;
 
 /// The TCP port images listen on for XCF connections, on their XCF address.
 pub const XCF_PORT: u16 = 5400;
@@ -26,18 +29,21 @@ pub struct VipaEntry {
     pub ports: Vec<u16>,
 }
 
-/// The dynamic filter rule that goes with a distributed SA pair (Fig. 6
-/// block 118, Fig. 7 block 122): traffic between the DVIPA and the peer
-/// that `selector` admits is protected by `outbound_spi` going out and must
-/// have arrived under `inbound_spi`.
+/// The dynamic filter that goes with a distributed SA pair (Fig. 6 block
+/// 118, Fig. 7 block 122), and the IpFilterRule that anchors it in the
+/// routing stack's filter table: a target with no IP security policy of
+/// its own places the dynamic filter in front of this rule in its table
+/// for the DVIPA, and the rule stays there after the pair is gone, so a
+/// reply the rule requires IPsec for is refused rather than sent in clear
+/// (Fig. 10 block 160).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FilterRule {
-    pub dvipa: Ipv4Addr,
-    /// From the sysplex's point of view: local = the DVIPA side.
-    pub selector: TrafficSelector,
-    pub protocol: Protocol,
-    pub inbound_spi: Spi,
-    pub outbound_spi: Spi,
+pub struct SaFilter {
+    /// The anchor: an IpFilterRule with an IpDynVpnAction, as the routing
+    /// stack's active rules have it.
+    pub anchor: FilterRule,
+    /// The pair's dynamic filter (its SAs' selectors), anchored to
+    /// `anchor` by name.
+    pub dynamic: DynamicFilter,
 }
 
 /// The key of a sequence-number structure in the coupling facility: one per
@@ -56,7 +62,12 @@ pub struct SaInstall {
     pub dvipa: Ipv4Addr,
     pub inbound: SaConfig,
     pub outbound: SaConfig,
-    pub filter: FilterRule,
+    /// The dynamic filter and its anchor, set by the routing stack's
+    /// install when it filters (IPCONFIG IPSECURITY) and an IPsec rule
+    /// of its policy anchors the pair. `None`: no IP filtering of the
+    /// pair's traffic beyond its selectors (no filter table, or a manual SA
+    /// no IPsec rule has in common), as before dynamic filters travelled.
+    pub filter: Option<SaFilter>,
     /// Where the outbound SA's sequence numbers come from.
     pub seq_key: SeqKey,
     /// Lifesize report threshold the target starts with, in bytes (Fig. 9
@@ -78,8 +89,9 @@ pub struct AhBundle {
 
 /// Fig. 6 block 118 for an AH+ESP bundle: the ESP pair exactly as an
 /// [`SaInstall`] carries it, plus the AH pair outside it. A separate
-/// message (not a field of `SaInstall`) so that the `SaInstall` body keeps
-/// its version-1 layout (see [`crate::wire::xcf`]).
+/// message (not a field of `SaInstall`) so that the `SaInstall` body did
+/// not change for bundles (see [`crate::wire::xcf`]); its dynamic filter
+/// is the ESP pair's, in `esp.filter`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleInstall {
     pub esp: SaInstall,
@@ -139,20 +151,15 @@ impl From<BundleError> for crate::ipsec::sa::SaError {
 }
 
 impl SaInstall {
-    /// An SA pair of `dvipa` as a routing stack installs it (Fig. 6 blocks
-    /// 112–118): the filter from the outbound SA's selector, the CF
-    /// sequence structure keyed by the outbound SPI, the targets' report
-    /// threshold left to them (`report_bytes` 0).
+    /// An SA pair of `dvipa` before a routing stack installs it (Fig. 6
+    /// blocks 112–118): no filter yet (the routing stack's install adds the
+    /// dynamic filter from its own table), the CF sequence structure keyed
+    /// by the outbound SPI, the targets' report threshold left to them
+    /// (`report_bytes` 0).
     pub fn pair(dvipa: Ipv4Addr, inbound: SaConfig, outbound: SaConfig) -> Self {
         Self {
             dvipa,
-            filter: FilterRule {
-                dvipa,
-                selector: outbound.selector,
-                protocol: outbound.protocol,
-                inbound_spi: inbound.spi,
-                outbound_spi: outbound.spi,
-            },
+            filter: None,
             seq_key: SeqKey {
                 dvipa,
                 protocol: outbound.protocol,
@@ -162,6 +169,38 @@ impl SaInstall {
             inbound,
             outbound,
         }
+    }
+
+    /// The identity of the inbound SA, as dynamic filters and
+    /// [`FilterPacket::arrived_under`](crate::ipsec::filter::FilterPacket::arrived_under)
+    /// name it.
+    pub fn inbound_id(&self) -> SaId {
+        sa_id(&self.inbound)
+    }
+
+    /// The identity of the outbound SA, as a
+    /// [`Verdict::Protect`](crate::ipsec::filter::Verdict::Protect) names it.
+    pub fn outbound_id(&self) -> SaId {
+        sa_id(&self.outbound)
+    }
+
+    /// Whether `other` installs the same SAs (keys, selectors, sequence
+    /// structure), whatever filter each carries: after a takeover the new
+    /// routing stack sends the pairs again with the dynamic filters of its
+    /// own table.
+    pub fn same_sas(&self, other: &SaInstall) -> bool {
+        self.dvipa == other.dvipa
+            && self.inbound == other.inbound
+            && self.outbound == other.outbound
+            && self.seq_key == other.seq_key
+    }
+}
+
+fn sa_id(c: &SaConfig) -> SaId {
+    SaId {
+        dst: c.dst,
+        protocol: c.protocol,
+        spi: c.spi,
     }
 }
 
@@ -345,7 +384,7 @@ pub enum CfError {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::ipsec::sa::{EncAlg, IntegAlg, Key, Lifetimes, Mode};
+    use crate::ipsec::sa::{EncAlg, IntegAlg, Key, Lifetimes, Mode, TrafficSelector};
     use std::net::IpAddr;
 
     fn cfg(protocol: Protocol, spi: u32, src: [u8; 4], dst: [u8; 4]) -> SaConfig {
@@ -379,13 +418,7 @@ pub(crate) mod tests {
         BundleInstall {
             esp: SaInstall {
                 dvipa,
-                filter: FilterRule {
-                    dvipa,
-                    selector: eout.selector,
-                    protocol: Protocol::Esp,
-                    inbound_spi: ein.spi,
-                    outbound_spi: eout.spi,
-                },
+                filter: None,
                 seq_key: SeqKey {
                     dvipa,
                     protocol: Protocol::Esp,

@@ -22,7 +22,7 @@
 //! All integers are big-endian. The request id matches a CF response to its
 //! request (the CF answers each connection's requests in order, but a client
 //! with many outstanding requests matches by id); XCF messages carry 0. The
-//! reserved field is ignored on receipt, so version 1 can grow flags later.
+//! reserved field is ignored on receipt, so a version can grow flags later.
 //!
 //! The type code repeats, in the header, which variant the body holds, so a
 //! trace can name a frame without decoding its body; a body that decodes to
@@ -77,8 +77,12 @@ use crate::sysplex::xcf::{CfRequest, CfResponse, XcfMessage};
 
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"XC";
-/// The only version this code speaks.
-pub const VERSION: u8 = 1;
+/// The only version this code speaks. Version 2: the body of
+/// `XcfMessage::SaInstall` (and the ESP half of `BundleInstall`) carries
+/// the pair's dynamic filter and its anchor rule (patent Fig. 6 block 118)
+/// where version 1 had a selector copy nothing read; the other bodies are
+/// as in version 1.
+pub const VERSION: u8 = 2;
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 16;
 /// The longest body accepted (1 MiB). An `SaInstall` is a few hundred bytes.
@@ -736,12 +740,12 @@ mod tests {
 
     // Heartbeat { seq: 5 }: postcard = variant index 1, varint 5.
     static HEARTBEAT: [u8; 18] = [
-        b'X', b'C', 1, 1, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0x01, 0x05,
+        b'X', b'C', 2, 1, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0x01, 0x05,
     ];
     // FetchAdd { key: 198.18.0.100 ESP SPI 0x1000, n: 300 }, request id 7:
     // variant 1, four address bytes, protocol index 0, varint 0x1000, varint 300.
     static FETCH_ADD: [u8; 26] = [
-        b'X', b'C', 1, 2, 0x01, 0x02, 0, 0, 0, 0, 0, 7, 0, 0, 0, 10, 0x01, 198, 18, 0, 100, 0x00,
+        b'X', b'C', 2, 2, 0x01, 0x02, 0, 0, 0, 0, 0, 7, 0, 0, 0, 10, 0x01, 198, 18, 0, 100, 0x00,
         0x80, 0x20, 0xac, 0x02,
     ];
 
@@ -760,7 +764,7 @@ mod tests {
     fn deconstruct_heartbeat() {
         let frame = Frame::new_checked(&HEARTBEAT[..]).unwrap();
         assert_eq!(frame.magic(), MAGIC);
-        assert_eq!(frame.version(), 1);
+        assert_eq!(frame.version(), 2);
         assert_eq!(frame.channel_code(), 1);
         assert_eq!(frame.type_code(), 0x0002);
         assert_eq!(frame.request_id(), 0);
@@ -801,8 +805,10 @@ mod tests {
         f[0] = b'Y';
         assert_eq!(decode(&f).unwrap_err(), FrameError::BadMagic(*b"YC"));
         let mut f = HEARTBEAT;
-        f[2] = 2;
-        assert_eq!(decode(&f).unwrap_err(), FrameError::UnsupportedVersion(2));
+        // Version 1 (an `SaInstall` without the dynamic filter and its
+        // anchor) is no longer spoken.
+        f[2] = 1;
+        assert_eq!(decode(&f).unwrap_err(), FrameError::UnsupportedVersion(1));
         let mut f = HEARTBEAT;
         f[3] = 9;
         assert_eq!(decode(&f).unwrap_err(), FrameError::UnknownChannel(9));
@@ -920,7 +926,7 @@ mod tests {
     // BundleDelete of 198.18.0.100, ESP SPIs 0x11 in / 0x12 out, AH SPIs
     // 0x13 in / 0x14 out: variant 12, four address bytes, four varints.
     static BUNDLE_DELETE: [u8; 25] = [
-        b'X', b'C', 1, 1, 0x00, 0x23, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0x0c, 198, 18, 0, 100, 0x11,
+        b'X', b'C', 2, 1, 0x00, 0x23, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0x0c, 198, 18, 0, 100, 0x11,
         0x12, 0x13, 0x14,
     ];
 

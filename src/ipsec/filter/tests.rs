@@ -485,3 +485,59 @@ fn dynamic_filter_from_sas_travels_over_xcf() {
     let bytes = postcard::to_allocvec(&f).unwrap();
     assert_eq!(postcard::from_bytes::<DynamicFilter>(&bytes).unwrap(), f);
 }
+
+/// The anchor of an SA pair: the first IPsec rule covering its selectors,
+/// else the first overlapping them; permit and deny rules never anchor.
+#[test]
+fn anchor_is_the_first_covering_then_the_first_overlapping_ipsec_rule() {
+    let narrowed = dynamic(
+        1,
+        PortRange {
+            start: 40000,
+            end: 40009,
+        },
+    );
+    let hosts = TrafficSelector {
+        protocol: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+        ..narrowed.outbound
+    };
+    let mirror = |t: &TrafficSelector| TrafficSelector {
+        src: t.dst,
+        dst: t.src,
+        protocol: t.protocol,
+        src_ports: t.dst_ports,
+        dst_ports: t.src_ports,
+    };
+    let name =
+        |t: &FilterTable, o: &TrafficSelector| t.anchor_for(o, &mirror(o)).map(|r| r.name.clone());
+    // "one-port" (TCP from 80 to client port 40000 only) overlaps the
+    // narrowed pair; "web" after it covers it and wins.
+    let mut rules = policy();
+    let one_port = FilterRule {
+        conditions: Conditions::local(
+            AddrSpec::host(DVIPA),
+            AddrSpec::Any,
+            ProtocolSpec::Tcp {
+                src: PortSpec::single(80),
+                dst: PortSpec::single(40000),
+            },
+        ),
+        ..rule("one-port", ProtocolSpec::Any, vpn(Initiation::Either))
+    };
+    rules.rules.insert(0, one_port);
+    let mut t = FilterTable::new(RuleSet::default(), FilterOptions::default()).unwrap();
+    t.install_policy(rules).unwrap();
+    assert_eq!(name(&t, &narrowed.outbound).as_deref(), Some("web"));
+    // Host to host, any protocol: covered by none, overlapping both.
+    assert_eq!(name(&t, &hosts).as_deref(), Some("one-port"));
+    // UDP from 500: only the permit rule "ike" has it; no anchor.
+    let ike = TrafficSelector {
+        protocol: Some(IpProtocol::Udp),
+        src_ports: PortRange::single(500),
+        ..hosts
+    };
+    assert_eq!(name(&t, &ike), None);
+    assert_eq!(name(&table(), &narrowed.outbound).as_deref(), Some("web"));
+}

@@ -55,6 +55,22 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The `RULE reason` key a tunnel check (patent Fig. 8 block 136, Fig.
+    /// 9 block 152) counts this verdict under when it refuses a decrypted
+    /// packet, which only a [`Verdict::PermitProtected`] for its own SA
+    /// passes: a deny's rule and reason; anything else (an ICMP error let
+    /// through only by SYSDEFAULTDENYRULE's exception) is outside the SA.
+    pub fn tunnel_denial(&self) -> String {
+        match self {
+            Verdict::Deny { rule, reason, .. } => format!("{rule} {}", reason.as_str()),
+            Verdict::Permit { rule }
+            | Verdict::PermitProtected { rule, .. }
+            | Verdict::Protect { rule, .. }
+            | Verdict::NeedsSa { rule, .. } => format!("{rule} outside-sa"),
+            Verdict::PermitStackIcmp => format!("{} outside-sa", super::SYSDEFAULTDENYRULE),
+        }
+    }
+
     /// Whether the packet goes on (in clear, decrypted, or to be sealed).
     pub fn passes(&self) -> bool {
         matches!(

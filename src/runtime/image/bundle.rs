@@ -29,15 +29,16 @@ impl ImageNode {
                 .with_context(|| format!("CF CreateSeq {key:?}"))?;
         }
         let now = self.now_ms();
-        let targets = {
+        let (bundle, targets) = {
             let mut core = self.core();
             let r = core.routing.as_mut().context("this image owns no DVIPA")?;
-            r.install_bundle(&bundle).context("bundle refused")?;
+            // As the targets get it: with the dynamic filter and its anchor.
+            let bundle = r.install_bundle(&bundle).context("bundle refused")?;
             let targets = r.targets_of(bundle.esp.dvipa);
             core.target
                 .install_bundle(now, &self.name, &bundle)
                 .context("shadow bundle refused")?;
-            targets
+            (bundle, targets)
         };
         tracing::info!(
             "AH+ESP bundle esp in={:#010x} out={:#010x} ah in={:#010x} out={:#010x} for {} installed and sent to {} targets",
