@@ -369,11 +369,11 @@ impl RuleSet {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> Ipv4Addr {
+    pub(super) fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
     }
 
-    fn esp_offer(enc: EncAlg, integ: IntegAlg) -> DataOffer {
+    pub(super) fn esp_offer(enc: EncAlg, integ: IntegAlg) -> DataOffer {
         DataOffer {
             protocol: Protocol::Esp,
             mode: Mode::Tunnel,
@@ -384,7 +384,7 @@ mod tests {
         }
     }
 
-    fn ipsec_rule(offers: Vec<DataOffer>) -> FilterRule {
+    pub(super) fn ipsec_rule(offers: Vec<DataOffer>) -> FilterRule {
         FilterRule {
             name: "web".into(),
             conditions: Conditions::local(AddrSpec::Any, AddrSpec::Any, ProtocolSpec::Any),

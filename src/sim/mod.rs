@@ -506,18 +506,7 @@ impl World {
             self.checkpoint_sa(&install);
         }
         let dvipa = self.dvipa;
-        let mut to: Vec<String> = self
-            .routing()
-            .targets_of(dvipa)
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        if !to.contains(&owner) {
-            to.insert(0, owner.clone());
-        }
-        for t in to {
-            self.send_xcf(&owner, &t, msg.clone());
-        }
+        self.send_to_owner_and_targets(&owner, dvipa, &msg);
         self.run();
     }
 
@@ -542,6 +531,24 @@ impl World {
     }
 
     /// The trace of Fig. 6 blocks 112 and 116 at the owner.
+    /// Sends `msg` over XCF from the routing stack `owner` to itself (its
+    /// own target stack) first and to every target of `dvipa`, as SA
+    /// installs and deletes travel (Fig. 6 block 118).
+    fn send_to_owner_and_targets(&mut self, owner: &str, dvipa: Ipv4Addr, msg: &XcfMessage) {
+        let mut to: Vec<String> = self
+            .routing()
+            .targets_of(dvipa)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        if !to.iter().any(|t| t == owner) {
+            to.insert(0, owner.to_string());
+        }
+        for t in to {
+            self.send_xcf(owner, &t, msg.clone());
+        }
+    }
+
     fn log_install(&mut self, spec: &SaSpec, install: &SaInstall) {
         let owner = self.owner.clone();
         let suite = |c: &SaConfig| {
@@ -643,18 +650,7 @@ impl World {
             inbound_spi: i.inbound.spi,
             outbound_spi: i.outbound.spi,
         };
-        let mut to: Vec<String> = self
-            .routing()
-            .targets_of(dvipa)
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        if !to.contains(&owner) {
-            to.insert(0, owner.clone());
-        }
-        for t in to {
-            self.send_xcf(&owner, &t, msg.clone());
-        }
+        self.send_to_owner_and_targets(&owner, dvipa, &msg);
         self.run();
     }
 

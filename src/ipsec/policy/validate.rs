@@ -152,40 +152,8 @@ pub enum RuleSetError {
 
 #[cfg(test)]
 mod tests {
-    use core::net::Ipv4Addr;
-
+    use super::super::tests::{esp_offer, ip, ipsec_rule};
     use super::*;
-    use crate::ipsec::policy::{Conditions, Initiation};
-    use crate::ipsec::sa::Mode;
-
-    fn ip(s: &str) -> Ipv4Addr {
-        s.parse().unwrap()
-    }
-
-    fn esp_offer(enc: EncAlg, integ: IntegAlg) -> DataOffer {
-        DataOffer {
-            protocol: Protocol::Esp,
-            mode: Mode::Tunnel,
-            encryption: Some(enc),
-            integrity: integ,
-            lifetime_secs: 240 * 60,
-            lifesize_bytes: None,
-        }
-    }
-
-    fn ipsec_rule(offers: Vec<DataOffer>) -> FilterRule {
-        FilterRule {
-            name: "web".into(),
-            conditions: Conditions::local(AddrSpec::Any, AddrSpec::Any, ProtocolSpec::Any),
-            action: FilterAction::Ipsec(DynVpnAction {
-                name: "vpn".into(),
-                offers,
-                initiation: Initiation::Either,
-                pfs_group: Some(14),
-            }),
-            log: false,
-        }
-    }
 
     #[test]
     fn validation() {
