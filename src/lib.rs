@@ -12,10 +12,10 @@
 //! | layer      | what it holds                                                        | does I/O |
 //! |------------|----------------------------------------------------------------------|----------|
 //! | [`wire`]     | packet views and `Repr`s: IPv4, TCP, UDP, ICMP, ESP, AH, GRE, IKE, XCF | no       |
-//! | [`ipsec`]    | SAs, ESP/AH seal and open, anti-replay, peek, lifesize counters       | no       |
+//! | [`ipsec`]    | SAs, ESP/AH seal and open, anti-replay, peek, lifesize counters, the IP filter policy and table (IPSECURITY) | no |
 //! | [`ike`]      | IKEv2 state machines, key derivation, proposals                       | no       |
 //! | [`sysplex`]  | routing stack, target stack, coupling facility as state machines     | no       |
-//! | [`topology`] | topology files, z/OS VIPADYNAMIC statements, validation               | reads files |
+//! | [`topology`] | topology files, z/OS VIPADYNAMIC, IPSEC and Policy Agent statements, validation | reads files |
 //! | [`sim`]      | virtual clock, seeded RNG, in-memory links; renders traces            | no       |
 //! | [`runtime`]  | the real I/O shell: TUN, sockets, timers, control socket              | yes      |
 //! | [`lab`]      | namespaces, veths, bridges, addresses, routes, processes              | yes      |
