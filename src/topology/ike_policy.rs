@@ -98,7 +98,12 @@ fn of_image(image: &Image) -> Result<Option<IkeSettings>, String> {
         // strongSwan's margin: the hard lifetime is the rekey time + 10 %.
         life_time: rekey_time.map(|s| s + s / 10).or(Some(DEFAULT_LIFE_TIME)),
         rekey_bytes: offer.and_then(|o| o.lifesize_bytes),
-        life_bytes: offer.and_then(|o| o.lifesize_bytes).map(|b| b + b / 10),
+        // RefreshLifesizeProposed is when to refresh; the SA dies a third
+        // later. The targets report bytes in batches (Fig. 9 blocks
+        // 154-158), so the routing stack's IKE learns of the limit late by
+        // up to a batch per target: a 10 % margin (strongSwan's for time)
+        // let busy SAs expire before their successor was in place.
+        life_bytes: offer.and_then(|o| o.lifesize_bytes).map(|b| b + b / 3),
         ike_rekey_time: kx
             .action
             .offers
