@@ -4,6 +4,18 @@
 //! DVIPA side and distributes it exactly as it distributes IKE-made SAs;
 //! `plexnet client` runs the client side.
 //!
+//! `[[manual_sa]]` is the testbed's key source for z/OS manual tunnels. On
+//! z/OS a manual tunnel is an IpFilterRule whose IpSec action names an
+//! IpManVpnAction (IP Configuration Reference, page
+//! `ipmanvpnactionstatement`), with the SPIs and keys in the action; here
+//! the image's `ipsec_policy` holds the rule and the IpManVpnAction
+//! (`Active`, the endpoints) and this table the SAs. So when an image that
+//! owns or backs up the DVIPA has `IPCONFIG IPSECURITY`, the first IPsec
+//! rule of its policy that covers the SA's traffic must be such a rule
+//! with `LocalSecurityEndpointAddr` the DVIPA and
+//! `RemoteSecurityEndpointAddr` the client, else loading fails with an
+//! error at the manual SA.
+//!
 //! ```toml
 //! [[client]]
 //! name = "client1"
