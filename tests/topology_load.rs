@@ -2,8 +2,8 @@
 //! `tests/data/topology/`, checking the resolved model and the located errors.
 
 use plexnet::ipsec::{
-    AddrSpec, DataOffer, Direction, EncAlg, FilterAction, IntegAlg, Mode, PortSpec, Protocol,
-    ProtocolSpec, Routing, TcpConnect,
+    AddrSpec, DataOffer, Direction, EncAlg, FilterAction, IntegAlg, ManVpnAction, Mode, PortSpec,
+    Protocol, ProtocolSpec, Routing, TcpConnect,
 };
 use plexnet::topology::{self, DestRole, DistMethod, Moveable, Topology};
 use std::net::Ipv4Addr;
@@ -574,4 +574,44 @@ fn without_dvipsec_the_owner_does_not_distribute_ipsec() {
     );
     let full = load("topologies/figure4.toml");
     assert!(topology::notes(&full).is_empty());
+}
+
+/// The manual topologies in z/OS syntax: every image that routes the
+/// manual SA's DVIPA (owner, and backup where there is one) filters with
+/// IPCONFIG IPSECURITY and DVIPSEC, and its first rule sends client1's
+/// traffic with DVA1 into the manual tunnel the [[manual_sa]] keys; the
+/// rest is ICMP in clear (and port 60, and DVB1, in figure4-manual) or
+/// denied and logged.
+#[test]
+fn manual_topologies_use_ip_man_vpn_action() {
+    for (file, routers) in [
+        ("topologies/minimal.toml", &["SYS1"][..]),
+        ("topologies/figure4-manual.toml", &["MVS1", "MVS5"][..]),
+        ("topologies/bundle-manual.toml", &["MVS1", "MVS2"][..]),
+    ] {
+        let t = load(file);
+        let sa = &t.manual_sas[0];
+        for name in routers {
+            let image = t.images.iter().find(|i| i.name == *name).expect(name);
+            let sec = image.ip_security.as_ref().expect("a profile");
+            assert!(sec.ipsecurity && sec.dvipsec, "{file} {name}");
+            let rules = &sec.policy.as_ref().expect("a policy").filter_rules;
+            let tunnel = rules
+                .iter()
+                .find(|r| r.action.is_ipsec())
+                .expect("an IPsec rule");
+            assert_eq!(
+                tunnel.action,
+                FilterAction::Manual(ManVpnAction {
+                    name: "client1-tunnel".into(),
+                    active: true,
+                    local: sa.dvipa,
+                    remote: sa.client_addr,
+                }),
+                "{file} {name}"
+            );
+            let last = rules.last().expect("rules");
+            assert_eq!((last.action.clone(), last.log), (FilterAction::Deny, true));
+        }
+    }
 }

@@ -9,7 +9,10 @@
 //!   installed, else the profile's IPSECRULEs (which z/OS names
 //!   `SYSDEFAULTRULE.n`);
 //! - the dynamic filters IKE creates per negotiated child SA, each placed
-//!   in front of the IpFilterRule whose IpDynVpnAction anchors it. IBM: the
+//!   in front of the IpFilterRule whose IpDynVpnAction anchors it (and
+//!   those of manual SAs, in front of the rule whose IpManVpnAction
+//!   anchors them: z/OS installs a manual tunnel's filters the same way,
+//!   page `ipmanvpnactionstatement`). IBM: the
 //!   dynamic filters go before the anchor filter in the filter table, so
 //!   they are searched first (IP Configuration Guide, page
 //!   `ipsecurity_verify_anchor_dyn_filters`); an anchor filter is neither
@@ -149,7 +152,8 @@ pub enum InstallError {
     /// No active rule has the anchor's name.
     #[error("no filter rule named {0}")]
     NoAnchor(String),
-    /// The anchor rule does not have an IpDynVpnAction.
+    /// The anchor rule has neither an IpDynVpnAction nor an
+    /// IpManVpnAction.
     #[error("filter rule {0} has no IPsec action")]
     NotIpsec(String),
     /// A dynamic filter of the same SAs is installed.
@@ -163,6 +167,16 @@ enum Action {
     Permit,
     Deny,
     Ipsec(Arc<DynVpnAction>),
+    /// IpManVpnAction: `active` is its `Active Yes|No`.
+    Manual {
+        active: bool,
+    },
+}
+
+impl Action {
+    const fn anchors(&self) -> bool {
+        matches!(self, Action::Ipsec(_) | Action::Manual { .. })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +189,9 @@ enum Kind {
     Dynamic {
         filter: DynamicFilter,
         routing: Routing,
+        /// The anchor is an IpManVpnAction with `Active No`: matches are
+        /// dropped.
+        inactive: bool,
     },
 }
 
@@ -183,7 +200,8 @@ enum Kind {
 struct Entry {
     /// The rule's name; a dynamic filter shares its anchor's.
     name: RuleName,
-    /// The IpDynVpnAction name, for IPsec rules and dynamic filters.
+    /// The IpDynVpnAction or IpManVpnAction name, for IPsec rules and
+    /// dynamic filters.
     vpn: Option<RuleName>,
     kind: Kind,
     log: bool,
@@ -272,7 +290,8 @@ impl FilterTable {
         self.policy.as_ref().unwrap_or(&self.profile)
     }
 
-    /// The active IpFilterRule with an IpDynVpnAction that anchors an SA
+    /// The active IpFilterRule with an IpDynVpnAction or IpManVpnAction
+    /// that anchors an SA
     /// pair with these selectors (outbound: source = the local side): the
     /// first that covers the pair's traffic, else the first that overlaps
     /// it (see [`coverage`] and the `anchor` module); `None` when no IPsec rule has any of
@@ -287,7 +306,7 @@ impl FilterTable {
             self.active_rules()
                 .rules
                 .iter()
-                .filter(|r| matches!(r.action, FilterAction::Ipsec(_)))
+                .filter(|r| r.action.is_ipsec())
         };
         let at = |level| ipsec().find(|r| coverage(&r.conditions, outbound, inbound) == level);
         at(Coverage::Covers).or_else(|| at(Coverage::Overlaps))
@@ -307,13 +326,14 @@ impl FilterTable {
             .ok_or_else(|| InstallError::NoAnchor(filter.anchor.clone()))?;
         let a = &self.entries[anchor];
         let Kind::Rule {
-            action: Action::Ipsec(_),
-            conditions,
-            ..
+            action, conditions, ..
         } = &a.kind
         else {
             return Err(InstallError::NotIpsec(filter.anchor));
         };
+        if !action.anchors() {
+            return Err(InstallError::NotIpsec(filter.anchor));
+        }
         let entry = dynamic_entry(a, filter, conditions.routing);
         let mut at = anchor;
         while at > 0 && is_dynamic_of(&self.entries[at - 1], &entry.name) {
@@ -413,7 +433,9 @@ impl FilterTable {
     fn decide(&self, p: &FilterPacket) -> (Verdict, Hit) {
         for (i, e) in self.entries.iter().enumerate() {
             match &e.kind {
-                Kind::Dynamic { filter, routing } if dynamic_matches(filter, *routing, p) => {
+                Kind::Dynamic {
+                    filter, routing, ..
+                } if dynamic_matches(filter, *routing, p) => {
                     return self.on_dynamic(i, filter, p);
                 }
                 Kind::Rule {
@@ -439,9 +461,12 @@ impl FilterTable {
     /// Inbound: the packet must have been decrypted under the filter's SA,
     /// or under another SA of the same anchor whose filter also matches
     /// (the old and new SAs of a rekey carry the same selectors).
+    /// A manual tunnel with `Active No` drops every match.
     fn on_dynamic(&self, i: usize, f: &DynamicFilter, p: &FilterPacket) -> (Verdict, Hit) {
         let rule = self.entries[i].name.clone();
+        let inactive = matches!(self.entries[i].kind, Kind::Dynamic { inactive: true, .. });
         let (reason, hit) = match (p.direction, p.arrived_under) {
+            _ if inactive => (DenyReason::ManualInactive, i),
             (PacketDirection::Outbound, _) => {
                 let sa = f.sas.outbound;
                 return (Verdict::Protect { rule, sa }, Hit::Entry(i));
@@ -468,16 +493,19 @@ impl FilterTable {
             .iter()
             .take_while(|e| is_dynamic_of(e, name))
             .position(|e| match &e.kind {
-                Kind::Dynamic { filter, routing } => {
-                    filter.sas.inbound == x && dynamic_matches(filter, *routing, p)
-                }
+                Kind::Dynamic {
+                    filter, routing, ..
+                } => filter.sas.inbound == x && dynamic_matches(filter, *routing, p),
                 Kind::Rule { .. } => false,
             })
             .map(|k| i + k)
     }
 }
 
-/// A static rule matched first.
+/// A static rule matched first. An IpManVpnAction rule behaves as an
+/// IpDynVpnAction one, except that an outbound packet is dropped
+/// (`no-manual-sa`) rather than starting IKE, and that with `Active No`
+/// every packet is dropped (`manual-inactive`).
 fn on_rule(rule: &RuleName, action: &Action, p: &FilterPacket) -> Verdict {
     let inbound = p.direction == PacketDirection::Inbound;
     let deny = |reason| Verdict::Deny {
@@ -493,8 +521,12 @@ fn on_rule(rule: &RuleName, action: &Action, p: &FilterPacket) -> Verdict {
             rule: rule.clone(),
             action: action.clone(),
         },
-        Action::Ipsec(_) if p.arrived_under.is_some() => deny(DenyReason::OutsideSa),
-        Action::Ipsec(_) => deny(DenyReason::ClearText),
+        Action::Manual { active: false } => deny(DenyReason::ManualInactive),
+        Action::Manual { .. } if !inbound => deny(DenyReason::NoManualSa),
+        Action::Ipsec(_) | Action::Manual { .. } if p.arrived_under.is_some() => {
+            deny(DenyReason::OutsideSa)
+        }
+        Action::Ipsec(_) | Action::Manual { .. } => deny(DenyReason::ClearText),
     }
 }
 
@@ -502,12 +534,27 @@ fn is_dynamic_of(e: &Entry, anchor: &RuleName) -> bool {
     matches!(e.kind, Kind::Dynamic { .. }) && Arc::ptr_eq(&e.name, anchor)
 }
 
+/// Whether `anchor` is an IpManVpnAction rule with `Active No`.
+fn inactive_anchor(anchor: &Entry) -> bool {
+    matches!(
+        anchor.kind,
+        Kind::Rule {
+            action: Action::Manual { active: false },
+            ..
+        }
+    )
+}
+
 /// The table entry of a dynamic filter anchored at `anchor`.
 fn dynamic_entry(anchor: &Entry, filter: DynamicFilter, routing: Routing) -> Entry {
     Entry {
         name: anchor.name.clone(),
         vpn: anchor.vpn.clone(),
-        kind: Kind::Dynamic { filter, routing },
+        kind: Kind::Dynamic {
+            filter,
+            routing,
+            inactive: inactive_anchor(anchor),
+        },
         log: anchor.log,
         hits: [0; 2],
         bucket: LogBucket::default(),
@@ -531,6 +578,10 @@ fn build(rules: &RuleSet, origin: RuleOrigin, old: Vec<Entry>) -> (Vec<Entry>, V
                 let name = Arc::from(a.name.as_str());
                 (Action::Ipsec(Arc::new(a.clone())), Some(name))
             }
+            FilterAction::Manual(m) => {
+                let name = Arc::from(m.name.as_str());
+                (Action::Manual { active: m.active }, Some(name))
+            }
         };
         let anchor = Entry {
             name: Arc::from(rule.name.as_str()),
@@ -544,7 +595,7 @@ fn build(rules: &RuleSet, origin: RuleOrigin, old: Vec<Entry>) -> (Vec<Entry>, V
             hits: [0; 2],
             bucket: LogBucket::default(),
         };
-        if matches!(rule.action, FilterAction::Ipsec(_)) {
+        if rule.action.is_ipsec() {
             let (mine, rest): (Vec<Entry>, Vec<Entry>) =
                 dynamic.into_iter().partition(|e| *e.name == *anchor.name);
             dynamic = rest;
@@ -570,8 +621,15 @@ fn rebase(mut e: Entry, anchor: &Entry, routing: Routing) -> Entry {
     e.name = anchor.name.clone();
     e.vpn = anchor.vpn.clone();
     e.log = anchor.log;
-    if let Kind::Dynamic { routing: r, .. } = &mut e.kind {
+    let blocked = inactive_anchor(anchor);
+    if let Kind::Dynamic {
+        routing: r,
+        inactive,
+        ..
+    } = &mut e.kind
+    {
         *r = routing;
+        *inactive = blocked;
     }
     e
 }

@@ -24,7 +24,7 @@ pub use filter::{
 pub use peek::{locate, peek, peek_bundle, BundlePeek, PeekError, PeekResult, SaLocator};
 pub use policy::{
     AddrSpec, Conditions, DataOffer, Direction, DynVpnAction, FilterAction, FilterRule, Initiation,
-    PolicyError, PortSpec, ProtocolSpec, Routing, RuleSet, RuleSetError, TcpConnect,
+    ManVpnAction, PolicyError, PortSpec, ProtocolSpec, Routing, RuleSet, RuleSetError, TcpConnect,
 };
 pub use replay::{ReplayError, ReplayWindow};
 pub use sa::{

@@ -321,8 +321,33 @@ pub struct DynVpnAction {
     pub pfs_group: Option<u16>,
 }
 
+/// The IpManVpnAction statement (IP Configuration Reference, page
+/// `ipmanvpnactionstatement`): traffic of the rule must travel in a
+/// manual tunnel, whose SAs are installed, never negotiated. Its SAs
+/// anchor at the rule exactly as IKE's do at an IpDynVpnAction rule
+/// ([`super::filter::FilterTable::anchor_for`]); an outbound packet that
+/// matches the rule with no SA is dropped and never starts IKE.
+///
+/// z/OS keeps the manual SAs' SPIs and keys in the IpManVpnAction; in
+/// plexnet they come from the topology's `[[manual_sa]]` tables (the
+/// testbed's key source, `src/topology/manual.rs`), which the topology
+/// links to this action by its endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ManVpnAction {
+    /// The action's name.
+    pub name: String,
+    /// `Active Yes|No` (default Yes). IBM: with `Active No`, "IP packets
+    /// matching on the associated IpFilterRule are dropped until the
+    /// IpManVpnAction statement is activated".
+    pub active: bool,
+    /// `LocalSecurityEndpointAddr`: this side's tunnel endpoint (the DVIPA).
+    pub local: Ipv4Addr,
+    /// `RemoteSecurityEndpointAddr`: the peer's tunnel endpoint.
+    pub remote: Ipv4Addr,
+}
+
 /// What a matching rule does: IpGenericFilterAction `IpFilterAction
-/// Permit|Deny`, or IpDynVpnAction. The profile's IPSECRULE has no action
+/// Permit|Deny`, IpDynVpnAction, or IpManVpnAction. The profile's IPSECRULE has no action
 /// keyword: every default rule permits (IP Configuration Reference, "IPSEC
 /// statement"), and what none permits falls to the default deny.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -334,6 +359,16 @@ pub enum FilterAction {
     Deny,
     /// Require a dynamic tunnel.
     Ipsec(DynVpnAction),
+    /// Require a manual tunnel.
+    Manual(ManVpnAction),
+}
+
+impl FilterAction {
+    /// Whether the rule requires IPsec (dynamic or manual): an anchor of
+    /// dynamic filters.
+    pub const fn is_ipsec(&self) -> bool {
+        matches!(self, FilterAction::Ipsec(_) | FilterAction::Manual(_))
+    }
 }
 
 /// One filter rule: an IPSECRULE of the profile or an IpFilterRule of

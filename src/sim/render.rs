@@ -194,17 +194,26 @@ pub fn verdict(v: &Verdict, under: Option<Spi>) -> String {
                 DenyReason::ProtectedPermit => {
                     format!("{rule} permits it in clear only, it came under {under}")
                 }
+                DenyReason::NoManualSa => {
+                    format!("{rule} requires its manual tunnel and no manual SA covers it")
+                }
+                DenyReason::ManualInactive => {
+                    format!("{rule}'s manual tunnel is not active (Active No)")
+                }
             };
             format!("{why}: denied ({})", reason.as_str())
         }
     }
 }
 
-/// A filter rule's action: `permit`, `deny`, `ipsec(esp-tunnel)`.
+/// A filter rule's action: `permit`, `deny`, `ipsec(esp-tunnel)`,
+/// `manual(man-tunnel)`.
 pub fn action(a: &FilterAction) -> String {
     match a {
         FilterAction::Permit => "permit".into(),
         FilterAction::Deny => "deny".into(),
         FilterAction::Ipsec(v) => format!("ipsec({})", v.name),
+        FilterAction::Manual(v) if v.active => format!("manual({})", v.name),
+        FilterAction::Manual(v) => format!("manual({}, inactive)", v.name),
     }
 }

@@ -44,7 +44,8 @@ use super::xcf::{
 use crate::ipsec::counters::DropReason;
 use crate::ipsec::esp::OpenError;
 use crate::ipsec::filter::{
-    self, FilterOptions, FilterPacket, FilterTable, PacketDirection, PacketRouting, RuleName,
+    self, DenyReason, FilterOptions, FilterPacket, FilterTable, PacketDirection, PacketRouting,
+    RuleName,
 };
 use crate::ipsec::peek::{locate, peek};
 use crate::ipsec::policy::{RuleSet, RuleSetError};
@@ -874,6 +875,14 @@ impl TargetStack {
             filter::Verdict::NeedsSa { rule, .. } => {
                 Some(OutboundPlan::NeedsSa { rule: rule.clone() })
             }
+            // An IpManVpnAction anchor: no manual SA covers the packet,
+            // or the tunnel is inactive (Active No); never sent in clear.
+            // The table counts the reason, the caller `needs-sa`.
+            filter::Verdict::Deny {
+                rule,
+                reason: DenyReason::NoManualSa | DenyReason::ManualInactive,
+                ..
+            } => Some(OutboundPlan::NeedsSa { rule: rule.clone() }),
             _ => None,
         };
         self.last_filter = Some((v, None));

@@ -360,6 +360,14 @@ pub enum ErrorKind {
     IkeDvipaWithoutIke { dvipa: Ipv4Addr, owner: String },
     #[error("client {client} names DVIPA {dvipa} twice; allowed: each DVIPA once in ike = [...]")]
     IkeDvipaTwice { client: String, dvipa: Ipv4Addr },
+    #[error("manual SA between {client} ({addr}) and {dvipa}: {image} has IPCONFIG IPSECURITY and {problem}; allowed: in its ipsec_policy, an IpFilterRule that covers the SA's traffic (the first IPsec rule that does) with IpGenericFilterActionRef of an IpSec action and IpManVpnActionRef of an IpManVpnAction with LocalSecurityEndpointAddr {dvipa} and RemoteSecurityEndpointAddr {addr}")]
+    ManualSaNotInPolicy {
+        client: String,
+        addr: Ipv4Addr,
+        dvipa: Ipv4Addr,
+        image: String,
+        problem: String,
+    },
     #[error("client {client} has both a [[manual_sa]] and IKE with DVIPA {dvipa}; allowed: one of them per client and DVIPA")]
     IkeAndManual { client: String, dvipa: Ipv4Addr },
     #[error("client {client} ({addr}) negotiates with {dvipa} by IKE, but no KeyExchangeRule of its owner covers it; allowed: a KeyExchangeRule whose LocalSecurityEndpoint Identity is the DVIPA and whose RemoteSecurityEndpoint Identity and Location include the client's address")]

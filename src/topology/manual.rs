@@ -4,6 +4,18 @@
 //! DVIPA side and distributes it exactly as it distributes IKE-made SAs;
 //! `plexnet client` runs the client side.
 //!
+//! `[[manual_sa]]` is the testbed's key source for z/OS manual tunnels. On
+//! z/OS a manual tunnel is an IpFilterRule whose IpSec action names an
+//! IpManVpnAction (IP Configuration Reference, page
+//! `ipmanvpnactionstatement`), with the SPIs and keys in the action; here
+//! the image's `ipsec_policy` holds the rule and the IpManVpnAction
+//! (`Active`, the endpoints) and this table the SAs. So when an image that
+//! owns or backs up the DVIPA has `IPCONFIG IPSECURITY`, the first IPsec
+//! rule of its policy that covers the SA's traffic must be such a rule
+//! with `LocalSecurityEndpointAddr` the DVIPA and
+//! `RemoteSecurityEndpointAddr` the client, else loading fails with an
+//! error at the manual SA.
+//!
 //! ```toml
 //! [[client]]
 //! name = "client1"
@@ -79,6 +91,8 @@ use super::file::{LifetimeDef, ManualSaDef};
 use super::model::{Client, ClientIpsec, HostName, Image, ManualProtocol, ManualSa, SaBundle};
 use super::resolve::Resolver;
 use super::statement::parse_ipv4;
+use crate::ipsec::filter::{coverage, Coverage};
+use crate::ipsec::policy::FilterAction;
 use crate::ipsec::replay::MAX_WINDOW;
 use crate::ipsec::{
     EncAlg, IntegAlg, Key, Lifetime, Lifetimes, Mode, Protocol, Sa, SaConfig, Spi, TrafficSelector,
@@ -536,7 +550,7 @@ pub(super) fn resolve(
         let to_client = bundles.pop();
         let to_dvipa = bundles.pop();
         if let (Some(to_dvipa), Some(to_client)) = (to_dvipa, to_client) {
-            out.push(ManualSa {
+            let sa = ManualSa {
                 client: c.name.clone(),
                 client_addr: c.addr,
                 dvipa,
@@ -545,10 +559,70 @@ pub(super) fn resolve(
                 udp_encap: algs.udp_encap,
                 to_dvipa,
                 to_client,
-            });
+            };
+            check_policy(r, def, &sa, images);
+            out.push(sa);
         }
     }
     out
+}
+
+/// A manual SA and the IP security of the images that route its DVIPA
+/// (the owner, and the backups that take it over): a stack with `IPCONFIG
+/// IPSECURITY` filters the SA's traffic, so, as in z/OS, a manual tunnel
+/// needs an IpFilterRule whose action is an IpManVpnAction with the
+/// tunnel's endpoints (IP Configuration Reference, page
+/// `ipmanvpnactionstatement`), and that rule must be the one the filter
+/// table anchors the SA pair at ([`crate::ipsec::filter::FilterTable::anchor_for`]:
+/// the first IPsec rule that covers it). The keys stay in `[[manual_sa]]`.
+fn check_policy(r: &mut Resolver<'_>, def: &ManualSaDef, sa: &ManualSa, images: &[Image]) {
+    let routes = |i: &&Image| {
+        i.vipa.defines.iter().any(|d| d.addr == sa.dvipa)
+            || i.vipa.backups.iter().any(|b| b.addr == sa.dvipa)
+    };
+    for image in images.iter().filter(routes) {
+        let Some(sec) = image.ip_security.as_ref().filter(|s| s.ipsecurity) else {
+            continue;
+        };
+        let rules = sec
+            .policy
+            .as_ref()
+            .map_or(&sec.default_rules, |p| &p.filter_rules);
+        let (out, inb) = (&sa.to_client, &sa.to_dvipa);
+        let (Some(out), Some(inb)) = (out.sas().next(), inb.sas().next()) else {
+            continue;
+        };
+        let anchor = rules.iter().find(|rule| {
+            rule.action.is_ipsec()
+                && coverage(&rule.conditions, &out.selector, &inb.selector) == Coverage::Covers
+        });
+        let problem = match anchor.map(|rule| (rule, &rule.action)) {
+            Some((_, FilterAction::Manual(m)))
+                if m.local == sa.dvipa && m.remote == sa.client_addr =>
+            {
+                continue
+            }
+            Some((rule, FilterAction::Manual(m))) => format!(
+                "the IpManVpnAction {} of IpFilterRule {}, which covers it, has endpoints {} and {}",
+                m.name, rule.name, m.local, m.remote
+            ),
+            Some((rule, _)) => format!(
+                "IpFilterRule {}, the first IPsec rule that covers it, has an IpDynVpnAction",
+                rule.name
+            ),
+            None => "no IPsec IpFilterRule covers its traffic".to_owned(),
+        };
+        r.err(
+            def.client.span().start,
+            ErrorKind::ManualSaNotInPolicy {
+                client: sa.client.clone(),
+                addr: sa.client_addr,
+                dvipa: sa.dvipa,
+                image: image.name.clone(),
+                problem,
+            },
+        );
+    }
 }
 
 fn r_errors(r: &Resolver<'_>) -> usize {
@@ -1014,6 +1088,48 @@ secret = "s3cret"
     /// BASE with `extra` lines added to the manual SA.
     fn with(extra: &str) -> String {
         format!("{BASE}{extra}\n")
+    }
+
+    /// BASE with IPCONFIG IPSECURITY on MVS1 and `policy` as its
+    /// `ipsec_policy`.
+    fn secured(policy: &str) -> String {
+        let image = "ENDVIPADYNAMIC\n\"\"\"\n";
+        assert!(BASE.contains(image));
+        let security = format!(
+            "profile = \"\"\"\nIPCONFIG IPSECURITY\nIPSEC DVIPSEC\nENDIPSEC\n\"\"\"\nipsec_policy = \"\"\"\n{policy}\"\"\"\n"
+        );
+        BASE.replacen(image, &format!("{image}{security}"), 1)
+    }
+
+    /// An ipsec_policy with one IpFilterRule for DVA1 <-> `remote` whose
+    /// action is `action` (`ipsec` with an IpManVpnAction, or `permit`).
+    fn policy(remote: &str, action: &str) -> String {
+        let man = if action == "ipsec" {
+            "  IpManVpnActionRef man\n"
+        } else {
+            ""
+        };
+        format!(
+            "IpFilterRule r\n{{\n  IpSourceAddr 198.18.0.100\n  IpDestAddr 198.18.1.0/24\n  IpService\n  {{\n    Protocol All\n  }}\n  IpGenericFilterActionRef a\n{man}}}\n\
+IpGenericFilterAction a\n{{\n  IpFilterAction {action}\n}}\n\
+IpManVpnAction man\n{{\n  LocalSecurityEndpointAddr 198.18.0.100\n  RemoteSecurityEndpointAddr {remote}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn manual_sa_needs_a_manual_tunnel_rule_on_a_secured_owner() {
+        let t = load(&secured(&policy("198.18.1.2", "ipsec"))).expect("covered");
+        assert_eq!(only(&t).dvipa, "198.18.0.100".parse::<Ipv4Addr>().unwrap());
+        const ALLOWED: &str = "allowed: in its ipsec_policy, an IpFilterRule that covers the SA's traffic (the first IPsec rule that does) with IpGenericFilterActionRef of an IpSec action and IpManVpnActionRef of an IpManVpnAction with LocalSecurityEndpointAddr 198.18.0.100 and RemoteSecurityEndpointAddr 198.18.1.2";
+        let at = |text: String| text.replacen("client = \"client1\"", "client = ‸\"client1\"", 1);
+        check(
+            &at(secured(&policy("198.18.1.9", "ipsec"))),
+            &format!("manual SA between client1 (198.18.1.2) and 198.18.0.100: MVS1 has IPCONFIG IPSECURITY and the IpManVpnAction man of IpFilterRule r, which covers it, has endpoints 198.18.0.100 and 198.18.1.9; {ALLOWED}"),
+        );
+        check(
+            &at(secured(&policy("198.18.1.2", "permit"))),
+            &format!("manual SA between client1 (198.18.1.2) and 198.18.0.100: MVS1 has IPCONFIG IPSECURITY and no IPsec IpFilterRule covers its traffic; {ALLOWED}"),
+        );
     }
 
     fn only(t: &Topology) -> &ManualSa {

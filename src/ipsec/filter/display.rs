@@ -31,9 +31,11 @@ pub struct FilterRow {
     pub name: String,
     /// What kind of filter.
     pub filter_type: FilterType,
-    /// `permit`, `deny` or `ipsec` (an anchor).
+    /// `permit`, `deny`, `ipsec` (an IpDynVpnAction anchor) or `manual`
+    /// (an IpManVpnAction anchor).
     pub action: String,
-    /// The IpDynVpnAction, for anchors and dynamic filters.
+    /// The IpDynVpnAction or IpManVpnAction, for anchors and dynamic
+    /// filters.
     pub vpn_action: Option<String>,
     /// The rule's conditions (rules only).
     pub conditions: Option<Conditions>,
@@ -104,6 +106,7 @@ fn push_rows(rows: &mut Vec<FilterRow>, e: &Entry) {
                 Action::Permit => "permit",
                 Action::Deny => "deny",
                 Action::Ipsec(_) => "ipsec",
+                Action::Manual { .. } => "manual",
             }
             .into(),
             conditions: Some(*conditions),

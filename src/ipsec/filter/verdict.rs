@@ -105,17 +105,28 @@ pub enum DenyReason {
     /// clear text only (EZD0833I: "not encapsulated as specified in the
     /// filter rule").
     ProtectedPermit,
+    /// An outbound packet matched an IpManVpnAction rule and no dynamic
+    /// filter of a manual SA: a manual tunnel is never negotiated, so it
+    /// is dropped and no IKE starts (IP Configuration Reference, page
+    /// `ipmanvpnactionstatement`).
+    NoManualSa,
+    /// It matched an IpManVpnAction rule with `Active No`, or a dynamic
+    /// filter anchored there: IBM drops such packets until the tunnel is
+    /// activated (page `ipmanvpnactionstatement`).
+    ManualInactive,
 }
 
 impl DenyReason {
     /// Every reason, in display order.
-    pub const ALL: [DenyReason; 6] = [
+    pub const ALL: [DenyReason; 8] = [
         DenyReason::DenyRule,
         DenyReason::DefaultDeny,
         DenyReason::ClearText,
         DenyReason::WrongSa,
         DenyReason::OutsideSa,
         DenyReason::ProtectedPermit,
+        DenyReason::NoManualSa,
+        DenyReason::ManualInactive,
     ];
 
     /// The stable name.
@@ -127,12 +138,20 @@ impl DenyReason {
             DenyReason::WrongSa => "wrong-sa",
             DenyReason::OutsideSa => "outside-sa",
             DenyReason::ProtectedPermit => "protected-permit",
+            DenyReason::NoManualSa => "no-manual-sa",
+            DenyReason::ManualInactive => "manual-inactive",
         }
     }
 
     /// Whether z/OS reports it as a tunnel mismatch (EZD0833I).
     pub const fn is_tunnel_mismatch(self) -> bool {
-        !matches!(self, DenyReason::DenyRule | DenyReason::DefaultDeny)
+        !matches!(
+            self,
+            DenyReason::DenyRule
+                | DenyReason::DefaultDeny
+                | DenyReason::NoManualSa
+                | DenyReason::ManualInactive
+        )
     }
 }
 

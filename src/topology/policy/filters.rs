@@ -1,11 +1,34 @@
 //! The IP filter statements: IpFilterRule, IpService,
-//! IpGenericFilterAction, IpDynVpnAction, IpDataOffer.
+//! IpGenericFilterAction, IpDynVpnAction, IpManVpnAction, IpDataOffer.
 
 use super::values::{
     esp_auth, esp_encryption, filter_addr, lifesize, lifetime_proposed, pfs_group, port_range,
     service_direction, service_protocol,
 };
 use super::*;
+
+/// A manual tunnel's endpoint: one IPv4 address. IBM also allows `Any`,
+/// `Any4`, `Any6` and IPv6 addresses; a `[[manual_sa]]` has one client and
+/// one DVIPA, so plexnet refuses them.
+fn endpoint_addr(a: &Attr<'_, '_>) -> Result<Ipv4Addr, RawError> {
+    const SYNTAX: &str = "an IPv4 address a.b.c.d";
+    let v = a.one(SYNTAX)?;
+    if is_one_of(v, &["Any", "Any4", "Any6"]) || v.text.contains(':') {
+        return Err((
+            v.at,
+            ErrorKind::PolicyUnsupported {
+                word: format!("{} {}", a.name, v.text),
+                allowed: "one IPv4 address a.b.c.d (a manual SA has one client and one DVIPA)",
+            },
+        ));
+    }
+    parse_ipv4(v.text).ok_or((
+        v.at,
+        ErrorKind::BadAddress {
+            text: v.text.to_owned(),
+        },
+    ))
+}
 
 impl Cx<'_> {
     /// IpFilterRule (IBM: ipfilterrulestatement.htm).
@@ -14,7 +37,7 @@ impl Cx<'_> {
         name: &str,
         body: &[Node<'a>],
     ) -> Option<RawFilterRule<'a>> {
-        const ALLOWED: &str = "IpSourceAddr, IpDestAddr, IpService or IpServiceRef, IpGenericFilterActionRef, IpDynVpnActionRef";
+        const ALLOWED: &str = "IpSourceAddr, IpDestAddr, IpService or IpServiceRef, IpGenericFilterActionRef, IpDynVpnActionRef, IpManVpnActionRef";
         const UNSUPPORTED: &[&str] = &[
             "IpSourceAddrRef",
             "IpSourceAddrSet",
@@ -27,11 +50,11 @@ impl Cx<'_> {
             "IpServiceGroupRef",
             "IpTimeConditionRef",
             "IpTimeCondition",
-            "IpManVpnActionRef",
             "IpLocalStartActionRef",
             "IpLocalStartAction",
             "IpGenericFilterAction",
             "IpDynVpnAction",
+            "IpManVpnAction",
         ];
         let specs = [
             attr("IpSourceAddr"),
@@ -40,6 +63,7 @@ impl Cx<'_> {
             attr("IpServiceRef"),
             attr("IpGenericFilterActionRef"),
             attr("IpDynVpnActionRef"),
+            attr("IpManVpnActionRef"),
         ];
         let (attrs, mut ok) = self.attrs("IpFilterRule", body, &specs, UNSUPPORTED, ALLOWED);
         let mut source = AddrSpec::Any;
@@ -48,6 +72,7 @@ impl Cx<'_> {
         let mut service_at: Option<usize> = None;
         let mut generic = None;
         let mut dynvpn = None;
+        let mut manvpn = None;
         for a in &attrs {
             match a.name {
                 "IpSourceAddr" | "IpDestAddr" => match self.ok(filter_addr(a)) {
@@ -86,6 +111,10 @@ impl Cx<'_> {
                     generic = self.ok(a.one("IpGenericFilterActionRef name"));
                     ok &= generic.is_some();
                 }
+                "IpManVpnActionRef" => {
+                    manvpn = self.ok(a.one("IpManVpnActionRef name"));
+                    ok &= manvpn.is_some();
+                }
                 _ => {
                     dynvpn = self.ok(a.one("IpDynVpnActionRef name"));
                     ok &= dynvpn.is_some();
@@ -122,6 +151,7 @@ impl Cx<'_> {
             service,
             generic,
             dynvpn,
+            manvpn,
         })
     }
 
@@ -476,6 +506,65 @@ impl Cx<'_> {
             pfs_group: pfs.and_then(|(g, _, _)| g),
             encap_ikev2,
             offers,
+        })
+    }
+
+    /// IpManVpnAction (IBM: ipmanvpnactionstatement.htm), the subset
+    /// plexnet models: `Active`, and both endpoints as addresses. The
+    /// manual SAs' SPIs and keys come from the topology's `[[manual_sa]]`
+    /// (the testbed's key source), so the action's data offer and IBM's
+    /// other keywords are refused by name.
+    pub(super) fn man_vpn_action(&mut self, name: &str, body: &[Node<'_>]) -> Option<RawManVpn> {
+        const ALLOWED: &str = "Active, LocalSecurityEndpointAddr, RemoteSecurityEndpointAddr";
+        const UNSUPPORTED: &[&str] = &[
+            "LocalSecurityEndpointAddrRef",
+            "RemoteSecurityEndpointAddrRef",
+            "PassthroughDF",
+            "PassthroughDSCP",
+            "IpDataOffer",
+            "IpDataOfferRef",
+            "IpTimeCondition",
+            "IpTimeConditionRef",
+        ];
+        let specs = [
+            attr("Active"),
+            attr("LocalSecurityEndpointAddr"),
+            attr("RemoteSecurityEndpointAddr"),
+        ];
+        let (attrs, mut ok) = self.attrs("IpManVpnAction", body, &specs, UNSUPPORTED, ALLOWED);
+        let mut active = true;
+        let (mut local, mut remote) = (None, None);
+        for a in &attrs {
+            let r = match a.name {
+                "Active" => a
+                    .choice(
+                        &[("Yes", true), ("No", false)],
+                        "Active Yes|No",
+                        "Yes or No",
+                    )
+                    .map(|v| active = v),
+                "LocalSecurityEndpointAddr" => endpoint_addr(a).map(|v| local = Some(v)),
+                _ => endpoint_addr(a).map(|v| remote = Some(v)),
+            };
+            ok &= self.ok(r).is_some();
+        }
+        if !ok {
+            return None;
+        }
+        for (v, attribute) in [
+            (local, "LocalSecurityEndpointAddr"),
+            (remote, "RemoteSecurityEndpointAddr"),
+        ] {
+            if v.is_none() {
+                let syntax = "LocalSecurityEndpointAddr a.b.c.d and RemoteSecurityEndpointAddr a.b.c.d: the DVIPA and the client";
+                self.missing_in(body, "IpManVpnAction", name, attribute, syntax);
+                return None;
+            }
+        }
+        Some(RawManVpn {
+            active,
+            local: local?,
+            remote: remote?,
         })
     }
 

@@ -25,7 +25,8 @@
 //!   IpDestAddr   (the same)                                       # default All
 //!   IpService { ... } | IpServiceRef name                         # one, required
 //!   IpGenericFilterActionRef name                                 # required
-//!   IpDynVpnActionRef name            # required with IpFilterAction IpSec, else refused
+//!   IpDynVpnActionRef name            # with IpFilterAction IpSec: exactly one of
+//!   IpManVpnActionRef name            # these two; refused otherwise
 //! }
 //! IpService [name]                    # ipservicestatement.htm; inline or global
 //! {
@@ -51,6 +52,12 @@
 //!   HowToEncapIKEv2 Tunnel|Transport  # the mode of every offer, for IKEv2
 //!   IpDataOffer { ... } | IpDataOfferRef name                     # repeated, at least one
 //! }
+//! IpManVpnAction name                 # ipmanvpnactionstatement.htm
+//! {
+//!   Active Yes|No                     # default Yes; No drops the rule's traffic
+//!   LocalSecurityEndpointAddr a.b.c.d # required: the DVIPA
+//!   RemoteSecurityEndpointAddr a.b.c.d  # required: the client
+//! }                                   # SPIs and keys: the topology's [[manual_sa]]
 //! IpDataOffer [name]                  # ipdataofferstatement.htm; inline or global
 //! {
 //!   HowToEncap Tunnel|Transport       # default Tunnel
@@ -113,7 +120,13 @@
 //!   does not (DES, 3DES, HMAC_MD5, AES128_XCBC_96, AES_GMAC_*, DH groups
 //!   1, 2, 5, 21, 24, IKEv1, certificates, identities other than IP
 //!   addresses, EBCDIC keys) is an error that says so and lists what is.
-//! * IBM keywords plexnet does not model (IpManVpnAction, groups, sets,
+//! * A manual tunnel is written as IBM writes one: an IpFilterRule with an
+//!   IpGenericFilterAction that says IpSec and an IpManVpnActionRef. z/OS
+//!   takes the manual SAs' SPIs and keys from the action's data offer;
+//!   plexnet takes them from the topology's `[[manual_sa]]` tables (its
+//!   key source), and the topology checks that each manual SA is covered
+//!   by such a rule whose endpoints are its DVIPA and client.
+//! * IBM keywords plexnet does not model (groups, sets,
 //!   time conditions, granularity, VpnLife, AcceptablePfs, the
 //!   RefreshLife*Accepted ranges, AllowNat, ...) are refused with their
 //!   name, never silently ignored. `HowToAuth AH` needs `HowToEncrypt
@@ -133,9 +146,10 @@ use super::profile::parse_addr_spec;
 use super::statement::{number_in, parse_ipv4, RawError, Tok};
 use crate::ipsec::policy::{
     AddrSpec, Conditions, DataOffer, Direction, DynVpnAction, FilterAction, FilterRule, Initiation,
-    PortSpec, ProtocolSpec, Routing, TcpConnect,
+    ManVpnAction, PortSpec, ProtocolSpec, Routing, TcpConnect,
 };
 use crate::ipsec::sa::{EncAlg, IntegAlg, Mode, Protocol};
+use core::net::Ipv4Addr;
 
 /// The kinds of statement plexnet reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +159,7 @@ enum Kind {
     Service,
     GenericAction,
     DynVpnAction,
+    ManVpnAction,
     DataOffer,
     KxPolicy,
     KxRule,
@@ -154,12 +169,13 @@ enum Kind {
     RemoteEndpoint,
 }
 
-const KINDS: [Kind; 12] = [
+const KINDS: [Kind; 13] = [
     Kind::FilterPolicy,
     Kind::FilterRule,
     Kind::Service,
     Kind::GenericAction,
     Kind::DynVpnAction,
+    Kind::ManVpnAction,
     Kind::DataOffer,
     Kind::KxPolicy,
     Kind::KxRule,
@@ -169,11 +185,10 @@ const KINDS: [Kind; 12] = [
     Kind::RemoteEndpoint,
 ];
 
-const STATEMENTS_ALLOWED: &str = "IpFilterPolicy, IpFilterRule, IpService, IpGenericFilterAction, IpDynVpnAction, IpDataOffer, KeyExchangePolicy, KeyExchangeRule, KeyExchangeAction, KeyExchangeOffer, LocalSecurityEndpoint, RemoteSecurityEndpoint";
+const STATEMENTS_ALLOWED: &str = "IpFilterPolicy, IpFilterRule, IpService, IpGenericFilterAction, IpDynVpnAction, IpManVpnAction, IpDataOffer, KeyExchangePolicy, KeyExchangeRule, KeyExchangeAction, KeyExchangeOffer, LocalSecurityEndpoint, RemoteSecurityEndpoint";
 
 /// IBM's other IPSec policy statements: recognised, and refused by name.
 const UNSUPPORTED_STATEMENTS: &[&str] = &[
-    "IpManVpnAction",
     "IpFilterGroup",
     "IpServiceGroup",
     "IpAddr",
@@ -202,6 +217,7 @@ impl Kind {
             Kind::Service => "IpService",
             Kind::GenericAction => "IpGenericFilterAction",
             Kind::DynVpnAction => "IpDynVpnAction",
+            Kind::ManVpnAction => "IpManVpnAction",
             Kind::DataOffer => "IpDataOffer",
             Kind::KxPolicy => "KeyExchangePolicy",
             Kind::KxRule => "KeyExchangeRule",
@@ -295,6 +311,14 @@ struct RawDynVpn<'a> {
     offers: Vec<Use<'a, Offer>>,
 }
 
+/// An IpManVpnAction's body (the name is the table's).
+#[derive(Debug, Clone, Copy)]
+struct RawManVpn {
+    active: bool,
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+}
+
 #[derive(Debug, Clone)]
 struct RawFilterRule<'a> {
     source: AddrSpec,
@@ -302,6 +326,7 @@ struct RawFilterRule<'a> {
     service: Use<'a, Service>,
     generic: Tok<'a>,
     dynvpn: Option<Tok<'a>>,
+    manvpn: Option<Tok<'a>>,
 }
 
 #[derive(Debug, Clone)]
@@ -327,6 +352,7 @@ struct Defs<'a> {
     services: Table<Service>,
     generics: Table<(Generic, bool)>,
     dynvpns: Table<RawDynVpn<'a>>,
+    manvpns: Table<RawManVpn>,
     offers: Table<Offer>,
     kx_rules: Table<RawKxRule<'a>>,
     kx_actions: Table<RawKxAction<'a>>,
@@ -344,6 +370,7 @@ impl Defs<'_> {
             Kind::Service => self.services.at(name),
             Kind::GenericAction => self.generics.at(name),
             Kind::DynVpnAction => self.dynvpns.at(name),
+            Kind::ManVpnAction => self.manvpns.at(name),
             Kind::DataOffer => self.offers.at(name),
             Kind::KxRule => self.kx_rules.at(name),
             Kind::KxAction => self.kx_actions.at(name),
@@ -685,6 +712,10 @@ impl Cx<'_> {
                 let v = self.dyn_vpn_action(n, body);
                 defs.dynvpns.entries.push(entry(name, v));
             }
+            Kind::ManVpnAction => {
+                let v = self.man_vpn_action(n, body);
+                defs.manvpns.entries.push(entry(name, v));
+            }
             Kind::DataOffer => defs.offers.entries.push(entry(name, self.data_offer(body))),
             Kind::KxRule => defs
                 .kx_rules
@@ -1011,37 +1042,7 @@ impl Cx<'_> {
             "IpGenericFilterActionRef",
             raw.generic,
         )?;
-        let action = match (generic, raw.dynvpn) {
-            (Generic::IpSec, None) => {
-                self.push((
-                    raw.generic.at,
-                    ErrorKind::Combination {
-                        problem: format!(
-                            "IpFilterRule {name}: IpGenericFilterAction {} says IpSec but the rule has no IpDynVpnActionRef",
-                            raw.generic.text
-                        ),
-                        allowed: "IpDynVpnActionRef name with IpFilterAction IpSec",
-                    },
-                ));
-                return None;
-            }
-            (Generic::Permit | Generic::Deny, Some(t)) => {
-                self.push((
-                    t.at,
-                    ErrorKind::Combination {
-                        problem: format!(
-                            "IpFilterRule {name}: IpDynVpnActionRef with IpGenericFilterAction {}, which does not say IpSec",
-                            raw.generic.text
-                        ),
-                        allowed: "IpDynVpnActionRef only with IpFilterAction IpSec",
-                    },
-                ));
-                return None;
-            }
-            (Generic::Permit, None) => FilterAction::Permit,
-            (Generic::Deny, None) => FilterAction::Deny,
-            (Generic::IpSec, Some(t)) => FilterAction::Ipsec(self.resolve_dyn_vpn(defs, t)?),
-        };
+        let action = self.resolve_action(defs, name, raw, generic)?;
         let rule = FilterRule {
             name: name.to_owned(),
             conditions: Conditions {
@@ -1057,6 +1058,72 @@ impl Cx<'_> {
             log,
         };
         Some(rule)
+    }
+
+    /// The rule's action: IBM's three ways to write one (page
+    /// `ipfilterrulestatement`): an IpGenericFilterAction that permits or
+    /// denies alone, or one that says IpSec with exactly one of
+    /// IpDynVpnActionRef and IpManVpnActionRef.
+    fn resolve_action(
+        &mut self,
+        defs: &Defs<'_>,
+        name: &str,
+        raw: &RawFilterRule<'_>,
+        generic: Generic,
+    ) -> Option<FilterAction> {
+        const ALLOWED: &str = "IpFilterAction Permit or Deny alone; IpFilterAction IpSec with exactly one of IpDynVpnActionRef and IpManVpnActionRef";
+        let g = raw.generic.text;
+        let (at, problem) = match (generic, raw.dynvpn, raw.manvpn) {
+            (Generic::Permit, None, None) => return Some(FilterAction::Permit),
+            (Generic::Deny, None, None) => return Some(FilterAction::Deny),
+            (Generic::IpSec, Some(t), None) => {
+                return self.resolve_dyn_vpn(defs, t).map(FilterAction::Ipsec)
+            }
+            (Generic::IpSec, None, Some(t)) => {
+                return self.resolve_man_vpn(defs, t).map(FilterAction::Manual)
+            }
+            (Generic::IpSec, None, None) => (
+                raw.generic.at,
+                format!("IpGenericFilterAction {g} says IpSec but the rule has neither IpDynVpnActionRef nor IpManVpnActionRef"),
+            ),
+            (Generic::IpSec, Some(_), Some(m)) => (
+                m.at,
+                "both IpDynVpnActionRef and IpManVpnActionRef".to_owned(),
+            ),
+            (Generic::Permit | Generic::Deny, Some(t), _) => (
+                t.at,
+                format!("IpDynVpnActionRef with IpGenericFilterAction {g}, which does not say IpSec"),
+            ),
+            (Generic::Permit | Generic::Deny, None, Some(t)) => (
+                t.at,
+                format!("IpManVpnActionRef with IpGenericFilterAction {g}, which does not say IpSec"),
+            ),
+        };
+        let problem = format!("IpFilterRule {name}: {problem}");
+        self.push((
+            at,
+            ErrorKind::Combination {
+                problem,
+                allowed: ALLOWED,
+            },
+        ));
+        None
+    }
+
+    fn resolve_man_vpn(&mut self, defs: &Defs<'_>, t: Tok<'_>) -> Option<ManVpnAction> {
+        let raw = self.find(
+            defs,
+            &defs.manvpns,
+            Kind::ManVpnAction,
+            "IpManVpnActionRef",
+            t,
+        )?;
+        Some(ManVpnAction {
+            name: t.text.to_owned(),
+            active: raw.active,
+            local: raw.local,
+            remote: raw.remote,
+        })
     }
 
     fn resolve_dyn_vpn(&mut self, defs: &Defs<'_>, t: Tok<'_>) -> Option<DynVpnAction> {

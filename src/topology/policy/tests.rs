@@ -417,7 +417,7 @@ fn filter_rule_errors() {
     check(
         "  IpDestAddr 198.18.1.0/24\n",
         "  ‸IpDestAddrSetRef clients\n",
-        "IpFilterRule IpDestAddrSetRef is not supported by plexnet; allowed: IpSourceAddr, IpDestAddr, IpService or IpServiceRef, IpGenericFilterActionRef, IpDynVpnActionRef",
+        "IpFilterRule IpDestAddrSetRef is not supported by plexnet; allowed: IpSourceAddr, IpDestAddr, IpService or IpServiceRef, IpGenericFilterActionRef, IpDynVpnActionRef, IpManVpnActionRef",
     );
     check(
         "  IpServiceRef ike\n",
@@ -457,12 +457,12 @@ fn filter_rule_errors() {
     check(
         "  IpGenericFilterActionRef ipsec\n  IpDynVpnActionRef esp\n",
         "  IpGenericFilterActionRef ‸ipsec\n",
-        "IpFilterRule web: IpGenericFilterAction ipsec says IpSec but the rule has no IpDynVpnActionRef; allowed: IpDynVpnActionRef name with IpFilterAction IpSec",
+        "IpFilterRule web: IpGenericFilterAction ipsec says IpSec but the rule has neither IpDynVpnActionRef nor IpManVpnActionRef; allowed: IpFilterAction Permit or Deny alone; IpFilterAction IpSec with exactly one of IpDynVpnActionRef and IpManVpnActionRef",
     );
     check(
         "  IpGenericFilterActionRef permit\n",
         "  IpGenericFilterActionRef permit\n  IpDynVpnActionRef ‸esp\n",
-        "IpFilterRule ike: IpDynVpnActionRef with IpGenericFilterAction permit, which does not say IpSec; allowed: IpDynVpnActionRef only with IpFilterAction IpSec",
+        "IpFilterRule ike: IpDynVpnActionRef with IpGenericFilterAction permit, which does not say IpSec; allowed: IpFilterAction Permit or Deny alone; IpFilterAction IpSec with exactly one of IpDynVpnActionRef and IpManVpnActionRef",
     );
     check(
         "  IpDynVpnActionRef esp\n",
@@ -704,11 +704,11 @@ fn key_exchange_forms_and_errors() {
 
 #[test]
 fn statement_level_errors() {
-    let (w, line, col, m) = err(&format!("{BASE}IpManVpnAction man\n{{\n}}\n"));
-    assert_eq!((w.as_str(), line, col), ("IpManVpnAction", 99, 1));
+    let (w, line, col, m) = err(&format!("{BASE}IpFilterGroup g\n{{\n}}\n"));
+    assert_eq!((w.as_str(), line, col), ("IpFilterGroup", 99, 1));
     assert_eq!(
         m,
-        format!("IpManVpnAction is not supported by plexnet; allowed: {STATEMENTS_ALLOWED}")
+        format!("IpFilterGroup is not supported by plexnet; allowed: {STATEMENTS_ALLOWED}")
     );
     let (w, _, _, m) = err(&format!("{BASE}IpFilterRules x\n{{\n}}\n"));
     assert_eq!(w, "IpFilterRules");
@@ -816,4 +816,131 @@ fn key_exchange_policy_references_and_kinds() {
     ));
     assert_eq!(w, "esp");
     assert_eq!(m, "IpFilterRuleRef `esp` is a IpDynVpnAction, not a IpFilterRule; allowed: the name of a IpFilterRule statement");
+}
+
+/// BASE with a manual tunnel: rule `ike` becomes an IpSec rule with an
+/// IpManVpnActionRef, and the IpManVpnAction is `action`.
+fn manual(action: &str) -> String {
+    let rule = base_with(
+        "  IpServiceRef ike\n  IpGenericFilterActionRef permit\n",
+        "  IpServiceRef ike\n  IpGenericFilterActionRef ipsec\n  IpManVpnActionRef man\n",
+    );
+    format!("{rule}{action}")
+}
+
+const MAN: &str = "\
+IpManVpnAction man
+{
+  Active No
+  LocalSecurityEndpointAddr 198.18.0.100
+  RemoteSecurityEndpointAddr 198.18.1.2
+}
+";
+
+/// The single error of `manual(action)`, which must point at the word
+/// after `‸` in `action` (the mark is removed).
+fn check_manual(action: &str, message: &str) {
+    let text = manual(&action.replacen('‸', "", 1));
+    let at = text.len() - action.len() + 3 + action.find('‸').expect("a mark");
+    let (_, line, col, m) = err(&text);
+    assert_eq!(m, message);
+    assert_eq!((line, col), line_col(&text, at), "position of: {message}");
+}
+
+#[test]
+fn ip_man_vpn_action_resolves_on_its_rule() {
+    let p = ok(&manual(MAN));
+    let rule = p
+        .filter_rules
+        .iter()
+        .find(|r| r.name == "ike")
+        .expect("ike");
+    assert_eq!(
+        rule.action,
+        FilterAction::Manual(ManVpnAction {
+            name: "man".into(),
+            active: false,
+            local: ip("198.18.0.100"),
+            remote: ip("198.18.1.2"),
+        })
+    );
+    // Active defaults to Yes; keywords are case-insensitive.
+    let p = ok(&manual(
+        &MAN.replace("  Active No\n", "")
+            .replace("LocalSecurityEndpointAddr", "localsecurityendpointaddr"),
+    ));
+    let rule = p
+        .filter_rules
+        .iter()
+        .find(|r| r.name == "ike")
+        .expect("ike");
+    assert!(matches!(&rule.action, FilterAction::Manual(m) if m.active));
+}
+
+#[test]
+fn ip_man_vpn_action_errors() {
+    const KEYWORDS: &str = "Active, LocalSecurityEndpointAddr, RemoteSecurityEndpointAddr";
+    check_manual(
+        &MAN.replace("  Active No\n", "  ‸PassthroughDF No\n"),
+        &format!("IpManVpnAction PassthroughDF is not supported by plexnet; allowed: {KEYWORDS}"),
+    );
+    check_manual(
+        &MAN.replace("  Active No\n", "  ‸IpDataOfferRef keys\n"),
+        &format!("IpManVpnAction IpDataOfferRef is not supported by plexnet; allowed: {KEYWORDS}"),
+    );
+    check_manual(
+        &MAN.replace("  Active No\n", "  ‸Actve No\n"),
+        &format!("unknown keyword `Actve` in IpManVpnAction; allowed here: {KEYWORDS}"),
+    );
+    check_manual(
+        &MAN.replace("Active No", "Active ‸Maybe"),
+        "Active `Maybe` is not known; allowed: Yes or No",
+    );
+    check_manual(
+        &MAN.replace("RemoteSecurityEndpointAddr 198.18.1.2", "RemoteSecurityEndpointAddr ‸Any4"),
+        "RemoteSecurityEndpointAddr Any4 is not supported by plexnet; allowed: one IPv4 address a.b.c.d (a manual SA has one client and one DVIPA)",
+    );
+    check_manual(
+        &MAN.replace("  RemoteSecurityEndpointAddr 198.18.1.2\n", "")
+            .replace("  ‸", "  ")
+            .replace("  LocalSecurityEndpointAddr", "  ‸LocalSecurityEndpointAddr"),
+        "IpManVpnAction `man` has no RemoteSecurityEndpointAddr; allowed: LocalSecurityEndpointAddr a.b.c.d and RemoteSecurityEndpointAddr a.b.c.d: the DVIPA and the client",
+    );
+}
+
+#[test]
+fn ip_man_vpn_action_ref_combinations() {
+    const ALLOWED: &str = "allowed: IpFilterAction Permit or Deny alone; IpFilterAction IpSec with exactly one of IpDynVpnActionRef and IpManVpnActionRef";
+    let text = format!(
+        "{}{MAN}",
+        base_with(
+            "  IpDynVpnActionRef esp\n",
+            "  IpDynVpnActionRef esp\n  IpManVpnActionRef man\n"
+        )
+    );
+    let (w, line, col, m) = err(&text);
+    assert_eq!((w.as_str(), line, col), ("man", 15, 21));
+    assert_eq!(
+        m,
+        format!("IpFilterRule web: both IpDynVpnActionRef and IpManVpnActionRef; {ALLOWED}")
+    );
+    let text = format!(
+        "{}{MAN}",
+        base_with(
+            "  IpServiceRef all\n  IpGenericFilterActionRef deny\n",
+            "  IpServiceRef all\n  IpGenericFilterActionRef deny\n  IpManVpnActionRef man\n"
+        )
+    );
+    let (w, _, _, m) = err(&text);
+    assert_eq!(w, "man");
+    assert_eq!(
+        m,
+        format!("IpFilterRule rest: IpManVpnActionRef with IpGenericFilterAction deny, which does not say IpSec; {ALLOWED}")
+    );
+    let (w, _, _, m) = err(&manual(""));
+    assert_eq!(w, "man");
+    assert_eq!(
+        m,
+        "IpManVpnActionRef `man` names no IpManVpnAction statement; allowed: the name of a IpManVpnAction statement (this policy defines none)"
+    );
 }
