@@ -174,11 +174,13 @@ fn backup_adopts_the_bundle() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill -9 MVS1");
+    // Active (not Moving): the takeover is complete, SAs adopted.
     wait_until("MVS2 holding DVA1", 10, || {
         let v = json(PREFIX, &["netstat", "MVS2", "vipadcfg", "--json"]);
         v["vipadcfg"]["status"].as_array().is_some_and(|rows| {
-            rows.iter()
-                .any(|r| r["dvipa"] == "198.18.0.100" && r["holder"] == "MVS2")
+            rows.iter().any(|r| {
+                r["dvipa"] == "198.18.0.100" && r["holder"] == "MVS2" && r["state"] == "Active"
+            })
         })
     });
     let owned = rows(PREFIX, "MVS2", "owned");

@@ -101,6 +101,11 @@ pub struct Takeover {
     /// owner: (DVIPA, inbound SPI, peer). A new child SA with the same peer
     /// supersedes them (RFC 7296 §2.8: the peer deleted or abandoned them).
     adopted: Mutex<Vec<(Ipv4Addr, crate::ipsec::sa::Spi, std::net::IpAddr)>>,
+    /// DVIPAs this image has claimed in the CF and is still taking over
+    /// (reading and adopting SAs and connections, plumbing): `netstat
+    /// vipadcfg` shows them Moving, as z/OS shows a VIPA in transit, and
+    /// Active only once the takeover is complete.
+    moving: Mutex<BTreeSet<Ipv4Addr>>,
     started: Instant,
     pub counters: TakeoverCounters,
 }
@@ -156,6 +161,7 @@ pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>
         events: Mutex::new(Vec::new()),
         ike: OnceLock::new(),
         adopted: Mutex::new(Vec::new()),
+        moving: Mutex::new(BTreeSet::new()),
         started: Instant::now(),
         counters: TakeoverCounters::default(),
     };
@@ -514,18 +520,10 @@ impl Takeover {
             return Ok(());
         }
         tracing::warn!("{}: taking {dvipa} over from {previous:?}", self.me);
-        self.become_routing_stack(node, dvipa)?;
-        let (sas, conns) = self.read_state(dvipa).await?;
-        let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns, previous.as_deref());
-        node.add_owned(dvipa);
-        super::image::plumb(&node.links, &[dvipa], &[dvipa]).await?;
-        node.announce_all();
-        if let Some(ike) = self.ike.get() {
-            ike.add_dvipa(&self.topo, dvipa)?;
-            for peer in self.ike_peers_adopted(dvipa) {
-                ike.renegotiate(dvipa, peer);
-            }
-        }
+        lock(&self.moving).insert(dvipa);
+        let taken = self.take_over(node, dvipa, &previous).await;
+        lock(&self.moving).remove(&dvipa);
+        let (n_sas, n_conns) = taken?;
         let took_ms = t0.elapsed().as_millis() as u64;
         bump(&self.counters.takeovers, 1);
         lock(&self.events).push(TakeoverEvent {
@@ -541,6 +539,29 @@ impl Takeover {
             self.me
         );
         self.gratuitous_arp(&node.links, dvipa).await
+    }
+
+    /// The takeover proper, after the claim: routing stack, the CF's SAs
+    /// and connections, the DVIPA plumbed and announced, IKE for it.
+    async fn take_over(
+        &self,
+        node: &Arc<ImageNode>,
+        dvipa: Ipv4Addr,
+        previous: &Option<String>,
+    ) -> Result<(usize, usize)> {
+        self.become_routing_stack(node, dvipa)?;
+        let (sas, conns) = self.read_state(dvipa).await?;
+        let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns, previous.as_deref());
+        node.add_owned(dvipa);
+        super::image::plumb(&node.links, &[dvipa], &[dvipa]).await?;
+        node.announce_all();
+        if let Some(ike) = self.ike.get() {
+            ike.add_dvipa(&self.topo, dvipa)?;
+            for peer in self.ike_peers_adopted(dvipa) {
+                ike.renegotiate(dvipa, peer);
+            }
+        }
+        Ok((n_sas, n_conns))
     }
 
     /// The VIPADISTRIBUTE statements this image has for `dvipa` go into
@@ -593,7 +614,12 @@ impl Takeover {
             .map(|w| super::display::VipaStatusRow {
                 dvipa: w.dvipa,
                 holder: w.holder.clone(),
-                state: if w.held() { "Active" } else { "Backup" }.into(),
+                state: match (w.held(), lock(&self.moving).contains(&w.dvipa)) {
+                    (true, true) => "Moving",
+                    (true, false) => "Active",
+                    (false, _) => "Backup",
+                }
+                .into(),
                 takeovers: w.takeovers,
                 took_from: w.took_from.clone(),
             })
