@@ -704,7 +704,8 @@ impl ImageNode {
     }
 
     /// LOG rules' filter-log lines (z/OS's syslogd EZD08xxI messages) into
-    /// the image's log, for packets that arrived on `ext`.
+    /// the image's log: the routing stack's for packets that arrived on
+    /// `ext`, the target stack's for what it denied under a LOG anchor.
     fn write_filter_logs(&self, logs: Vec<FilterLog>) {
         if logs.is_empty() {
             return;
@@ -1116,14 +1117,16 @@ impl ImageNode {
         loop {
             tick.tick().await;
             let now = self.now_ms();
-            let outbox = {
+            let (outbox, logs) = {
                 let mut core = self.core();
                 if let Some(r) = core.routing.as_mut() {
                     r.on_timeout(now);
                 }
                 core.target.flush_lifesize();
-                core.target.take_outbox()
+                (core.target.take_outbox(), core.target.take_filter_logs())
             };
+            // The target's LOG anchors (rate-limited per rule), once a second.
+            self.write_filter_logs(logs);
             for (to, m) in outbox {
                 self.send_xcf(&to, m);
             }

@@ -163,6 +163,55 @@ fn a_target_filters_decrypted_packets_with_the_dynamic_filter_it_received() {
     ));
 }
 
+/// A LOG anchor (figure4's `ipsec` action with IpFilterLogging Yes): what
+/// the target permits (EZD0814I) and denies under it is logged there,
+/// rate-limited per rule.
+#[test]
+fn a_target_logs_what_it_denies_under_a_log_anchor() {
+    let text = std::fs::read_to_string("topologies/figure4.toml")
+        .expect("figure4")
+        .replace(
+            "  IpFilterAction           IpSec\n}",
+            "  IpFilterAction           IpSec\n  IpFilterLogging          Yes\n}",
+        );
+    let topo = crate::topology::load_str(&text, std::path::Path::new("f.toml")).expect("loads");
+    let mut r = routing("MVS1", Some(table(&topo, "MVS1")));
+    let install = r.install(pair(0x21, 0x22, Some((40000, 40009)))).unwrap();
+    let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
+    t.on_xcf(0, "MVS1", &XcfMessage::SaInstall(Box::new(install.clone())))
+        .unwrap();
+    let inside = esp(&install.inbound, 1, 40000, TcpFlags::SYN);
+    assert!(matches!(
+        t.inbound(0, &inside, Upstream::Nothing),
+        Verdict::Deliver(_)
+    ));
+    let outside = esp(&install.inbound, 2, 50000, TcpFlags::SYN);
+    assert_eq!(
+        t.inbound(5, &outside, Upstream::Nothing),
+        Verdict::Drop(TargetDrop::Filter)
+    );
+    // IpFilterLogging Yes logs what the rule permits and what it denies.
+    let lines: Vec<String> = t
+        .take_filter_logs()
+        .iter()
+        .map(|l| l.render("T", Ipv4Addr::new(198, 18, 0, 12), "ext"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("EZD0814I") && lines[0].contains("sport= 40000"),
+        "{lines:?}"
+    );
+    assert!(
+        !lines[1].starts_with("EZD0814I") && lines[1].contains("sport= 50000"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| l.contains("rule= dva1-web")),
+        "{lines:?}"
+    );
+    assert!(t.take_filter_logs().is_empty());
+}
+
 /// Fig. 10 block 160: the dynamic filter's SA seals a reply; once the pair
 /// is deleted its filter goes, the anchor stays, and the reply needs an SA
 /// it does not have. A clear packet the anchor covers is refused too.

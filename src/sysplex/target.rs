@@ -301,6 +301,9 @@ pub struct TargetStack {
     /// The verdict of the last filter lookup and the SA the packet came
     /// under (inbound), for traces.
     last_filter: Option<(filter::Verdict, Option<SaId>)>,
+    /// Filter-log records of LOG anchors whose packets this target denied
+    /// (the routing stack logs what it denies itself), for the caller.
+    filter_logs: Vec<filter::FilterLog>,
 }
 
 /// Why a target did not take an SA pair into its shadow cache.
@@ -329,6 +332,7 @@ impl TargetStack {
             scratch: Vec::with_capacity(2048),
             filters: BTreeMap::new(),
             last_filter: None,
+            filter_logs: Vec::new(),
         }
     }
 
@@ -589,7 +593,7 @@ impl TargetStack {
             Err(_) => Verdict::Drop(TargetDrop::BadGre),
             Ok(Kind::Ipsec) => self.open(now_ms, packet, upstream == Upstream::Filtered),
             Ok(_) if upstream == Upstream::Decrypted => self.deliver_plain(packet),
-            Ok(Kind::Plain(flow)) if self.clear_denied(packet, flow.dst) => {
+            Ok(Kind::Plain(flow)) if self.clear_denied(now_ms, packet, flow.dst) => {
                 Verdict::Drop(TargetDrop::Unprotected)
             }
             Ok(Kind::Plain(flow))
@@ -607,7 +611,7 @@ impl TargetStack {
     /// sent, none of its permit and deny rules: its default deny means
     /// "no anchor's business", and the routing stack, which has the whole
     /// policy, filtered the packet before forwarding it.
-    fn clear_denied(&mut self, packet: &[u8], dvipa: Ipv4Addr) -> bool {
+    fn clear_denied(&mut self, now_ms: u64, packet: &[u8], dvipa: Ipv4Addr) -> bool {
         let Some(table) = self.filters.get_mut(&dvipa) else {
             return false;
         };
@@ -615,7 +619,8 @@ impl TargetStack {
         let Ok(p) = FilterPacket::from_ipv4(packet, dir, PacketRouting::Local, None) else {
             return false;
         };
-        let v = table.evaluate(&p);
+        let (v, log) = table.evaluate_logged(&p, core::time::Duration::from_millis(now_ms));
+        self.filter_logs.extend(log);
         let denied = matches!(
             &v,
             filter::Verdict::Deny {
@@ -717,7 +722,7 @@ impl TargetStack {
         });
         if filtered {
             self.counters.filter_skipped += 1;
-        } else if let Err(d) = self.inbound_filter(i, plain, &flow) {
+        } else if let Err(d) = self.inbound_filter(now_ms, i, plain, &flow) {
             self.reject_unadmitted(i, key);
             return Err(d);
         }
@@ -741,7 +746,13 @@ impl TargetStack {
     /// itself or nothing at all (outside-sa, default-deny) is refused and
     /// counted by rule and reason. Without one, the pair's inbound
     /// selector decides, as before dynamic filters travelled.
-    fn inbound_filter(&mut self, i: usize, plain: &[u8], flow: &Flow) -> Result<(), TargetDrop> {
+    fn inbound_filter(
+        &mut self,
+        now_ms: u64,
+        i: usize,
+        plain: &[u8],
+        flow: &Flow,
+    ) -> Result<(), TargetDrop> {
         let install = &self.shadow[i].install;
         let table = match (&install.filter, self.filters.get_mut(&install.dvipa)) {
             (Some(_), Some(t)) => t,
@@ -759,7 +770,8 @@ impl TargetStack {
         let Ok(p) = FilterPacket::from_ipv4(plain, dir, PacketRouting::Local, Some(under)) else {
             return Err(TargetDrop::Filter);
         };
-        let v = table.evaluate(&p);
+        let (v, log) = table.evaluate_logged(&p, core::time::Duration::from_millis(now_ms));
+        self.filter_logs.extend(log);
         let admitted = matches!(&v, filter::Verdict::PermitProtected { sa, .. } if *sa == under);
         if !admitted {
             *self
@@ -916,6 +928,11 @@ impl TargetStack {
         self.shadow.iter().find(|p| rekey_of(p))
     }
 
+    /// The filter-log records since the last call (LOG anchors).
+    pub fn take_filter_logs(&mut self) -> Vec<filter::FilterLog> {
+        std::mem::take(&mut self.filter_logs)
+    }
+
     /// Fig. 10 block 160's "no": an anchor rule requires IPsec for an
     /// outbound packet no SA covers; it is dropped, counted as
     /// `needs-sa` and by `RULE needs-sa`, never sent in clear.
@@ -1065,10 +1082,13 @@ fn opening_selector(install: &SaInstall) -> TrafficSelector {
 }
 
 /// An empty table for the anchors a routing stack sends: no rules, the
-/// default deny after them; no filter logging (the routing stack logs).
+/// default deny after them. An anchor with LOG logs what this target
+/// denies under it; the implicit default deny does not (the routing
+/// stack, which has the whole policy, logs the rest).
 fn anchors_table() -> Result<FilterTable, RuleSetError> {
     let options = FilterOptions {
-        logging: false,
+        logging: true,
+        log_implicit: false,
         ..FilterOptions::default()
     };
     FilterTable::new(RuleSet::default(), options)
