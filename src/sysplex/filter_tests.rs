@@ -125,14 +125,13 @@ fn the_routing_stack_anchors_installs_and_removes_dynamic_filters() {
         .is_none());
 }
 
-/// Block 152 at a target without a policy of its own: a packet under the
-/// SA from a port outside its filter reaches the filter (not the engine's
-/// selector check) and is counted by rule and reason; inside, it passes.
-#[test]
-fn a_target_filters_decrypted_packets_with_the_dynamic_filter_it_received() {
-    let topo = figure4();
-    let mut r = routing("MVS1", Some(table(&topo, "MVS1")));
-    let install = r.install(pair(0x11, 0x12, Some((40000, 40009)))).unwrap();
+/// MVS1 (with `topo`'s policy) installs a pair for TCP from ports
+/// 40000-40009 to DVA1:80 (inbound SPI `spi`, outbound `spi + 1`) and
+/// sends it to MVS2, whose target stack admits a SYN from port 40000
+/// under it and refuses one from port 50000 (block 152).
+fn mvs2_admits_40000_refuses_50000(topo: &Topology, spi: u32) -> (SaInstall, TargetStack) {
+    let mut r = routing("MVS1", Some(table(topo, "MVS1")));
+    let install = r.install(pair(spi, spi + 1, Some((40000, 40009)))).unwrap();
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
     t.on_xcf(0, "MVS1", &XcfMessage::SaInstall(Box::new(install.clone())))
         .unwrap();
@@ -143,9 +142,19 @@ fn a_target_filters_decrypted_packets_with_the_dynamic_filter_it_received() {
     ));
     let outside = esp(&install.inbound, 2, 50000, TcpFlags::SYN);
     assert_eq!(
-        t.inbound(0, &outside, Upstream::Nothing),
+        t.inbound(5, &outside, Upstream::Nothing),
         Verdict::Drop(TargetDrop::Filter)
     );
+    (install, t)
+}
+
+/// Block 152 at a target without a policy of its own: a packet under the
+/// SA from a port outside its filter reaches the filter (not the engine's
+/// selector check) and is counted by rule and reason; inside, it passes.
+#[test]
+fn a_target_filters_decrypted_packets_with_the_dynamic_filter_it_received() {
+    let topo = figure4();
+    let (install, mut t) = mvs2_admits_40000_refuses_50000(&topo, 0x11);
     let c = t.counters();
     assert_eq!(c.filter_denied.get("dva1-web outside-sa"), Some(&1));
     assert_eq!(c.drops.get("ipsec-selector-mismatch"), None);
@@ -175,21 +184,7 @@ fn a_target_logs_what_it_denies_under_a_log_anchor() {
             "  IpFilterAction           IpSec\n  IpFilterLogging          Yes\n}",
         );
     let topo = crate::topology::load_str(&text, std::path::Path::new("f.toml")).expect("loads");
-    let mut r = routing("MVS1", Some(table(&topo, "MVS1")));
-    let install = r.install(pair(0x21, 0x22, Some((40000, 40009)))).unwrap();
-    let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
-    t.on_xcf(0, "MVS1", &XcfMessage::SaInstall(Box::new(install.clone())))
-        .unwrap();
-    let inside = esp(&install.inbound, 1, 40000, TcpFlags::SYN);
-    assert!(matches!(
-        t.inbound(0, &inside, Upstream::Nothing),
-        Verdict::Deliver(_)
-    ));
-    let outside = esp(&install.inbound, 2, 50000, TcpFlags::SYN);
-    assert_eq!(
-        t.inbound(5, &outside, Upstream::Nothing),
-        Verdict::Drop(TargetDrop::Filter)
-    );
+    let (_, mut t) = mvs2_admits_40000_refuses_50000(&topo, 0x21);
     // IpFilterLogging Yes logs what the rule permits and what it denies.
     let lines: Vec<String> = t
         .take_filter_logs()
