@@ -1137,12 +1137,7 @@ impl Cx<'_> {
         let mut offers = Vec::new();
         let mut ok = true;
         for u in &raw.offers {
-            let o = match u {
-                Use::Inline(o) => o.clone(),
-                Use::Ref(r) => self
-                    .find(defs, &defs.offers, Kind::DataOffer, "IpDataOfferRef", *r)
-                    .cloned(),
-            };
+            let o = self.resolve_use(defs, u, &defs.offers, Kind::DataOffer, "IpDataOfferRef");
             let Some(mut o) = o else {
                 ok = false;
                 continue;
@@ -1203,16 +1198,28 @@ impl Cx<'_> {
         u: &Use<'_, SecurityEndpoint>,
         kind: Kind,
     ) -> Option<SecurityEndpoint> {
+        let (table, attribute) = if kind == Kind::LocalEndpoint {
+            (&defs.locals, "LocalSecurityEndpointRef")
+        } else {
+            (&defs.remotes, "RemoteSecurityEndpointRef")
+        };
+        self.resolve_use(defs, u, table, kind, attribute)
+    }
+
+    /// A statement written inline, or the one a `...Ref` names (a located
+    /// error if it names nothing or another kind); `None` when it had
+    /// errors, already reported.
+    fn resolve_use<T: Clone>(
+        &mut self,
+        defs: &Defs<'_>,
+        u: &Use<'_, T>,
+        table: &Table<T>,
+        kind: Kind,
+        attribute: &'static str,
+    ) -> Option<T> {
         match u {
-            Use::Inline(e) => e.clone(),
-            Use::Ref(t) => {
-                let (table, attribute) = if kind == Kind::LocalEndpoint {
-                    (&defs.locals, "LocalSecurityEndpointRef")
-                } else {
-                    (&defs.remotes, "RemoteSecurityEndpointRef")
-                };
-                self.find(defs, table, kind, attribute, *t).cloned()
-            }
+            Use::Inline(v) => v.clone(),
+            Use::Ref(t) => self.find(defs, table, kind, attribute, *t).cloned(),
         }
     }
 
@@ -1227,18 +1234,13 @@ impl Cx<'_> {
         let mut offers = Vec::new();
         let mut ok = true;
         for u in &raw.offers {
-            let o = match u {
-                Use::Inline(o) => o.clone(),
-                Use::Ref(r) => self
-                    .find(
-                        defs,
-                        &defs.kx_offers,
-                        Kind::KxOffer,
-                        "KeyExchangeOfferRef",
-                        *r,
-                    )
-                    .cloned(),
-            };
+            let o = self.resolve_use(
+                defs,
+                u,
+                &defs.kx_offers,
+                Kind::KxOffer,
+                "KeyExchangeOfferRef",
+            );
             match o {
                 Some(o) => offers.push(o),
                 None => ok = false,
