@@ -236,14 +236,19 @@ fn forged_icv_is_dropped_at_the_target() {
     insta::assert_snapshot!(w2.trace());
 }
 
-#[test]
-fn claim7_the_routing_stack_filters_and_targets_skip_it() {
-    use plexnet::sysplex::routing::FilterAt;
+/// A world whose routing stack does the inbound filtering (claim 7,
+/// `inbound_filter = "routing"`), with `targets`.
+fn world_filtering_at_the_routing_stack(targets: &[&str]) -> World {
     let config = RoutingConfig {
-        filter_at: FilterAt::Routing,
+        filter_at: plexnet::sysplex::routing::FilterAt::Routing,
         ..RoutingConfig::default()
     };
-    let mut w = world_with(&["MVS2"], config);
+    world_with(targets, config)
+}
+
+#[test]
+fn claim7_the_routing_stack_filters_and_targets_skip_it() {
+    let mut w = world_filtering_at_the_routing_stack(&["MVS2"]);
     w.install_sa(SaSpec::esp_cbc_sha1());
     w.client_tcp(40000, 100, 0, SYN, &[]);
     w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");
@@ -542,12 +547,7 @@ fn plaintext_syn_to_a_protected_port_is_dropped_at_the_routing_stack() {
 /// rejected before the DCT, counted by rule and reason.
 #[test]
 fn tunnel_check_at_the_routing_stack_rejects_packets_outside_their_sa() {
-    use plexnet::sysplex::routing::FilterAt;
-    let config = RoutingConfig {
-        filter_at: FilterAt::Routing,
-        ..RoutingConfig::default()
-    };
-    let mut w = world_with(&["MVS2"], config);
+    let mut w = world_filtering_at_the_routing_stack(&["MVS2"]);
     w.set_routing_filter(mvs1_filter());
     w.install_sa(SaSpec::esp_cbc_sha1().tcp_only(80, 40000, 40009));
     w.client_tcp(40000, 100, 0, SYN, &[]);
