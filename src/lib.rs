@@ -32,6 +32,7 @@ pub mod lab;
 pub mod runtime;
 pub mod sim;
 pub mod sysplex;
+pub mod time;
 pub mod topology;
 pub mod trace;
 pub mod wire;
