@@ -4,6 +4,7 @@
 
 pub mod cf;
 pub mod dct;
+pub mod image;
 pub mod packet;
 pub mod routing;
 pub mod stack;
