@@ -110,11 +110,13 @@ struct Outputs {
 }
 
 impl Outputs {
-    /// Everything the image has queued.
-    fn drain(image: &mut Image) -> Self {
+    /// Everything the image has queued; a message to itself goes back in
+    /// at once (its routing stack and target stack need no network hop).
+    fn drain(image: &mut Image, now: Instant) -> Self {
         let mut out = Outputs::default();
         while let Some(t) = image.poll_transmit() {
             match t {
+                Transmit::Xcf { to, msg } if to == *image.id() => image.handle_xcf(now, &to, msg),
                 Transmit::Ext(p) => out.ext.push(p),
                 Transmit::Sealed(c) => out.sealed.push(c),
                 Transmit::XcfData {
@@ -404,7 +406,7 @@ impl ImageNode {
         let (install, out) = {
             let mut core = self.core();
             let install = core.image.install_pair(now, install)?;
-            (install, Outputs::drain(&mut core.image))
+            (install, Outputs::drain(&mut core.image, now))
         };
         let targets = self.targets_of(install.dvipa);
         self.carry_out(out, &[], None).await;
@@ -438,7 +440,7 @@ impl ImageNode {
         let (removed, out) = {
             let mut core = self.core();
             let removed = core.image.delete_pair(now, dvipa, inbound_spi);
-            (removed, Outputs::drain(&mut core.image))
+            (removed, Outputs::drain(&mut core.image, now))
         };
         let Some(pair) = removed else { return };
         if let Some(t) = self.takeover.get() {
@@ -459,7 +461,7 @@ impl ImageNode {
         let out = {
             let mut core = self.core();
             core.image.rekey_timing(now, dvipa, spi, late);
-            Outputs::drain(&mut core.image)
+            Outputs::drain(&mut core.image, now)
         };
         self.send_messages(out.xcf);
     }
@@ -478,20 +480,22 @@ impl ImageNode {
     /// The VIPA list and every owned SA to every target (on start, and
     /// after a takeover).
     pub(super) fn announce_all(&self) {
+        let now = self.now();
         let out = {
             let mut core = self.core();
             core.image.announce_all();
-            Outputs::drain(&mut core.image)
+            Outputs::drain(&mut core.image, now)
         };
         self.send_messages(out.xcf);
     }
 
     /// A peer's XCF connection came up: it gets the VIPA list and SAs.
     pub fn peer_up(&self, peer: &str) {
+        let now = self.now();
         let out = {
             let mut core = self.core();
             core.image.handle_peer_up(&ImageId::new(peer));
-            Outputs::drain(&mut core.image)
+            Outputs::drain(&mut core.image, now)
         };
         self.send_messages(out.xcf);
     }
@@ -507,7 +511,7 @@ impl ImageNode {
         let out = {
             let mut core = self.core();
             core.image.handle_xcf(now, &ImageId::new(from), msg);
-            Outputs::drain(&mut core.image)
+            Outputs::drain(&mut core.image, now)
         };
         self.carry_out(out, &[], None).await;
         self.numbers_wanted.notify_one();
@@ -616,7 +620,7 @@ impl ImageNode {
                 let mut core = self.core();
                 let Core { image, rng } = &mut *core;
                 image.handle_cf_reply(now, ask.id, reply, rng);
-                Outputs::drain(image)
+                Outputs::drain(image, now)
             };
             self.carry_out(out, &[], None).await;
         }
@@ -675,7 +679,7 @@ impl ImageNode {
                 let mut core = self.core();
                 core.image.set_listeners(listening);
                 core.image.handle_timeout(now);
-                Outputs::drain(&mut core.image)
+                Outputs::drain(&mut core.image, now)
             };
             self.carry_out(out, &[], None).await;
             self.run_cf_numbers().await;
@@ -711,7 +715,7 @@ impl ImageNode {
         let out = {
             let mut core = self.core();
             core.image.handle_tun_burst(now, burst.iter().copied());
-            Outputs::drain(&mut core.image)
+            Outputs::drain(&mut core.image, now)
         };
         self.carry_out(out, &burst, Some(tx)).await;
         self.run_cf_numbers().await;
@@ -813,20 +817,18 @@ impl ImageNode {
             Datagram::Ip(packet) => XcfDatagram::Gre(packet),
             Datagram::Udp { src, body } => XcfDatagram::GreInUdp { src, body },
         };
-        let mut msgs = Vec::new();
-        {
+        let out = {
             let mut core = self.core();
             core.image.handle_xcf_datagram(now, peer_xcf, datagram);
             while let Some(plain) = core.image.poll_tun_write() {
                 tx.push(&plain);
             }
-            while let Some(t) = core.image.poll_transmit() {
-                if let Transmit::Xcf { to, msg } = t {
-                    msgs.push((to, msg));
-                }
-            }
-        }
-        self.send_messages(msgs);
+            Outputs::drain(&mut core.image, now)
+        };
+        // The target's reports (rare on this path): no TUN writes or data
+        // left to carry out.
+        self.send_messages(out.xcf);
+        self.on_events(out.events);
     }
 
     /// `plexnet netstat NODE REPORT`.

@@ -17,10 +17,8 @@ use crate::sysplex::dct::ConnKey;
 use crate::sysplex::routing::{
     distributions_of, DctChange, OwnedPair, RoutingConfig, RoutingStack,
 };
-use crate::sysplex::stack::ImageStack;
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
-use crate::sysplex::target::TargetStack;
 use crate::sysplex::xcf::{CfRequest, CfResponse, SaInstall, XcfMessage};
 use crate::topology::{Topology, VipaDistribute};
 
@@ -105,18 +103,14 @@ impl World {
                 r
             });
             let owned = if n == owner { vec![dvipa] } else { vec![] };
-            images.insert(
-                n.to_string(),
-                SimImage {
-                    name: n.to_string(),
-                    xcf: image.xcf_addr,
-                    routing,
-                    target: TargetStack::new(n, image.xcf_addr),
-                    stack: ImageStack::new(n, owned),
-                    server: ScriptedServer::new(n, dvipa, 80),
-                },
-            );
+            let server = ScriptedServer::new(n, dvipa, 80);
+            let mut img = SimImage::new(n, image.xcf_addr, owned, routing, server);
+            // Its server listens on DVIPA:80: the image registers it with
+            // the routing stacks that announce the port.
+            img.image.set_listeners(vec![(dvipa, 80)]);
+            images.insert(n.to_string(), img);
         }
+        super::links_up(&mut images);
         let watches = tk::candidates(topo, dvipa)
             .into_iter()
             .map(|(n, _)| (n.clone(), Watch::new(topo, &n, dvipa, None)))
@@ -142,6 +136,7 @@ impl World {
             cf,
             queue: VecDeque::new(),
             xcf_forwarding: topo.xcf_forwarding,
+            newconn_answer: None,
             takeover: Some(SimTakeover {
                 topo: topo.clone(),
                 watches,
@@ -267,7 +262,7 @@ impl World {
             .cloned()
             .collect();
         for n in live {
-            let changes = match self.image(&n).routing.as_mut() {
+            let changes = match self.image(&n).image.routing_mut() {
                 Some(r) => r.take_journal(),
                 None => continue,
             };
@@ -325,6 +320,10 @@ impl World {
                 dead(from).or_else(|| dead(to))?,
                 format!("XCF {from} → {to} {}", super::xcf_name(msg)),
             ),
+            Event::Negotiated(_) => (
+                dead(&self.owner)?,
+                "the SA pair its IKE negotiated".to_string(),
+            ),
             Event::ToClient { .. } => return None,
         };
         Some(format!("{dead} down     lost: {what}"))
@@ -347,23 +346,18 @@ impl World {
             return None;
         };
         self.images[to]
-            .target
+            .image
+            .target()
             .shadow()
             .iter()
             .find(|p| p.install.same_sas(i))
             .map(|p| p.owner.clone())
     }
 
-    /// What a target does beyond its state machines (takeover scenarios):
-    /// answers a VIPA list with its listeners, as the runtime does, and
-    /// tells when an SA pair it already had only changed its owner.
-    pub(super) fn after_xcf(
-        &mut self,
-        from: &str,
-        to: &str,
-        msg: &XcfMessage,
-        shadowed_by: Option<String>,
-    ) {
+    /// What a target shows beyond its state machine (takeover scenarios):
+    /// that an SA pair it already had only changed its owner. (Its answer
+    /// to a VIPA list, its listeners, is the image's own.)
+    pub(super) fn after_xcf(&mut self, from: &str, to: &str, shadowed_by: Option<String>) {
         if self.takeover.is_none() {
             return;
         }
@@ -371,17 +365,6 @@ impl World {
             self.log(format!(
                 "{to} target   the same pair from {from}: replay window and counters kept, owner {old} → {from}"
             ));
-        }
-        if let XcfMessage::VipaList { vipas, .. } = msg {
-            let server = &self.images[to].server;
-            let regs: Vec<(Ipv4Addr, u16)> = vipas
-                .iter()
-                .filter(|v| v.dvipa == server.addr && v.ports.contains(&server.port))
-                .map(|v| (v.dvipa, server.port))
-                .collect();
-            for (dvipa, port) in regs {
-                self.send_xcf(to, from, XcfMessage::RegisterListener { dvipa, port });
-            }
         }
     }
 
@@ -450,7 +433,7 @@ impl World {
         };
         self.log(line);
         for n in &live {
-            if let Some(r) = self.image(n).routing.as_mut() {
+            if let Some(r) = self.image(n).image.routing_mut() {
                 r.on_timeout(now);
             }
         }
@@ -480,7 +463,7 @@ impl World {
                 self.log(format!(
                     "{o} xcf      {p} silent since {last} ms (dead after {DEAD_AFTER_MS} ms): down"
                 ));
-                if let Some(r) = self.image(o).routing.as_mut() {
+                if let Some(r) = self.image(o).image.routing_mut() {
                     r.target_down(p);
                 }
             }
@@ -538,15 +521,18 @@ impl World {
         }
         // Become the routing stack with the VIPABACKUP's VIPADISTRIBUTE.
         let dists = distributions_of(image, dvipa);
-        let img = self.image(me);
-        let r = img.routing.get_or_insert_with(|| {
-            RoutingStack::new(me, image.xcf_addr, RoutingConfig::of_image(image), &[])
-        });
-        if !r.dvipas().contains(&dvipa) {
-            r.add_distributions(&dists);
+        let img = &mut self.image(me).image;
+        if img.routing().is_none() {
+            let config = RoutingConfig::of_image(image);
+            img.set_routing(RoutingStack::new(me, image.xcf_addr, config, &[]));
         }
-        r.keep_journal();
-        img.stack.add_owned(dvipa);
+        if let Some(r) = img.routing_mut() {
+            if !r.dvipas().contains(&dvipa) {
+                r.add_distributions(&dists);
+            }
+            r.keep_journal();
+        }
+        img.add_owned(dvipa);
         for d in &dists {
             self.log(format!(
                 "{me} routing  routing stack of {dvipa} with its VIPABACKUP's VIPADISTRIBUTE {}",
@@ -557,13 +543,12 @@ impl World {
         let (sas, conns) = self.read_cf_state(me, dvipa);
         // Adopt: owned SA pairs (and this image's own shadow copy), DCT.
         let adoption = {
-            let img = self.image(me);
-            let Some(routing) = img.routing.as_mut() else {
+            let (Some(routing), target) = self.image(me).image.routing_and_target_mut() else {
                 return;
             };
             let adopter = tk::Adopter {
                 routing,
-                target: &mut img.target,
+                target,
                 me,
                 now_ms: now,
             };
@@ -572,7 +557,7 @@ impl World {
         self.log_adoption(me, &adoption);
         // Announce: the VIPA list and every owned pair to every target.
         let (list, targets, msgs) = {
-            let Some(r) = self.images[me].routing.as_ref() else {
+            let Some(r) = self.images[me].image.routing() else {
                 return;
             };
             let msgs: Vec<XcfMessage> = r
@@ -605,7 +590,7 @@ impl World {
             return;
         };
         let n = table.active_rules().rules.len();
-        if let Some(r) = self.image(me).routing.as_mut() {
+        if let Some(r) = self.image(me).image.routing_mut() {
             r.set_filter(table);
         }
         self.log(format!(

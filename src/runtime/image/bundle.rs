@@ -29,7 +29,7 @@ impl ImageNode {
         let (bundle, out) = {
             let mut core = self.core();
             let bundle = core.image.install_bundle(now, &bundle)?;
-            (bundle, Outputs::drain(&mut core.image))
+            (bundle, Outputs::drain(&mut core.image, now))
         };
         tracing::info!(
             "AH+ESP bundle esp in={:#010x} out={:#010x} ah in={:#010x} out={:#010x} for {} installed and sent to {} targets",

@@ -97,7 +97,7 @@ impl Image {
     /// DVIPA answered here, the rest into the TUN for the kernel.
     fn deliver_here(&mut self, now: Instant, packet: &[u8], upstream: Upstream) -> Vec<Vec<u8>> {
         let verdict = self.target.inbound(now.as_millis(), packet, upstream);
-        self.collect_target_outbox(now);
+        self.collect_target_outbox();
         let Verdict::Deliver(plain) = verdict else {
             return Vec::new();
         };
@@ -123,7 +123,7 @@ impl Image {
                 self.target.from_gre_in_udp(now_ms, link_peer, src, body)
             }
         };
-        self.collect_target_outbox(now);
+        self.collect_target_outbox();
         if let Verdict::Deliver(plain) = verdict {
             self.tun_writes.push_back(plain);
         }
@@ -185,7 +185,7 @@ impl Image {
             owner: owner.clone(),
             request: msg.clone(),
         });
-        self.send_xcf(now, owner, msg);
+        self.send_xcf(owner, msg);
         None
     }
 

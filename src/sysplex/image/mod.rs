@@ -285,6 +285,11 @@ impl Image {
         self.stack.add_owned(dvipa);
     }
 
+    /// When its target stack asks for an SA from now on (Fig. 11).
+    pub fn set_newconn_policy(&mut self, policy: NewConnPolicy) {
+        self.newconn = policy;
+    }
+
     /// The local TCP listeners, as the shell sees them now: what this
     /// image registers with the routing stacks (z/OS stacks tell the
     /// distributor when a server binds).
@@ -340,7 +345,7 @@ impl Image {
         if let Some(chunk) = numbers.on_reply(id, reply, counters, &mut seal) {
             transmits.push_back(Transmit::Sealed(chunk));
         }
-        self.collect_target_outbox(now);
+        self.collect_target_outbox();
     }
 
     /// The shell sent the first `sent` packets of the sealed chunk `id`
@@ -350,21 +355,18 @@ impl Image {
         self.numbers.on_sent(id, sent, &mut self.counters);
     }
 
-    /// Queues an XCF message to `to`, or handles it here when `to` is this
-    /// image (its own routing stack and target stack talk without a hop).
-    fn send_xcf(&mut self, now: Instant, to: ImageId, msg: XcfMessage) {
-        if to == self.id {
-            let me = self.id.clone();
-            self.handle_xcf(now, &me, msg);
-        } else {
-            self.transmits.push_back(Transmit::Xcf { to, msg });
-        }
+    /// Queues an XCF message to `to`. One to this image itself (its own
+    /// routing stack and target stack talking) is the shell's to hand back
+    /// through [`Image::handle_xcf`]: the daemon does so at once, the
+    /// simulator after a hop it can trace.
+    fn send_xcf(&mut self, to: ImageId, msg: XcfMessage) {
+        self.transmits.push_back(Transmit::Xcf { to, msg });
     }
 
     /// Sends what the target stack queued (lifesize reports, ConnEnded...).
-    fn collect_target_outbox(&mut self, now: Instant) {
+    fn collect_target_outbox(&mut self) {
         for (to, msg) in self.target.take_outbox() {
-            self.send_xcf(now, ImageId::from(to), msg);
+            self.send_xcf(ImageId::from(to), msg);
         }
     }
 

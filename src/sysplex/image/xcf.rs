@@ -56,11 +56,11 @@ impl Image {
             for (owner, dvipa, port) in registrations(&self.target, &self.listeners) {
                 if owner == *from {
                     let msg = XcfMessage::RegisterListener { dvipa, port };
-                    self.send_xcf(now, owner, msg);
+                    self.send_xcf(owner, msg);
                 }
             }
         } else {
-            self.collect_target_outbox(now);
+            self.collect_target_outbox();
         }
         if first_contact {
             self.announce_to(from);
@@ -80,6 +80,13 @@ impl Image {
         if let Some(r) = self.routing.as_mut() {
             r.target_down(peer.as_str());
         }
+    }
+
+    /// `peer` already has what this image would announce to it (the
+    /// simulator's links are up before its trace starts, and its scenarios
+    /// announce explicitly): no resync at first contact.
+    pub fn assume_synced(&mut self, peer: &ImageId) {
+        self.heard.insert(peer.clone());
     }
 
     /// The VIPA list and every owned SA to every target (on start, after a
@@ -137,13 +144,13 @@ impl Image {
         self.target.flush_lifesize();
         let logs = self.target.take_filter_logs();
         self.push_filter_logs(logs);
-        self.collect_target_outbox(now);
+        self.collect_target_outbox();
         for (owner, dvipa, port) in registrations(&self.target, &self.listeners) {
-            self.send_xcf(now, owner, XcfMessage::RegisterListener { dvipa, port });
+            self.send_xcf(owner, XcfMessage::RegisterListener { dvipa, port });
         }
         if let Some(list) = self.routing.as_ref().map(|r| r.vipa_list()) {
             for t in self.distribution_targets() {
-                self.send_xcf(now, t, list.clone());
+                self.send_xcf(t, list.clone());
             }
         }
         self.release_held(now);
