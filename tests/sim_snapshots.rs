@@ -651,3 +651,40 @@ fn reply_without_an_sa_is_dropped_not_sent_in_clear() {
     assert_eq!(t.sealed, 2, "SYN-ACK and the answer, before the delete");
     insta::assert_snapshot!(w.trace());
 }
+
+/// Fig. 11: an application on MVS2 opens a connection from DVA1 to
+/// client1, with no SA yet. MVS2's target stack sends a NEWCONN to DVA1's
+/// routing stack and holds the SYN (block 174); MVS1's IKE negotiates an
+/// SA pair and distributes it (block 176); the SA's arrival at MVS2
+/// releases the SYN, which takes its sequence number from the CF and
+/// leaves sealed from MVS2's own ext (block 178).
+#[test]
+fn newconn_holds_the_syn_until_its_sa_arrives() {
+    let mut w = world(&["MVS1", "MVS2"]);
+    w.ike_on_demand(SaSpec::esp_cbc_sha1());
+    let syn = tcp_packet(w.dvipa, 5000, w.client.addr, 8080, 1, 0, SYN, &[]);
+    w.kernel_sends("MVS2", syn);
+    let c = w.images["MVS2"].image.counters();
+    assert_eq!((c.newconn_held, c.newconn_released), (1, 1));
+    assert_eq!(w.images["MVS2"].image.target().counters().sealed, 1);
+    insta::assert_snapshot!(w.trace());
+}
+
+/// Fig. 10 blocks 162–164 with a burst: MVS2's server answers with ten
+/// segments in one TUN read. They take their sequence numbers from the CF
+/// in blocks of at most eight (one FetchAdd per block, not per packet),
+/// each block's packets waiting unsealed until its numbers arrive.
+#[test]
+fn cf_numbers_come_in_blocks_and_packets_wait_for_them() {
+    let mut w = world(&["MVS2"]);
+    w.install_sa(SaSpec::esp_cbc_sha1());
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(40000, 101, 1001, ACK, &[]);
+    let chunks: Vec<Vec<u8>> = (0..10u8).map(|i| vec![b'a' + i; 100]).collect();
+    let chunks: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+    w.server_burst("MVS2", 40000, &chunks);
+    let c = w.images["MVS2"].image.counters();
+    assert_eq!((c.cf_batches, c.cf_numbers), (3, 11), "1 + 8 + 2 numbers");
+    assert_eq!(w.images["MVS2"].image.target().counters().sealed, 11);
+    insta::assert_snapshot!(w.trace());
+}

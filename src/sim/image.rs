@@ -9,7 +9,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
-use super::{cf_answer, render, xcf_name, Event, SaSpec, World, HOP_MS};
+use super::{cf_answer, render, seq_name, xcf_name, Event, SaSpec, World, HOP_MS};
 use crate::sysplex::image::{
     ImageEvent, ImageId, NewConnPolicy, Payload, SealKeys, SealedChunk, Transmit,
 };
@@ -120,7 +120,18 @@ impl World {
                 key: ask.key,
                 n: ask.n,
             };
-            let reply = match self.cf.request(req) {
+            let r = self.cf.request(req);
+            if ask.n > 1 {
+                // A block for a burst; a single number shows in the seal line.
+                self.log(format!(
+                    "{name} → CF     FetchAdd {} n={} = {}: {} packets wait unsealed for it",
+                    seq_name(&ask.key),
+                    ask.n,
+                    cf_answer(&r),
+                    ask.n
+                ));
+            }
+            let reply = match r {
                 CfResponse::SeqRange { first, n } => Some((first, n)),
                 r => {
                     self.log(format!("{name} target   CF refused: {}", cf_answer(&r)));
@@ -264,7 +275,7 @@ fn describe_chunk(c: &SealedChunk) -> String {
             c.spi.0, ah_key.spi.0
         ),
         (SealKeys::Bundle(_, ah_key), Some(ah)) => format!(
-            "shadow bundle ESP {:#010x} seq {first}..{} + AH {:#010x} seq {ah}..{}, each block from one CF FetchAdd({n}), {} packets",
+            "shadow bundle ESP {:#010x} seq {first}..{} + AH {:#010x} seq {ah}..{} from those blocks, {} packets",
             c.spi.0,
             first + n - 1,
             ah_key.spi.0,
@@ -276,7 +287,7 @@ fn describe_chunk(c: &SealedChunk) -> String {
             c.spi.0
         ),
         _ => format!(
-            "shadow SA {:#010x} seq {first}..{} from one CF FetchAdd({n}) (the {} packets waited for it)",
+            "shadow SA {:#010x} seq {first}..{} from that block, {} packets",
             c.spi.0,
             first + n - 1,
             c.packets.len()
