@@ -569,17 +569,11 @@ impl Takeover {
         let image = self.topo.image(&self.me).context("not an image")?;
         let dists = distributions_of(image, dvipa);
         let mut core = node.core();
-        if core.image.routing().is_none() {
-            core.image
-                .set_routing(super::image::routing_stack(image, &[])?);
-        }
-        if let Some(r) = core.image.routing_mut() {
-            if !r.dvipas().contains(&dvipa) {
-                r.add_distributions(&dists);
-            }
-            r.keep_journal();
-        }
-        core.image.add_owned(dvipa);
+        let fresh = match core.image.routing() {
+            None => Some(super::image::routing_stack(image, &[])?),
+            Some(_) => None,
+        };
+        core.image.become_routing_stack(dvipa, &dists, fresh);
         Ok(())
     }
 

@@ -522,17 +522,11 @@ impl World {
         // Become the routing stack with the VIPABACKUP's VIPADISTRIBUTE.
         let dists = distributions_of(image, dvipa);
         let img = &mut self.image(me).image;
-        if img.routing().is_none() {
-            let config = RoutingConfig::of_image(image);
-            img.set_routing(RoutingStack::new(me, image.xcf_addr, config, &[]));
-        }
-        if let Some(r) = img.routing_mut() {
-            if !r.dvipas().contains(&dvipa) {
-                r.add_distributions(&dists);
-            }
-            r.keep_journal();
-        }
-        img.add_owned(dvipa);
+        let fresh = img
+            .routing()
+            .is_none()
+            .then(|| RoutingStack::new(me, image.xcf_addr, RoutingConfig::of_image(image), &[]));
+        img.become_routing_stack(dvipa, &dists, fresh);
         for d in &dists {
             self.log(format!(
                 "{me} routing  routing stack of {dvipa} with its VIPABACKUP's VIPADISTRIBUTE {}",

@@ -15,6 +15,7 @@
 mod cf_numbers;
 mod datapath;
 mod hold;
+mod takeover;
 mod xcf;
 
 #[cfg(test)]
@@ -257,11 +258,6 @@ impl Image {
     }
     pub fn routing_mut(&mut self) -> Option<&mut RoutingStack> {
         self.routing.as_mut()
-    }
-    /// Becomes a routing stack (a takeover of a DVIPA by an image that
-    /// owned none).
-    pub fn set_routing(&mut self, routing: RoutingStack) {
-        self.routing = Some(routing);
     }
     /// Both stacks at once (a takeover adopts SAs into both).
     pub fn routing_and_target_mut(&mut self) -> (Option<&mut RoutingStack>, &mut TargetStack) {
