@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::control::{self, Request};
-use super::sigterm;
 use super::image::{ImageNode, XcfOut};
+use super::sigterm;
 use super::xcf::XcfMesh;
 use crate::lab::netns;
 use crate::lab::plan::TUN_NAME;

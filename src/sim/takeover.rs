@@ -313,14 +313,14 @@ impl World {
                 dead(&self.owner)?,
                 format!(
                     "{} (the LAN still delivers DVA1 there)",
-                    super::render::packet(p)
+                    crate::trace::packet(p)
                 ),
             ),
             Event::Gre { from, to, datagram } => (
                 dead(from).or_else(|| dead(to))?,
                 format!("GRE {from} ⇒ {to} ({} bytes)", datagram.wire_len()),
             ),
-            Event::Outbound { image, packet } => (dead(image)?, super::render::packet(packet)),
+            Event::Outbound { image, packet } => (dead(image)?, crate::trace::packet(packet)),
             Event::Xcf { from, to, msg } => (
                 dead(from).or_else(|| dead(to))?,
                 format!("XCF {from} → {to} {}", super::xcf_name(msg)),
