@@ -561,10 +561,10 @@ impl ImageNode {
     /// once, TUN writes into `tx` (when given), GRE datagrams one
     /// `sendmmsg` per link (their `Payload::Input` index into `burst`),
     /// plain packets out of `ext`, sealed chunks in time.
-    async fn carry_out(&self, out: Outputs, burst: &[&[u8]], mut tx: Option<&mut tunio::TxBurst>) {
+    async fn carry_out(&self, out: Outputs, burst: &[&[u8]], tx: Option<&mut tunio::TxBurst>) {
         self.send_messages(out.xcf);
         self.on_events(out.events);
-        if let Some(tx) = tx.as_deref_mut() {
+        if let Some(tx) = tx {
             for p in &out.tun {
                 tx.push(p);
                 if tx.is_full() {
@@ -1113,12 +1113,13 @@ pub(crate) fn routing_stack(
     image: &crate::topology::Image,
     dists: &[crate::topology::VipaDistribute],
 ) -> Result<RoutingStack> {
-    let mut r = RoutingStack::new(
-        &image.name,
-        image.xcf_addr,
-        RoutingConfig::of_image(image),
-        dists,
-    );
+    // A random DCT hasher seed: chosen connection keys cannot flood one
+    // bucket (the simulator passes a fixed one).
+    let config = RoutingConfig {
+        dct_seed: rand::random(),
+        ..image.routing_config()
+    };
+    let mut r = RoutingStack::new(&image.name, image.xcf_addr, config, dists);
     if let Some(sec) = &image.ip_security {
         let table = sec
             .filter_table()

@@ -9,12 +9,13 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
-use super::{cf_answer, render, seq_name, xcf_name, Event, SaSpec, World, HOP_MS};
+use super::{cf_answer, seq_name, xcf_name, Event, SaSpec, World, HOP_MS};
 use crate::sysplex::image::{
     ImageEvent, ImageId, NewConnPolicy, Payload, SealKeys, SealedChunk, Transmit,
 };
 use crate::sysplex::xcf::{CfRequest, CfResponse, XcfMessage};
 use crate::time::Instant;
+use crate::trace as render;
 
 impl World {
     fn instant(&self) -> Instant {

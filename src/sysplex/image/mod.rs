@@ -326,7 +326,7 @@ impl Image {
         now: Instant,
         id: CfAskId,
         reply: CfReply,
-        rng: &mut impl rand::RngCore,
+        rng: &mut impl rand_core::RngCore,
     ) {
         let Self {
             numbers,

@@ -9,8 +9,8 @@
 use std::net::Ipv4Addr;
 
 use super::Image;
+use crate::sysplex::config::VipaDistribute;
 use crate::sysplex::routing::RoutingStack;
-use crate::topology::VipaDistribute;
 
 impl Image {
     /// Becomes the routing stack of `dvipa` with the statements `dists`;

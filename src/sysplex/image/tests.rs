@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng as StdRng;
 
 use super::*;
 use crate::ipsec::sa::{
