@@ -26,7 +26,7 @@ impl World {
     /// routing stack negotiate on demand with the client, and the owner's
     /// IKE (not simulated) answers a NEWCONN with the SA pair `spec`.
     pub fn ike_on_demand(&mut self, spec: SaSpec) {
-        let owner = ImageId::new(&self.owner);
+        let owner = self.owner.clone();
         let policy = NewConnPolicy {
             on_demand: true,
             peers: BTreeMap::from([(self.dvipa, vec![self.client.addr])]),

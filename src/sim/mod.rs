@@ -45,7 +45,7 @@ const HOP_MS: u64 = 1;
 /// the daemon drives, and the server its kernel runs.
 #[derive(Debug)]
 pub struct SimImage {
-    pub name: String,
+    pub name: ImageId,
     pub xcf: Ipv4Addr,
     pub image: Image,
     pub server: ScriptedServer,
@@ -67,7 +67,7 @@ impl SimImage {
             newconn: NewConnPolicy::default(),
         };
         Self {
-            name: name.to_string(),
+            name: ImageId::new(name),
             xcf,
             image: Image::new(config, routing, Instant::ZERO),
             server,
@@ -78,8 +78,8 @@ impl SimImage {
 /// The simulator's XCF links are up before its trace starts, and its
 /// scenarios announce what a routing stack has explicitly: every image
 /// starts in sync with every other (no first-contact resync).
-fn links_up(images: &mut BTreeMap<String, SimImage>) {
-    let names: Vec<ImageId> = images.keys().map(|n| ImageId::new(n)).collect();
+fn links_up(images: &mut BTreeMap<ImageId, SimImage>) {
+    let names: Vec<ImageId> = images.keys().cloned().collect();
     for img in images.values_mut() {
         for peer in &names {
             img.image.assume_synced(peer);
@@ -335,8 +335,8 @@ pub struct World {
     rng: ChaCha8Rng,
     trace: Vec<String>,
     pub dvipa: Ipv4Addr,
-    pub owner: String,
-    pub images: BTreeMap<String, SimImage>,
+    pub owner: ImageId,
+    pub images: BTreeMap<ImageId, SimImage>,
     pub client: SimClient,
     cf: Box<dyn CfService>,
     queue: VecDeque<(u64, Event)>,
@@ -439,7 +439,7 @@ impl World {
             let owned = if *n == owner { vec![dvipa] } else { vec![] };
             let server = ScriptedServer::new(n, dvipa, 80);
             images.insert(
-                n.to_string(),
+                ImageId::new(n),
                 SimImage::new(n, xcf_of(i), owned, routing, server),
             );
         }
@@ -449,7 +449,7 @@ impl World {
             rng: ChaCha8Rng::seed_from_u64(seed),
             trace: Vec::new(),
             dvipa,
-            owner: owner.to_string(),
+            owner: ImageId::new(owner),
             images,
             client: SimClient::new(Ipv4Addr::new(198, 18, 1, 2)),
             cf,
@@ -855,7 +855,7 @@ impl World {
     }
 
     fn collect_outboxes(&mut self) {
-        let names: Vec<String> = self.images.keys().cloned().collect();
+        let names: Vec<ImageId> = self.images.keys().cloned().collect();
         for n in names {
             for (to, msg) in self.image(&n).image.target_mut().take_outbox() {
                 self.send_xcf(&n, &to, msg);
@@ -947,7 +947,7 @@ impl World {
                 self.queue.push_back((
                     now + HOP_MS,
                     Event::Gre {
-                        from: owner.clone(),
+                        from: owner.to_string(),
                         to: target.to_string(),
                         datagram,
                     },
@@ -972,7 +972,7 @@ impl World {
                     self.queue.push_back((
                         now + HOP_MS,
                         Event::Gre {
-                            from: owner.clone(),
+                            from: owner.to_string(),
                             to: target.to_string(),
                             datagram,
                         },

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
 use crate::ipsec::filter::FilterTable;
 use crate::sysplex::dct::ConnKey;
+use crate::sysplex::image::ImageId;
 use crate::sysplex::routing::{DctChange, OwnedPair, RoutingStack};
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
@@ -32,11 +33,11 @@ pub(super) struct SimTakeover {
     /// The watch of the DVIPA on every image that defines or backs it up.
     watches: BTreeMap<String, Watch>,
     /// (observer, peer) → when the observer last heard from the peer.
-    heard: BTreeMap<(String, String), u64>,
+    heard: BTreeMap<(ImageId, ImageId), u64>,
     /// (observer, peer): the observer has marked the peer down.
-    down: BTreeSet<(String, String)>,
+    down: BTreeSet<(ImageId, ImageId)>,
     /// Images that failed: their links are silent.
-    failed: BTreeSet<String>,
+    failed: BTreeSet<ImageId>,
     next_tick: u64,
     /// Whether routing stacks filter with their image's IP security
     /// ([`World::enforce_ip_security`]).
@@ -105,7 +106,7 @@ impl World {
             // Its server listens on DVIPA:80: the image registers it with
             // the routing stacks that announce the port.
             img.image.set_listeners(vec![(dvipa, 80)]);
-            images.insert(n.to_string(), img);
+            images.insert(ImageId::new(n), img);
         }
         super::links_up(&mut images);
         let watches = tk::candidates(topo, dvipa)
@@ -127,7 +128,7 @@ impl World {
             rng: ChaCha8Rng::seed_from_u64(seed),
             trace: Vec::new(),
             dvipa,
-            owner: owner.clone(),
+            owner: ImageId::from(owner.as_str()),
             images,
             client: SimClient::new(client),
             cf,
@@ -252,10 +253,10 @@ impl World {
         let Some(t) = self.takeover.as_ref() else {
             return;
         };
-        let live: Vec<String> = self
+        let live: Vec<ImageId> = self
             .images
             .keys()
-            .filter(|n| !t.failed.contains(*n))
+            .filter(|n| !t.failed.contains(n.as_str()))
             .cloned()
             .collect();
         for n in live {
@@ -299,10 +300,10 @@ impl World {
     /// that failed.
     pub(super) fn lost(&self, ev: &Event) -> Option<String> {
         let failed = &self.takeover.as_ref()?.failed;
-        let dead = |n: &String| failed.contains(n).then(|| n.clone());
+        let dead = |n: &str| failed.contains(n).then(|| n.to_string());
         let (dead, what) = match ev {
             Event::ToDvipa(p) => (
-                dead(&self.owner)?,
+                dead(self.owner.as_str())?,
                 format!(
                     "{} (the LAN still delivers DVA1 there)",
                     crate::trace::packet(p)
@@ -318,7 +319,7 @@ impl World {
                 format!("XCF {from} → {to} {}", super::xcf_name(msg)),
             ),
             Event::Negotiated(_) => (
-                dead(&self.owner)?,
+                dead(self.owner.as_str())?,
                 "the SA pair its IKE negotiated".to_string(),
             ),
             Event::ToClient { .. } => return None,
@@ -330,8 +331,7 @@ impl World {
     pub(super) fn heard(&mut self, observer: &str, peer: &str) {
         let now = self.now_ms;
         if let Some(t) = self.takeover.as_mut() {
-            t.heard
-                .insert((observer.to_string(), peer.to_string()), now);
+            t.heard.insert((observer.into(), peer.into()), now);
         }
     }
 
@@ -369,7 +369,7 @@ impl World {
     pub fn fail(&mut self, image: &str) {
         self.run();
         if let Some(t) = self.takeover.as_mut() {
-            t.failed.insert(image.to_string());
+            t.failed.insert(image.into());
         }
         self.log(format!(
             "{image} FAILS: its XCF links and its ext go silent"
@@ -403,10 +403,10 @@ impl World {
         let Some(t) = self.takeover.as_mut() else {
             return;
         };
-        let names: Vec<String> = self.images.keys().cloned().collect();
-        let live: Vec<String> = names
+        let names: Vec<ImageId> = self.images.keys().cloned().collect();
+        let live: Vec<ImageId> = names
             .iter()
-            .filter(|n| !t.failed.contains(*n))
+            .filter(|n| !t.failed.contains(n.as_str()))
             .cloned()
             .collect();
         for a in &live {
@@ -414,7 +414,7 @@ impl World {
                 t.heard.insert((a.clone(), b.clone()), now);
             }
         }
-        let silent: Vec<&String> = t.failed.iter().collect();
+        let silent: Vec<&ImageId> = t.failed.iter().collect();
         let line = if silent.is_empty() {
             format!("xcf      heartbeats from {}", live.join(" "))
         } else {
@@ -436,11 +436,11 @@ impl World {
         }
         self.flush_journals();
         for o in &live {
-            let newly_down: Vec<(String, u64)> = {
+            let newly_down: Vec<(ImageId, u64)> = {
                 let Some(t) = self.takeover.as_mut() else {
                     return;
                 };
-                let gone: Vec<(String, u64)> = names
+                let gone: Vec<(ImageId, u64)> = names
                     .iter()
                     .filter(|p| *p != o && !t.down.contains(&(o.clone(), (*p).clone())))
                     .filter_map(|p| {
@@ -473,10 +473,10 @@ impl World {
         let Some(t) = self.takeover.as_mut() else {
             return;
         };
-        let down: BTreeSet<String> = t
+        let down: BTreeSet<ImageId> = t
             .down
             .iter()
-            .filter(|(o, _)| o == me)
+            .filter(|(o, _)| *o == me)
             .map(|(_, p)| p.clone())
             .collect();
         let Some(w) = t.watches.get_mut(me) else {
@@ -566,7 +566,7 @@ impl World {
             }
         }
         // Gratuitous ARP: the LAN now delivers the DVIPA to `me`.
-        self.owner = me.to_string();
+        self.owner = ImageId::new(me);
         self.log(format!(
             "{me} ext      gratuitous ARP: {dvipa} is at {me}; the LAN delivers DVA1 here"
         ));

@@ -83,6 +83,15 @@ impl From<Arc<str>> for ImageId {
     }
 }
 
+/// An image name reads as the string it is (`&id` where a `&str` is
+/// expected), as `Arc<str>` does.
+impl std::ops::Deref for ImageId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::borrow::Borrow<str> for ImageId {
     fn borrow(&self) -> &str {
         &self.0
