@@ -4,8 +4,9 @@
 //! then carry out what it polls out: TUN writes, GRE datagrams, XCF
 //! messages, CF requests for sequence numbers, sealed packets out of
 //! `ext`, IKE events. A timer task sleeps until the image's next deadline.
-//! Also here: the kernel plumbing, and the HTTP server a target runs on
-//! DVIPA:80 (and :60).
+//! Beside it: the kernel plumbing and the HTTP server a target runs on
+//! DVIPA:80 (and :60) in `kernel.rs`, the control socket's displays in
+//! `status.rs`, AH+ESP bundles in `bundle.rs`.
 //!
 //! Kernel plumbing (DESIGN.md): every DVIPA the image owns or serves is on
 //! `lo`, so local servers can bind it. Policy rules send what arrives on
@@ -26,15 +27,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
-use super::sockets::{self, FWMARK};
+use super::sockets;
 use super::tunio;
 use super::xcf_data::{DataLink, DataRx, Datagram};
 use crate::ipsec::filter::FilterLog;
-use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
-use crate::lab::plan::{EXT_NAME, TUN_NAME};
+use crate::lab::netlink::NsLinks;
+use crate::lab::plan::TUN_NAME;
 use crate::sysplex::image::{
-    CfAsk, Image, ImageConfig, ImageCounters, ImageEvent, ImageId, NewConnPolicy, Payload,
-    SealedChunk, Transmit, XcfDatagram,
+    CfAsk, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk, Transmit,
+    XcfDatagram,
 };
 use crate::sysplex::routing::{RoutingConfig, RoutingStack};
 use crate::sysplex::target::{GreHeader, Upstream};
@@ -43,15 +44,12 @@ use crate::time::Instant;
 use crate::topology::{ManualSa, Topology};
 
 mod bundle;
+mod kernel;
+mod status;
 pub use bundle::manual_bundle;
-
-/// Table of the routes that capture packets sent from a DVIPA.
-const TABLE_FROM_DVIPA: u32 = 100;
-/// Table of the routes that send owned DVIPAs arriving on `ext` into the TUN.
-const TABLE_TO_DVIPA: u32 = 101;
-/// Room for ESP/UDP/tunnel headers under the external LAN's 1500 bytes:
-/// the kernel's own packets from a DVIPA use this path MTU (TCP MSS 1360).
-pub const PROTECTED_MTU: u32 = 1400;
+pub(super) use kernel::plumb;
+pub use kernel::PROTECTED_MTU;
+use kernel::{http_server, listening_ports, SERVER_PORTS};
 
 /// Sends XCF messages to other images (the XCF mesh).
 pub trait XcfOut: Send + Sync {
@@ -830,206 +828,10 @@ impl ImageNode {
         self.send_messages(out.xcf);
         self.on_events(out.events);
     }
-
-    /// `plexnet netstat NODE REPORT`.
-    pub fn netstat(&self, report: super::display::Report) -> super::display::Netstat {
-        use super::display::{self, Report};
-        let core = self.core();
-        let routing = core.image.routing();
-        let mut n = display::Netstat {
-            image: self.name.clone(),
-            report,
-            routing: routing.is_some_and(|r| r.distributions().next().is_some()),
-            vipadcfg: None,
-            vdpt: Vec::new(),
-            vcrt: Vec::new(),
-            conn: Vec::new(),
-        };
-        match report {
-            Report::Vipadcfg => {
-                let mut cfg = display::vipadcfg(&self.topo, &self.name);
-                if let Some(t) = self.takeover.get() {
-                    cfg.status = t.status_rows();
-                }
-                n.vipadcfg = Some(cfg);
-            }
-            Report::Vdpt => n.vdpt = routing.map(display::vdpt).unwrap_or_default(),
-            Report::Vcrt => n.vcrt = routing.map(display::vcrt).unwrap_or_default(),
-            Report::Conn => n.conn = display::conn(),
-        }
-        n
-    }
-
-    /// `plexnet ipsec NODE`.
-    pub fn ipsec(&self) -> super::display::IpsecDisplay {
-        let core = self.core();
-        let (routing, target) = (core.image.routing(), core.image.target());
-        let mut d = super::display::ipsec(&self.name, routing, target);
-        let sec = self
-            .topo
-            .image(&self.name)
-            .and_then(|i| i.ip_security.as_ref());
-        d.filters = super::display::filters(sec, routing, target);
-        super::display::mark_origins(&mut d, &manual_spis(&self.topo));
-        d
-    }
-
-    /// The status the control socket answers.
-    pub fn status(&self) -> serde_json::Value {
-        let (_, served) = dvipas_of(&self.topo, &self.name);
-        let owned = self.owned_now();
-        let core = self.core();
-        let image = &core.image;
-        let label = |a: &Ipv4Addr| self.topo.label(*a);
-        let mut roles = Vec::new();
-        if !owned.is_empty() {
-            roles.push(format!(
-                "owns {}",
-                owned.iter().map(label).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        let targets: Vec<String> = self
-            .topo
-            .distributed_to(&self.name)
-            .iter()
-            .map(label)
-            .collect();
-        if !targets.is_empty() {
-            roles.push(format!("target of {}", targets.join(", ")));
-        }
-        let summary = format!(
-            "{}; {} echo replies, {} shadow SAs, {} opened, {} sealed",
-            if roles.is_empty() {
-                "no DVIPA role".to_string()
-            } else {
-                roles.join(", ")
-            },
-            image.stack().counters().echo_replies,
-            image.target().shadow().len(),
-            image.target().counters().opened,
-            image.target().counters().sealed,
-        );
-        serde_json::json!({
-            "node": self.name,
-            "role": "image",
-            "ready": true,
-            "pid": std::process::id(),
-            "tun": TUN_NAME,
-            "xcf": self.xcf.to_string(),
-            "xcf_forwarding": self.topo.xcf_forwarding,
-            "owned_dvipas": owned.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "served_dvipas": served.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "counters": image.stack().counters(),
-            "routing": image.routing().map(routing_status),
-            "target": {
-                "counters": image.target().counters(),
-                "shadow_sas": image.target().shadow().len(),
-            },
-            "shell": ShellStatus { io: &self.counters, image: image.counters() },
-            "summary": summary,
-        })
-    }
-}
-
-/// The shell's counters and the image's, as one `shell` object of
-/// `status` (where they were before the image became a state machine).
-#[derive(Serialize)]
-struct ShellStatus<'a> {
-    #[serde(flatten)]
-    io: &'a ShellCounters,
-    #[serde(flatten)]
-    image: &'a ImageCounters,
-}
-
-fn routing_status(r: &RoutingStack) -> serde_json::Value {
-    serde_json::json!({
-        "counters": r.counters(),
-        "dct_entries": r.dct().len(),
-        "owned_sas": r.sa_summary(),
-        "listeners": r.listeners(),
-    })
-}
-
-/// The kernel side of DESIGN.md's DVIPA rules, in this namespace.
-/// Also what a takeover does for the DVIPA it takes (as its only owned and
-/// served one), so every step keeps what is already there.
-pub(super) async fn plumb(links: &NsLinks, owned: &[Ipv4Addr], served: &[Ipv4Addr]) -> Result<()> {
-    if served.is_empty() {
-        return Ok(());
-    }
-    for d in served {
-        links.ensure_addr("lo", *d, 32).await?;
-    }
-    links.move_local_rule(100).await?;
-    for d in owned {
-        links
-            .add_rule(&Rule {
-                pref: 10,
-                table: TABLE_TO_DVIPA,
-                iif: Some(EXT_NAME),
-                to: Some(*d),
-                ..Rule::default()
-            })
-            .await?;
-        links
-            .add_table_route(*d, 32, TUN_NAME, TABLE_TO_DVIPA, TableRoute::default())
-            .await?;
-    }
-    links
-        .add_rule(&Rule {
-            pref: 50,
-            table: RT_TABLE_MAIN,
-            fwmark: Some(FWMARK),
-            ..Rule::default()
-        })
-        .await?;
-    for d in served {
-        links
-            .add_rule(&Rule {
-                pref: 110,
-                table: TABLE_FROM_DVIPA,
-                from: Some(*d),
-                ..Rule::default()
-            })
-            .await?;
-    }
-    links
-        .add_table_route(
-            Ipv4Addr::UNSPECIFIED,
-            0,
-            TUN_NAME,
-            TABLE_FROM_DVIPA,
-            TableRoute {
-                mtu: Some(PROTECTED_MTU),
-                ..TableRoute::default()
-            },
-        )
-        .await
 }
 
 /// The DVIPA side of a manual SA as an SA install (ESP or AH alone; an
 /// AH+ESP bundle is [`manual_bundle`]'s).
-/// The SPIs of the topology's manually keyed SAs (ESP and AH, both
-/// directions), as the displays write them.
-fn manual_spis(topo: &Topology) -> Vec<String> {
-    let mut out = Vec::new();
-    for ms in &topo.manual_sas {
-        let pairs = manual_install(ms)
-            .map(|i| vec![i.inbound.spi, i.outbound.spi])
-            .into_iter()
-            .chain(manual_bundle(ms).map(|b| {
-                vec![
-                    b.esp.inbound.spi,
-                    b.esp.outbound.spi,
-                    b.ah.inbound.spi,
-                    b.ah.outbound.spi,
-                ]
-            }));
-        out.extend(pairs.flatten().map(|spi| format!("{:#010x}", spi.0)));
-    }
-    out
-}
-
 pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
     let side = ms.dvipa_side();
     let one = |b: &crate::topology::SaBundle| match (&b.esp, &b.ah) {
@@ -1042,68 +844,6 @@ pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
         one(side.inbound)?,
         one(side.outbound)?,
     ))
-}
-
-/// Local TCP listeners: (address, port) of the LISTEN sockets.
-fn listening_ports() -> Vec<(Ipv4Addr, u16)> {
-    match super::listeners::tcp_listeners() {
-        Ok(l) => l.into_iter().map(|a| (*a.ip(), a.port())).collect(),
-        Err(e) => {
-            tracing::warn!("listing TCP listeners (sock_diag): {e}");
-            Vec::new()
-        }
-    }
-}
-
-/// The ports a target serves on each DVIPA it is a target of: HTTP's 80,
-/// and the patent's port 60 (APP A of Figure 4), which figure4's policy
-/// permits in clear for a plain Sysplex Distributor demonstration.
-const SERVER_PORTS: [u16; 2] = [80, 60];
-
-/// The target's server on DVIPA:port: every answer names the image, so a
-/// user sees where the distributor sent each connection.
-async fn http_server(image: String, dvipa: Ipv4Addr, port: u16) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = loop {
-        match tokio::net::TcpListener::bind((dvipa, port)).await {
-            Ok(l) => break l,
-            Err(e) => {
-                tracing::warn!("binding {dvipa}:{port}: {e}; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    tracing::info!("HTTP server on {dvipa}:{port}");
-    loop {
-        let Ok((mut s, peer)) = listener.accept().await else {
-            continue;
-        };
-        let image = image.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut got = 0;
-            // Read the request head (bounded), then answer and close.
-            while got < buf.len() {
-                match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf[got..])).await {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(n)) => {
-                        got += n;
-                        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                }
-            }
-            let body = format!("served by {image}\n");
-            let resp = format!(
-                "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes()).await;
-            let _ = s.shutdown().await;
-            tracing::debug!("HTTP answered {peer}");
-        });
-    }
 }
 
 /// The routing stack of `image` for the VIPADISTRIBUTE statements
