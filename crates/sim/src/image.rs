@@ -10,12 +10,12 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
 use super::{cf_answer, seq_name, xcf_name, Event, SaSpec, World, HOP_MS};
-use crate::sysplex::image::{
+use plexnet_core::sysplex::image::{
     ImageEvent, ImageId, NewConnPolicy, Payload, SealKeys, SealedChunk, Transmit,
 };
-use crate::sysplex::xcf::{CfRequest, CfResponse, XcfMessage};
-use crate::time::Instant;
-use crate::trace as render;
+use plexnet_core::sysplex::xcf::{CfRequest, CfResponse, XcfMessage};
+use plexnet_core::time::Instant;
+use plexnet_core::trace as render;
 
 impl World {
     fn instant(&self) -> Instant {
@@ -257,7 +257,7 @@ impl World {
 }
 
 /// The target's `needs-sa` drops so far.
-fn needs_sa_drops(image: &crate::sysplex::image::Image) -> u64 {
+fn needs_sa_drops(image: &plexnet_core::sysplex::image::Image) -> u64 {
     image
         .target()
         .counters()
