@@ -1,0 +1,182 @@
+//! Finding payloads in a message and building SA payloads (RFC 7296
+//! §3.3), shared by the exchanges.
+
+use crate::ike::dh::DhGroup;
+use crate::ike::keys::Integ;
+use crate::ike::proposal::{select, KeMode, ProposalConfig, SelectOptions, Selected};
+use crate::ipsec::sa::IntegAlg;
+use crate::wire::ike::{
+    DhId, KeyExchange, Notify, NotifyType, Payload, Proposal, Sa, TrafficSelector, Transform,
+    TransformId,
+};
+
+use super::NONCE_RANGE;
+
+pub(super) fn notify(t: NotifyType) -> Payload {
+    Payload::Notify(Notify::new(t, Vec::new()))
+}
+
+pub(super) fn find_notify(payloads: &[Payload], t: NotifyType) -> Option<&Notify> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type == t => Some(n),
+        _ => None,
+    })
+}
+
+/// The first error notify (§3.10.1: types below 16384).
+pub(crate) fn first_error(payloads: &[Payload]) -> Option<&Notify> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type.is_error() => Some(n),
+        _ => None,
+    })
+}
+
+pub(crate) fn find_sa(payloads: &[Payload]) -> Option<&Sa> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Sa(s) => Some(s),
+        _ => None,
+    })
+}
+
+pub(crate) fn find_ke(payloads: &[Payload]) -> Option<&KeyExchange> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Ke(k) => Some(k),
+        _ => None,
+    })
+}
+
+pub(crate) fn find_nonce(payloads: &[Payload]) -> Option<&Vec<u8>> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Nonce(n) if NONCE_RANGE.contains(&n.len()) => Some(n),
+        _ => None,
+    })
+}
+
+pub(super) fn find_ts(
+    payloads: &[Payload],
+) -> Option<(&Vec<TrafficSelector>, &Vec<TrafficSelector>)> {
+    let i = payloads.iter().find_map(|p| match p {
+        Payload::TsI(t) => Some(t),
+        _ => None,
+    })?;
+    let r = payloads.iter().find_map(|p| match p {
+        Payload::TsR(t) => Some(t),
+        _ => None,
+    })?;
+    Some((i, r))
+}
+
+/// The first unknown payload with the critical bit (§2.5).
+pub(crate) fn unknown_critical(payloads: &[Payload]) -> Option<u8> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Unknown(u) if u.critical => Some(u.payload_type),
+        _ => None,
+    })
+}
+
+/// Our proposals as an SA payload (§3.3), each with every transform
+/// configured and our SPI. `with_dh` is false for the child SA of
+/// IKE_AUTH, which has no KE (§1.2).
+pub(super) fn offer(configs: &[ProposalConfig], spi: &[u8], with_dh: bool) -> Sa {
+    let proposals = configs
+        .iter()
+        .zip(1u8..)
+        .map(|(c, number)| {
+            let mut t: Vec<Transform> = c
+                .encr
+                .iter()
+                .map(|e| Transform::encr(e.id(), Some(e.key_bits())))
+                .collect();
+            t.extend(
+                c.integ
+                    .iter()
+                    .map(|x| Transform::new(TransformId::Integ(x.id()))),
+            );
+            t.extend(
+                c.prf
+                    .iter()
+                    .map(|x| Transform::new(TransformId::Prf(x.id()))),
+            );
+            if with_dh {
+                t.extend(c.dh.iter().map(|x| Transform::new(TransformId::Dh(x.id()))));
+            }
+            t.extend(c.esn.iter().map(|x| Transform::new(TransformId::Esn(*x))));
+            Proposal {
+                number,
+                protocol: c.protocol.id(),
+                spi: spi.to_vec(),
+                transforms: t,
+            }
+        })
+        .collect();
+    Sa { proposals }
+}
+
+/// The PFS group for rekeying a child made in IKE_AUTH, where we were the
+/// responder: the first group of our ESP proposals that the peer listed
+/// in the proposal we chose; `None` if it listed none.
+pub(super) fn pfs_hint(configs: &[ProposalConfig], peer: &Sa, number: u8) -> Option<DhGroup> {
+    let theirs: Vec<DhId> = peer
+        .proposals
+        .iter()
+        .filter(|p| p.number == number)
+        .flat_map(|p| &p.transforms)
+        .filter_map(|t| match t.id {
+            TransformId::Dh(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    configs
+        .iter()
+        .flat_map(|c| c.dh.iter().copied())
+        .find(|g| theirs.contains(&g.id()))
+}
+
+/// The ESP proposals consistent with the KE payload we send: those with
+/// the group when there is one, those without groups when there is none
+/// (§1.3.1), so the peer cannot pick a proposal our KE contradicts.
+pub(super) fn pfs_proposals(
+    configs: &[ProposalConfig],
+    pfs: Option<DhGroup>,
+) -> Vec<ProposalConfig> {
+    let fits: Vec<ProposalConfig> = configs
+        .iter()
+        .filter(|p| match pfs {
+            Some(g) => p.dh.contains(&g),
+            None => p.dh.is_empty(),
+        })
+        .cloned()
+        .collect();
+    if fits.is_empty() {
+        configs.to_vec()
+    } else {
+        fits
+    }
+}
+
+/// Checks that the responder's SA payload holds exactly one proposal that
+/// our configuration accepts (§2.7) and returns it.
+pub(super) fn check_chosen(configs: &[ProposalConfig], sa: &Sa, ke: KeMode) -> Option<Selected> {
+    if sa.proposals.len() != 1 {
+        return None;
+    }
+    select(configs, sa, ke, SelectOptions::default()).ok()
+}
+
+pub(super) fn integ_alg(i: Option<Integ>) -> IntegAlg {
+    match i {
+        None => IntegAlg::None,
+        Some(Integ::HmacSha1_96) => IntegAlg::HmacSha1_96,
+        Some(Integ::HmacSha256_128) => IntegAlg::HmacSha256_128,
+        Some(Integ::HmacSha384_192) => IntegAlg::HmacSha384_192,
+        Some(Integ::HmacSha512_256) => IntegAlg::HmacSha512_256,
+    }
+}
+
+pub(super) fn spi32(spi: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(spi.try_into().ok()?))
+}
+
+pub(super) fn spi64(spi: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(spi.try_into().ok()?))
+}
