@@ -4,8 +4,8 @@
 //! ([`Ike::handle_datagram`]), the time ([`Ike::handle_timeout`] when
 //! [`Ike::next_timeout`] is due) and commands ([`Ike::initiate`],
 //! [`Ike::rekey_child`], ...), and polls datagrams to send
-//! ([`Ike::poll_transmit`]) and events ([`Ike::poll_event`]). Time is a
-//! [`Duration`] since any epoch the caller picks; randomness (SPIs, nonces,
+//! ([`Ike::poll_transmit`]) and events ([`Ike::poll_event`]). Time is the
+//! core's [`Instant`], the time since start; randomness (SPIs, nonces,
 //! Diffie-Hellman, IVs) comes in as an argument, so a seeded RNG makes a
 //! run reproducible.
 //!
@@ -17,7 +17,6 @@
 //! [`IkeConfig::half_open_limit`] caps what a non-spoofing flood can make.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
-use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use rand_core::{CryptoRng, RngCore};
@@ -34,10 +33,11 @@ use crate::ike::natt::{classify_4500, nat_detection_hash, Udp4500, IKE_PORT};
 use crate::ike::proposal::{select, KeMode, SelectError, SelectOptions};
 use crate::ike::sa::{
     find_ke, find_nonce, find_sa, stateless_init_response, unknown_critical, Ctx, ExpectAuth,
-    ExpectInitResponse, IkeCrypto, IkeSa, Outputs, State, Task, NONCE_LEN,
+    ExpectInitResponse, IkeCrypto, IkeSa, Outputs, State, Task, Timer, NONCE_LEN,
 };
 use crate::ike::trace::describe;
 use crate::ike::wireshark;
+use crate::time::Instant;
 use crate::wire::ike::{
     ExchangeType, Flags, Header, IkeMessage, KeyExchange, Notify, NotifyType, Packet, Payload,
 };
@@ -173,7 +173,7 @@ impl Ike {
         config: &'a IkeConfig,
         out: &'a mut Outputs,
         rng: &'a mut R,
-        now: Duration,
+        now: Instant,
         local_ip: Ipv4Addr,
     ) -> Ctx<'a> {
         Ctx {
@@ -258,7 +258,7 @@ impl Ike {
     /// Never panics; every refusal is a [`DropReason`] and changes nothing.
     pub fn handle_datagram<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         remote: SocketAddrV4,
         local_port: u16,
         payload: &[u8],
@@ -283,7 +283,7 @@ impl Ike {
 
     fn datagram<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         remote: SocketAddrV4,
         local_port: u16,
         payload: &[u8],
@@ -375,7 +375,7 @@ impl Ike {
 
     fn send_stateless(
         &mut self,
-        now: Duration,
+        now: Instant,
         remote: SocketAddrV4,
         local_port: u16,
         header: &Header,
@@ -418,7 +418,7 @@ impl Ike {
     /// a half-open IKE SA and answer.
     fn on_init_request<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         remote: SocketAddrV4,
         local_port: u16,
         raw: &[u8],
@@ -598,7 +598,8 @@ impl Ike {
         sa.nat_remote = nat_remote;
         sa.crypto = Some(IkeCrypto::new(suite, group, keys, false));
         sa.next_recv_id = 1;
-        sa.delete_at = Some(now + self.config.half_open_timeout);
+        sa.timers
+            .set(Timer::HalfOpen, now + self.config.half_open_timeout);
         sa.init_key = Some((remote, header.spi_i));
         let summary = describe(&resp_header, &response.payloads);
         self.out.trace(|| TraceRecord {
@@ -620,14 +621,14 @@ impl Ike {
     // -------------------------------------------------------------------
 
     /// When [`Ike::handle_timeout`] must be called next.
-    pub fn next_timeout(&self) -> Option<Duration> {
+    pub fn next_timeout(&self) -> Option<Instant> {
         self.sas.values().filter_map(IkeSa::next_timeout).min()
     }
 
     /// Retransmits, expires half-open SAs, starts rekeys, deletes and
     /// liveness checks that are due. Takes `rng` for the exchanges it may
     /// start (nonces, SPIs, Diffie-Hellman).
-    pub fn handle_timeout<R: RngCore + CryptoRng>(&mut self, now: Duration, rng: &mut R) {
+    pub fn handle_timeout<R: RngCore + CryptoRng>(&mut self, now: Instant, rng: &mut R) {
         let due: Vec<u64> = self
             .sas
             .iter()
@@ -652,7 +653,7 @@ impl Ike {
     /// first child SA comes with IKE_AUTH.
     pub fn initiate<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         remote: SocketAddrV4,
         peer: PeerConfig,
         rng: &mut R,
@@ -684,7 +685,7 @@ impl Ike {
 
     fn command<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         spi: u64,
         rng: &mut R,
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
@@ -702,7 +703,7 @@ impl Ike {
     /// below).
     fn enqueue<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         spi: u64,
         task: Task,
         rng: &mut R,
@@ -722,7 +723,7 @@ impl Ike {
     /// Rekeys a child SA (CREATE_CHILD_SA with REKEY_SA, §1.3.3).
     pub fn rekey_child<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         child: ChildSaId,
         rng: &mut R,
     ) -> Result<(), CommandError> {
@@ -735,7 +736,7 @@ impl Ike {
     /// Deletes a child SA (INFORMATIONAL with Delete, §1.4.1).
     pub fn delete_child<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         child: ChildSaId,
         rng: &mut R,
     ) -> Result<(), CommandError> {
@@ -748,7 +749,7 @@ impl Ike {
     /// Rekeys the IKE SA (§1.3.2); the handle stays.
     pub fn rekey_ike<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         id: IkeSaId,
         rng: &mut R,
     ) -> Result<(), CommandError> {
@@ -759,7 +760,7 @@ impl Ike {
     /// Deletes the IKE SA and with it its children (§1.4.1).
     pub fn delete_ike<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         id: IkeSaId,
         rng: &mut R,
     ) -> Result<(), CommandError> {
@@ -770,7 +771,7 @@ impl Ike {
     /// A liveness check: an empty INFORMATIONAL request (§1.4).
     pub fn dpd<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         id: IkeSaId,
         rng: &mut R,
     ) -> Result<(), CommandError> {
@@ -782,7 +783,7 @@ impl Ike {
     /// report them); rekeys or deletes it at its lifesize limits.
     pub fn child_bytes_processed<R: RngCore + CryptoRng>(
         &mut self,
-        now: Duration,
+        now: Instant,
         child: ChildSaId,
         bytes: u64,
         packets: u64,

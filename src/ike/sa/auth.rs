@@ -12,7 +12,7 @@ use crate::wire::ike::{Auth, AuthMethod, ExchangeType, NotifyType, Payload};
 use super::payloads::{
     check_chosen, find_notify, find_sa, find_ts, first_error, notify, offer, spi32,
 };
-use super::{Ctx, ExpectAuthResponse, ExpectInitResponse, IkeSa, Request, Response, State};
+use super::{Ctx, ExpectAuthResponse, ExpectInitResponse, IkeSa, Request, Response, State, Timer};
 
 impl IkeSa {
     pub(super) fn send_auth_request(
@@ -185,13 +185,15 @@ impl IkeSa {
     /// The IKE SA is up: event, timers.
     fn establish(&mut self, ctx: &mut Ctx<'_>, role: Role) {
         self.state = State::Established;
-        self.delete_at = None;
-        self.rekey_at = ctx.config.ike_lifetime.rekey_time.map(|t| {
+        self.timers.cancel(Timer::HalfOpen);
+        self.timers.cancel(Timer::Linger);
+        let rekey_at = ctx.config.ike_lifetime.rekey_time.map(|t| {
             let j = ctx.jitter(ctx.config.rekey_jitter.min(t));
             ctx.now + t - j
         });
+        self.timers.set_or_cancel(Timer::RekeyIke, rekey_at);
         if let Some(i) = ctx.config.dpd_interval {
-            self.dpd_at = Some(ctx.now + i);
+            self.timers.set(Timer::Liveness, ctx.now + i);
         }
         ctx.out.events.push_back(IkeEvent::IkeSaEstablished {
             ike_sa: self.id,

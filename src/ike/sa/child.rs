@@ -16,7 +16,7 @@ use crate::wire::ike::{KeyExchange, Notify, NotifyType, Payload, ProtocolId, Sa,
 use super::payloads::{
     find_ke, find_nonce, find_notify, find_sa, find_ts, integ_alg, notify, pfs_hint, spi32,
 };
-use super::{Child, ChildState, Ctx, IkeSa, Response, Task};
+use super::{Child, ChildState, ChildTimer, Ctx, IkeSa, Response, Task, Timer};
 
 impl IkeSa {
     /// Negotiates a child SA as responder (IKE_AUTH or CREATE_CHILD_SA):
@@ -240,18 +240,22 @@ impl IkeSa {
                 info: info.clone(),
                 pfs: chosen.dh,
                 state: ChildState::Installed,
-                rekey_at,
-                expire_at: l.life_time.map(|t| ctx.now + t),
                 bytes: 0,
                 packets: 0,
             },
         );
+        self.timers
+            .set_or_cancel(Timer::Child(id, ChildTimer::Rekey), rekey_at);
+        let expire_at = l.life_time.map(|t| ctx.now + t);
+        self.timers
+            .set_or_cancel(Timer::Child(id, ChildTimer::Expire), expire_at);
         Some(info)
     }
 
     /// Forgets a child SA and reports it.
     pub fn remove_child(&mut self, ctx: &mut Ctx<'_>, id: ChildSaId) {
         if let Some(c) = self.children.remove(&id) {
+            self.timers.cancel_child(id);
             ctx.out.child_spis.remove(&c.info.inbound.spi.0);
             ctx.out.events.push_back(IkeEvent::ChildSaDeleted {
                 ike_sa: self.id,

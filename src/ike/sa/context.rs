@@ -3,6 +3,8 @@
 
 use core::net::Ipv4Addr;
 use core::time::Duration;
+
+use crate::time::Instant;
 use std::collections::{BTreeSet, VecDeque};
 
 use rand_core::CryptoRngCore;
@@ -50,7 +52,7 @@ pub(crate) struct Ctx<'a> {
     pub config: &'a IkeConfig,
     pub out: &'a mut Outputs,
     pub rng: &'a mut dyn CryptoRngCore,
-    pub now: Duration,
+    pub now: Instant,
     pub local_ip: Ipv4Addr,
 }
 

@@ -9,9 +9,23 @@ use crate::ike::trace::describe;
 use crate::wire::ike::{ExchangeType, Header, IkeMessage, Notify, NotifyType, Payload};
 
 use super::payloads::{notify, unknown_critical};
-use super::{Ctx, IkeSa, Pending, Request, State};
+use super::{Ctx, IkeSa, Pending, Request, State, Timer};
 
 impl IkeSa {
+    /// Makes `pending` our outstanding request and starts its
+    /// retransmission timer (§2.1).
+    pub(super) fn await_response(&mut self, ctx: &Ctx<'_>, pending: Pending) {
+        self.timers
+            .set(Timer::Retransmit, ctx.now + ctx.config.retransmit_timeout);
+        self.pending = Some(pending);
+    }
+
+    /// Takes our outstanding request: it needs no retransmission any more.
+    pub(super) fn take_pending(&mut self) -> Option<Pending> {
+        self.timers.cancel(Timer::Retransmit);
+        self.pending.take()
+    }
+
     /// Encrypts and sends a request; it becomes the pending one.
     pub(super) fn send_request(
         &mut self,
@@ -35,13 +49,15 @@ impl IkeSa {
             describe(&header, payloads),
         );
         self.transmit(ctx, self.remote, self.local_port, &bytes);
-        self.pending = Some(Pending {
-            msg_id,
-            datagram: bytes,
-            tries: 0,
-            retransmit_at: ctx.now + ctx.config.retransmit_timeout,
-            what,
-        });
+        self.await_response(
+            ctx,
+            Pending {
+                msg_id,
+                datagram: bytes,
+                tries: 0,
+                what,
+            },
+        );
     }
 
     /// Encrypts and sends a response to the request `msg_id` from `to`,
@@ -128,7 +144,7 @@ impl IkeSa {
         };
         self.trace(ctx, Direction::Received, from, describe(&header, &payloads));
         self.heard(ctx, from);
-        let Some(pending) = self.pending.take() else {
+        let Some(pending) = self.take_pending() else {
             return Ok(());
         };
         self.next_send_id = self.next_send_id.wrapping_add(1);
@@ -158,7 +174,7 @@ impl IkeSa {
     /// when a NAT may have changed it (§2.23).
     fn heard(&mut self, ctx: &mut Ctx<'_>, from: SocketAddrV4) {
         if let Some(i) = ctx.config.dpd_interval {
-            self.dpd_at = Some(ctx.now + i);
+            self.timers.set(Timer::Liveness, ctx.now + i);
         }
         if (self.nat_local || self.nat_remote) && from != self.remote {
             self.remote = from;

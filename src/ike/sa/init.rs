@@ -61,13 +61,15 @@ impl IkeSa {
         );
         self.transmit(ctx, self.remote, self.local_port, &bytes);
         init.request = bytes.clone();
-        self.pending = Some(Pending {
-            msg_id: 0,
-            datagram: bytes,
-            tries: 0,
-            retransmit_at: ctx.now + ctx.config.retransmit_timeout,
-            what: Request::Init,
-        });
+        self.await_response(
+            ctx,
+            Pending {
+                msg_id: 0,
+                datagram: bytes,
+                tries: 0,
+                what: Request::Init,
+            },
+        );
         self.state = State::ExpectInitResponse(init);
     }
 
@@ -163,7 +165,7 @@ impl IkeSa {
             self.local_port = NATT_PORT;
             self.remote.set_port(NATT_PORT);
         }
-        self.pending = None;
+        self.take_pending();
         self.next_send_id = 1;
         self.send_auth_request(ctx, *init, raw.to_vec(), nr.clone());
         Ok(())

@@ -34,6 +34,7 @@ pub(crate) use state::{
     Child, ChildRequest, ChildState, ExpectAuth, ExpectAuthResponse, ExpectInitResponse, IkeCrypto,
     IkeRekeyRequest, Pending, Request, State, Task,
 };
+pub(crate) use timers::{ChildTimer, Timer, Timers};
 
 /// Nonce length we send: 32 octets, at least half the PRF key size of
 /// every PRF we have (RFC 7296 §2.10).
@@ -68,9 +69,8 @@ pub(crate) struct IkeSa {
     pub pending: Option<Pending>,
     pub queue: VecDeque<Task>,
     pub children: BTreeMap<ChildSaId, Child>,
-    pub rekey_at: Option<Duration>,
-    pub delete_at: Option<Duration>,
-    pub dpd_at: Option<Duration>,
+    /// Every deadline of this SA and its children.
+    pub timers: Timers,
     /// Set when the endpoint must remove this SA; the reason is `None` for
     /// a silent removal (half-open, superseded).
     pub remove: Option<Option<DeleteReason>>,
@@ -107,9 +107,7 @@ impl IkeSa {
             pending: None,
             queue: VecDeque::new(),
             children: BTreeMap::new(),
-            rekey_at: None,
-            delete_at: None,
-            dpd_at: None,
+            timers: Timers::default(),
             remove: None,
             init_key: None,
         }
@@ -154,7 +152,7 @@ impl IkeSa {
     /// Removes the SA when the current call returns.
     fn finish(&mut self, reason: Option<DeleteReason>) {
         self.state = State::Dead;
-        self.pending = None;
+        self.take_pending();
         self.queue.clear();
         self.remove = Some(reason);
     }

@@ -8,6 +8,7 @@ use crate::ike::dh::DhGroup;
 use crate::ike::keys::{child_keys, ike_keys, skeyseed_rekey, IkeSuite};
 use crate::ike::proposal::{select, KeMode, SelectError, SelectOptions};
 use crate::ike::ts;
+use crate::time::Instant;
 use crate::wire::ike::{ExchangeType, KeyExchange, Notify, NotifyType, Payload, ProtocolId, Sa};
 
 use super::payloads::{
@@ -15,8 +16,8 @@ use super::payloads::{
     spi32, spi64,
 };
 use super::{
-    ChildRequest, ChildState, Ctx, IkeCrypto, IkeRekeyRequest, IkeSa, Request, Response, State,
-    Task, REKEYED_LINGER,
+    ChildRequest, ChildState, ChildTimer, Ctx, IkeCrypto, IkeRekeyRequest, IkeSa, Request,
+    Response, State, Task, Timer, REKEYED_LINGER,
 };
 
 impl IkeSa {
@@ -119,14 +120,19 @@ impl IkeSa {
             .drain(..)
             .filter(|t| *t != Task::RekeyIke && *t != Task::DeleteIke)
             .collect();
-        new.rekey_at = ctx.config.ike_lifetime.rekey_time.map(|t| {
+        new.timers = self.timers.take_children();
+        let rekey_at = ctx.config.ike_lifetime.rekey_time.map(|t| {
             let j = ctx.jitter(ctx.config.rekey_jitter.min(t));
             ctx.now + t - j
         });
-        new.dpd_at = ctx.config.dpd_interval.map(|i| ctx.now + i);
+        new.timers.set_or_cancel(Timer::RekeyIke, rekey_at);
+        new.timers.set_or_cancel(
+            Timer::Liveness,
+            ctx.config.dpd_interval.map(|i| ctx.now + i),
+        );
         self.state = State::Rekeyed;
-        self.rekey_at = None;
-        self.delete_at = Some(ctx.now + REKEYED_LINGER);
+        self.timers.cancel(Timer::RekeyIke);
+        self.timers.set(Timer::Linger, ctx.now + REKEYED_LINGER);
         ctx.out.events.push_back(IkeEvent::IkeSaRekeyed {
             ike_sa: self.id,
             spi_i,
@@ -202,10 +208,14 @@ impl IkeSa {
         req: ChildRequest,
         p: &[Payload],
     ) {
-        let restore = |sa: &mut IkeSa, retry: Option<Duration>| {
-            if let Some(c) = req.rekey.and_then(|id| sa.children.get_mut(&id)) {
+        let restore = |sa: &mut IkeSa, retry: Option<Instant>| {
+            let Some(id) = req.rekey else {
+                return;
+            };
+            if let Some(c) = sa.children.get_mut(&id) {
                 c.state = ChildState::Installed;
-                c.rekey_at = retry;
+                sa.timers
+                    .set_or_cancel(Timer::Child(id, ChildTimer::Rekey), retry);
             }
         };
         if let Some(n) = first_error(p) {
@@ -344,7 +354,7 @@ impl IkeSa {
         let retry_later = |sa: &mut IkeSa, ctx: &mut Ctx<'_>| {
             ctx.out.ike_spis.remove(&req.spi);
             let delay = Duration::from_millis(1000 + ctx.rng.next_u64() % 4000);
-            sa.rekey_at = Some(ctx.now + delay);
+            sa.timers.set(Timer::RekeyIke, ctx.now + delay);
         };
         if let Some(n) = first_error(p) {
             match n.requested_group().and_then(DhGroup::from_id) {

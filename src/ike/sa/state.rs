@@ -1,8 +1,6 @@
 //! The states of an IKE SA, its children and its requests in flight
 //! (RFC 7296 §1, §2.3).
 
-use core::time::Duration;
-
 use crate::ike::api::{ChildSaId, ChildSaInfo};
 use crate::ike::dh::{DhGroup, DhPrivate};
 use crate::ike::keys::{IkeKeys, IkeSuite};
@@ -109,8 +107,6 @@ pub(crate) struct Child {
     /// The PFS group it was made with, reused when it is rekeyed.
     pub pfs: Option<DhGroup>,
     pub state: ChildState,
-    pub rekey_at: Option<Duration>,
-    pub expire_at: Option<Duration>,
     pub bytes: u64,
     pub packets: u64,
 }
@@ -147,7 +143,6 @@ pub(crate) struct Pending {
     pub msg_id: u32,
     pub datagram: Vec<u8>,
     pub tries: u32,
-    pub retransmit_at: Duration,
     pub what: Request,
 }
 
