@@ -108,9 +108,9 @@ pub(super) async fn ike_loop(
                 }
             }
         }
-        let sleep = endpoint
-            .next_timeout()
-            .map_or(MAX_SLEEP, |t| t.saturating_duration_since(now).min(MAX_SLEEP));
+        let sleep = endpoint.next_timeout().map_or(MAX_SLEEP, |t| {
+            t.saturating_duration_since(now).min(MAX_SLEEP)
+        });
         tokio::select! {
             r = s500.recv_from(&mut buf500) => {
                 if let (n, SocketAddr::V4(from)) = r.context("receiving on UDP 500")? {
@@ -278,7 +278,8 @@ pub async fn ike_setups(ike: &ClientIke, n: u64, parallel: u64) -> Result<SetupR
         }
         send_transmits(&mut endpoint, &s500, &s4500).await;
         let sleep = endpoint.next_timeout().map_or(MAX_SLEEP, |t| {
-            t.saturating_duration_since(time::Instant::from_elapsed(epoch.elapsed())).min(MAX_SLEEP)
+            t.saturating_duration_since(time::Instant::from_elapsed(epoch.elapsed()))
+                .min(MAX_SLEEP)
         });
         tokio::select! {
             r = s500.recv_from(&mut buf500) => {

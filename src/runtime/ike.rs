@@ -588,7 +588,9 @@ impl IkeRuntime {
                 .values()
                 .filter_map(Ike::next_timeout)
                 .min();
-            let sleep = next.map_or(MAX_SLEEP, |t| t.saturating_duration_since(now).min(MAX_SLEEP));
+            let sleep = next.map_or(MAX_SLEEP, |t| {
+                t.saturating_duration_since(now).min(MAX_SLEEP)
+            });
             if sleep.is_zero() {
                 if self.jobs.send(Job::Tick).is_err() {
                     return;
