@@ -30,7 +30,7 @@ use crate::ike::config::{IkeConfig, PeerConfig};
 use crate::ike::dh::DhGroup;
 use crate::ike::keys::{ike_keys, skeyseed};
 use crate::ike::natt::{classify_4500, nat_detection_hash, Udp4500, IKE_PORT};
-use crate::ike::proposal::{select, KeMode, SelectError, SelectOptions};
+use crate::ike::proposal::{select_or_notify, KeMode};
 use crate::ike::sa::{
     find_ke, find_nonce, find_sa, stateless_init_response, unknown_critical, Ctx, ExpectAuth,
     ExpectInitResponse, IkeCrypto, IkeSa, Outputs, State, Task, Timer, NONCE_LEN,
@@ -475,29 +475,14 @@ impl Ike {
         if self.half_open.len() >= self.config.half_open_limit {
             return Err(DropReason::HalfOpenLimit);
         }
-        let chosen = match select(
-            &self.config.ike_proposals,
-            sa,
-            KeMode::Offered(ke.group),
-            SelectOptions::default(),
-        ) {
-            Ok(c) => c,
-            Err(SelectError::NoProposalChosen) => {
-                let n = Notify::new(NotifyType::NoProposalChosen, Vec::new());
-                self.send_stateless(now, remote, local_port, &header, n);
-                return Ok(());
-            }
-            Err(SelectError::InvalidKe { wanted }) => {
-                self.send_stateless(
-                    now,
-                    remote,
-                    local_port,
-                    &header,
-                    Notify::invalid_ke(wanted.id()),
-                );
-                return Ok(());
-            }
-        };
+        let chosen =
+            match select_or_notify(&self.config.ike_proposals, sa, KeMode::Offered(ke.group)) {
+                Ok(c) => c,
+                Err(n) => {
+                    self.send_stateless(now, remote, local_port, &header, n);
+                    return Ok(());
+                }
+            };
         let (Some(suite), Some(group)) = (chosen.ike_suite(), chosen.dh) else {
             let n = Notify::new(NotifyType::NoProposalChosen, Vec::new());
             self.send_stateless(now, remote, local_port, &header, n);

@@ -5,13 +5,11 @@ use core::net::SocketAddrV4;
 use crate::ike::api::{DeleteReason, IkeEvent, Role};
 use crate::ike::ident::Identity;
 use crate::ike::keys::{child_keys, psk_auth, signed_octets, verify_psk_auth};
-use crate::ike::proposal::KeMode;
+use crate::ike::proposal::{check_chosen, offer, KeMode};
 use crate::ike::ts;
 use crate::wire::ike::{Auth, AuthMethod, ExchangeType, NotifyType, Payload};
 
-use super::payloads::{
-    check_chosen, find_notify, find_sa, find_ts, first_error, notify, offer, spi32,
-};
+use super::payloads::{find_notify, find_sa, find_ts, first_error, notify, spi32};
 use super::{Ctx, ExpectAuthResponse, ExpectInitResponse, IkeSa, Request, Response, State, Timer};
 
 impl IkeSa {

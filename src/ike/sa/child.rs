@@ -5,7 +5,7 @@ use crate::ike::api::{ChildSaId, ChildSaInfo, IkeEvent, Role};
 use crate::ike::config::enc_alg;
 use crate::ike::dh::Zeroizing;
 use crate::ike::keys::{child_keys, ChildKeys};
-use crate::ike::proposal::{select, KeMode, SelectError, SelectOptions, Selected};
+use crate::ike::proposal::{select_or_notify, KeMode, Selected};
 use crate::ike::ts;
 use crate::ipsec::sa::{
     Key, Lifetime, Lifetimes, Mode, Protocol as SaProtocol, SaConfig, Spi,
@@ -41,19 +41,13 @@ impl IkeSa {
             Some(None) => KeMode::NoKe,
             Some(Some(k)) => KeMode::Offered(k.group),
         };
-        let chosen = match select(
-            &ctx.config.esp_proposals,
-            sa,
-            mode,
-            SelectOptions::default(),
-        ) {
+        let chosen = match select_or_notify(&ctx.config.esp_proposals, sa, mode) {
             Ok(c) => c,
-            Err(SelectError::NoProposalChosen) => {
-                self.child_failed(ctx, NotifyType::NoProposalChosen);
-                return vec![notify(NotifyType::NoProposalChosen)];
-            }
-            Err(SelectError::InvalidKe { wanted }) => {
-                return vec![Payload::Notify(Notify::invalid_ke(wanted.id()))];
+            Err(n) => {
+                if n.notify_type == NotifyType::NoProposalChosen {
+                    self.child_failed(ctx, n.notify_type);
+                }
+                return vec![Payload::Notify(n)];
             }
         };
         let Some(spi_out) = spi32(&chosen.spi) else {

@@ -7,15 +7,13 @@ use crate::ike::api::{DeleteReason, Direction, DropReason};
 use crate::ike::dh::DhGroup;
 use crate::ike::keys::{ike_keys, skeyseed};
 use crate::ike::natt::{nat_detection_hash, NATT_PORT};
-use crate::ike::proposal::KeMode;
+use crate::ike::proposal::{check_chosen, offer, KeMode};
 use crate::ike::trace::describe;
 use crate::wire::ike::{
     ExchangeType, Flags, Header, IkeMessage, KeyExchange, Notify, NotifyType, Payload,
 };
 
-use super::payloads::{
-    check_chosen, find_ke, find_nonce, find_notify, find_sa, first_error, offer,
-};
+use super::payloads::{find_ke, find_nonce, find_notify, find_sa, first_error};
 use super::{Ctx, ExpectInitResponse, IkeCrypto, IkeSa, Pending, Request, State};
 
 impl IkeSa {

@@ -3,11 +3,10 @@
 
 use crate::ike::dh::DhGroup;
 use crate::ike::keys::Integ;
-use crate::ike::proposal::{select, KeMode, ProposalConfig, SelectOptions, Selected};
+use crate::ike::proposal::ProposalConfig;
 use crate::ipsec::sa::IntegAlg;
 use crate::wire::ike::{
-    DhId, KeyExchange, Notify, NotifyType, Payload, Proposal, Sa, TrafficSelector, Transform,
-    TransformId,
+    DhId, KeyExchange, Notify, NotifyType, Payload, Sa, TrafficSelector, TransformId,
 };
 
 use super::NONCE_RANGE;
@@ -74,44 +73,6 @@ pub(crate) fn unknown_critical(payloads: &[Payload]) -> Option<u8> {
     })
 }
 
-/// Our proposals as an SA payload (§3.3), each with every transform
-/// configured and our SPI. `with_dh` is false for the child SA of
-/// IKE_AUTH, which has no KE (§1.2).
-pub(super) fn offer(configs: &[ProposalConfig], spi: &[u8], with_dh: bool) -> Sa {
-    let proposals = configs
-        .iter()
-        .zip(1u8..)
-        .map(|(c, number)| {
-            let mut t: Vec<Transform> = c
-                .encr
-                .iter()
-                .map(|e| Transform::encr(e.id(), Some(e.key_bits())))
-                .collect();
-            t.extend(
-                c.integ
-                    .iter()
-                    .map(|x| Transform::new(TransformId::Integ(x.id()))),
-            );
-            t.extend(
-                c.prf
-                    .iter()
-                    .map(|x| Transform::new(TransformId::Prf(x.id()))),
-            );
-            if with_dh {
-                t.extend(c.dh.iter().map(|x| Transform::new(TransformId::Dh(x.id()))));
-            }
-            t.extend(c.esn.iter().map(|x| Transform::new(TransformId::Esn(*x))));
-            Proposal {
-                number,
-                protocol: c.protocol.id(),
-                spi: spi.to_vec(),
-                transforms: t,
-            }
-        })
-        .collect();
-    Sa { proposals }
-}
-
 /// The PFS group for rekeying a child made in IKE_AUTH, where we were the
 /// responder: the first group of our ESP proposals that the peer listed
 /// in the proposal we chose; `None` if it listed none.
@@ -152,15 +113,6 @@ pub(super) fn pfs_proposals(
     } else {
         fits
     }
-}
-
-/// Checks that the responder's SA payload holds exactly one proposal that
-/// our configuration accepts (§2.7) and returns it.
-pub(super) fn check_chosen(configs: &[ProposalConfig], sa: &Sa, ke: KeMode) -> Option<Selected> {
-    if sa.proposals.len() != 1 {
-        return None;
-    }
-    select(configs, sa, ke, SelectOptions::default()).ok()
 }
 
 pub(super) fn integ_alg(i: Option<Integ>) -> IntegAlg {

@@ -6,14 +6,13 @@ use core::time::Duration;
 use crate::ike::api::{ChildSaId, IkeEvent, Role};
 use crate::ike::dh::DhGroup;
 use crate::ike::keys::{child_keys, ike_keys, skeyseed_rekey, IkeSuite};
-use crate::ike::proposal::{select, KeMode, SelectError, SelectOptions};
+use crate::ike::proposal::{check_chosen, offer, select_or_notify, KeMode};
 use crate::ike::ts;
 use crate::time::Instant;
 use crate::wire::ike::{ExchangeType, KeyExchange, Notify, NotifyType, Payload, ProtocolId, Sa};
 
 use super::payloads::{
-    check_chosen, find_ke, find_nonce, find_sa, find_ts, first_error, notify, offer, pfs_proposals,
-    spi32, spi64,
+    find_ke, find_nonce, find_sa, find_ts, first_error, notify, pfs_proposals, spi32, spi64,
 };
 use super::{
     ChildRequest, ChildState, ChildTimer, Ctx, IkeCrypto, IkeRekeyRequest, IkeSa, Request,
@@ -36,20 +35,11 @@ impl IkeSa {
         let Some(ke) = ke else {
             return vec![notify(NotifyType::InvalidSyntax)];
         };
-        let chosen = match select(
-            &ctx.config.ike_proposals,
-            sa,
-            KeMode::Offered(ke.group),
-            SelectOptions::default(),
-        ) {
-            Ok(c) => c,
-            Err(SelectError::NoProposalChosen) => {
-                return vec![notify(NotifyType::NoProposalChosen)]
-            }
-            Err(SelectError::InvalidKe { wanted }) => {
-                return vec![Payload::Notify(Notify::invalid_ke(wanted.id()))]
-            }
-        };
+        let chosen =
+            match select_or_notify(&ctx.config.ike_proposals, sa, KeMode::Offered(ke.group)) {
+                Ok(c) => c,
+                Err(n) => return vec![Payload::Notify(n)],
+            };
         let (Some(peer_spi), Some(suite), Some(group)) =
             (spi64(&chosen.spi), chosen.ike_suite(), chosen.dh)
         else {
