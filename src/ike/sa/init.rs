@@ -13,7 +13,7 @@ use crate::wire::ike::{
     ExchangeType, Flags, Header, IkeMessage, KeyExchange, Notify, NotifyType, Payload,
 };
 
-use super::payloads::{find_ke, find_nonce, find_notify, find_sa, first_error};
+use super::payloads::{find_ke, find_nonce, find_notifies, find_notify, find_sa, first_error};
 use super::{Ctx, ExpectInitResponse, IkeCrypto, IkeSa, Pending, Request, State};
 
 impl IkeSa {
@@ -142,13 +142,7 @@ impl IkeSa {
         self.crypto = Some(IkeCrypto::new(suite, init.dh.group(), keys, true));
         // NAT detection (§2.23).
         let local = self.local_addr(ctx);
-        let srcs: Vec<&Notify> = p
-            .iter()
-            .filter_map(|x| match x {
-                Payload::Notify(n) if n.notify_type == NotifyType::NatDetectionSourceIp => Some(n),
-                _ => None,
-            })
-            .collect();
+        let srcs = find_notifies(p, NotifyType::NatDetectionSourceIp);
         if !srcs.is_empty() {
             let h = nat_detection_hash(self.spi_i, spi_r, self.remote);
             self.nat_remote = !srcs.iter().any(|n| n.data == h);

@@ -29,7 +29,7 @@ use crate::wire::ike::{ExchangeType, Flags, Header, Payload};
 
 pub(crate) use context::{Ctx, Outputs};
 pub(crate) use init::stateless_init_response;
-pub(crate) use payloads::{find_ke, find_nonce, find_sa, unknown_critical};
+pub(crate) use payloads::{find_ke, find_nonce, find_notifies, find_sa, unknown_critical};
 pub(crate) use state::{
     Child, ChildRequest, ChildState, ExpectAuth, ExpectAuthResponse, ExpectInitResponse, IkeCrypto,
     IkeRekeyRequest, Pending, Request, State, Task,

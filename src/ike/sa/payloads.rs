@@ -22,6 +22,17 @@ pub(super) fn find_notify(payloads: &[Payload], t: NotifyType) -> Option<&Notify
     })
 }
 
+/// Every notify of type `t`, in order.
+pub(crate) fn find_notifies(payloads: &[Payload], t: NotifyType) -> Vec<&Notify> {
+    payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Notify(n) if n.notify_type == t => Some(n),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The first error notify (§3.10.1: types below 16384).
 pub(crate) fn first_error(payloads: &[Payload]) -> Option<&Notify> {
     payloads.iter().find_map(|p| match p {
