@@ -9,8 +9,12 @@ use crate::ike::proposal::{check_chosen, offer, KeMode};
 use crate::ike::ts;
 use crate::wire::ike::{Auth, AuthMethod, ExchangeType, NotifyType, Payload};
 
-use super::payloads::{find_notify, find_sa, find_ts, first_error, notify, spi32};
-use super::{Ctx, ExpectAuthResponse, ExpectInitResponse, IkeSa, Request, Response, State, Timer};
+use super::payloads::{
+    find_auth, find_id_i, find_id_r, find_notify, find_sa, find_ts, first_error, notify, spi32,
+};
+use super::{
+    Ctx, ExpectAuthResponse, ExpectInitResponse, IkeSa, Negotiated, Request, Response, State, Timer,
+};
 
 impl IkeSa {
     pub(super) fn send_auth_request(
@@ -63,110 +67,94 @@ impl IkeSa {
         }));
     }
 
+    /// The responder's IKE_AUTH (§1.2): its AUTH checked (§2.15), the IKE
+    /// SA established, and the first child SA installed.
     pub(super) fn on_auth_response(&mut self, ctx: &mut Ctx<'_>, p: &[Payload]) {
         let State::ExpectAuthResponse(st) = std::mem::replace(&mut self.state, State::Dead) else {
             return;
         };
-        let remote = self.remote;
-        let peer_id = self.peer.as_ref().map(|x| x.id.clone());
         if find_notify(p, NotifyType::AuthenticationFailed).is_some() {
-            ctx.out.child_spis.remove(&st.spi_in);
-            ctx.out.events.push_back(IkeEvent::AuthFailed {
-                remote,
-                id: peer_id,
-                local: false,
-            });
-            self.finish(Some(DeleteReason::AuthFailed));
-            return;
+            return self.auth_failed(ctx, st.spi_in, false);
         }
-        let (Some(crypto), Some(peer)) = (&self.crypto, &self.peer) else {
+        let Some(ok) = self.responder_auth_ok(&st, p) else {
             return;
-        };
-        let prf = crypto.suite.prf;
-        let idr = p.iter().find_map(|x| match x {
-            Payload::IdR(id) => Some(id),
-            _ => None,
-        });
-        let auth = p.iter().find_map(|x| match x {
-            Payload::Auth(a) => Some(a),
-            _ => None,
-        });
-        let ok = match (idr, auth) {
-            (Some(idr), Some(auth)) => {
-                let octets = signed_octets(
-                    prf,
-                    &st.response,
-                    &st.ni,
-                    &crypto.keys.sk_pr,
-                    &idr.rest_of_payload(),
-                );
-                peer.id.matches(idr)
-                    && auth.method == AuthMethod::SharedKeyMic
-                    && verify_psk_auth(prf, &peer.psk, &octets, &auth.data)
-            }
-            _ => false,
         };
         if !ok {
             // §2.21.2: tell the responder in an INFORMATIONAL, then go.
             let payloads = [notify(NotifyType::AuthenticationFailed)];
             self.send_request(ctx, ExchangeType::Informational, &payloads, Request::Dpd);
-            ctx.out.child_spis.remove(&st.spi_in);
-            ctx.out.events.push_back(IkeEvent::AuthFailed {
-                remote,
-                id: peer_id,
-                local: true,
-            });
-            self.finish(Some(DeleteReason::AuthFailed));
-            return;
+            return self.auth_failed(ctx, st.spi_in, true);
         }
-        self.remote_id = Some(peer.id.clone());
-        let sk_d = crypto.keys.sk_d.clone();
+        self.remote_id = self.peer.as_ref().map(|peer| peer.id.clone());
         self.establish(ctx, Role::Initiator);
+        self.first_child(ctx, &st, p);
+    }
+
+    /// Whether the responder's IDr and AUTH are those of the peer we
+    /// meant (§2.15); `None` without keys or peer.
+    fn responder_auth_ok(&self, st: &ExpectAuthResponse, p: &[Payload]) -> Option<bool> {
+        let (Some(crypto), Some(peer)) = (&self.crypto, &self.peer) else {
+            return None;
+        };
+        let prf = crypto.suite.prf;
+        let (Some(idr), Some(auth)) = (find_id_r(p), find_auth(p)) else {
+            return Some(false);
+        };
+        let octets = signed_octets(
+            prf,
+            &st.response,
+            &st.ni,
+            &crypto.keys.sk_pr,
+            &idr.rest_of_payload(),
+        );
+        Some(
+            peer.id.matches(idr)
+                && auth.method == AuthMethod::SharedKeyMic
+                && verify_psk_auth(prf, &peer.psk, &octets, &auth.data),
+        )
+    }
+
+    /// Authentication failed, on our side (`local`) or the peer's: the
+    /// SA goes, and the child SPI we reserved with it.
+    fn auth_failed(&mut self, ctx: &mut Ctx<'_>, spi_in: u32, local: bool) {
+        ctx.out.child_spis.remove(&spi_in);
+        ctx.out.events.push_back(IkeEvent::AuthFailed {
+            remote: self.remote,
+            id: self.peer.as_ref().map(|x| x.id.clone()),
+            local,
+        });
+        self.finish(Some(DeleteReason::AuthFailed));
+    }
+
+    /// The child SA that came with IKE_AUTH (§1.2), or why it did not.
+    fn first_child(&mut self, ctx: &mut Ctx<'_>, st: &ExpectAuthResponse, p: &[Payload]) {
         if let Some(n) = first_error(p) {
-            ctx.out.child_spis.remove(&st.spi_in);
-            ctx.out.events.push_back(IkeEvent::ChildSaFailed {
-                ike_sa: self.id,
-                notify: n.notify_type,
-            });
-            return;
+            return self.first_child_failed(ctx, st.spi_in, n.notify_type);
         }
         let child = find_sa(p)
             .and_then(|sa| check_chosen(&ctx.config.esp_proposals, sa, KeMode::Ignore))
             .zip(find_ts(p));
         let Some((chosen, (tsi, tsr))) = child else {
-            ctx.out.child_spis.remove(&st.spi_in);
-            ctx.out.events.push_back(IkeEvent::ChildSaFailed {
-                ike_sa: self.id,
-                notify: NotifyType::NoProposalChosen,
-            });
-            return;
+            return self.first_child_failed(ctx, st.spi_in, NotifyType::NoProposalChosen);
         };
-        let spi_out = spi32(&chosen.spi);
         if !ts::all_within(tsi, &st.local_ts) || !ts::all_within(tsr, &st.remote_ts) {
-            ctx.out.child_spis.remove(&st.spi_in);
-            ctx.out.events.push_back(IkeEvent::ChildSaFailed {
-                ike_sa: self.id,
-                notify: NotifyType::TsUnacceptable,
-            });
-            return;
+            return self.first_child_failed(ctx, st.spi_in, NotifyType::TsUnacceptable);
         }
-        let Some(spi_out) = spi_out else {
+        let (Some(spi_out), Some(crypto)) = (spi32(&chosen.spi), &self.crypto) else {
             return;
         };
-        let Ok(keys) = child_keys(prf, &sk_d, None, &st.ni, &st.nr, chosen.child_suite()) else {
+        let (prf, sk_d) = (crypto.suite.prf, &crypto.keys.sk_d);
+        let Ok(keys) = child_keys(prf, sk_d, None, &st.ni, &st.nr, chosen.child_suite()) else {
             return;
         };
         let (tsi, tsr) = (tsi.clone(), tsr.clone());
-        if let Some(info) = self.install_child(
-            ctx,
-            Role::Initiator,
+        let negotiated = Negotiated {
             chosen,
-            st.spi_in,
+            spi_in: st.spi_in,
             spi_out,
-            &keys,
-            tsi,
-            tsr,
-        ) {
+            keys,
+        };
+        if let Some(info) = self.install_child(ctx, Role::Initiator, negotiated, tsi, tsr) {
             // Our rekeys use the first PFS group we configured, if any.
             let pfs = ctx
                 .config
@@ -178,6 +166,12 @@ impl IkeSa {
             }
             ctx.out.events.push_back(IkeEvent::ChildSaEstablished(info));
         }
+    }
+
+    /// The IKE SA is up, its first child SA is not.
+    fn first_child_failed(&mut self, ctx: &mut Ctx<'_>, spi_in: u32, notify: NotifyType) {
+        ctx.out.child_spis.remove(&spi_in);
+        self.child_failed(ctx, notify);
     }
 
     /// The IKE SA is up: event, timers.
@@ -215,18 +209,7 @@ impl IkeSa {
         let State::ExpectAuth(st) = std::mem::replace(&mut self.state, State::Dead) else {
             return vec![notify(NotifyType::InvalidSyntax)];
         };
-        let idi = p.iter().find_map(|x| match x {
-            Payload::IdI(id) => Some(id),
-            _ => None,
-        });
-        let idr = p.iter().find_map(|x| match x {
-            Payload::IdR(id) => Some(id),
-            _ => None,
-        });
-        let auth = p.iter().find_map(|x| match x {
-            Payload::Auth(a) => Some(a),
-            _ => None,
-        });
+        let (idi, idr, auth) = (find_id_i(p), find_id_r(p), find_auth(p));
         let Some(crypto) = &self.crypto else {
             return vec![notify(NotifyType::InvalidSyntax)];
         };

@@ -2,21 +2,14 @@
 //! (RFC 7296 §1.3.1), installed, counted and removed.
 
 use crate::ike::api::{ChildSaId, ChildSaInfo, IkeEvent, Role};
-use crate::ike::config::enc_alg;
-use crate::ike::dh::Zeroizing;
-use crate::ike::keys::{child_keys, ChildKeys};
-use crate::ike::proposal::{select_or_notify, KeMode, Selected};
+use crate::ike::proposal::{select_or_notify, KeMode};
 use crate::ike::ts;
-use crate::ipsec::sa::{
-    Key, Lifetime, Lifetimes, Mode, Protocol as SaProtocol, SaConfig, Spi,
-    TrafficSelector as SaSelector, UdpEncap,
-};
 use crate::wire::ike::{KeyExchange, Notify, NotifyType, Payload, ProtocolId, Sa, TrafficSelector};
 
 use super::payloads::{
-    find_ke, find_nonce, find_notify, find_sa, find_ts, integ_alg, notify, pfs_hint, spi32,
+    find_ke, find_nonce, find_notify, find_sa, find_ts, notify, pfs_hint, spi32,
 };
-use super::{Child, ChildState, ChildTimer, Ctx, IkeSa, Response, Task, Timer};
+use super::{ChildState, Ctx, IkeSa, Negotiated, Response, Task};
 
 impl IkeSa {
     /// Negotiates a child SA as responder (IKE_AUTH or CREATE_CHILD_SA):
@@ -53,54 +46,43 @@ impl IkeSa {
         let Some(spi_out) = spi32(&chosen.spi) else {
             return vec![notify(NotifyType::InvalidSyntax)];
         };
-        let Some(peer) = self.peer.clone() else {
-            return vec![notify(NotifyType::InvalidSyntax)];
+        let (narrowed_i, narrowed_r) = match self.narrow_selectors(ctx, tsi, tsr) {
+            Ok(n) => n,
+            Err(t) => return vec![notify(t)],
         };
-        let narrowed_i = ts::narrow(tsi, &peer.remote_ts.resolve(*self.remote.ip()));
-        let narrowed_r = ts::narrow(tsr, &peer.local_ts.resolve(ctx.local_ip));
-        if narrowed_i.is_empty() || narrowed_r.is_empty() {
-            self.child_failed(ctx, NotifyType::TsUnacceptable);
-            return vec![notify(NotifyType::TsUnacceptable)];
-        }
         // PFS: our KE and g^ir (new) (§1.3.1, §2.17).
-        let mut ke_out = None;
-        let mut g_ir = None;
-        if let (Some(Some(k)), Some(group)) = (ke, chosen.dh) {
-            let dh = ctx.dh(group);
-            let Ok(s) = dh.shared_secret(&k.data) else {
-                return vec![notify(NotifyType::InvalidSyntax)];
-            };
-            g_ir = Some(s);
-            ke_out = Some(KeyExchange {
-                group: group.id(),
-                data: dh.public_value().to_vec(),
-            });
-        }
+        let (ke_out, g_ir) = match (ke, chosen.dh) {
+            (Some(Some(k)), Some(group)) => {
+                let dh = ctx.dh(group);
+                let Ok(s) = dh.shared_secret(&k.data) else {
+                    return vec![notify(NotifyType::InvalidSyntax)];
+                };
+                let ours = KeyExchange {
+                    group: group.id(),
+                    data: dh.public_value().to_vec(),
+                };
+                (Some(ours), Some(s))
+            }
+            _ => (None, None),
+        };
         let Some(crypto) = &self.crypto else {
             return vec![notify(NotifyType::InvalidSyntax)];
         };
-        let Ok(keys) = child_keys(
-            crypto.suite.prf,
-            &crypto.keys.sk_d,
-            g_ir.as_ref().map(|g| g.as_slice()),
-            ni,
-            nr,
-            chosen.child_suite(),
-        ) else {
+        let g_ir = g_ir.as_ref().map(|g| g.as_slice());
+        let Ok(keys) = crypto.child_keys(g_ir, ni, nr, &chosen) else {
             return vec![notify(NotifyType::NoProposalChosen)];
         };
         let spi_in = ctx.child_spi();
         let proposal = chosen.to_proposal(spi_in.to_be_bytes().to_vec());
-        let Some(info) = self.install_child(
-            ctx,
-            Role::Responder,
+        let negotiated = Negotiated {
             chosen,
             spi_in,
             spi_out,
-            &keys,
-            narrowed_r.clone(),
-            narrowed_i.clone(),
-        ) else {
+            keys,
+        };
+        let (local_ts, remote_ts) = (narrowed_r.clone(), narrowed_i.clone());
+        let Some(info) = self.install_child(ctx, Role::Responder, negotiated, local_ts, remote_ts)
+        else {
             ctx.out.child_spis.remove(&spi_in);
             return vec![notify(NotifyType::NoProposalChosen)];
         };
@@ -112,18 +94,7 @@ impl IkeSa {
                 c.pfs = hint;
             }
         }
-        match rekey.and_then(|old| self.children.get_mut(&old).map(|c| (old, c))) {
-            Some((old, c)) => {
-                c.state = ChildState::Rekeyed;
-                let old_spis = c.info.spis();
-                ctx.out.events.push_back(IkeEvent::ChildSaRekeyed {
-                    old,
-                    old_spis,
-                    new: info,
-                });
-            }
-            None => ctx.out.events.push_back(IkeEvent::ChildSaEstablished(info)),
-        }
+        self.announce_child(ctx, info, rekey);
         let mut out = vec![Payload::Sa(Sa {
             proposals: vec![proposal],
         })];
@@ -136,127 +107,57 @@ impl IkeSa {
         out
     }
 
+    /// The initiator's selectors narrowed to the peer's configuration
+    /// (§2.9), or the notify when nothing is left.
+    fn narrow_selectors(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tsi: &[TrafficSelector],
+        tsr: &[TrafficSelector],
+    ) -> Result<(Vec<TrafficSelector>, Vec<TrafficSelector>), NotifyType> {
+        let Some(peer) = &self.peer else {
+            return Err(NotifyType::InvalidSyntax);
+        };
+        let narrowed_i = ts::narrow(tsi, &peer.remote_ts.resolve(*self.remote.ip()));
+        let narrowed_r = ts::narrow(tsr, &peer.local_ts.resolve(ctx.local_ip));
+        if narrowed_i.is_empty() || narrowed_r.is_empty() {
+            self.child_failed(ctx, NotifyType::TsUnacceptable);
+            return Err(NotifyType::TsUnacceptable);
+        }
+        Ok((narrowed_i, narrowed_r))
+    }
+
+    /// Reports a new child SA, or one that replaces `rekey` (§2.8);
+    /// returns the replaced child.
+    pub(super) fn announce_child(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        info: ChildSaInfo,
+        rekey: Option<ChildSaId>,
+    ) -> Option<ChildSaId> {
+        match rekey.and_then(|old| self.children.get_mut(&old).map(|c| (old, c))) {
+            Some((old, c)) => {
+                c.state = ChildState::Rekeyed;
+                let old_spis = c.info.spis();
+                ctx.out.events.push_back(IkeEvent::ChildSaRekeyed {
+                    old,
+                    old_spis,
+                    new: info,
+                });
+                Some(old)
+            }
+            None => {
+                ctx.out.events.push_back(IkeEvent::ChildSaEstablished(info));
+                None
+            }
+        }
+    }
+
     pub(super) fn child_failed(&mut self, ctx: &mut Ctx<'_>, notify: NotifyType) {
         ctx.out.events.push_back(IkeEvent::ChildSaFailed {
             ike_sa: self.id,
             notify,
         });
-    }
-
-    /// Turns negotiated keys into the engine's SA pair and records the
-    /// child. `role` is ours in the exchange that created it (§2.17: the
-    /// first keys protect initiator-to-responder traffic).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn install_child(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        role: Role,
-        chosen: Selected,
-        spi_in: u32,
-        spi_out: u32,
-        keys: &ChildKeys,
-        local_ts: Vec<TrafficSelector>,
-        remote_ts: Vec<TrafficSelector>,
-    ) -> Option<ChildSaInfo> {
-        let enc = enc_alg(chosen.encr)?;
-        let integ = integ_alg(chosen.integ);
-        let (out_e, out_a, in_e, in_a) = match role {
-            Role::Initiator => (&keys.encr_i, &keys.integ_i, &keys.encr_r, &keys.integ_r),
-            Role::Responder => (&keys.encr_r, &keys.integ_r, &keys.encr_i, &keys.integ_i),
-        };
-        let l = ctx.config.child_lifetime;
-        let lifetimes = Lifetimes {
-            soft: Lifetime {
-                seconds: l.rekey_time.map(|d| d.as_secs()),
-                bytes: l.rekey_bytes,
-                packets: l.rekey_packets,
-            },
-            hard: Lifetime {
-                seconds: l.life_time.map(|d| d.as_secs()),
-                bytes: l.life_bytes,
-                packets: l.life_packets,
-            },
-        };
-        let local = core::net::IpAddr::V4(ctx.local_ip);
-        let remote = core::net::IpAddr::V4(*self.remote.ip());
-        let encap = self.nat_local || self.nat_remote;
-        let udp_out = encap.then_some(UdpEncap {
-            src_port: self.local_port,
-            dst_port: self.remote.port(),
-        });
-        let udp_in = encap.then_some(UdpEncap {
-            src_port: self.remote.port(),
-            dst_port: self.local_port,
-        });
-        let sa = |spi: u32, src, dst, e: &Zeroizing<Vec<u8>>, a: &Zeroizing<Vec<u8>>, udp, sel| {
-            SaConfig {
-                spi: Spi(spi),
-                protocol: SaProtocol::Esp,
-                mode: Mode::Tunnel,
-                src,
-                dst,
-                enc,
-                enc_key: Key(e.to_vec()),
-                integ,
-                integ_key: Key(a.to_vec()),
-                esn: false,
-                replay_window: ctx.config.replay_window,
-                lifetimes,
-                udp_encap: udp,
-                selector: sel,
-            }
-        };
-        let sel_in = ts::to_sa_selector(&remote_ts, &local_ts)
-            .unwrap_or_else(|| SaSelector::hosts(remote, local));
-        let sel_out = ts::to_sa_selector(&local_ts, &remote_ts)
-            .unwrap_or_else(|| SaSelector::hosts(local, remote));
-        let inbound = sa(spi_in, remote, local, in_e, in_a, udp_in, sel_in);
-        let outbound = sa(spi_out, local, remote, out_e, out_a, udp_out, sel_out);
-        let id = ChildSaId(ctx.out.next_child);
-        ctx.out.next_child = ctx.out.next_child.wrapping_add(1);
-        let info = ChildSaInfo {
-            ike_sa: self.id,
-            child: id,
-            role,
-            inbound,
-            outbound,
-            local_ts,
-            remote_ts,
-            udp_encap: udp_out,
-        };
-        let rekey_at = l.rekey_time.map(|t| {
-            let j = ctx.jitter(ctx.config.rekey_jitter.min(t));
-            ctx.now + t - j
-        });
-        self.children.insert(
-            id,
-            Child {
-                info: info.clone(),
-                pfs: chosen.dh,
-                state: ChildState::Installed,
-                bytes: 0,
-                packets: 0,
-            },
-        );
-        self.timers
-            .set_or_cancel(Timer::Child(id, ChildTimer::Rekey), rekey_at);
-        let expire_at = l.life_time.map(|t| ctx.now + t);
-        self.timers
-            .set_or_cancel(Timer::Child(id, ChildTimer::Expire), expire_at);
-        Some(info)
-    }
-
-    /// Forgets a child SA and reports it.
-    pub fn remove_child(&mut self, ctx: &mut Ctx<'_>, id: ChildSaId) {
-        if let Some(c) = self.children.remove(&id) {
-            self.timers.cancel_child(id);
-            ctx.out.child_spis.remove(&c.info.inbound.spi.0);
-            ctx.out.events.push_back(IkeEvent::ChildSaDeleted {
-                ike_sa: self.id,
-                child: id,
-                spis: c.info.spis(),
-            });
-        }
     }
 
     pub(super) fn on_create_child_request(&mut self, ctx: &mut Ctx<'_>, p: &[Payload]) -> Response {

@@ -11,6 +11,7 @@ mod context;
 mod dispatch;
 mod informational;
 mod init;
+mod install;
 mod payloads;
 mod rekey;
 mod state;
@@ -32,7 +33,7 @@ pub(crate) use init::stateless_init_response;
 pub(crate) use payloads::{find_ke, find_nonce, find_notifies, find_sa, unknown_critical};
 pub(crate) use state::{
     Child, ChildRequest, ChildState, ExpectAuth, ExpectAuthResponse, ExpectInitResponse, IkeCrypto,
-    IkeRekeyRequest, Pending, Request, State, Task,
+    IkeRekeyRequest, Negotiated, Pending, Request, State, Task,
 };
 pub(crate) use timers::{ChildTimer, Timer, Timers};
 

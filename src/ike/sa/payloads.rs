@@ -6,7 +6,8 @@ use crate::ike::keys::Integ;
 use crate::ike::proposal::ProposalConfig;
 use crate::ipsec::sa::IntegAlg;
 use crate::wire::ike::{
-    DhId, KeyExchange, Notify, NotifyType, Payload, Sa, TrafficSelector, TransformId,
+    Auth, DhId, Identification, KeyExchange, Notify, NotifyType, Payload, Sa, TrafficSelector,
+    TransformId,
 };
 
 use super::NONCE_RANGE;
@@ -37,6 +38,27 @@ pub(crate) fn find_notifies(payloads: &[Payload], t: NotifyType) -> Vec<&Notify>
 pub(crate) fn first_error(payloads: &[Payload]) -> Option<&Notify> {
     payloads.iter().find_map(|p| match p {
         Payload::Notify(n) if n.notify_type.is_error() => Some(n),
+        _ => None,
+    })
+}
+
+pub(super) fn find_id_i(payloads: &[Payload]) -> Option<&Identification> {
+    payloads.iter().find_map(|p| match p {
+        Payload::IdI(id) => Some(id),
+        _ => None,
+    })
+}
+
+pub(super) fn find_id_r(payloads: &[Payload]) -> Option<&Identification> {
+    payloads.iter().find_map(|p| match p {
+        Payload::IdR(id) => Some(id),
+        _ => None,
+    })
+}
+
+pub(super) fn find_auth(payloads: &[Payload]) -> Option<&Auth> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Auth(a) => Some(a),
         _ => None,
     })
 }

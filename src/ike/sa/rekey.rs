@@ -3,9 +3,9 @@
 
 use core::time::Duration;
 
-use crate::ike::api::{ChildSaId, IkeEvent, Role};
+use crate::ike::api::{ChildSaId, ChildSaInfo, IkeEvent, Role};
 use crate::ike::dh::DhGroup;
-use crate::ike::keys::{child_keys, ike_keys, skeyseed_rekey, IkeSuite};
+use crate::ike::keys::{ike_keys, skeyseed_rekey, IkeSuite};
 use crate::ike::proposal::{check_chosen, offer, select_or_notify, KeMode};
 use crate::ike::ts;
 use crate::time::Instant;
@@ -15,8 +15,8 @@ use super::payloads::{
     find_ke, find_nonce, find_sa, find_ts, first_error, notify, pfs_proposals, spi32, spi64,
 };
 use super::{
-    ChildRequest, ChildState, ChildTimer, Ctx, IkeCrypto, IkeRekeyRequest, IkeSa, Request,
-    Response, State, Task, Timer, REKEYED_LINGER,
+    ChildRequest, ChildState, ChildTimer, Ctx, IkeCrypto, IkeRekeyRequest, IkeSa, Negotiated,
+    Request, Response, State, Task, Timer, REKEYED_LINGER,
 };
 
 impl IkeSa {
@@ -192,121 +192,107 @@ impl IkeSa {
         );
     }
 
+    /// The response to our CREATE_CHILD_SA for a child SA (§1.3.1,
+    /// §1.3.3): the new child installed, or the refusal handled.
     pub(super) fn on_child_response(
         &mut self,
         ctx: &mut Ctx<'_>,
         req: ChildRequest,
         p: &[Payload],
     ) {
-        let restore = |sa: &mut IkeSa, retry: Option<Instant>| {
-            let Some(id) = req.rekey else {
-                return;
-            };
-            if let Some(c) = sa.children.get_mut(&id) {
-                c.state = ChildState::Installed;
-                sa.timers
-                    .set_or_cancel(Timer::Child(id, ChildTimer::Rekey), retry);
-            }
-        };
         if let Some(n) = first_error(p) {
+            return self.child_refused(ctx, &req, n);
+        }
+        let Some(info) = self.accept_child(ctx, &req, p) else {
             ctx.out.child_spis.remove(&req.spi_in);
-            let t = n.notify_type;
-            match (t, n.requested_group().and_then(DhGroup::from_id)) {
-                (NotifyType::InvalidKePayload, Some(g))
-                    if req.dh.as_ref().is_some_and(|d| d.group() != g) =>
-                {
-                    restore(self, None);
-                    if let Some(id) = req.rekey {
-                        self.start_child_rekey(ctx, id, Some(g));
-                    }
-                }
-                (NotifyType::TemporaryFailure, _) => {
-                    // Retry after a random 1–5 s (§2.25).
-                    let delay = Duration::from_millis(1000 + ctx.rng.next_u64() % 4000);
-                    restore(self, Some(ctx.now + delay));
-                }
-                (NotifyType::ChildSaNotFound, _) => {
-                    if let Some(id) = req.rekey {
-                        self.remove_child(ctx, id);
-                    }
-                }
-                _ => {
-                    restore(self, None);
-                    self.child_failed(ctx, t);
+            self.restore_child(req.rekey, None);
+            return self.child_failed(ctx, NotifyType::NoProposalChosen);
+        };
+        if let Some(old) = self.announce_child(ctx, info, req.rekey) {
+            // The rekey initiator deletes the old pair (§2.8).
+            self.queue.push_front(Task::DeleteChild(old));
+        }
+    }
+
+    /// A child SA being rekeyed is installed again, with `retry` as its
+    /// next rekey time.
+    fn restore_child(&mut self, rekey: Option<ChildSaId>, retry: Option<Instant>) {
+        let Some(id) = rekey else {
+            return;
+        };
+        if let Some(c) = self.children.get_mut(&id) {
+            c.state = ChildState::Installed;
+            self.timers
+                .set_or_cancel(Timer::Child(id, ChildTimer::Rekey), retry);
+        }
+    }
+
+    /// The peer refused our CREATE_CHILD_SA: another group (§1.3), a
+    /// retry later (§2.25), a child it no longer has, or failure.
+    fn child_refused(&mut self, ctx: &mut Ctx<'_>, req: &ChildRequest, n: &Notify) {
+        ctx.out.child_spis.remove(&req.spi_in);
+        let t = n.notify_type;
+        match (t, n.requested_group().and_then(DhGroup::from_id)) {
+            (NotifyType::InvalidKePayload, Some(g))
+                if req.dh.as_ref().is_some_and(|d| d.group() != g) =>
+            {
+                self.restore_child(req.rekey, None);
+                if let Some(id) = req.rekey {
+                    self.start_child_rekey(ctx, id, Some(g));
                 }
             }
-            return;
+            (NotifyType::TemporaryFailure, _) => {
+                // Retry after a random 1–5 s (§2.25).
+                let delay = Duration::from_millis(1000 + ctx.rng.next_u64() % 4000);
+                self.restore_child(req.rekey, Some(ctx.now + delay));
+            }
+            (NotifyType::ChildSaNotFound, _) => {
+                if let Some(id) = req.rekey {
+                    self.remove_child(ctx, id);
+                }
+            }
+            _ => {
+                self.restore_child(req.rekey, None);
+                self.child_failed(ctx, t);
+            }
         }
+    }
+
+    /// Checks the responder's choice (§2.7), KE (§1.3.1) and selectors
+    /// (§2.9) against our request and installs the child.
+    fn accept_child(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        req: &ChildRequest,
+        p: &[Payload],
+    ) -> Option<ChildSaInfo> {
         let ke_mode = match &req.dh {
             Some(d) => KeMode::Offered(d.group().id()),
             None => KeMode::NoKe,
         };
-        let parsed = find_sa(p)
-            .and_then(|sa| check_chosen(&ctx.config.esp_proposals, sa, ke_mode))
-            .zip(find_nonce(p))
-            .zip(find_ts(p));
-        let fail = |sa: &mut IkeSa, ctx: &mut Ctx<'_>| {
-            ctx.out.child_spis.remove(&req.spi_in);
-            restore(sa, None);
-            sa.child_failed(ctx, NotifyType::NoProposalChosen);
-        };
-        let Some(((chosen, nr), (tsi, tsr))) = parsed else {
-            return fail(self, ctx);
-        };
+        let chosen = check_chosen(&ctx.config.esp_proposals, find_sa(p)?, ke_mode)?;
+        let (nr, (tsi, tsr)) = (find_nonce(p)?, find_ts(p)?);
         let g_ir = match (&req.dh, find_ke(p)) {
             (None, None) => None,
             (Some(dh), Some(ke)) if ke.group == dh.group().id() => {
-                match dh.shared_secret(&ke.data) {
-                    Ok(s) => Some(s),
-                    Err(_) => return fail(self, ctx),
-                }
+                Some(dh.shared_secret(&ke.data).ok()?)
             }
-            _ => return fail(self, ctx),
+            _ => return None,
         };
         let within = ts::all_within(tsi, &req.local_ts) && ts::all_within(tsr, &req.remote_ts);
         let (Some(spi_out), true, Some(crypto)) = (spi32(&chosen.spi), within, &self.crypto) else {
-            return fail(self, ctx);
+            return None;
         };
-        let Ok(keys) = child_keys(
-            crypto.suite.prf,
-            &crypto.keys.sk_d,
-            g_ir.as_ref().map(|g| g.as_slice()),
-            &req.ni,
-            nr,
-            chosen.child_suite(),
-        ) else {
-            return fail(self, ctx);
+        let g_ir = g_ir.as_ref().map(|g| g.as_slice());
+        let keys = crypto.child_keys(g_ir, &req.ni, nr, &chosen).ok()?;
+        let negotiated = Negotiated {
+            chosen,
+            spi_in: req.spi_in,
+            spi_out,
+            keys,
         };
         let (tsi, tsr) = (tsi.clone(), tsr.clone());
-        let Some(info) = self.install_child(
-            ctx,
-            Role::Initiator,
-            chosen,
-            req.spi_in,
-            spi_out,
-            &keys,
-            tsi,
-            tsr,
-        ) else {
-            return fail(self, ctx);
-        };
-        match req
-            .rekey
-            .and_then(|id| self.children.get_mut(&id).map(|c| (id, c)))
-        {
-            Some((old, c)) => {
-                c.state = ChildState::Rekeyed;
-                let old_spis = c.info.spis();
-                ctx.out.events.push_back(IkeEvent::ChildSaRekeyed {
-                    old,
-                    old_spis,
-                    new: info,
-                });
-                // The rekey initiator deletes the old pair (§2.8).
-                self.queue.push_front(Task::DeleteChild(old));
-            }
-            None => ctx.out.events.push_back(IkeEvent::ChildSaEstablished(info)),
-        }
+        self.install_child(ctx, Role::Initiator, negotiated, tsi, tsr)
     }
 
     /// Rekeys the IKE SA (§1.3.2) with the group it has, or `group` after

@@ -3,7 +3,8 @@
 
 use crate::ike::api::{ChildSaId, ChildSaInfo};
 use crate::ike::dh::{DhGroup, DhPrivate};
-use crate::ike::keys::{IkeKeys, IkeSuite};
+use crate::ike::keys::{child_keys, ChildKeys, IkeKeys, IkeSuite, KeyError};
+use crate::ike::proposal::Selected;
 use crate::ike::sk::SkKeys;
 use crate::wire::ike::TrafficSelector;
 
@@ -39,6 +40,26 @@ impl IkeCrypto {
             recv,
         }
     }
+
+    /// A child SA's keys from SK_d (§2.17), with g^ir (new) under PFS.
+    pub fn child_keys(
+        &self,
+        g_ir: Option<&[u8]>,
+        ni: &[u8],
+        nr: &[u8],
+        chosen: &Selected,
+    ) -> Result<ChildKeys, KeyError> {
+        let prf = self.suite.prf;
+        child_keys(prf, &self.keys.sk_d, g_ir, ni, nr, chosen.child_suite())
+    }
+}
+
+/// A child SA's negotiated proposal, SPIs and keys, ready to install.
+pub(crate) struct Negotiated {
+    pub chosen: Selected,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub keys: ChildKeys,
 }
 
 /// Initiator, IKE_SA_INIT sent.
