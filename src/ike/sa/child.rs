@@ -2,6 +2,7 @@
 //! (RFC 7296 §1.3.1), installed, counted and removed.
 
 use crate::ike::api::{ChildSaId, ChildSaInfo, IkeEvent, Role};
+use crate::ike::dh::{DhError, DhGroup, Zeroizing};
 use crate::ike::proposal::{select_or_notify, KeMode};
 use crate::ike::ts;
 use crate::wire::ike::{KeyExchange, Notify, NotifyType, Payload, ProtocolId, Sa, TrafficSelector};
@@ -50,20 +51,8 @@ impl IkeSa {
             Ok(n) => n,
             Err(t) => return vec![notify(t)],
         };
-        // PFS: our KE and g^ir (new) (§1.3.1, §2.17).
-        let (ke_out, g_ir) = match (ke, chosen.dh) {
-            (Some(Some(k)), Some(group)) => {
-                let dh = ctx.dh(group);
-                let Ok(s) = dh.shared_secret(&k.data) else {
-                    return vec![notify(NotifyType::InvalidSyntax)];
-                };
-                let ours = KeyExchange {
-                    group: group.id(),
-                    data: dh.public_value().to_vec(),
-                };
-                (Some(ours), Some(s))
-            }
-            _ => (None, None),
+        let Ok((ke_out, g_ir)) = pfs_respond(ctx, ke.flatten(), chosen.dh) else {
+            return vec![notify(NotifyType::InvalidSyntax)];
         };
         let Some(crypto) = &self.crypto else {
             return vec![notify(NotifyType::InvalidSyntax)];
@@ -98,12 +87,12 @@ impl IkeSa {
         let mut out = vec![Payload::Sa(Sa {
             proposals: vec![proposal],
         })];
+        // CREATE_CHILD_SA has Nr and, with PFS, KEr; IKE_AUTH neither.
         if ke.is_some() {
             out.push(Payload::Nonce(nr.to_vec()));
         }
         out.extend(ke_out.map(Payload::Ke));
-        out.push(Payload::TsI(narrowed_i));
-        out.push(Payload::TsR(narrowed_r));
+        out.extend([Payload::TsI(narrowed_i), Payload::TsR(narrowed_r)]);
         out
     }
 
@@ -221,4 +210,26 @@ impl IkeSa {
         }
         self.kick(ctx);
     }
+}
+
+/// Our KE payload and g^ir (new), both `None` without PFS.
+type PfsResponse = (Option<KeyExchange>, Option<Zeroizing<Vec<u8>>>);
+
+/// PFS as responder (§1.3.1, §2.17): our KE payload and g^ir (new) when
+/// the peer sent a KE and the chosen proposal has a group.
+fn pfs_respond(
+    ctx: &mut Ctx<'_>,
+    ke: Option<&KeyExchange>,
+    group: Option<DhGroup>,
+) -> Result<PfsResponse, DhError> {
+    let (Some(k), Some(group)) = (ke, group) else {
+        return Ok((None, None));
+    };
+    let dh = ctx.dh(group);
+    let g_ir = dh.shared_secret(&k.data)?;
+    let ours = KeyExchange {
+        group: group.id(),
+        data: dh.public_value().to_vec(),
+    };
+    Ok((Some(ours), Some(g_ir)))
 }

@@ -9,7 +9,7 @@ use crate::ike::trace::describe;
 use crate::wire::ike::{ExchangeType, Header, IkeMessage, Notify, NotifyType, Payload};
 
 use super::payloads::{notify, unknown_critical};
-use super::{Ctx, IkeSa, Pending, Request, State, Timer};
+use super::{Ctx, IkeSa, Pending, Request, Response, State, Timer};
 
 impl IkeSa {
     /// Makes `pending` our outstanding request and starts its
@@ -181,6 +181,8 @@ impl IkeSa {
         }
     }
 
+    /// A request from the peer (§1.4, §2.1, §2.2): a retransmission is
+    /// answered from the cache, a new one by its exchange.
     fn on_request(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -190,44 +192,14 @@ impl IkeSa {
         header: Header,
     ) -> Result<(), DropReason> {
         let id = header.message_id;
-        if let Some((cached_id, bytes)) = &self.cached {
-            if *cached_id == id && id.wrapping_add(1) == self.next_recv_id {
-                // A retransmitted request: the same response again (§2.1).
-                let bytes = bytes.clone();
-                self.trace(
-                    ctx,
-                    Direction::Sent,
-                    from,
-                    format!("retransmit response {id}"),
-                );
-                self.transmit(ctx, from, local_port, &bytes);
-                return Ok(());
-            }
+        if self.resend_cached(ctx, from, local_port, id) {
+            return Ok(());
         }
         if id != self.next_recv_id {
             return Err(DropReason::MessageId { got: id });
         }
-        let crypto = self.crypto.as_ref().ok_or(DropReason::Unexpected("SK"))?;
-        let exchange = header.exchange_type;
-        let payloads = match crypto.recv.open(raw) {
-            Ok((_, p)) => p,
-            Err(OpenError::Inner(_)) => {
-                // Authentic but malformed inside: INVALID_SYNTAX (§2.21.2).
-                self.trace(
-                    ctx,
-                    Direction::Received,
-                    from,
-                    "malformed inner payloads".into(),
-                );
-                self.next_recv_id = id.wrapping_add(1);
-                let resp = [notify(NotifyType::InvalidSyntax)];
-                self.send_response(ctx, from, local_port, exchange, id, &resp);
-                if matches!(self.state, State::ExpectAuth(_)) {
-                    self.finish(None);
-                }
-                return Ok(());
-            }
-            Err(e) => return Err(DropReason::Sk(e)),
+        let Some(payloads) = self.open_request(ctx, from, local_port, raw, &header)? else {
+            return Ok(());
         };
         if local_port != self.local_port
             && (matches!(self.state, State::ExpectAuth(_)) || self.nat_local || self.nat_remote)
@@ -238,36 +210,98 @@ impl IkeSa {
         self.trace(ctx, Direction::Received, from, describe(&header, &payloads));
         self.heard(ctx, from);
         self.next_recv_id = id.wrapping_add(1);
-        let response = if let Some(t) = unknown_critical(&payloads) {
+        let exchange = header.exchange_type;
+        let Some(response) = self.answer(ctx, from, exchange, &payloads) else {
+            self.next_recv_id = id;
+            return Err(DropReason::Unexpected("exchange in this state"));
+        };
+        self.send_response(ctx, from, local_port, exchange, id, &response);
+        Ok(())
+    }
+
+    /// Sends our cached response again if request `id` is a
+    /// retransmission of the last one (§2.1).
+    fn resend_cached(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: SocketAddrV4,
+        local_port: u16,
+        id: u32,
+    ) -> bool {
+        let Some((cached_id, bytes)) = &self.cached else {
+            return false;
+        };
+        if *cached_id != id || id.wrapping_add(1) != self.next_recv_id {
+            return false;
+        }
+        let bytes = bytes.clone();
+        let summary = format!("retransmit response {id}");
+        self.trace(ctx, Direction::Sent, from, summary);
+        self.transmit(ctx, from, local_port, &bytes);
+        true
+    }
+
+    /// Decrypts a request; `None` when it was authentic but malformed
+    /// inside and got INVALID_SYNTAX (§2.21.2).
+    fn open_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: SocketAddrV4,
+        local_port: u16,
+        raw: &[u8],
+        header: &Header,
+    ) -> Result<Option<Vec<Payload>>, DropReason> {
+        let crypto = self.crypto.as_ref().ok_or(DropReason::Unexpected("SK"))?;
+        match crypto.recv.open(raw) {
+            Ok((_, p)) => Ok(Some(p)),
+            Err(OpenError::Inner(_)) => {
+                let id = header.message_id;
+                let summary = "malformed inner payloads".into();
+                self.trace(ctx, Direction::Received, from, summary);
+                self.next_recv_id = id.wrapping_add(1);
+                let resp = [notify(NotifyType::InvalidSyntax)];
+                self.send_response(ctx, from, local_port, header.exchange_type, id, &resp);
+                if matches!(self.state, State::ExpectAuth(_)) {
+                    self.finish(None);
+                }
+                Ok(None)
+            }
+            Err(e) => Err(DropReason::Sk(e)),
+        }
+    }
+
+    /// The response to a request by exchange and state; `None` for an
+    /// exchange this state does not take.
+    fn answer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: SocketAddrV4,
+        exchange: ExchangeType,
+        payloads: &[Payload],
+    ) -> Option<Response> {
+        if let Some(t) = unknown_critical(payloads) {
             // §2.5: reject the whole message.
             if matches!(self.state, State::ExpectAuth(_)) {
                 self.finish(None);
             }
-            vec![Payload::Notify(Notify::new(
-                NotifyType::UnsupportedCriticalPayload,
-                vec![t],
-            ))]
-        } else {
-            match (exchange, &self.state) {
-                (ExchangeType::IkeAuth, State::ExpectAuth(_)) => {
-                    self.on_auth_request(ctx, from, &payloads)
-                }
-                (ExchangeType::CreateChildSa, State::Established) => {
-                    self.on_create_child_request(ctx, &payloads)
-                }
-                (ExchangeType::CreateChildSa, State::Rekeyed) => {
-                    vec![notify(NotifyType::TemporaryFailure)]
-                }
-                (ExchangeType::Informational, State::Established | State::Rekeyed) => {
-                    self.on_informational_request(ctx, from, &payloads)
-                }
-                _ => {
-                    self.next_recv_id = id;
-                    return Err(DropReason::Unexpected("exchange in this state"));
-                }
+            let n = Notify::new(NotifyType::UnsupportedCriticalPayload, vec![t]);
+            return Some(vec![Payload::Notify(n)]);
+        }
+        let response = match (exchange, &self.state) {
+            (ExchangeType::IkeAuth, State::ExpectAuth(_)) => {
+                self.on_auth_request(ctx, from, payloads)
             }
+            (ExchangeType::CreateChildSa, State::Established) => {
+                self.on_create_child_request(ctx, payloads)
+            }
+            (ExchangeType::CreateChildSa, State::Rekeyed) => {
+                vec![notify(NotifyType::TemporaryFailure)]
+            }
+            (ExchangeType::Informational, State::Established | State::Rekeyed) => {
+                self.on_informational_request(ctx, from, payloads)
+            }
+            _ => return None,
         };
-        self.send_response(ctx, from, local_port, exchange, id, &response);
-        Ok(())
+        Some(response)
     }
 }

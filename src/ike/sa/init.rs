@@ -5,7 +5,7 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::ike::api::{DeleteReason, Direction, DropReason};
 use crate::ike::dh::DhGroup;
-use crate::ike::keys::{ike_keys, skeyseed};
+use crate::ike::keys::{ike_keys, skeyseed, IkeKeys, IkeSuite};
 use crate::ike::natt::{nat_detection_hash, NATT_PORT};
 use crate::ike::proposal::{check_chosen, offer, KeMode};
 use crate::ike::trace::describe;
@@ -71,17 +71,46 @@ impl IkeSa {
         self.state = State::ExpectInitResponse(init);
     }
 
+    /// The responder's IKE_SA_INIT (§1.2): a COOKIE or another group to
+    /// try again with (§2.6, §1.2), a refusal, or the keys and NAT
+    /// detection, followed by our IKE_AUTH.
     pub(super) fn on_init_response(
         &mut self,
         ctx: &mut Ctx<'_>,
         raw: &[u8],
         msg: IkeMessage,
     ) -> Result<(), DropReason> {
-        let State::ExpectInitResponse(mut init) = std::mem::replace(&mut self.state, State::Dead)
+        let State::ExpectInitResponse(init) = std::mem::replace(&mut self.state, State::Dead)
         else {
             return Err(DropReason::Unexpected("IKE_SA_INIT response"));
         };
         let p = &msg.payloads;
+        if find_notify(p, NotifyType::Cookie).is_some() || first_error(p).is_some() {
+            return self.init_refused(ctx, init, p);
+        }
+        let spi_r = msg.header.spi_r;
+        let Some((suite, keys, nr)) = self.init_keys(ctx, &init, spi_r, p) else {
+            self.finish(Some(DeleteReason::ProtocolError));
+            return Ok(());
+        };
+        self.spi_r = spi_r;
+        self.crypto = Some(IkeCrypto::new(suite, init.dh.group(), keys, true));
+        self.detect_nat(ctx, p);
+        self.take_pending();
+        self.next_send_id = 1;
+        self.send_auth_request(ctx, *init, raw.to_vec(), nr.clone());
+        Ok(())
+    }
+
+    /// A response without an SA: the COOKIE to send back (§2.6), the
+    /// group to use (INVALID_KE_PAYLOAD, §1.2), or another error that ends
+    /// the attempt.
+    fn init_refused(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mut init: Box<ExpectInitResponse>,
+        p: &[Payload],
+    ) -> Result<(), DropReason> {
         if let Some(c) = find_notify(p, NotifyType::Cookie) {
             if c.data.is_empty() || c.data.len() > 64 {
                 self.state = State::ExpectInitResponse(init);
@@ -91,64 +120,52 @@ impl IkeSa {
             self.send_init_request(ctx, init);
             return Ok(());
         }
-        if let Some(n) = first_error(p) {
-            if let Some(g) = n.requested_group() {
-                let ours: Vec<DhGroup> = ctx
-                    .config
-                    .ike_proposals
-                    .iter()
-                    .flat_map(|c| c.dh.iter().copied())
-                    .collect();
-                match DhGroup::from_id(g) {
-                    Some(g) if ours.contains(&g) && g != init.dh.group() => {
-                        init.dh = ctx.dh(g);
-                        self.send_init_request(ctx, init);
-                        return Ok(());
-                    }
-                    _ => {}
-                }
-            }
-            let t = n.notify_type;
-            self.finish(Some(DeleteReason::Refused(t)));
+        let Some(n) = first_error(p) else {
             return Ok(());
+        };
+        let ours = |g: &DhGroup| ctx.config.ike_proposals.iter().any(|c| c.dh.contains(g));
+        match n.requested_group().and_then(DhGroup::from_id) {
+            Some(g) if ours(&g) && g != init.dh.group() => {
+                init.dh = ctx.dh(g);
+                self.send_init_request(ctx, init);
+            }
+            _ => self.finish(Some(DeleteReason::Refused(n.notify_type))),
         }
-        let fail = |sa: &mut IkeSa| {
-            sa.finish(Some(DeleteReason::ProtocolError));
-            Ok(())
-        };
-        let (Some(sa), Some(ke), Some(nr)) = (find_sa(p), find_ke(p), find_nonce(p)) else {
-            return fail(self);
-        };
-        let spi_r = msg.header.spi_r;
-        let Some(chosen) = check_chosen(&ctx.config.ike_proposals, sa, KeMode::Offered(ke.group))
-        else {
-            return fail(self);
-        };
-        let (Some(suite), true, true) = (
-            chosen.ike_suite(),
-            ke.group == init.dh.group().id(),
-            spi_r != 0,
-        ) else {
-            return fail(self);
-        };
-        let Ok(g_ir) = init.dh.shared_secret(&ke.data) else {
-            return fail(self);
-        };
+        Ok(())
+    }
+
+    /// The responder's choice checked (§2.7) and the IKE SA keys derived
+    /// (§2.14); `None` if anything is wrong.
+    fn init_keys<'p>(
+        &self,
+        ctx: &Ctx<'_>,
+        init: &ExpectInitResponse,
+        spi_r: u64,
+        p: &'p [Payload],
+    ) -> Option<(IkeSuite, IkeKeys, &'p Vec<u8>)> {
+        let (sa, ke, nr) = (find_sa(p)?, find_ke(p)?, find_nonce(p)?);
+        let chosen = check_chosen(&ctx.config.ike_proposals, sa, KeMode::Offered(ke.group))?;
+        let suite = chosen.ike_suite()?;
+        if ke.group != init.dh.group().id() || spi_r == 0 {
+            return None;
+        }
+        let g_ir = init.dh.shared_secret(&ke.data).ok()?;
         let seed = skeyseed(suite.prf, &init.ni, nr, &g_ir);
-        let Ok(keys) = ike_keys(suite, &seed, &init.ni, nr, self.spi_i, spi_r) else {
-            return fail(self);
-        };
-        self.spi_r = spi_r;
-        self.crypto = Some(IkeCrypto::new(suite, init.dh.group(), keys, true));
-        // NAT detection (§2.23).
+        let keys = ike_keys(suite, &seed, &init.ni, nr, self.spi_i, spi_r).ok()?;
+        Some((suite, keys, nr))
+    }
+
+    /// NAT detection (§2.23): behind a NAT, either side, we move to port
+    /// 4500 (§2.23, RFC 3948).
+    fn detect_nat(&mut self, ctx: &Ctx<'_>, p: &[Payload]) {
         let local = self.local_addr(ctx);
         let srcs = find_notifies(p, NotifyType::NatDetectionSourceIp);
         if !srcs.is_empty() {
-            let h = nat_detection_hash(self.spi_i, spi_r, self.remote);
+            let h = nat_detection_hash(self.spi_i, self.spi_r, self.remote);
             self.nat_remote = !srcs.iter().any(|n| n.data == h);
         }
         if let Some(d) = find_notify(p, NotifyType::NatDetectionDestinationIp) {
-            self.nat_local = d.data != nat_detection_hash(self.spi_i, spi_r, local);
+            self.nat_local = d.data != nat_detection_hash(self.spi_i, self.spi_r, local);
         }
         if ctx.config.force_encap && !srcs.is_empty() {
             self.nat_local = true;
@@ -157,10 +174,6 @@ impl IkeSa {
             self.local_port = NATT_PORT;
             self.remote.set_port(NATT_PORT);
         }
-        self.take_pending();
-        self.next_send_id = 1;
-        self.send_auth_request(ctx, *init, raw.to_vec(), nr.clone());
-        Ok(())
     }
 }
 
