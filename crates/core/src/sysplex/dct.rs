@@ -1,0 +1,529 @@
+//! The distributed connection table (DCT, z/OS's VCRT) and the choice of a
+//! target for a new connection by the VIPADISTRIBUTE DISTMETHOD.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::config::{DestRole, DistMethod, VipaDistribute};
+
+/// A TCP connection to a DVIPA, as the routing stack sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ConnKey {
+    pub client: Ipv4Addr,
+    pub client_port: u16,
+    pub dvipa: Ipv4Addr,
+    pub port: u16,
+}
+
+/// What the routing stack has seen of a connection (from peeked TCP flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnState {
+    /// Created by a SYN the routing stack could not authenticate; the
+    /// target may still reject it (ConnEnded::Rejected).
+    SynSeen,
+    Established,
+    /// FIN or RST seen: kept briefly so the last segments still reach the target.
+    Closing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnEntry {
+    /// Shared, not copied: every forwarded packet names it.
+    pub target: Arc<str>,
+    pub target_xcf: Ipv4Addr,
+    pub state: ConnState,
+    pub created_ms: u64,
+    pub last_seen_ms: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Whether the connection arrives under IPsec (an SA of the DVIPA).
+    pub ipsec: bool,
+}
+
+/// How long entries live without traffic (milliseconds).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DctTimeouts {
+    /// An entry made by a SYN and never followed by another packet.
+    pub syn_ms: u64,
+    pub idle_ms: u64,
+    /// After FIN or RST.
+    pub closing_ms: u64,
+}
+
+impl Default for DctTimeouts {
+    fn default() -> Self {
+        Self {
+            syn_ms: 10_000,
+            idle_ms: 300_000,
+            closing_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Dct {
+    /// Looked up for every routed packet: ahash, with a seed the caller
+    /// injects ([`Dct::with_seed`]). Nothing leaves the table in the map's
+    /// order: expiry and displays come out sorted by key, so the same
+    /// input gives the same trace whatever the seed.
+    entries: HashMap<ConnKey, ConnEntry, ahash::RandomState>,
+}
+
+impl Default for Dct {
+    /// A table with seed 0: reproducible, for the simulator and tests.
+    fn default() -> Self {
+        Dct::with_seed(0)
+    }
+}
+
+impl Dct {
+    /// An empty table whose hasher is keyed by `seed`: the I/O shell passes
+    /// a random one (chosen keys cannot flood one bucket), the simulator
+    /// and tests a fixed one.
+    pub fn with_seed(seed: u64) -> Self {
+        let hasher = ahash::RandomState::with_seeds(seed, !seed, seed.rotate_left(32), 0);
+        Dct {
+            entries: HashMap::with_hasher(hasher),
+        }
+    }
+    pub fn get(&self, key: &ConnKey) -> Option<&ConnEntry> {
+        self.entries.get(key)
+    }
+    pub fn get_mut(&mut self, key: &ConnKey) -> Option<&mut ConnEntry> {
+        self.entries.get_mut(key)
+    }
+    pub fn insert(&mut self, key: ConnKey, entry: ConnEntry) {
+        self.entries.insert(key, entry);
+    }
+    pub fn remove(&mut self, key: &ConnKey) -> Option<ConnEntry> {
+        self.entries.remove(key)
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    /// Entries sorted by key, for displays and traces.
+    pub fn sorted(&self) -> Vec<(ConnKey, ConnEntry)> {
+        let mut v: Vec<_> = self.entries.iter().map(|(k, e)| (*k, e.clone())).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+    /// Active connections per target image (for WEIGHTEDACTIVE and BASEWLM).
+    pub fn active_by_target(&self, dvipa: Ipv4Addr) -> HashMap<String, u32> {
+        let mut m = HashMap::new();
+        for (k, e) in &self.entries {
+            if k.dvipa == dvipa && e.state != ConnState::Closing {
+                *m.entry(e.target.to_string()).or_default() += 1;
+            }
+        }
+        m
+    }
+    /// Removes entries past their timeout; returns them sorted by key (the
+    /// order they reach the CF journal in).
+    pub fn expire(&mut self, now_ms: u64, t: &DctTimeouts) -> Vec<(ConnKey, ConnEntry)> {
+        let mut dead: Vec<ConnKey> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                let limit = match e.state {
+                    ConnState::SynSeen => t.syn_ms,
+                    ConnState::Established => t.idle_ms,
+                    ConnState::Closing => t.closing_ms,
+                };
+                now_ms.saturating_sub(e.last_seen_ms) >= limit
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        dead.sort_unstable();
+        dead.into_iter()
+            .filter_map(|k| self.entries.remove(&k).map(|e| (k, e)))
+            .collect()
+    }
+    /// The earliest time an entry may expire.
+    pub fn next_expiry(&self, t: &DctTimeouts) -> Option<u64> {
+        self.entries
+            .values()
+            .map(|e| {
+                e.last_seen_ms
+                    + match e.state {
+                        ConnState::SynSeen => t.syn_ms,
+                        ConnState::Established => t.idle_ms,
+                        ConnState::Closing => t.closing_ms,
+                    }
+            })
+            .min()
+    }
+}
+
+/// Which targets have a server listening on DVIPA:port (target
+/// registration, issue 4 item 3): only those are chosen. Serializes as a
+/// list of `{dvipa, port, images}`.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    by_port: BTreeMap<(Ipv4Addr, u16), BTreeSet<String>>,
+}
+
+impl Serialize for Listeners {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            dvipa: Ipv4Addr,
+            port: u16,
+            images: &'a BTreeSet<String>,
+        }
+        s.collect_seq(self.by_port.iter().map(|((dvipa, port), images)| Entry {
+            dvipa: *dvipa,
+            port: *port,
+            images,
+        }))
+    }
+}
+
+impl Listeners {
+    pub fn register(&mut self, image: &str, dvipa: Ipv4Addr, port: u16) -> bool {
+        self.by_port
+            .entry((dvipa, port))
+            .or_default()
+            .insert(image.to_string())
+    }
+    pub fn deregister(&mut self, image: &str, dvipa: Ipv4Addr, port: u16) -> bool {
+        self.by_port
+            .get_mut(&(dvipa, port))
+            .is_some_and(|s| s.remove(image))
+    }
+    /// Forgets every registration of an image (it went down).
+    pub fn forget(&mut self, image: &str) {
+        for set in self.by_port.values_mut() {
+            set.remove(image);
+        }
+    }
+    pub fn has(&self, image: &str, dvipa: Ipv4Addr, port: u16) -> bool {
+        self.by_port
+            .get(&(dvipa, port))
+            .is_some_and(|s| s.contains(image))
+    }
+    pub fn entries(&self) -> impl Iterator<Item = (&(Ipv4Addr, u16), &BTreeSet<String>)> {
+        self.by_port.iter()
+    }
+}
+
+/// WEIGHTEDACTIVE weight when a DESTIP entry gives none (z/OS's default).
+pub const DEFAULT_WEIGHT: u32 = 10;
+
+/// A TIMEDAFFINITY binding: a client's connections to a port go to one
+/// target until `until_ms`.
+#[derive(Debug, Clone)]
+struct Affinity {
+    target: String,
+    target_xcf: Ipv4Addr,
+    until_ms: u64,
+}
+
+/// The distribution of one DVIPA: its VIPADISTRIBUTE, the round-robin
+/// cursor and the TIMEDAFFINITY bindings.
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    pub config: VipaDistribute,
+    rr_next: usize,
+    affinity: HashMap<(Ipv4Addr, u16), Affinity>,
+}
+
+impl Distribution {
+    pub fn new(config: VipaDistribute) -> Self {
+        Self {
+            config,
+            rr_next: 0,
+            affinity: HashMap::new(),
+        }
+    }
+
+    /// A packet of a connection from `client` to `port`: its affinity (if
+    /// TIMEDAFFINITY is on) lasts until the configured time after it.
+    pub fn touch(&mut self, now_ms: u64, client: Ipv4Addr, port: u16) {
+        if let Some(secs) = self.config.timed_affinity {
+            if let Some(a) = self.affinity.get_mut(&(client, port)) {
+                a.until_ms = now_ms + u64::from(secs) * 1000;
+            }
+        }
+    }
+
+    /// A new connection: the target the client's affinity names, if it is
+    /// alive and still listening, else one by the DISTMETHOD (which then
+    /// becomes the affinity).
+    pub fn choose_for(
+        &mut self,
+        now_ms: u64,
+        client: Ipv4Addr,
+        port: u16,
+        listeners: &Listeners,
+        active: &HashMap<String, u32>,
+    ) -> Option<(String, Ipv4Addr)> {
+        let Some(secs) = self.config.timed_affinity else {
+            return self.choose(port, listeners, active);
+        };
+        self.affinity.retain(|_, a| a.until_ms > now_ms);
+        if let Some(a) = self.affinity.get(&(client, port)) {
+            if listeners.has(&a.target, self.config.addr, port) {
+                return Some((a.target.clone(), a.target_xcf));
+            }
+        }
+        let (target, target_xcf) = self.choose(port, listeners, active)?;
+        let until_ms = now_ms + u64::from(secs) * 1000;
+        self.affinity.insert(
+            (client, port),
+            Affinity {
+                target: target.clone(),
+                target_xcf,
+                until_ms,
+            },
+        );
+        Some((target, target_xcf))
+    }
+
+    pub fn distributes(&self, port: u16) -> bool {
+        self.config.ports.contains(&port)
+    }
+
+    /// Picks the target of a new connection to `port` among the
+    /// destinations with a registered listener (Fig. 8 block 144):
+    /// - ROUNDROBIN: the next one after the last chosen;
+    /// - WEIGHTEDACTIVE: the lowest active connections per weight;
+    /// - HOTSTANDBY: the PREFERRED one, else the highest-ranked BACKUP;
+    /// - BASEWLM: plexnet has no WLM, so the fewest active connections.
+    pub fn choose(
+        &mut self,
+        port: u16,
+        listeners: &Listeners,
+        active: &HashMap<String, u32>,
+    ) -> Option<(String, Ipv4Addr)> {
+        let dvipa = self.config.addr;
+        let eligible: Vec<usize> = (0..self.config.dests.len())
+            .filter(|&i| listeners.has(&self.config.dests[i].image, dvipa, port))
+            .collect();
+        let active_of = |i: usize| *active.get(&self.config.dests[i].image).unwrap_or(&0);
+        let pick = match self.config.method {
+            DistMethod::RoundRobin => {
+                let n = self.config.dests.len();
+                let start = self.rr_next;
+                let chosen = (0..n)
+                    .map(|k| (start + k) % n)
+                    .find(|i| eligible.contains(i));
+                if let Some(i) = chosen {
+                    self.rr_next = (i + 1) % n;
+                }
+                chosen
+            }
+            DistMethod::WeightedActive => eligible.iter().copied().min_by(|&a, &b| {
+                // Compare (active+1)/weight without floats: cross-multiply.
+                let wa = u64::from(weight(self.config.dests[a].role));
+                let wb = u64::from(weight(self.config.dests[b].role));
+                (u64::from(active_of(a)) + 1)
+                    .saturating_mul(wb)
+                    .cmp(&(u64::from(active_of(b)) + 1).saturating_mul(wa))
+            }),
+            DistMethod::HotStandby => {
+                let preferred = eligible
+                    .iter()
+                    .copied()
+                    .find(|&i| self.config.dests[i].role == DestRole::Preferred);
+                preferred.or_else(|| {
+                    eligible
+                        .iter()
+                        .copied()
+                        .max_by_key(|&i| match self.config.dests[i].role {
+                            DestRole::Backup(rank) => i32::from(rank),
+                            _ => -1,
+                        })
+                })
+            }
+            DistMethod::BaseWlm => eligible.iter().copied().min_by_key(|&i| active_of(i)),
+        }?;
+        let d = &self.config.dests[pick];
+        Some((d.image.clone(), d.xcf_addr))
+    }
+}
+
+fn weight(role: DestRole) -> u32 {
+    match role {
+        DestRole::Weight(w) => u32::from(w).max(1),
+        _ => DEFAULT_WEIGHT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysplex::config::Dest;
+
+    fn dist(method: DistMethod, roles: &[(&str, DestRole)]) -> Distribution {
+        Distribution::new(VipaDistribute {
+            method,
+            addr: Ipv4Addr::new(198, 18, 0, 100),
+            ports: vec![80],
+            timed_affinity: None,
+            dests: roles
+                .iter()
+                .enumerate()
+                .map(|(i, (name, role))| Dest {
+                    image: name.to_string(),
+                    xcf_addr: Ipv4Addr::new(198, 19, 0, i as u8 + 1),
+                    role: *role,
+                })
+                .collect(),
+            all: false,
+        })
+    }
+
+    fn listening(images: &[&str]) -> Listeners {
+        let mut l = Listeners::default();
+        for i in images {
+            l.register(i, Ipv4Addr::new(198, 18, 0, 100), 80);
+        }
+        l
+    }
+
+    fn choose_n(d: &mut Distribution, l: &Listeners, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| d.choose(80, l, &HashMap::new()).expect("a target").0)
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_cycles_over_listening_targets_only() {
+        let plain = DestRole::Plain;
+        let mut d = dist(
+            DistMethod::RoundRobin,
+            &[("A", plain), ("B", plain), ("C", plain)],
+        );
+        let l = listening(&["A", "C"]);
+        assert_eq!(choose_n(&mut d, &l, 4), ["A", "C", "A", "C"]);
+        assert!(
+            d.choose(81, &l, &HashMap::new()).is_none(),
+            "nobody listens on 81"
+        );
+    }
+
+    #[test]
+    fn weighted_active_follows_weights_and_active_counts() {
+        let mut d = dist(
+            DistMethod::WeightedActive,
+            &[("A", DestRole::Weight(3)), ("B", DestRole::Weight(1))],
+        );
+        let l = listening(&["A", "B"]);
+        let mut active = HashMap::new();
+        let mut picks = Vec::new();
+        for _ in 0..8 {
+            let (t, _) = d.choose(80, &l, &active).expect("target");
+            *active.entry(t.clone()).or_insert(0) += 1;
+            picks.push(t);
+        }
+        let a = picks.iter().filter(|t| *t == "A").count();
+        assert_eq!((a, 8 - a), (6, 2), "3:1 weights give 6:2 of 8: {picks:?}");
+    }
+
+    #[test]
+    fn hot_standby_prefers_then_falls_back_by_rank() {
+        let mut d = dist(
+            DistMethod::HotStandby,
+            &[
+                ("A", DestRole::Preferred),
+                ("B", DestRole::Backup(50)),
+                ("C", DestRole::Backup(100)),
+            ],
+        );
+        assert_eq!(
+            choose_n(&mut d, &listening(&["A", "B", "C"]), 2),
+            ["A", "A"]
+        );
+        assert_eq!(choose_n(&mut d, &listening(&["B", "C"]), 1), ["C"]);
+        assert_eq!(choose_n(&mut d, &listening(&["B"]), 1), ["B"]);
+    }
+
+    #[test]
+    fn timed_affinity_keeps_a_client_port_on_one_target_until_it_lapses() {
+        let plain = DestRole::Plain;
+        let mut d = dist(DistMethod::RoundRobin, &[("A", plain), ("B", plain)]);
+        d.config.timed_affinity = Some(2);
+        let l = listening(&["A", "B"]);
+        let c1 = Ipv4Addr::new(198, 18, 1, 2);
+        let c2 = Ipv4Addr::new(198, 18, 1, 3);
+        let none = HashMap::new();
+        let pick =
+            |d: &mut Distribution, t, c| d.choose_for(t, c, 80, &l, &none).expect("target").0;
+        assert_eq!(pick(&mut d, 0, c1), "A");
+        assert_eq!(
+            pick(&mut d, 100, c1),
+            "A",
+            "same client and port: same target"
+        );
+        assert_eq!(
+            pick(&mut d, 200, c2),
+            "B",
+            "another client goes round robin"
+        );
+        d.touch(1500, c1, 80);
+        assert_eq!(
+            pick(&mut d, 3000, c1),
+            "A",
+            "kept alive by traffic at 1.5 s"
+        );
+        assert_eq!(
+            pick(&mut d, 6000, c1),
+            "A",
+            "lapsed at 5 s, round robin picked A again"
+        );
+        assert_eq!(pick(&mut d, 9000, c2), "B");
+    }
+
+    #[test]
+    fn base_wlm_picks_the_least_loaded() {
+        let mut d = dist(
+            DistMethod::BaseWlm,
+            &[("A", DestRole::Plain), ("B", DestRole::Plain)],
+        );
+        let active = HashMap::from([("A".to_string(), 5), ("B".to_string(), 1)]);
+        assert_eq!(
+            d.choose(80, &listening(&["A", "B"]), &active).expect("t").0,
+            "B"
+        );
+    }
+
+    #[test]
+    fn entries_expire_by_state() {
+        let mut dct = Dct::default();
+        let key = |p| ConnKey {
+            client: Ipv4Addr::new(198, 18, 1, 2),
+            client_port: p,
+            dvipa: Ipv4Addr::new(198, 18, 0, 100),
+            port: 80,
+        };
+        let entry = |state| ConnEntry {
+            target: "A".into(),
+            target_xcf: Ipv4Addr::new(198, 19, 0, 1),
+            state,
+            created_ms: 0,
+            last_seen_ms: 0,
+            packets: 1,
+            bytes: 60,
+            ipsec: true,
+        };
+        dct.insert(key(1), entry(ConnState::SynSeen));
+        dct.insert(key(2), entry(ConnState::Established));
+        dct.insert(key(3), entry(ConnState::Closing));
+        let t = DctTimeouts::default();
+        assert_eq!(dct.next_expiry(&t), Some(t.closing_ms));
+        let gone: Vec<u16> = dct
+            .expire(t.syn_ms, &t)
+            .iter()
+            .map(|(k, _)| k.client_port)
+            .collect();
+        assert_eq!(gone.len(), 2, "closing and syn entries gone: {gone:?}");
+        assert_eq!(dct.len(), 1);
+        assert_eq!(dct.active_by_target(Ipv4Addr::new(198, 18, 0, 100))["A"], 1);
+    }
+}

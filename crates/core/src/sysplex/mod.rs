@@ -1,0 +1,18 @@
+//! Sysplex roles as sans-IO state machines: the image's own stack, the
+//! routing stack (distributor), the target stack, the coupling facility,
+//! and the XCF messages between them.
+
+pub mod cf;
+pub mod config;
+pub mod dct;
+pub mod packet;
+pub mod routing;
+pub mod stack;
+pub mod takeover;
+pub mod target;
+pub mod xcf;
+
+#[cfg(test)]
+mod filter_tests;
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -1,0 +1,766 @@
+//! VIPA takeover (DESIGN.md: "If the routing stack dies, a backup takes the
+//! DVIPA over and rebuilds the shadow SAs"; the inbound patent incorporates
+//! the VIPA takeover applications): what the owning routing stack keeps in
+//! the coupling facility's key/value store so that a backup can continue,
+//! and which image takes a DVIPA over when its owner is gone.
+//!
+//! # What the owner writes (asynchronously, off the packet path)
+//!
+//! | key                                         | value          | written when                     |
+//! |---------------------------------------------|----------------|----------------------------------|
+//! | `dvipa/<DVIPA>/owner`                       | [`OwnerRecord`]| the image takes (or starts with) the DVIPA |
+//! | `dvipa/<DVIPA>/sa/<esp\|ah>/<inbound SPI>`  | [`SaRecord`]   | an SA pair or AH+ESP bundle is installed (IKE, rekey, manual); deleted with it |
+//! | `dvipa/<DVIPA>/conn/<client>:<port>/<port>` | [`ConnRecord`] | a DCT (VCRT) entry is made; deleted when it ends or expires |
+//!
+//! The [`SaInstall`](super::xcf::SaInstall) holds what a target needs (keys, selectors,
+//! the owner's dynamic filter and its anchor) and the CF sequence key of
+//! the outbound SA (a bundle's record also its AH pair and the AH SA's
+//! sequence key); the sequence structure itself stays in the CF, so every
+//! sender keeps taking numbers from the same counter across a takeover and
+//! no number is used twice (RFC 4303 §3.3.3). The adopter does not trust
+//! the record's filter: its own filter table anchors the pair again
+//! ([`Adopter::adopt`]).
+//!
+//! # Who takes a DVIPA over
+//!
+//! z/OS: the VIPABACKUP with the highest rank among the live stacks; the
+//! VIPADEFINE owner ranks above every backup. plexnet's original owner,
+//! when it restarts while another stack holds its DVIPA, does *not* take
+//! it back (z/OS would with MOVEABLE IMMEDIATE): the CF's owner record
+//! names the holder, and the restarted stack waits as the first backup
+//! instead of fighting over the address (see [`Watch`]). A backup claims
+//! the DVIPA with a CF compare-and-swap on the owner record before it does
+//! anything else ([`claim_request`]), so two backups never both hold it.
+
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+use super::config::SysplexImages;
+use super::dct::ConnKey;
+use super::routing::{DctChange, RoutingStack};
+use super::target::TargetStack;
+use super::xcf::{BundleInstall, CfRequest, SaInstall};
+use crate::ipsec::sa::{Protocol, Spi};
+
+/// The rank of the VIPADEFINE owner: above every VIPABACKUP rank (1..=254).
+pub const OWNER_RANK: u16 = 255;
+
+/// `dvipa/<DVIPA>/`: everything the CF holds for one DVIPA.
+pub fn dvipa_prefix(dvipa: Ipv4Addr) -> String {
+    format!("dvipa/{dvipa}/")
+}
+
+/// Who holds the DVIPA now.
+pub fn owner_key(dvipa: Ipv4Addr) -> String {
+    format!("dvipa/{dvipa}/owner")
+}
+
+/// `dvipa/<DVIPA>/sa/`: the SA pairs of a DVIPA.
+pub fn sa_prefix(dvipa: Ipv4Addr) -> String {
+    format!("dvipa/{dvipa}/sa/")
+}
+
+/// One SA pair, by protocol and inbound SPI.
+pub fn sa_key(dvipa: Ipv4Addr, protocol: Protocol, inbound_spi: Spi) -> String {
+    let p = match protocol {
+        Protocol::Esp => "esp",
+        Protocol::Ah => "ah",
+    };
+    format!("{}{p}/{:#010x}", sa_prefix(dvipa), inbound_spi.0)
+}
+
+/// One SA record: a single pair, or an AH+ESP bundle (keyed by its ESP
+/// pair, whose inbound SPI no other ESP pair of the DVIPA has).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaRecord {
+    Pair(Box<SaInstall>),
+    Bundle(Box<BundleInstall>),
+}
+
+impl SaRecord {
+    /// The single pair, or the bundle's ESP pair.
+    pub fn pair(&self) -> &SaInstall {
+        match self {
+            SaRecord::Pair(p) => p,
+            SaRecord::Bundle(b) => &b.esp,
+        }
+    }
+
+    /// Where the record is kept.
+    pub fn key(&self) -> String {
+        let p = self.pair();
+        sa_key(p.dvipa, p.inbound.protocol, p.inbound.spi)
+    }
+}
+
+/// `dvipa/<DVIPA>/conn/`: the connection table of a DVIPA.
+pub fn conn_prefix(dvipa: Ipv4Addr) -> String {
+    format!("dvipa/{dvipa}/conn/")
+}
+
+/// One connection: `dvipa/<DVIPA>/conn/<client>:<client port>/<port>`.
+pub fn conn_key(key: &ConnKey) -> String {
+    format!(
+        "{}{}:{}/{}",
+        conn_prefix(key.dvipa),
+        key.client,
+        key.client_port,
+        key.port
+    )
+}
+
+/// The connection a [`conn_key`] names; `None` for anything else.
+pub fn parse_conn_key(key: &str) -> Option<ConnKey> {
+    let rest = key.strip_prefix("dvipa/")?;
+    let (dvipa, rest) = rest.split_once("/conn/")?;
+    let (client, port) = rest.rsplit_once('/')?;
+    let (client, client_port) = client.rsplit_once(':')?;
+    Some(ConnKey {
+        client: client.parse().ok()?,
+        client_port: client_port.parse().ok()?,
+        dvipa: dvipa.parse().ok()?,
+        port: port.parse().ok()?,
+    })
+}
+
+/// The CF's record of who holds a DVIPA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRecord {
+    pub image: String,
+    /// Whether the holder took it over from another stack.
+    pub takeover: bool,
+    /// The stack that held it before, for a takeover.
+    pub previous: Option<String>,
+}
+
+/// One DCT entry as the CF keeps it: enough to keep routing the
+/// connection's packets to the same target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnRecord {
+    pub target: String,
+    pub target_xcf: Ipv4Addr,
+    pub ipsec: bool,
+}
+
+/// The compare-and-swap by which `me` claims `dvipa` after `previous`
+/// failed, given the owner record the CF holds now (`current`): the record
+/// must still name `previous`, or `me`, or be absent. `None` when it names
+/// another stack, which took the DVIPA already. Of two backups that both
+/// saw the owner go, the CF lets exactly one swap succeed.
+pub fn claim_request(
+    dvipa: Ipv4Addr,
+    me: &str,
+    previous: Option<&str>,
+    current: Option<Vec<u8>>,
+) -> Option<CfRequest> {
+    if let Some(rec) = current
+        .as_deref()
+        .and_then(|b| decode::<OwnerRecord>(b).ok())
+    {
+        if Some(rec.image.as_str()) != previous && rec.image != me {
+            return None;
+        }
+    }
+    let mine = OwnerRecord {
+        image: me.to_string(),
+        takeover: previous.is_some(),
+        previous: previous.map(str::to_string),
+    };
+    Some(CfRequest::CompareAndSwap {
+        key: owner_key(dvipa),
+        expected: current,
+        value: encode(&mine),
+    })
+}
+
+/// The CF request that keeps the connection table's copy in step with one
+/// DCT change: the connection's record put under its key, or the key
+/// deleted when the entry ended.
+pub fn conn_request(change: &DctChange) -> CfRequest {
+    match change {
+        DctChange::Made {
+            key,
+            target,
+            target_xcf,
+            ipsec,
+        } => CfRequest::Put {
+            key: conn_key(key),
+            value: encode(&ConnRecord {
+                target: target.clone(),
+                target_xcf: *target_xcf,
+                ipsec: *ipsec,
+            }),
+        },
+        DctChange::Ended(key) => CfRequest::Delete { key: conn_key(key) },
+    }
+}
+
+/// Why a recorded connection is not continued after a takeover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotRestored {
+    #[error("its target is not an image of the topology")]
+    NotAnImage,
+    /// The connection's server died with the stack that failed.
+    #[error("its target is the stack that failed")]
+    TargetFailed,
+}
+
+/// The image a recorded connection continues on after a takeover from
+/// `failed`: its name and its XCF address as the configuration has them now.
+pub fn restore_target<'a>(
+    images: &'a impl SysplexImages,
+    rec: &ConnRecord,
+    failed: Option<&str>,
+) -> Result<(&'a str, Ipv4Addr), NotRestored> {
+    if failed == Some(rec.target.as_str()) {
+        return Err(NotRestored::TargetFailed);
+    }
+    images.image_xcf(&rec.target).ok_or(NotRestored::NotAnImage)
+}
+
+/// What adopting one SA record from the CF did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaAdoption {
+    /// The pair (or the bundle, by its ESP pair) is owned by the new
+    /// routing stack and in its image's own shadow cache.
+    Adopted {
+        inbound: Spi,
+        outbound: Spi,
+        /// Where the outbound SA sends: the IKE peer of a negotiated pair.
+        peer: std::net::IpAddr,
+        bundle: bool,
+    },
+    /// The routing stack or the image's shadow cache would not take it
+    /// (the error's text).
+    Refused { inbound: Spi, why: String },
+}
+
+/// What became of one connection read from the CF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnAdoption {
+    /// In the new routing stack's DCT, towards `target` at `target_xcf`.
+    Restored {
+        key: ConnKey,
+        target: String,
+        target_xcf: Ipv4Addr,
+    },
+    NotRestored {
+        key: ConnKey,
+        target: String,
+        why: NotRestored,
+    },
+}
+
+/// What a takeover adopted from the CF, in the order read, for the caller
+/// to count (runtime) or render (simulator).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Adoption {
+    pub sas: Vec<SaAdoption>,
+    pub conns: Vec<ConnAdoption>,
+}
+
+impl Adoption {
+    pub fn sas_adopted(&self) -> usize {
+        self.sas
+            .iter()
+            .filter(|a| matches!(a, SaAdoption::Adopted { .. }))
+            .count()
+    }
+
+    pub fn conns_restored(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|a| matches!(a, ConnAdoption::Restored { .. }))
+            .count()
+    }
+}
+
+/// The stacks a takeover puts the CF's state into: the new routing
+/// stack, and the target stack of the same image.
+#[derive(Debug)]
+pub struct Adopter<'a> {
+    pub routing: &'a mut RoutingStack,
+    pub target: &'a mut TargetStack,
+    /// This image: the owner its shadow copies are installed under.
+    pub me: &'a str,
+    pub now_ms: u64,
+}
+
+impl Adopter<'_> {
+    /// A takeover of `dvipa` from `failed`, after the claim: every SA
+    /// record of the DVIPA becomes an owned pair (or bundle) of the
+    /// routing stack, with this image's own shadow copy as any install
+    /// makes; every connection continues on its target, unless that
+    /// target is not an image or is the stack that failed
+    /// ([`restore_target`]). Records of other DVIPAs are left alone.
+    pub fn adopt(
+        mut self,
+        images: &impl SysplexImages,
+        dvipa: Ipv4Addr,
+        sas: Vec<SaRecord>,
+        conns: Vec<(ConnKey, ConnRecord)>,
+        failed: Option<&str>,
+    ) -> Adoption {
+        let mut out = Adoption::default();
+        for rec in sas.iter().filter(|s| s.pair().dvipa == dvipa) {
+            out.sas.push(self.adopt_sa(rec));
+        }
+        for (key, rec) in conns {
+            out.conns.push(match restore_target(images, &rec, failed) {
+                Ok((target, target_xcf)) => {
+                    self.routing.restore(key, target, target_xcf, rec.ipsec);
+                    ConnAdoption::Restored {
+                        key,
+                        target: target.to_string(),
+                        target_xcf,
+                    }
+                }
+                Err(why) => ConnAdoption::NotRestored {
+                    key,
+                    target: rec.target,
+                    why,
+                },
+            });
+        }
+        out
+    }
+
+    /// One SA record: an owned pair (or bundle) of the routing stack, whose
+    /// install re-creates the dynamic filter from this stack's own filter
+    /// table (the record's filter was the previous owner's), then this
+    /// image's own shadow copy, as the targets will get it (Fig. 6 block
+    /// 118). A record only one of the two caches took is not adopted: the
+    /// routing stack lets go of it again.
+    fn adopt_sa(&mut self, rec: &SaRecord) -> SaAdoption {
+        let sa = rec.pair();
+        let owned = match rec {
+            SaRecord::Pair(p) => self
+                .routing
+                .install(SaInstall::clone(p))
+                .map(|p| SaRecord::Pair(Box::new(p))),
+            SaRecord::Bundle(b) => self
+                .routing
+                .install_bundle(b)
+                .map(|b| SaRecord::Bundle(Box::new(b))),
+        };
+        let adopted = owned.map_err(|e| e.to_string()).and_then(|rec| {
+            let shadowed = match &rec {
+                SaRecord::Pair(p) => self.target.install(self.now_ms, self.me, p),
+                SaRecord::Bundle(b) => self.target.install_bundle(self.now_ms, self.me, b),
+            };
+            shadowed.map_err(|e| {
+                self.routing.delete(sa.inbound.spi);
+                e.to_string()
+            })
+        });
+        match adopted {
+            Ok(()) => SaAdoption::Adopted {
+                inbound: sa.inbound.spi,
+                outbound: sa.outbound.spi,
+                peer: sa.outbound.dst,
+                bundle: matches!(rec, SaRecord::Bundle(_)),
+            },
+            Err(why) => SaAdoption::Refused {
+                inbound: sa.inbound.spi,
+                why,
+            },
+        }
+    }
+}
+
+/// Encodes a record for the CF.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+/// Decodes a record read from the CF.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+/// The stacks that may hold `dvipa`, with their rank: the VIPADEFINE
+/// owner at [`OWNER_RANK`], then every VIPABACKUP with its rank.
+pub fn candidates(images: &impl SysplexImages, dvipa: Ipv4Addr) -> Vec<(String, u16)> {
+    images
+        .dvipa_holders(dvipa)
+        .into_iter()
+        .map(|(name, rank)| (name.to_string(), rank.map_or(OWNER_RANK, u16::from)))
+        .collect()
+}
+
+/// The live candidate with the highest rank (ties: the first in the
+/// topology), as z/OS picks the backup stack that takes a VIPA over.
+pub fn successor(candidates: &[(String, u16)], live: impl Fn(&str) -> bool) -> Option<&str> {
+    candidates
+        .iter()
+        .filter(|(n, _)| live(n))
+        .fold(None::<&(String, u16)>, |best, c| match best {
+            Some(b) if b.1 >= c.1 => Some(b),
+            _ => Some(c),
+        })
+        .map(|(n, _)| n.as_str())
+}
+
+/// What a [`Watch`] asks the I/O shell to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchAction {
+    Nothing,
+    /// Take the DVIPA: plumb it, read its SAs and connections from the CF,
+    /// become its routing stack.
+    Acquire {
+        previous: Option<String>,
+    },
+}
+
+/// One image's view of one DVIPA it defines or backs up: who holds it, and
+/// whether this image should take it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Watch {
+    pub dvipa: Ipv4Addr,
+    me: String,
+    candidates: Vec<(String, u16)>,
+    /// Who holds it, as far as this image knows.
+    pub holder: Option<String>,
+    /// Takeovers this image carried out for the DVIPA.
+    pub takeovers: u32,
+    /// Who held it before this image took it over, for the last takeover.
+    pub took_from: Option<String>,
+}
+
+impl Watch {
+    /// `holder`: whom the CF's owner record names, else the VIPADEFINE owner.
+    pub fn new(
+        images: &impl SysplexImages,
+        me: &str,
+        dvipa: Ipv4Addr,
+        holder: Option<String>,
+    ) -> Self {
+        let holder = holder.or_else(|| images.dvipa_owner(dvipa).map(str::to_string));
+        Watch {
+            dvipa,
+            me: me.to_string(),
+            candidates: candidates(images, dvipa),
+            holder,
+            takeovers: 0,
+            took_from: None,
+        }
+    }
+
+    /// Whether this image holds the DVIPA.
+    pub fn held(&self) -> bool {
+        self.holder.as_deref() == Some(self.me.as_str())
+    }
+
+    /// The candidates, with their ranks.
+    pub fn candidates(&self) -> &[(String, u16)] {
+        &self.candidates
+    }
+
+    /// Re-evaluates with the set of live images (this one counts as live):
+    /// when the holder is gone and this image is the highest-ranked live
+    /// candidate, it takes the DVIPA.
+    pub fn evaluate(&mut self, live: impl Fn(&str) -> bool) -> WatchAction {
+        let holder_live = self
+            .holder
+            .as_deref()
+            .is_some_and(|h| h == self.me || live(h));
+        if holder_live {
+            return WatchAction::Nothing;
+        }
+        let me = self.me.clone();
+        let next = successor(&self.candidates, |n| n == me || live(n));
+        if next != Some(me.as_str()) {
+            return WatchAction::Nothing;
+        }
+        let previous = self.holder.replace(me);
+        self.takeovers += 1;
+        self.took_from = previous.clone();
+        WatchAction::Acquire { previous }
+    }
+
+    /// Another stack announced the DVIPA in its VIPA list: it holds it.
+    pub fn announced_by(&mut self, image: &str) {
+        if !self.held() {
+            self.holder = Some(image.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure4() -> crate::sysplex::test_support::Figure4 {
+        crate::sysplex::test_support::Figure4
+    }
+
+    const DVA1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+
+    /// A bundle's record sits under its ESP pair's key and comes back
+    /// whole (both pairs, both sequence keys) from the CF's bytes.
+    #[test]
+    fn sa_records_round_trip_under_the_esp_pair_key() {
+        let b = crate::sysplex::xcf::tests::bundle();
+        let esp = &b.esp;
+        let want = sa_key(esp.dvipa, Protocol::Esp, esp.inbound.spi);
+        for rec in [
+            SaRecord::Pair(Box::new(esp.clone())),
+            SaRecord::Bundle(Box::new(b.clone())),
+        ] {
+            assert_eq!(rec.key(), want);
+            assert_eq!(decode::<SaRecord>(&encode(&rec)).expect("decode"), rec);
+        }
+    }
+
+    /// A takeover adopts the DVIPA's pairs and bundles into the routing
+    /// stack and the image's own shadow cache, reports an SA it could not
+    /// take, leaves another DVIPA's records alone, and continues only the
+    /// connections whose target is a live image.
+    #[test]
+    fn adopter_takes_the_dvipas_records_and_live_connections() {
+        let topo = figure4();
+        let b = crate::sysplex::xcf::tests::bundle();
+        let mut pair = b.esp.clone();
+        (pair.inbound.spi, pair.outbound.spi) = (Spi(0x21), Spi(0x22));
+        pair.seq_key.spi = Spi(0x22);
+        let mut elsewhere = pair.clone();
+        elsewhere.dvipa = Ipv4Addr::new(198, 18, 0, 101);
+        let mut broken = pair.clone();
+        broken.inbound.spi = Spi(0x31);
+        broken.inbound.integ_key = crate::ipsec::sa::Key(vec![1; 3]);
+        // The routing stack checks only the inbound SA; the shadow cache
+        // refuses this one's outbound SA.
+        let mut broken_out = pair.clone();
+        broken_out.inbound.spi = Spi(0x41);
+        broken_out.outbound.integ_key = crate::ipsec::sa::Key(vec![1; 3]);
+        let sas = vec![
+            SaRecord::Pair(Box::new(pair.clone())),
+            SaRecord::Bundle(Box::new(b.clone())),
+            SaRecord::Pair(Box::new(elsewhere)),
+            SaRecord::Pair(Box::new(broken)),
+            SaRecord::Pair(Box::new(broken_out)),
+        ];
+        let conn = |port: u16, target: &str| {
+            let key = ConnKey {
+                client: Ipv4Addr::new(198, 18, 1, 2),
+                client_port: port,
+                dvipa: DVA1,
+                port: 80,
+            };
+            let rec = ConnRecord {
+                target: target.into(),
+                target_xcf: Ipv4Addr::new(198, 19, 0, 9),
+                ipsec: true,
+            };
+            (key, rec)
+        };
+        let conns = vec![
+            conn(40001, "MVS4"),
+            conn(40002, "MVS1"),
+            conn(40003, "NOPE"),
+        ];
+        let (_, mvs2) = topo.image_xcf("MVS2").expect("MVS2");
+        let mut routing = RoutingStack::new("MVS2", mvs2, Default::default(), &[]);
+        let mut target = TargetStack::new("MVS2", mvs2);
+        let adoption = Adopter {
+            routing: &mut routing,
+            target: &mut target,
+            me: "MVS2",
+            now_ms: 1000,
+        }
+        .adopt(&topo, DVA1, sas, conns.clone(), Some("MVS1"));
+
+        let adopted = |pair: &SaInstall, bundle| SaAdoption::Adopted {
+            inbound: pair.inbound.spi,
+            outbound: pair.outbound.spi,
+            peer: pair.outbound.dst,
+            bundle,
+        };
+        assert_eq!(
+            adoption.sas[..2],
+            [adopted(&pair, false), adopted(&b.esp, true)]
+        );
+        assert!(
+            matches!(
+                &adoption.sas[2..],
+                [
+                    SaAdoption::Refused {
+                        inbound: Spi(0x31),
+                        ..
+                    },
+                    SaAdoption::Refused {
+                        inbound: Spi(0x41),
+                        ..
+                    }
+                ]
+            ),
+            "{:?}",
+            adoption.sas
+        );
+        assert_eq!((adoption.sas_adopted(), adoption.conns_restored()), (2, 1));
+        assert_eq!(routing.pairs().len(), 2);
+        assert_eq!(target.shadow().len(), 2);
+
+        let (_, mvs4) = topo.image_xcf("MVS4").expect("MVS4");
+        assert_eq!(
+            adoption.conns,
+            [
+                ConnAdoption::Restored {
+                    key: conns[0].0,
+                    target: "MVS4".into(),
+                    target_xcf: mvs4,
+                },
+                ConnAdoption::NotRestored {
+                    key: conns[1].0,
+                    target: "MVS1".into(),
+                    why: NotRestored::TargetFailed,
+                },
+                ConnAdoption::NotRestored {
+                    key: conns[2].0,
+                    target: "NOPE".into(),
+                    why: NotRestored::NotAnImage,
+                },
+            ]
+        );
+        let entry = routing.dct().get(&conns[0].0).expect("restored entry");
+        assert_eq!((&*entry.target, entry.target_xcf), ("MVS4", mvs4));
+        assert_eq!(routing.dct().len(), 1);
+    }
+
+    /// A connection served by the failed stack itself is not continued;
+    /// one on a live target is, at the target's XCF address of the
+    /// topology; an unknown target is refused.
+    #[test]
+    fn restore_target_skips_the_failed_stack_and_unknown_images() {
+        let topo = figure4();
+        let rec = |t: &str| ConnRecord {
+            target: t.into(),
+            target_xcf: Ipv4Addr::new(198, 19, 0, 9),
+            ipsec: true,
+        };
+        let mvs2 = restore_target(&topo, &rec("MVS2"), Some("MVS1")).expect("MVS2");
+        assert_eq!(mvs2, ("MVS2", Ipv4Addr::new(198, 19, 0, 2)));
+        assert_eq!(
+            restore_target(&topo, &rec("MVS1"), Some("MVS1")).err(),
+            Some(NotRestored::TargetFailed)
+        );
+        assert_eq!(
+            restore_target(&topo, &rec("MVS9"), None).err(),
+            Some(NotRestored::NotAnImage)
+        );
+        assert!(restore_target(&topo, &rec("MVS1"), None).is_ok());
+    }
+
+    /// A backup claims from the failed holder, or an absent record, by a
+    /// swap that expects exactly what it read; a record naming a third
+    /// stack (which took over already) makes no claim.
+    #[test]
+    fn claim_request_swaps_only_from_the_failed_holder() {
+        let rec = |image: &str| {
+            encode(&OwnerRecord {
+                image: image.into(),
+                takeover: false,
+                previous: None,
+            })
+        };
+        let claim = claim_request(DVA1, "MVS5", Some("MVS1"), Some(rec("MVS1")));
+        let Some(CfRequest::CompareAndSwap {
+            key,
+            expected,
+            value,
+        }) = claim
+        else {
+            panic!("no claim: {claim:?}");
+        };
+        assert_eq!(key, owner_key(DVA1));
+        assert_eq!(expected, Some(rec("MVS1")));
+        let mine: OwnerRecord = decode(&value).expect("owner record");
+        assert_eq!(
+            (mine.image.as_str(), mine.takeover, mine.previous.as_deref()),
+            ("MVS5", true, Some("MVS1"))
+        );
+        assert!(claim_request(DVA1, "MVS5", Some("MVS1"), Some(rec("MVS4"))).is_none());
+        assert!(claim_request(DVA1, "MVS5", Some("MVS1"), Some(rec("MVS5"))).is_some());
+        assert!(claim_request(DVA1, "MVS5", None, None).is_some());
+    }
+
+    #[test]
+    fn keys_name_the_dvipa_and_the_spi_or_connection() {
+        assert_eq!(
+            sa_key(DVA1, Protocol::Esp, Spi(0x1001)),
+            "dvipa/198.18.0.100/sa/esp/0x00001001"
+        );
+        let c = ConnKey {
+            client: Ipv4Addr::new(198, 18, 1, 2),
+            client_port: 40000,
+            dvipa: DVA1,
+            port: 80,
+        };
+        let k = conn_key(&c);
+        assert_eq!(k, "dvipa/198.18.0.100/conn/198.18.1.2:40000/80");
+        assert_eq!(parse_conn_key(&k), Some(c));
+        assert!(k.starts_with(&conn_prefix(DVA1)));
+        assert_eq!(parse_conn_key("dvipa/198.18.0.100/owner"), None);
+        assert_eq!(parse_conn_key("dvipa/x/conn/1.2.3.4:5/6"), None);
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let r = ConnRecord {
+            target: "MVS2".into(),
+            target_xcf: Ipv4Addr::new(198, 19, 0, 2),
+            ipsec: true,
+        };
+        assert_eq!(decode::<ConnRecord>(&encode(&r)).unwrap(), r);
+        assert!(decode::<OwnerRecord>(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn figure4_backup_of_dva1_is_mvs5_and_the_owner_ranks_first() {
+        let c = candidates(&figure4(), DVA1);
+        assert_eq!(c, vec![("MVS1".into(), OWNER_RANK), ("MVS5".into(), 100)]);
+        assert_eq!(successor(&c, |_| true), Some("MVS1"));
+        assert_eq!(successor(&c, |n| n != "MVS1"), Some("MVS5"));
+        assert_eq!(successor(&c, |_| false), None);
+        let ranks = vec![("A".into(), 50), ("B".into(), 100), ("C".into(), 100)];
+        assert_eq!(successor(&ranks, |_| true), Some("B"));
+    }
+
+    #[test]
+    fn the_backup_takes_over_only_when_the_holder_is_gone() {
+        let topo = figure4();
+        let mut w = Watch::new(&topo, "MVS5", DVA1, None);
+        assert_eq!(w.holder.as_deref(), Some("MVS1"));
+        assert_eq!(w.evaluate(|_| true), WatchAction::Nothing);
+        assert_eq!(
+            w.evaluate(|n| n != "MVS1"),
+            WatchAction::Acquire {
+                previous: Some("MVS1".into())
+            }
+        );
+        assert!(w.held());
+        assert_eq!(w.takeovers, 1);
+        // Held: nothing more to do, whoever comes back.
+        assert_eq!(w.evaluate(|_| true), WatchAction::Nothing);
+        w.announced_by("MVS1");
+        assert!(w.held());
+    }
+
+    #[test]
+    fn a_restarted_owner_defers_to_the_live_holder_and_takes_over_when_it_fails() {
+        let topo = figure4();
+        let mut w = Watch::new(&topo, "MVS1", DVA1, Some("MVS5".into()));
+        assert!(!w.held());
+        assert_eq!(w.evaluate(|_| true), WatchAction::Nothing);
+        assert_eq!(
+            w.evaluate(|n| n != "MVS5"),
+            WatchAction::Acquire {
+                previous: Some("MVS5".into())
+            }
+        );
+        // A backup does not take it while a higher-ranked one is live.
+        let mut b = Watch::new(&topo, "MVS5", DVA1, Some("MVSX".into()));
+        assert_eq!(b.evaluate(|n| n != "MVSX"), WatchAction::Nothing);
+        assert_eq!(b.holder.as_deref(), Some("MVSX"));
+    }
+}
