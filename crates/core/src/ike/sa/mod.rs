@@ -4,6 +4,14 @@
 //!
 //! States are named by what they expect next and taken by value
 //! (`mem::replace` with [`State::Dead`]) when a message moves them on.
+//!
+//! One submodule per exchange (RFC 7296 §1): [`init`] (IKE_SA_INIT,
+//! initiator), [`auth`] (IKE_AUTH), [`child`] and [`install`] (child SAs by
+//! IKE_AUTH or CREATE_CHILD_SA), [`rekey`] (CREATE_CHILD_SA rekeying child
+//! SAs and the IKE SA) and [`informational`] (delete, liveness). Around
+//! them: [`dispatch`] (sending, retransmitted requests, routing a message
+//! to its exchange), [`tasks`] (the requests we start, one at a time) and
+//! [`timers`], the one table of every deadline the SA keeps.
 
 mod auth;
 mod child;
