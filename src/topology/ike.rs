@@ -81,16 +81,7 @@ pub(super) fn resolve(
             None
         }
     };
-    let dvipas: Vec<Ipv4Addr> = images
-        .iter()
-        .flat_map(|i| {
-            i.vipa
-                .defines
-                .iter()
-                .map(|d| d.addr)
-                .chain(i.vipa.backups.iter().map(|b| b.addr))
-        })
-        .collect();
+    let dvipas: Vec<Ipv4Addr> = super::manual::image_dvipas(images).collect();
     for cdef in client_defs {
         let Some(list) = &cdef.ike else { continue };
         let Some(client) = clients
