@@ -12,10 +12,10 @@ use plexnet::runtime::cf::{
     serve_cf, serve_connection, CfClient, CfClientConfig, CfClientError, CfConnError, CfService,
 };
 use plexnet::sysplex::cf::CouplingFacility;
-use plexnet::sysplex::xcf::{CfError, CfRequest, CfResponse, SeqKey, XcfMessage};
-use plexnet::wire::xcf::{
+use plexnet::sysplex::xcf::codec::{
     decode, encode_cf_request, encode_cf_response, encode_xcf, Body, FrameDecoder,
 };
+use plexnet::sysplex::xcf::{CfError, CfRequest, CfResponse, SeqKey, XcfMessage};
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -562,7 +562,7 @@ fn without_dvipsec_the_owner_does_not_distribute_ipsec() {
     let t = topology::load_str(&text, std::path::Path::new("f.toml")).expect("loads");
     let mvs1 = t.image("MVS1").expect("MVS1");
     assert!(!mvs1.dvipsec_allows_distribution());
-    assert!(!plexnet::sysplex::routing::RoutingConfig::of_image(mvs1).distribute_crypto);
+    assert!(!mvs1.routing_config().distribute_crypto);
     assert!(t.image("MVS5").expect("MVS5").dvipsec_allows_distribution());
     let notes = topology::notes(&t);
     assert_eq!(notes.len(), 1, "{notes:?}");

@@ -1,5 +1,6 @@
-//! Property tests of the XCF/CF frame codec (`wire::xcf`): every variant
-//! round-trips, arbitrary bytes never panic the slice or streaming decoder.
+//! Property tests of the XCF/CF frame codec (`wire::xcf`, and
+//! `sysplex::xcf::codec` for the messages): every variant round-trips,
+//! arbitrary bytes never panic the slice or streaming decoder.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -13,14 +14,14 @@ use plexnet::ipsec::sa::{
     Spi, TrafficSelector, UdpEncap,
 };
 use plexnet::ipsec::sad::SaId;
+use plexnet::sysplex::xcf::codec::{
+    decode, encode_cf_request, encode_cf_response, encode_xcf, Body, FrameDecoder,
+};
 use plexnet::sysplex::xcf::{
     AhBundle, BundleInstall, CfError, CfRequest, CfResponse, ConnEndReason, Direction, SaFilter,
     SaInstall, SeqKey, VipaEntry, XcfMessage,
 };
-use plexnet::wire::xcf::{
-    decode, encode, encode_cf_request, encode_cf_response, encode_xcf, Body, FrameBody,
-    FrameDecoder, Header, HEADER_LEN, MAGIC, VERSION,
-};
+use plexnet::wire::xcf::{encode, FrameBody, Header, HEADER_LEN, MAGIC, VERSION};
 use plexnet::wire::IpProtocol;
 use proptest::prelude::*;
 

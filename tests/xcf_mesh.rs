@@ -8,8 +8,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use plexnet::runtime::xcf::{XcfConfig, XcfMesh, XcfSendError, XcfStartError};
+use plexnet::sysplex::xcf::codec::{encode_cf_request, encode_xcf, Body, FrameDecoder};
 use plexnet::sysplex::xcf::{CfRequest, VipaEntry, XcfMessage};
-use plexnet::wire::xcf::{encode_cf_request, encode_xcf, Body, FrameDecoder};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};

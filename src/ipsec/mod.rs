@@ -21,7 +21,11 @@ pub use filter::{
     DenyReason, DynamicFilter, FilterLog, FilterOptions, FilterPacket, FilterRow, FilterTable,
     FilterType, InstallError, PacketDirection, PacketRouting, SaPair, Verdict,
 };
-pub use peek::{locate, peek, peek_bundle, BundlePeek, PeekError, PeekResult, SaLocator};
+pub use outer::OuterView;
+pub use peek::{
+    locate, locate_in, peek, peek_bundle, peek_bundle_in, peek_in, BundlePeek, PeekError,
+    PeekResult, SaLocator,
+};
 pub use policy::{
     AddrSpec, Conditions, DataOffer, Direction, DynVpnAction, FilterAction, FilterRule, Initiation,
     ManVpnAction, PolicyError, PortSpec, ProtocolSpec, Routing, RuleSet, RuleSetError, TcpConnect,

@@ -4,18 +4,24 @@
 
 use core::net::{IpAddr, Ipv4Addr};
 
+use super::peek::PeekError;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::udp_encap::UdpEncapRepr;
 use crate::wire::{udp, IpProtocol, UdpPacket, WireError};
 
-/// Where the IPsec header sits in a received IPv4 packet.
+/// The outer view of a received IPsec packet: where the ESP or AH header
+/// sits behind the IPv4 header (directly, or in UDP per RFC 3948), and the
+/// outer addresses. Parsed once per packet ([`OuterView::parse`], or from
+/// an IPv4 header already checked, [`OuterView::after_ipv4`]) and passed
+/// down: the routing stack classifies, locates the SA and peeks with the
+/// same view (patent Fig. 8 blocks 130-132).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Outer {
+pub struct OuterView {
     /// IPv4 header length (with options).
     pub(crate) header_len: usize,
     /// Offset of the ESP or AH header.
     pub(crate) ipsec_at: usize,
-    /// End of the IP packet (Total Length).
+    /// End of the IPsec packet: Total Length, or the UDP datagram's end.
     pub(crate) end: usize,
     pub(crate) src: Ipv4Addr,
     pub(crate) dst: Ipv4Addr,
@@ -23,6 +29,37 @@ pub(crate) struct Outer {
     pub(crate) protocol: IpProtocol,
     /// UDP ports when ESP came in UDP (RFC 3948).
     pub(crate) udp: Option<(u16, u16)>,
+}
+
+impl OuterView {
+    /// Parses the outer IPv4 header of `packet` (checksum verified, a
+    /// fragment refused, RFC 4303 §3.4.1) and locates the ESP or AH header.
+    pub fn parse(packet: &[u8]) -> Result<OuterView, PeekError> {
+        Ok(parse_outer(packet)?)
+    }
+
+    /// The view of `packet`, whose IPv4 header the caller has already
+    /// checked (version, lengths, checksum, not a fragment: as
+    /// `ipv4::Repr::parse` and [`OuterView::parse`] do): only where the ESP
+    /// or AH header sits is left to find.
+    pub fn after_ipv4(packet: &[u8]) -> Result<OuterView, PeekError> {
+        Ok(locate_ipsec(packet)?)
+    }
+
+    /// The outer source address.
+    pub fn src(&self) -> Ipv4Addr {
+        self.src
+    }
+
+    /// The outer destination address.
+    pub fn dst(&self) -> Ipv4Addr {
+        self.dst
+    }
+
+    /// The ESP or AH packet: from its header to the end of the datagram.
+    pub(crate) fn ipsec<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
+        &packet[self.ipsec_at..self.end]
+    }
 }
 
 /// Why the outer packet cannot carry IPsec.
@@ -46,14 +83,17 @@ impl From<WireError> for OuterError {
 
 /// Parses the outer IPv4 header (checksum verified; a fragment is refused,
 /// RFC 4303 §3.4.1) and locates the ESP or AH header.
-pub(crate) fn parse_outer(packet: &[u8]) -> Result<Outer, OuterError> {
+pub(crate) fn parse_outer(packet: &[u8]) -> Result<OuterView, OuterError> {
     parse_outer_with(packet, true)
 }
 
 /// [`parse_outer`], optionally without the header checksum: peek trusts
 /// nothing it reads anyway, and the receiving IP stack has already
 /// checked it (RFC 1122 §3.2.1.2).
-pub(crate) fn parse_outer_with(packet: &[u8], verify_checksum: bool) -> Result<Outer, OuterError> {
+pub(crate) fn parse_outer_with(
+    packet: &[u8],
+    verify_checksum: bool,
+) -> Result<OuterView, OuterError> {
     match packet.first().map(|b| b >> 4) {
         None => return Err(OuterError::Truncated),
         Some(6) => return Err(OuterError::Unsupported),
@@ -67,6 +107,13 @@ pub(crate) fn parse_outer_with(packet: &[u8], verify_checksum: bool) -> Result<O
     if ip.more_frags() || ip.frag_offset() != 0 {
         return Err(OuterError::Fragment);
     }
+    locate_ipsec(packet)
+}
+
+/// Where the ESP or AH header sits behind the (checked) IPv4 header of
+/// `packet`.
+fn locate_ipsec(packet: &[u8]) -> Result<OuterView, OuterError> {
+    let ip = Ipv4Packet::new_unchecked(packet);
     let header_len = usize::from(ip.header_len());
     let end = usize::from(ip.total_len());
     let (protocol, ipsec_at, udp) = match ip.next_header() {
@@ -91,7 +138,7 @@ pub(crate) fn parse_outer_with(packet: &[u8], verify_checksum: bool) -> Result<O
         }
         None => end,
     };
-    Ok(Outer {
+    Ok(OuterView {
         header_len,
         ipsec_at,
         end: u_end,

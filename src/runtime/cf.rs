@@ -47,10 +47,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::sysplex::cf::{CfStatus, CouplingFacility};
+use crate::sysplex::xcf::codec::{encode_cf_request, encode_cf_response, Body, FrameDecoder};
 use crate::sysplex::xcf::{CfError, CfRequest, CfResponse, SeqKey};
-use crate::wire::xcf::{
-    encode_cf_request, encode_cf_response, Body, EncodeError, FrameDecoder, Refused,
-};
+use crate::wire::xcf::{EncodeError, Refused};
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;

@@ -41,9 +41,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 use tokio::net::UdpSocket;
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::control::{self, Request};
+use super::sigterm;
 use crate::ipsec::{
     seal_bundle_counted, DropCounters, DropReason, Expiry, InboundSa, InboundSad, Mode, OpenError,
     Opened, OutboundSa, Protocol, Sa, SaConfig, SaCounters, SaError, SealError, TrafficSelector,
@@ -763,17 +763,6 @@ pub fn run_standalone(args: StandaloneArgs) -> Result<()> {
         .context("starting the runtime")?;
     let node = args.client.clone();
     rt.block_on(serve(setup, &node, args.control.as_deref(), sigterm()))
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn sigterm() -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }
 
 /// Runs the data plane of `setup` in the current namespace until `stop`

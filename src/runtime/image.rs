@@ -1440,12 +1440,13 @@ pub(crate) fn routing_stack(
     image: &crate::topology::Image,
     dists: &[crate::topology::VipaDistribute],
 ) -> Result<RoutingStack> {
-    let mut r = RoutingStack::new(
-        &image.name,
-        image.xcf_addr,
-        RoutingConfig::of_image(image),
-        dists,
-    );
+    // A random DCT hasher seed: chosen connection keys cannot flood one
+    // bucket (the simulator passes a fixed one).
+    let config = RoutingConfig {
+        dct_seed: rand::random(),
+        ..image.routing_config()
+    };
+    let mut r = RoutingStack::new(&image.name, image.xcf_addr, config, dists);
     if let Some(sec) = &image.ip_security {
         let table = sec
             .filter_table()

@@ -35,7 +35,6 @@ use super::cf::CfClient;
 use super::image::ImageNode;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::EXT_NAME;
-use crate::sysplex::routing::distributions_of;
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::xcf::{BundleInstall, CfError, CfRequest, CfResponse, SaInstall, CF_PORT};
@@ -568,7 +567,7 @@ impl Takeover {
     /// its routing stack (made now if it had none).
     fn become_routing_stack(&self, node: &ImageNode, dvipa: Ipv4Addr) -> Result<()> {
         let image = self.topo.image(&self.me).context("not an image")?;
-        let dists = distributions_of(image, dvipa);
+        let dists = image.distributions_of(dvipa);
         let mut core = node.core();
         if core.routing.is_none() {
             core.routing = Some(super::image::routing_stack(image, &[])?);

@@ -63,8 +63,9 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::sysplex::xcf::codec::{encode_xcf, Body, FrameDecoder};
 use crate::sysplex::xcf::XcfMessage;
-use crate::wire::xcf::{encode_xcf, Body, FrameBody, FrameDecoder};
+use crate::wire::xcf::FrameBody;
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;

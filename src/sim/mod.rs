@@ -6,7 +6,6 @@
 //! the snapshot tests keep. The same `sysplex` state machines run in the
 //! real namespaces under `runtime`.
 
-pub mod render;
 mod server;
 mod takeover;
 
@@ -592,8 +591,8 @@ impl World {
             self.log(format!(
                 "{owner} routing  dynamic filter in front of {}: in {}, out {} (sent with the SAs)",
                 f.anchor.name,
-                render::selector(&f.dynamic.inbound),
-                render::selector(&f.dynamic.outbound)
+                crate::trace::selector(&f.dynamic.inbound),
+                crate::trace::selector(&f.dynamic.outbound)
             ));
         }
     }
@@ -608,7 +607,7 @@ impl World {
             .active_rules()
             .rules
             .iter()
-            .map(|r| format!("{} {}", r.name, render::action(&r.action)))
+            .map(|r| format!("{} {}", r.name, crate::trace::action(&r.action)))
             .collect();
         self.log(format!(
             "{owner} routing  IPCONFIG IPSECURITY, filter table: {}, SYSDEFAULTDENYRULE",
@@ -665,7 +664,7 @@ impl World {
             ));
             return;
         };
-        self.log(format!("{image} server   {}", render::packet(&seg)));
+        self.log(format!("{image} server   {}", crate::trace::packet(&seg)));
         self.queue.push_back((
             self.now_ms,
             Event::Outbound {
@@ -717,8 +716,8 @@ impl World {
         let sealed = self.client_seal(&inner, spi);
         self.log(format!(
             "client1 → DVA1   {}  [inner {}]",
-            render::packet(&sealed),
-            render::packet(&inner)
+            crate::trace::packet(&sealed),
+            crate::trace::packet(&inner)
         ));
         self.client.last_sent = Some(sealed.clone());
         self.queue
@@ -731,8 +730,8 @@ impl World {
         let sealed = self.client_seal(inner, None);
         self.log(format!(
             "client1 → DVA1   {}  [inner {}]",
-            render::packet(&sealed),
-            render::packet(inner)
+            crate::trace::packet(&sealed),
+            crate::trace::packet(inner)
         ));
         self.queue
             .push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
@@ -765,7 +764,7 @@ impl World {
     pub fn client_raw(&mut self, what: &str, packet: Vec<u8>) {
         self.log(format!(
             "client1 → DVA1   {}  ({what})",
-            render::packet(&packet)
+            crate::trace::packet(&packet)
         ));
         self.queue
             .push_back((self.now_ms + HOP_MS, Event::ToDvipa(packet)));
@@ -842,7 +841,8 @@ impl World {
     /// tunnel check) and the DCT lookup (block 134).
     fn log_route_note(&mut self, owner: &str, note: &RouteNote) {
         if let Some(p) = note.peek {
-            let flow = render::flow(p.proto, p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags);
+            let flow =
+                crate::trace::flow(p.proto, p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags);
             let through = note.ah.map_or(String::new(), |(spi, seq)| {
                 format!("AH {:#010x} seq {seq} → ESP ", spi.0)
             });
@@ -855,9 +855,9 @@ impl World {
             let line = match note.peek {
                 Some(p) => format!(
                     "tunnel check (block 136): {}",
-                    render::verdict(v, Some(p.spi))
+                    crate::trace::verdict(v, Some(p.spi))
                 ),
-                None => format!("IP filter: {}", render::verdict(v, None)),
+                None => format!("IP filter: {}", crate::trace::verdict(v, None)),
             };
             self.log(format!("{owner} routing  {line}"));
         }
@@ -977,7 +977,7 @@ impl World {
         let target = &self.images[image].target;
         let filtered = target
             .last_filter()
-            .map(|(f, under)| render::verdict(f, under.map(|u| u.spi)));
+            .map(|(f, under)| crate::trace::verdict(f, under.map(|u| u.spi)));
         match v {
             Verdict::Drop(d) => {
                 if let Some(f) = filtered {
@@ -1009,7 +1009,7 @@ impl World {
                 let sep = if how.is_empty() { "" } else { ", " };
                 self.log(format!(
                     "{image} target   {how}{sep}{what} → TUN: {}",
-                    render::packet(&plain)
+                    crate::trace::packet(&plain)
                 ));
                 self.deliver_to_kernel(image, &plain);
             }
@@ -1034,7 +1034,7 @@ impl World {
         }
         let replies = self.image(image).server.receive(plain);
         for r in replies {
-            self.log(format!("{image} server   {}", render::packet(&r)));
+            self.log(format!("{image} server   {}", crate::trace::packet(&r)));
             self.queue.push_back((
                 now,
                 Event::Outbound {
@@ -1053,7 +1053,7 @@ impl World {
         if let Some((f, _)) = self.images[image].target.last_filter() {
             let line = format!(
                 "{image} target   outbound filter (block 160): {}",
-                render::verdict(f, None)
+                crate::trace::verdict(f, None)
             );
             self.log(line);
         }
@@ -1184,14 +1184,18 @@ impl World {
                 match opened {
                     Ok(o) => format!(
                         "{}  seq {} [inner {}]",
-                        render::packet(packet),
+                        crate::trace::packet(packet),
                         o.seq,
-                        render::packet(&out)
+                        crate::trace::packet(&out)
                     ),
-                    Err(e) => format!("{}  DROP {}", render::packet(packet), e.reason().as_str()),
+                    Err(e) => format!(
+                        "{}  DROP {}",
+                        crate::trace::packet(packet),
+                        e.reason().as_str()
+                    ),
                 }
             }
-            _ => render::packet(packet),
+            _ => crate::trace::packet(packet),
         };
         self.log(format!("client1 ← {from:<5} {line}"));
     }

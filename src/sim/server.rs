@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use crate::wire::{ipv4, tcp, IpProtocol, PseudoHeader, TcpFlags};
+pub use crate::wire::build::tcp_packet;
+use crate::wire::{ipv4, tcp, IpProtocol, TcpFlags};
 
 #[derive(Debug, Clone)]
 pub struct ScriptedServer {
@@ -15,40 +16,6 @@ pub struct ScriptedServer {
     pub port: u16,
     /// Next sequence number per client connection.
     conns: HashMap<(Ipv4Addr, u16), u32>,
-}
-
-/// An IPv4 TCP segment with correct checksums.
-#[allow(clippy::too_many_arguments)]
-pub fn tcp_packet(
-    src: Ipv4Addr,
-    sport: u16,
-    dst: Ipv4Addr,
-    dport: u16,
-    seq: u32,
-    ack: u32,
-    flags: TcpFlags,
-    payload: &[u8],
-) -> Vec<u8> {
-    let t = tcp::Repr {
-        src_port: sport,
-        dst_port: dport,
-        seq_number: seq,
-        ack_number: ack,
-        flags,
-        window_len: 64240,
-        urgent_at: 0,
-        options: &[],
-        payload,
-    };
-    let ip = ipv4::Repr::new(src, dst, IpProtocol::Tcp, t.buffer_len());
-    let mut out = vec![0u8; ip.buffer_len() + t.buffer_len()];
-    let mut p = ipv4::Packet::new_unchecked(&mut out[..]);
-    ip.emit(&mut p);
-    t.emit(
-        &mut tcp::Packet::new_unchecked(p.payload_mut()),
-        &PseudoHeader::V4 { src, dst },
-    );
-    out
 }
 
 impl ScriptedServer {

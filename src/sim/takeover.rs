@@ -14,9 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
 use crate::ipsec::filter::FilterTable;
 use crate::sysplex::dct::ConnKey;
-use crate::sysplex::routing::{
-    distributions_of, DctChange, OwnedPair, RoutingConfig, RoutingStack,
-};
+use crate::sysplex::routing::{DctChange, OwnedPair, RoutingStack};
 use crate::sysplex::stack::ImageStack;
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
@@ -98,9 +96,8 @@ impl World {
         for image in &topo.images {
             let n = image.name.as_str();
             let routing = (n == owner).then(|| {
-                let dists = distributions_of(image, dvipa);
-                let mut r =
-                    RoutingStack::new(n, image.xcf_addr, RoutingConfig::of_image(image), &dists);
+                let dists = image.distributions_of(dvipa);
+                let mut r = RoutingStack::new(n, image.xcf_addr, image.routing_config(), &dists);
                 r.keep_journal();
                 r
             });
@@ -313,14 +310,14 @@ impl World {
                 dead(&self.owner)?,
                 format!(
                     "{} (the LAN still delivers DVA1 there)",
-                    super::render::packet(p)
+                    crate::trace::packet(p)
                 ),
             ),
             Event::Gre { from, to, datagram } => (
                 dead(from).or_else(|| dead(to))?,
                 format!("GRE {from} ⇒ {to} ({} bytes)", datagram.wire_len()),
             ),
-            Event::Outbound { image, packet } => (dead(image)?, super::render::packet(packet)),
+            Event::Outbound { image, packet } => (dead(image)?, crate::trace::packet(packet)),
             Event::Xcf { from, to, msg } => (
                 dead(from).or_else(|| dead(to))?,
                 format!("XCF {from} → {to} {}", super::xcf_name(msg)),
@@ -537,10 +534,10 @@ impl World {
             return;
         }
         // Become the routing stack with the VIPABACKUP's VIPADISTRIBUTE.
-        let dists = distributions_of(image, dvipa);
+        let dists = image.distributions_of(dvipa);
         let img = self.image(me);
         let r = img.routing.get_or_insert_with(|| {
-            RoutingStack::new(me, image.xcf_addr, RoutingConfig::of_image(image), &[])
+            RoutingStack::new(me, image.xcf_addr, image.routing_config(), &[])
         });
         if !r.dvipas().contains(&dvipa) {
             r.add_distributions(&dists);

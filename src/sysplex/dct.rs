@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::topology::{DestRole, DistMethod, VipaDistribute};
+use super::config::{DestRole, DistMethod, VipaDistribute};
 
 /// A TCP connection to a DVIPA, as the routing stack sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -63,13 +63,32 @@ impl Default for DctTimeouts {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Dct {
-    /// Looked up for every routed packet: ahash, seeded per process.
+    /// Looked up for every routed packet: ahash, with a seed the caller
+    /// injects ([`Dct::with_seed`]). Nothing leaves the table in the map's
+    /// order: expiry and displays come out sorted by key, so the same
+    /// input gives the same trace whatever the seed.
     entries: HashMap<ConnKey, ConnEntry, ahash::RandomState>,
 }
 
+impl Default for Dct {
+    /// A table with seed 0: reproducible, for the simulator and tests.
+    fn default() -> Self {
+        Dct::with_seed(0)
+    }
+}
+
 impl Dct {
+    /// An empty table whose hasher is keyed by `seed`: the I/O shell passes
+    /// a random one (chosen keys cannot flood one bucket), the simulator
+    /// and tests a fixed one.
+    pub fn with_seed(seed: u64) -> Self {
+        let hasher = ahash::RandomState::with_seeds(seed, !seed, seed.rotate_left(32), 0);
+        Dct {
+            entries: HashMap::with_hasher(hasher),
+        }
+    }
     pub fn get(&self, key: &ConnKey) -> Option<&ConnEntry> {
         self.entries.get(key)
     }
@@ -104,9 +123,10 @@ impl Dct {
         }
         m
     }
-    /// Removes entries past their timeout; returns them.
+    /// Removes entries past their timeout; returns them sorted by key (the
+    /// order they reach the CF journal in).
     pub fn expire(&mut self, now_ms: u64, t: &DctTimeouts) -> Vec<(ConnKey, ConnEntry)> {
-        let dead: Vec<ConnKey> = self
+        let mut dead: Vec<ConnKey> = self
             .entries
             .iter()
             .filter(|(_, e)| {
@@ -119,6 +139,7 @@ impl Dct {
             })
             .map(|(k, _)| *k)
             .collect();
+        dead.sort_unstable();
         dead.into_iter()
             .filter_map(|k| self.entries.remove(&k).map(|e| (k, e)))
             .collect()
@@ -337,7 +358,7 @@ fn weight(role: DestRole) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::Dest;
+    use crate::sysplex::config::Dest;
 
     fn dist(method: DistMethod, roles: &[(&str, DestRole)]) -> Distribution {
         Distribution::new(VipaDistribute {

@@ -11,31 +11,22 @@ use rand_core::SeedableRng;
 use super::routing::RoutingStack;
 use super::takeover::{Adopter, SaAdoption, SaRecord};
 use super::target::{InstallError, OutboundPlan, TargetDrop, TargetStack, Upstream, Verdict};
+use super::test_support::{figure4_filter_table, Figure4};
 use super::xcf::{SaInstall, XcfMessage};
 use crate::ipsec::filter::{FilterTable, Verdict as FilterVerdict};
 use crate::ipsec::policy::FilterAction;
 use crate::ipsec::sa::tests::config;
 use crate::ipsec::sa::{EncAlg, IntegAlg, Mode, PortRange, Sa, SaConfig, Spi, TrafficSelector};
 use crate::ipsec::sad::OutboundSa;
-use crate::topology::Topology;
 use crate::wire::{IpProtocol, TcpFlags};
 
 const DVA1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 /// `config`'s client.
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 
-fn figure4() -> Topology {
-    crate::topology::load(std::path::Path::new("topologies/figure4.toml")).expect("figure4")
-}
-
 /// `image`'s filter table in figure4.
-fn table(topo: &Topology, image: &str) -> FilterTable {
-    topo.image(image)
-        .and_then(|i| i.ip_security.as_ref())
-        .expect("IP security")
-        .filter_table()
-        .expect("a valid policy")
-        .expect("IPCONFIG IPSECURITY")
+fn table(image: &str) -> FilterTable {
+    figure4_filter_table(image, false)
 }
 
 fn routing(image: &str, table: Option<FilterTable>) -> RoutingStack {
@@ -76,7 +67,7 @@ fn pair(spi_in: u32, spi_out: u32, ports: Option<(u16, u16)>) -> SaInstall {
 
 /// The client's ESP packet of a TCP segment `sport` → DVA1:80 on `sa`.
 fn esp(sa: &SaConfig, seq: u64, sport: u16, flags: TcpFlags) -> Vec<u8> {
-    let inner = crate::sim::tcp_packet(CLIENT, sport, DVA1, 80, 1, 0, flags, b"");
+    let inner = crate::wire::build::tcp_packet(CLIENT, sport, DVA1, 80, 1, 0, flags, b"");
     let mut out = Vec::new();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seq);
     OutboundSa::new(Sa::new(sa.clone()).expect("SA"), 0)
@@ -86,7 +77,7 @@ fn esp(sa: &SaConfig, seq: u64, sport: u16, flags: TcpFlags) -> Vec<u8> {
 }
 
 fn reply(cport: u16) -> Vec<u8> {
-    crate::sim::tcp_packet(DVA1, 80, CLIENT, cport, 1, 2, TcpFlags::ACK, b"ok")
+    crate::wire::build::tcp_packet(DVA1, 80, CLIENT, cport, 1, 2, TcpFlags::ACK, b"ok")
 }
 
 /// The first IPsec rule covering the pair anchors it; a host-to-host pair,
@@ -94,8 +85,7 @@ fn reply(cport: u16) -> Vec<u8> {
 /// rule in common: no dynamic filter. Delete and supersede take it away.
 #[test]
 fn the_routing_stack_anchors_installs_and_removes_dynamic_filters() {
-    let topo = figure4();
-    let mut r = routing("MVS1", Some(table(&topo, "MVS1")));
+    let mut r = routing("MVS1", Some(table("MVS1")));
     let narrowed = r.install(pair(0x11, 0x12, Some((40000, 40009)))).unwrap();
     let f = narrowed.filter.as_ref().expect("anchored");
     assert_eq!(f.anchor.name, "dva1-web");
@@ -125,12 +115,13 @@ fn the_routing_stack_anchors_installs_and_removes_dynamic_filters() {
         .is_none());
 }
 
-/// MVS1 (with `topo`'s policy) installs a pair for TCP from ports
+/// MVS1 (with figure4's policy, `log_ipsec` as in
+/// [`figure4_filter_table`]) installs a pair for TCP from ports
 /// 40000-40009 to DVA1:80 (inbound SPI `spi`, outbound `spi + 1`) and
 /// sends it to MVS2, whose target stack admits a SYN from port 40000
 /// under it and refuses one from port 50000 (block 152).
-fn mvs2_admits_40000_refuses_50000(topo: &Topology, spi: u32) -> (SaInstall, TargetStack) {
-    let mut r = routing("MVS1", Some(table(topo, "MVS1")));
+fn mvs2_admits_40000_refuses_50000(log_ipsec: bool, spi: u32) -> (SaInstall, TargetStack) {
+    let mut r = routing("MVS1", Some(figure4_filter_table("MVS1", log_ipsec)));
     let install = r.install(pair(spi, spi + 1, Some((40000, 40009)))).unwrap();
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
     t.on_xcf(0, "MVS1", &XcfMessage::SaInstall(Box::new(install.clone())))
@@ -153,8 +144,7 @@ fn mvs2_admits_40000_refuses_50000(topo: &Topology, spi: u32) -> (SaInstall, Tar
 /// selector check) and is counted by rule and reason; inside, it passes.
 #[test]
 fn a_target_filters_decrypted_packets_with_the_dynamic_filter_it_received() {
-    let topo = figure4();
-    let (install, mut t) = mvs2_admits_40000_refuses_50000(&topo, 0x11);
+    let (install, mut t) = mvs2_admits_40000_refuses_50000(false, 0x11);
     let c = t.counters();
     assert_eq!(c.filter_denied.get("dva1-web outside-sa"), Some(&1));
     assert_eq!(c.drops.get("ipsec-selector-mismatch"), None);
@@ -177,14 +167,7 @@ fn a_target_filters_decrypted_packets_with_the_dynamic_filter_it_received() {
 /// rate-limited per rule.
 #[test]
 fn a_target_logs_what_it_denies_under_a_log_anchor() {
-    let text = std::fs::read_to_string("topologies/figure4.toml")
-        .expect("figure4")
-        .replace(
-            "  IpFilterAction           IpSec\n}",
-            "  IpFilterAction           IpSec\n  IpFilterLogging          Yes\n}",
-        );
-    let topo = crate::topology::load_str(&text, std::path::Path::new("f.toml")).expect("loads");
-    let (_, mut t) = mvs2_admits_40000_refuses_50000(&topo, 0x21);
+    let (_, mut t) = mvs2_admits_40000_refuses_50000(true, 0x21);
     // IpFilterLogging Yes logs what the rule permits and what it denies.
     let lines: Vec<String> = t
         .take_filter_logs()
@@ -212,8 +195,7 @@ fn a_target_logs_what_it_denies_under_a_log_anchor() {
 /// it does not have. A clear packet the anchor covers is refused too.
 #[test]
 fn a_target_refuses_replies_the_anchor_requires_ipsec_for_once_the_pair_is_gone() {
-    let topo = figure4();
-    let mut r = routing("MVS1", Some(table(&topo, "MVS1")));
+    let mut r = routing("MVS1", Some(table("MVS1")));
     let install = r.install(pair(0x11, 0x12, None)).unwrap();
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
     t.install(0, "MVS1", &install).unwrap();
@@ -256,9 +238,9 @@ fn a_target_refuses_replies_the_anchor_requires_ipsec_for_once_the_pair_is_gone(
         Some(&1)
     );
     // Port 60 is no anchor's business: plain (the owner's policy permits it).
-    let app60 = crate::sim::tcp_packet(DVA1, 60, CLIENT, 40000, 1, 2, TcpFlags::ACK, b"");
+    let app60 = crate::wire::build::tcp_packet(DVA1, 60, CLIENT, 40000, 1, 2, TcpFlags::ACK, b"");
     assert_eq!(t.outbound_plan(&app60), OutboundPlan::Plain);
-    let clear = crate::sim::tcp_packet(CLIENT, 40000, DVA1, 80, 1, 0, TcpFlags::SYN, b"");
+    let clear = crate::wire::build::tcp_packet(CLIENT, 40000, DVA1, 80, 1, 0, TcpFlags::SYN, b"");
     assert_eq!(
         t.inbound(0, &clear, Upstream::Nothing),
         Verdict::Drop(TargetDrop::Unprotected)
@@ -274,8 +256,7 @@ fn a_target_refuses_replies_the_anchor_requires_ipsec_for_once_the_pair_is_gone(
 /// that is no IPsec rule is refused and leaves the table as it was.
 #[test]
 fn a_target_follows_the_owners_filter_and_refuses_a_bad_anchor() {
-    let topo = figure4();
-    let mut r = routing("MVS1", Some(table(&topo, "MVS1")));
+    let mut r = routing("MVS1", Some(table("MVS1")));
     let install = r.install(pair(0x11, 0x12, Some((40000, 40009)))).unwrap();
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
     t.install(0, "MVS1", &install).unwrap();
@@ -308,14 +289,13 @@ fn a_target_follows_the_owners_filter_and_refuses_a_bad_anchor() {
 /// dva1-web) and its own shadow copy gets that filter.
 #[test]
 fn adoption_recreates_the_filters_from_the_adopters_table() {
-    let topo = figure4();
-    let mut mvs1 = routing("MVS1", Some(table(&topo, "MVS1")));
+    let mut mvs1 = routing("MVS1", Some(table("MVS1")));
     let mut rec = mvs1.install(pair(0x11, 0x12, None)).unwrap();
     if let Some(f) = rec.filter.as_mut() {
         f.anchor.name = "gone-from-the-policy".into();
         f.dynamic.anchor = "gone-from-the-policy".into();
     }
-    let mut r = routing("MVS5", Some(table(&topo, "MVS5")));
+    let mut r = routing("MVS5", Some(table("MVS5")));
     let mut t = TargetStack::new("MVS5", Ipv4Addr::new(198, 19, 0, 5));
     let adoption = Adopter {
         routing: &mut r,
@@ -324,7 +304,7 @@ fn adoption_recreates_the_filters_from_the_adopters_table() {
         now_ms: 0,
     }
     .adopt(
-        &topo,
+        &Figure4,
         DVA1,
         vec![SaRecord::Pair(Box::new(rec))],
         vec![],
@@ -354,8 +334,7 @@ fn adoption_recreates_the_filters_from_the_adopters_table() {
 /// new SAs when our CREATE_CHILD_SA response arrives); the new one then.
 #[test]
 fn after_a_rekey_the_old_sa_seals_until_it_is_deleted() {
-    let topo = figure4();
-    let mut r = routing("MVS1", Some(table(&topo, "MVS1")));
+    let mut r = routing("MVS1", Some(table("MVS1")));
     let old = r.install(pair(0x11, 0x12, None)).unwrap();
     let new = r.install(pair(0x21, 0x22, None)).unwrap();
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));

@@ -3,6 +3,7 @@
 //! and the XCF messages between them.
 
 pub mod cf;
+pub mod config;
 pub mod dct;
 pub mod packet;
 pub mod routing;
@@ -13,3 +14,5 @@ pub mod xcf;
 
 #[cfg(test)]
 mod filter_tests;
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::ipsec::OuterView;
 use crate::wire::udp_encap::{NAT_T_PORT, NON_ESP_MARKER};
 use crate::wire::{ipv4, tcp, udp, IpProtocol, TcpFlags};
 
@@ -23,8 +24,9 @@ pub struct Flow {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// ESP, AH, or ESP in UDP: look the SA up by SPI.
-    Ipsec,
+    /// ESP, AH, or ESP in UDP: look the SA up by SPI. The outer view is
+    /// parsed here once and passed down (locate, peek).
+    Ipsec(OuterView),
     /// IKE for the DVIPA's IKE daemon.
     Ike,
     /// A one-byte NAT keepalive (RFC 3948 §2.3): nothing to do.
@@ -49,7 +51,7 @@ pub fn classify(packet: &[u8]) -> Result<Kind, PacketError> {
     }
     let payload = ip.payload();
     match repr.next_header {
-        IpProtocol::Esp | IpProtocol::Ah => Ok(Kind::Ipsec),
+        IpProtocol::Esp | IpProtocol::Ah => ipsec(packet),
         IpProtocol::Udp => {
             let u = udp::Packet::new_checked(payload).map_err(|_| PacketError::Malformed)?;
             match u.dst_port() {
@@ -57,13 +59,22 @@ pub fn classify(packet: &[u8]) -> Result<Kind, PacketError> {
                 NAT_T_PORT => Ok(match u.payload() {
                     [0xff] => Kind::NatKeepalive,
                     p if p.starts_with(&NON_ESP_MARKER) => Kind::Ike,
-                    _ => Kind::Ipsec,
+                    _ => ipsec(packet)?,
                 }),
                 _ => Ok(Kind::Plain(flow(&repr, payload)?)),
             }
         }
         _ => Ok(Kind::Plain(flow(&repr, payload)?)),
     }
+}
+
+/// The outer view of an IPsec packet whose IPv4 header [`classify`] has
+/// checked. A packet it cannot make one of (an ESP-in-UDP datagram too
+/// short for the SPI) is malformed: nothing could look its SA up.
+fn ipsec(packet: &[u8]) -> Result<Kind, PacketError> {
+    OuterView::after_ipv4(packet)
+        .map(Kind::Ipsec)
+        .map_err(|_| PacketError::Malformed)
 }
 
 /// The flow of an unencrypted packet (ports for TCP and UDP, flags for TCP).

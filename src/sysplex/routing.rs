@@ -12,11 +12,12 @@
 //! target stack, give to IKE, drop).
 
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::config::VipaDistribute;
 use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};
 use super::packet::{self, Flow, Kind};
 use super::target::Upstream;
@@ -27,11 +28,11 @@ use crate::ipsec::filter::{
     DynamicFilter, FilterLog, FilterPacket, FilterTable, PacketDirection, PacketRouting, Transport,
     Verdict,
 };
-use crate::ipsec::peek::{locate, peek, peek_bundle, PeekError, PeekResult, SaLocator};
+use crate::ipsec::peek::{locate_in, peek_bundle_in, peek_in, PeekError, PeekResult, SaLocator};
 use crate::ipsec::replay::ReplayWindow;
 use crate::ipsec::sa::{Mode, Protocol, Sa, SaError, Spi};
 use crate::ipsec::sad::SaId;
-use crate::topology::VipaDistribute;
+use crate::ipsec::OuterView;
 use crate::wire::{IpProtocol, TcpFlags};
 
 /// Where inbound filtering of IPsec traffic happens (claim 7): at the
@@ -63,6 +64,11 @@ pub struct RoutingConfig {
     /// and forwards plaintext over XCF (the baseline of the benchmark).
     pub distribute_crypto: bool,
     pub timeouts: DctTimeouts,
+    /// The DCT's hasher seed ([`Dct::with_seed`]): random in the I/O shell,
+    /// fixed (0) in the simulator and tests. Not shown: it says nothing
+    /// about the configuration.
+    #[serde(skip)]
+    pub dct_seed: u64,
 }
 
 impl Default for RoutingConfig {
@@ -71,39 +77,9 @@ impl Default for RoutingConfig {
             filter_at: FilterAt::Target,
             distribute_crypto: true,
             timeouts: DctTimeouts::default(),
+            dct_seed: 0,
         }
     }
-}
-
-impl RoutingConfig {
-    /// The configuration an image's topology definition gives its routing
-    /// stack: where inbound filtering happens (claim 7) and whether crypto
-    /// is distributed.
-    pub fn of_image(image: &crate::topology::Image) -> Self {
-        Self {
-            filter_at: match image.inbound_filter {
-                crate::topology::InboundFilter::Target => FilterAt::Target,
-                crate::topology::InboundFilter::Routing => FilterAt::Routing,
-            },
-            // IPSEC DVIPSEC: with IPSECURITY, a DVIPA's IPsec is distributed
-            // only when the owner says so; without it the routing stack
-            // does the crypto itself (z/OS IPSEC statement).
-            distribute_crypto: image.distribute_crypto && image.dvipsec_allows_distribution(),
-            ..Self::default()
-        }
-    }
-}
-
-/// The VIPADISTRIBUTE statements `image` has for `dvipa`: its owner's, or
-/// those a backup distributes it with after a takeover.
-pub fn distributions_of(image: &crate::topology::Image, dvipa: Ipv4Addr) -> Vec<VipaDistribute> {
-    image
-        .vipa
-        .distributes
-        .iter()
-        .filter(|d| d.addr == dvipa)
-        .cloned()
-        .collect()
 }
 
 /// What to do with an inbound packet.
@@ -357,7 +333,7 @@ impl RoutingStack {
             config,
             distributions,
             listeners: Listeners::default(),
-            dct: Dct::default(),
+            dct: Dct::with_seed(config.dct_seed),
             pairs: Vec::new(),
             counters: RoutingCounters::default(),
             note: RouteNote::EMPTY,
@@ -772,7 +748,7 @@ impl RoutingStack {
                 },
             },
             Ok(Kind::NatKeepalive) => Decision::Drop(RouteDrop::NatKeepalive),
-            Ok(Kind::Ipsec) => self.ipsec(now_ms, packet),
+            Ok(Kind::Ipsec(outer)) => self.ipsec(now_ms, packet, &outer),
         };
         self.count(&decision, packet.len());
         decision
@@ -824,15 +800,15 @@ impl RoutingStack {
             .any(|d| d.config.addr == dvipa && d.distributes(port))
     }
 
-    fn ipsec(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
-        let Ok(loc) = locate(packet) else {
+    fn ipsec(&mut self, now_ms: u64, packet: &[u8], outer: &OuterView) -> Decision {
+        let Ok(loc) = locate_in(packet, outer) else {
             return Decision::Drop(RouteDrop::Malformed);
         };
         let Some(i) = self.pairs.iter().position(|p| p.named_by(&loc)) else {
             return Decision::Drop(RouteDrop::UnknownSpi);
         };
         // Block 132: peek, never a full decryption.
-        let (peeked, ah_seq) = match self.peek_pair(i, packet) {
+        let (peeked, ah_seq) = match self.peek_pair(i, packet, outer) {
             Ok(p) => p,
             // An IPv6 inner packet: not the DVIPA's TCP, so the table's
             // "processed by the routing stack".
@@ -892,13 +868,17 @@ impl RoutingStack {
 
     /// Block 132 with the pair's SA: ESP or AH alone, or through a bundle's
     /// AH into its ESP (then also the AH sequence number, for block 138).
-    fn peek_pair(&self, i: usize, packet: &[u8]) -> Result<(PeekResult, Option<u32>), PeekError> {
+    fn peek_pair(
+        &self,
+        i: usize,
+        packet: &[u8],
+        outer: &OuterView,
+    ) -> Result<(PeekResult, Option<u32>), PeekError> {
         let pair = &self.pairs[i];
         match &pair.ah {
-            None => peek(packet, &pair.inbound).map(|p| (p, None)),
-            Some(ah) => {
-                peek_bundle(packet, &ah.inbound, &pair.inbound).map(|b| (b.esp, Some(b.ah_seq)))
-            }
+            None => peek_in(packet, outer, &pair.inbound).map(|p| (p, None)),
+            Some(ah) => peek_bundle_in(packet, outer, &ah.inbound, &pair.inbound)
+                .map(|b| (b.esp, Some(b.ah_seq))),
         }
     }
 
@@ -985,11 +965,11 @@ impl RoutingStack {
     }
 
     /// Routing-stack (pre-)filter state per SA for displays.
-    pub fn sa_summary(&self) -> Vec<HashMap<&'static str, String>> {
+    pub fn sa_summary(&self) -> Vec<BTreeMap<&'static str, String>> {
         self.pairs
             .iter()
             .map(|p| {
-                let mut m = HashMap::from([
+                let mut m = BTreeMap::from([
                     ("dvipa", p.install.dvipa.to_string()),
                     ("inbound_spi", format!("{:#010x}", p.install.inbound.spi.0)),
                     (

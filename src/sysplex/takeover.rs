@@ -35,12 +35,12 @@
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
+use super::config::SysplexImages;
 use super::dct::ConnKey;
 use super::routing::{DctChange, RoutingStack};
 use super::target::TargetStack;
 use super::xcf::{BundleInstall, CfRequest, SaInstall};
 use crate::ipsec::sa::{Protocol, Spi};
-use crate::topology::Topology;
 
 /// The rank of the VIPADEFINE owner: above every VIPABACKUP rank (1..=254).
 pub const OWNER_RANK: u16 = 255;
@@ -206,16 +206,16 @@ pub enum NotRestored {
 }
 
 /// The image a recorded connection continues on after a takeover from
-/// `failed` (its XCF address as the topology has it now).
+/// `failed`: its name and its XCF address as the configuration has them now.
 pub fn restore_target<'a>(
-    topo: &'a Topology,
+    images: &'a impl SysplexImages,
     rec: &ConnRecord,
     failed: Option<&str>,
-) -> Result<&'a crate::topology::Image, NotRestored> {
+) -> Result<(&'a str, Ipv4Addr), NotRestored> {
     if failed == Some(rec.target.as_str()) {
         return Err(NotRestored::TargetFailed);
     }
-    topo.image(&rec.target).ok_or(NotRestored::NotAnImage)
+    images.image_xcf(&rec.target).ok_or(NotRestored::NotAnImage)
 }
 
 /// What adopting one SA record from the CF did.
@@ -295,7 +295,7 @@ impl Adopter<'_> {
     /// ([`restore_target`]). Records of other DVIPAs are left alone.
     pub fn adopt(
         mut self,
-        topo: &Topology,
+        images: &impl SysplexImages,
         dvipa: Ipv4Addr,
         sas: Vec<SaRecord>,
         conns: Vec<(ConnKey, ConnRecord)>,
@@ -306,13 +306,13 @@ impl Adopter<'_> {
             out.sas.push(self.adopt_sa(rec));
         }
         for (key, rec) in conns {
-            out.conns.push(match restore_target(topo, &rec, failed) {
-                Ok(t) => {
-                    self.routing.restore(key, &t.name, t.xcf_addr, rec.ipsec);
+            out.conns.push(match restore_target(images, &rec, failed) {
+                Ok((target, target_xcf)) => {
+                    self.routing.restore(key, target, target_xcf, rec.ipsec);
                     ConnAdoption::Restored {
                         key,
-                        target: t.name.clone(),
-                        target_xcf: t.xcf_addr,
+                        target: target.to_string(),
+                        target_xcf,
                     }
                 }
                 Err(why) => ConnAdoption::NotRestored {
@@ -380,17 +380,12 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Er
 
 /// The stacks that may hold `dvipa`, with their rank: the VIPADEFINE
 /// owner at [`OWNER_RANK`], then every VIPABACKUP with its rank.
-pub fn candidates(topo: &Topology, dvipa: Ipv4Addr) -> Vec<(String, u16)> {
-    let mut out = Vec::new();
-    for image in &topo.images {
-        if image.vipa.defines.iter().any(|d| d.addr == dvipa) {
-            out.push((image.name.clone(), OWNER_RANK));
-        }
-        for b in image.vipa.backups.iter().filter(|b| b.addr == dvipa) {
-            out.push((image.name.clone(), u16::from(b.rank)));
-        }
-    }
-    out
+pub fn candidates(images: &impl SysplexImages, dvipa: Ipv4Addr) -> Vec<(String, u16)> {
+    images
+        .dvipa_holders(dvipa)
+        .into_iter()
+        .map(|(name, rank)| (name.to_string(), rank.map_or(OWNER_RANK, u16::from)))
+        .collect()
 }
 
 /// The live candidate with the highest rank (ties: the first in the
@@ -434,12 +429,17 @@ pub struct Watch {
 
 impl Watch {
     /// `holder`: whom the CF's owner record names, else the VIPADEFINE owner.
-    pub fn new(topo: &Topology, me: &str, dvipa: Ipv4Addr, holder: Option<String>) -> Self {
-        let holder = holder.or_else(|| topo.owner_of(dvipa).map(|i| i.name.clone()));
+    pub fn new(
+        images: &impl SysplexImages,
+        me: &str,
+        dvipa: Ipv4Addr,
+        holder: Option<String>,
+    ) -> Self {
+        let holder = holder.or_else(|| images.dvipa_owner(dvipa).map(str::to_string));
         Watch {
             dvipa,
             me: me.to_string(),
-            candidates: candidates(topo, dvipa),
+            candidates: candidates(images, dvipa),
             holder,
             takeovers: 0,
             took_from: None,
@@ -490,8 +490,8 @@ impl Watch {
 mod tests {
     use super::*;
 
-    fn figure4() -> Topology {
-        crate::topology::load(std::path::Path::new("topologies/figure4.toml")).expect("figure4")
+    fn figure4() -> crate::sysplex::test_support::Figure4 {
+        crate::sysplex::test_support::Figure4
     }
 
     const DVA1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
@@ -559,9 +559,9 @@ mod tests {
             conn(40002, "MVS1"),
             conn(40003, "NOPE"),
         ];
-        let mvs2 = topo.image("MVS2").expect("MVS2");
-        let mut routing = RoutingStack::new("MVS2", mvs2.xcf_addr, Default::default(), &[]);
-        let mut target = TargetStack::new("MVS2", mvs2.xcf_addr);
+        let (_, mvs2) = topo.image_xcf("MVS2").expect("MVS2");
+        let mut routing = RoutingStack::new("MVS2", mvs2, Default::default(), &[]);
+        let mut target = TargetStack::new("MVS2", mvs2);
         let adoption = Adopter {
             routing: &mut routing,
             target: &mut target,
@@ -601,7 +601,7 @@ mod tests {
         assert_eq!(routing.pairs().len(), 2);
         assert_eq!(target.shadow().len(), 2);
 
-        let mvs4 = topo.image("MVS4").expect("MVS4").xcf_addr;
+        let (_, mvs4) = topo.image_xcf("MVS4").expect("MVS4");
         assert_eq!(
             adoption.conns,
             [
@@ -639,10 +639,7 @@ mod tests {
             ipsec: true,
         };
         let mvs2 = restore_target(&topo, &rec("MVS2"), Some("MVS1")).expect("MVS2");
-        assert_eq!(
-            (mvs2.name.as_str(), mvs2.xcf_addr),
-            ("MVS2", Ipv4Addr::new(198, 19, 0, 2))
-        );
+        assert_eq!(mvs2, ("MVS2", Ipv4Addr::new(198, 19, 0, 2)));
         assert_eq!(
             restore_target(&topo, &rec("MVS1"), Some("MVS1")).err(),
             Some(NotRestored::TargetFailed)

@@ -47,11 +47,12 @@ use crate::ipsec::filter::{
     self, DenyReason, FilterOptions, FilterPacket, FilterTable, PacketDirection, PacketRouting,
     RuleName,
 };
-use crate::ipsec::peek::{locate, peek};
+use crate::ipsec::peek::{locate_in, peek};
 use crate::ipsec::policy::{RuleSet, RuleSetError};
 use crate::ipsec::sa::{Protocol, Sa, SaConfig, SaError, Spi, TrafficSelector};
 use crate::ipsec::sad::SaId;
 use crate::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
+use crate::ipsec::OuterView;
 use crate::wire::{gre, ipv4, IpProtocol, TcpFlags};
 
 /// GRE key that marks a datagram the routing stack already decrypted and
@@ -591,7 +592,9 @@ impl TargetStack {
         self.last_filter = None;
         match packet::classify(packet) {
             Err(_) => Verdict::Drop(TargetDrop::BadGre),
-            Ok(Kind::Ipsec) => self.open(now_ms, packet, upstream == Upstream::Filtered),
+            Ok(Kind::Ipsec(outer)) => {
+                self.open(now_ms, packet, &outer, upstream == Upstream::Filtered)
+            }
             Ok(_) if upstream == Upstream::Decrypted => self.deliver_plain(packet),
             Ok(Kind::Plain(flow)) if self.clear_denied(now_ms, packet, flow.dst) => {
                 Verdict::Drop(TargetDrop::Unprotected)
@@ -657,8 +660,8 @@ impl TargetStack {
     }
 
     /// Fig. 9 blocks 150–158; `filtered`: the routing stack filtered (claim 7).
-    fn open(&mut self, now_ms: u64, packet: &[u8], filtered: bool) -> Verdict {
-        let Ok(loc) = locate(packet) else {
+    fn open(&mut self, now_ms: u64, packet: &[u8], outer: &OuterView, filtered: bool) -> Verdict {
+        let Ok(loc) = locate_in(packet, outer) else {
             return Verdict::Drop(TargetDrop::BadGre);
         };
         let Some(i) = self
@@ -1379,7 +1382,8 @@ mod tests {
     fn gre_in_udp_delivers_like_gre_and_checks_the_sender() {
         let (me, mvs1) = (Ipv4Addr::new(198, 19, 0, 2), Ipv4Addr::new(198, 19, 0, 1));
         let client = Ipv4Addr::new(198, 18, 1, 2);
-        let inner = crate::sim::tcp_packet(client, 40000, DVIPA, 80, 1, 0, TcpFlags::SYN, b"");
+        let inner =
+            crate::wire::build::tcp_packet(client, 40000, DVIPA, 80, 1, 0, TcpFlags::SYN, b"");
         let mut t = TargetStack::new("MVS2", me);
         let mut body = Vec::new();
         gre_payload(&inner, Upstream::Nothing, &mut body);
@@ -1421,7 +1425,7 @@ mod tests {
     fn bundle_plans_two_structures_and_never_seals_esp_alone() {
         let mut t = target_with_bundle();
         let b = bundle();
-        let pkt = crate::sim::tcp_packet(
+        let pkt = crate::wire::build::tcp_packet(
             b.esp.dvipa,
             80,
             Ipv4Addr::new(198, 18, 1, 2),

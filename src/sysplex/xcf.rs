@@ -1,6 +1,6 @@
 //! The messages images exchange over XCF links and with the coupling
 //! facility, as typed values. Their framing on the wire (typed, versioned,
-//! length-prefixed) is in [`crate::wire::xcf`].
+//! length-prefixed) is in [`crate::wire::xcf`], their codec in [`codec`].
 
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -9,6 +9,8 @@ use crate::ipsec::filter::DynamicFilter;
 use crate::ipsec::policy::FilterRule;
 use crate::ipsec::sa::{Protocol, SaConfig, Spi};
 use crate::ipsec::sad::SaId;
+
+pub mod codec;
 
 /// The TCP port images listen on for XCF connections, on their XCF address.
 pub const XCF_PORT: u16 = 5400;

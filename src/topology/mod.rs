@@ -106,6 +106,7 @@ pub mod profile;
 mod resolve;
 mod source;
 mod statement;
+mod sysplex_config;
 #[cfg(test)]
 mod test_support;
 pub mod vipa;

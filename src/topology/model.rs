@@ -11,6 +11,9 @@ use crate::ike::proposal::{ProposalConfig, ProposalParseError, Protocol as IkePr
 use crate::ipsec::filter::{FilterOptions, FilterTable};
 use crate::ipsec::policy::{RuleSet, RuleSetError};
 use crate::ipsec::{AddrSpec, FilterRule, Mode, SaConfig};
+pub use crate::sysplex::config::{
+    Dest, DestRole, DistMethod, InboundFilter, VipaDistribute, XcfForwarding,
+};
 
 /// An IPv4 subnet, e.g. `198.18.0.0/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,24 +84,6 @@ pub struct Topology {
     /// over the XCF links (Fig. 8 block 140).
     #[serde(default)]
     pub xcf_forwarding: XcfForwarding,
-}
-
-/// The encapsulation of forwarded datagrams on XCF links. Both are GRE
-/// (RFC 2784) with the same key and the same link check at the target;
-/// they differ in what carries the GRE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum XcfForwarding {
-    /// GRE straight in IPv4 (protocol 47), one datagram per packet, as the
-    /// patent draws it.
-    #[default]
-    Gre,
-    /// GRE in UDP to port 4754 (RFC 8086). The routing stack hands a burst
-    /// for one target to the kernel as one buffer (UDP segmentation
-    /// offload) and the target reads it back as one (UDP GRO), so the XCF
-    /// hop costs one system call and one pass through each stack per burst,
-    /// not per packet. tshark decodes UDP 4754 as GRE.
-    GreInUdp,
 }
 
 /// The IKE settings of the sysplex, from the policies (see
@@ -357,18 +342,6 @@ fn default_true() -> bool {
     true
 }
 
-/// Where inbound filtering of a DVIPA's IPsec traffic happens (claim 7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InboundFilter {
-    /// The target filters after decryption (Fig. 9 block 152).
-    #[default]
-    Target,
-    /// The routing stack filters (tunnel check before forwarding); targets
-    /// skip filtering for GRE that arrives on its XCF link.
-    Routing,
-}
-
 /// A client host on a client LAN.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Client {
@@ -546,48 +519,6 @@ pub struct VipaBackup {
     pub moveable: Moveable,
     pub mask: Ipv4Addr,
     pub addr: Ipv4Addr,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DistMethod {
-    RoundRobin,
-    WeightedActive,
-    HotStandby,
-    BaseWlm,
-}
-
-/// `VIPADISTRIBUTE [DEFINE] [DISTMETHOD m] addr PORT p... DESTIP dest...|ALL`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VipaDistribute {
-    pub method: DistMethod,
-    /// TIMEDAFFINITY seconds: a client's connections to a port stay on one
-    /// target while it has any and this long after its last one ended.
-    #[serde(default)]
-    pub timed_affinity: Option<u32>,
-    pub addr: Ipv4Addr,
-    pub ports: Vec<u16>,
-    /// Resolved destinations; `DESTIP ALL` is expanded to every image, in
-    /// file order, with `all = true` kept for display.
-    pub dests: Vec<Dest>,
-    pub all: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Dest {
-    /// The image's name as in [`Image::name`].
-    pub image: String,
-    pub xcf_addr: Ipv4Addr,
-    pub role: DestRole,
-}
-
-/// What follows a DESTIP entry (WEIGHTEDACTIVE weights, HOTSTANDBY roles).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DestRole {
-    /// No keyword: weight 1 for WEIGHTEDACTIVE, a plain target otherwise.
-    Plain,
-    Weight(u16),
-    Preferred,
-    Backup(u8),
 }
 
 /// `VIPARANGE [DEFINE] [MOVEABLE NONDISRUPTIVE|DISRUPTIVE] mask addr`.

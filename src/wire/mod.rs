@@ -14,6 +14,7 @@
 
 pub mod ah;
 pub mod arp;
+pub mod build;
 pub mod checksum;
 pub mod esp;
 pub mod gre;
