@@ -144,3 +144,48 @@ pub(super) fn not_implemented(
 pub(super) fn is_one_of(v: Tok<'_>, words: &[&str]) -> bool {
     words.iter().any(|w| w.eq_ignore_ascii_case(v.text))
 }
+
+/// What a statement takes: its attributes, IBM's attributes that plexnet
+/// refuses by name, and the list of the ones it takes, for messages.
+pub(super) struct Grammar {
+    pub(super) statement: &'static str,
+    pub(super) specs: &'static [Spec],
+    pub(super) unsupported: &'static [&'static str],
+    pub(super) allowed: &'static str,
+}
+
+/// A one-word value from a table of IBM's keywords (case-insensitive),
+/// refusing by name those IBM has and plexnet does not implement.
+pub(super) struct Choices<T: 'static> {
+    pub(super) syntax: &'static str,
+    pub(super) table: &'static [(&'static str, T)],
+    pub(super) allowed: &'static str,
+    /// IBM's values that plexnet does not implement.
+    pub(super) not_here: &'static [&'static str],
+    /// What is implemented, for the message about one of `not_here`.
+    pub(super) implemented: &'static str,
+}
+
+impl Attr<'_, '_> {
+    /// The value, one of `choices`.
+    pub(super) fn choose<T: Copy>(&self, choices: &Choices<T>) -> Result<T, RawError> {
+        let v = self.one(choices.syntax)?;
+        if is_one_of(v, choices.not_here) {
+            return Err(not_implemented(v, self.name, choices.implemented));
+        }
+        pick(v, self.name, choices.table, choices.allowed)
+    }
+}
+
+impl Cx<'_> {
+    /// The attributes of a statement written with `grammar`, and whether
+    /// they were all acceptable.
+    pub(super) fn attrs_of<'n, 'a>(
+        &mut self,
+        grammar: &Grammar,
+        body: &'n [Node<'a>],
+    ) -> (Vec<Attr<'n, 'a>>, bool) {
+        let g = grammar;
+        self.attrs(g.statement, body, g.specs, g.unsupported, g.allowed)
+    }
+}

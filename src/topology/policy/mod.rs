@@ -313,6 +313,7 @@ mod defs;
 mod filters;
 mod key_exchange;
 mod refs;
+mod service;
 #[cfg(test)]
 mod tests;
 mod values;
