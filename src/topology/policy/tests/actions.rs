@@ -40,6 +40,10 @@ fn actions_and_offers() {
         "  Pfs Group14\n  ‸InitiateWithPfs Group19\n",
         "InitiateWithPfs after Pfs (line 51); allowed: one of InitiateWithPfs and Pfs (its older spelling)",
     );
+}
+
+#[test]
+fn data_offer_errors() {
     check(
         "  HowToEncrypt AES_CBC KeyLength 128\n",
         "  HowToEncrypt ‸3DES\n",
@@ -85,6 +89,10 @@ fn actions_and_offers() {
         "  IpDataOfferRef ‸cbc3\n",
         "IpDataOfferRef `cbc3` names no IpDataOffer statement; allowed: the name of a IpDataOffer statement: cbc",
     );
+}
+
+#[test]
+fn ah_transport_offer_and_encap_ikev2() {
     // AH alone, transport, HowToEncapIKEv2 over an offer that leaves
     // HowToEncap out.
     let text = base_with(

@@ -55,6 +55,11 @@ fn base_resolves() {
             }
         ]
     );
+}
+
+#[test]
+fn base_resolves_permit_deny_and_key_exchange() {
+    let p = ok(BASE);
     let ike = &p.filter_rules[1];
     assert_eq!(ike.action, FilterAction::Permit);
     assert_eq!(ike.conditions.destination, AddrSpec::Any);

@@ -4,7 +4,7 @@
 use super::*;
 
 #[test]
-fn key_exchange_forms_and_errors() {
+fn key_exchange_forms() {
     let text = base_with(
         "  HowToVerifyMsgs HMAC_SHA1_96\n  PseudoRandomFunction HMAC_SHA1\n",
         "  HowToAuthMsgs SHA2_256\n",
@@ -28,6 +28,10 @@ fn key_exchange_forms_and_errors() {
     );
     assert!(k.action.offers[0].proposal_config().is_ok());
     assert_eq!(k.shared_key, b"plexnet");
+}
+
+#[test]
+fn key_exchange_offer_and_action_errors() {
     check(
         "  DHGroup Group14\n",
         "  DHGroup ‸Group2\n",
@@ -68,6 +72,10 @@ fn key_exchange_forms_and_errors() {
         "  ‸KeyExchangeOfferRef ike1\n",
         "KeyExchangeAction `ikev2` has no HowToAuthMe; allowed: HowToAuthMe PresharedKey (IBM's default, DigitalSignature, is not implemented here)",
     );
+}
+
+#[test]
+fn key_exchange_rule_and_endpoint_errors() {
     check(
         "  SharedKey Ascii plexnet-figure4\n",
         "  SharedKey ‸Ebcdic plexnet\n",
