@@ -1,13 +1,11 @@
 //! The `[[manual_sa]]` tests, by subject.
 
+use super::super::test_support::{check_marked as check, load_t as load};
 use super::*;
 use crate::ipsec::{IntegAlg, Mode, Protocol, Sa, Spi, TrafficSelector, UdpEncap};
-use crate::topology::{load_str, Topology, TopologyError};
+use crate::topology::Topology;
 use crate::topology::{ManualProtocol, ManualSa};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
-
-const MARK: char = '‸';
 
 /// MVS1 owns DVA1 (and DVB1 as an address only), client1 runs plexnet;
 /// one manual SA with defaults.
@@ -32,25 +30,6 @@ client = "client1"
 dvipa = "DVA1"
 secret = "s3cret"
 "#;
-
-fn load(text: &str) -> Result<Topology, TopologyError> {
-    load_str(text, Path::new("t.toml"))
-}
-
-fn check(marked: &str, message: &str) {
-    let at = marked.find(MARK).expect("a mark in the test text");
-    let text = marked.replacen(MARK, "", 1);
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-        .chars()
-        .count()
-        + 1;
-    match load(&text) {
-        Ok(_) => panic!("loaded, expected t.toml:{line}:{col}: {message}"),
-        Err(e) => assert_eq!(e.to_string(), format!("t.toml:{line}:{col}: {message}")),
-    }
-}
 
 /// BASE with `extra` lines added to the manual SA.
 fn with(extra: &str) -> String {

@@ -1,11 +1,7 @@
 //! The resolver's tests, by subject; `check` loads a text with a mark where
 //! the first error must point.
 
-use crate::topology::{load_str, Topology, TopologyError};
-use std::path::Path;
-
-/// Marks where the first error must point; removed before loading.
-const MARK: char = '‸';
+use super::super::test_support::{check_marked as check, load_t as load};
 
 /// Two images around `body` parts: MVS1 owns DVA1 198.18.0.100 and
 /// distributes port 80 to MVS1 MVS2; tests replace pieces of it.
@@ -25,27 +21,6 @@ name = "MVS2"
 [[client]]
 name = "client1"
 "#;
-
-fn load(text: &str) -> Result<Topology, TopologyError> {
-    load_str(text, Path::new("t.toml"))
-}
-
-/// Loads `marked` (with one MARK) and checks the first error is exactly
-/// `t.toml:LINE:COL: message` at the mark.
-fn check(marked: &str, message: &str) {
-    let at = marked.find(MARK).expect("a mark in the test text");
-    let text = marked.replacen(MARK, "", 1);
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-        .chars()
-        .count()
-        + 1;
-    match load(&text) {
-        Ok(_) => panic!("loaded, expected t.toml:{line}:{col}: {message}"),
-        Err(e) => assert_eq!(e.to_string(), format!("t.toml:{line}:{col}: {message}")),
-    }
-}
 
 /// BASE with `from` replaced by `to` (which carries the mark).
 fn base_with(from: &str, to: &str) -> String {
