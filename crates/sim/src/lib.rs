@@ -1,0 +1,1303 @@
+//! The deterministic simulator: a client, a routing stack, target stacks
+//! and the coupling facility in one process, with virtual time, a seeded
+//! RNG and in-memory links. Every packet and decision is rendered as a line
+//! of stable text — peek results, DCT hits and misses, the chosen target,
+//! GRE hops, the shadow SA used, sequence numbers taken from the CF — which
+//! the snapshot tests keep. The same `sysplex` state machines run in the
+//! real namespaces under `runtime`.
+
+mod server;
+mod takeover;
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+
+use plexnet_core::ipsec::filter::FilterTable;
+use plexnet_core::ipsec::sa::{
+    EncAlg, IntegAlg, Key, Lifetimes, Mode, PortRange, Protocol, Sa, SaConfig, Spi, TrafficSelector,
+};
+use plexnet_core::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
+use plexnet_core::sysplex::config::{Dest, DestRole, DistMethod, VipaDistribute, XcfForwarding};
+use plexnet_core::sysplex::routing::{
+    DctOutcome, Decision, RouteNote, RoutingConfig, RoutingStack,
+};
+use plexnet_core::sysplex::stack::{self, ImageStack};
+use plexnet_core::sysplex::target::{
+    self, OutboundPlan, SeqNumbers, TargetCounters, TargetStack, Upstream, Verdict,
+};
+use plexnet_core::sysplex::xcf::{
+    AhBundle, BundleInstall, CfRequest, CfResponse, SaInstall, SeqKey, XcfMessage,
+};
+use plexnet_core::wire::TcpFlags;
+
+pub use server::{tcp_packet, ScriptedServer};
+
+/// The coupling facility as the simulator sees it: requests in, answers out.
+pub trait CfService {
+    fn request(&mut self, req: CfRequest) -> CfResponse;
+}
+
+/// Link latency of every hop, in virtual milliseconds.
+const HOP_MS: u64 = 1;
+
+/// An image of the simulated sysplex.
+#[derive(Debug)]
+pub struct SimImage {
+    pub name: String,
+    pub xcf: Ipv4Addr,
+    pub routing: Option<RoutingStack>,
+    pub target: TargetStack,
+    pub stack: ImageStack,
+    pub server: ScriptedServer,
+}
+
+/// The client: its ends of the manually keyed SA pairs.
+#[derive(Debug)]
+pub struct SimClient {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    /// Its SAs to the DVIPA, the latest last (the one it sends on).
+    outbound: Vec<OutboundSa>,
+    /// Its SAs from the DVIPA, any of which may answer.
+    inbound: Vec<InboundSa>,
+    /// The AH SAs outside `outbound` and `inbound` in an AH+ESP bundle.
+    ah_outbound: Option<OutboundSa>,
+    ah_inbound: Option<InboundSa>,
+    next_seq: u64,
+    /// The last IPsec packet it sent (for replay scenarios).
+    pub last_sent: Option<Vec<u8>>,
+}
+
+impl SimClient {
+    /// `client1` at `addr`, with no SAs yet.
+    fn new(addr: Ipv4Addr) -> Self {
+        Self {
+            name: "client1".into(),
+            addr,
+            outbound: Vec::new(),
+            inbound: Vec::new(),
+            ah_outbound: None,
+            ah_inbound: None,
+            next_seq: 1,
+            last_sent: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    /// From the client, on the external LAN, to the DVIPA's owner.
+    ToDvipa(Vec<u8>),
+    /// GRE over the XCF link from `from` to `to`.
+    Gre {
+        from: String,
+        to: String,
+        datagram: XcfDatagram,
+    },
+    /// A packet the image's kernel sends (a server reply), read from its TUN.
+    Outbound { image: String, packet: Vec<u8> },
+    /// Out of an image's own external link, to the client.
+    ToClient { from: String, packet: Vec<u8> },
+    Xcf {
+        from: String,
+        to: String,
+        msg: XcfMessage,
+    },
+}
+
+/// A forwarded packet on an XCF link, in the world's `[xcf] forwarding`.
+#[derive(Debug, Clone)]
+enum XcfDatagram {
+    /// GRE in IPv4 (protocol 47), the outer header included.
+    Gre(Vec<u8>),
+    /// GRE in UDP to port 4754 (RFC 8086): the UDP body, sent from `src`.
+    GreInUdp { src: Ipv4Addr, body: Vec<u8> },
+}
+
+impl XcfDatagram {
+    /// `inner` behind the GRE header, from `src` to `dst` (XCF addresses).
+    fn new(
+        forwarding: XcfForwarding,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        inner: &[u8],
+        upstream: Upstream,
+    ) -> Self {
+        match forwarding {
+            XcfForwarding::Gre => {
+                let mut g = Vec::new();
+                target::encap(src, dst, inner, upstream, &mut g);
+                Self::Gre(g)
+            }
+            XcfForwarding::GreInUdp => {
+                let mut body = Vec::new();
+                target::gre_payload(inner, upstream, &mut body);
+                Self::GreInUdp { src, body }
+            }
+        }
+    }
+
+    /// Its size on the link: outer IPv4 header (and UDP's) included.
+    fn wire_len(&self) -> usize {
+        match self {
+            Self::Gre(g) => g.len(),
+            Self::GreInUdp { body, .. } => {
+                plexnet_core::wire::ipv4::HEADER_LEN
+                    + plexnet_core::wire::udp::HEADER_LEN
+                    + body.len()
+            }
+        }
+    }
+
+    /// "GRE a > b" or "GRE-in-UDP a > b:4754", for traces.
+    fn describe(&self, dst: Ipv4Addr) -> String {
+        match self {
+            Self::Gre(g) => {
+                let src = plexnet_core::wire::ipv4::Packet::new_unchecked(g).src_addr();
+                format!("GRE {src} > {dst}")
+            }
+            Self::GreInUdp { src, .. } => {
+                format!(
+                    "GRE-in-UDP {src} > {dst}:{}",
+                    plexnet_core::wire::gre::UDP_PORT
+                )
+            }
+        }
+    }
+}
+
+/// How the manual SA pair of a scenario is made.
+#[derive(Debug, Clone, Copy)]
+pub struct SaSpec {
+    pub protocol: Protocol,
+    pub mode: Mode,
+    pub enc: EncAlg,
+    pub integ: IntegAlg,
+    /// Client → DVIPA.
+    pub spi_in: u32,
+    /// DVIPA → client.
+    pub spi_out: u32,
+    /// AH outside ESP (an AH+ESP bundle, RFC 4301 §4.3); `None` for a
+    /// single SA each way.
+    pub ah: Option<AhSpec>,
+    /// What the SAs' traffic selectors admit.
+    pub selector: SelectorSpec,
+}
+
+/// The traffic selectors of a scenario's SA pair (RFC 7296 §2.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectorSpec {
+    /// Client to DVIPA, any protocol and port (strongSwan's host-to-host
+    /// default).
+    Hosts,
+    /// TCP between the DVIPA's `port` and the client's ports
+    /// `client_ports` (inclusive): a child SA narrowed to one service, as
+    /// z/OS's IKE narrows it to the IpFilterRule it anchors at.
+    Tcp { port: u16, client_ports: (u16, u16) },
+}
+
+impl SelectorSpec {
+    /// The selector of the SA from `src` to `dst`; `to_dvipa`: the client's
+    /// SA (inbound at the DVIPA).
+    fn selector(self, src: Ipv4Addr, dst: Ipv4Addr, to_dvipa: bool) -> TrafficSelector {
+        let hosts = TrafficSelector::hosts(IpAddr::V4(src), IpAddr::V4(dst));
+        let Self::Tcp { port, client_ports } = self else {
+            return hosts;
+        };
+        let clients = PortRange {
+            start: client_ports.0,
+            end: client_ports.1,
+        };
+        let (src_ports, dst_ports) = if to_dvipa {
+            (clients, PortRange::single(port))
+        } else {
+            (PortRange::single(port), clients)
+        };
+        TrafficSelector {
+            protocol: Some(plexnet_core::wire::IpProtocol::Tcp),
+            src_ports,
+            dst_ports,
+            ..hosts
+        }
+    }
+}
+
+/// The AH SAs of an AH+ESP bundle: integrity and SPIs.
+#[derive(Debug, Clone, Copy)]
+pub struct AhSpec {
+    pub integ: IntegAlg,
+    /// Client → DVIPA.
+    pub spi_in: u32,
+    /// DVIPA → client.
+    pub spi_out: u32,
+}
+
+impl SaSpec {
+    pub fn esp_cbc_sha1() -> Self {
+        Self {
+            protocol: Protocol::Esp,
+            mode: Mode::Tunnel,
+            enc: EncAlg::AesCbc128,
+            integ: IntegAlg::HmacSha1_96,
+            spi_in: 0x1001,
+            spi_out: 0x2001,
+            ah: None,
+            selector: SelectorSpec::Hosts,
+        }
+    }
+
+    /// The same SAs, their selectors narrowed to TCP between the DVIPA's
+    /// `port` and the client's ports `first..=last`.
+    pub fn tcp_only(self, port: u16, first: u16, last: u16) -> Self {
+        Self {
+            selector: SelectorSpec::Tcp {
+                port,
+                client_ports: (first, last),
+            },
+            ..self
+        }
+    }
+
+    /// The same SAs with other SPIs (client → DVIPA, DVIPA → client).
+    pub fn spis(self, spi_in: u32, spi_out: u32) -> Self {
+        Self {
+            spi_in,
+            spi_out,
+            ..self
+        }
+    }
+
+    /// The patent's "Combined AH,ESP" in `mode`: ESP with AES-CBC-128
+    /// alone, AH with HMAC-SHA-256-128 over it (as a topology's
+    /// `protocol = "ah+esp"` makes them).
+    pub fn ah_esp_bundle(mode: Mode) -> Self {
+        Self {
+            mode,
+            integ: IntegAlg::None,
+            ah: Some(AhSpec {
+                integ: IntegAlg::HmacSha256_128,
+                spi_in: 0x3001,
+                spi_out: 0x4001,
+            }),
+            ..Self::esp_cbc_sha1()
+        }
+    }
+
+    /// The spec of the bundle's AH SAs alone.
+    fn ah_only(&self) -> Option<SaSpec> {
+        self.ah.map(|a| SaSpec {
+            protocol: Protocol::Ah,
+            enc: EncAlg::Null,
+            integ: a.integ,
+            spi_in: a.spi_in,
+            spi_out: a.spi_out,
+            ah: None,
+            ..*self
+        })
+    }
+}
+
+pub struct World {
+    pub now_ms: u64,
+    rng: ChaCha8Rng,
+    trace: Vec<String>,
+    pub dvipa: Ipv4Addr,
+    pub owner: String,
+    pub images: BTreeMap<String, SimImage>,
+    pub client: SimClient,
+    cf: Box<dyn CfService>,
+    queue: VecDeque<(u64, Event)>,
+    /// VIPA takeover: CF checkpoints, heartbeats, failures and the
+    /// backups' watches (`None`: none of it, as in the scenarios built by
+    /// [`World::new`]).
+    takeover: Option<takeover::SimTakeover>,
+    /// How the routing stack carries packets to targets (`[xcf]
+    /// forwarding`); GRE in IPv4 unless a scenario sets it.
+    pub xcf_forwarding: XcfForwarding,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("now_ms", &self.now_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Deterministic key bytes for a manual SA (the simulator's own keys).
+fn key_for(spi: u32, purpose: u8, len: usize) -> Key {
+    Key((0..len)
+        .map(|i| (spi as u8) ^ purpose.wrapping_mul(31) ^ (i as u8).wrapping_mul(7))
+        .collect())
+}
+
+/// One SA of `spec` from `src` to `dst`; `to_dvipa`: the client's.
+fn sa_config(spec: &SaSpec, spi: u32, src: Ipv4Addr, dst: Ipv4Addr, to_dvipa: bool) -> SaConfig {
+    SaConfig {
+        spi: Spi(spi),
+        protocol: spec.protocol,
+        mode: spec.mode,
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        enc: if spec.protocol == Protocol::Ah {
+            EncAlg::Null
+        } else {
+            spec.enc
+        },
+        enc_key: key_for(
+            spi,
+            1,
+            if spec.protocol == Protocol::Ah {
+                0
+            } else {
+                spec.enc.key_len()
+            },
+        ),
+        integ: spec.integ,
+        integ_key: key_for(spi, 2, spec.integ.key_len()),
+        esn: false,
+        replay_window: 128,
+        lifetimes: Lifetimes::default(),
+        udp_encap: None,
+        selector: spec.selector.selector(src, dst, to_dvipa),
+    }
+}
+
+impl World {
+    /// Figure 4's DVA1 in small: `owner` owns the DVIPA 198.18.0.100 and
+    /// distributes port 80 ROUNDROBIN to `targets` (which may include the
+    /// owner); each target runs a server on port 80 and registers it.
+    pub fn new(
+        seed: u64,
+        owner: &str,
+        targets: &[&str],
+        config: RoutingConfig,
+        cf: Box<dyn CfService>,
+    ) -> Self {
+        let dvipa = Ipv4Addr::new(198, 18, 0, 100);
+        let mut names: Vec<&str> = targets.to_vec();
+        if !names.contains(&owner) {
+            names.insert(0, owner);
+        }
+        let xcf_of = |i: usize| Ipv4Addr::new(198, 19, 0, i as u8 + 1);
+        let dests = targets
+            .iter()
+            .map(|t| Dest {
+                image: t.to_string(),
+                xcf_addr: xcf_of(names.iter().position(|n| n == t).unwrap_or(0)),
+                role: DestRole::Plain,
+            })
+            .collect();
+        let dist = VipaDistribute {
+            timed_affinity: None,
+            method: DistMethod::RoundRobin,
+            addr: dvipa,
+            ports: vec![80],
+            dests,
+            all: false,
+        };
+        let mut images = BTreeMap::new();
+        for (i, n) in names.iter().enumerate() {
+            let routing = (*n == owner)
+                .then(|| RoutingStack::new(n, xcf_of(i), config, std::slice::from_ref(&dist)));
+            let owned = if *n == owner { vec![dvipa] } else { vec![] };
+            images.insert(
+                n.to_string(),
+                SimImage {
+                    name: n.to_string(),
+                    xcf: xcf_of(i),
+                    routing,
+                    target: TargetStack::new(n, xcf_of(i)),
+                    stack: ImageStack::new(n, owned),
+                    server: ScriptedServer::new(n, dvipa, 80),
+                },
+            );
+        }
+        let mut w = World {
+            now_ms: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            trace: Vec::new(),
+            dvipa,
+            owner: owner.to_string(),
+            images,
+            client: SimClient::new(Ipv4Addr::new(198, 18, 1, 2)),
+            cf,
+            queue: VecDeque::new(),
+            takeover: None,
+            xcf_forwarding: XcfForwarding::Gre,
+        };
+        let list = w.routing().vipa_list();
+        for t in targets {
+            w.send_xcf(owner, t, list.clone());
+        }
+        for t in targets {
+            w.send_xcf(t, owner, XcfMessage::RegisterListener { dvipa, port: 80 });
+        }
+        w.run();
+        w
+    }
+
+    fn routing(&mut self) -> &mut RoutingStack {
+        let owner = self.owner.clone();
+        self.image(&owner)
+            .routing
+            .as_mut()
+            .expect("the owner has a routing stack")
+    }
+
+    fn image(&mut self, name: &str) -> &mut SimImage {
+        self.images.get_mut(name).expect("a known image")
+    }
+
+    pub fn log(&mut self, line: impl Into<String>) {
+        self.trace
+            .push(format!("{:>5} ms  {}", self.now_ms, line.into()));
+    }
+
+    /// The rendered trace so far.
+    pub fn trace(&self) -> String {
+        let mut s = self.trace.join("\n");
+        s.push('\n');
+        s
+    }
+
+    fn send_xcf(&mut self, from: &str, to: &str, msg: XcfMessage) {
+        self.queue.push_back((
+            self.now_ms + HOP_MS,
+            Event::Xcf {
+                from: from.into(),
+                to: to.into(),
+                msg,
+            },
+        ));
+    }
+
+    /// Fig. 6: the owner installs a manually keyed pair (or AH+ESP
+    /// bundle), stores the starting sequence number of each outbound SA in
+    /// the CF and copies the pair to every target's shadow cache (its own
+    /// included); the client gets its ends.
+    pub fn install_sa(&mut self, spec: SaSpec) {
+        (self.client.ah_outbound, self.client.ah_inbound) = (None, None);
+        let install = self.sa_install(&spec, false);
+        let ah = spec.ah_only().map(|a| self.sa_install(&a, true));
+        let owner = self.owner.clone();
+        // Block 118 sends what the routing stack's install returns: the
+        // pair with its dynamic filter and anchor, when it has them.
+        let (msg, install) = match ah {
+            None => {
+                let install = self.routing().install(install).expect("valid SA");
+                (XcfMessage::SaInstall(Box::new(install.clone())), install)
+            }
+            Some(ah) => {
+                let bundle = BundleInstall {
+                    esp: install,
+                    ah: AhBundle {
+                        inbound: ah.inbound,
+                        outbound: ah.outbound,
+                        seq_key: ah.seq_key,
+                    },
+                };
+                let bundle = self
+                    .routing()
+                    .install_bundle(&bundle)
+                    .expect("valid bundle");
+                let install = bundle.esp.clone();
+                (XcfMessage::BundleInstall(Box::new(bundle)), install)
+            }
+        };
+        self.log_install(&spec, &install);
+        if spec.ah.is_none() {
+            self.checkpoint_sa(&install);
+        }
+        let dvipa = self.dvipa;
+        self.send_to_owner_and_targets(&owner, dvipa, &msg);
+        self.run();
+    }
+
+    /// The DVIPA side of one pair of `spec`; the client gets its ends
+    /// (`bundle_ah`: as the AH SAs outside its ESP ones).
+    fn sa_install(&mut self, spec: &SaSpec, bundle_ah: bool) -> SaInstall {
+        let (client, dvipa) = (self.client.addr, self.dvipa);
+        let inbound = sa_config(spec, spec.spi_in, client, dvipa, true);
+        let outbound = sa_config(spec, spec.spi_out, dvipa, client, false);
+        let client_out = OutboundSa::new(Sa::new(inbound.clone()).expect("valid SA"), 0);
+        let client_in = InboundSa::new(Sa::new(outbound.clone()).expect("valid SA"), 0);
+        let c = &mut self.client;
+        if bundle_ah {
+            (c.ah_outbound, c.ah_inbound) = (Some(client_out), Some(client_in));
+        } else {
+            c.outbound.retain(|s| s.sa().spi() != client_out.sa().spi());
+            c.inbound.retain(|s| s.sa().spi() != client_in.sa().spi());
+            c.outbound.push(client_out);
+            c.inbound.push(client_in);
+        }
+        SaInstall::pair(dvipa, inbound, outbound)
+    }
+
+    /// The trace of Fig. 6 blocks 112 and 116 at the owner.
+    /// Sends `msg` over XCF from the routing stack `owner` to itself (its
+    /// own target stack) first and to every target of `dvipa`, as SA
+    /// installs and deletes travel (Fig. 6 block 118).
+    fn send_to_owner_and_targets(&mut self, owner: &str, dvipa: Ipv4Addr, msg: &XcfMessage) {
+        let mut to: Vec<String> = self
+            .routing()
+            .targets_of(dvipa)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        if !to.iter().any(|t| t == owner) {
+            to.insert(0, owner.to_string());
+        }
+        for t in to {
+            self.send_xcf(owner, &t, msg.clone());
+        }
+    }
+
+    fn log_install(&mut self, spec: &SaSpec, install: &SaInstall) {
+        let owner = self.owner.clone();
+        let suite = |c: &SaConfig| {
+            Sa::new(c.clone())
+                .map(|s| s.suite_name())
+                .unwrap_or_default()
+        };
+        let ah = spec.ah_only();
+        let (name, suites) = match &ah {
+            None => (spec.protocol.name(), suite(&install.inbound)),
+            Some(a) => (
+                "AH+ESP",
+                format!(
+                    "{} + {}",
+                    suite(&sa_config(a, a.spi_in, self.client.addr, self.dvipa, true)),
+                    suite(&install.inbound)
+                ),
+            ),
+        };
+        let ah_spis = ah.map_or(String::new(), |a| {
+            format!(" ah-in={:#010x} ah-out={:#010x}", a.spi_in, a.spi_out)
+        });
+        self.log(format!(
+            "{owner} routing  SA installed: {name} {:?} {suites} in={:#010x} out={:#010x}{ah_spis}",
+            spec.mode, spec.spi_in, spec.spi_out
+        ));
+        for s in std::iter::once(*spec).chain(spec.ah_only()) {
+            let key = SeqKey {
+                dvipa: self.dvipa,
+                protocol: s.protocol,
+                spi: Spi(s.spi_out),
+            };
+            let r = self.cf.request(CfRequest::CreateSeq { key, start: 1 });
+            self.log(format!(
+                "{owner} → CF     CreateSeq {} = {}",
+                seq_name(&key),
+                cf_answer(&r)
+            ));
+        }
+        if let Some(f) = &install.filter {
+            self.log(format!(
+                "{owner} routing  dynamic filter in front of {}: in {}, out {} (sent with the SAs)",
+                f.anchor.name,
+                plexnet_core::trace::selector(&f.dynamic.inbound),
+                plexnet_core::trace::selector(&f.dynamic.outbound)
+            ));
+        }
+    }
+
+    /// IPCONFIG IPSECURITY at the owner: its routing stack filters with
+    /// `table` from now on (clear packets, and the tunnel check with
+    /// `FilterAt::Routing`), and places the dynamic filter of every SA pair
+    /// it installs in front of the pair's anchor rule.
+    pub fn set_routing_filter(&mut self, table: FilterTable) {
+        let owner = self.owner.clone();
+        let rules: Vec<String> = table
+            .active_rules()
+            .rules
+            .iter()
+            .map(|r| format!("{} {}", r.name, plexnet_core::trace::action(&r.action)))
+            .collect();
+        self.log(format!(
+            "{owner} routing  IPCONFIG IPSECURITY, filter table: {}, SYSDEFAULTDENYRULE",
+            rules.join(", ")
+        ));
+        self.routing().set_filter(table);
+    }
+
+    /// The owner deletes the SA pair whose inbound SPI is `spi_in` (a
+    /// DELETE from the peer, an expiry): out of its owned cache and filter
+    /// table, `SaDelete` to every target (its own included), the outbound
+    /// SA's sequence structure out of the CF.
+    pub fn delete_sa(&mut self, spi_in: u32) {
+        let (owner, dvipa) = (self.owner.clone(), self.dvipa);
+        let Some(pair) = self.routing().delete(Spi(spi_in)) else {
+            self.log(format!("{owner} routing  no SA pair in={spi_in:#010x}"));
+            return;
+        };
+        let i = &pair.install;
+        self.log(format!(
+            "{owner} routing  SA pair deleted in={:#010x} out={:#010x}{}",
+            i.inbound.spi.0,
+            i.outbound.spi.0,
+            if i.filter.is_some() {
+                ", its dynamic filter with it"
+            } else {
+                ""
+            }
+        ));
+        let r = self.cf.request(CfRequest::DeleteSeq { key: i.seq_key });
+        self.log(format!(
+            "{owner} → CF     DeleteSeq {} = {}",
+            seq_name(&i.seq_key),
+            cf_answer(&r)
+        ));
+        let msg = XcfMessage::SaDelete {
+            dvipa,
+            protocol: i.inbound.protocol,
+            inbound_spi: i.inbound.spi,
+            outbound_spi: i.outbound.spi,
+        };
+        self.send_to_owner_and_targets(&owner, dvipa, &msg);
+        self.run();
+    }
+
+    /// The server of `image` sends `payload` on its open connection from
+    /// the client's port `client_port` (more of a streamed answer): the
+    /// segment goes out through the image's Fig. 10 path.
+    pub fn server_sends(&mut self, image: &str, client_port: u16, payload: &[u8]) {
+        let client = self.client.addr;
+        let Some(seg) = self.image(image).server.push(client, client_port, payload) else {
+            self.log(format!(
+                "{image} server   no open connection from {client}:{client_port}"
+            ));
+            return;
+        };
+        self.log(format!(
+            "{image} server   {}",
+            plexnet_core::trace::packet(&seg)
+        ));
+        self.queue.push_back((
+            self.now_ms,
+            Event::Outbound {
+                image: image.into(),
+                packet: seg,
+            },
+        ));
+        self.run();
+    }
+
+    /// The client sends a TCP segment to DVIPA:80 through its SA.
+    pub fn client_tcp(&mut self, sport: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) {
+        self.client_tcp_via(None, sport, seq, ack, flags, payload);
+    }
+
+    /// The same through its SA `spi` (to the DVIPA) rather than the
+    /// latest: a client with several SA pairs picks the wrong one.
+    pub fn client_tcp_on(
+        &mut self,
+        spi: u32,
+        sport: u16,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+    ) {
+        self.client_tcp_via(Some(Spi(spi)), sport, seq, ack, flags, payload);
+    }
+
+    fn client_tcp_via(
+        &mut self,
+        spi: Option<Spi>,
+        sport: u16,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+    ) {
+        let inner = tcp_packet(
+            self.client.addr,
+            sport,
+            self.dvipa,
+            80,
+            seq,
+            ack,
+            flags,
+            payload,
+        );
+        let sealed = self.client_seal(&inner, spi);
+        self.log(format!(
+            "client1 → DVA1   {}  [inner {}]",
+            plexnet_core::trace::packet(&sealed),
+            plexnet_core::trace::packet(&inner)
+        ));
+        self.client.last_sent = Some(sealed.clone());
+        self.queue
+            .push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
+        self.run();
+    }
+
+    /// The client sends an arbitrary inner packet (e.g. ICMP) through its SA.
+    pub fn client_inner(&mut self, inner: &[u8]) {
+        let sealed = self.client_seal(inner, None);
+        self.log(format!(
+            "client1 → DVA1   {}  [inner {}]",
+            plexnet_core::trace::packet(&sealed),
+            plexnet_core::trace::packet(inner)
+        ));
+        self.queue
+            .push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
+        self.run();
+    }
+
+    /// Seals `inner` on the client's SA `spi`, or its latest.
+    fn client_seal(&mut self, inner: &[u8], spi: Option<Spi>) -> Vec<u8> {
+        let seq = self.client.next_seq;
+        self.client.next_seq += 1;
+        let mut out = Vec::new();
+        let now_s = self.now_ms / 1000;
+        let sas = &mut self.client.outbound;
+        let sa = match spi {
+            Some(spi) => sas.iter_mut().find(|s| s.sa().spi() == spi),
+            None => sas.last_mut(),
+        }
+        .expect("install_sa first");
+        match self.client.ah_outbound.as_mut() {
+            None => sa.seal(now_s, seq, &mut self.rng, inner, &mut out),
+            Some(ah) => {
+                seal_bundle_counted(ah, seq, sa, seq, now_s, &mut self.rng, inner, &mut out)
+            }
+        }
+        .expect("client seals");
+        out
+    }
+
+    /// Sends raw bytes from the client's LAN to the DVIPA (replays, forgeries).
+    pub fn client_raw(&mut self, what: &str, packet: Vec<u8>) {
+        self.log(format!(
+            "client1 → DVA1   {}  ({what})",
+            plexnet_core::trace::packet(&packet)
+        ));
+        self.queue
+            .push_back((self.now_ms + HOP_MS, Event::ToDvipa(packet)));
+        self.run();
+    }
+
+    /// Injects GRE on the XCF link from `link_from` to `to`, with an outer
+    /// source that may not be `link_from`'s (a spoof), in the world's XCF
+    /// forwarding.
+    pub fn inject_gre(&mut self, link_from: &str, outer_src: Ipv4Addr, to: &str, inner: &[u8]) {
+        let dst = self.images[to].xcf;
+        let datagram = XcfDatagram::new(
+            self.xcf_forwarding,
+            outer_src,
+            dst,
+            inner,
+            Upstream::Nothing,
+        );
+        self.log(format!(
+            "{link_from} ⇒ {to}  injected {} on link x-{}",
+            datagram.describe(dst),
+            link_from.to_lowercase()
+        ));
+        self.queue.push_back((
+            self.now_ms + HOP_MS,
+            Event::Gre {
+                from: link_from.into(),
+                to: to.into(),
+                datagram,
+            },
+        ));
+        self.run();
+    }
+
+    /// Processes events until the queue is empty (bounded, so a bug cannot loop).
+    pub fn run(&mut self) {
+        for _ in 0..10_000 {
+            let Some((at, ev)) = self.queue.pop_front() else {
+                return;
+            };
+            self.now_ms = self.now_ms.max(at);
+            self.step(ev);
+            self.collect_outboxes();
+        }
+        self.log("simulation stopped after 10000 events");
+    }
+
+    fn collect_outboxes(&mut self) {
+        let names: Vec<String> = self.images.keys().cloned().collect();
+        for n in names {
+            for (to, msg) in self.image(&n).target.take_outbox() {
+                self.send_xcf(&n, &to, msg);
+            }
+        }
+        self.flush_journals();
+    }
+
+    fn step(&mut self, ev: Event) {
+        if let Some(lost) = self.lost(&ev) {
+            self.log(lost);
+            return;
+        }
+        match ev {
+            Event::ToDvipa(p) => self.at_routing(p),
+            Event::Gre { from, to, datagram } => self.at_target_gre(&from, &to, &datagram),
+            Event::Outbound { image, packet } => self.outbound(&image, &packet),
+            Event::ToClient { from, packet } => self.at_client(&from, &packet),
+            Event::Xcf { from, to, msg } => self.deliver_xcf(&from, &to, msg),
+        }
+    }
+
+    /// What the routing stack saw of a packet: the peek (block 132), the
+    /// filter's verdict (the IP filter of a clear packet, or block 136's
+    /// tunnel check) and the DCT lookup (block 134).
+    fn log_route_note(&mut self, owner: &str, note: &RouteNote) {
+        if let Some(p) = note.peek {
+            let flow = plexnet_core::trace::flow(
+                p.proto,
+                p.src,
+                p.src_port,
+                p.dst,
+                p.dst_port,
+                p.tcp_flags,
+            );
+            let through = note.ah.map_or(String::new(), |(spi, seq)| {
+                format!("AH {:#010x} seq {seq} → ESP ", spi.0)
+            });
+            self.log(format!(
+                "{owner} routing  peek {through}{:#010x} seq {}: {flow} ({} AES blocks decrypted)",
+                p.spi.0, p.seq, p.blocks_decrypted
+            ));
+        }
+        if let Some(v) = &note.filter {
+            let line = match note.peek {
+                Some(p) => format!(
+                    "tunnel check (block 136): {}",
+                    plexnet_core::trace::verdict(v, Some(p.spi))
+                ),
+                None => format!("IP filter: {}", plexnet_core::trace::verdict(v, None)),
+            };
+            self.log(format!("{owner} routing  {line}"));
+        }
+        let dct = match note.dct {
+            DctOutcome::NotLookedUp => None,
+            DctOutcome::Hit => Some("DCT hit"),
+            DctOutcome::New => Some("DCT miss, SYN: new connection by ROUNDROBIN"),
+            DctOutcome::Miss => Some("DCT miss"),
+        };
+        if let Some(d) = dct {
+            self.log(format!("{owner} routing  {d}"));
+        }
+    }
+
+    /// Fig. 8 at the owner.
+    fn at_routing(&mut self, packet: Vec<u8>) {
+        let (now, owner) = (self.now_ms, self.owner.clone());
+        let decision = self.routing().inbound(now, &packet);
+        let note = self.routing().last_note().clone();
+        self.log_route_note(&owner, &note);
+        match decision {
+            Decision::Forward {
+                target, upstream, ..
+            } if *target == *owner => {
+                self.log(format!(
+                    "{owner} routing  → own target stack (this image is the target)"
+                ));
+                self.at_target_direct(&owner, &packet, upstream);
+            }
+            Decision::Forward {
+                target,
+                target_xcf,
+                upstream,
+            } => {
+                let src = self.images[&owner].xcf;
+                let datagram =
+                    XcfDatagram::new(self.xcf_forwarding, src, target_xcf, &packet, upstream);
+                self.log(format!(
+                    "{owner} routing  → {target}: {} over XCF ({} bytes)",
+                    datagram.describe(target_xcf),
+                    datagram.wire_len()
+                ));
+                self.queue.push_back((
+                    now + HOP_MS,
+                    Event::Gre {
+                        from: owner.clone(),
+                        to: target.to_string(),
+                        datagram,
+                    },
+                ));
+            }
+            Decision::DecryptAndForward { target, target_xcf } => {
+                self.log(format!("{owner} routing  decrypts here (distribute_crypto = false), forwards plaintext to {target}"));
+                if let Verdict::Deliver(plain) =
+                    self.image(&owner)
+                        .target
+                        .inbound(now, &packet, Upstream::Nothing)
+                {
+                    let src = self.images[&owner].xcf;
+                    let datagram = XcfDatagram::new(
+                        self.xcf_forwarding,
+                        src,
+                        target_xcf,
+                        &plain,
+                        Upstream::Decrypted,
+                    );
+                    self.queue.push_back((
+                        now + HOP_MS,
+                        Event::Gre {
+                            from: owner.clone(),
+                            to: target.to_string(),
+                            datagram,
+                        },
+                    ));
+                }
+            }
+            Decision::Local => {
+                self.log(format!(
+                    "{owner} routing  not distributable: processed by the routing stack itself"
+                ));
+                self.at_target_direct(&owner, &packet, Upstream::Nothing);
+            }
+            Decision::Ike => self.log(format!("{owner} routing  IKE (not simulated here)")),
+            Decision::Drop(r) => self.log(format!("{owner} routing  DROP {}", r.as_str())),
+        }
+    }
+
+    fn at_target_gre(&mut self, from: &str, to: &str, datagram: &XcfDatagram) {
+        let now = self.now_ms;
+        // The XCF link the datagram came in on: the one from `from`.
+        let link_peer = self.images[from].xcf;
+        self.heard(to, from);
+        let before = self.images[to].target.counters().clone();
+        let target = &mut self.image(to).target;
+        let (v, how) = match datagram {
+            XcfDatagram::Gre(packet) => (
+                target.from_gre(now, link_peer, packet),
+                "GRE decapsulated, link check ok",
+            ),
+            XcfDatagram::GreInUdp { src, body } => (
+                target.from_gre_in_udp(now, link_peer, *src, body),
+                "GRE-in-UDP decapsulated, link check ok",
+            ),
+        };
+        self.after_target(to, v, how, &before);
+    }
+
+    fn at_target_direct(&mut self, image: &str, packet: &[u8], upstream: Upstream) {
+        let now = self.now_ms;
+        let before = self.images[image].target.counters().clone();
+        let v = self.image(image).target.inbound(now, packet, upstream);
+        self.after_target(image, v, "", &before);
+    }
+
+    /// What the target did, told from its counters before and after.
+    fn after_target(&mut self, image: &str, v: Verdict, how: &str, before: &TargetCounters) {
+        let target = &self.images[image].target;
+        let filtered = target
+            .last_filter()
+            .map(|(f, under)| plexnet_core::trace::verdict(f, under.map(|u| u.spi)));
+        match v {
+            Verdict::Drop(d) => {
+                if let Some(f) = filtered {
+                    let opened = target.counters().opened > before.opened;
+                    let block = if opened {
+                        "decrypted, inbound filter (block 152)"
+                    } else {
+                        "IP filter"
+                    };
+                    self.log(format!("{image} target   {block}: {f}"));
+                }
+                self.log(format!("{image} target   DROP {}", d.name()));
+            }
+            Verdict::Deliver(plain) => {
+                let after = self.images[image].target.counters();
+                let what = if after.opened > before.opened {
+                    let skipped = if after.filter_skipped > before.filter_skipped {
+                        " (filter skipped: the routing stack filtered)".to_string()
+                    } else {
+                        filtered.map_or(", filter ok".to_string(), |f| format!(", {f}"))
+                    };
+                    format!(
+                        "opened with shadow SA (opens so far: {}){skipped}",
+                        after.opened
+                    )
+                } else {
+                    "plaintext accepted".to_string()
+                };
+                let sep = if how.is_empty() { "" } else { ", " };
+                self.log(format!(
+                    "{image} target   {how}{sep}{what} → TUN: {}",
+                    plexnet_core::trace::packet(&plain)
+                ));
+                self.deliver_to_kernel(image, &plain);
+            }
+        }
+    }
+
+    /// The image's kernel: echo for an owned DVIPA, TCP to the server.
+    fn deliver_to_kernel(&mut self, image: &str, plain: &[u8]) {
+        let now = self.now_ms;
+        if let stack::Verdict::Reply(reply) = self.image(image).stack.inbound(plain) {
+            self.log(format!(
+                "{image} stack    ICMP echo answered from user space"
+            ));
+            self.queue.push_back((
+                now,
+                Event::Outbound {
+                    image: image.into(),
+                    packet: reply,
+                },
+            ));
+            return;
+        }
+        let replies = self.image(image).server.receive(plain);
+        for r in replies {
+            self.log(format!(
+                "{image} server   {}",
+                plexnet_core::trace::packet(&r)
+            ));
+            self.queue.push_back((
+                now,
+                Event::Outbound {
+                    image: image.into(),
+                    packet: r,
+                },
+            ));
+        }
+    }
+
+    /// Fig. 10: filter → shadow SA, sequence numbers from the CF, seal, out
+    /// of the image's own external link.
+    fn outbound(&mut self, image: &str, packet: &[u8]) {
+        let now = self.now_ms;
+        let plan = self.image(image).target.outbound_plan(packet);
+        if let Some((f, _)) = self.images[image].target.last_filter() {
+            let line = format!(
+                "{image} target   outbound filter (block 160): {}",
+                plexnet_core::trace::verdict(f, None)
+            );
+            self.log(line);
+        }
+        match plan {
+            OutboundPlan::NeedsSa { rule } => {
+                self.image(image).target.refuse_needs_sa(&rule);
+                self.log(format!("{image} target   DROP needs-sa: not sent in clear"));
+            }
+            OutboundPlan::Plain => {
+                self.image(image).target.count_plain_out();
+                self.log(format!("{image} target   no SA covers it: sent plain"));
+                self.queue.push_back((
+                    now + HOP_MS,
+                    Event::ToClient {
+                        from: image.into(),
+                        packet: packet.to_vec(),
+                    },
+                ));
+            }
+            OutboundPlan::Protect { spi, seq_key } => {
+                let r = self.cf.request(CfRequest::FetchAdd { key: seq_key, n: 1 });
+                let CfResponse::SeqRange { first, .. } = r else {
+                    self.log(format!("{image} target   CF refused: {}", cf_answer(&r)));
+                    return;
+                };
+                let mut out = Vec::new();
+                let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
+                let sealed = self.image(image).target.seal(
+                    now,
+                    spi,
+                    SeqNumbers::single(first),
+                    &mut rng,
+                    packet,
+                    &mut out,
+                );
+                self.rng = rng;
+                let what = format!("shadow SA {:#010x} seq {first} from CF FetchAdd(1)", spi.0);
+                self.sealed_to_client(image, now, &what, sealed, out);
+            }
+            OutboundPlan::Bundle {
+                spi,
+                seq_key,
+                ah_seq_key,
+            } => self.outbound_bundle(image, packet, spi, seq_key, ah_seq_key),
+        }
+    }
+
+    /// Fig. 10 for an AH+ESP bundle: one number from each outbound SA's
+    /// CF structure (block 162), ESP then AH (block 164).
+    fn outbound_bundle(
+        &mut self,
+        image: &str,
+        packet: &[u8],
+        spi: Spi,
+        seq_key: SeqKey,
+        ah_seq_key: SeqKey,
+    ) {
+        let now = self.now_ms;
+        let mut firsts = [0u64; 2];
+        for (first, key) in firsts.iter_mut().zip([seq_key, ah_seq_key]) {
+            match self.cf.request(CfRequest::FetchAdd { key, n: 1 }) {
+                CfResponse::SeqRange { first: f, .. } => *first = f,
+                r => {
+                    self.log(format!("{image} target   CF refused: {}", cf_answer(&r)));
+                    return;
+                }
+            }
+        }
+        let [esp_seq, ah_seq] = firsts;
+        let seqs = SeqNumbers {
+            esp: esp_seq,
+            ah: Some(ah_seq),
+        };
+        let mut out = Vec::new();
+        let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
+        let sealed = self
+            .image(image)
+            .target
+            .seal(now, spi, seqs, &mut rng, packet, &mut out);
+        self.rng = rng;
+        let what = format!(
+            "shadow bundle ESP {:#010x} seq {esp_seq} + AH {:#010x} seq {ah_seq}, each from its CF FetchAdd(1)",
+            spi.0, ah_seq_key.spi.0
+        );
+        self.sealed_to_client(image, now, &what, sealed, out);
+    }
+
+    /// A target's sealed reply (described by `what`) on its way to the
+    /// client from the target's own ext, or the reason it was dropped.
+    fn sealed_to_client(
+        &mut self,
+        image: &str,
+        now: u64,
+        what: &str,
+        sealed: Result<(), target::TargetDrop>,
+        packet: Vec<u8>,
+    ) {
+        match sealed {
+            Ok(()) => {
+                self.log(format!(
+                    "{image} target   {what}; sealed, out of {image}'s own ext"
+                ));
+                self.queue.push_back((
+                    now + HOP_MS,
+                    Event::ToClient {
+                        from: image.into(),
+                        packet,
+                    },
+                ));
+            }
+            Err(d) => self.log(format!("{image} target   DROP {}", d.name())),
+        }
+    }
+
+    fn at_client(&mut self, from: &str, packet: &[u8]) {
+        let now_s = self.now_ms / 1000;
+        let mut out = Vec::new();
+        let spi = plexnet_core::ipsec::peek::locate(packet).map(|l| l.spi);
+        let sa = spi
+            .ok()
+            .and_then(|spi| self.client.inbound.iter_mut().find(|s| s.sa().spi() == spi));
+        let line = match sa {
+            Some(sa) => {
+                let opened = match self.client.ah_inbound.as_mut() {
+                    None => sa.open(now_s, packet, &mut out),
+                    Some(ah) => open_bundle_counted(ah, sa, now_s, packet, &mut out),
+                };
+                match opened {
+                    Ok(o) => format!(
+                        "{}  seq {} [inner {}]",
+                        plexnet_core::trace::packet(packet),
+                        o.seq,
+                        plexnet_core::trace::packet(&out)
+                    ),
+                    Err(e) => format!(
+                        "{}  DROP {}",
+                        plexnet_core::trace::packet(packet),
+                        e.reason().as_str()
+                    ),
+                }
+            }
+            _ => plexnet_core::trace::packet(packet),
+        };
+        self.log(format!("client1 ← {from:<5} {line}"));
+    }
+
+    fn deliver_xcf(&mut self, from: &str, to: &str, msg: XcfMessage) {
+        let now = self.now_ms;
+        self.log(format!("{from} → {to}  XCF {}", xcf_name(&msg)));
+        self.heard(to, from);
+        let shadowed_by = self.shadowed_by(to, &msg);
+        let img = self.image(to);
+        if let Some(r) = img.routing.as_mut() {
+            r.on_xcf(from, &msg);
+        }
+        if let Err(e) = img.target.on_xcf(now, from, &msg) {
+            self.log(format!("{to} target   refused SA: {e}"));
+        }
+        self.after_xcf(from, to, &msg, shadowed_by);
+    }
+
+    pub fn routing_stack(&self) -> &RoutingStack {
+        self.images[&self.owner]
+            .routing
+            .as_ref()
+            .expect("owner routing stack")
+    }
+}
+
+fn seq_name(k: &SeqKey) -> String {
+    format!("{}/{}/{:#010x}", k.dvipa, k.protocol.name(), k.spi.0)
+}
+
+fn cf_answer(r: &CfResponse) -> String {
+    match r {
+        CfResponse::Done => "done".into(),
+        CfResponse::SeqRange { first, n } => format!("{first}..{}", first + u64::from(*n)),
+        CfResponse::Error(e) => format!("error: {e}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The message's name and the fields worth a trace line.
+pub fn xcf_name(m: &XcfMessage) -> String {
+    match m {
+        XcfMessage::Hello { image, .. } => format!("Hello {image}"),
+        XcfMessage::Heartbeat { seq } => format!("Heartbeat {seq}"),
+        XcfMessage::VipaList { vipas, .. } => format!(
+            "VipaList {}",
+            vipas.iter().map(|v| format!("{} ports {:?}", v.dvipa, v.ports)).collect::<Vec<_>>().join(", ")
+        ),
+        XcfMessage::RegisterListener { dvipa, port } => format!("RegisterListener {dvipa}:{port}"),
+        XcfMessage::DeregisterListener { dvipa, port } => format!("DeregisterListener {dvipa}:{port}"),
+        XcfMessage::SaInstall(i) => format!(
+            "SaInstall {} in={:#010x} out={:#010x} (shadow SA cache){}",
+            i.dvipa, i.inbound.spi.0, i.outbound.spi.0,
+            i.filter.as_ref().map_or(String::new(), |f| format!(
+                " + dynamic filter, anchor {}", f.anchor.name
+            ))
+        ),
+        XcfMessage::SaDelete { inbound_spi, outbound_spi, .. } => {
+            format!("SaDelete in={:#010x} out={:#010x}", inbound_spi.0, outbound_spi.0)
+        }
+        XcfMessage::NewConn { peer, peer_port, .. } => format!("NewConn to {peer}:{peer_port}"),
+        XcfMessage::Lifesize { spi, direction, bytes, packets, highest_seq, .. } => format!(
+            "Lifesize {:#010x} {direction:?} {bytes} bytes {packets} packets, highest seq {highest_seq}",
+            spi.0
+        ),
+        XcfMessage::RekeyTiming { spi, late, .. } => format!("RekeyTiming {:#010x} late={late}", spi.0),
+        XcfMessage::ConnEnded { client, client_port, reason, .. } => {
+            format!("ConnEnded {client}:{client_port} {reason:?}")
+        }
+        XcfMessage::BundleInstall(b) => format!(
+            "BundleInstall {} in={:#010x} out={:#010x} ah-in={:#010x} ah-out={:#010x} (shadow SA cache)",
+            b.esp.dvipa, b.esp.inbound.spi.0, b.esp.outbound.spi.0, b.ah.inbound.spi.0, b.ah.outbound.spi.0
+        ),
+        XcfMessage::BundleDelete { esp_inbound_spi, esp_outbound_spi, ah_inbound_spi, ah_outbound_spi, .. } => format!(
+            "BundleDelete in={:#010x} out={:#010x} ah-in={:#010x} ah-out={:#010x}",
+            esp_inbound_spi.0, esp_outbound_spi.0, ah_inbound_spi.0, ah_outbound_spi.0
+        ),
+    }
+}
+
+impl CfService for plexnet_core::sysplex::cf::CouplingFacility {
+    fn request(&mut self, req: CfRequest) -> CfResponse {
+        self.handle(req)
+    }
+}

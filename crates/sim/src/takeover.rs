@@ -1,0 +1,758 @@
+//! VIPA takeover in the simulator: the owner checkpoints its SA pairs and
+//! DCT entries into the CF's key/value store ([`plexnet_core::sysplex::takeover`]
+//! has the keys), images exchange heartbeats in virtual time, a failed
+//! image goes silent, and the backup whose [`Watch`] says so takes the
+//! DVIPA over from what the CF holds — the same steps, in the same order,
+//! as `runtime::takeover` carries out in real namespaces.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::Ipv4Addr;
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
+use plexnet_core::ipsec::filter::FilterTable;
+use plexnet_core::sysplex::dct::ConnKey;
+use plexnet_core::sysplex::routing::{DctChange, OwnedPair, RoutingStack};
+use plexnet_core::sysplex::stack::ImageStack;
+use plexnet_core::sysplex::takeover::SaRecord;
+use plexnet_core::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
+use plexnet_core::sysplex::target::TargetStack;
+use plexnet_core::sysplex::xcf::{CfRequest, CfResponse, SaInstall, XcfMessage};
+use plexnet_topology::{Topology, VipaDistribute};
+
+/// XCF heartbeat interval (the runtime's `XcfConfig::heartbeat`).
+pub const HEARTBEAT_MS: u64 = 1000;
+/// A peer silent this long is down (the runtime's `XcfConfig::dead_after`).
+pub const DEAD_AFTER_MS: u64 = 3000;
+
+/// What the simulator keeps for takeover scenarios.
+#[derive(Debug)]
+pub(super) struct SimTakeover {
+    topo: Topology,
+    /// The watch of the DVIPA on every image that defines or backs it up.
+    watches: BTreeMap<String, Watch>,
+    /// (observer, peer) → when the observer last heard from the peer.
+    heard: BTreeMap<(String, String), u64>,
+    /// (observer, peer): the observer has marked the peer down.
+    down: BTreeSet<(String, String)>,
+    /// Images that failed: their links are silent.
+    failed: BTreeSet<String>,
+    next_tick: u64,
+    /// Whether routing stacks filter with their image's IP security
+    /// ([`World::enforce_ip_security`]).
+    ip_security: bool,
+}
+
+/// `ROUNDROBIN ports [60, 80] DESTIP MVS2 MVS3 MVS4`.
+fn render_distribute(d: &VipaDistribute) -> String {
+    let dests: Vec<&str> = d.dests.iter().map(|t| t.image.as_str()).collect();
+    format!(
+        "{} ports {:?} DESTIP {}",
+        format!("{:?}", d.method).to_uppercase(),
+        d.ports,
+        dests.join(" ")
+    )
+}
+
+fn render_conn(key: &ConnKey) -> String {
+    format!(
+        "{}:{} > {}:{}",
+        key.client, key.client_port, key.dvipa, key.port
+    )
+}
+
+fn render_sa(sa: &SaInstall) -> String {
+    format!(
+        "SaInstall {} {:?} in={:#010x} out={:#010x} peer {}, CF sequence {}",
+        sa.inbound.protocol.name(),
+        sa.inbound.mode,
+        sa.inbound.spi.0,
+        sa.outbound.spi.0,
+        sa.outbound.dst,
+        seq_name(&sa.seq_key)
+    )
+}
+
+impl World {
+    /// `dvipa` of `topo` as the topology defines it: its VIPADEFINE owner
+    /// is the routing stack with the VIPADISTRIBUTE statements it has for
+    /// it; every image runs a server on port 80 and registers it with the
+    /// routing stacks that announce the port; the owner checkpoints into
+    /// the CF, and every image that defines or backs up `dvipa` watches it.
+    pub fn from_topology(
+        seed: u64,
+        topo: &Topology,
+        dvipa: Ipv4Addr,
+        cf: Box<dyn CfService>,
+    ) -> Self {
+        let owner = topo
+            .owner_of(dvipa)
+            .expect("the topology defines the DVIPA")
+            .name
+            .clone();
+        let mut images = BTreeMap::new();
+        for image in &topo.images {
+            let n = image.name.as_str();
+            let routing = (n == owner).then(|| {
+                let dists = image.distributions_of(dvipa);
+                let mut r = RoutingStack::new(n, image.xcf_addr, image.routing_config(), &dists);
+                r.keep_journal();
+                r
+            });
+            let owned = if n == owner { vec![dvipa] } else { vec![] };
+            images.insert(
+                n.to_string(),
+                SimImage {
+                    name: n.to_string(),
+                    xcf: image.xcf_addr,
+                    routing,
+                    target: TargetStack::new(n, image.xcf_addr),
+                    stack: ImageStack::new(n, owned),
+                    server: ScriptedServer::new(n, dvipa, 80),
+                },
+            );
+        }
+        let watches = tk::candidates(topo, dvipa)
+            .into_iter()
+            .map(|(n, _)| (n.clone(), Watch::new(topo, &n, dvipa, None)))
+            .collect();
+        let mut heard = BTreeMap::new();
+        for a in images.keys() {
+            for b in images.keys().filter(|b| *b != a) {
+                heard.insert((a.clone(), b.clone()), 0);
+            }
+        }
+        let client = topo
+            .clients
+            .first()
+            .map_or(Ipv4Addr::new(198, 18, 1, 2), |c| c.addr);
+        let mut w = World {
+            now_ms: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            trace: Vec::new(),
+            dvipa,
+            owner: owner.clone(),
+            images,
+            client: SimClient::new(client),
+            cf,
+            queue: VecDeque::new(),
+            xcf_forwarding: topo.xcf_forwarding,
+            takeover: Some(SimTakeover {
+                topo: topo.clone(),
+                watches,
+                heard,
+                down: BTreeSet::new(),
+                failed: BTreeSet::new(),
+                next_tick: HEARTBEAT_MS,
+                ip_security: false,
+            }),
+        };
+        let lines: Vec<String> = w
+            .takeover
+            .as_ref()
+            .map(|t| {
+                t.watches
+                    .iter()
+                    .map(|(n, wa)| {
+                        let c: Vec<String> = wa
+                            .candidates()
+                            .iter()
+                            .map(|(c, rank)| format!("{c} ({rank})"))
+                            .collect();
+                        format!(
+                            "{n} watch    {dvipa}: holder {}, candidates {}",
+                            wa.holder.as_deref().unwrap_or("none"),
+                            c.join(", ")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for l in lines {
+            w.log(l);
+        }
+        for d in w
+            .routing()
+            .distributions()
+            .map(|d| d.config.clone())
+            .collect::<Vec<_>>()
+        {
+            w.log(format!(
+                "{owner} routing  VIPADISTRIBUTE {dvipa} {}",
+                render_distribute(&d)
+            ));
+        }
+        w.put_owner(&owner, None);
+        let list = w.routing().vipa_list();
+        for (t, _) in w.routing().targets_of(dvipa) {
+            w.send_xcf(&owner, &t, list.clone());
+        }
+        w.run();
+        w
+    }
+
+    /// IPCONFIG IPSECURITY as the topology defines it: the owner's routing
+    /// stack filters with its image's table from now on, and so does the
+    /// routing stack of a backup that takes the DVIPA over.
+    pub fn enforce_ip_security(&mut self) {
+        let Some(t) = self.takeover.as_mut() else {
+            return;
+        };
+        t.ip_security = true;
+        let owner = self.owner.clone();
+        if let Some(table) = self.filter_table_of(&owner) {
+            self.set_routing_filter(table);
+        }
+    }
+
+    /// The IP filter table `image`'s profile and policy make, if it
+    /// filters (and its policy is valid: the topology loader checked it).
+    fn filter_table_of(&self, image: &str) -> Option<FilterTable> {
+        let t = self.takeover.as_ref().filter(|t| t.ip_security)?;
+        let sec = t.topo.image(image)?.ip_security.as_ref()?;
+        sec.filter_table().ok().flatten()
+    }
+
+    /// Puts `value` under `key` in the CF for `image`, rendered with `what` and the answer.
+    fn cf_put(&mut self, image: &str, key: String, value: Vec<u8>, what: &str) {
+        let len = value.len();
+        let r = self.cf.request(CfRequest::Put {
+            key: key.clone(),
+            value,
+        });
+        self.log(format!(
+            "{image} → CF     Put {key} = {what} ({len} bytes): {}",
+            cf_answer(&r)
+        ));
+    }
+
+    fn put_owner(&mut self, image: &str, previous: Option<String>) {
+        let rec = OwnerRecord {
+            image: image.to_string(),
+            takeover: previous.is_some(),
+            previous: previous.clone(),
+        };
+        let what = match &previous {
+            Some(p) => format!("OwnerRecord {image}, taken over from {p}"),
+            None => format!("OwnerRecord {image}"),
+        };
+        self.cf_put(image, tk::owner_key(self.dvipa), tk::encode(&rec), &what);
+    }
+
+    /// The owner's copy of an installed SA pair in the CF (takeover only).
+    pub(super) fn checkpoint_sa(&mut self, install: &SaInstall) {
+        if self.takeover.is_none() {
+            return;
+        }
+        let owner = self.owner.clone();
+        let rec = SaRecord::Pair(Box::new(install.clone()));
+        self.cf_put(&owner, rec.key(), tk::encode(&rec), "SaRecord::Pair");
+    }
+
+    /// Every routing stack's DCT changes into the CF (the runtime hands
+    /// them to its CF writer every 50 ms; here, after every event).
+    pub(super) fn flush_journals(&mut self) {
+        let Some(t) = self.takeover.as_ref() else {
+            return;
+        };
+        let live: Vec<String> = self
+            .images
+            .keys()
+            .filter(|n| !t.failed.contains(*n))
+            .cloned()
+            .collect();
+        for n in live {
+            let changes = match self.image(&n).routing.as_mut() {
+                Some(r) => r.take_journal(),
+                None => continue,
+            };
+            for c in changes {
+                match c {
+                    DctChange::Made {
+                        key,
+                        target,
+                        target_xcf,
+                        ipsec,
+                    } => {
+                        let what = format!(
+                            "ConnRecord {target} {target_xcf}{}",
+                            if ipsec { " ipsec" } else { "" }
+                        );
+                        let rec = ConnRecord {
+                            target,
+                            target_xcf,
+                            ipsec,
+                        };
+                        self.cf_put(&n, tk::conn_key(&key), tk::encode(&rec), &what);
+                    }
+                    DctChange::Ended(key) => {
+                        let k = tk::conn_key(&key);
+                        let r = self.cf.request(CfRequest::Delete { key: k.clone() });
+                        self.log(format!(
+                            "{n} → CF     Delete {k} (DCT entry ended): {}",
+                            cf_answer(&r)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Why `ev` never arrives: it goes to (or would be sent by) an image
+    /// that failed.
+    pub(super) fn lost(&self, ev: &Event) -> Option<String> {
+        let failed = &self.takeover.as_ref()?.failed;
+        let dead = |n: &String| failed.contains(n).then(|| n.clone());
+        let (dead, what) = match ev {
+            Event::ToDvipa(p) => (
+                dead(&self.owner)?,
+                format!(
+                    "{} (the LAN still delivers DVA1 there)",
+                    plexnet_core::trace::packet(p)
+                ),
+            ),
+            Event::Gre { from, to, datagram } => (
+                dead(from).or_else(|| dead(to))?,
+                format!("GRE {from} ⇒ {to} ({} bytes)", datagram.wire_len()),
+            ),
+            Event::Outbound { image, packet } => {
+                (dead(image)?, plexnet_core::trace::packet(packet))
+            }
+            Event::Xcf { from, to, msg } => (
+                dead(from).or_else(|| dead(to))?,
+                format!("XCF {from} → {to} {}", super::xcf_name(msg)),
+            ),
+            Event::ToClient { .. } => return None,
+        };
+        Some(format!("{dead} down     lost: {what}"))
+    }
+
+    /// `observer` heard from `peer` (any XCF message or GRE datagram).
+    pub(super) fn heard(&mut self, observer: &str, peer: &str) {
+        let now = self.now_ms;
+        if let Some(t) = self.takeover.as_mut() {
+            t.heard
+                .insert((observer.to_string(), peer.to_string()), now);
+        }
+    }
+
+    /// For an SA pair `to` already shadows from another routing stack:
+    /// that stack (the target keeps the pair and switches its owner).
+    pub(super) fn shadowed_by(&self, to: &str, msg: &XcfMessage) -> Option<String> {
+        self.takeover.as_ref()?;
+        let XcfMessage::SaInstall(i) = msg else {
+            return None;
+        };
+        self.images[to]
+            .target
+            .shadow()
+            .iter()
+            .find(|p| p.install.same_sas(i))
+            .map(|p| p.owner.clone())
+    }
+
+    /// What a target does beyond its state machines (takeover scenarios):
+    /// answers a VIPA list with its listeners, as the runtime does, and
+    /// tells when an SA pair it already had only changed its owner.
+    pub(super) fn after_xcf(
+        &mut self,
+        from: &str,
+        to: &str,
+        msg: &XcfMessage,
+        shadowed_by: Option<String>,
+    ) {
+        if self.takeover.is_none() {
+            return;
+        }
+        if let Some(old) = shadowed_by.filter(|o| o != from) {
+            self.log(format!(
+                "{to} target   the same pair from {from}: replay window and counters kept, owner {old} → {from}"
+            ));
+        }
+        if let XcfMessage::VipaList { vipas, .. } = msg {
+            let server = &self.images[to].server;
+            let regs: Vec<(Ipv4Addr, u16)> = vipas
+                .iter()
+                .filter(|v| v.dvipa == server.addr && v.ports.contains(&server.port))
+                .map(|v| (v.dvipa, server.port))
+                .collect();
+            for (dvipa, port) in regs {
+                self.send_xcf(to, from, XcfMessage::RegisterListener { dvipa, port });
+            }
+        }
+    }
+
+    /// `image` fails: from now on it sends nothing and nothing reaches it.
+    pub fn fail(&mut self, image: &str) {
+        self.run();
+        if let Some(t) = self.takeover.as_mut() {
+            t.failed.insert(image.to_string());
+        }
+        self.log(format!(
+            "{image} FAILS: its XCF links and its ext go silent"
+        ));
+    }
+
+    /// Moves virtual time to `until_ms` in heartbeat ticks, running the
+    /// events between them.
+    pub fn advance_to(&mut self, until_ms: u64) {
+        self.run();
+        while let Some(tick) = self
+            .takeover
+            .as_ref()
+            .map(|t| t.next_tick)
+            .filter(|t| *t <= until_ms)
+        {
+            self.now_ms = self.now_ms.max(tick);
+            self.tick(tick);
+            self.run();
+            if let Some(t) = self.takeover.as_mut() {
+                t.next_tick += HEARTBEAT_MS;
+            }
+        }
+        self.now_ms = self.now_ms.max(until_ms);
+    }
+
+    /// One heartbeat interval: live images hear each other, routing
+    /// stacks expire idle DCT entries, silent peers are marked down, and
+    /// the watches of those who noticed are evaluated.
+    fn tick(&mut self, now: u64) {
+        let Some(t) = self.takeover.as_mut() else {
+            return;
+        };
+        let names: Vec<String> = self.images.keys().cloned().collect();
+        let live: Vec<String> = names
+            .iter()
+            .filter(|n| !t.failed.contains(*n))
+            .cloned()
+            .collect();
+        for a in &live {
+            for b in live.iter().filter(|b| *b != a) {
+                t.heard.insert((a.clone(), b.clone()), now);
+            }
+        }
+        let silent: Vec<&String> = t.failed.iter().collect();
+        let line = if silent.is_empty() {
+            format!("xcf      heartbeats from {}", live.join(" "))
+        } else {
+            format!(
+                "xcf      heartbeats from {}; none from {}",
+                live.join(" "),
+                silent
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        };
+        self.log(line);
+        for n in &live {
+            if let Some(r) = self.image(n).routing.as_mut() {
+                r.on_timeout(now);
+            }
+        }
+        self.flush_journals();
+        for o in &live {
+            let newly_down: Vec<(String, u64)> = {
+                let Some(t) = self.takeover.as_mut() else {
+                    return;
+                };
+                let gone: Vec<(String, u64)> = names
+                    .iter()
+                    .filter(|p| *p != o && !t.down.contains(&(o.clone(), (*p).clone())))
+                    .filter_map(|p| {
+                        let last = t.heard.get(&(o.clone(), p.clone())).copied()?;
+                        (now.saturating_sub(last) >= DEAD_AFTER_MS).then(|| (p.clone(), last))
+                    })
+                    .collect();
+                for (p, _) in &gone {
+                    t.down.insert((o.clone(), p.clone()));
+                }
+                gone
+            };
+            if newly_down.is_empty() {
+                continue;
+            }
+            for (p, last) in &newly_down {
+                self.log(format!(
+                    "{o} xcf      {p} silent since {last} ms (dead after {DEAD_AFTER_MS} ms): down"
+                ));
+                if let Some(r) = self.image(o).routing.as_mut() {
+                    r.target_down(p);
+                }
+            }
+            self.evaluate_watch(o);
+        }
+    }
+
+    /// `me`'s watch with the peers it sees live.
+    fn evaluate_watch(&mut self, me: &str) {
+        let Some(t) = self.takeover.as_mut() else {
+            return;
+        };
+        let down: BTreeSet<String> = t
+            .down
+            .iter()
+            .filter(|(o, _)| o == me)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let Some(w) = t.watches.get_mut(me) else {
+            return;
+        };
+        let holder = w.holder.clone().unwrap_or_default();
+        let live = |n: &str| !down.contains(n);
+        let next = tk::successor(w.candidates(), |n| n == me || live(n)).map(str::to_string);
+        let action = w.evaluate(live);
+        let dvipa = self.dvipa;
+        match action {
+            WatchAction::Nothing => self.log(format!(
+                "{me} watch    {dvipa}: holder {holder}, live successor {}: nothing to do",
+                next.as_deref().unwrap_or("none")
+            )),
+            WatchAction::Acquire { previous } => {
+                self.log(format!(
+                    "{me} watch    {dvipa}: holder {holder} down, {me} is the highest-ranked live candidate: take it over"
+                ));
+                self.acquire(me, previous);
+            }
+        }
+    }
+
+    /// Takes the DVIPA over at `me`, in the runtime's order: become its
+    /// routing stack, read the SA pairs and connections from the CF and
+    /// adopt them, own the DVIPA, announce the VIPA list and the SAs to
+    /// the targets, record the owner in the CF, gratuitous ARP.
+    fn acquire(&mut self, me: &str, previous: Option<String>) {
+        let (now, dvipa) = (self.now_ms, self.dvipa);
+        let Some(topo) = self.takeover.as_ref().map(|t| t.topo.clone()) else {
+            return;
+        };
+        let Some(image) = topo.image(me) else {
+            return;
+        };
+        if !self.claim(me, previous.as_deref()) {
+            return;
+        }
+        // Become the routing stack with the VIPABACKUP's VIPADISTRIBUTE.
+        let dists = image.distributions_of(dvipa);
+        let img = self.image(me);
+        let r = img.routing.get_or_insert_with(|| {
+            RoutingStack::new(me, image.xcf_addr, image.routing_config(), &[])
+        });
+        if !r.dvipas().contains(&dvipa) {
+            r.add_distributions(&dists);
+        }
+        r.keep_journal();
+        img.stack.add_owned(dvipa);
+        for d in &dists {
+            self.log(format!(
+                "{me} routing  routing stack of {dvipa} with its VIPABACKUP's VIPADISTRIBUTE {}",
+                render_distribute(d)
+            ));
+        }
+        self.own_filter(me, dvipa);
+        let (sas, conns) = self.read_cf_state(me, dvipa);
+        // Adopt: owned SA pairs (and this image's own shadow copy), DCT.
+        let adoption = {
+            let img = self.image(me);
+            let Some(routing) = img.routing.as_mut() else {
+                return;
+            };
+            let adopter = tk::Adopter {
+                routing,
+                target: &mut img.target,
+                me,
+                now_ms: now,
+            };
+            adopter.adopt(&topo, dvipa, sas, conns, previous.as_deref())
+        };
+        self.log_adoption(me, &adoption);
+        // Announce: the VIPA list and every owned pair to every target.
+        let (list, targets, msgs) = {
+            let Some(r) = self.images[me].routing.as_ref() else {
+                return;
+            };
+            let msgs: Vec<XcfMessage> = r
+                .pairs()
+                .iter()
+                .filter(|p| p.install.dvipa == dvipa)
+                .map(OwnedPair::install_msg)
+                .collect();
+            (r.vipa_list(), r.targets_of(dvipa), msgs)
+        };
+        for (t, _) in targets.iter().filter(|(t, _)| t != me) {
+            self.send_xcf(me, t, list.clone());
+            for m in &msgs {
+                self.send_xcf(me, t, m.clone());
+            }
+        }
+        // Gratuitous ARP: the LAN now delivers the DVIPA to `me`.
+        self.owner = me.to_string();
+        self.log(format!(
+            "{me} ext      gratuitous ARP: {dvipa} is at {me}; the LAN delivers DVA1 here"
+        ));
+        self.flush_journals();
+    }
+
+    /// A backup's own IP security when it takes `dvipa` over: the pairs it
+    /// adopts get their dynamic filters from its table, not from the CF
+    /// records of the failed owner.
+    fn own_filter(&mut self, me: &str, dvipa: Ipv4Addr) {
+        let Some(table) = self.filter_table_of(me) else {
+            return;
+        };
+        let n = table.active_rules().rules.len();
+        if let Some(r) = self.image(me).routing.as_mut() {
+            r.set_filter(table);
+        }
+        self.log(format!(
+            "{me} routing  IPCONFIG IPSECURITY: its own filter table ({n} rules) for {dvipa}"
+        ));
+    }
+
+    /// What the CF holds for `dvipa`, read by `me`: its SA records and
+    /// connections, each rendered as read.
+    fn read_cf_state(
+        &mut self,
+        me: &str,
+        dvipa: Ipv4Addr,
+    ) -> (Vec<SaRecord>, Vec<(ConnKey, ConnRecord)>) {
+        let mut sas = Vec::new();
+        for key in self.cf_list(me, &tk::sa_prefix(dvipa)) {
+            let Some(bytes) = self.cf_get(&key) else {
+                continue;
+            };
+            match tk::decode::<SaRecord>(&bytes) {
+                Ok(rec) => {
+                    let what = match &rec {
+                        SaRecord::Pair(sa) => render_sa(sa),
+                        SaRecord::Bundle(b) => format!("an AH+ESP bundle: {}", render_sa(&b.esp)),
+                    };
+                    self.log(format!("{me} → CF     Get {key} = {what}"));
+                    sas.push(rec);
+                }
+                Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
+            }
+        }
+        let mut conns = Vec::new();
+        for key in self.cf_list(me, &tk::conn_prefix(dvipa)) {
+            let (Some(conn), Some(bytes)) = (tk::parse_conn_key(&key), self.cf_get(&key)) else {
+                continue;
+            };
+            match tk::decode::<ConnRecord>(&bytes) {
+                Ok(rec) => {
+                    self.log(format!(
+                        "{me} → CF     Get {key} = ConnRecord {} {}{}",
+                        rec.target,
+                        rec.target_xcf,
+                        if rec.ipsec { " ipsec" } else { "" }
+                    ));
+                    conns.push((conn, rec));
+                }
+                Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
+            }
+        }
+        (sas, conns)
+    }
+
+    /// One line per SA record and connection a takeover adopted or left.
+    fn log_adoption(&mut self, me: &str, adoption: &tk::Adoption) {
+        for sa in &adoption.sas {
+            let line = match sa {
+                tk::SaAdoption::Adopted {
+                    inbound,
+                    outbound,
+                    bundle,
+                    ..
+                } => format!(
+                    "{me} routing  adopted SA {} in={:#010x} out={:#010x}: owned cache (replay pre-check starts empty), own shadow cache",
+                    if *bundle { "bundle" } else { "pair" },
+                    inbound.0,
+                    outbound.0
+                ),
+                tk::SaAdoption::Refused { inbound, why } => {
+                    format!("{me} routing  SA {:#010x} from the CF refused: {why}", inbound.0)
+                }
+            };
+            self.log(line);
+        }
+        for c in &adoption.conns {
+            let line = match c {
+                tk::ConnAdoption::Restored {
+                    key,
+                    target,
+                    target_xcf,
+                } => format!(
+                    "{me} routing  DCT restored: {} → {target} ({target_xcf})",
+                    render_conn(key)
+                ),
+                tk::ConnAdoption::NotRestored { key, target, why } => format!(
+                    "{me} routing  {} → {target} not restored: {why}",
+                    render_conn(key)
+                ),
+            };
+            self.log(line);
+        }
+    }
+
+    fn cf_list(&mut self, me: &str, prefix: &str) -> Vec<String> {
+        let r = self.cf.request(CfRequest::List {
+            prefix: prefix.to_string(),
+        });
+        let keys = match r {
+            CfResponse::Keys(k) => k,
+            other => {
+                self.log(format!(
+                    "{me} → CF     List {prefix}: {}",
+                    cf_answer(&other)
+                ));
+                return Vec::new();
+            }
+        };
+        let n = keys.len();
+        let plural = if n == 1 { "" } else { "s" };
+        self.log(format!("{me} → CF     List {prefix} = {n} key{plural}"));
+        keys
+    }
+
+    /// The runtime's claim: read the owner record, swap it for `me`'s if
+    /// it still names `previous` ([`tk::claim_request`]); `false` when
+    /// another stack holds the DVIPA.
+    fn claim(&mut self, me: &str, previous: Option<&str>) -> bool {
+        let key = tk::owner_key(self.dvipa);
+        let current = self.cf_get(&key);
+        let holder = current
+            .as_deref()
+            .and_then(|b| tk::decode::<OwnerRecord>(b).ok())
+            .map_or("nobody".to_string(), |r| r.image);
+        self.log(format!("{me} → CF     Get {key} = OwnerRecord {holder}"));
+        let Some(req) = tk::claim_request(self.dvipa, me, previous, current) else {
+            self.log(format!(
+                "{me} watch    {holder} holds it already: no takeover"
+            ));
+            return false;
+        };
+        let r = self.cf.request(req);
+        self.log(format!(
+            "{me} → CF     CompareAndSwap {key} {holder} → {me}: {}",
+            cf_answer(&r)
+        ));
+        matches!(r, CfResponse::Done)
+    }
+
+    fn cf_get(&mut self, key: &str) -> Option<Vec<u8>> {
+        match self.cf.request(CfRequest::Get {
+            key: key.to_string(),
+        }) {
+            CfResponse::Value(v) => v,
+            _ => None,
+        }
+    }
+
+    /// Who holds the DVIPA, as `image`'s watch sees it.
+    pub fn holder_seen_by(&self, image: &str) -> Option<String> {
+        self.takeover.as_ref()?.watches.get(image)?.holder.clone()
+    }
+}
