@@ -114,9 +114,9 @@
 //!   another kind, is a located error. Statements nothing refers to are
 //!   checked and otherwise fine.
 //! * Algorithms are mapped to what plexnet implements: ESP and AH to
-//!   [`EncAlg`] and [`IntegAlg`] (`src/ipsec/sa.rs`), IKE to the IKE
+//!   [`EncAlg`] and [`IntegAlg`] (`plexnet_core::ipsec::sa`), IKE to the IKE
 //!   module's encryption, integrity, PRF and Diffie-Hellman groups
-//!   (`src/ike/proposal.rs`, `keys.rs`, `dh.rs`). What z/OS has and plexnet
+//!   (`plexnet_core::ike::proposal`, `keys`, `dh`). What z/OS has and plexnet
 //!   does not (DES, 3DES, HMAC_MD5, AES128_XCBC_96, AES_GMAC_*, DH groups
 //!   1, 2, 5, 21, 24, IKEv1, certificates, identities other than IP
 //!   addresses, EBCDIC keys) is an error that says so and lists what is.
