@@ -416,7 +416,12 @@ fn vipa_takeover_by_the_backup_continues_connections_from_the_cf() {
     let topo =
         plexnet::topology::load(std::path::Path::new("topologies/figure4.toml")).expect("figure4");
     let dva1 = Ipv4Addr::new(198, 18, 0, 100);
-    let mut w = World::from_topology(7, &topo, dva1, Box::new(CouplingFacility::new()));
+    let mut w = World::from_sysplex(
+        7,
+        &topo.sysplex_spec(),
+        dva1,
+        Box::new(CouplingFacility::new()),
+    );
     w.install_sa(SaSpec::esp_cbc_sha1());
     // Round robin over MVS1, MVS2, MVS4: a whole connection on MVS1, then
     // one to MVS2 that stays open (HTTP/1.1).
@@ -531,7 +536,12 @@ fn target_denied(w: &World, image: &str) -> Vec<(String, u64)> {
 fn plaintext_syn_to_a_protected_port_is_dropped_at_the_routing_stack() {
     let topo = figure4();
     let dva1 = Ipv4Addr::new(198, 18, 0, 100);
-    let mut w = World::from_topology(7, &topo, dva1, Box::new(CouplingFacility::new()));
+    let mut w = World::from_sysplex(
+        7,
+        &topo.sysplex_spec(),
+        dva1,
+        Box::new(CouplingFacility::new()),
+    );
     w.enforce_ip_security();
     w.install_sa(SaSpec::esp_cbc_sha1().tcp_only(80, 1024, 65535));
     let client = w.client.addr;

@@ -13,13 +13,14 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
 use plexnet_core::ipsec::filter::FilterTable;
+use plexnet_core::sysplex::config::VipaDistribute;
 use plexnet_core::sysplex::dct::ConnKey;
 use plexnet_core::sysplex::image::ImageId;
 use plexnet_core::sysplex::routing::{DctChange, OwnedPair, RoutingStack};
+use plexnet_core::sysplex::spec::SysplexSpec;
 use plexnet_core::sysplex::takeover::SaRecord;
 use plexnet_core::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use plexnet_core::sysplex::xcf::{CfRequest, CfResponse, SaInstall, XcfMessage};
-use plexnet_topology::{Topology, VipaDistribute};
 
 /// XCF heartbeat interval (the runtime's `XcfConfig::heartbeat`).
 pub const HEARTBEAT_MS: u64 = 1000;
@@ -29,7 +30,7 @@ pub const DEAD_AFTER_MS: u64 = 3000;
 /// What the simulator keeps for takeover scenarios.
 #[derive(Debug)]
 pub(super) struct SimTakeover {
-    topo: Topology,
+    sysplex: SysplexSpec,
     /// The watch of the DVIPA on every image that defines or backs it up.
     watches: BTreeMap<String, Watch>,
     /// (observer, peer) → when the observer last heard from the peer.
@@ -75,28 +76,29 @@ fn render_sa(sa: &SaInstall) -> String {
 }
 
 impl World {
-    /// `dvipa` of `topo` as the topology defines it: its VIPADEFINE owner
+    /// `dvipa` of `sysplex` as its configuration defines it (a topology file
+    /// gives one with `Topology::sysplex_spec`): its VIPADEFINE owner
     /// is the routing stack with the VIPADISTRIBUTE statements it has for
     /// it; every image runs a server on port 80 and registers it with the
     /// routing stacks that announce the port; the owner checkpoints into
     /// the CF, and every image that defines or backs up `dvipa` watches it.
-    pub fn from_topology(
+    pub fn from_sysplex(
         seed: u64,
-        topo: &Topology,
+        sysplex: &SysplexSpec,
         dvipa: Ipv4Addr,
         cf: Box<dyn CfService>,
     ) -> Self {
-        let owner = topo
+        let owner = sysplex
             .owner_of(dvipa)
             .expect("the topology defines the DVIPA")
             .name
             .clone();
         let mut images = BTreeMap::new();
-        for image in &topo.images {
+        for image in &sysplex.images {
             let n = image.name.as_str();
             let routing = (n == owner).then(|| {
                 let dists = image.distributions_of(dvipa);
-                let mut r = RoutingStack::new(n, image.xcf_addr, image.routing_config(), &dists);
+                let mut r = RoutingStack::new(n, image.xcf_addr, image.routing, &dists);
                 r.keep_journal();
                 r
             });
@@ -109,9 +111,9 @@ impl World {
             images.insert(ImageId::new(n), img);
         }
         super::links_up(&mut images);
-        let watches = tk::candidates(topo, dvipa)
+        let watches = tk::candidates(sysplex, dvipa)
             .into_iter()
-            .map(|(n, _)| (n.clone(), Watch::new(topo, &n, dvipa, None)))
+            .map(|(n, _)| (n.clone(), Watch::new(sysplex, &n, dvipa, None)))
             .collect();
         let mut heard = BTreeMap::new();
         for a in images.keys() {
@@ -119,10 +121,11 @@ impl World {
                 heard.insert((a.clone(), b.clone()), 0);
             }
         }
-        let client = topo
+        let client = sysplex
             .clients
             .first()
-            .map_or(Ipv4Addr::new(198, 18, 1, 2), |c| c.addr);
+            .copied()
+            .unwrap_or(Ipv4Addr::new(198, 18, 1, 2));
         let mut w = World {
             now_ms: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -133,10 +136,10 @@ impl World {
             client: SimClient::new(client),
             cf,
             queue: VecDeque::new(),
-            xcf_forwarding: topo.xcf_forwarding,
+            xcf_forwarding: sysplex.xcf_forwarding,
             newconn_answer: None,
             takeover: Some(SimTakeover {
-                topo: topo.clone(),
+                sysplex: sysplex.clone(),
                 watches,
                 heard,
                 down: BTreeSet::new(),
@@ -207,8 +210,7 @@ impl World {
     /// filters (and its policy is valid: the topology loader checked it).
     fn filter_table_of(&self, image: &str) -> Option<FilterTable> {
         let t = self.takeover.as_ref().filter(|t| t.ip_security)?;
-        let sec = t.topo.image(image)?.ip_security.as_ref()?;
-        sec.filter_table().ok().flatten()
+        t.sysplex.image(image)?.filter_table.clone()
     }
 
     /// Puts `value` under `key` in the CF for `image`, rendered with `what` and the answer.
@@ -509,10 +511,10 @@ impl World {
     /// the targets, record the owner in the CF, gratuitous ARP.
     fn acquire(&mut self, me: &str, previous: Option<String>) {
         let (now, dvipa) = (self.now_ms, self.dvipa);
-        let Some(topo) = self.takeover.as_ref().map(|t| t.topo.clone()) else {
+        let Some(sysplex) = self.takeover.as_ref().map(|t| t.sysplex.clone()) else {
             return;
         };
-        let Some(image) = topo.image(me) else {
+        let Some(image) = sysplex.image(me) else {
             return;
         };
         if !self.claim(me, previous.as_deref()) {
@@ -524,7 +526,7 @@ impl World {
         let fresh = img
             .routing()
             .is_none()
-            .then(|| RoutingStack::new(me, image.xcf_addr, image.routing_config(), &[]));
+            .then(|| RoutingStack::new(me, image.xcf_addr, image.routing, &[]));
         img.become_routing_stack(dvipa, &dists, fresh);
         for d in &dists {
             self.log(format!(
@@ -545,7 +547,7 @@ impl World {
                 me,
                 now_ms: now,
             };
-            adopter.adopt(&topo, dvipa, sas, conns, previous.as_deref())
+            adopter.adopt(&sysplex, dvipa, sas, conns, previous.as_deref())
         };
         self.log_adoption(me, &adoption);
         // Announce: the VIPA list and every owned pair to every target.

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use super::{Image, Topology};
 use plexnet_core::sysplex::config::{InboundFilter, SysplexImages, VipaDistribute};
 use plexnet_core::sysplex::routing::{FilterAt, RoutingConfig};
+use plexnet_core::sysplex::spec::{ImageSpec, SysplexSpec};
 
 impl Image {
     /// The configuration this image's definition gives its routing stack:
@@ -59,5 +60,37 @@ impl SysplexImages for Topology {
             }
         }
         out
+    }
+}
+
+impl Topology {
+    /// The sysplex as the state machines' drivers (the simulator) take it:
+    /// every image's XCF address, routing configuration, VIPADYNAMIC
+    /// statements and filter table, and the clients' addresses.
+    pub fn sysplex_spec(&self) -> SysplexSpec {
+        SysplexSpec {
+            images: self.images.iter().map(Image::spec).collect(),
+            xcf_forwarding: self.xcf_forwarding,
+            clients: self.clients.iter().map(|c| c.addr).collect(),
+        }
+    }
+}
+
+impl Image {
+    fn spec(&self) -> ImageSpec {
+        ImageSpec {
+            name: self.name.clone(),
+            xcf_addr: self.xcf_addr,
+            routing: self.routing_config(),
+            defines: self.vipa.defines.iter().map(|d| d.addr).collect(),
+            backups: self.vipa.backups.iter().map(|b| (b.addr, b.rank)).collect(),
+            distributes: self.vipa.distributes.clone(),
+            // A policy the loader accepted makes a table (or none, without
+            // IPSECURITY).
+            filter_table: self
+                .ip_security
+                .as_ref()
+                .and_then(|sec| sec.filter_table().ok().flatten()),
+        }
     }
 }

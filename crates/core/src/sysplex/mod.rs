@@ -8,6 +8,7 @@ pub mod dct;
 pub mod image;
 pub mod packet;
 pub mod routing;
+pub mod spec;
 pub mod stack;
 pub mod takeover;
 pub mod target;
