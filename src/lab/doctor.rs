@@ -6,7 +6,7 @@
 //! the topology's strongSwan clients it checks that every plugin their
 //! `strongswan.conf` loads is in the list and that every algorithm they may
 //! negotiate with the routing stack's IKE has a loadable plugin
-//! (DESIGN.md, "Fresh-machine facts": without `gcm` strongSwan still
+//! (docs/ARCHITECTURE.md, "Fresh-machine facts": without `gcm` strongSwan still
 //! proposes AES-GCM for ESP, and the child SA fails to install).
 //!
 //! Each missing thing is printed with the command that fixes it; the

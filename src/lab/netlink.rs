@@ -315,7 +315,7 @@ impl NsLinks {
     /// Moves the `lookup local` rule from preference 0 to `pref`, so rules
     /// placed before it can send packets for a local address elsewhere
     /// (an owner that is also a target: its DVIPA is local, yet what
-    /// arrives on `ext` must go through the TUN first; DESIGN.md).
+    /// arrives on `ext` must go through the TUN first; docs/ARCHITECTURE.md).
     pub async fn move_local_rule(&self, pref: u32) -> Result<()> {
         self.add_rule(&Rule {
             pref,

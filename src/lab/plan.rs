@@ -120,7 +120,7 @@ fn ns_sysctls(kind: NodeKind) -> Vec<(&'static str, &'static str)> {
             s.push(("net/ipv4/conf/all/rp_filter", "0"));
             s.push(("net/ipv4/conf/default/rp_filter", "0"));
         }
-        // strongSwan's host-to-host tunnels need loose mode (DESIGN.md).
+        // strongSwan's host-to-host tunnels need loose mode (docs/ARCHITECTURE.md).
         NodeKind::Client => {
             s.push(("net/ipv4/conf/all/rp_filter", "2"));
             s.push(("net/ipv4/conf/default/rp_filter", "2"));
@@ -132,7 +132,7 @@ fn ns_sysctls(kind: NodeKind) -> Vec<(&'static str, &'static str)> {
 
 /// Only the DVIPA's owner may answer ARP for it (proxy ARP, the DVIPA routed
 /// into its TUN); targets must never answer for the DVIPA they hold on `lo`
-/// (the LVS direct-routing rule of DESIGN.md).
+/// (the LVS direct-routing rule of docs/ARCHITECTURE.md).
 const IMAGE_EXT_SYSCTLS: [(&str, &str); 4] = [
     ("net/ipv4/conf/IF/proxy_arp", "1"),
     // Linux delays proxy ARP replies by up to proxy_delay (0.8 s by

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const RUN_ROOT: &str = "/run/plexnet";
-/// The namespace prefix of DESIGN.md; tests pass their own so they never
+/// The namespace prefix (`plx-<node>`, docs/ARCHITECTURE.md); tests pass their own so they never
 /// collide with a user's lab or with each other.
 pub const DEFAULT_PREFIX: &str = "plx-";
 

@@ -1,8 +1,7 @@
 //! strongSwan in a client namespace (`ipsec = "strongswan"`): charon with
 //! its userspace data plane (kernel-libipsec), configured from
 //! `netns/strongswan/*.in` and the IKE settings of the owners' Policy
-//! Agent policy (its KeyExchangeOffers and IpDataOffers; DESIGN.md, "Real
-//! clients").
+//! Agent policy (its KeyExchangeOffers and IpDataOffers; docs/ARCHITECTURE.md, "Clients").
 //!
 //! Where things are, for client `C` of topology `T` in namespace `NS`:
 //! - `/run/plexnet/T/C.strongswan/`: charon's state directory, bind-mounted
@@ -184,7 +183,7 @@ pub fn start(run_dir: &Path, topo: &Topology, client: &Client, ns: &str) -> Resu
 
 /// Checks `swanctl --stats`' `loaded plugins:` line against the plugins
 /// `strongswan.conf` loads: charon skips a plugin it cannot load with no
-/// more than a log line (DESIGN.md, "Fresh-machine facts"), and then
+/// more than a log line (docs/ARCHITECTURE.md, "Clients"), and then
 /// proposes algorithms it cannot install. The error names each plugin and
 /// the package of `scripts/host-needs.list` that ships it.
 pub fn all_plugins_loaded(stats: &str) -> Result<()> {

@@ -1,4 +1,4 @@
-//! Gratuitous ARP on the external LAN after a VIPA takeover (DESIGN.md:
+//! Gratuitous ARP on the external LAN after a VIPA takeover (docs/ARCHITECTURE.md:
 //! "on takeover the new owner does the same and sends a gratuitous ARP, as
 //! a real VIPA takeover does on a LAN"). Linux updates an existing
 //! neighbour entry on an RFC 5227 announcement at once (`arp_is_garp`),

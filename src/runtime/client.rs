@@ -21,7 +21,7 @@
 //! unmarked packet (rule [`RULE_PREF_TUN`]); the client's send socket
 //! carries `SO_MARK` [`FWMARK`], and marked packets look up `main` first
 //! (rule [`RULE_PREF_MARKED`]), which routes them out of the LAN link. This
-//! is the strongSwan host-to-host arrangement of DESIGN.md with the
+//! is the strongSwan host-to-host arrangement of docs/ARCHITECTURE.md with the
 //! same mark (0x42).
 //!
 //! # What is sans-IO here
@@ -56,7 +56,7 @@ use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::{udp, IpProtocol, UdpPacket, UdpRepr};
 
 /// The mark on the client's outer packets (`SO_MARK`), as strongSwan's
-/// `socket-default.fwmark = 0x42` in DESIGN.md.
+/// `socket-default.fwmark = 0x42` in docs/ARCHITECTURE.md.
 pub use super::sockets::FWMARK;
 use super::sockets::{self, SOCKET_BUFFER};
 use super::tunio::{self, TxBurst};

@@ -25,7 +25,7 @@ pub struct DaemonArgs {
 }
 
 /// Enters the namespace on the only thread there is, then starts the runtime
-/// (its threads inherit the namespace; DESIGN.md: `setns` is per thread).
+/// (its threads inherit the namespace; docs/ARCHITECTURE.md: `setns` is per thread).
 pub fn run(args: DaemonArgs) -> Result<()> {
     netns::enter(&args.netns)?;
     super::init_logging();

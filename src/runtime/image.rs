@@ -8,7 +8,7 @@
 //! DVIPA:80 (and :60) in `kernel.rs`, the control socket's displays in
 //! `status.rs`, AH+ESP bundles in `bundle.rs`.
 //!
-//! Kernel plumbing (DESIGN.md): every DVIPA the image owns or serves is on
+//! Kernel plumbing (docs/ARCHITECTURE.md): every DVIPA the image owns or serves is on
 //! `lo`, so local servers can bind it. Policy rules send what arrives on
 //! `ext` for an owned DVIPA into the TUN first (the `local` rule is moved
 //! behind them), and what the kernel sends *from* a DVIPA into the TUN too,

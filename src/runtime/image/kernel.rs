@@ -1,4 +1,4 @@
-//! The image's kernel side: the DVIPA plumbing of DESIGN.md (addresses
+//! The image's kernel side: the DVIPA plumbing of docs/ARCHITECTURE.md (addresses
 //! on `lo`, policy rules and tables into and out of the TUN), the local
 //! TCP listeners the image registers with routing stacks, and the HTTP
 //! server a target runs on DVIPA:80 (and :60).
@@ -19,7 +19,7 @@ const TABLE_TO_DVIPA: u32 = 101;
 /// the kernel's own packets from a DVIPA use this path MTU (TCP MSS 1360).
 pub const PROTECTED_MTU: u32 = 1400;
 
-/// The kernel side of DESIGN.md's DVIPA rules, in this namespace.
+/// The kernel side of docs/ARCHITECTURE.md's DVIPA rules, in this namespace.
 /// Also what a takeover does for the DVIPA it takes (as its only owned and
 /// served one), so every step keeps what is already there.
 pub(in crate::runtime) async fn plumb(

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// The default window size plexnet offers (RFC 4303 §3.4.3 asks for a
 /// default of 64 and at least 32; a sysplex with several senders on one SA
-/// needs more, DESIGN.md).
+/// needs more, docs/ARCHITECTURE.md).
 pub const DEFAULT_WINDOW: u32 = 1024;
 /// The largest window [`ReplayWindow::new`] accepts; larger requests are
 /// clamped. 2^20 packets is far beyond any reordering a LAN produces.

@@ -1,6 +1,5 @@
-//! VIPA takeover (DESIGN.md: "If the routing stack dies, a backup takes the
-//! DVIPA over and rebuilds the shadow SAs"; the inbound patent incorporates
-//! the VIPA takeover applications): what the owning routing stack keeps in
+//! VIPA takeover (docs/ARCHITECTURE.md, "SA distribution and takeover";
+//! the inbound patent incorporates the VIPA takeover applications): what the owning routing stack keeps in
 //! the coupling facility's key/value store so that a backup can continue,
 //! and which image takes a DVIPA over when its owner is gone.
 //!

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! plexnet forwards datagrams from the routing stack to a target over XCF
-//! links in GRE (DESIGN.md); the optional key can carry a link identifier.
+//! links in GRE (docs/ARCHITECTURE.md); the optional key can carry a link identifier.
 
 use super::{checksum, read_u16, read_u32, write_u16, write_u32, EtherType, Result, WireError};
 

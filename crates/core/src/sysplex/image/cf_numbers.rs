@@ -2,7 +2,7 @@
 //! AH+ESP bundle) take their sequence numbers from the CF in blocks, and
 //! wait, unsealed, until the CF's answer arrives.
 //!
-//! The policy (DESIGN.md, "Replay window vs. many senders"): at most
+//! The policy (docs/ARCHITECTURE.md, "Replay windows"): at most
 //! [`SEQ_CHUNK`] numbers per CF request, asked right before sealing; a
 //! number whose packet cannot leave within [`SEQ_DEADLINE`] of asking is
 //! dropped (a gap, which ESP allows) and its packet resealed under a fresh
