@@ -5,7 +5,7 @@ use rand_core::RngCore;
 
 use super::outer::{fix_ipv4_header, parse_outer, selector_fields, tunnel_header, v4, OuterError};
 use super::replay::{ReplayError, ReplayWindow};
-use super::sa::{EncAlg, IntegAlg, Mode, Protocol, Sa};
+use super::sa::{EncAlg, IntegAlg, Mode, Protocol, Sa, SaConfig};
 use super::DropReason;
 use crate::wire::esp::{self as esp_wire, Trailer};
 use crate::wire::ipv4::{self, Ipv4Packet};
@@ -220,58 +220,122 @@ pub(crate) fn seal_esp_inner(
         });
     }
     let ip = input_packet(packet)?;
-    let header_len = usize::from(ip.header_len());
-    let total = usize::from(ip.total_len());
-    let (payload, next_header, outer_header_len) = match cfg.mode {
-        Mode::Transport => {
-            if ip.more_frags() || ip.frag_offset() != 0 {
-                return Err(SealError::Fragment);
-            }
-            (&packet[header_len..total], ip.next_header(), header_len)
-        }
-        Mode::Tunnel => (&packet[..total], IpProtocol::IpIp, ipv4::HEADER_LEN),
-    };
-    let block = cfg.enc.block_len();
-    // RFC 4303 §2.4: payload, padding, Pad Length and Next Header end on a
-    // cipher block (CBC) or a 4-byte boundary.
-    let pad = (block - (payload.len() + esp_wire::TRAILER_LEN) % block) % block;
-    let ct_len = payload.len() + pad + esp_wire::TRAILER_LEN;
-    let icv_len = sa.icv_len();
-    let udp_len = if cfg.udp_encap.is_some() {
-        udp::HEADER_LEN
-    } else {
-        0
-    };
-    let esp_start = outer_header_len + gap + udp_len;
-    let pt_start = esp_start + esp_wire::HEADER_LEN + iv.len();
-    let icv_start = pt_start + ct_len;
-    let total_out = icv_start + icv_len;
-    if total_out > usize::from(u16::MAX) {
-        return Err(SealError::TooLarge);
-    }
+    let l = SealLayout::of(sa, &ip, packet, gap)?;
+    write_esp(out, cfg, seq, iv, packet, &l);
+    protect(sa, seq, iv, out, &l);
+    write_outer(out, cfg, &ip, seq, &l, gap)?;
+    Ok(l.payload.len())
+}
 
+/// Where everything goes in a sealed packet (RFC 4303 §2): the payload
+/// ESP carries, its padding, and the offsets of the ESP header, the
+/// ciphertext and the ICV.
+struct SealLayout<'a> {
+    payload: &'a [u8],
+    next_header: IpProtocol,
+    /// The input's IPv4 header length (transport mode keeps it).
+    header_len: usize,
+    outer_header_len: usize,
+    pad: usize,
+    esp_start: usize,
+    pt_start: usize,
+    icv_start: usize,
+    total_out: usize,
+}
+
+impl<'a> SealLayout<'a> {
+    #[inline]
+    fn of(
+        sa: &Sa,
+        ip: &Ipv4Packet<&[u8]>,
+        packet: &'a [u8],
+        gap: usize,
+    ) -> Result<SealLayout<'a>, SealError> {
+        let cfg = sa.config();
+        let header_len = usize::from(ip.header_len());
+        let total = usize::from(ip.total_len());
+        let (payload, next_header, outer_header_len) = match cfg.mode {
+            Mode::Transport => {
+                if ip.more_frags() || ip.frag_offset() != 0 {
+                    return Err(SealError::Fragment);
+                }
+                (&packet[header_len..total], ip.next_header(), header_len)
+            }
+            Mode::Tunnel => (&packet[..total], IpProtocol::IpIp, ipv4::HEADER_LEN),
+        };
+        let block = cfg.enc.block_len();
+        // RFC 4303 §2.4: payload, padding, Pad Length and Next Header end on a
+        // cipher block (CBC) or a 4-byte boundary.
+        let pad = (block - (payload.len() + esp_wire::TRAILER_LEN) % block) % block;
+        let ct_len = payload.len() + pad + esp_wire::TRAILER_LEN;
+        let udp_len = if cfg.udp_encap.is_some() {
+            udp::HEADER_LEN
+        } else {
+            0
+        };
+        let esp_start = outer_header_len + gap + udp_len;
+        let pt_start = esp_start + esp_wire::HEADER_LEN + cfg.enc.iv_len();
+        let icv_start = pt_start + ct_len;
+        let total_out = icv_start + sa.icv_len();
+        if total_out > usize::from(u16::MAX) {
+            return Err(SealError::TooLarge);
+        }
+        Ok(SealLayout {
+            payload,
+            next_header,
+            header_len,
+            outer_header_len,
+            pad,
+            esp_start,
+            pt_start,
+            icv_start,
+            total_out,
+        })
+    }
+}
+
+/// The packet before encryption: the IP header (transport) or room for
+/// the tunnel header, the gap, the ESP header, the payload and its
+/// trailer (RFC 4303 §2), and room for the ICV.
+#[inline]
+fn write_esp(
+    out: &mut Vec<u8>,
+    cfg: &SaConfig,
+    seq: u64,
+    iv: &[u8],
+    packet: &[u8],
+    l: &SealLayout,
+) {
     out.clear();
-    out.reserve(total_out);
+    out.reserve(l.total_out);
     match cfg.mode {
-        Mode::Transport => out.extend_from_slice(&packet[..header_len]),
+        Mode::Transport => out.extend_from_slice(&packet[..l.header_len]),
         Mode::Tunnel => out.extend_from_slice(&[0u8; ipv4::HEADER_LEN]),
     }
-    out.resize(esp_start, 0);
+    out.resize(l.esp_start, 0);
     out.extend_from_slice(&cfg.spi.0.to_be_bytes());
     out.extend_from_slice(&(seq as u32).to_be_bytes());
     out.extend_from_slice(iv);
-    out.extend_from_slice(payload);
-    out.extend((1..=pad as u8).chain([pad as u8, u8::from(next_header)]));
-    out.resize(total_out, 0);
+    out.extend_from_slice(l.payload);
+    let pad = l.pad as u8;
+    out.extend((1..=pad).chain([pad, u8::from(l.next_header)]));
+    out.resize(l.total_out, 0);
+}
 
+/// Encrypts the payload and trailer in place and writes the ICV: the GCM
+/// tag (RFC 4106 §3), or the integrity algorithm's over SPI through Next
+/// Header (RFC 4303 §3.3.2.1).
+#[inline]
+fn protect(sa: &Sa, seq: u64, iv: &[u8], out: &mut [u8], l: &SealLayout) {
+    let cfg = sa.config();
     let seq_hi = ((seq >> 32) as u32).to_be_bytes();
-    let (body, icv) = out.split_at_mut(icv_start);
+    let (body, icv) = out.split_at_mut(l.icv_start);
     match cfg.enc {
         EncAlg::Null => {}
         EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => {
             let mut iv16 = [0u8; 16];
             iv16.copy_from_slice(iv);
-            sa.crypto.cipher.cbc_encrypt(&iv16, &mut body[pt_start..]);
+            sa.crypto.cipher.cbc_encrypt(&iv16, &mut body[l.pt_start..]);
         }
         EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 => {
             let mut iv8 = [0u8; 8];
@@ -280,7 +344,7 @@ pub(crate) fn seal_esp_inner(
             let tag = sa
                 .crypto
                 .cipher
-                .gcm_seal(&iv8, &aad[..aad_len], &mut body[pt_start..]);
+                .gcm_seal(&iv8, &aad[..aad_len], &mut body[l.pt_start..]);
             icv.copy_from_slice(&tag);
         }
     }
@@ -288,41 +352,56 @@ pub(crate) fn seal_esp_inner(
         // RFC 4303 §3.3.2.1: the ICV covers SPI through Next Header, and
         // with ESN the high 32 bits appended (§2.2.1), not transmitted.
         let esn: &[u8] = if cfg.esn { &seq_hi } else { &[] };
-        sa.crypto.integrity.compute(&[&body[esp_start..], esn], icv);
+        sa.crypto
+            .integrity
+            .compute(&[&body[l.esp_start..], esn], icv);
     }
+}
 
+/// The outer IPv4 header: the input's, fixed (transport), or the tunnel
+/// header (RFC 4301 §5.1.2.1); then the UDP header of RFC 3948 when the SA
+/// encapsulates.
+#[inline]
+fn write_outer(
+    out: &mut [u8],
+    cfg: &SaConfig,
+    ip: &Ipv4Packet<&[u8]>,
+    seq: u64,
+    l: &SealLayout,
+    gap: usize,
+) -> Result<(), SealError> {
     let outer_protocol = if cfg.udp_encap.is_some() {
         IpProtocol::Udp
     } else {
         IpProtocol::Esp
     };
     match cfg.mode {
-        Mode::Transport => fix_ipv4_header(out, outer_protocol, total_out),
+        Mode::Transport => fix_ipv4_header(out, outer_protocol, l.total_out),
         Mode::Tunnel => {
             let (src, dst) = match (v4(cfg.src), v4(cfg.dst)) {
                 (Some(s), Some(d)) => (s, d),
                 _ => return Err(SealError::Unsupported),
             };
-            let mut repr = tunnel_header(&ip, src, dst, seq);
+            let mut repr = tunnel_header(ip, src, dst, seq);
             repr.next_header = outer_protocol;
-            repr.payload_len = total_out - ipv4::HEADER_LEN;
+            repr.payload_len = l.total_out - ipv4::HEADER_LEN;
             repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..ipv4::HEADER_LEN]));
         }
     }
     if let Some(encap) = cfg.udp_encap {
-        let start = outer_header_len + gap;
+        let start = l.outer_header_len + gap;
         let repr = UdpRepr {
             src_port: encap.src_port,
             dst_port: encap.dst_port,
         };
         // RFC 3948 §2.1: the UDP checksum is sent as zero.
         repr.emit(
-            &mut UdpPacket::new_unchecked(&mut out[start..total_out]),
-            total_out - start - udp::HEADER_LEN,
+            &mut UdpPacket::new_unchecked(&mut out[start..l.total_out]),
+            l.total_out - start - udp::HEADER_LEN,
             None,
         );
     }
-    Ok(payload.len())
+    Ok(())
 }
 
 pub(crate) fn check_seq(seq: u64, esn: bool) -> Result<(), SealError> {
@@ -434,33 +513,7 @@ pub(crate) fn open_esp_parts(
         }
     }
 
-    let prefix = match cfg.mode {
-        Mode::Transport => ip_header.len(),
-        Mode::Tunnel => 0,
-    };
-    out.clear();
-    out.reserve(prefix + ct_len);
-    if cfg.mode == Mode::Transport {
-        out.extend_from_slice(ip_header);
-    }
-    out.extend_from_slice(ciphertext);
-    match cfg.enc {
-        EncAlg::Null => {}
-        EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => {
-            let mut iv16 = [0u8; 16];
-            iv16.copy_from_slice(iv);
-            sa.crypto.cipher.cbc_decrypt(&iv16, &mut out[prefix..]);
-        }
-        EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 => {
-            let mut iv8 = [0u8; 8];
-            iv8.copy_from_slice(iv);
-            let (aad, aad_len) = gcm_aad(cfg.spi.0, seq, cfg.esn);
-            sa.crypto
-                .cipher
-                .gcm_open(&iv8, &aad[..aad_len], &mut out[prefix..], &esp[icv_start..])
-                .map_err(|_| OpenError::IcvMismatch)?;
-        }
-    }
+    let prefix = decrypt_into(sa, seq, iv, ciphertext, &esp[icv_start..], ip_header, out)?;
     // Authentic: now the window may be consulted and moved (RFC 4303
     // §3.4.3). Without integrity there is no anti-replay service (RFC 4303
     // §3.4.3: it needs the ICV), and an unauthenticated packet must never
@@ -481,6 +534,50 @@ pub(crate) fn open_esp_parts(
         next_header: trailer.next_header,
         protected_bytes: payload_len,
     })
+}
+
+/// Decrypts `ciphertext` into `out`, behind the IPv4 header in transport
+/// mode: CBC (RFC 3602), or GCM with its `tag` verified first (RFC 4106).
+/// Returns where the plaintext starts in `out`.
+#[inline]
+fn decrypt_into(
+    sa: &Sa,
+    seq: u64,
+    iv: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+    ip_header: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize, OpenError> {
+    let cfg = sa.config();
+    let prefix = match cfg.mode {
+        Mode::Transport => ip_header.len(),
+        Mode::Tunnel => 0,
+    };
+    out.clear();
+    out.reserve(prefix + ciphertext.len());
+    if cfg.mode == Mode::Transport {
+        out.extend_from_slice(ip_header);
+    }
+    out.extend_from_slice(ciphertext);
+    match cfg.enc {
+        EncAlg::Null => {}
+        EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => {
+            let mut iv16 = [0u8; 16];
+            iv16.copy_from_slice(iv);
+            sa.crypto.cipher.cbc_decrypt(&iv16, &mut out[prefix..]);
+        }
+        EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 => {
+            let mut iv8 = [0u8; 8];
+            iv8.copy_from_slice(iv);
+            let (aad, aad_len) = gcm_aad(cfg.spi.0, seq, cfg.esn);
+            sa.crypto
+                .cipher
+                .gcm_open(&iv8, &aad[..aad_len], &mut out[prefix..], tag)
+                .map_err(|_| OpenError::IcvMismatch)?;
+        }
+    }
+    Ok(prefix)
 }
 
 /// After the IPsec header is gone: check Next Header against the mode,

@@ -25,13 +25,10 @@ fn sa_records_round_trip_under_the_esp_pair_key() {
     }
 }
 
-/// A takeover adopts the DVIPA's pairs and bundles into the routing
-/// stack and the image's own shadow cache, reports an SA it could not
-/// take, leaves another DVIPA's records alone, and continues only the
-/// connections whose target is a live image.
-#[test]
-fn adopter_takes_the_dvipas_records_and_live_connections() {
-    let topo = figure4();
+/// The CF's SA records for the adoption test: a pair and a bundle of DVA1,
+/// a pair of another DVIPA, a pair whose inbound SA the routing stack
+/// refuses, and one whose outbound SA the shadow cache refuses.
+fn sa_records_to_adopt() -> (SaInstall, BundleInstall, Vec<SaRecord>) {
     let b = crate::sysplex::xcf::tests::bundle();
     let mut pair = b.esp.clone();
     (pair.inbound.spi, pair.outbound.spi) = (Spi(0x21), Spi(0x22));
@@ -53,6 +50,12 @@ fn adopter_takes_the_dvipas_records_and_live_connections() {
         SaRecord::Pair(Box::new(broken)),
         SaRecord::Pair(Box::new(broken_out)),
     ];
+    (pair, b, sas)
+}
+
+/// Connections to DVA1 recorded in the CF, served by MVS4 (live), MVS1
+/// (the stack that failed) and NOPE (no image).
+fn conns_to_restore() -> Vec<(ConnKey, ConnRecord)> {
     let conn = |port: u16, target: &str| {
         let key = ConnKey {
             client: Ipv4Addr::new(198, 18, 1, 2),
@@ -67,11 +70,22 @@ fn adopter_takes_the_dvipas_records_and_live_connections() {
         };
         (key, rec)
     };
-    let conns = vec![
+    vec![
         conn(40001, "MVS4"),
         conn(40002, "MVS1"),
         conn(40003, "NOPE"),
-    ];
+    ]
+}
+
+/// A takeover adopts the DVIPA's pairs and bundles into the routing
+/// stack and the image's own shadow cache, reports an SA it could not
+/// take, leaves another DVIPA's records alone, and continues only the
+/// connections whose target is a live image.
+#[test]
+fn adopter_takes_the_dvipas_records_and_live_connections() {
+    let topo = figure4();
+    let (pair, b, sas) = sa_records_to_adopt();
+    let conns = conns_to_restore();
     let (_, mvs2) = topo.image_xcf("MVS2").expect("MVS2");
     let mut routing = RoutingStack::new("MVS2", mvs2, Default::default(), &[]);
     let mut target = TargetStack::new("MVS2", mvs2);
