@@ -35,6 +35,7 @@
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
+use super::cf_key::{CfKey, CfPrefix};
 use super::config::SysplexImages;
 use super::dct::ConnKey;
 use super::routing::{DctChange, RoutingStack};
@@ -45,28 +46,28 @@ use crate::ipsec::sa::{Protocol, Spi};
 /// The rank of the VIPADEFINE owner: above every VIPABACKUP rank (1..=254).
 pub const OWNER_RANK: u16 = 255;
 
-/// `dvipa/<DVIPA>/`: everything the CF holds for one DVIPA.
-pub fn dvipa_prefix(dvipa: Ipv4Addr) -> String {
-    format!("dvipa/{dvipa}/")
+/// Everything the CF holds for one DVIPA.
+pub fn dvipa_prefix(dvipa: Ipv4Addr) -> CfPrefix {
+    CfPrefix::Dvipa(dvipa)
 }
 
 /// Who holds the DVIPA now.
-pub fn owner_key(dvipa: Ipv4Addr) -> String {
-    format!("dvipa/{dvipa}/owner")
+pub fn owner_key(dvipa: Ipv4Addr) -> CfKey {
+    CfKey::Owner(dvipa)
 }
 
-/// `dvipa/<DVIPA>/sa/`: the SA pairs of a DVIPA.
-pub fn sa_prefix(dvipa: Ipv4Addr) -> String {
-    format!("dvipa/{dvipa}/sa/")
+/// The SA pairs of a DVIPA.
+pub fn sa_prefix(dvipa: Ipv4Addr) -> CfPrefix {
+    CfPrefix::Sas(dvipa)
 }
 
 /// One SA pair, by protocol and inbound SPI.
-pub fn sa_key(dvipa: Ipv4Addr, protocol: Protocol, inbound_spi: Spi) -> String {
-    let p = match protocol {
-        Protocol::Esp => "esp",
-        Protocol::Ah => "ah",
-    };
-    format!("{}{p}/{:#010x}", sa_prefix(dvipa), inbound_spi.0)
+pub fn sa_key(dvipa: Ipv4Addr, protocol: Protocol, inbound_spi: Spi) -> CfKey {
+    CfKey::Sa {
+        dvipa,
+        protocol,
+        inbound_spi,
+    }
 }
 
 /// One SA record: a single pair, or an AH+ESP bundle (keyed by its ESP
@@ -87,40 +88,25 @@ impl SaRecord {
     }
 
     /// Where the record is kept.
-    pub fn key(&self) -> String {
+    pub fn key(&self) -> CfKey {
         let p = self.pair();
         sa_key(p.dvipa, p.inbound.protocol, p.inbound.spi)
     }
 }
 
-/// `dvipa/<DVIPA>/conn/`: the connection table of a DVIPA.
-pub fn conn_prefix(dvipa: Ipv4Addr) -> String {
-    format!("dvipa/{dvipa}/conn/")
+/// The connection table of a DVIPA.
+pub fn conn_prefix(dvipa: Ipv4Addr) -> CfPrefix {
+    CfPrefix::Conns(dvipa)
 }
 
-/// One connection: `dvipa/<DVIPA>/conn/<client>:<client port>/<port>`.
-pub fn conn_key(key: &ConnKey) -> String {
-    format!(
-        "{}{}:{}/{}",
-        conn_prefix(key.dvipa),
-        key.client,
-        key.client_port,
-        key.port
-    )
+/// One connection of a DVIPA's table.
+pub fn conn_key(key: &ConnKey) -> CfKey {
+    CfKey::Conn(*key)
 }
 
-/// The connection a [`conn_key`] names; `None` for anything else.
+/// The connection a [`conn_key`]'s text names; `None` for anything else.
 pub fn parse_conn_key(key: &str) -> Option<ConnKey> {
-    let rest = key.strip_prefix("dvipa/")?;
-    let (dvipa, rest) = rest.split_once("/conn/")?;
-    let (client, port) = rest.rsplit_once('/')?;
-    let (client, client_port) = client.rsplit_once(':')?;
-    Some(ConnKey {
-        client: client.parse().ok()?,
-        client_port: client_port.parse().ok()?,
-        dvipa: dvipa.parse().ok()?,
-        port: port.parse().ok()?,
-    })
+    CfKey::parse(key).and_then(CfKey::conn)
 }
 
 /// The CF's record of who holds a DVIPA.
@@ -167,7 +153,7 @@ pub fn claim_request(
         previous: previous.map(str::to_string),
     };
     Some(CfRequest::CompareAndSwap {
-        key: owner_key(dvipa),
+        key: owner_key(dvipa).into(),
         expected: current,
         value: encode(&mine),
     })
@@ -184,14 +170,16 @@ pub fn conn_request(change: &DctChange) -> CfRequest {
             target_xcf,
             ipsec,
         } => CfRequest::Put {
-            key: conn_key(key),
+            key: conn_key(key).into(),
             value: encode(&ConnRecord {
                 target: target.clone(),
                 target_xcf: *target_xcf,
                 ipsec: *ipsec,
             }),
         },
-        DctChange::Ended(key) => CfRequest::Delete { key: conn_key(key) },
+        DctChange::Ended(key) => CfRequest::Delete {
+            key: conn_key(key).into(),
+        },
     }
 }
 

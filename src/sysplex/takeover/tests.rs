@@ -199,7 +199,7 @@ fn claim_request_swaps_only_from_the_failed_holder() {
     else {
         panic!("no claim: {claim:?}");
     };
-    assert_eq!(key, owner_key(DVA1));
+    assert_eq!(key, owner_key(DVA1).to_string());
     assert_eq!(expected, Some(rec("MVS1")));
     let mine: OwnerRecord = decode(&value).expect("owner record");
     assert_eq!(
@@ -214,7 +214,7 @@ fn claim_request_swaps_only_from_the_failed_holder() {
 #[test]
 fn keys_name_the_dvipa_and_the_spi_or_connection() {
     assert_eq!(
-        sa_key(DVA1, Protocol::Esp, Spi(0x1001)),
+        sa_key(DVA1, Protocol::Esp, Spi(0x1001)).to_string(),
         "dvipa/198.18.0.100/sa/esp/0x00001001"
     );
     let c = ConnKey {
@@ -223,10 +223,10 @@ fn keys_name_the_dvipa_and_the_spi_or_connection() {
         dvipa: DVA1,
         port: 80,
     };
-    let k = conn_key(&c);
+    let k = conn_key(&c).to_string();
     assert_eq!(k, "dvipa/198.18.0.100/conn/198.18.1.2:40000/80");
     assert_eq!(parse_conn_key(&k), Some(c));
-    assert!(k.starts_with(&conn_prefix(DVA1)));
+    assert!(k.starts_with(&conn_prefix(DVA1).to_string()));
     assert_eq!(parse_conn_key("dvipa/198.18.0.100/owner"), None);
     assert_eq!(parse_conn_key("dvipa/x/conn/1.2.3.4:5/6"), None);
 }
