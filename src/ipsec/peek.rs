@@ -263,7 +263,7 @@ fn peek_fast(packet: &[u8], sa: &Sa) -> Option<PeekResult> {
 /// The fast path's outer header: IPv4 version 4, IHL 5, no fragment,
 /// Total Length within the buffer, carrying ESP directly or in UDP.
 /// Where the ESP packet starts and ends.
-#[inline]
+#[inline(always)]
 fn fast_outer(packet: &[u8], cfg: &SaConfig) -> Option<(usize, usize)> {
     let h: &[u8; ipv4::HEADER_LEN] = packet.get(..ipv4::HEADER_LEN)?.try_into().ok()?;
     if h[0] != 0x45 || be16(h, 6) & 0x3fff != 0 {
@@ -295,7 +295,7 @@ fn fast_outer(packet: &[u8], cfg: &SaConfig) -> Option<(usize, usize)> {
 /// The fast path behind the outer header: `esp` is the ESP packet of a
 /// tunnel-mode SA with at least three cipher blocks and an inner IPv4
 /// header without options; `None` for anything else.
-#[inline]
+#[inline(always)]
 fn peek_fast_esp(
     esp: &[u8],
     sa: &Sa,
@@ -343,7 +343,7 @@ fn peek_fast_esp(
 
 /// The fast path's inner IPv4 header without options (Total Length within
 /// the `ct_len` bytes of payload) and its ports and TCP flags.
-#[inline]
+#[inline(always)]
 fn fast_inner(p: &[u8; 48], ct_len: usize) -> Option<(IpProtocol, u16, u16, Option<TcpFlags>)> {
     let inner_total = usize::from(be16(p, 2));
     if p[0] != 0x45 || inner_total < ipv4::HEADER_LEN || inner_total > ct_len {
