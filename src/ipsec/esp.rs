@@ -3,11 +3,12 @@
 
 use rand_core::RngCore;
 
-use super::outer::{fix_ipv4_header, parse_outer, selector_fields, tunnel_header, v4, OuterError};
+use super::outer::{fix_ipv4_header, parse_outer, tunnel_header, v4, OuterError};
 use super::replay::{ReplayError, ReplayWindow};
 use super::sa::{EncAlg, IntegAlg, Mode, Protocol, Sa, SaConfig};
 use super::DropReason;
 use crate::wire::esp::{self as esp_wire, Trailer};
+use crate::wire::flow::FiveTuple;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::{udp, IpProtocol, UdpPacket, UdpRepr, WireError};
 
@@ -590,7 +591,7 @@ pub(crate) fn finish_inbound(
     out: &mut Vec<u8>,
 ) -> Result<(), OpenError> {
     let cfg = sa.config();
-    let (protocol, header_len) = match (cfg.mode, next_header) {
+    match (cfg.mode, next_header) {
         (_, IpProtocol::NoNextHeader) => return Err(OpenError::Dummy),
         (Mode::Tunnel, IpProtocol::IpIp) => {
             let inner = Ipv4Packet::new_checked(&out[..]).map_err(|_| OpenError::Malformed)?;
@@ -600,22 +601,22 @@ pub(crate) fn finish_inbound(
             if !inner.verify_checksum() {
                 return Err(OpenError::Malformed);
             }
-            let (protocol, header_len, total) =
-                (inner.next_header(), inner.header_len(), inner.total_len());
             // Bytes after the inner packet are TFC padding (RFC 4303 §2.7).
-            out.truncate(usize::from(total));
-            (protocol, usize::from(header_len))
+            let total = usize::from(inner.total_len());
+            out.truncate(total);
         }
         (Mode::Tunnel, IpProtocol::Ipv6) => return Err(OpenError::Unsupported),
         (Mode::Tunnel, _) => return Err(OpenError::NextHeaderMismatch),
         (Mode::Transport, protocol) => {
             let len = out.len();
             fix_ipv4_header(out, protocol, len);
-            (protocol, prefix)
         }
-    };
-    let (src, dst, protocol, ports) =
-        selector_fields(out, protocol, header_len).ok_or(OpenError::Malformed)?;
+    }
+    // In transport mode the restored header is `prefix` bytes long and
+    // names `next_header`: the 5-tuple reads the packet as it now is.
+    debug_assert!(cfg.mode == Mode::Tunnel || usize::from(out[0] & 0x0f) * 4 == prefix);
+    let five = FiveTuple::parse(out).map_err(|_| OpenError::Malformed)?;
+    let (src, dst, protocol, ports) = five.selector_fields();
     if !cfg.selector.matches(src, dst, protocol, ports) {
         return Err(OpenError::SelectorMismatch);
     }
