@@ -35,7 +35,7 @@ build: check-cargo
 # first (as `make topology` does), so a fresh machine passes as this one.
 test: check-cargo
 	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
-	$(CARGO) test
+	$(CARGO) test --workspace
 
 # plexnet doctor for every topology under topologies/ (CI runs it): exits
 # non-zero, naming the package, plugin or kernel feature, when one is missing.
@@ -72,11 +72,11 @@ bench-sysplex: check-cargo bench-floor
 	scripts/bench-sysplex.sh $(PLEXNET)
 
 fmt: check-cargo
-	$(CARGO) fmt
+	$(CARGO) fmt --all
 
 lint: check-cargo
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 check-cargo:
 	@[ -n "$(CARGO)" ] || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }

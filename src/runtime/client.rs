@@ -41,9 +41,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 use tokio::net::UdpSocket;
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::control::{self, Request};
+use super::sigterm;
 use crate::ipsec::{
     seal_bundle_counted, DropCounters, DropReason, Expiry, InboundSa, InboundSad, Mode, OpenError,
     Opened, OutboundSa, Protocol, Sa, SaConfig, SaCounters, SaError, SealError, TrafficSelector,
@@ -52,7 +52,7 @@ use crate::lab::netns;
 use crate::lab::plan::TUN_NAME;
 use crate::topology::manual::NAT_T_PORT;
 use crate::topology::{ClientIpsec, ManualProtocol, ManualSa, SaBundle, SaSide, Topology};
-use crate::wire::flow::FiveTuple;
+use crate::wire::flow::{FiveTuple, SelectorFields};
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::{udp, IpProtocol, UdpPacket, UdpRepr};
 
@@ -464,9 +464,7 @@ impl Sealer {
 
 /// Addresses, protocol and TCP/UDP ports of a plaintext packet, for
 /// selector matching (RFC 4301 §4.4.1.1).
-fn selector_fields(
-    packet: &[u8],
-) -> Result<(IpAddr, IpAddr, IpProtocol, Option<(u16, u16)>), OutboundDrop> {
+fn selector_fields(packet: &[u8]) -> Result<SelectorFields, OutboundDrop> {
     FiveTuple::parse(packet)
         .map(|t| t.selector_fields())
         .map_err(|_| OutboundDrop::Malformed)
@@ -746,17 +744,6 @@ pub fn run_standalone(args: StandaloneArgs) -> Result<()> {
         .context("starting the runtime")?;
     let node = args.client.clone();
     rt.block_on(serve(setup, &node, args.control.as_deref(), sigterm()))
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn sigterm() -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }
 
 /// Runs the data plane of `setup` in the current namespace until `stop`

@@ -5,10 +5,10 @@
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::control::{self, Request};
 use super::image::{ImageNode, XcfOut};
+use super::sigterm;
 use super::xcf::XcfMesh;
 use crate::lab::netns;
 use crate::lab::plan::TUN_NAME;
@@ -64,16 +64,6 @@ pub fn run(args: DaemonArgs) -> Result<()> {
     }
     let _ = std::fs::remove_file(state::socket_path(&args.run_dir, &args.node));
     result
-}
-
-async fn sigterm() -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }
 
 async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()> {

@@ -18,6 +18,20 @@ pub mod udp_gso;
 pub mod xcf;
 pub mod xcf_data;
 
+/// Resolves on SIGTERM or SIGINT: how `down` (and a user's Ctrl-C) stops
+/// every daemon, image, CF and client alike.
+pub async fn sigterm() -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
 /// Logs of a daemon (`PLEXNET_LOG` filters, `info` by default) to its
 /// stderr, which `up` points at the node's log file.
 pub fn init_logging() {

@@ -25,8 +25,8 @@ use super::error::ErrorKind;
 use super::file::{ClientDef, IkeDef};
 use super::model::{Client, ClientIpsec, HostName, IkeSettings, Image, ManualSa};
 use super::resolve::Resolver;
-use crate::ike::proposal::{parse_proposals, Protocol};
-use crate::ike::{Identity, IkeConfig};
+use plexnet_core::ike::proposal::{parse_proposals, Protocol};
+use plexnet_core::ike::{Identity, IkeConfig};
 
 /// Child SA rekey time by default (strongSwan's `rekey_time` for children).
 pub const DEFAULT_REKEY_TIME: u64 = 3600;
@@ -314,7 +314,7 @@ fn settings(r: &mut Resolver<'_>, d: &IkeDef) -> Option<IkeSettings> {
 
 #[cfg(test)]
 mod tests {
-    use crate::topology::{load_str, ClientIpsec, Topology, TopologyError};
+    use crate::{load_str, ClientIpsec, Topology, TopologyError};
     use std::net::Ipv4Addr;
     use std::path::Path;
 
@@ -424,7 +424,7 @@ ike = ["DVA1"]
         let at = marked.find('‸').expect("a marker");
         let text = marked.replace('‸', "");
         let err = load(&text).expect_err("must fail");
-        let (line, col) = crate::topology::error::line_col(&text, at);
+        let (line, col) = crate::error::line_col(&text, at);
         assert!(
             err.to_string()
                 .starts_with(&format!("t.toml:{line}:{col}: {message}")),

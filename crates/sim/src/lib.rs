@@ -6,7 +6,6 @@
 //! the snapshot tests keep. The same `sysplex` state machines run in the
 //! real namespaces under `runtime`.
 
-pub mod render;
 mod server;
 mod takeover;
 
@@ -15,21 +14,23 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::ipsec::filter::FilterTable;
-use crate::ipsec::sa::{
+use plexnet_core::ipsec::filter::FilterTable;
+use plexnet_core::ipsec::sa::{
     EncAlg, IntegAlg, Key, Lifetimes, Mode, PortRange, Protocol, Sa, SaConfig, Spi, TrafficSelector,
 };
-use crate::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
-use crate::sysplex::routing::{DctOutcome, Decision, RouteNote, RoutingConfig, RoutingStack};
-use crate::sysplex::stack::{self, ImageStack};
-use crate::sysplex::target::{
+use plexnet_core::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
+use plexnet_core::sysplex::config::{Dest, DestRole, DistMethod, VipaDistribute, XcfForwarding};
+use plexnet_core::sysplex::routing::{
+    DctOutcome, Decision, RouteNote, RoutingConfig, RoutingStack,
+};
+use plexnet_core::sysplex::stack::{self, ImageStack};
+use plexnet_core::sysplex::target::{
     self, OutboundPlan, SeqNumbers, TargetCounters, TargetStack, Upstream, Verdict,
 };
-use crate::sysplex::xcf::{
+use plexnet_core::sysplex::xcf::{
     AhBundle, BundleInstall, CfRequest, CfResponse, SaInstall, SeqKey, XcfMessage,
 };
-use crate::topology::{Dest, DestRole, DistMethod, VipaDistribute, XcfForwarding};
-use crate::wire::TcpFlags;
+use plexnet_core::wire::TcpFlags;
 
 pub use server::{tcp_packet, ScriptedServer};
 
@@ -143,7 +144,9 @@ impl XcfDatagram {
         match self {
             Self::Gre(g) => g.len(),
             Self::GreInUdp { body, .. } => {
-                crate::wire::ipv4::HEADER_LEN + crate::wire::udp::HEADER_LEN + body.len()
+                plexnet_core::wire::ipv4::HEADER_LEN
+                    + plexnet_core::wire::udp::HEADER_LEN
+                    + body.len()
             }
         }
     }
@@ -152,11 +155,14 @@ impl XcfDatagram {
     fn describe(&self, dst: Ipv4Addr) -> String {
         match self {
             Self::Gre(g) => {
-                let src = crate::wire::ipv4::Packet::new_unchecked(g).src_addr();
+                let src = plexnet_core::wire::ipv4::Packet::new_unchecked(g).src_addr();
                 format!("GRE {src} > {dst}")
             }
             Self::GreInUdp { src, .. } => {
-                format!("GRE-in-UDP {src} > {dst}:{}", crate::wire::gre::UDP_PORT)
+                format!(
+                    "GRE-in-UDP {src} > {dst}:{}",
+                    plexnet_core::wire::gre::UDP_PORT
+                )
             }
         }
     }
@@ -210,7 +216,7 @@ impl SelectorSpec {
             (PortRange::single(port), clients)
         };
         TrafficSelector {
-            protocol: Some(crate::wire::IpProtocol::Tcp),
+            protocol: Some(plexnet_core::wire::IpProtocol::Tcp),
             src_ports,
             dst_ports,
             ..hosts
@@ -592,8 +598,8 @@ impl World {
             self.log(format!(
                 "{owner} routing  dynamic filter in front of {}: in {}, out {} (sent with the SAs)",
                 f.anchor.name,
-                render::selector(&f.dynamic.inbound),
-                render::selector(&f.dynamic.outbound)
+                plexnet_core::trace::selector(&f.dynamic.inbound),
+                plexnet_core::trace::selector(&f.dynamic.outbound)
             ));
         }
     }
@@ -608,7 +614,7 @@ impl World {
             .active_rules()
             .rules
             .iter()
-            .map(|r| format!("{} {}", r.name, render::action(&r.action)))
+            .map(|r| format!("{} {}", r.name, plexnet_core::trace::action(&r.action)))
             .collect();
         self.log(format!(
             "{owner} routing  IPCONFIG IPSECURITY, filter table: {}, SYSDEFAULTDENYRULE",
@@ -665,7 +671,10 @@ impl World {
             ));
             return;
         };
-        self.log(format!("{image} server   {}", render::packet(&seg)));
+        self.log(format!(
+            "{image} server   {}",
+            plexnet_core::trace::packet(&seg)
+        ));
         self.queue.push_back((
             self.now_ms,
             Event::Outbound {
@@ -717,8 +726,8 @@ impl World {
         let sealed = self.client_seal(&inner, spi);
         self.log(format!(
             "client1 → DVA1   {}  [inner {}]",
-            render::packet(&sealed),
-            render::packet(&inner)
+            plexnet_core::trace::packet(&sealed),
+            plexnet_core::trace::packet(&inner)
         ));
         self.client.last_sent = Some(sealed.clone());
         self.queue
@@ -731,8 +740,8 @@ impl World {
         let sealed = self.client_seal(inner, None);
         self.log(format!(
             "client1 → DVA1   {}  [inner {}]",
-            render::packet(&sealed),
-            render::packet(inner)
+            plexnet_core::trace::packet(&sealed),
+            plexnet_core::trace::packet(inner)
         ));
         self.queue
             .push_back((self.now_ms + HOP_MS, Event::ToDvipa(sealed)));
@@ -765,7 +774,7 @@ impl World {
     pub fn client_raw(&mut self, what: &str, packet: Vec<u8>) {
         self.log(format!(
             "client1 → DVA1   {}  ({what})",
-            render::packet(&packet)
+            plexnet_core::trace::packet(&packet)
         ));
         self.queue
             .push_back((self.now_ms + HOP_MS, Event::ToDvipa(packet)));
@@ -842,7 +851,14 @@ impl World {
     /// tunnel check) and the DCT lookup (block 134).
     fn log_route_note(&mut self, owner: &str, note: &RouteNote) {
         if let Some(p) = note.peek {
-            let flow = render::flow(p.proto, p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags);
+            let flow = plexnet_core::trace::flow(
+                p.proto,
+                p.src,
+                p.src_port,
+                p.dst,
+                p.dst_port,
+                p.tcp_flags,
+            );
             let through = note.ah.map_or(String::new(), |(spi, seq)| {
                 format!("AH {:#010x} seq {seq} → ESP ", spi.0)
             });
@@ -855,9 +871,9 @@ impl World {
             let line = match note.peek {
                 Some(p) => format!(
                     "tunnel check (block 136): {}",
-                    render::verdict(v, Some(p.spi))
+                    plexnet_core::trace::verdict(v, Some(p.spi))
                 ),
-                None => format!("IP filter: {}", render::verdict(v, None)),
+                None => format!("IP filter: {}", plexnet_core::trace::verdict(v, None)),
             };
             self.log(format!("{owner} routing  {line}"));
         }
@@ -977,7 +993,7 @@ impl World {
         let target = &self.images[image].target;
         let filtered = target
             .last_filter()
-            .map(|(f, under)| render::verdict(f, under.map(|u| u.spi)));
+            .map(|(f, under)| plexnet_core::trace::verdict(f, under.map(|u| u.spi)));
         match v {
             Verdict::Drop(d) => {
                 if let Some(f) = filtered {
@@ -1009,7 +1025,7 @@ impl World {
                 let sep = if how.is_empty() { "" } else { ", " };
                 self.log(format!(
                     "{image} target   {how}{sep}{what} → TUN: {}",
-                    render::packet(&plain)
+                    plexnet_core::trace::packet(&plain)
                 ));
                 self.deliver_to_kernel(image, &plain);
             }
@@ -1034,7 +1050,10 @@ impl World {
         }
         let replies = self.image(image).server.receive(plain);
         for r in replies {
-            self.log(format!("{image} server   {}", render::packet(&r)));
+            self.log(format!(
+                "{image} server   {}",
+                plexnet_core::trace::packet(&r)
+            ));
             self.queue.push_back((
                 now,
                 Event::Outbound {
@@ -1053,7 +1072,7 @@ impl World {
         if let Some((f, _)) = self.images[image].target.last_filter() {
             let line = format!(
                 "{image} target   outbound filter (block 160): {}",
-                render::verdict(f, None)
+                plexnet_core::trace::verdict(f, None)
             );
             self.log(line);
         }
@@ -1171,7 +1190,7 @@ impl World {
     fn at_client(&mut self, from: &str, packet: &[u8]) {
         let now_s = self.now_ms / 1000;
         let mut out = Vec::new();
-        let spi = crate::ipsec::peek::locate(packet).map(|l| l.spi);
+        let spi = plexnet_core::ipsec::peek::locate(packet).map(|l| l.spi);
         let sa = spi
             .ok()
             .and_then(|spi| self.client.inbound.iter_mut().find(|s| s.sa().spi() == spi));
@@ -1184,14 +1203,18 @@ impl World {
                 match opened {
                     Ok(o) => format!(
                         "{}  seq {} [inner {}]",
-                        render::packet(packet),
+                        plexnet_core::trace::packet(packet),
                         o.seq,
-                        render::packet(&out)
+                        plexnet_core::trace::packet(&out)
                     ),
-                    Err(e) => format!("{}  DROP {}", render::packet(packet), e.reason().as_str()),
+                    Err(e) => format!(
+                        "{}  DROP {}",
+                        plexnet_core::trace::packet(packet),
+                        e.reason().as_str()
+                    ),
                 }
             }
-            _ => render::packet(packet),
+            _ => plexnet_core::trace::packet(packet),
         };
         self.log(format!("client1 ← {from:<5} {line}"));
     }
@@ -1273,7 +1296,7 @@ pub fn xcf_name(m: &XcfMessage) -> String {
     }
 }
 
-impl CfService for crate::sysplex::cf::CouplingFacility {
+impl CfService for plexnet_core::sysplex::cf::CouplingFacility {
     fn request(&mut self, req: CfRequest) -> CfResponse {
         self.handle(req)
     }

@@ -144,12 +144,12 @@ use super::model::{KeyExchangeAction, KeyExchangeOffer, KeyExchangeRule, Securit
 use super::pagent::{self, Node};
 use super::profile::parse_addr_spec;
 use super::statement::{number_in, parse_ipv4, RawError, Tok};
-use crate::ipsec::policy::{
+use core::net::Ipv4Addr;
+use plexnet_core::ipsec::policy::{
     AddrSpec, Conditions, DataOffer, Direction, DynVpnAction, FilterAction, FilterRule, Initiation,
     ManVpnAction, PortSpec, ProtocolSpec, Routing, TcpConnect,
 };
-use crate::ipsec::sa::{EncAlg, IntegAlg, Mode, Protocol};
-use core::net::Ipv4Addr;
+use plexnet_core::ipsec::sa::{EncAlg, IntegAlg, Mode, Protocol};
 
 /// The kinds of statement plexnet reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

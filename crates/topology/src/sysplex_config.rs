@@ -1,13 +1,13 @@
 //! What the topology hands the sysplex state machines: each image's
 //! routing stack configuration and VIPADISTRIBUTE statements, and the
 //! images a takeover looks up (patent Fig. 12). sysplex defines the types
-//! (`crate::sysplex::config`) and never reads the topology itself.
+//! (`plexnet_core::sysplex::config`) and never reads the topology itself.
 
 use std::net::Ipv4Addr;
 
 use super::{Image, Topology};
-use crate::sysplex::config::{InboundFilter, SysplexImages, VipaDistribute};
-use crate::sysplex::routing::{FilterAt, RoutingConfig};
+use plexnet_core::sysplex::config::{InboundFilter, SysplexImages, VipaDistribute};
+use plexnet_core::sysplex::routing::{FilterAt, RoutingConfig};
 
 impl Image {
     /// The configuration this image's definition gives its routing stack:

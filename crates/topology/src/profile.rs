@@ -58,7 +58,7 @@ use super::error::ErrorKind;
 use super::statement::{
     self, is_digits, number_in, parse_ipv4, tokenize, Cursor, Keyword, RawError, Tok,
 };
-use crate::ipsec::policy::{
+use plexnet_core::ipsec::policy::{
     AddrSpec, Conditions, Direction, FilterAction, FilterRule, PortSpec, ProtocolSpec, Routing,
     TcpConnect,
 };

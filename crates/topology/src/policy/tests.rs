@@ -231,7 +231,7 @@ fn base_resolves() {
     assert_eq!(o.proposal, "aes128-sha1-prfsha1-modp2048");
     assert_eq!(o.lifetime_secs, 240 * 60);
     let pc = o.proposal_config().expect("an implemented proposal");
-    assert_eq!(pc.dh, [crate::ike::dh::DhGroup::Modp2048]);
+    assert_eq!(pc.dh, [plexnet_core::ike::dh::DhGroup::Modp2048]);
     assert!(!format!("{k:?}").contains("plexnet-figure4"));
 }
 

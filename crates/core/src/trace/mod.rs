@@ -1,4 +1,8 @@
-//! Stable one-line renderings of packets for traces.
+//! Stable one-line renderings of packets, selectors, filter actions and
+//! filter verdicts, in the spirit of smoltcp's `pretty_print`: the
+//! simulator's traces (and so its insta snapshots) are written with them,
+//! so a rendering changes only when the packet or the decision does.
+//! Pure functions over the core's types: no I/O.
 
 use std::fmt::Write;
 

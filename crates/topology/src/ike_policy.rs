@@ -15,12 +15,12 @@
 
 use super::ike::{DEFAULT_COOKIE_THRESHOLD, DEFAULT_IKE_REKEY_TIME, DEFAULT_LIFE_TIME};
 use super::model::{IkeSettings, Image};
-use crate::ike::dh::DhGroup;
-use crate::ike::keys::{Encr, Integ};
-use crate::ike::prf::Prf;
-use crate::ike::proposal::{parse_proposals, Protocol as IkeProtocol};
-use crate::ipsec::policy::{DataOffer, DynVpnAction, FilterAction};
-use crate::ipsec::sa::{IntegAlg, Protocol};
+use plexnet_core::ike::dh::DhGroup;
+use plexnet_core::ike::keys::{Encr, Integ};
+use plexnet_core::ike::prf::Prf;
+use plexnet_core::ike::proposal::{parse_proposals, Protocol as IkeProtocol};
+use plexnet_core::ipsec::policy::{DataOffer, DynVpnAction, FilterAction};
+use plexnet_core::ipsec::sa::{IntegAlg, Protocol};
 
 /// The IKE settings of the images' policies, and the image they came from;
 /// `Ok(None)` when no image with `ike = true` has key-exchange rules.
@@ -133,7 +133,7 @@ fn vpn_actions<'a>(actions: impl Iterator<Item = &'a FilterAction>) -> Vec<&'a D
 /// `aes256-sha256`, with `-ecp256` for PFS); AH and transport offers have
 /// no place in an ESP child SA here (`None`).
 fn esp_proposal(o: &DataOffer, pfs: Option<u16>) -> Option<String> {
-    if o.protocol != Protocol::Esp || o.mode != crate::ipsec::sa::Mode::Tunnel {
+    if o.protocol != Protocol::Esp || o.mode != plexnet_core::ipsec::sa::Mode::Tunnel {
         return None;
     }
     let enc = o.encryption?;
@@ -313,13 +313,13 @@ fn group_keyword(d: DhGroup) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipsec::sa::EncAlg;
+    use plexnet_core::ipsec::sa::EncAlg;
 
     #[test]
     fn esp_offers_become_strongswan_proposals() {
         let gcm = DataOffer {
             protocol: Protocol::Esp,
-            mode: crate::ipsec::sa::Mode::Tunnel,
+            mode: plexnet_core::ipsec::sa::Mode::Tunnel,
             encryption: Some(EncAlg::AesGcm16_128),
             integrity: IntegAlg::None,
             lifetime_secs: 3600,
@@ -336,7 +336,7 @@ mod tests {
             Some("aes256-sha256-ecp256")
         );
         let transport = DataOffer {
-            mode: crate::ipsec::sa::Mode::Transport,
+            mode: plexnet_core::ipsec::sa::Mode::Transport,
             ..gcm
         };
         assert_eq!(esp_proposal(&transport, None), None);

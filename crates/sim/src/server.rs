@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-pub use crate::wire::build::tcp_packet;
-use crate::wire::{ipv4, tcp, IpProtocol, TcpFlags};
+pub use plexnet_core::wire::build::tcp_packet;
+use plexnet_core::wire::{ipv4, tcp, IpProtocol, TcpFlags};
 
 #[derive(Debug, Clone)]
 pub struct ScriptedServer {

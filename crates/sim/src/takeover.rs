@@ -1,5 +1,5 @@
 //! VIPA takeover in the simulator: the owner checkpoints its SA pairs and
-//! DCT entries into the CF's key/value store ([`crate::sysplex::takeover`]
+//! DCT entries into the CF's key/value store ([`plexnet_core::sysplex::takeover`]
 //! has the keys), images exchange heartbeats in virtual time, a failed
 //! image goes silent, and the backup whose [`Watch`] says so takes the
 //! DVIPA over from what the CF holds — the same steps, in the same order,
@@ -12,16 +12,16 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
-use crate::ipsec::filter::FilterTable;
-use crate::sysplex::cf_key::{CfKey, CfPrefix};
-use crate::sysplex::dct::ConnKey;
-use crate::sysplex::routing::{DctChange, OwnedPair, RoutingStack};
-use crate::sysplex::stack::ImageStack;
-use crate::sysplex::takeover::SaRecord;
-use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
-use crate::sysplex::target::TargetStack;
-use crate::sysplex::xcf::{CfRequest, CfResponse, SaInstall, XcfMessage};
-use crate::topology::{Topology, VipaDistribute};
+use plexnet_core::ipsec::filter::FilterTable;
+use plexnet_core::sysplex::cf_key::{CfKey, CfPrefix};
+use plexnet_core::sysplex::dct::ConnKey;
+use plexnet_core::sysplex::routing::{DctChange, OwnedPair, RoutingStack};
+use plexnet_core::sysplex::stack::ImageStack;
+use plexnet_core::sysplex::takeover::SaRecord;
+use plexnet_core::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
+use plexnet_core::sysplex::target::TargetStack;
+use plexnet_core::sysplex::xcf::{CfRequest, CfResponse, SaInstall, XcfMessage};
+use plexnet_topology::{Topology, VipaDistribute};
 
 /// XCF heartbeat interval (the runtime's `XcfConfig::heartbeat`).
 pub const HEARTBEAT_MS: u64 = 1000;
@@ -311,14 +311,16 @@ impl World {
                 dead(&self.owner)?,
                 format!(
                     "{} (the LAN still delivers DVA1 there)",
-                    super::render::packet(p)
+                    plexnet_core::trace::packet(p)
                 ),
             ),
             Event::Gre { from, to, datagram } => (
                 dead(from).or_else(|| dead(to))?,
                 format!("GRE {from} ⇒ {to} ({} bytes)", datagram.wire_len()),
             ),
-            Event::Outbound { image, packet } => (dead(image)?, super::render::packet(packet)),
+            Event::Outbound { image, packet } => {
+                (dead(image)?, plexnet_core::trace::packet(packet))
+            }
             Event::Xcf { from, to, msg } => (
                 dead(from).or_else(|| dead(to))?,
                 format!("XCF {from} → {to} {}", super::xcf_name(msg)),

@@ -1113,7 +1113,7 @@ fn dvipa_on_ext(r: &mut Resolver<'_>, addr: Ipv4Addr, ext: &Lan, at: usize) -> b
 
 #[cfg(test)]
 mod tests {
-    use crate::topology::{load_str, Topology, TopologyError};
+    use crate::{load_str, Topology, TopologyError};
     use std::path::Path;
 
     /// Marks where the first error must point; removed before loading.
@@ -1191,7 +1191,7 @@ name = "client1"
 
     #[test]
     fn xcf_forwarding_defaults_to_gre_and_names_its_choices() {
-        use crate::topology::XcfForwarding;
+        use crate::XcfForwarding;
         assert_eq!(load(BASE).unwrap().xcf_forwarding, XcfForwarding::Gre);
         let text = format!("{BASE}\n[xcf]\nforwarding = \"gre-in-udp\"\n");
         assert_eq!(load(&text).unwrap().xcf_forwarding, XcfForwarding::GreInUdp);
@@ -1602,7 +1602,7 @@ name = "client1"
         let t = load(&text).expect("loads");
         let b = &t.images[1].vipa.backups[0];
         assert_eq!((b.rank, b.mask.to_string().as_str()), (1, "255.255.255.0"));
-        assert_eq!(b.moveable, crate::topology::Moveable::Immediate);
+        assert_eq!(b.moveable, crate::Moveable::Immediate);
     }
 
     #[test]

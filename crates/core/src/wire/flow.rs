@@ -8,6 +8,10 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use super::{IpProtocol, Ipv4Packet, WireError};
 
+/// What SA selectors match on (RFC 4301 §4.4.1.1): source, destination,
+/// protocol, and the ports when there are any.
+pub type SelectorFields = (IpAddr, IpAddr, IpProtocol, Option<(u16, u16)>);
+
 /// Addresses, protocol and (TCP, UDP) ports of an IPv4 packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FiveTuple {
@@ -40,7 +44,7 @@ impl FiveTuple {
     }
 
     /// The fields as SA selectors take them (RFC 4301 §4.4.1.1).
-    pub fn selector_fields(&self) -> (IpAddr, IpAddr, IpProtocol, Option<(u16, u16)>) {
+    pub fn selector_fields(&self) -> SelectorFields {
         (
             IpAddr::V4(self.src),
             IpAddr::V4(self.dst),

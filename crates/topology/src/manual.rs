@@ -91,10 +91,10 @@ use super::file::{LifetimeDef, ManualSaDef};
 use super::model::{Client, ClientIpsec, HostName, Image, ManualProtocol, ManualSa, SaBundle};
 use super::resolve::Resolver;
 use super::statement::parse_ipv4;
-use crate::ipsec::filter::{coverage, Coverage};
-use crate::ipsec::policy::FilterAction;
-use crate::ipsec::replay::MAX_WINDOW;
-use crate::ipsec::{
+use plexnet_core::ipsec::filter::{coverage, Coverage};
+use plexnet_core::ipsec::policy::FilterAction;
+use plexnet_core::ipsec::replay::MAX_WINDOW;
+use plexnet_core::ipsec::{
     EncAlg, IntegAlg, Key, Lifetime, Lifetimes, Mode, Protocol, Sa, SaConfig, Spi, TrafficSelector,
     UdpEncap,
 };
@@ -573,7 +573,7 @@ pub(super) fn resolve(
 /// needs an IpFilterRule whose action is an IpManVpnAction with the
 /// tunnel's endpoints (IP Configuration Reference, page
 /// `ipmanvpnactionstatement`), and that rule must be the one the filter
-/// table anchors the SA pair at ([`crate::ipsec::filter::FilterTable::anchor_for`]:
+/// table anchors the SA pair at ([`plexnet_core::ipsec::filter::FilterTable::anchor_for`]:
 /// the first IPsec rule that covers it). The keys stay in `[[manual_sa]]`.
 fn check_policy(r: &mut Resolver<'_>, def: &ManualSaDef, sa: &ManualSa, images: &[Image]) {
     let routes = |i: &&Image| {
@@ -1037,7 +1037,7 @@ fn key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::{load_str, Topology, TopologyError};
+    use crate::{load_str, Topology, TopologyError};
     use std::path::Path;
 
     const MARK: char = '‸';

@@ -44,7 +44,7 @@ pub(crate) struct TopologyFile {
 pub(crate) struct XcfDef {
     /// `"gre"` (default) or `"gre-in-udp"`.
     #[serde(default)]
-    pub(crate) forwarding: crate::topology::XcfForwarding,
+    pub(crate) forwarding: crate::XcfForwarding,
 }
 
 /// `[ike]`: the old way to configure IKE, now refused with the equivalent
@@ -107,7 +107,7 @@ pub(crate) struct ImageDef {
     pub(crate) ike: bool,
     /// `target` (default) or `routing` (claim 7).
     #[serde(default)]
-    pub(crate) inbound_filter: crate::topology::InboundFilter,
+    pub(crate) inbound_filter: crate::InboundFilter,
     /// Default `true`; `false` makes the routing stack decrypt everything.
     #[serde(default = "yes")]
     pub(crate) distribute_crypto: bool,

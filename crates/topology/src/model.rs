@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use crate::ike::proposal::{ProposalConfig, ProposalParseError, Protocol as IkeProtocol};
-use crate::ipsec::filter::{FilterOptions, FilterTable};
-use crate::ipsec::policy::{RuleSet, RuleSetError};
-use crate::ipsec::{AddrSpec, FilterRule, Mode, SaConfig};
-pub use crate::sysplex::config::{
+use plexnet_core::ike::proposal::{ProposalConfig, ProposalParseError, Protocol as IkeProtocol};
+use plexnet_core::ipsec::filter::{FilterOptions, FilterTable};
+use plexnet_core::ipsec::policy::{RuleSet, RuleSetError};
+use plexnet_core::ipsec::{AddrSpec, FilterRule, Mode, SaConfig};
+pub use plexnet_core::sysplex::config::{
     Dest, DestRole, DistMethod, InboundFilter, VipaDistribute, XcfForwarding,
 };
 

@@ -1,1 +1,0 @@
-//! The `trace` layer: see the layer map in `lib.rs`.
