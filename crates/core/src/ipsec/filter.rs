@@ -382,7 +382,7 @@ impl FilterTable {
     pub fn evaluate_logged(
         &mut self,
         packet: &FilterPacket,
-        now: core::time::Duration,
+        now: crate::time::Instant,
     ) -> (Verdict, Option<FilterLog>) {
         let (verdict, hit) = self.decide(packet);
         self.count(&verdict, hit, packet.direction);

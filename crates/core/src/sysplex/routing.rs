@@ -11,11 +11,11 @@
 //! returned [`Decision`] (GRE to a target over XCF, hand to this image's own
 //! target stack, give to IKE, drop).
 
+use crate::time::Instant;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::config::VipaDistribute;
 use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};

@@ -53,6 +53,7 @@ use crate::ipsec::sa::{Protocol, Sa, SaConfig, SaError, Spi, TrafficSelector};
 use crate::ipsec::sad::SaId;
 use crate::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
 use crate::ipsec::OuterView;
+use crate::time::Instant;
 use crate::wire::{gre, ipv4, IpProtocol, TcpFlags};
 
 mod forward;

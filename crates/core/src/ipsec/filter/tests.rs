@@ -3,6 +3,8 @@
 use core::net::{IpAddr, Ipv4Addr};
 use core::time::Duration;
 
+use crate::time::Instant;
+
 use super::*;
 use crate::ipsec::policy::{
     AddrSpec, DataOffer, FilterRule, Initiation, ManVpnAction, PortSpec, ProtocolSpec,
@@ -389,7 +391,7 @@ fn logging_is_rate_limited_per_rule() {
     let mut t = FilterTable::new(RuleSet::default(), options).unwrap();
     t.install_policy(rules).unwrap();
     let ssh = FilterPacket::tcp(IN, (CLIENT, 5000), (DVIPA, 22));
-    let t0 = Duration::from_secs(10);
+    let t0 = Instant::from_secs(10);
     let logged: Vec<bool> = (0..4)
         .map(|_| t.evaluate_logged(&ssh, t0).1.is_some())
         .collect();
@@ -413,7 +415,7 @@ fn log_lines_follow_the_zos_messages() {
     let mut t = FilterTable::new(RuleSet::default(), FilterOptions::default()).unwrap();
     t.install_policy(rules).unwrap();
     t.install_dynamic(dynamic(1, PortRange::ANY)).unwrap();
-    let now = Duration::from_secs(1);
+    let now = Instant::from_secs(1);
     let ssh = FilterPacket::tcp(IN, (CLIENT, 5000), (DVIPA, 22));
     let log = t.evaluate_logged(&ssh, now).1.unwrap();
     assert_eq!(

@@ -61,7 +61,7 @@ impl RoutingStack {
         else {
             return Some(RouteDrop::Malformed);
         };
-        let (verdict, log) = table.evaluate_logged(&p, Duration::from_millis(now_ms));
+        let (verdict, log) = table.evaluate_logged(&p, Instant::from_millis(now_ms));
         self.filter_logs.extend(log);
         let denied = match &verdict {
             Verdict::Deny { rule, reason, .. } => Some(format!("{rule} {}", reason.as_str())),
@@ -93,7 +93,7 @@ impl RoutingStack {
         let Some(packet) = peeked_packet(p, pair.install.inbound_id()) else {
             return false;
         };
-        let (verdict, log) = table.evaluate_logged(&packet, Duration::from_millis(now_ms));
+        let (verdict, log) = table.evaluate_logged(&packet, Instant::from_millis(now_ms));
         self.filter_logs.extend(log);
         let passes = matches!(verdict, Verdict::PermitProtected { .. });
         if !passes {

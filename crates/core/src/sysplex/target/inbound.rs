@@ -90,7 +90,7 @@ impl TargetStack {
         let Ok(p) = FilterPacket::from_ipv4(packet, dir, PacketRouting::Local, None) else {
             return false;
         };
-        let (v, log) = table.evaluate_logged(&p, core::time::Duration::from_millis(now_ms));
+        let (v, log) = table.evaluate_logged(&p, Instant::from_millis(now_ms));
         self.filter_logs.extend(log);
         let denied = matches!(
             &v,
@@ -254,7 +254,7 @@ impl TargetStack {
         let Ok(p) = FilterPacket::from_ipv4(plain, dir, PacketRouting::Local, Some(under)) else {
             return Err(TargetDrop::Filter);
         };
-        let (v, log) = table.evaluate_logged(&p, core::time::Duration::from_millis(now_ms));
+        let (v, log) = table.evaluate_logged(&p, Instant::from_millis(now_ms));
         self.filter_logs.extend(log);
         let admitted = matches!(&v, filter::Verdict::PermitProtected { sa, .. } if *sa == under);
         if !admitted {
