@@ -405,8 +405,8 @@ impl RoutingStack {
             target: target.into(),
             target_xcf,
             state: ConnState::Established,
-            created_ms: self.now_ms,
-            last_seen_ms: self.now_ms,
+            created: Instant::from_millis(self.now_ms),
+            last_seen: Instant::from_millis(self.now_ms),
             packets: 0,
             bytes: 0,
             ipsec,
@@ -475,7 +475,9 @@ impl RoutingStack {
     /// Expires DCT entries; returns how many went.
     pub fn on_timeout(&mut self, now_ms: u64) -> usize {
         self.now_ms = now_ms;
-        let gone = self.dct.expire(now_ms, &self.config.timeouts);
+        let gone = self
+            .dct
+            .expire(Instant::from_millis(now_ms), &self.config.timeouts);
         for (key, _) in &gone {
             self.note_ended(*key);
         }
@@ -483,7 +485,9 @@ impl RoutingStack {
     }
 
     pub fn next_timeout(&self) -> Option<u64> {
-        self.dct.next_expiry(&self.config.timeouts)
+        self.dct
+            .next_expiry(&self.config.timeouts)
+            .map(Instant::as_millis)
     }
 }
 

@@ -220,9 +220,9 @@ impl RoutingStack {
     ) -> Result<(Arc<str>, Ipv4Addr), RouteDrop> {
         if let Some(e) = self.dct.get_mut(&key) {
             if let Some(d) = distribution_for(&mut self.distributions, key.dvipa, key.port) {
-                d.touch(now_ms, key.client, key.port);
+                d.touch(Instant::from_millis(now_ms), key.client, key.port);
             }
-            e.last_seen_ms = now_ms;
+            e.last_seen = Instant::from_millis(now_ms);
             e.packets += 1;
             e.bytes += bytes as u64;
             if flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST) {
@@ -241,15 +241,21 @@ impl RoutingStack {
         let dist = distribution_for(&mut self.distributions, key.dvipa, key.port)
             .ok_or(RouteDrop::NoTarget)?;
         let (target, target_xcf) = dist
-            .choose_for(now_ms, key.client, key.port, &self.listeners, &active)
+            .choose_for(
+                Instant::from_millis(now_ms),
+                key.client,
+                key.port,
+                &self.listeners,
+                &active,
+            )
             .ok_or(RouteDrop::NoTarget)?;
         let target: Arc<str> = target.into();
         let entry = ConnEntry {
             target: Arc::clone(&target),
             target_xcf,
             state: ConnState::SynSeen,
-            created_ms: now_ms,
-            last_seen_ms: now_ms,
+            created: Instant::from_millis(now_ms),
+            last_seen: Instant::from_millis(now_ms),
             packets: 1,
             bytes: bytes as u64,
             ipsec,
