@@ -31,6 +31,7 @@ use plexnet::ike::{
     ChildSaInfo, DeleteReason, Identity, Ike, IkeConfig, IkeEvent, IkeSaId, PeerConfig, Role,
 };
 use plexnet::lab::{netlink::NsLinks, netns};
+use plexnet::time;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -73,7 +74,7 @@ fn may_run() -> bool {
     }
 }
 
-type Cmd = Box<dyn FnOnce(&mut Ike, Duration, &mut ChaCha20Rng) + Send>;
+type Cmd = Box<dyn FnOnce(&mut Ike, time::Instant, &mut ChaCha20Rng) + Send>;
 
 /// Our responder in `plxk-resp`: a UDP loop feeding the sans-IO endpoint.
 struct Responder {
@@ -107,7 +108,7 @@ impl Responder {
             let start = Instant::now();
             let mut buf = vec![0u8; 65536];
             while !flag.load(Ordering::Relaxed) {
-                let now = start.elapsed();
+                let now = time::Instant::from_elapsed(start.elapsed());
                 let mut idle = true;
                 while let Ok(cmd) = cmd_rx.try_recv() {
                     cmd(&mut ike, now, &mut rng);
@@ -162,7 +163,7 @@ impl Responder {
 
     fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Ike, Duration, &mut ChaCha20Rng) -> T + Send + 'static,
+        f: impl FnOnce(&mut Ike, time::Instant, &mut ChaCha20Rng) -> T + Send + 'static,
     ) -> T {
         let (tx, rx) = mpsc::channel();
         self.cmds

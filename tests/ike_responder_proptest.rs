@@ -8,6 +8,7 @@ use core::time::Duration;
 use plexnet::ike::keys::{Encr, Integ};
 use plexnet::ike::sk::SkKeys;
 use plexnet::ike::{Identity, Ike, IkeConfig, IkeEvent, IkeSaId, PeerConfig};
+use plexnet::time::Instant;
 use plexnet::wire::ike::{
     Delete, DhId, ExchangeType, Flags, Header, KeyExchange, Notify, NotifyType, Payload, Proposal,
     ProtocolId, Sa, TrafficSelector, Transform, TransformId, UnknownPayload,
@@ -19,7 +20,7 @@ use rand_chacha::ChaCha20Rng;
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 const DVIPA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-const NOW: Duration = Duration::from_secs(10);
+const NOW: Instant = Instant::from_secs(10);
 
 /// A (initiator) and B (responder), each with its own RNG so B can be
 /// replayed alone: (A, B, A's RNG, B's RNG).

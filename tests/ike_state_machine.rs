@@ -13,6 +13,7 @@ use plexnet::ike::{
     PeerConfig, Role, TsConfig,
 };
 use plexnet::ipsec::{open_esp, seal_esp, ReplayWindow, Sa};
+use plexnet::time::Instant;
 use plexnet::wire::ike::{
     ExchangeType, Flags, Header, IkeMessage, NotifyType, Payload, TrafficSelector, UnknownPayload,
 };
@@ -41,7 +42,7 @@ fn config(local: Identity, ike: &str, esp: &str) -> IkeConfig {
 struct Net {
     a: Ike,
     b: Ike,
-    now: Duration,
+    now: Instant,
     rng: ChaCha20Rng,
     a_events: Vec<IkeEvent>,
     b_events: Vec<IkeEvent>,
@@ -63,7 +64,7 @@ impl Net {
         Net {
             a,
             b,
-            now: Duration::from_secs(1000),
+            now: Instant::from_secs(1000),
             rng,
             a_events: Vec::new(),
             b_events: Vec::new(),

@@ -9,6 +9,7 @@ use core::time::Duration;
 use std::fmt::Write;
 
 use plexnet::ike::{ChildSaId, Identity, Ike, IkeConfig, PeerConfig};
+use plexnet::time::Instant;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -20,7 +21,7 @@ struct Sim {
     mvs: Ike,
     rng_c: ChaCha20Rng,
     rng_m: ChaCha20Rng,
-    now: Duration,
+    now: Instant,
     out: String,
 }
 
@@ -101,7 +102,7 @@ fn full_exchange_rekey_delete() {
         mvs,
         rng_c,
         rng_m,
-        now: Duration::from_secs(1),
+        now: Instant::from_secs(1),
         out: String::new(),
     };
     let id = sim.client.initiate(

@@ -10,6 +10,7 @@ use std::process::Command;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
 use plexnet::ike::{Identity, Ike, IkeConfig, PeerConfig};
+use plexnet::time::Instant;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -61,7 +62,7 @@ fn tshark_decrypts(ike: &str, esp: &str) {
     ));
     let mut a = Ike::new(c, CLIENT, &mut rng);
     let mut b = Ike::new(m, DVIPA, &mut rng);
-    let now = Duration::from_secs(1);
+    let now = Instant::from_secs(1);
     let id = a.initiate(
         now,
         SocketAddrV4::new(DVIPA, 500),

@@ -25,6 +25,7 @@ use super::sockets::FWMARK;
 use super::tunio::TxBurst;
 use crate::ike::natt::{classify_4500, Udp4500, IKE_PORT, NATT_PORT};
 use crate::ike::{Identity, Ike, IkeConfig, IkeEvent, IkeSaId, PeerConfig};
+use crate::time;
 use crate::topology::IkeSettings;
 
 /// A client's IKE: its address, the DVIPAs, the topology's IKE settings
@@ -88,7 +89,7 @@ pub(super) async fn ike_loop(
     let mut out = Vec::with_capacity(MAX_PACKET);
     let mut tx = TxBurst::default();
     loop {
-        let now = epoch.elapsed();
+        let now = time::Instant::from_elapsed(epoch.elapsed());
         // Keep an IKE SA up with every DVIPA.
         let alive: Vec<IkeSaId> = endpoint.status().iter().map(|s| s.id).collect();
         for d in &ike.dvipas {
@@ -107,13 +108,13 @@ pub(super) async fn ike_loop(
                 }
             }
         }
-        let sleep = endpoint
-            .next_timeout()
-            .map_or(MAX_SLEEP, |t| t.saturating_sub(now).min(MAX_SLEEP));
+        let sleep = endpoint.next_timeout().map_or(MAX_SLEEP, |t| {
+            t.saturating_duration_since(now).min(MAX_SLEEP)
+        });
         tokio::select! {
             r = s500.recv_from(&mut buf500) => {
                 if let (n, SocketAddr::V4(from)) = r.context("receiving on UDP 500")? {
-                    let _ = endpoint.handle_datagram(epoch.elapsed(), from, IKE_PORT, &buf500[..n], &mut rng);
+                    let _ = endpoint.handle_datagram(time::Instant::from_elapsed(epoch.elapsed()), from, IKE_PORT, &buf500[..n], &mut rng);
                 }
             }
             r = s4500.recv_from(&mut buf4500[UDP_PREFIX..]) => {
@@ -124,13 +125,13 @@ pub(super) async fn ike_loop(
                         open_into(&shared, &buf4500[..len], &mut out, &mut tx);
                         tx.flush(&tun).await.context("writing the TUN")?;
                     } else {
-                        let _ = endpoint.handle_datagram(epoch.elapsed(), from, NATT_PORT, payload, &mut rng);
+                        let _ = endpoint.handle_datagram(time::Instant::from_elapsed(epoch.elapsed()), from, NATT_PORT, payload, &mut rng);
                     }
                 }
             }
             _ = tokio::time::sleep(sleep) => {}
         }
-        let now = epoch.elapsed();
+        let now = time::Instant::from_elapsed(epoch.elapsed());
         if endpoint.next_timeout().is_some_and(|t| t <= now) {
             endpoint.handle_timeout(now, &mut rng);
         }
@@ -267,7 +268,7 @@ pub async fn ike_setups(ike: &ClientIke, n: u64, parallel: u64) -> Result<SetupR
     while established + failed < n && Instant::now() < deadline {
         while in_flight < parallel && started < n {
             endpoint.initiate(
-                epoch.elapsed(),
+                time::Instant::from_elapsed(epoch.elapsed()),
                 SocketAddrV4::new(dvipa, IKE_PORT),
                 peer.clone(),
                 &mut rng,
@@ -277,22 +278,23 @@ pub async fn ike_setups(ike: &ClientIke, n: u64, parallel: u64) -> Result<SetupR
         }
         send_transmits(&mut endpoint, &s500, &s4500).await;
         let sleep = endpoint.next_timeout().map_or(MAX_SLEEP, |t| {
-            t.saturating_sub(epoch.elapsed()).min(MAX_SLEEP)
+            t.saturating_duration_since(time::Instant::from_elapsed(epoch.elapsed()))
+                .min(MAX_SLEEP)
         });
         tokio::select! {
             r = s500.recv_from(&mut buf500) => {
                 if let (k, SocketAddr::V4(from)) = r? {
-                    let _ = endpoint.handle_datagram(epoch.elapsed(), from, IKE_PORT, &buf500[..k], &mut rng);
+                    let _ = endpoint.handle_datagram(time::Instant::from_elapsed(epoch.elapsed()), from, IKE_PORT, &buf500[..k], &mut rng);
                 }
             }
             r = s4500.recv_from(&mut buf4500) => {
                 if let (k, SocketAddr::V4(from)) = r? {
-                    let _ = endpoint.handle_datagram(epoch.elapsed(), from, NATT_PORT, &buf4500[..k], &mut rng);
+                    let _ = endpoint.handle_datagram(time::Instant::from_elapsed(epoch.elapsed()), from, NATT_PORT, &buf4500[..k], &mut rng);
                 }
             }
             _ = tokio::time::sleep(sleep) => {}
         }
-        let now = epoch.elapsed();
+        let now = time::Instant::from_elapsed(epoch.elapsed());
         if endpoint.next_timeout().is_some_and(|t| t <= now) {
             endpoint.handle_timeout(now, &mut rng);
         }

@@ -40,6 +40,7 @@ use crate::ike::{
     PeerConfig, Transmit,
 };
 use crate::sysplex::xcf::{SaInstall, XcfMessage};
+use crate::time;
 use crate::topology::{IkeSettings, Topology};
 use crate::wire::{ipv4, udp, IpProtocol, Ipv4Packet, PseudoHeader, UdpPacket, UdpRepr};
 
@@ -344,7 +345,7 @@ impl IkeRuntime {
     fn initiate_to(
         &self,
         inner: &mut Inner,
-        now: Duration,
+        now: time::Instant,
         dvipa: Ipv4Addr,
         peer: Ipv4Addr,
         why: &str,
@@ -384,8 +385,8 @@ impl IkeRuntime {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn now(&self) -> Duration {
-        self.epoch.elapsed()
+    fn now(&self) -> time::Instant {
+        time::Instant::from_elapsed(self.epoch.elapsed())
     }
 
     /// Drains every endpoint's datagrams and events.
@@ -587,7 +588,9 @@ impl IkeRuntime {
                 .values()
                 .filter_map(Ike::next_timeout)
                 .min();
-            let sleep = next.map_or(MAX_SLEEP, |t| t.saturating_sub(now).min(MAX_SLEEP));
+            let sleep = next.map_or(MAX_SLEEP, |t| {
+                t.saturating_duration_since(now).min(MAX_SLEEP)
+            });
             if sleep.is_zero() {
                 if self.jobs.send(Job::Tick).is_err() {
                     return;

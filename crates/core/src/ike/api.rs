@@ -3,13 +3,13 @@
 
 use core::fmt;
 use core::net::SocketAddrV4;
-use core::time::Duration;
 
 use thiserror::Error;
 
 use crate::ike::ident::Identity;
 use crate::ike::sk::OpenError;
 use crate::ipsec::sa::{SaConfig, Spi, UdpEncap};
+use crate::time::Instant;
 use crate::wire::ike::{Error as WireError, NotifyType, TrafficSelector};
 
 /// A handle on an IKE SA, stable across IKE SA rekeying (RFC 7296 §2.18:
@@ -200,7 +200,7 @@ pub enum Direction {
 /// contents in strongSwan's notation), or a drop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceRecord {
-    pub at: Duration,
+    pub at: Instant,
     pub direction: Direction,
     pub local: SocketAddrV4,
     pub remote: SocketAddrV4,
