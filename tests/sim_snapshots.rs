@@ -53,7 +53,7 @@ fn new_connection_with_request_and_response() {
     let r = w.routing_stack().counters();
     assert_eq!(r.new_connections, 2);
     assert_eq!(
-        w.images["MVS2"].target.counters().opened,
+        w.images["MVS2"].image.target().counters().opened,
         4,
         "MVS2 decrypted its connection"
     );
@@ -72,7 +72,7 @@ fn two_connections_land_on_two_targets() {
     assert_eq!((f["MVS2"], f["MVS4"]), (2, 2), "{f:?}");
     assert_eq!(w.routing_stack().counters().peeks, 4);
     assert_eq!(
-        w.images["MVS1"].target.counters().opened,
+        w.images["MVS1"].image.target().counters().opened,
         0,
         "the routing stack decrypts nothing"
     );
@@ -105,7 +105,7 @@ fn non_distributable_combination_is_handled_at_the_routing_stack() {
     let echo = icmp_echo(w.dvipa, 7, b"plexnet");
     w.client_inner(&echo);
     assert_eq!(w.routing_stack().counters().local, 1);
-    assert_eq!(w.images["MVS1"].stack.counters().echo_replies, 1);
+    assert_eq!(w.images["MVS1"].image.stack().counters().echo_replies, 1);
     insta::assert_snapshot!(w.trace());
 }
 
@@ -127,7 +127,8 @@ fn flush_lifesize(w: &mut World, image: &str) {
     w.images
         .get_mut(image)
         .expect("image")
-        .target
+        .image
+        .target_mut()
         .flush_lifesize();
     w.log(format!(
         "{image} target   lifesize timer: pending counts reported"
@@ -181,7 +182,12 @@ fn spoofed_syn_is_dropped(w: &mut World, sport: u16) {
     let mvs1 = w.images["MVS1"].xcf;
     w.inject_gre("MVS4", mvs1, "MVS2", &inner);
     assert_eq!(
-        w.images["MVS2"].target.counters().drops.get("link-check"),
+        w.images["MVS2"]
+            .image
+            .target()
+            .counters()
+            .drops
+            .get("link-check"),
         Some(&1)
     );
 }
@@ -222,7 +228,8 @@ fn forged_icv_is_dropped_at_the_target() {
     // ...and rejected at the target, which removes the DCT entry.
     assert_eq!(
         w2.images["MVS2"]
-            .target
+            .image
+            .target()
             .counters()
             .drops
             .get("ipsec-icv-mismatch"),
@@ -252,7 +259,7 @@ fn claim7_the_routing_stack_filters_and_targets_skip_it() {
     w.install_sa(SaSpec::esp_cbc_sha1());
     w.client_tcp(40000, 100, 0, SYN, &[]);
     w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");
-    let t = w.images["MVS2"].target.counters();
+    let t = w.images["MVS2"].image.target().counters();
     assert_eq!(t.filter_skipped, 2, "both datagrams came filtered over XCF");
     assert_eq!(t.opened, 2, "the target still decrypts");
     insta::assert_snapshot!(w.trace());
@@ -269,23 +276,26 @@ fn without_distributed_crypto_the_routing_stack_decrypts_everything() {
     w.client_tcp(40000, 100, 0, SYN, &[]);
     w.client_tcp(40000, 101, 1001, psh_ack(), b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(
-        w.images["MVS1"].target.counters().opened,
+        w.images["MVS1"].image.target().counters().opened,
         2,
         "the routing stack decrypted both"
     );
     assert_eq!(
-        w.images["MVS2"].target.counters().opened,
+        w.images["MVS2"].image.target().counters().opened,
         0,
         "the target got plaintext"
     );
-    assert_eq!(w.images["MVS2"].target.counters().plain_delivered, 2);
+    assert_eq!(
+        w.images["MVS2"].image.target().counters().plain_delivered,
+        2
+    );
     insta::assert_snapshot!(w.trace());
 }
 
 /// The AH and ESP packet counters of a target's shadow bundle:
 /// (AH in, ESP in, AH out, ESP out).
 fn bundle_packets(w: &World, image: &str) -> (u64, u64, u64, u64) {
-    let pair = &w.images[image].target.shadow()[0];
+    let pair = &w.images[image].image.target().shadow()[0];
     let ah = pair.ah.as_ref().expect("a shadow bundle");
     (
         ah.inbound.counters().packets,
@@ -307,7 +317,7 @@ fn ah_esp_bundle_connection_is_distributed_with_request_and_response() {
     let r = w.routing_stack().counters();
     assert_eq!((r.peeks, r.local, r.new_connections), (4, 0, 1), "{r:?}");
     assert_eq!(r.forwarded["MVS2"], 4);
-    assert_eq!(w.images["MVS1"].target.counters().opened, 0);
+    assert_eq!(w.images["MVS1"].image.target().counters().opened, 0);
     let (ah_in, esp_in, ah_out, esp_out) = bundle_packets(&w, "MVS2");
     assert_eq!((ah_in, esp_in), (4, 4), "MVS2 opened AH and ESP");
     assert!(ah_out >= 3 && ah_out == esp_out, "{ah_out} {esp_out}");
@@ -435,13 +445,14 @@ fn vipa_takeover_by_the_backup_continues_connections_from_the_cf() {
     w.client_raw("the pre-failure request replayed", before_failure);
     assert_eq!(
         w.images["MVS2"]
-            .target
+            .image
+            .target()
             .counters()
             .drops
             .get("ipsec-replayed"),
         Some(&1),
         "{:?}",
-        w.images["MVS2"].target.counters().drops
+        w.images["MVS2"].image.target().counters().drops
     );
     // TCP sends the request again: through MVS5 to MVS2, on the same SA.
     w.client_tcp(40001, seq2, ack2, psh_ack(), req2);
@@ -451,7 +462,7 @@ fn vipa_takeover_by_the_backup_continues_connections_from_the_cf() {
     let r = w.routing_stack().counters();
     assert_eq!(r.forwarded["MVS2"], 6, "{r:?}");
     assert_eq!(r.new_connections, 2);
-    assert!(w.images["MVS3"].target.counters().opened >= 4);
+    assert!(w.images["MVS3"].image.target().counters().opened >= 4);
     let trace = w.trace();
     // Every outbound number came from the CF once, in order.
     let seqs: Vec<u64> = trace
@@ -501,7 +512,8 @@ fn filter_denied(w: &World) -> Vec<(String, u64)> {
 
 fn target_denied(w: &World, image: &str) -> Vec<(String, u64)> {
     w.images[image]
-        .target
+        .image
+        .target()
         .counters()
         .filter_denied
         .iter()
@@ -568,7 +580,7 @@ fn tunnel_check_at_the_routing_stack_rejects_packets_outside_their_sa() {
     let r = w.routing_stack().counters();
     assert_eq!(r.drops.get("tunnel-check"), Some(&2));
     assert_eq!((r.new_connections, w.routing_stack().dct().len()), (2, 2));
-    assert_eq!(w.images["MVS2"].target.counters().filter_skipped, 2);
+    assert_eq!(w.images["MVS2"].image.target().counters().filter_skipped, 2);
     insta::assert_snapshot!(w.trace());
 }
 
@@ -599,7 +611,12 @@ fn decrypted_packet_outside_its_sa_filter_is_dropped_at_the_target() {
         ]
     );
     assert_eq!(
-        w.images["MVS2"].target.counters().drops.get("filter"),
+        w.images["MVS2"]
+            .image
+            .target()
+            .counters()
+            .drops
+            .get("filter"),
         Some(&2)
     );
     assert!(
@@ -625,12 +642,49 @@ fn reply_without_an_sa_is_dropped_not_sent_in_clear() {
     w.client_tcp(40000, 101, 1001, psh_ack(), req);
     w.delete_sa(0x1001);
     w.server_sends("MVS2", 40000, b"more of the stream\n");
-    let t = w.images["MVS2"].target.counters();
+    let t = w.images["MVS2"].image.target().counters();
     assert_eq!(
         target_denied(&w, "MVS2"),
         vec![("dva1-web needs-sa".into(), 1)]
     );
     assert_eq!((t.drops.get("needs-sa"), t.plain_out), (Some(&1), 0));
     assert_eq!(t.sealed, 2, "SYN-ACK and the answer, before the delete");
+    insta::assert_snapshot!(w.trace());
+}
+
+/// Fig. 11: an application on MVS2 opens a connection from DVA1 to
+/// client1, with no SA yet. MVS2's target stack sends a NEWCONN to DVA1's
+/// routing stack and holds the SYN (block 174); MVS1's IKE negotiates an
+/// SA pair and distributes it (block 176); the SA's arrival at MVS2
+/// releases the SYN, which takes its sequence number from the CF and
+/// leaves sealed from MVS2's own ext (block 178).
+#[test]
+fn newconn_holds_the_syn_until_its_sa_arrives() {
+    let mut w = world(&["MVS1", "MVS2"]);
+    w.ike_on_demand(SaSpec::esp_cbc_sha1());
+    let syn = tcp_packet(w.dvipa, 5000, w.client.addr, 8080, 1, 0, SYN, &[]);
+    w.kernel_sends("MVS2", syn);
+    let c = w.images["MVS2"].image.counters();
+    assert_eq!((c.newconn_held, c.newconn_released), (1, 1));
+    assert_eq!(w.images["MVS2"].image.target().counters().sealed, 1);
+    insta::assert_snapshot!(w.trace());
+}
+
+/// Fig. 10 blocks 162–164 with a burst: MVS2's server answers with ten
+/// segments in one TUN read. They take their sequence numbers from the CF
+/// in blocks of at most eight (one FetchAdd per block, not per packet),
+/// each block's packets waiting unsealed until its numbers arrive.
+#[test]
+fn cf_numbers_come_in_blocks_and_packets_wait_for_them() {
+    let mut w = world(&["MVS2"]);
+    w.install_sa(SaSpec::esp_cbc_sha1());
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(40000, 101, 1001, ACK, &[]);
+    let chunks: Vec<Vec<u8>> = (0..10u8).map(|i| vec![b'a' + i; 100]).collect();
+    let chunks: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+    w.server_burst("MVS2", 40000, &chunks);
+    let c = w.images["MVS2"].image.counters();
+    assert_eq!((c.cf_batches, c.cf_numbers), (3, 11), "1 + 8 + 2 numbers");
+    assert_eq!(w.images["MVS2"].image.target().counters().sealed, 11);
     insta::assert_snapshot!(w.trace());
 }

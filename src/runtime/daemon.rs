@@ -101,7 +101,7 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
     let rx_node = Arc::clone(&node);
     tokio::spawn(async move {
         while let Some((from, msg)) = inbox.recv().await {
-            rx_node.on_xcf(&from, msg);
+            rx_node.on_xcf(&from, msg).await;
         }
     });
     tokio::spawn(track_peers(Arc::clone(&node), mesh.connected()));
@@ -156,7 +156,7 @@ async fn track_peers(
         }
         for new in now.difference(&known) {
             tracing::info!("XCF peer {new} up");
-            node.announce_to(new);
+            node.peer_up(new);
         }
         known = now;
         if connected.changed().await.is_err() {

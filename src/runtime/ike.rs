@@ -143,44 +143,6 @@ pub fn parse_udp(packet: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, &[u8])> {
     ))
 }
 
-/// Fig. 11 block 174, at a target: an outbound packet no shadow SA covers
-/// is an initial TCP SYN from a DVIPA to one of the DVIPA's IKE peers
-/// (the IpDynVpnAction's `Initiation` allows this stack to start): the SYN is held back (dropped; TCP sends it again)
-/// and the DVIPA's routing stack, as the VIPA lists name it (else the
-/// topology's owner), gets a NEWCONN so its IKE negotiates an SA. `None`:
-/// send the packet as it is.
-pub fn newconn_request(
-    topo: &Topology,
-    vipa_lists: &BTreeMap<String, Vec<crate::sysplex::xcf::VipaEntry>>,
-    packet: &[u8],
-) -> Option<(String, XcfMessage)> {
-    if !topo.ike.as_ref().is_some_and(|s| s.on_demand) {
-        return None;
-    }
-    let flow = crate::sysplex::packet::flow_of(packet).ok()?;
-    if flow.proto != IpProtocol::Tcp || !flow.flags.is_some_and(|f| f.is_initial_syn()) {
-        return None;
-    }
-    if !topo.ike_clients_of(flow.src).any(|c| c.addr == flow.dst) {
-        return None;
-    }
-    let owner = vipa_lists
-        .iter()
-        .find(|(_, v)| v.iter().any(|e| e.dvipa == flow.src))
-        .map(|(o, _)| o.clone())
-        .or_else(|| topo.owner_of(flow.src).map(|i| i.name.clone()))?;
-    Some((
-        owner,
-        XcfMessage::NewConn {
-            dvipa: flow.src,
-            local_port: flow.src_port,
-            peer: flow.dst,
-            peer_port: flow.dst_port,
-            protocol: 6,
-        },
-    ))
-}
-
 /// Counters of the routing stack's IKE, for `status`.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct IkeCounters {
@@ -734,6 +696,7 @@ mod tests {
 #[cfg(test)]
 mod newconn_tests {
     use super::*;
+    use crate::runtime::image::newconn_policy;
     use crate::wire::{TcpFlags, TcpPacket};
 
     fn syn(src: Ipv4Addr, dst: Ipv4Addr, flags: TcpFlags) -> Vec<u8> {
@@ -755,8 +718,9 @@ mod newconn_tests {
         let dvb1 = Ipv4Addr::new(198, 18, 0, 101);
         let client1 = Ipv4Addr::new(198, 18, 1, 2);
         let lists = BTreeMap::new();
-        let (owner, msg) =
-            newconn_request(&topo, &lists, &syn(dva1, client1, TcpFlags::SYN)).expect("NEWCONN");
+        let (owner, msg) = newconn_policy(&topo)
+            .request(&lists, &syn(dva1, client1, TcpFlags::SYN))
+            .expect("NEWCONN");
         assert_eq!(owner, "MVS1");
         assert_eq!(
             msg,
@@ -770,10 +734,16 @@ mod newconn_tests {
         );
         // A SYN-ACK, another DVIPA, a non-peer: sent as they are.
         let synack = TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0);
-        assert!(newconn_request(&topo, &lists, &syn(dva1, client1, synack)).is_none());
-        assert!(newconn_request(&topo, &lists, &syn(dvb1, client1, TcpFlags::SYN)).is_none());
+        assert!(newconn_policy(&topo)
+            .request(&lists, &syn(dva1, client1, synack))
+            .is_none());
+        assert!(newconn_policy(&topo)
+            .request(&lists, &syn(dvb1, client1, TcpFlags::SYN))
+            .is_none());
         let other = Ipv4Addr::new(198, 18, 1, 9);
-        assert!(newconn_request(&topo, &lists, &syn(dva1, other, TcpFlags::SYN)).is_none());
+        assert!(newconn_policy(&topo)
+            .request(&lists, &syn(dva1, other, TcpFlags::SYN))
+            .is_none());
         // After a takeover the VIPA lists name the new owner.
         let lists = BTreeMap::from([(
             "MVS5".to_owned(),
@@ -782,8 +752,9 @@ mod newconn_tests {
                 ports: vec![80],
             }],
         )]);
-        let (owner, _) =
-            newconn_request(&topo, &lists, &syn(dva1, client1, TcpFlags::SYN)).expect("NEWCONN");
+        let (owner, _) = newconn_policy(&topo)
+            .request(&lists, &syn(dva1, client1, TcpFlags::SYN))
+            .expect("NEWCONN");
         assert_eq!(owner, "MVS5");
     }
 }

@@ -1,7 +1,12 @@
-//! The process of one z/OS image: its TUN, its routing stack (for the
-//! DVIPAs it owns), its target stack (for the DVIPAs it serves), GRE over
-//! its XCF links, sequence numbers from the coupling facility, and the
-//! HTTP server a target runs on DVIPA:80 (and :60).
+//! The process of one z/OS image: the I/O shell around the sans-IO
+//! [`Image`] state machine (`sysplex::image`). Tasks read the TUN, the XCF
+//! data links and the XCF mesh and hand what they read to the image; they
+//! then carry out what it polls out: TUN writes, GRE datagrams, XCF
+//! messages, CF requests for sequence numbers, sealed packets out of
+//! `ext`, IKE events. A timer task sleeps until the image's next deadline.
+//! Beside it: the kernel plumbing and the HTTP server a target runs on
+//! DVIPA:80 (and :60) in `kernel.rs`, the control socket's displays in
+//! `status.rs`, AH+ESP bundles in `bundle.rs`.
 //!
 //! Kernel plumbing (DESIGN.md): every DVIPA the image owns or serves is on
 //! `lo`, so local servers can bind it. Policy rules send what arrives on
@@ -15,52 +20,36 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::UdpSocket;
 
-use super::sockets::{self, FWMARK};
+use super::sockets;
 use super::tunio;
 use super::xcf_data::{DataLink, DataRx, Datagram};
 use crate::ipsec::filter::FilterLog;
-use crate::lab::netlink::{NsLinks, Rule, TableRoute, RT_TABLE_MAIN};
-use crate::lab::plan::{EXT_NAME, TUN_NAME};
-use crate::sysplex::routing::{Decision, OwnedPair, RoutingConfig, RoutingStack};
-use crate::sysplex::stack::{self, ImageStack};
-use crate::sysplex::target::{GreHeader, OutboundPlan, SeqNumbers, TargetStack, Upstream, Verdict};
+use crate::lab::netlink::NsLinks;
+use crate::lab::plan::TUN_NAME;
+use crate::sysplex::image::{
+    CfAsk, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk, Transmit,
+    XcfDatagram,
+};
+use crate::sysplex::routing::{RoutingConfig, RoutingStack};
+use crate::sysplex::target::{GreHeader, Upstream};
 use crate::sysplex::xcf::{SaInstall, SeqKey, XcfMessage};
+use crate::time::Instant;
 use crate::topology::{ManualSa, Topology};
 
 mod bundle;
+mod kernel;
+mod status;
 pub use bundle::manual_bundle;
-
-/// Table of the routes that capture packets sent from a DVIPA.
-const TABLE_FROM_DVIPA: u32 = 100;
-/// Table of the routes that send owned DVIPAs arriving on `ext` into the TUN.
-const TABLE_TO_DVIPA: u32 = 101;
-/// Room for ESP/UDP/tunnel headers under the external LAN's 1500 bytes:
-/// the kernel's own packets from a DVIPA use this path MTU (TCP MSS 1360).
-pub const PROTECTED_MTU: u32 = 1400;
-/// How long a SYN waits for the SA its NEWCONN asked for (Fig. 11 block
-/// 178); TCP's own retransmission takes over after that.
-const HELD_FOR: Duration = Duration::from_secs(5);
-/// SYNs held at most at once; more are dropped (TCP retransmits them).
-const HELD_MAX: usize = 64;
-/// Sequence numbers taken from the CF per request, at most.
-const SEQ_CHUNK: usize = 8;
-/// A sequence number not on the wire this long after it was asked for is
-/// not used: another target may meanwhile have sent far past it. Measured
-/// with 4 iperf3 streams over two targets: 2 ms still let a few dozen
-/// packets per run fall out of strongSwan's 128-packet window, 500 µs none.
-const SEQ_DEADLINE: Duration = Duration::from_micros(500);
-/// Fresh numbers tried per SA and burst before its rest is dropped.
-const SEQ_MAX_REFETCH: usize = 8;
-
-/// Packets of one burst to seal under one SA's sequence numbers.
-type SealBatch = Vec<(crate::ipsec::sa::Spi, Vec<u8>)>;
+pub(super) use kernel::plumb;
+pub use kernel::PROTECTED_MTU;
+use kernel::{http_server, listening_ports, SERVER_PORTS};
 
 /// Sends XCF messages to other images (the XCF mesh).
 pub trait XcfOut: Send + Sync {
@@ -80,7 +69,8 @@ pub trait IkeHook: Send + Sync {
     fn newconn(&self, _from: &str, _request: &XcfMessage) {}
 }
 
-/// Counters of the I/O shell (the stacks count their own decisions).
+/// Counters of the I/O shell (the image counts its own decisions, see
+/// [`ImageCounters`]; `status` shows both under `shell`).
 #[derive(Debug, Default, Serialize)]
 pub struct ShellCounters {
     pub tun_in: AtomicU64,
@@ -90,89 +80,63 @@ pub struct ShellCounters {
     pub gre_in: AtomicU64,
     pub gre_out: AtomicU64,
     pub ext_out: AtomicU64,
-    pub cf_batches: AtomicU64,
-    pub cf_numbers: AtomicU64,
-    pub cf_errors: AtomicU64,
-    /// Sequence numbers dropped unused because their deadline passed.
-    pub seq_stale: AtomicU64,
     pub send_errors: AtomicU64,
     /// Reads from a GRE socket that failed (other than "nothing queued").
     pub recv_errors: AtomicU64,
-    pub xcf_in: AtomicU64,
-    /// Fig. 11: SYNs held while their NEWCONN is negotiated, sent once the
-    /// SA arrived, or dropped when it did not arrive in [`HELD_FOR`], or
-    /// not held because [`HELD_MAX`] were waiting already.
-    pub newconn_held: AtomicU64,
-    pub newconn_released: AtomicU64,
-    pub newconn_expired: AtomicU64,
-    pub newconn_overflow: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The CF structures a group of outbound packets takes numbers from (Fig.
-/// 10 block 162): one SA's, or an AH+ESP bundle's two (ESP, AH).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SealKeys {
-    Single(SeqKey),
-    Bundle(SeqKey, SeqKey),
-}
-
-impl SealKeys {
-    /// Numbers one packet uses.
-    fn structures(self) -> u64 {
-        match self {
-            SealKeys::Single(_) => 1,
-            SealKeys::Bundle(..) => 2,
-        }
-    }
-}
-
-/// The first numbers granted for a chunk: ESP (or the single SA's), and a
-/// bundle's AH.
-type Firsts = (u64, Option<u64>);
-
 /// GRE datagrams by target image, gathered over a burst: each a header
 /// and the packet, borrowed from the burst's buffers when it is forwarded
 /// as it came (the kernel joins the two when it sends), or the plaintext
 /// this stack decrypted.
-type GreBatch<'a> = BTreeMap<Arc<str>, Vec<(GreHeader, Cow<'a, [u8]>)>>;
+type GreBatch<'a> = BTreeMap<ImageId, Vec<(GreHeader, Cow<'a, [u8]>)>>;
 
-/// Queues `inner` for `target` behind a GRE header (claim 7: `upstream`
-/// says what this stack already did).
-fn gre_queue<'a>(
-    gre: &mut GreBatch<'a>,
-    target: Arc<str>,
-    inner: Cow<'a, [u8]>,
-    upstream: Upstream,
-) {
-    gre.entry(target)
-        .or_default()
-        .push((GreHeader::new(upstream), inner));
+/// What the image polled out after one `handle_*` call, to carry out
+/// once its lock is released.
+#[derive(Default)]
+struct Outputs {
+    ext: Vec<Vec<u8>>,
+    sealed: Vec<SealedChunk>,
+    data: Vec<(ImageId, Upstream, Payload)>,
+    xcf: Vec<(ImageId, XcfMessage)>,
+    tun: Vec<Vec<u8>>,
+    events: Vec<ImageEvent>,
 }
 
-/// Adds a packet to the group of its CF structures.
-fn group_by_keys(
-    groups: &mut Vec<(SealKeys, SealBatch)>,
-    keys: SealKeys,
-    spi: crate::ipsec::sa::Spi,
-    packet: Vec<u8>,
-) {
-    match groups.iter_mut().find(|(k, _)| *k == keys) {
-        Some((_, v)) => v.push((spi, packet)),
-        None => groups.push((keys, vec![(spi, packet)])),
+impl Outputs {
+    /// Everything the image has queued; a message to itself goes back in
+    /// at once (its routing stack and target stack need no network hop).
+    fn drain(image: &mut Image, now: Instant) -> Self {
+        let mut out = Outputs::default();
+        while let Some(t) = image.poll_transmit() {
+            match t {
+                Transmit::Xcf { to, msg } if to == *image.id() => image.handle_xcf(now, &to, msg),
+                Transmit::Ext(p) => out.ext.push(p),
+                Transmit::Sealed(c) => out.sealed.push(c),
+                Transmit::XcfData {
+                    to,
+                    upstream,
+                    payload,
+                } => out.data.push((to, upstream, payload)),
+                Transmit::Xcf { to, msg } => out.xcf.push((to, msg)),
+            }
+        }
+        out.tun
+            .extend(std::iter::from_fn(|| image.poll_tun_write()));
+        out.events.extend(std::iter::from_fn(|| image.poll_event()));
+        out
     }
 }
 
-/// The protocol state of an image, behind one lock: the core is sans-IO
-/// and each call is short.
+/// The protocol state of an image, behind one lock (each call is short),
+/// with the generator the image's sealing draws its IVs from.
 #[derive(Debug)]
 pub struct Core {
-    pub stack: ImageStack,
-    pub routing: Option<RoutingStack>,
-    pub target: TargetStack,
+    pub image: Image,
     rng: StdRng,
 }
 
@@ -188,10 +152,8 @@ pub struct ImageNode {
     pub(super) cf: tokio::sync::OnceCell<super::cf::CfClient>,
     pub(super) xcf_out: Arc<dyn XcfOut>,
     pub counters: ShellCounters,
-    started: Instant,
-    /// Images we have heard from since they last connected: a new one gets
-    /// the VIPA list and every SA again.
-    heard: Mutex<BTreeSet<String>>,
+    /// The shell's start: the image's clock counts from here.
+    started: std::time::Instant,
     ike: std::sync::OnceLock<Arc<dyn IkeHook>>,
     /// The DVIPAs this image owns (looked up for every burst; a takeover
     /// adds one).
@@ -200,10 +162,9 @@ pub struct ImageNode {
     pub(super) links: NsLinks,
     /// VIPA takeover: the CF copy of SAs and connections, the backup watch.
     pub(super) takeover: std::sync::OnceLock<Arc<super::takeover::Takeover>>,
-    /// Fig. 11: SYNs waiting for the SA their NEWCONN asked for, and a
-    /// wakeup for when an SA arrived.
-    held: Mutex<Vec<(Instant, Vec<u8>)>>,
-    sa_arrived: tokio::sync::Notify,
+    /// Wakes the task that carries out CF requests the image queued
+    /// outside a TUN burst (a held SYN whose SA arrived, Fig. 11).
+    numbers_wanted: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for ImageNode {
@@ -239,6 +200,29 @@ fn target_of(topo: &Topology, name: &str) -> Vec<Ipv4Addr> {
     dvipas.sort();
     dvipas.dedup();
     dvipas
+}
+
+/// Fig. 11's NEWCONN policy from the topology: whether IKE negotiates on
+/// demand, each DVIPA's IKE peers, and the image that defines it.
+pub fn newconn_policy(topo: &Topology) -> NewConnPolicy {
+    let mut policy = NewConnPolicy {
+        on_demand: topo.ike.as_ref().is_some_and(|s| s.on_demand),
+        ..NewConnPolicy::default()
+    };
+    for c in &topo.clients {
+        for dvipa in &c.ike {
+            policy.peers.entry(*dvipa).or_default().push(c.addr);
+        }
+    }
+    for dvipa in topo.dvipas() {
+        if let Some(owner) = topo.owner_of(dvipa) {
+            policy
+                .owners
+                .entry(dvipa)
+                .or_insert_with(|| ImageId::from(owner.name.as_str()));
+        }
+    }
+    policy
 }
 
 impl ImageNode {
@@ -280,10 +264,14 @@ impl ImageNode {
             let link = DataLink::open(topo.xcf_forwarding, image.xcf_addr, peer.xcf_addr, &dev)?;
             gre.insert(peer.name.clone(), link);
         }
+        let config = ImageConfig {
+            id: ImageId::new(name),
+            xcf_addr: image.xcf_addr,
+            owned: owned.clone(),
+            newconn: newconn_policy(topo),
+        };
         let core = Core {
-            stack: ImageStack::new(name, owned.clone()),
-            routing,
-            target: TargetStack::new(name, image.xcf_addr),
+            image: Image::new(config, routing, Instant::ZERO),
             rng: StdRng::from_entropy(),
         };
         Ok(Arc::new(ImageNode {
@@ -297,14 +285,12 @@ impl ImageNode {
             cf: tokio::sync::OnceCell::new(),
             xcf_out,
             counters: ShellCounters::default(),
-            started: Instant::now(),
-            heard: Mutex::new(BTreeSet::new()),
+            started: std::time::Instant::now(),
             ike: std::sync::OnceLock::new(),
             owned: Mutex::new(Arc::new(owned)),
             links,
             takeover: std::sync::OnceLock::new(),
-            held: Mutex::new(Vec::new()),
-            sa_arrived: tokio::sync::Notify::new(),
+            numbers_wanted: tokio::sync::Notify::new(),
         }))
     }
 
@@ -317,15 +303,6 @@ impl ImageNode {
         Arc::clone(&self.owned.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Whether the routing stack owns the pair with this inbound SPI.
-    fn owns_pair(&self, inbound_spi: crate::ipsec::sa::Spi) -> bool {
-        self.core().routing.as_ref().is_some_and(|r| {
-            r.pairs()
-                .iter()
-                .any(|p| p.install.inbound.spi == inbound_spi)
-        })
-    }
-
     /// A DVIPA taken over joins the owned ones.
     pub(super) fn add_owned(&self, dvipa: Ipv4Addr) {
         let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
@@ -336,8 +313,13 @@ impl ImageNode {
         }
     }
 
+    /// The image's clock: the time since this shell started.
+    pub(super) fn now(&self) -> Instant {
+        Instant::from_elapsed(self.started.elapsed())
+    }
+
     pub(super) fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.now().as_millis()
     }
 
     /// Starts the tasks: TUN reader, GRE readers, timers, HTTP servers.
@@ -347,7 +329,7 @@ impl ImageNode {
             tokio::spawn(Arc::clone(self).gre_loop(peer.clone()));
         }
         tokio::spawn(Arc::clone(self).timer_loop());
-        tokio::spawn(Arc::clone(self).held_loop());
+        tokio::spawn(Arc::clone(self).numbers_loop());
         tokio::spawn(Arc::clone(self).connect_cf());
         for dvipa in target_of(&self.topo, &self.name) {
             for port in SERVER_PORTS {
@@ -392,7 +374,7 @@ impl ImageNode {
                 .as_ref()
                 .map(|i| i.inbound.spi)
                 .or_else(|| bundle.as_ref().map(|b| b.esp.inbound.spi));
-            if inbound_spi.is_some_and(|spi| self.owns_pair(spi)) {
+            if inbound_spi.is_some_and(|spi| self.core().image.owns_pair(spi)) {
                 // Adopted from the CF (a restart): its sequence numbers go on.
                 continue;
             }
@@ -409,30 +391,24 @@ impl ImageNode {
     }
 
     /// Fig. 6 for one SA pair of an owned DVIPA, however it was made
-    /// (manual or IKE): install in the owned cache (block 112), starting
-    /// sequence number in the CF (block 116), copy with its filter to every
-    /// target's shadow cache (block 118), this image's own included.
+    /// (manual or IKE): starting sequence number in the CF (block 116),
+    /// then the image installs it in the owned cache (block 112) and
+    /// copies it with its filter to every target's shadow cache (block
+    /// 118), this image's own included.
     pub async fn install_pair(&self, install: SaInstall) -> Result<()> {
         let cf = self.cf.get().context("the CF is not connected yet")?;
         cf.create_seq(install.seq_key, 1)
             .await
             .with_context(|| format!("CF CreateSeq {:?}", install.seq_key))?;
-        let now = self.now_ms();
-        let (install, targets) = {
+        let now = self.now();
+        let (install, out) = {
             let mut core = self.core();
-            let r = core.routing.as_mut().context("this image owns no DVIPA")?;
-            // As the targets get it: with the dynamic filter and its anchor.
-            let install = r.install(install).context("SA refused")?;
-            let targets = r.targets_of(install.dvipa);
-            core.target
-                .install(now, &self.name, &install)
-                .context("shadow SA refused")?;
-            (install, targets)
+            let install = core.image.install_pair(now, install)?;
+            (install, Outputs::drain(&mut core.image, now))
         };
-        for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
-            self.xcf_out
-                .send(t, XcfMessage::SaInstall(Box::new(install.clone())));
-        }
+        let targets = self.targets_of(install.dvipa);
+        self.carry_out(out, &[], None).await;
+        self.numbers_wanted.notify_one();
         if let Some(t) = self.takeover.get() {
             t.sa_installed(&install);
         }
@@ -441,55 +417,51 @@ impl ImageNode {
             install.inbound.spi.0,
             install.outbound.spi.0,
             install.dvipa,
-            targets.len()
+            targets
         );
         Ok(())
+    }
+
+    /// How many images `dvipa` is distributed to (this one included).
+    fn targets_of(&self, dvipa: Ipv4Addr) -> usize {
+        let core = self.core();
+        core.image
+            .routing()
+            .map_or(0, |r| r.targets_of(dvipa).len())
     }
 
     /// Removes an SA pair from the owned cache and every shadow cache, and
     /// its sequence structure from the CF (a DELETE from the peer, or the
     /// old pair after a rekey once the new one is everywhere).
     pub async fn delete_pair(&self, dvipa: Ipv4Addr, inbound_spi: crate::ipsec::sa::Spi) {
-        let now = self.now_ms();
-        let (removed, targets) = {
+        let now = self.now();
+        let (removed, out) = {
             let mut core = self.core();
-            let Some(r) = core.routing.as_mut() else {
-                return;
-            };
-            let removed = r.delete(inbound_spi);
-            let targets = r.targets_of(dvipa);
-            (removed, targets)
+            let removed = core.image.delete_pair(now, dvipa, inbound_spi);
+            (removed, Outputs::drain(&mut core.image, now))
         };
         let Some(pair) = removed else { return };
         if let Some(t) = self.takeover.get() {
             t.sa_deleted(&pair.install);
         }
-        let msg = bundle::delete_msg(dvipa, &pair);
-        let _ = self.core().target.on_xcf(now, &self.name, &msg);
-        for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
-            self.xcf_out.send(t, msg.clone());
-        }
+        self.carry_out(out, &[], None).await;
         if let Some(cf) = self.cf.get() {
-            for key in bundle::seq_keys(&pair) {
+            for key in crate::sysplex::image::seq_keys(&pair) {
                 let _ = cf.delete_seq(key).await;
             }
         }
     }
 
     /// Tells every target of `dvipa` (this image too) whether the rekey of
-    /// the pair with `spi` came late, so they adapt their lifesize report
-    /// thresholds (Fig. 9 block 156, Fig. 10 block 166: "decreased if the
-    /// IKE was not successful in refreshing the SA before its expiration").
+    /// the pair with `spi` came late (Fig. 9 block 156, Fig. 10 block 166).
     pub fn rekey_timing(&self, dvipa: Ipv4Addr, spi: crate::ipsec::sa::Spi, late: bool) {
-        let targets = match self.core().routing.as_ref() {
-            Some(r) => r.targets_of(dvipa),
-            None => return,
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.rekey_timing(now, dvipa, spi, late);
+            Outputs::drain(&mut core.image, now)
         };
-        let msg = XcfMessage::RekeyTiming { dvipa, spi, late };
-        let _ = self.core().target.on_xcf(self.now_ms(), &self.name, &msg);
-        for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
-            self.xcf_out.send(t, msg.clone());
-        }
+        self.send_messages(out.xcf);
     }
 
     /// Installs the IKE of this image's DVIPAs; only the first call counts.
@@ -503,116 +475,212 @@ impl ImageNode {
         self.ext_send(packet).await;
     }
 
-    /// The VIPA list and every owned SA to every target (on start, and to
-    /// a target heard from for the first time).
+    /// The VIPA list and every owned SA to every target (on start, and
+    /// after a takeover).
     pub(super) fn announce_all(&self) {
-        for t in self.distribution_targets() {
-            if t != self.name {
-                self.announce_to(&t);
-            }
-        }
-    }
-
-    /// Every image a DVIPA this image owns is distributed to (itself too,
-    /// when it is one of them).
-    fn distribution_targets(&self) -> BTreeSet<String> {
-        let core = self.core();
-        core.routing
-            .as_ref()
-            .map(|r| {
-                r.distributions()
-                    .flat_map(|d| d.config.dests.iter().map(|t| t.image.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    pub fn announce_to(&self, target: &str) {
-        let msgs: Vec<XcfMessage> = {
-            let core = self.core();
-            let Some(r) = core.routing.as_ref() else {
-                return;
-            };
-            let mut v = vec![r.vipa_list()];
-            v.extend(
-                r.pairs()
-                    .iter()
-                    .filter(|p| {
-                        r.targets_of(p.install.dvipa)
-                            .iter()
-                            .any(|(n, _)| n == target)
-                    })
-                    .map(OwnedPair::install_msg),
-            );
-            v
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.announce_all();
+            Outputs::drain(&mut core.image, now)
         };
-        for m in msgs {
-            self.xcf_out.send(target, m);
-        }
+        self.send_messages(out.xcf);
+    }
+
+    /// A peer's XCF connection came up: it gets the VIPA list and SAs.
+    pub fn peer_up(&self, peer: &str) {
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.handle_peer_up(&ImageId::new(peer));
+            Outputs::drain(&mut core.image, now)
+        };
+        self.send_messages(out.xcf);
     }
 
     /// A message from another image over XCF.
-    pub fn on_xcf(&self, from: &str, msg: XcfMessage) {
-        bump(&self.counters.xcf_in);
-        let first_contact = self
-            .heard
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(from.to_string());
-        let now = self.now_ms();
-        match (&msg, self.ike.get()) {
-            (XcfMessage::Lifesize { .. }, Some(ike)) => ike.lifesize(from, &msg),
-            (XcfMessage::NewConn { .. }, Some(ike)) => ike.newconn(from, &msg),
-            _ => {}
+    pub async fn on_xcf(&self, from: &str, msg: XcfMessage) {
+        if matches!(msg, XcfMessage::VipaList { .. }) {
+            // Answered with the listeners this image has right now.
+            let listening = listening_ports();
+            self.core().image.set_listeners(listening);
         }
-        let outbox = {
+        let now = self.now();
+        let out = {
             let mut core = self.core();
-            if let Some(r) = core.routing.as_mut() {
-                r.on_xcf(from, &msg);
-            }
-            match core.target.on_xcf(now, from, &msg) {
-                Err(e) => tracing::warn!("SA from {from} refused: {e}"),
-                Ok(()) if matches!(msg, XcfMessage::SaInstall(_)) => self.sa_arrived.notify_one(),
-                Ok(()) => {}
-            }
-            if let XcfMessage::VipaList { .. } = msg {
-                // Answer with our listeners on the ports it announced.
-                registrations(&core.target)
-                    .into_iter()
-                    .filter(|(owner, _, _)| owner == from)
-                    .map(|(owner, dvipa, port)| {
-                        (owner, XcfMessage::RegisterListener { dvipa, port })
-                    })
-                    .collect()
-            } else {
-                core.target.take_outbox()
-            }
+            core.image.handle_xcf(now, &ImageId::new(from), msg);
+            Outputs::drain(&mut core.image, now)
         };
-        for (to, m) in outbox {
-            self.send_xcf(&to, m);
-        }
-        if first_contact {
-            self.announce_to(from);
-        }
+        self.carry_out(out, &[], None).await;
+        self.numbers_wanted.notify_one();
     }
 
     /// A peer's XCF connection went down: forget what it registered.
     pub fn peer_down(&self, peer: &str) {
-        self.heard
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(peer);
-        if let Some(r) = self.core().routing.as_mut() {
-            r.target_down(peer);
+        self.core().image.handle_peer_down(&ImageId::new(peer));
+    }
+
+    fn send_messages(&self, msgs: Vec<(ImageId, XcfMessage)>) {
+        for (to, m) in msgs {
+            self.xcf_out.send(to.as_str(), m);
         }
     }
 
-    /// To another image, or to ourselves without a network hop.
-    fn send_xcf(&self, to: &str, msg: XcfMessage) {
-        if to == self.name {
-            self.on_xcf(to, msg);
-        } else {
-            self.xcf_out.send(to, msg);
+    /// Acts on the image's events (IKE, logs).
+    fn on_events(&self, events: Vec<ImageEvent>) {
+        for e in events {
+            match e {
+                ImageEvent::IkeDatagram(p) => match self.ike.get() {
+                    Some(ike) => ike.datagram(p),
+                    None => tracing::debug!("IKE for a DVIPA: no IKE configured on this image"),
+                },
+                ImageEvent::Lifesize { from, report } => {
+                    if let Some(ike) = self.ike.get() {
+                        ike.lifesize(from.as_str(), &report);
+                    }
+                }
+                ImageEvent::NewConn { from, request } => {
+                    if let Some(ike) = self.ike.get() {
+                        ike.newconn(from.as_str(), &request);
+                    }
+                }
+                ImageEvent::NewConnSent { owner, request } => {
+                    tracing::debug!("NEWCONN to {owner}: {request:?}");
+                }
+                ImageEvent::FilterLogs(logs) => self.write_filter_logs(logs),
+                ImageEvent::SaRefused { from, reason } => {
+                    tracing::warn!("SA from {from} refused: {reason}");
+                }
+            }
+        }
+    }
+
+    /// Carries out what the image polled out: XCF messages and events at
+    /// once, TUN writes into `tx` (when given), GRE datagrams one
+    /// `sendmmsg` per link (their `Payload::Input` index into `burst`),
+    /// plain packets out of `ext`, sealed chunks in time.
+    async fn carry_out(&self, out: Outputs, burst: &[&[u8]], tx: Option<&mut tunio::TxBurst>) {
+        self.send_messages(out.xcf);
+        self.on_events(out.events);
+        if let Some(tx) = tx {
+            for p in &out.tun {
+                tx.push(p);
+                if tx.is_full() {
+                    self.flush_tun(tx).await;
+                }
+            }
+        }
+        let mut gre = GreBatch::new();
+        for (to, upstream, payload) in out.data {
+            let inner = match payload {
+                Payload::Input(i) => match burst.get(i) {
+                    Some(p) => Cow::Borrowed(*p),
+                    None => continue,
+                },
+                Payload::Owned(p) => Cow::Owned(p),
+            };
+            gre.entry(to)
+                .or_default()
+                .push((GreHeader::new(upstream), inner));
+        }
+        self.flush_gre(gre).await;
+        for p in out.ext {
+            self.ext_send(&p).await;
+        }
+        for chunk in out.sealed {
+            self.send_sealed(chunk).await;
+        }
+    }
+
+    /// Fig. 10 block 164: a sealed chunk leaves in order while its numbers
+    /// are young enough; the image hears how many left.
+    async fn send_sealed(&self, chunk: SealedChunk) {
+        let mut sent = 0;
+        for p in &chunk.packets {
+            if self.now() > chunk.deadline {
+                break;
+            }
+            self.ext_send(p).await;
+            sent += 1;
+        }
+        self.core().image.handle_sealed_sent(chunk.id, sent);
+    }
+
+    /// Fig. 10 block 162: carries out the image's CF requests, one at a
+    /// time, each answer letting it seal a chunk that leaves at once.
+    async fn run_cf_numbers(&self) {
+        loop {
+            let ask = self.core().image.poll_cf_request(self.now());
+            let Some(ask) = ask else { return };
+            let reply = self.take_numbers(ask).await;
+            let now = self.now();
+            let out = {
+                let mut core = self.core();
+                let Core { image, rng } = &mut *core;
+                image.handle_cf_reply(now, ask.id, reply, rng);
+                Outputs::drain(image, now)
+            };
+            self.carry_out(out, &[], None).await;
+        }
+    }
+
+    /// CF requests queued outside a TUN burst (released SYNs, Fig. 11).
+    async fn numbers_loop(self: Arc<Self>) {
+        loop {
+            self.numbers_wanted.notified().await;
+            self.run_cf_numbers().await;
+        }
+    }
+
+    /// `ask.n` sequence numbers from the CF (LISTKEYINC), or none when the
+    /// CF is unreachable (the image counts it and drops the packets like
+    /// a full queue).
+    async fn take_numbers(&self, ask: CfAsk) -> Option<(u64, u32)> {
+        let cf = self.cf.get()?;
+        let key: SeqKey = ask.key;
+        cf.fetch_add(key, ask.n).await.ok()
+    }
+
+    async fn ext_send(&self, packet: &[u8]) {
+        let Some(dst) = sockets::ipv4_dst(packet) else {
+            return;
+        };
+        let to = sockets::raw_dest(dst);
+        // Straight to the kernel when the socket can take it: an `.await`
+        // may yield to other tasks (tokio's budget), and a sealed packet
+        // must leave right after its sequence number's deadline check.
+        let sent = match self.ext_out.try_send_to(packet, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.ext_out.send_to(packet, to).await
+            }
+            other => other,
+        };
+        match sent {
+            Ok(_) => bump(&self.counters.ext_out),
+            Err(e) => {
+                bump(&self.counters.send_errors);
+                tracing::debug!("sending to {dst}: {e}");
+            }
+        }
+    }
+
+    /// Sleeps until the image's next deadline, then hands it the time
+    /// (with the local listeners it registers with the routing stacks).
+    async fn timer_loop(self: Arc<Self>) {
+        loop {
+            let due = self.core().image.poll_timeout();
+            let at = self.started + due.elapsed();
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            let listening = listening_ports();
+            let now = self.now();
+            let out = {
+                let mut core = self.core();
+                core.image.set_listeners(listening);
+                core.image.handle_timeout(now);
+                Outputs::drain(&mut core.image, now)
+            };
+            self.carry_out(out, &[], None).await;
+            self.run_cf_numbers().await;
         }
     }
 
@@ -639,25 +707,16 @@ impl ImageNode {
     /// One burst from the TUN: packets for an owned DVIPA (inbound, Fig. 8)
     /// and packets the kernel sends from a DVIPA (outbound, Fig. 10).
     async fn tun_burst(&self, rx: &tunio::RxBurst, tx: &mut tunio::TxBurst) {
-        let owned = self.owned_now();
-        // One clock reading per burst: the core counts in milliseconds.
-        let now = self.now_ms();
-        let mut outbound: Vec<Vec<u8>> = Vec::new();
-        let mut gre = GreBatch::new();
-        for p in rx.packets() {
-            let dst = sockets::ipv4_dst(p);
-            if dst.is_some_and(|d| owned.contains(&d)) {
-                let replies = self.inbound_at_owner(now, p, tx, &mut gre);
-                outbound.extend(replies);
-                if tx.is_full() {
-                    self.flush_tun(tx).await;
-                }
-            } else {
-                outbound.push(p.to_vec());
-            }
-        }
-        self.flush_gre(gre).await;
-        self.send_outbound(outbound).await;
+        let burst: Vec<&[u8]> = rx.packets().collect();
+        // One clock reading per burst.
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.handle_tun_burst(now, burst.iter().copied());
+            Outputs::drain(&mut core.image, now)
+        };
+        self.carry_out(out, &burst, Some(tx)).await;
+        self.run_cf_numbers().await;
     }
 
     /// Sends the GRE packets of a burst, one `sendmmsg` per XCF link
@@ -665,7 +724,7 @@ impl ImageNode {
     async fn flush_gre(&self, gre: GreBatch<'_>) {
         for (target, datagrams) in gre {
             let n = datagrams.len() as u64;
-            let Some(link) = self.gre.get(&*target) else {
+            let Some(link) = self.gre.get(target.as_str()) else {
                 self.counters.send_errors.fetch_add(n, Ordering::Relaxed);
                 continue;
             };
@@ -720,79 +779,6 @@ impl ImageNode {
         }
     }
 
-    /// Fig. 8 at the routing stack; returns packets this image answers
-    /// itself (ICMP echo), which leave like any outbound packet.
-    fn inbound_at_owner<'a>(
-        &self,
-        now: u64,
-        packet: &'a [u8],
-        tx: &mut tunio::TxBurst,
-        gre: &mut GreBatch<'a>,
-    ) -> Vec<Vec<u8>> {
-        let decision = match self.core().routing.as_mut() {
-            Some(r) => {
-                let d = r.inbound(now, packet);
-                self.write_filter_logs(r.take_filter_logs());
-                d
-            }
-            None => Decision::Local,
-        };
-        match decision {
-            Decision::Forward {
-                target, upstream, ..
-            } if *target == *self.name => self.deliver_here(now, packet, upstream, tx),
-            Decision::Forward {
-                target, upstream, ..
-            } => {
-                gre_queue(gre, target, Cow::Borrowed(packet), upstream);
-                Vec::new()
-            }
-            Decision::DecryptAndForward { target, .. } => {
-                let v = self.core().target.inbound(now, packet, Upstream::Nothing);
-                if let Verdict::Deliver(plain) = v {
-                    gre_queue(gre, target, Cow::Owned(plain), Upstream::Decrypted);
-                }
-                Vec::new()
-            }
-            Decision::Local => self.deliver_here(now, packet, Upstream::Nothing, tx),
-            Decision::Ike => {
-                match self.ike.get() {
-                    Some(ike) => ike.datagram(packet.to_vec()),
-                    None => tracing::debug!("IKE for a DVIPA: no IKE configured on this image"),
-                }
-                Vec::new()
-            }
-            Decision::Drop(_) => Vec::new(),
-        }
-    }
-
-    /// This image's own target stack, then its IP layer: echo for an owned
-    /// DVIPA answered here, the rest into the TUN for the kernel.
-    fn deliver_here(
-        &self,
-        now: u64,
-        packet: &[u8],
-        upstream: Upstream,
-        tx: &mut tunio::TxBurst,
-    ) -> Vec<Vec<u8>> {
-        let (verdict, outbox) = {
-            let mut core = self.core();
-            let v = core.target.inbound(now, packet, upstream);
-            (v, core.target.take_outbox())
-        };
-        for (to, m) in outbox {
-            self.send_xcf(&to, m);
-        }
-        let Verdict::Deliver(plain) = verdict else {
-            return Vec::new();
-        };
-        if let stack::Verdict::Reply(reply) = self.core().stack.inbound(&plain) {
-            return vec![reply];
-        }
-        tx.push(&plain);
-        Vec::new()
-    }
-
     async fn gre_loop(self: Arc<Self>, peer: String) {
         let Some(link) = self.gre.get(&peer) else {
             return;
@@ -821,522 +807,31 @@ impl ImageNode {
         }
     }
 
-    /// Figs. 7 and 9 for one datagram from the XCF link of `peer_xcf`.
+    /// Figs. 7 and 9 for one datagram from the XCF link of `peer_xcf`:
+    /// the plaintext into `tx`, the target's reports over XCF.
     fn gre_in(&self, peer_xcf: Ipv4Addr, datagram: Datagram<'_>, tx: &mut tunio::TxBurst) {
-        let now = self.now_ms();
-        let (verdict, outbox) = {
+        let now = self.now();
+        let datagram = match datagram {
+            Datagram::Ip(packet) => XcfDatagram::Gre(packet),
+            Datagram::Udp { src, body } => XcfDatagram::GreInUdp { src, body },
+        };
+        let out = {
             let mut core = self.core();
-            let v = match datagram {
-                Datagram::Ip(packet) => core.target.from_gre(now, peer_xcf, packet),
-                Datagram::Udp { src, body } => {
-                    core.target.from_gre_in_udp(now, peer_xcf, src, body)
-                }
-            };
-            (v, core.target.take_outbox())
+            core.image.handle_xcf_datagram(now, peer_xcf, datagram);
+            while let Some(plain) = core.image.poll_tun_write() {
+                tx.push(&plain);
+            }
+            Outputs::drain(&mut core.image, now)
         };
-        for (to, m) in outbox {
-            self.send_xcf(&to, m);
-        }
-        if let Verdict::Deliver(plain) = verdict {
-            tx.push(&plain);
-        }
+        // The target's reports (rare on this path): no TUN writes or data
+        // left to carry out.
+        self.send_messages(out.xcf);
+        self.on_events(out.events);
     }
-
-    /// Fig. 11 block 174: a SYN that made a NEWCONN waits for its SA.
-    fn hold(&self, syn: Vec<u8>) {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held.len() >= HELD_MAX {
-            bump(&self.counters.newconn_overflow);
-            return;
-        }
-        bump(&self.counters.newconn_held);
-        held.push((Instant::now(), syn));
-    }
-
-    /// Fig. 11 blocks 176–178: when an SA arrived, the held SYNs it
-    /// protects are sealed and sent; the others wait until [`HELD_FOR`].
-    async fn held_loop(self: Arc<Self>) {
-        loop {
-            // An SA install, or a periodic look to expire what waits.
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.sa_arrived.notified()).await;
-            let ready = self.take_ready_syns();
-            if !ready.is_empty() {
-                self.counters
-                    .newconn_released
-                    .fetch_add(ready.len() as u64, Ordering::Relaxed);
-                self.send_outbound(ready).await;
-            }
-        }
-    }
-
-    /// The held SYNs that now have an SA; expired ones are counted and
-    /// dropped.
-    fn take_ready_syns(&self) -> Vec<Vec<u8>> {
-        let waiting = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
-        if waiting.is_empty() {
-            return Vec::new();
-        }
-        let mut core = self.core();
-        let mut ready = Vec::new();
-        let mut still = Vec::new();
-        for (since, syn) in waiting {
-            if matches!(
-                core.target.outbound_plan(&syn),
-                OutboundPlan::Protect { .. }
-            ) {
-                ready.push(syn);
-            } else if since.elapsed() < HELD_FOR {
-                still.push((since, syn));
-            } else {
-                bump(&self.counters.newconn_expired);
-            }
-        }
-        drop(core);
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(still);
-        ready
-    }
-
-    /// Fig. 10: filter → shadow SA; one CF fetch-and-add per SA for the
-    /// whole burst (block 162); seal; out of this image's own `ext` (164).
-    async fn send_outbound(&self, packets: Vec<Vec<u8>>) {
-        if packets.is_empty() {
-            return;
-        }
-        let mut plain = Vec::new();
-        let mut protect: Vec<(SealKeys, SealBatch)> = Vec::new();
-        let mut newconns = Vec::new();
-        {
-            let mut core = self.core();
-            for p in packets {
-                match core.target.outbound_plan(&p) {
-                    OutboundPlan::Plain => {
-                        // Fig. 11: a SYN to an IKE peer without an SA.
-                        match super::ike::newconn_request(&self.topo, core.target.vipa_lists(), &p)
-                        {
-                            Some(req) => {
-                                newconns.push(req);
-                                self.hold(p);
-                            }
-                            None => plain.push(p),
-                        }
-                    }
-                    // Fig. 10 block 160: policy requires IPsec and no SA
-                    // covers it. A SYN to an IKE peer waits for one (Fig.
-                    // 11); anything else is dropped, never sent in clear.
-                    OutboundPlan::NeedsSa { rule } => {
-                        match super::ike::newconn_request(&self.topo, core.target.vipa_lists(), &p)
-                        {
-                            Some(req) => {
-                                newconns.push(req);
-                                self.hold(p);
-                            }
-                            None => core.target.refuse_needs_sa(&rule),
-                        }
-                    }
-                    OutboundPlan::Protect { spi, seq_key } => {
-                        group_by_keys(&mut protect, SealKeys::Single(seq_key), spi, p);
-                    }
-                    OutboundPlan::Bundle {
-                        spi,
-                        seq_key,
-                        ah_seq_key,
-                    } => {
-                        let keys = SealKeys::Bundle(seq_key, ah_seq_key);
-                        group_by_keys(&mut protect, keys, spi, p);
-                    }
-                }
-            }
-        }
-        for (owner, msg) in newconns {
-            tracing::debug!("NEWCONN to {owner}: {msg:?}");
-            self.send_xcf(&owner, msg);
-        }
-        for p in plain {
-            self.core().target.count_plain_out();
-            self.ext_send(&p).await;
-        }
-        let mut reports = Vec::new();
-        for (keys, group) in protect {
-            self.seal_and_send(keys, &group, &mut reports).await;
-        }
-        for (to, m) in reports {
-            self.send_xcf(&to, m);
-        }
-    }
-
-    /// Fig. 10 blocks 162–164 for one SA's packets of a burst, under the
-    /// sequence-number policy of the module doc: at most [`SEQ_CHUNK`]
-    /// numbers per CF request, taken right before sealing; a number whose
-    /// packet cannot leave within [`SEQ_DEADLINE`] of asking the CF is
-    /// dropped (a gap, which ESP allows) and the packet resealed with a
-    /// fresh one, so a target that was descheduled never sends packets that
-    /// trail the others' by more than the client's replay window.
-    async fn seal_and_send(
-        &self,
-        keys: SealKeys,
-        group: &SealBatch,
-        reports: &mut Vec<(String, XcfMessage)>,
-    ) {
-        let mut next = 0;
-        let mut refetches = 0;
-        while next < group.len() {
-            let chunk = &group[next..group.len().min(next + SEQ_CHUNK)];
-            // The numbers were granted after this instant: measuring their
-            // age from here also covers a target descheduled while the
-            // CF's answer was on its way.
-            let asked = Instant::now();
-            let Some(firsts) = self.take_firsts(keys, chunk.len() as u32).await else {
-                return;
-            };
-            let sealed = self.seal_chunk(chunk, firsts, reports);
-            let sent = self.send_in_time(asked, &sealed).await;
-            if sent == sealed.len() {
-                // All out (a packet that failed to seal is counted by the
-                // target stack and dropped).
-                next += chunk.len();
-                continue;
-            }
-            let stale = (sealed.len() - sent) as u64 * keys.structures();
-            self.counters.seq_stale.fetch_add(stale, Ordering::Relaxed);
-            refetches += 1;
-            if refetches > SEQ_MAX_REFETCH {
-                // Descheduled again and again: drop the rest of the burst
-                // rather than loop (TCP resends what matters).
-                return;
-            }
-            // Reseal what did not leave, under fresh numbers.
-            next += sent;
-        }
-    }
-
-    /// The first of `n` numbers from each structure of `keys`: the ESP (or
-    /// single) SA's, then a bundle's AH.
-    async fn take_firsts(&self, keys: SealKeys, n: u32) -> Option<Firsts> {
-        match keys {
-            SealKeys::Single(key) => Some((self.take_numbers(key, n).await?, None)),
-            SealKeys::Bundle(esp, ah) => {
-                let esp_first = self.take_numbers(esp, n).await?;
-                Some((esp_first, Some(self.take_numbers(ah, n).await?)))
-            }
-        }
-    }
-
-    /// Seals a chunk with consecutive numbers from `firsts` (a packet that
-    /// fails is counted by the target stack and left out).
-    fn seal_chunk(
-        &self,
-        chunk: &[(crate::ipsec::sa::Spi, Vec<u8>)],
-        (esp_first, ah_first): Firsts,
-        reports: &mut Vec<(String, XcfMessage)>,
-    ) -> Vec<Vec<u8>> {
-        let now = self.now_ms();
-        let mut core = self.core();
-        let Core { target, rng, .. } = &mut *core;
-        let sealed = chunk
-            .iter()
-            .zip(0u64..)
-            .filter_map(|((spi, p), i)| {
-                let mut out = Vec::with_capacity(p.len() + 128);
-                let seq = SeqNumbers {
-                    esp: esp_first + i,
-                    ah: ah_first.map(|a| a + i),
-                };
-                target
-                    .seal(now, *spi, seq, rng, p, &mut out)
-                    .ok()
-                    .map(|()| out)
-            })
-            .collect();
-        reports.extend(target.take_outbox());
-        sealed
-    }
-
-    /// Sends `sealed` in order while the numbers asked at `asked` are
-    /// younger than [`SEQ_DEADLINE`]; returns how many left.
-    async fn send_in_time(&self, asked: Instant, sealed: &[Vec<u8>]) -> usize {
-        for (sent, s) in sealed.iter().enumerate() {
-            if asked.elapsed() > SEQ_DEADLINE {
-                return sent;
-            }
-            self.ext_send(s).await;
-        }
-        sealed.len()
-    }
-
-    /// `n` sequence numbers from the CF (LISTKEYINC), or none when the CF
-    /// is unreachable (counted; the packets are dropped like a full queue).
-    async fn take_numbers(&self, key: SeqKey, n: u32) -> Option<u64> {
-        let Some(cf) = self.cf.get() else {
-            bump(&self.counters.cf_errors);
-            return None;
-        };
-        match cf.fetch_add(key, n).await {
-            Ok((first, got)) if got == n => {
-                bump(&self.counters.cf_batches);
-                self.counters
-                    .cf_numbers
-                    .fetch_add(u64::from(n), Ordering::Relaxed);
-                Some(first)
-            }
-            Ok(_) | Err(_) => {
-                bump(&self.counters.cf_errors);
-                None
-            }
-        }
-    }
-
-    async fn ext_send(&self, packet: &[u8]) {
-        let Some(dst) = sockets::ipv4_dst(packet) else {
-            return;
-        };
-        let to = sockets::raw_dest(dst);
-        // Straight to the kernel when the socket can take it: an `.await`
-        // may yield to other tasks (tokio's budget), and a sealed packet
-        // must leave right after its sequence number's deadline check.
-        let sent = match self.ext_out.try_send_to(packet, to) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                self.ext_out.send_to(packet, to).await
-            }
-            other => other,
-        };
-        match sent {
-            Ok(_) => bump(&self.counters.ext_out),
-            Err(e) => {
-                bump(&self.counters.send_errors);
-                tracing::debug!("sending to {dst}: {e}");
-            }
-        }
-    }
-
-    /// Every second: DCT timeouts, the VIPA list, pending lifesize counts.
-    async fn timer_loop(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let now = self.now_ms();
-            let (outbox, logs) = {
-                let mut core = self.core();
-                if let Some(r) = core.routing.as_mut() {
-                    r.on_timeout(now);
-                }
-                core.target.flush_lifesize();
-                (core.target.take_outbox(), core.target.take_filter_logs())
-            };
-            // The target's LOG anchors (rate-limited per rule), once a second.
-            self.write_filter_logs(logs);
-            for (to, m) in outbox {
-                self.send_xcf(&to, m);
-            }
-            self.refresh_listeners();
-            let list = self.core().routing.as_ref().map(|r| r.vipa_list());
-            if let Some(list) = list {
-                for t in self.distribution_targets() {
-                    self.send_xcf(&t, list.clone());
-                }
-            }
-        }
-    }
-
-    /// Registers the listeners this image has on distributed ports with
-    /// the routing stacks that announced them (z/OS stacks tell the
-    /// distributor when a server binds).
-    fn refresh_listeners(&self) {
-        let regs = registrations(&self.core().target);
-        for (owner, dvipa, port) in regs {
-            self.send_xcf(&owner, XcfMessage::RegisterListener { dvipa, port });
-        }
-    }
-
-    /// `plexnet netstat NODE REPORT`.
-    pub fn netstat(&self, report: super::display::Report) -> super::display::Netstat {
-        use super::display::{self, Report};
-        let core = self.core();
-        let routing = core.routing.as_ref();
-        let mut n = display::Netstat {
-            image: self.name.clone(),
-            report,
-            routing: routing.is_some_and(|r| r.distributions().next().is_some()),
-            vipadcfg: None,
-            vdpt: Vec::new(),
-            vcrt: Vec::new(),
-            conn: Vec::new(),
-        };
-        match report {
-            Report::Vipadcfg => {
-                let mut cfg = display::vipadcfg(&self.topo, &self.name);
-                if let Some(t) = self.takeover.get() {
-                    cfg.status = t.status_rows();
-                }
-                n.vipadcfg = Some(cfg);
-            }
-            Report::Vdpt => n.vdpt = routing.map(display::vdpt).unwrap_or_default(),
-            Report::Vcrt => n.vcrt = routing.map(display::vcrt).unwrap_or_default(),
-            Report::Conn => n.conn = display::conn(),
-        }
-        n
-    }
-
-    /// `plexnet ipsec NODE`.
-    pub fn ipsec(&self) -> super::display::IpsecDisplay {
-        let core = self.core();
-        let mut d = super::display::ipsec(&self.name, core.routing.as_ref(), &core.target);
-        let sec = self
-            .topo
-            .image(&self.name)
-            .and_then(|i| i.ip_security.as_ref());
-        d.filters = super::display::filters(sec, core.routing.as_ref(), &core.target);
-        super::display::mark_origins(&mut d, &manual_spis(&self.topo));
-        d
-    }
-
-    /// The status the control socket answers.
-    pub fn status(&self) -> serde_json::Value {
-        let (_, served) = dvipas_of(&self.topo, &self.name);
-        let owned = self.owned_now();
-        let core = self.core();
-        let label = |a: &Ipv4Addr| self.topo.label(*a);
-        let mut roles = Vec::new();
-        if !owned.is_empty() {
-            roles.push(format!(
-                "owns {}",
-                owned.iter().map(label).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        let targets: Vec<String> = self
-            .topo
-            .distributed_to(&self.name)
-            .iter()
-            .map(label)
-            .collect();
-        if !targets.is_empty() {
-            roles.push(format!("target of {}", targets.join(", ")));
-        }
-        let summary = format!(
-            "{}; {} echo replies, {} shadow SAs, {} opened, {} sealed",
-            if roles.is_empty() {
-                "no DVIPA role".to_string()
-            } else {
-                roles.join(", ")
-            },
-            core.stack.counters().echo_replies,
-            core.target.shadow().len(),
-            core.target.counters().opened,
-            core.target.counters().sealed,
-        );
-        serde_json::json!({
-            "node": self.name,
-            "role": "image",
-            "ready": true,
-            "pid": std::process::id(),
-            "tun": TUN_NAME,
-            "xcf": self.xcf.to_string(),
-            "xcf_forwarding": self.topo.xcf_forwarding,
-            "owned_dvipas": owned.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "served_dvipas": served.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "counters": core.stack.counters(),
-            "routing": core.routing.as_ref().map(routing_status),
-            "target": {
-                "counters": core.target.counters(),
-                "shadow_sas": core.target.shadow().len(),
-            },
-            "shell": &self.counters,
-            "summary": summary,
-        })
-    }
-}
-
-fn routing_status(r: &RoutingStack) -> serde_json::Value {
-    serde_json::json!({
-        "counters": r.counters(),
-        "dct_entries": r.dct().len(),
-        "owned_sas": r.sa_summary(),
-        "listeners": r.listeners(),
-    })
-}
-
-/// The kernel side of DESIGN.md's DVIPA rules, in this namespace.
-/// Also what a takeover does for the DVIPA it takes (as its only owned and
-/// served one), so every step keeps what is already there.
-pub(super) async fn plumb(links: &NsLinks, owned: &[Ipv4Addr], served: &[Ipv4Addr]) -> Result<()> {
-    if served.is_empty() {
-        return Ok(());
-    }
-    for d in served {
-        links.ensure_addr("lo", *d, 32).await?;
-    }
-    links.move_local_rule(100).await?;
-    for d in owned {
-        links
-            .add_rule(&Rule {
-                pref: 10,
-                table: TABLE_TO_DVIPA,
-                iif: Some(EXT_NAME),
-                to: Some(*d),
-                ..Rule::default()
-            })
-            .await?;
-        links
-            .add_table_route(*d, 32, TUN_NAME, TABLE_TO_DVIPA, TableRoute::default())
-            .await?;
-    }
-    links
-        .add_rule(&Rule {
-            pref: 50,
-            table: RT_TABLE_MAIN,
-            fwmark: Some(FWMARK),
-            ..Rule::default()
-        })
-        .await?;
-    for d in served {
-        links
-            .add_rule(&Rule {
-                pref: 110,
-                table: TABLE_FROM_DVIPA,
-                from: Some(*d),
-                ..Rule::default()
-            })
-            .await?;
-    }
-    links
-        .add_table_route(
-            Ipv4Addr::UNSPECIFIED,
-            0,
-            TUN_NAME,
-            TABLE_FROM_DVIPA,
-            TableRoute {
-                mtu: Some(PROTECTED_MTU),
-                ..TableRoute::default()
-            },
-        )
-        .await
 }
 
 /// The DVIPA side of a manual SA as an SA install (ESP or AH alone; an
 /// AH+ESP bundle is [`manual_bundle`]'s).
-/// The SPIs of the topology's manually keyed SAs (ESP and AH, both
-/// directions), as the displays write them.
-fn manual_spis(topo: &Topology) -> Vec<String> {
-    let mut out = Vec::new();
-    for ms in &topo.manual_sas {
-        let pairs = manual_install(ms)
-            .map(|i| vec![i.inbound.spi, i.outbound.spi])
-            .into_iter()
-            .chain(manual_bundle(ms).map(|b| {
-                vec![
-                    b.esp.inbound.spi,
-                    b.esp.outbound.spi,
-                    b.ah.inbound.spi,
-                    b.ah.outbound.spi,
-                ]
-            }));
-        out.extend(pairs.flatten().map(|spi| format!("{:#010x}", spi.0)));
-    }
-    out
-}
-
 pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
     let side = ms.dvipa_side();
     let one = |b: &crate::topology::SaBundle| match (&b.esp, &b.ah) {
@@ -1349,88 +844,6 @@ pub fn manual_install(ms: &ManualSa) -> Option<SaInstall> {
         one(side.inbound)?,
         one(side.outbound)?,
     ))
-}
-
-/// Local TCP listeners: (address, port) of the LISTEN sockets.
-fn listening_ports() -> Vec<(Ipv4Addr, u16)> {
-    match super::listeners::tcp_listeners() {
-        Ok(l) => l.into_iter().map(|a| (*a.ip(), a.port())).collect(),
-        Err(e) => {
-            tracing::warn!("listing TCP listeners (sock_diag): {e}");
-            Vec::new()
-        }
-    }
-}
-
-/// The listeners this image has on the ports routing stacks announced in
-/// their VIPA lists, as (owner, DVIPA, port) registrations.
-fn registrations(target: &TargetStack) -> Vec<(String, Ipv4Addr, u16)> {
-    let listening = listening_ports();
-    let mut regs = Vec::new();
-    for (owner, vipas) in target.vipa_lists() {
-        for v in vipas {
-            for p in &v.ports {
-                if listening
-                    .iter()
-                    .any(|(a, lp)| lp == p && (a.is_unspecified() || *a == v.dvipa))
-                {
-                    regs.push((owner.clone(), v.dvipa, *p));
-                }
-            }
-        }
-    }
-    regs
-}
-
-/// The ports a target serves on each DVIPA it is a target of: HTTP's 80,
-/// and the patent's port 60 (APP A of Figure 4), which figure4's policy
-/// permits in clear for a plain Sysplex Distributor demonstration.
-const SERVER_PORTS: [u16; 2] = [80, 60];
-
-/// The target's server on DVIPA:port: every answer names the image, so a
-/// user sees where the distributor sent each connection.
-async fn http_server(image: String, dvipa: Ipv4Addr, port: u16) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = loop {
-        match tokio::net::TcpListener::bind((dvipa, port)).await {
-            Ok(l) => break l,
-            Err(e) => {
-                tracing::warn!("binding {dvipa}:{port}: {e}; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    tracing::info!("HTTP server on {dvipa}:{port}");
-    loop {
-        let Ok((mut s, peer)) = listener.accept().await else {
-            continue;
-        };
-        let image = image.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut got = 0;
-            // Read the request head (bounded), then answer and close.
-            while got < buf.len() {
-                match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf[got..])).await {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(n)) => {
-                        got += n;
-                        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                }
-            }
-            let body = format!("served by {image}\n");
-            let resp = format!(
-                "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes()).await;
-            let _ = s.shutdown().await;
-            tracing::debug!("HTTP answered {peer}");
-        });
-    }
 }
 
 /// The routing stack of `image` for the VIPADISTRIBUTE statements

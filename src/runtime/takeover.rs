@@ -203,7 +203,7 @@ impl Takeover {
         node: &Arc<ImageNode>,
         peers: watch::Receiver<BTreeSet<String>>,
     ) {
-        if let Some(r) = node.core().routing.as_mut() {
+        if let Some(r) = node.core().image.routing_mut() {
             r.keep_journal();
         }
         if let Some(rx) = lock(&self.writes_rx).take() {
@@ -276,7 +276,7 @@ impl Takeover {
         let mut tick = tokio::time::interval(JOURNAL_EVERY);
         loop {
             tick.tick().await;
-            let changes = match node.core().routing.as_mut() {
+            let changes = match node.core().image.routing_mut() {
                 Some(r) => r.take_journal(),
                 None => continue,
             };
@@ -461,13 +461,12 @@ impl Takeover {
     ) -> (usize, usize) {
         let now_ms = node.now_ms();
         let mut core = node.core();
-        let core = &mut *core;
-        let Some(routing) = core.routing.as_mut() else {
+        let (Some(routing), target) = core.image.routing_and_target_mut() else {
             return (0, 0);
         };
         let adopter = tk::Adopter {
             routing,
-            target: &mut core.target,
+            target,
             me: &self.me,
             now_ms,
         };
@@ -569,15 +568,11 @@ impl Takeover {
         let image = self.topo.image(&self.me).context("not an image")?;
         let dists = image.distributions_of(dvipa);
         let mut core = node.core();
-        if core.routing.is_none() {
-            core.routing = Some(super::image::routing_stack(image, &[])?);
-        }
-        let r = core.routing.as_mut().expect("made above");
-        if !r.dvipas().contains(&dvipa) {
-            r.add_distributions(&dists);
-        }
-        r.keep_journal();
-        core.stack.add_owned(dvipa);
+        let fresh = match core.image.routing() {
+            None => Some(super::image::routing_stack(image, &[])?),
+            Some(_) => None,
+        };
+        core.image.become_routing_stack(dvipa, &dists, fresh);
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! the snapshot tests keep. The same `sysplex` state machines run in the
 //! real namespaces under `runtime`.
 
+mod image;
 mod server;
 mod takeover;
 
@@ -20,16 +21,16 @@ use plexnet_core::ipsec::sa::{
 };
 use plexnet_core::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
 use plexnet_core::sysplex::config::{Dest, DestRole, DistMethod, VipaDistribute, XcfForwarding};
+use plexnet_core::sysplex::image::{Image, ImageConfig, ImageId, NewConnPolicy};
 use plexnet_core::sysplex::routing::{
     DctOutcome, Decision, RouteNote, RoutingConfig, RoutingStack,
 };
-use plexnet_core::sysplex::stack::{self, ImageStack};
-use plexnet_core::sysplex::target::{
-    self, OutboundPlan, SeqNumbers, TargetCounters, TargetStack, Upstream, Verdict,
-};
+use plexnet_core::sysplex::stack;
+use plexnet_core::sysplex::target::{self, TargetCounters, Upstream, Verdict};
 use plexnet_core::sysplex::xcf::{
     AhBundle, BundleInstall, CfRequest, CfResponse, SaInstall, SeqKey, XcfMessage,
 };
+use plexnet_core::time::Instant;
 use plexnet_core::wire::TcpFlags;
 
 pub use server::{tcp_packet, ScriptedServer};
@@ -42,15 +43,50 @@ pub trait CfService {
 /// Link latency of every hop, in virtual milliseconds.
 const HOP_MS: u64 = 1;
 
-/// An image of the simulated sysplex.
+/// An image of the simulated sysplex: the same [`Image`] state machine
+/// the daemon drives, and the server its kernel runs.
 #[derive(Debug)]
 pub struct SimImage {
-    pub name: String,
+    pub name: ImageId,
     pub xcf: Ipv4Addr,
-    pub routing: Option<RoutingStack>,
-    pub target: TargetStack,
-    pub stack: ImageStack,
+    pub image: Image,
     pub server: ScriptedServer,
+}
+
+impl SimImage {
+    /// `name` at `xcf`, owning `owned`, with `routing` when it owns any.
+    fn new(
+        name: &str,
+        xcf: Ipv4Addr,
+        owned: Vec<Ipv4Addr>,
+        routing: Option<RoutingStack>,
+        server: ScriptedServer,
+    ) -> Self {
+        let config = ImageConfig {
+            id: ImageId::new(name),
+            xcf_addr: xcf,
+            owned,
+            newconn: NewConnPolicy::default(),
+        };
+        Self {
+            name: ImageId::new(name),
+            xcf,
+            image: Image::new(config, routing, Instant::ZERO),
+            server,
+        }
+    }
+}
+
+/// The simulator's XCF links are up before its trace starts, and its
+/// scenarios announce what a routing stack has explicitly: every image
+/// starts in sync with every other (no first-contact resync).
+fn links_up(images: &mut BTreeMap<ImageId, SimImage>) {
+    let names: Vec<ImageId> = images.keys().cloned().collect();
+    for img in images.values_mut() {
+        for peer in &names {
+            img.image.assume_synced(peer);
+        }
+    }
 }
 
 /// The client: its ends of the manually keyed SA pairs.
@@ -105,6 +141,8 @@ enum Event {
         to: String,
         msg: XcfMessage,
     },
+    /// The owner's IKE has negotiated the SA pair a NEWCONN asked for.
+    Negotiated(SaSpec),
 }
 
 /// A forwarded packet on an XCF link, in the world's `[xcf] forwarding`.
@@ -304,8 +342,8 @@ pub struct World {
     rng: ChaCha8Rng,
     trace: Vec<String>,
     pub dvipa: Ipv4Addr,
-    pub owner: String,
-    pub images: BTreeMap<String, SimImage>,
+    pub owner: ImageId,
+    pub images: BTreeMap<ImageId, SimImage>,
     pub client: SimClient,
     cf: Box<dyn CfService>,
     queue: VecDeque<(u64, Event)>,
@@ -316,6 +354,9 @@ pub struct World {
     /// How the routing stack carries packets to targets (`[xcf]
     /// forwarding`); GRE in IPv4 unless a scenario sets it.
     pub xcf_forwarding: XcfForwarding,
+    /// The SA pair the owner's IKE negotiates when a NEWCONN asks for one
+    /// (Fig. 11; [`World::ike_on_demand`]).
+    newconn_answer: Option<SaSpec>,
 }
 
 impl std::fmt::Debug for World {
@@ -403,30 +444,26 @@ impl World {
             let routing = (*n == owner)
                 .then(|| RoutingStack::new(n, xcf_of(i), config, std::slice::from_ref(&dist)));
             let owned = if *n == owner { vec![dvipa] } else { vec![] };
+            let server = ScriptedServer::new(n, dvipa, 80);
             images.insert(
-                n.to_string(),
-                SimImage {
-                    name: n.to_string(),
-                    xcf: xcf_of(i),
-                    routing,
-                    target: TargetStack::new(n, xcf_of(i)),
-                    stack: ImageStack::new(n, owned),
-                    server: ScriptedServer::new(n, dvipa, 80),
-                },
+                ImageId::new(n),
+                SimImage::new(n, xcf_of(i), owned, routing, server),
             );
         }
+        links_up(&mut images);
         let mut w = World {
             now_ms: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             trace: Vec::new(),
             dvipa,
-            owner: owner.to_string(),
+            owner: ImageId::new(owner),
             images,
             client: SimClient::new(Ipv4Addr::new(198, 18, 1, 2)),
             cf,
             queue: VecDeque::new(),
             takeover: None,
             xcf_forwarding: XcfForwarding::Gre,
+            newconn_answer: None,
         };
         let list = w.routing().vipa_list();
         for t in targets {
@@ -442,8 +479,8 @@ impl World {
     fn routing(&mut self) -> &mut RoutingStack {
         let owner = self.owner.clone();
         self.image(&owner)
-            .routing
-            .as_mut()
+            .image
+            .routing_mut()
             .expect("the owner has a routing stack")
     }
 
@@ -479,6 +516,12 @@ impl World {
     /// the CF and copies the pair to every target's shadow cache (its own
     /// included); the client gets its ends.
     pub fn install_sa(&mut self, spec: SaSpec) {
+        self.install_sa_now(spec);
+        self.run();
+    }
+
+    /// [`World::install_sa`] without running the events it queues.
+    fn install_sa_now(&mut self, spec: SaSpec) {
         (self.client.ah_outbound, self.client.ah_inbound) = (None, None);
         let install = self.sa_install(&spec, false);
         let ah = spec.ah_only().map(|a| self.sa_install(&a, true));
@@ -513,7 +556,6 @@ impl World {
         }
         let dvipa = self.dvipa;
         self.send_to_owner_and_targets(&owner, dvipa, &msg);
-        self.run();
     }
 
     /// The DVIPA side of one pair of `spec`; the client gets its ends
@@ -823,11 +865,12 @@ impl World {
     }
 
     fn collect_outboxes(&mut self) {
-        let names: Vec<String> = self.images.keys().cloned().collect();
+        let names: Vec<ImageId> = self.images.keys().cloned().collect();
         for n in names {
-            for (to, msg) in self.image(&n).target.take_outbox() {
+            for (to, msg) in self.image(&n).image.target_mut().take_outbox() {
                 self.send_xcf(&n, &to, msg);
             }
+            self.drain_image(&n, &[]);
         }
         self.flush_journals();
     }
@@ -843,6 +886,7 @@ impl World {
             Event::Outbound { image, packet } => self.outbound(&image, &packet),
             Event::ToClient { from, packet } => self.at_client(&from, &packet),
             Event::Xcf { from, to, msg } => self.deliver_xcf(&from, &to, msg),
+            Event::Negotiated(spec) => self.install_sa_now(spec),
         }
     }
 
@@ -919,7 +963,7 @@ impl World {
                 self.queue.push_back((
                     now + HOP_MS,
                     Event::Gre {
-                        from: owner.clone(),
+                        from: owner.to_string(),
                         to: target.to_string(),
                         datagram,
                     },
@@ -929,7 +973,8 @@ impl World {
                 self.log(format!("{owner} routing  decrypts here (distribute_crypto = false), forwards plaintext to {target}"));
                 if let Verdict::Deliver(plain) =
                     self.image(&owner)
-                        .target
+                        .image
+                        .target_mut()
                         .inbound(now, &packet, Upstream::Nothing)
                 {
                     let src = self.images[&owner].xcf;
@@ -943,7 +988,7 @@ impl World {
                     self.queue.push_back((
                         now + HOP_MS,
                         Event::Gre {
-                            from: owner.clone(),
+                            from: owner.to_string(),
                             to: target.to_string(),
                             datagram,
                         },
@@ -966,8 +1011,8 @@ impl World {
         // The XCF link the datagram came in on: the one from `from`.
         let link_peer = self.images[from].xcf;
         self.heard(to, from);
-        let before = self.images[to].target.counters().clone();
-        let target = &mut self.image(to).target;
+        let before = self.images[to].image.target().counters().clone();
+        let target = self.image(to).image.target_mut();
         let (v, how) = match datagram {
             XcfDatagram::Gre(packet) => (
                 target.from_gre(now, link_peer, packet),
@@ -983,14 +1028,18 @@ impl World {
 
     fn at_target_direct(&mut self, image: &str, packet: &[u8], upstream: Upstream) {
         let now = self.now_ms;
-        let before = self.images[image].target.counters().clone();
-        let v = self.image(image).target.inbound(now, packet, upstream);
+        let before = self.images[image].image.target().counters().clone();
+        let v = self
+            .image(image)
+            .image
+            .target_mut()
+            .inbound(now, packet, upstream);
         self.after_target(image, v, "", &before);
     }
 
     /// What the target did, told from its counters before and after.
     fn after_target(&mut self, image: &str, v: Verdict, how: &str, before: &TargetCounters) {
-        let target = &self.images[image].target;
+        let target = self.images[image].image.target();
         let filtered = target
             .last_filter()
             .map(|(f, under)| plexnet_core::trace::verdict(f, under.map(|u| u.spi)));
@@ -1008,7 +1057,7 @@ impl World {
                 self.log(format!("{image} target   DROP {}", d.name()));
             }
             Verdict::Deliver(plain) => {
-                let after = self.images[image].target.counters();
+                let after = self.images[image].image.target().counters();
                 let what = if after.opened > before.opened {
                     let skipped = if after.filter_skipped > before.filter_skipped {
                         " (filter skipped: the routing stack filtered)".to_string()
@@ -1035,7 +1084,7 @@ impl World {
     /// The image's kernel: echo for an owned DVIPA, TCP to the server.
     fn deliver_to_kernel(&mut self, image: &str, plain: &[u8]) {
         let now = self.now_ms;
-        if let stack::Verdict::Reply(reply) = self.image(image).stack.inbound(plain) {
+        if let stack::Verdict::Reply(reply) = self.image(image).image.stack_mut().inbound(plain) {
             self.log(format!(
                 "{image} stack    ICMP echo answered from user space"
             ));
@@ -1061,129 +1110,6 @@ impl World {
                     packet: r,
                 },
             ));
-        }
-    }
-
-    /// Fig. 10: filter → shadow SA, sequence numbers from the CF, seal, out
-    /// of the image's own external link.
-    fn outbound(&mut self, image: &str, packet: &[u8]) {
-        let now = self.now_ms;
-        let plan = self.image(image).target.outbound_plan(packet);
-        if let Some((f, _)) = self.images[image].target.last_filter() {
-            let line = format!(
-                "{image} target   outbound filter (block 160): {}",
-                plexnet_core::trace::verdict(f, None)
-            );
-            self.log(line);
-        }
-        match plan {
-            OutboundPlan::NeedsSa { rule } => {
-                self.image(image).target.refuse_needs_sa(&rule);
-                self.log(format!("{image} target   DROP needs-sa: not sent in clear"));
-            }
-            OutboundPlan::Plain => {
-                self.image(image).target.count_plain_out();
-                self.log(format!("{image} target   no SA covers it: sent plain"));
-                self.queue.push_back((
-                    now + HOP_MS,
-                    Event::ToClient {
-                        from: image.into(),
-                        packet: packet.to_vec(),
-                    },
-                ));
-            }
-            OutboundPlan::Protect { spi, seq_key } => {
-                let r = self.cf.request(CfRequest::FetchAdd { key: seq_key, n: 1 });
-                let CfResponse::SeqRange { first, .. } = r else {
-                    self.log(format!("{image} target   CF refused: {}", cf_answer(&r)));
-                    return;
-                };
-                let mut out = Vec::new();
-                let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
-                let sealed = self.image(image).target.seal(
-                    now,
-                    spi,
-                    SeqNumbers::single(first),
-                    &mut rng,
-                    packet,
-                    &mut out,
-                );
-                self.rng = rng;
-                let what = format!("shadow SA {:#010x} seq {first} from CF FetchAdd(1)", spi.0);
-                self.sealed_to_client(image, now, &what, sealed, out);
-            }
-            OutboundPlan::Bundle {
-                spi,
-                seq_key,
-                ah_seq_key,
-            } => self.outbound_bundle(image, packet, spi, seq_key, ah_seq_key),
-        }
-    }
-
-    /// Fig. 10 for an AH+ESP bundle: one number from each outbound SA's
-    /// CF structure (block 162), ESP then AH (block 164).
-    fn outbound_bundle(
-        &mut self,
-        image: &str,
-        packet: &[u8],
-        spi: Spi,
-        seq_key: SeqKey,
-        ah_seq_key: SeqKey,
-    ) {
-        let now = self.now_ms;
-        let mut firsts = [0u64; 2];
-        for (first, key) in firsts.iter_mut().zip([seq_key, ah_seq_key]) {
-            match self.cf.request(CfRequest::FetchAdd { key, n: 1 }) {
-                CfResponse::SeqRange { first: f, .. } => *first = f,
-                r => {
-                    self.log(format!("{image} target   CF refused: {}", cf_answer(&r)));
-                    return;
-                }
-            }
-        }
-        let [esp_seq, ah_seq] = firsts;
-        let seqs = SeqNumbers {
-            esp: esp_seq,
-            ah: Some(ah_seq),
-        };
-        let mut out = Vec::new();
-        let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
-        let sealed = self
-            .image(image)
-            .target
-            .seal(now, spi, seqs, &mut rng, packet, &mut out);
-        self.rng = rng;
-        let what = format!(
-            "shadow bundle ESP {:#010x} seq {esp_seq} + AH {:#010x} seq {ah_seq}, each from its CF FetchAdd(1)",
-            spi.0, ah_seq_key.spi.0
-        );
-        self.sealed_to_client(image, now, &what, sealed, out);
-    }
-
-    /// A target's sealed reply (described by `what`) on its way to the
-    /// client from the target's own ext, or the reason it was dropped.
-    fn sealed_to_client(
-        &mut self,
-        image: &str,
-        now: u64,
-        what: &str,
-        sealed: Result<(), target::TargetDrop>,
-        packet: Vec<u8>,
-    ) {
-        match sealed {
-            Ok(()) => {
-                self.log(format!(
-                    "{image} target   {what}; sealed, out of {image}'s own ext"
-                ));
-                self.queue.push_back((
-                    now + HOP_MS,
-                    Event::ToClient {
-                        from: image.into(),
-                        packet,
-                    },
-                ));
-            }
-            Err(d) => self.log(format!("{image} target   DROP {}", d.name())),
         }
     }
 
@@ -1219,25 +1145,10 @@ impl World {
         self.log(format!("client1 ← {from:<5} {line}"));
     }
 
-    fn deliver_xcf(&mut self, from: &str, to: &str, msg: XcfMessage) {
-        let now = self.now_ms;
-        self.log(format!("{from} → {to}  XCF {}", xcf_name(&msg)));
-        self.heard(to, from);
-        let shadowed_by = self.shadowed_by(to, &msg);
-        let img = self.image(to);
-        if let Some(r) = img.routing.as_mut() {
-            r.on_xcf(from, &msg);
-        }
-        if let Err(e) = img.target.on_xcf(now, from, &msg) {
-            self.log(format!("{to} target   refused SA: {e}"));
-        }
-        self.after_xcf(from, to, &msg, shadowed_by);
-    }
-
     pub fn routing_stack(&self) -> &RoutingStack {
         self.images[&self.owner]
-            .routing
-            .as_ref()
+            .image
+            .routing()
             .expect("owner routing stack")
     }
 }

@@ -15,11 +15,10 @@ use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, Si
 use plexnet_core::ipsec::filter::FilterTable;
 use plexnet_core::sysplex::cf_key::{CfKey, CfPrefix};
 use plexnet_core::sysplex::dct::ConnKey;
+use plexnet_core::sysplex::image::ImageId;
 use plexnet_core::sysplex::routing::{DctChange, OwnedPair, RoutingStack};
-use plexnet_core::sysplex::stack::ImageStack;
 use plexnet_core::sysplex::takeover::SaRecord;
 use plexnet_core::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
-use plexnet_core::sysplex::target::TargetStack;
 use plexnet_core::sysplex::xcf::{CfRequest, CfResponse, SaInstall, XcfMessage};
 use plexnet_topology::{Topology, VipaDistribute};
 
@@ -35,11 +34,11 @@ pub(super) struct SimTakeover {
     /// The watch of the DVIPA on every image that defines or backs it up.
     watches: BTreeMap<String, Watch>,
     /// (observer, peer) → when the observer last heard from the peer.
-    heard: BTreeMap<(String, String), u64>,
+    heard: BTreeMap<(ImageId, ImageId), u64>,
     /// (observer, peer): the observer has marked the peer down.
-    down: BTreeSet<(String, String)>,
+    down: BTreeSet<(ImageId, ImageId)>,
     /// Images that failed: their links are silent.
-    failed: BTreeSet<String>,
+    failed: BTreeSet<ImageId>,
     next_tick: u64,
     /// Whether routing stacks filter with their image's IP security
     /// ([`World::enforce_ip_security`]).
@@ -103,18 +102,14 @@ impl World {
                 r
             });
             let owned = if n == owner { vec![dvipa] } else { vec![] };
-            images.insert(
-                n.to_string(),
-                SimImage {
-                    name: n.to_string(),
-                    xcf: image.xcf_addr,
-                    routing,
-                    target: TargetStack::new(n, image.xcf_addr),
-                    stack: ImageStack::new(n, owned),
-                    server: ScriptedServer::new(n, dvipa, 80),
-                },
-            );
+            let server = ScriptedServer::new(n, dvipa, 80);
+            let mut img = SimImage::new(n, image.xcf_addr, owned, routing, server);
+            // Its server listens on DVIPA:80: the image registers it with
+            // the routing stacks that announce the port.
+            img.image.set_listeners(vec![(dvipa, 80)]);
+            images.insert(ImageId::new(n), img);
         }
+        super::links_up(&mut images);
         let watches = tk::candidates(topo, dvipa)
             .into_iter()
             .map(|(n, _)| (n.clone(), Watch::new(topo, &n, dvipa, None)))
@@ -134,12 +129,13 @@ impl World {
             rng: ChaCha8Rng::seed_from_u64(seed),
             trace: Vec::new(),
             dvipa,
-            owner: owner.clone(),
+            owner: ImageId::from(owner.as_str()),
             images,
             client: SimClient::new(client),
             cf,
             queue: VecDeque::new(),
             xcf_forwarding: topo.xcf_forwarding,
+            newconn_answer: None,
             takeover: Some(SimTakeover {
                 topo: topo.clone(),
                 watches,
@@ -258,14 +254,14 @@ impl World {
         let Some(t) = self.takeover.as_ref() else {
             return;
         };
-        let live: Vec<String> = self
+        let live: Vec<ImageId> = self
             .images
             .keys()
-            .filter(|n| !t.failed.contains(*n))
+            .filter(|n| !t.failed.contains(n.as_str()))
             .cloned()
             .collect();
         for n in live {
-            let changes = match self.image(&n).routing.as_mut() {
+            let changes = match self.image(&n).image.routing_mut() {
                 Some(r) => r.take_journal(),
                 None => continue,
             };
@@ -305,10 +301,10 @@ impl World {
     /// that failed.
     pub(super) fn lost(&self, ev: &Event) -> Option<String> {
         let failed = &self.takeover.as_ref()?.failed;
-        let dead = |n: &String| failed.contains(n).then(|| n.clone());
+        let dead = |n: &str| failed.contains(n).then(|| n.to_string());
         let (dead, what) = match ev {
             Event::ToDvipa(p) => (
-                dead(&self.owner)?,
+                dead(self.owner.as_str())?,
                 format!(
                     "{} (the LAN still delivers DVA1 there)",
                     plexnet_core::trace::packet(p)
@@ -325,6 +321,10 @@ impl World {
                 dead(from).or_else(|| dead(to))?,
                 format!("XCF {from} → {to} {}", super::xcf_name(msg)),
             ),
+            Event::Negotiated(_) => (
+                dead(self.owner.as_str())?,
+                "the SA pair its IKE negotiated".to_string(),
+            ),
             Event::ToClient { .. } => return None,
         };
         Some(format!("{dead} down     lost: {what}"))
@@ -334,8 +334,7 @@ impl World {
     pub(super) fn heard(&mut self, observer: &str, peer: &str) {
         let now = self.now_ms;
         if let Some(t) = self.takeover.as_mut() {
-            t.heard
-                .insert((observer.to_string(), peer.to_string()), now);
+            t.heard.insert((observer.into(), peer.into()), now);
         }
     }
 
@@ -347,23 +346,18 @@ impl World {
             return None;
         };
         self.images[to]
-            .target
+            .image
+            .target()
             .shadow()
             .iter()
             .find(|p| p.install.same_sas(i))
             .map(|p| p.owner.clone())
     }
 
-    /// What a target does beyond its state machines (takeover scenarios):
-    /// answers a VIPA list with its listeners, as the runtime does, and
-    /// tells when an SA pair it already had only changed its owner.
-    pub(super) fn after_xcf(
-        &mut self,
-        from: &str,
-        to: &str,
-        msg: &XcfMessage,
-        shadowed_by: Option<String>,
-    ) {
+    /// What a target shows beyond its state machine (takeover scenarios):
+    /// that an SA pair it already had only changed its owner. (Its answer
+    /// to a VIPA list, its listeners, is the image's own.)
+    pub(super) fn after_xcf(&mut self, from: &str, to: &str, shadowed_by: Option<String>) {
         if self.takeover.is_none() {
             return;
         }
@@ -372,24 +366,13 @@ impl World {
                 "{to} target   the same pair from {from}: replay window and counters kept, owner {old} → {from}"
             ));
         }
-        if let XcfMessage::VipaList { vipas, .. } = msg {
-            let server = &self.images[to].server;
-            let regs: Vec<(Ipv4Addr, u16)> = vipas
-                .iter()
-                .filter(|v| v.dvipa == server.addr && v.ports.contains(&server.port))
-                .map(|v| (v.dvipa, server.port))
-                .collect();
-            for (dvipa, port) in regs {
-                self.send_xcf(to, from, XcfMessage::RegisterListener { dvipa, port });
-            }
-        }
     }
 
     /// `image` fails: from now on it sends nothing and nothing reaches it.
     pub fn fail(&mut self, image: &str) {
         self.run();
         if let Some(t) = self.takeover.as_mut() {
-            t.failed.insert(image.to_string());
+            t.failed.insert(image.into());
         }
         self.log(format!(
             "{image} FAILS: its XCF links and its ext go silent"
@@ -423,10 +406,10 @@ impl World {
         let Some(t) = self.takeover.as_mut() else {
             return;
         };
-        let names: Vec<String> = self.images.keys().cloned().collect();
-        let live: Vec<String> = names
+        let names: Vec<ImageId> = self.images.keys().cloned().collect();
+        let live: Vec<ImageId> = names
             .iter()
-            .filter(|n| !t.failed.contains(*n))
+            .filter(|n| !t.failed.contains(n.as_str()))
             .cloned()
             .collect();
         for a in &live {
@@ -434,7 +417,7 @@ impl World {
                 t.heard.insert((a.clone(), b.clone()), now);
             }
         }
-        let silent: Vec<&String> = t.failed.iter().collect();
+        let silent: Vec<&ImageId> = t.failed.iter().collect();
         let line = if silent.is_empty() {
             format!("xcf      heartbeats from {}", live.join(" "))
         } else {
@@ -450,17 +433,17 @@ impl World {
         };
         self.log(line);
         for n in &live {
-            if let Some(r) = self.image(n).routing.as_mut() {
+            if let Some(r) = self.image(n).image.routing_mut() {
                 r.on_timeout(now);
             }
         }
         self.flush_journals();
         for o in &live {
-            let newly_down: Vec<(String, u64)> = {
+            let newly_down: Vec<(ImageId, u64)> = {
                 let Some(t) = self.takeover.as_mut() else {
                     return;
                 };
-                let gone: Vec<(String, u64)> = names
+                let gone: Vec<(ImageId, u64)> = names
                     .iter()
                     .filter(|p| *p != o && !t.down.contains(&(o.clone(), (*p).clone())))
                     .filter_map(|p| {
@@ -480,7 +463,7 @@ impl World {
                 self.log(format!(
                     "{o} xcf      {p} silent since {last} ms (dead after {DEAD_AFTER_MS} ms): down"
                 ));
-                if let Some(r) = self.image(o).routing.as_mut() {
+                if let Some(r) = self.image(o).image.routing_mut() {
                     r.target_down(p);
                 }
             }
@@ -493,10 +476,10 @@ impl World {
         let Some(t) = self.takeover.as_mut() else {
             return;
         };
-        let down: BTreeSet<String> = t
+        let down: BTreeSet<ImageId> = t
             .down
             .iter()
-            .filter(|(o, _)| o == me)
+            .filter(|(o, _)| *o == me)
             .map(|(_, p)| p.clone())
             .collect();
         let Some(w) = t.watches.get_mut(me) else {
@@ -538,15 +521,12 @@ impl World {
         }
         // Become the routing stack with the VIPABACKUP's VIPADISTRIBUTE.
         let dists = image.distributions_of(dvipa);
-        let img = self.image(me);
-        let r = img.routing.get_or_insert_with(|| {
-            RoutingStack::new(me, image.xcf_addr, image.routing_config(), &[])
-        });
-        if !r.dvipas().contains(&dvipa) {
-            r.add_distributions(&dists);
-        }
-        r.keep_journal();
-        img.stack.add_owned(dvipa);
+        let img = &mut self.image(me).image;
+        let fresh = img
+            .routing()
+            .is_none()
+            .then(|| RoutingStack::new(me, image.xcf_addr, image.routing_config(), &[]));
+        img.become_routing_stack(dvipa, &dists, fresh);
         for d in &dists {
             self.log(format!(
                 "{me} routing  routing stack of {dvipa} with its VIPABACKUP's VIPADISTRIBUTE {}",
@@ -557,13 +537,12 @@ impl World {
         let (sas, conns) = self.read_cf_state(me, dvipa);
         // Adopt: owned SA pairs (and this image's own shadow copy), DCT.
         let adoption = {
-            let img = self.image(me);
-            let Some(routing) = img.routing.as_mut() else {
+            let (Some(routing), target) = self.image(me).image.routing_and_target_mut() else {
                 return;
             };
             let adopter = tk::Adopter {
                 routing,
-                target: &mut img.target,
+                target,
                 me,
                 now_ms: now,
             };
@@ -572,7 +551,7 @@ impl World {
         self.log_adoption(me, &adoption);
         // Announce: the VIPA list and every owned pair to every target.
         let (list, targets, msgs) = {
-            let Some(r) = self.images[me].routing.as_ref() else {
+            let Some(r) = self.images[me].image.routing() else {
                 return;
             };
             let msgs: Vec<XcfMessage> = r
@@ -590,7 +569,7 @@ impl World {
             }
         }
         // Gratuitous ARP: the LAN now delivers the DVIPA to `me`.
-        self.owner = me.to_string();
+        self.owner = ImageId::new(me);
         self.log(format!(
             "{me} ext      gratuitous ARP: {dvipa} is at {me}; the LAN delivers DVA1 here"
         ));
@@ -605,7 +584,7 @@ impl World {
             return;
         };
         let n = table.active_rules().rules.len();
-        if let Some(r) = self.image(me).routing.as_mut() {
+        if let Some(r) = self.image(me).image.routing_mut() {
             r.set_filter(table);
         }
         self.log(format!(

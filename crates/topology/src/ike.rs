@@ -27,6 +27,7 @@ use super::model::{Client, ClientIpsec, HostName, IkeSettings, Image, ManualSa};
 use super::resolve::Resolver;
 use plexnet_core::ike::proposal::{parse_proposals, Protocol};
 use plexnet_core::ike::{Identity, IkeConfig};
+use toml::Spanned;
 
 /// Child SA rekey time by default (strongSwan's `rekey_time` for children).
 pub const DEFAULT_REKEY_TIME: u64 = 3600;
@@ -48,49 +49,17 @@ pub(super) fn resolve(
     hosts: &[HostName],
     manual: &[ManualSa],
 ) -> Option<IkeSettings> {
-    // The [ike] table is gone: IKE comes from the images' Policy Agent
-    // policies. An old file is shown what to write instead.
     if let Some(d) = def {
-        if let Some(old) = settings(r, d) {
-            r.err(
-                d.psk.span().start,
-                ErrorKind::IkeTableGone {
-                    policy: super::ike_policy::equivalent_policy(
-                        &old,
-                        images
-                            .iter()
-                            .filter(|i| i.ike)
-                            .find_map(|i| i.vipa.defines.first().map(|d| d.addr)),
-                    ),
-                },
-            );
-        }
+        refuse_ike_table(r, d, images);
     }
-    let first_ike = client_defs.iter().find_map(|c| {
-        c.ike
-            .as_ref()
-            .and_then(|l| l.first())
-            .map(|v| v.span().start)
-    });
-    let settings = match super::ike_policy::from_images(images) {
-        Ok(s) => s.map(|(s, _)| s),
-        Err(reason) => {
-            if let Some(at) = first_ike {
-                r.err(at, ErrorKind::IkePolicy { reason });
-            }
-            None
-        }
+    let settings = policy_settings(r, client_defs, images);
+    let peers = IkePeers {
+        images,
+        hosts,
+        manual,
+        dvipas: super::manual::image_dvipas(images).collect(),
+        have_settings: settings.is_some(),
     };
-    let dvipas: Vec<Ipv4Addr> = images
-        .iter()
-        .flat_map(|i| {
-            i.vipa
-                .defines
-                .iter()
-                .map(|d| d.addr)
-                .chain(i.vipa.backups.iter().map(|b| b.addr))
-        })
-        .collect();
     for cdef in client_defs {
         let Some(list) = &cdef.ike else { continue };
         let Some(client) = clients
@@ -102,6 +71,71 @@ pub(super) fn resolve(
         let at = list
             .first()
             .map_or(cdef.name.span().start, |v| v.span().start);
+        if peers.client_may_negotiate(r, client, at) {
+            for v in list {
+                if let Some(dvipa) = peers.dvipa(r, v, client) {
+                    client.ike.push(dvipa);
+                }
+            }
+        }
+    }
+    settings
+}
+
+/// The [ike] table is gone: IKE comes from the images' Policy Agent
+/// policies. An old file is shown what to write instead.
+fn refuse_ike_table(r: &mut Resolver<'_>, d: &IkeDef, images: &[Image]) {
+    let Some(old) = settings(r, d) else {
+        return;
+    };
+    let dvipa = images
+        .iter()
+        .filter(|i| i.ike)
+        .find_map(|i| i.vipa.defines.first().map(|d| d.addr));
+    let policy = super::ike_policy::equivalent_policy(&old, dvipa);
+    r.err(d.psk.span().start, ErrorKind::IkeTableGone { policy });
+}
+
+/// The IKE settings the images' policies give; a policy that gives none
+/// is reported at the first client that names a DVIPA for IKE.
+fn policy_settings(
+    r: &mut Resolver<'_>,
+    client_defs: &[ClientDef],
+    images: &[Image],
+) -> Option<IkeSettings> {
+    let first_ike = client_defs.iter().find_map(|c| {
+        c.ike
+            .as_ref()
+            .and_then(|l| l.first())
+            .map(|v| v.span().start)
+    });
+    match super::ike_policy::from_images(images) {
+        Ok(s) => s.map(|(s, _)| s),
+        Err(reason) => {
+            if let Some(at) = first_ike {
+                r.err(at, ErrorKind::IkePolicy { reason });
+            }
+            None
+        }
+    }
+}
+
+/// What checking a client's `ike = [...]` needs.
+struct IkePeers<'a> {
+    images: &'a [Image],
+    hosts: &'a [HostName],
+    manual: &'a [ManualSa],
+    /// Every DVIPA an image defines or backs up.
+    dvipas: Vec<Ipv4Addr>,
+    /// Whether the policies give IKE settings.
+    have_settings: bool,
+}
+
+impl IkePeers<'_> {
+    /// A client with `ike = [...]` must run an IPsec client, and the
+    /// policies must give IKE settings (reported at `at`). Whether its
+    /// DVIPAs are worth checking.
+    fn client_may_negotiate(&self, r: &mut Resolver<'_>, client: &Client, at: usize) -> bool {
         if client.ipsec == ClientIpsec::None {
             r.err(
                 at,
@@ -110,9 +144,9 @@ pub(super) fn resolve(
                     ipsec: client.ipsec.as_str(),
                 },
             );
-            continue;
+            return false;
         }
-        if settings.is_none() {
+        if !self.have_settings {
             r.err(
                 at,
                 ErrorKind::IkeWithoutSettings {
@@ -120,64 +154,58 @@ pub(super) fn resolve(
                 },
             );
         }
-        for v in list {
-            let Some(dvipa) = super::manual::find_dvipa(r, v, &dvipas, hosts) else {
-                continue;
-            };
-            let at = v.span().start;
-            if client.ike.contains(&dvipa) {
-                r.err(
-                    at,
-                    ErrorKind::IkeDvipaTwice {
-                        client: client.name.clone(),
-                        dvipa,
-                    },
-                );
-                continue;
-            }
-            if let Some(owner) = images
-                .iter()
-                .find(|i| i.vipa.defines.iter().any(|d| d.addr == dvipa))
-            {
-                if !owner.ike {
-                    r.err(
-                        at,
-                        ErrorKind::IkeDvipaWithoutIke {
-                            dvipa,
-                            owner: owner.name.clone(),
-                        },
-                    );
-                    continue;
-                }
-            }
-            if manual
-                .iter()
-                .any(|m| m.dvipa == dvipa && m.client.eq_ignore_ascii_case(&client.name))
-            {
-                r.err(
-                    at,
-                    ErrorKind::IkeAndManual {
-                        client: client.name.clone(),
-                        dvipa,
-                    },
-                );
-                continue;
-            }
-            if settings.is_some() && !covered_by_a_key_exchange_rule(images, dvipa, client.addr) {
-                r.err(
-                    at,
-                    ErrorKind::IkeNoKeyExchangeRule {
-                        client: client.name.clone(),
-                        addr: client.addr,
-                        dvipa,
-                    },
-                );
-                continue;
-            }
-            client.ike.push(dvipa);
-        }
+        true
     }
-    settings
+
+    /// One DVIPA of a client's `ike = [...]`: named once, owned by an image
+    /// with IKE, not also keyed by a manual SA, and covered by a
+    /// KeyExchangeRule.
+    fn dvipa(
+        &self,
+        r: &mut Resolver<'_>,
+        v: &Spanned<String>,
+        client: &Client,
+    ) -> Option<Ipv4Addr> {
+        let dvipa = super::manual::find_dvipa(r, v, &self.dvipas, self.hosts)?;
+        let at = v.span().start;
+        let name = || client.name.clone();
+        let owner = self
+            .images
+            .iter()
+            .find(|i| i.vipa.defines.iter().any(|d| d.addr == dvipa));
+        let problem = if client.ike.contains(&dvipa) {
+            ErrorKind::IkeDvipaTwice {
+                client: name(),
+                dvipa,
+            }
+        } else if let Some(owner) = owner.filter(|o| !o.ike) {
+            ErrorKind::IkeDvipaWithoutIke {
+                dvipa,
+                owner: owner.name.clone(),
+            }
+        } else if self
+            .manual
+            .iter()
+            .any(|m| m.dvipa == dvipa && m.client.eq_ignore_ascii_case(&client.name))
+        {
+            ErrorKind::IkeAndManual {
+                client: name(),
+                dvipa,
+            }
+        } else if self.have_settings
+            && !covered_by_a_key_exchange_rule(self.images, dvipa, client.addr)
+        {
+            ErrorKind::IkeNoKeyExchangeRule {
+                client: name(),
+                addr: client.addr,
+                dvipa,
+            }
+        } else {
+            return Some(dvipa);
+        };
+        r.err(at, problem);
+        None
+    }
 }
 
 /// Whether some image with IKE has a KeyExchangeRule whose
@@ -198,6 +226,8 @@ fn covered_by_a_key_exchange_rule(images: &[Image], dvipa: Ipv4Addr, client: Ipv
         })
 }
 
+/// A lifetime of the old table: `default` when absent (none when that is
+/// 0), none when 0.
 fn seconds(
     r: &mut Resolver<'_>,
     v: Option<&toml::Spanned<i64>>,
@@ -224,11 +254,52 @@ fn seconds(
     }
 }
 
+/// The old `[ike]` table's settings, checked, to show their policy
+/// equivalent; `None` after a problem.
 fn settings(r: &mut Resolver<'_>, d: &IkeDef) -> Option<IkeSettings> {
     let before = r.diag_count();
     if d.psk.get_ref().is_empty() {
         r.err(d.psk.span().start, ErrorKind::EmptySecret);
     }
+    let (proposals, esp_proposals) = old_proposals(r, d);
+    let rekey_time = seconds(r, d.rekey_time.as_ref(), "rekey_time", DEFAULT_REKEY_TIME);
+    let life_time = seconds(r, d.life_time.as_ref(), "life_time", DEFAULT_LIFE_TIME);
+    let rekey_bytes = seconds(r, d.rekey_bytes.as_ref(), "rekey_bytes", 0);
+    let life_bytes = seconds(r, d.life_bytes.as_ref(), "life_bytes", 0);
+    let ike_rekey_time = seconds(
+        r,
+        d.ike_rekey_time.as_ref(),
+        "ike_rekey_time",
+        DEFAULT_IKE_REKEY_TIME,
+    );
+    for (what, soft, hard, v) in [
+        ("time", rekey_time, life_time, &d.rekey_time),
+        ("bytes", rekey_bytes, life_bytes, &d.rekey_bytes),
+    ] {
+        if let (Some(soft), Some(hard)) = (soft, hard) {
+            if soft > hard {
+                let at = v.as_ref().map_or(d.psk.span().start, |s| s.span().start);
+                r.err(at, ErrorKind::SoftAboveHard { what, soft, hard });
+            }
+        }
+    }
+    let cookie_threshold = cookie_threshold(r, d);
+    (r.diag_count() == before).then(|| IkeSettings {
+        psk: d.psk.get_ref().clone(),
+        proposals,
+        esp_proposals,
+        rekey_time,
+        life_time,
+        rekey_bytes,
+        life_bytes,
+        ike_rekey_time,
+        cookie_threshold,
+        on_demand: d.on_demand.unwrap_or(true),
+    })
+}
+
+/// The old table's `proposals` (IKE) and `esp_proposals`, each checked.
+fn old_proposals(r: &mut Resolver<'_>, d: &IkeDef) -> (String, String) {
     let text = |v: &Option<toml::Spanned<String>>| {
         v.as_ref()
             .map_or_else(|| "default".to_owned(), |s| s.get_ref().clone())
@@ -262,28 +333,12 @@ fn settings(r: &mut Resolver<'_>, d: &IkeDef) -> Option<IkeSettings> {
             },
         );
     }
-    let rekey_time = seconds(r, d.rekey_time.as_ref(), "rekey_time", DEFAULT_REKEY_TIME);
-    let life_time = seconds(r, d.life_time.as_ref(), "life_time", DEFAULT_LIFE_TIME);
-    let rekey_bytes = seconds(r, d.rekey_bytes.as_ref(), "rekey_bytes", 0);
-    let life_bytes = seconds(r, d.life_bytes.as_ref(), "life_bytes", 0);
-    let ike_rekey_time = seconds(
-        r,
-        d.ike_rekey_time.as_ref(),
-        "ike_rekey_time",
-        DEFAULT_IKE_REKEY_TIME,
-    );
-    for (what, soft, hard, v) in [
-        ("time", rekey_time, life_time, &d.rekey_time),
-        ("bytes", rekey_bytes, life_bytes, &d.rekey_bytes),
-    ] {
-        if let (Some(soft), Some(hard)) = (soft, hard) {
-            if soft > hard {
-                let at = v.as_ref().map_or(d.psk.span().start, |s| s.span().start);
-                r.err(at, ErrorKind::SoftAboveHard { what, soft, hard });
-            }
-        }
-    }
-    let cookie_threshold = match &d.cookie_threshold {
+    (proposals, esp_proposals)
+}
+
+/// `cookie_threshold`: 0 to 1000000 half-open IKE SAs.
+fn cookie_threshold(r: &mut Resolver<'_>, d: &IkeDef) -> usize {
+    match &d.cookie_threshold {
         None => DEFAULT_COOKIE_THRESHOLD,
         Some(v) if (0..=1_000_000).contains(v.get_ref()) => *v.get_ref() as usize,
         Some(v) => {
@@ -297,19 +352,7 @@ fn settings(r: &mut Resolver<'_>, d: &IkeDef) -> Option<IkeSettings> {
             );
             DEFAULT_COOKIE_THRESHOLD
         }
-    };
-    (r.diag_count() == before).then(|| IkeSettings {
-        psk: d.psk.get_ref().clone(),
-        proposals,
-        esp_proposals,
-        rekey_time,
-        life_time,
-        rekey_bytes,
-        life_bytes,
-        ike_rekey_time,
-        cookie_threshold,
-        on_demand: d.on_demand.unwrap_or(true),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! text side by side and records, for every decoded byte, the file offset it
 //! came from.
 
+use std::iter::Peekable;
 use std::ops::Range;
+use std::str::{CharIndices, Chars};
 
 /// File offsets of every byte of a decoded string (plus one past its end).
 #[derive(Debug, Clone)]
@@ -35,6 +37,36 @@ impl StrMap {
 }
 
 fn align(src: &str, span: Range<usize>, decoded: &str) -> Option<StrMap> {
+    let (start, end, basic) = string_body(src, span)?;
+    let mut a = Aligner {
+        offsets: Vec::with_capacity(decoded.len() + 1),
+        decoded: decoded.chars(),
+        pending: None,
+    };
+    a.pending = a.decoded.next();
+    let mut r = src[start..end].char_indices().peekable();
+    while let Some((ri, rc)) = r.next() {
+        let at = start + ri;
+        if basic && rc == '\\' {
+            a.escape(&mut r, at)?;
+            continue;
+        }
+        if rc == '\r' && a.pending == Some('\n') && r.peek().is_some_and(|&(_, c)| c == '\n') {
+            continue; // \r\n decoded as \n: map the \n
+        }
+        a.take(rc, at)?;
+    }
+    if a.pending.is_some() {
+        return None;
+    }
+    a.offsets.push(end);
+    Some(StrMap { offsets: a.offsets })
+}
+
+/// Where the text of the string token at `span` starts and ends in `src`
+/// (inside the delimiters, past the newline `"""` and `'''` trim), and
+/// whether it is a basic string, which has escapes.
+fn string_body(src: &str, span: Range<usize>) -> Option<(usize, usize, bool)> {
     let raw = src.get(span.clone())?;
     let (delim, basic) = if raw.starts_with("\"\"\"") {
         (3, true)
@@ -60,80 +92,77 @@ fn align(src: &str, span: Range<usize>, decoded: &str) -> Option<StrMap> {
             start += 1;
         }
     }
-    let body = &src[start..end];
-    let mut offsets = Vec::with_capacity(decoded.len() + 1);
-    let mut r = body.char_indices().peekable();
-    let mut d = decoded.chars();
-    let mut pending = d.next();
-    while let Some((ri, rc)) = r.next() {
-        let at = start + ri;
-        if basic && rc == '\\' {
-            let (_, esc) = *r.peek()?;
-            let produced = match esc {
-                'b' => Some('\u{8}'),
-                't' => Some('\t'),
-                'n' => Some('\n'),
-                'f' => Some('\u{c}'),
-                'r' => Some('\r'),
-                'e' => Some('\u{1b}'),
-                '"' => Some('"'),
-                '\\' => Some('\\'),
-                'u' | 'U' | 'x' => {
-                    let digits = match esc {
-                        'u' => 4,
-                        'U' => 8,
-                        _ => 2,
-                    };
-                    r.next();
-                    let mut value = 0u32;
-                    for _ in 0..digits {
-                        let (_, h) = r.next()?;
-                        value = value * 16 + h.to_digit(16)?;
-                    }
-                    let c = char::from_u32(value)?;
-                    push(&mut offsets, c, at);
-                    if pending != Some(c) {
-                        return None;
-                    }
-                    pending = d.next();
-                    continue;
-                }
-                c if c.is_whitespace() => None,
-                _ => return None,
-            };
-            match produced {
-                Some(c) => {
-                    r.next();
-                    push(&mut offsets, c, at);
-                    if pending != Some(c) {
-                        return None;
-                    }
-                    pending = d.next();
-                }
-                None => {
-                    // Line-ending backslash: all whitespace and newlines up to
-                    // the next other character vanish.
-                    while r.peek().is_some_and(|&(_, c)| c.is_whitespace()) {
-                        r.next();
-                    }
-                }
-            }
-            continue;
-        }
-        if rc == '\r' && pending == Some('\n') && r.peek().is_some_and(|&(_, c)| c == '\n') {
-            continue; // \r\n decoded as \n: map the \n
-        }
-        if pending != Some(rc) {
+    Some((start, end, basic))
+}
+
+/// The raw characters of a string not yet mapped.
+type Raw<'s> = Peekable<CharIndices<'s>>;
+
+/// The walk through the decoded string, beside the raw text.
+struct Aligner<'d> {
+    offsets: Vec<usize>,
+    decoded: Chars<'d>,
+    /// The next decoded character, which the raw text must produce next.
+    pending: Option<char>,
+}
+
+impl Aligner<'_> {
+    /// The raw text at `at` produced `c`: it must be the next decoded one.
+    fn take(&mut self, c: char, at: usize) -> Option<()> {
+        push(&mut self.offsets, c, at);
+        if self.pending != Some(c) {
             return None;
         }
-        push(&mut offsets, rc, at);
-        pending = d.next();
+        self.pending = self.decoded.next();
+        Some(())
     }
-    if pending.is_some() {
-        return None;
+
+    /// The escape after the backslash at `at`.
+    fn escape(&mut self, r: &mut Raw<'_>, at: usize) -> Option<()> {
+        let (_, esc) = *r.peek()?;
+        let produced = match esc {
+            'b' => '\u{8}',
+            't' => '\t',
+            'n' => '\n',
+            'f' => '\u{c}',
+            'r' => '\r',
+            'e' => '\u{1b}',
+            '"' => '"',
+            '\\' => '\\',
+            'u' | 'U' | 'x' => {
+                r.next();
+                let c = unicode_escape(r, esc)?;
+                return self.take(c, at);
+            }
+            c if c.is_whitespace() => {
+                // Line-ending backslash: all whitespace and newlines up to
+                // the next other character vanish.
+                while r.peek().is_some_and(|&(_, c)| c.is_whitespace()) {
+                    r.next();
+                }
+                return Some(());
+            }
+            _ => return None,
+        };
+        r.next();
+        self.take(produced, at)
     }
-    offsets.push(end);
-    Some(StrMap { offsets })
+}
+
+/// The character of `\uXXXX`, `\UXXXXXXXX` or `\xXX` (`esc` is u, U or x),
+/// whose hex digits `r` is at.
+fn unicode_escape(r: &mut Raw<'_>, esc: char) -> Option<char> {
+    let digits = match esc {
+        'u' => 4,
+        'U' => 8,
+        _ => 2,
+    };
+    let mut value = 0u32;
+    for _ in 0..digits {
+        let (_, h) = r.next()?;
+        value = value * 16 + h.to_digit(16)?;
+    }
+    char::from_u32(value)
 }
 
 fn push(offsets: &mut Vec<usize>, c: char, at: usize) {

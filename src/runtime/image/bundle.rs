@@ -2,19 +2,16 @@
 //! outside ESP, RFC 4301 §4.3 transport adjacency): distributed exactly as
 //! single SAs are, with an AH pair beside the ESP pair everywhere. Fig. 6:
 //! one CF sequence structure per outbound SA (block 116), both pairs in one
-//! [`XcfMessage::BundleInstall`] (block 118). Fig. 10: each bundle packet
+//! `XcfMessage::BundleInstall` (block 118). Fig. 10: each bundle packet
 //! takes one number from each structure (block 162) and is sealed ESP
 //! first, then AH (block 164), under the same deadline policy as single
-//! SAs (see [`super::SEQ_DEADLINE`]).
+//! SAs (see [`crate::sysplex::image::SEQ_DEADLINE`]).
 
-use anyhow::{Context, Result};
-use std::net::Ipv4Addr;
-
-use super::ImageNode;
+use super::{ImageNode, Outputs};
 use crate::ipsec::sa::Protocol;
-use crate::sysplex::routing::OwnedPair;
-use crate::sysplex::xcf::{AhBundle, BundleInstall, SaInstall, SeqKey, XcfMessage};
+use crate::sysplex::xcf::{AhBundle, BundleInstall, SaInstall, SeqKey};
 use crate::topology::ManualSa;
+use anyhow::{Context, Result};
 
 impl ImageNode {
     /// Fig. 6 for an AH+ESP bundle of an owned DVIPA: both pairs into the
@@ -28,17 +25,11 @@ impl ImageNode {
                 .await
                 .with_context(|| format!("CF CreateSeq {key:?}"))?;
         }
-        let now = self.now_ms();
-        let (bundle, targets) = {
+        let now = self.now();
+        let (bundle, out) = {
             let mut core = self.core();
-            let r = core.routing.as_mut().context("this image owns no DVIPA")?;
-            // As the targets get it: with the dynamic filter and its anchor.
-            let bundle = r.install_bundle(&bundle).context("bundle refused")?;
-            let targets = r.targets_of(bundle.esp.dvipa);
-            core.target
-                .install_bundle(now, &self.name, &bundle)
-                .context("shadow bundle refused")?;
-            (bundle, targets)
+            let bundle = core.image.install_bundle(now, &bundle)?;
+            (bundle, Outputs::drain(&mut core.image, now))
         };
         tracing::info!(
             "AH+ESP bundle esp in={:#010x} out={:#010x} ah in={:#010x} out={:#010x} for {} installed and sent to {} targets",
@@ -47,15 +38,12 @@ impl ImageNode {
             bundle.ah.inbound.spi.0,
             bundle.ah.outbound.spi.0,
             bundle.esp.dvipa,
-            targets.len()
+            self.targets_of(bundle.esp.dvipa)
         );
         if let Some(t) = self.takeover.get() {
             t.bundle_installed(&bundle);
         }
-        let msg = XcfMessage::BundleInstall(Box::new(bundle));
-        for (t, _) in targets.iter().filter(|(t, _)| *t != self.name) {
-            self.xcf_out.send(t, msg.clone());
-        }
+        self.send_messages(out.xcf);
         Ok(())
     }
 }
@@ -80,31 +68,4 @@ pub fn manual_bundle(ms: &ManualSa) -> Option<BundleInstall> {
             seq_key,
         },
     })
-}
-
-/// What removes an owned pair from the targets' shadow caches.
-pub(super) fn delete_msg(dvipa: Ipv4Addr, pair: &OwnedPair) -> XcfMessage {
-    let (inb, out) = (&pair.install.inbound, &pair.install.outbound);
-    match &pair.ah {
-        None => XcfMessage::SaDelete {
-            dvipa,
-            protocol: inb.protocol,
-            inbound_spi: inb.spi,
-            outbound_spi: out.spi,
-        },
-        Some(ah) => XcfMessage::BundleDelete {
-            dvipa,
-            esp_inbound_spi: inb.spi,
-            esp_outbound_spi: out.spi,
-            ah_inbound_spi: ah.bundle.inbound.spi,
-            ah_outbound_spi: ah.bundle.outbound.spi,
-        },
-    }
-}
-
-/// The CF sequence structures of an owned pair: one per outbound SA.
-pub(super) fn seq_keys(pair: &OwnedPair) -> Vec<SeqKey> {
-    std::iter::once(pair.install.seq_key)
-        .chain(pair.ah.as_ref().map(|a| a.bundle.seq_key))
-        .collect()
 }

@@ -330,7 +330,7 @@ pub struct DynVpnAction {
 ///
 /// z/OS keeps the manual SAs' SPIs and keys in the IpManVpnAction; in
 /// plexnet they come from the topology's `[[manual_sa]]` tables (the
-/// testbed's key source, `src/topology/manual.rs`), which the topology
+/// testbed's key source, `crates/topology/src/manual/mod.rs`), which the topology
 /// links to this action by its endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ManVpnAction {

@@ -6,6 +6,7 @@ pub mod cf;
 pub mod cf_key;
 pub mod config;
 pub mod dct;
+pub mod image;
 pub mod packet;
 pub mod routing;
 pub mod stack;

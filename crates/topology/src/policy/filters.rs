@@ -1,11 +1,42 @@
-//! The IP filter statements: IpFilterRule, IpService,
+//! The IP filter statements: IpFilterRule (IpService is in `service`),
 //! IpGenericFilterAction, IpDynVpnAction, IpManVpnAction, IpDataOffer.
 
 use super::values::{
-    esp_auth, esp_encryption, filter_addr, lifesize, lifetime_proposed, pfs_group, port_range,
-    service_direction, service_protocol,
+    esp_auth, esp_encryption, filter_addr, lifesize, lifetime_proposed, pfs_group,
 };
 use super::*;
+
+const FILTER_RULE: Grammar = Grammar {
+    statement: "IpFilterRule",
+    specs: &[
+        attr("IpSourceAddr"),
+        attr("IpDestAddr"),
+        inline("IpService", false),
+        attr("IpServiceRef"),
+        attr("IpGenericFilterActionRef"),
+        attr("IpDynVpnActionRef"),
+        attr("IpManVpnActionRef"),
+    ],
+    unsupported: &[
+        "IpSourceAddrRef",
+        "IpSourceAddrSet",
+        "IpSourceAddrSetRef",
+        "IpSourceAddrGroupRef",
+        "IpDestAddrRef",
+        "IpDestAddrSet",
+        "IpDestAddrSetRef",
+        "IpDestAddrGroupRef",
+        "IpServiceGroupRef",
+        "IpTimeConditionRef",
+        "IpTimeCondition",
+        "IpLocalStartActionRef",
+        "IpLocalStartAction",
+        "IpGenericFilterAction",
+        "IpDynVpnAction",
+        "IpManVpnAction",
+    ],
+    allowed: "IpSourceAddr, IpDestAddr, IpService or IpServiceRef, IpGenericFilterActionRef, IpDynVpnActionRef, IpManVpnActionRef",
+};
 
 /// A manual tunnel's endpoint: one IPv4 address. IBM also allows `Any`,
 /// `Any4`, `Any6` and IPv6 addresses; a `[[manual_sa]]` has one client and
@@ -37,35 +68,7 @@ impl Cx<'_> {
         name: &str,
         body: &[Node<'a>],
     ) -> Option<RawFilterRule<'a>> {
-        const ALLOWED: &str = "IpSourceAddr, IpDestAddr, IpService or IpServiceRef, IpGenericFilterActionRef, IpDynVpnActionRef, IpManVpnActionRef";
-        const UNSUPPORTED: &[&str] = &[
-            "IpSourceAddrRef",
-            "IpSourceAddrSet",
-            "IpSourceAddrSetRef",
-            "IpSourceAddrGroupRef",
-            "IpDestAddrRef",
-            "IpDestAddrSet",
-            "IpDestAddrSetRef",
-            "IpDestAddrGroupRef",
-            "IpServiceGroupRef",
-            "IpTimeConditionRef",
-            "IpTimeCondition",
-            "IpLocalStartActionRef",
-            "IpLocalStartAction",
-            "IpGenericFilterAction",
-            "IpDynVpnAction",
-            "IpManVpnAction",
-        ];
-        let specs = [
-            attr("IpSourceAddr"),
-            attr("IpDestAddr"),
-            inline("IpService", false),
-            attr("IpServiceRef"),
-            attr("IpGenericFilterActionRef"),
-            attr("IpDynVpnActionRef"),
-            attr("IpManVpnActionRef"),
-        ];
-        let (attrs, mut ok) = self.attrs("IpFilterRule", body, &specs, UNSUPPORTED, ALLOWED);
+        let (attrs, mut ok) = self.attrs_of(&FILTER_RULE, body);
         let mut source = AddrSpec::Any;
         let mut destination = AddrSpec::Any;
         let mut service: Option<Use<'a, Service>> = None;
@@ -81,31 +84,7 @@ impl Cx<'_> {
                     None => ok = false,
                 },
                 "IpService" | "IpServiceRef" => {
-                    if let Some(first) = service_at {
-                        let first_line = self.line(first);
-                        self.push((
-                            a.at(),
-                            ErrorKind::DuplicateAttribute {
-                                statement: "IpFilterRule",
-                                attribute: "IpService",
-                                first_line,
-                            },
-                        ));
-                        ok = false;
-                        continue;
-                    }
-                    service_at = Some(a.at());
-                    if a.name == "IpService" {
-                        let _ = self.inline_name(a.node);
-                        let body = a.node.block.as_deref().unwrap_or_default();
-                        let v = self.inline(a.at(), |cx| cx.service(body));
-                        service = Some(Use::Inline(v));
-                    } else {
-                        match self.ok(a.one("IpServiceRef name")) {
-                            Some(t) => service = Some(Use::Ref(t)),
-                            None => ok = false,
-                        }
-                    }
+                    ok &= self.rule_service(a, &mut service_at, &mut service)
                 }
                 "IpGenericFilterActionRef" => {
                     generic = self.ok(a.one("IpGenericFilterActionRef name"));
@@ -155,6 +134,44 @@ impl Cx<'_> {
         })
     }
 
+    /// A rule's IpService, inline or by name, into `service`: once per
+    /// rule (`service_at` is where the first is written, acceptable or
+    /// not). Whether it was acceptable.
+    fn rule_service<'a>(
+        &mut self,
+        a: &Attr<'_, 'a>,
+        service_at: &mut Option<usize>,
+        service: &mut Option<Use<'a, Service>>,
+    ) -> bool {
+        if let Some(first) = *service_at {
+            let first_line = self.line(first);
+            self.push((
+                a.at(),
+                ErrorKind::DuplicateAttribute {
+                    statement: "IpFilterRule",
+                    attribute: "IpService",
+                    first_line,
+                },
+            ));
+            return false;
+        }
+        *service_at = Some(a.at());
+        if a.name == "IpService" {
+            let _ = self.inline_name(a.node);
+            let body = a.node.block.as_deref().unwrap_or_default();
+            let v = self.inline(a.at(), |cx| cx.service(body));
+            *service = Some(Use::Inline(v));
+            return true;
+        }
+        match self.ok(a.one("IpServiceRef name")) {
+            Some(t) => {
+                *service = Some(Use::Ref(t));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Reports a missing attribute at the end of the block that lacks it
     /// (the last line before its `}`), or at its first line.
     pub(super) fn missing_in(
@@ -169,187 +186,13 @@ impl Cx<'_> {
         self.missing(at, statement, name, attribute, syntax);
     }
 
-    /// IpService (IBM: ipservicestatement.htm).
-    pub(super) fn service(&mut self, body: &[Node<'_>]) -> Option<Service> {
-        const ALLOWED: &str = "Protocol, SourcePortRange, DestinationPortRange, IcmpType, IcmpCode, OspfType, Direction, Routing, SecurityClass";
-        const UNSUPPORTED: &[&str] = &[
-            "SourcePortGranularity",
-            "DestinationPortGranularity",
-            "ProtocolGranularity",
-            "IcmpTypeGranularity",
-            "IcmpCodeGranularity",
-            "OspfTypeGranularity",
-            "MIPv6Type",
-            "MIPv6TypeGranularity",
-            "FragmentsOnly",
-        ];
-        let specs = [
-            attr("Protocol"),
-            attr("SourcePortRange"),
-            attr("DestinationPortRange"),
-            attr("IcmpType"),
-            attr("IcmpCode"),
-            attr("OspfType"),
-            attr("Direction"),
-            attr("Routing"),
-            attr("SecurityClass"),
-        ];
-        let (attrs, mut ok) = self.attrs("IpService", body, &specs, UNSUPPORTED, ALLOWED);
-        let mut protocol = ProtocolSpec::Any;
-        let mut src = PortSpec::Any;
-        let mut dst = PortSpec::Any;
-        let mut icmp_type = None;
-        let mut icmp_code = None;
-        let mut ospf_type = None;
-        let mut routing = Routing::Local;
-        let mut direction = Direction::Bidirectional;
-        let mut connect = None;
-        let mut security_class = 0u8;
-        // Attributes that need a protocol, with where they were written.
-        let mut ports_at = None;
-        let mut icmp_at = None;
-        let mut ospf_at = None;
-        for a in &attrs {
-            let r: Result<(), RawError> = (|| {
-                match a.name {
-                    "Protocol" => protocol = service_protocol(a)?,
-                    "SourcePortRange" => {
-                        src = port_range(a)?;
-                        ports_at.get_or_insert(a.at());
-                    }
-                    "DestinationPortRange" => {
-                        dst = port_range(a)?;
-                        ports_at.get_or_insert(a.at());
-                    }
-                    "IcmpType" => {
-                        let v = a.one("IcmpType n (0 to 255)")?;
-                        icmp_type = Some(number_in(v, "IcmpType", 0, 255, "0 to 255")? as u8);
-                        icmp_at.get_or_insert(a.at());
-                    }
-                    "IcmpCode" => {
-                        let v = a.one("IcmpCode n (0 to 255), after IcmpType")?;
-                        icmp_code =
-                            Some((number_in(v, "IcmpCode", 0, 255, "0 to 255")? as u8, a.at()));
-                        icmp_at.get_or_insert(a.at());
-                    }
-                    "OspfType" => {
-                        let v = a.one("OspfType n (0 to 255)")?;
-                        ospf_type = Some(number_in(v, "OspfType", 0, 255, "0 to 255")? as u8);
-                        ospf_at = Some(a.at());
-                    }
-                    "Direction" => (direction, connect) = service_direction(a)?,
-                    "Routing" => {
-                        routing = a.choice(
-                            &[
-                                ("Local", Routing::Local),
-                                ("Routed", Routing::Routed),
-                                ("Either", Routing::Either),
-                            ],
-                            "Routing Local|Routed|Either",
-                            "Local, Routed or Either",
-                        )?;
-                    }
-                    _ => {
-                        let v = a.one("SecurityClass n (0 to 255)")?;
-                        security_class = number_in(
-                            v,
-                            "SecurityClass",
-                            0,
-                            255,
-                            "0 (every interface) or a security class 1 to 255",
-                        )? as u8;
-                    }
-                }
-                Ok(())
-            })();
-            if self.ok(r).is_none() {
-                ok = false;
-            }
-        }
-        if !ok {
-            return None;
-        }
-        let combination = |at: usize, problem: String, allowed: &'static str| {
-            (at, ErrorKind::Combination { problem, allowed })
-        };
-        let protocol = match protocol {
-            ProtocolSpec::Tcp { .. } => ProtocolSpec::Tcp { src, dst },
-            ProtocolSpec::Udp { .. } => ProtocolSpec::Udp { src, dst },
-            ProtocolSpec::Icmp { .. } => {
-                if let Some((_, at)) = icmp_code.filter(|_| icmp_type.is_none()) {
-                    self.push(combination(
-                        at,
-                        "IcmpCode without IcmpType".to_owned(),
-                        "IcmpType n, then IcmpCode n (a code belongs to one ICMP type)",
-                    ));
-                    return None;
-                }
-                ProtocolSpec::Icmp {
-                    icmp_type,
-                    code: icmp_code.map(|(c, _)| c),
-                }
-            }
-            ProtocolSpec::Ospf { .. } => ProtocolSpec::Ospf { ospf_type },
-            other => other,
-        };
-        let tcp_udp = matches!(
-            protocol,
-            ProtocolSpec::Tcp { .. } | ProtocolSpec::Udp { .. }
-        );
-        let checks = [
-            (
-                ports_at,
-                tcp_udp,
-                "port ranges",
-                "SourcePortRange and DestinationPortRange with Protocol Tcp or Udp",
-            ),
-            (
-                icmp_at,
-                matches!(protocol, ProtocolSpec::Icmp { .. }),
-                "IcmpType and IcmpCode",
-                "IcmpType and IcmpCode with Protocol Icmp",
-            ),
-            (
-                ospf_at,
-                matches!(protocol, ProtocolSpec::Ospf { .. }),
-                "OspfType",
-                "OspfType with Protocol Ospf",
-            ),
-        ];
-        for (at, fits, what, allowed) in checks {
-            if let (Some(at), false) = (at, fits) {
-                self.push(combination(
-                    at,
-                    format!("{what} without a protocol that has them"),
-                    allowed,
-                ));
-                return None;
-            }
-        }
-        Some(Service {
-            protocol,
-            routing,
-            direction,
-            connect,
-            security_class,
-        })
-    }
-
     /// IpGenericFilterAction (IBM: ipgenericfilteractionstatement.htm).
     pub(super) fn generic_action(
         &mut self,
         name: &str,
         body: &[Node<'_>],
     ) -> Option<(Generic, bool)> {
-        const ALLOWED: &str = "IpFilterAction, IpFilterLogging";
-        let specs = [attr("IpFilterAction"), attr("IpFilterLogging")];
-        let (attrs, mut ok) = self.attrs(
-            "IpGenericFilterAction",
-            body,
-            &specs,
-            &["DiscardAction"],
-            ALLOWED,
-        );
+        let (attrs, mut ok) = self.attrs_of(&GENERIC_ACTION, body);
         let mut action = None;
         let mut log = false;
         for a in &attrs {
@@ -408,23 +251,7 @@ impl Cx<'_> {
         name: &str,
         body: &[Node<'a>],
     ) -> Option<RawDynVpn<'a>> {
-        const ALLOWED: &str =
-            "Initiation, InitiateWithPfs (or Pfs), HowToEncapIKEv2, IpDataOffer, IpDataOfferRef";
-        const UNSUPPORTED: &[&str] = &[
-            "VpnLife",
-            "AcceptablePfs",
-            "PassthroughDF",
-            "PassthroughDSCP",
-        ];
-        let specs = [
-            attr("Initiation"),
-            attr("Pfs"),
-            attr("InitiateWithPfs"),
-            attr("HowToEncapIKEv2"),
-            inline("IpDataOffer", true),
-            repeated("IpDataOfferRef"),
-        ];
-        let (attrs, mut ok) = self.attrs("IpDynVpnAction", body, &specs, UNSUPPORTED, ALLOWED);
+        let (attrs, mut ok) = self.attrs_of(&DYN_VPN_ACTION, body);
         let mut initiation = Initiation::Either;
         let mut pfs: Option<(Option<u16>, usize, &'static str)> = None;
         let mut encap_ikev2 = None;
@@ -442,41 +269,11 @@ impl Cx<'_> {
                         "LocalOnly, RemoteOnly or Either",
                     )
                     .map(|v| initiation = v),
-                "Pfs" | "InitiateWithPfs" => {
-                    if let Some((_, first, which)) = pfs {
-                        let first_line = self.line(first);
-                        Err((
-                            a.at(),
-                            ErrorKind::Combination {
-                                problem: format!("{} after {which} (line {first_line})", a.name),
-                                allowed: "one of InitiateWithPfs and Pfs (its older spelling)",
-                            },
-                        ))
-                    } else {
-                        pfs_group(a).map(|g| pfs = Some((g, a.at(), a.name)))
-                    }
-                }
-                "HowToEncapIKEv2" => a
-                    .one("HowToEncapIKEv2 Tunnel|Transport")
-                    .and_then(|v| {
-                        if v.text.eq_ignore_ascii_case("Either") {
-                            return Err((
-                                v.at,
-                                ErrorKind::PolicyUnsupported {
-                                    word: "HowToEncapIKEv2 Either".to_owned(),
-                                    allowed: "HowToEncapIKEv2 Tunnel or Transport (an offer has one mode here)",
-                                },
-                            ));
-                        }
-                        let m = pick(
-                            v,
-                            "HowToEncapIKEv2",
-                            &[("Tunnel", Mode::Tunnel), ("Transport", Mode::Transport)],
-                            "Tunnel or Transport",
-                        )?;
-                        encap_ikev2 = Some((m, a.at()));
-                        Ok(())
-                    }),
+                "Pfs" | "InitiateWithPfs" => match pfs {
+                    Some((_, first, which)) => Err(self.pfs_twice(a, first, which)),
+                    None => pfs_group(a).map(|g| pfs = Some((g, a.at(), a.name))),
+                },
+                "HowToEncapIKEv2" => encap_ikev2_mode(a).map(|m| encap_ikev2 = Some((m, a.at()))),
                 "IpDataOffer" => {
                     let _ = self.inline_name(a.node);
                     let body = a.node.block.as_deref().unwrap_or_default();
@@ -484,7 +281,9 @@ impl Cx<'_> {
                     offers.push(Use::Inline(v));
                     Ok(())
                 }
-                _ => a.one("IpDataOfferRef name").map(|t| offers.push(Use::Ref(t))),
+                _ => a
+                    .one("IpDataOfferRef name")
+                    .map(|t| offers.push(Use::Ref(t))),
             };
             ok &= self.ok(r).is_some();
         }
@@ -509,29 +308,25 @@ impl Cx<'_> {
         })
     }
 
+    /// InitiateWithPfs after Pfs, or the reverse: `which` was first, at `first`.
+    fn pfs_twice(&self, a: &Attr<'_, '_>, first: usize, which: &str) -> RawError {
+        let first_line = self.line(first);
+        (
+            a.at(),
+            ErrorKind::Combination {
+                problem: format!("{} after {which} (line {first_line})", a.name),
+                allowed: "one of InitiateWithPfs and Pfs (its older spelling)",
+            },
+        )
+    }
+
     /// IpManVpnAction (IBM: ipmanvpnactionstatement.htm), the subset
     /// plexnet models: `Active`, and both endpoints as addresses. The
     /// manual SAs' SPIs and keys come from the topology's `[[manual_sa]]`
     /// (the testbed's key source), so the action's data offer and IBM's
     /// other keywords are refused by name.
     pub(super) fn man_vpn_action(&mut self, name: &str, body: &[Node<'_>]) -> Option<RawManVpn> {
-        const ALLOWED: &str = "Active, LocalSecurityEndpointAddr, RemoteSecurityEndpointAddr";
-        const UNSUPPORTED: &[&str] = &[
-            "LocalSecurityEndpointAddrRef",
-            "RemoteSecurityEndpointAddrRef",
-            "PassthroughDF",
-            "PassthroughDSCP",
-            "IpDataOffer",
-            "IpDataOfferRef",
-            "IpTimeCondition",
-            "IpTimeConditionRef",
-        ];
-        let specs = [
-            attr("Active"),
-            attr("LocalSecurityEndpointAddr"),
-            attr("RemoteSecurityEndpointAddr"),
-        ];
-        let (attrs, mut ok) = self.attrs("IpManVpnAction", body, &specs, UNSUPPORTED, ALLOWED);
+        let (attrs, mut ok) = self.attrs_of(&MAN_VPN_ACTION, body);
         let mut active = true;
         let (mut local, mut remote) = (None, None);
         for a in &attrs {
@@ -570,17 +365,7 @@ impl Cx<'_> {
 
     /// IpDataOffer (IBM: ipdataofferstatement.htm).
     pub(super) fn data_offer(&mut self, body: &[Node<'_>]) -> Option<Offer> {
-        const ALLOWED: &str =
-            "HowToEncap, HowToEncrypt, HowToAuth, RefreshLifetimeProposed, RefreshLifesizeProposed";
-        const UNSUPPORTED: &[&str] = &["RefreshLifetimeAccepted", "RefreshLifesizeAccepted"];
-        let specs = [
-            attr("HowToEncap"),
-            attr("HowToEncrypt"),
-            attr("HowToAuth"),
-            attr("RefreshLifetimeProposed"),
-            attr("RefreshLifesizeProposed"),
-        ];
-        let (attrs, mut ok) = self.attrs("IpDataOffer", body, &specs, UNSUPPORTED, ALLOWED);
+        let (attrs, mut ok) = self.attrs_of(&DATA_OFFER, body);
         let mut mode = Mode::Tunnel;
         let mut encap_at = None;
         // `None` is DoNot.
@@ -621,34 +406,7 @@ impl Cx<'_> {
         let (enc, enc_at) = encryption;
         let (protocol, integrity, auth_at) = auth;
         let at = auth_at.or(enc_at).unwrap_or(first);
-        let bad = |problem: &str, allowed: &'static str| {
-            (
-                at,
-                ErrorKind::Combination {
-                    problem: problem.to_owned(),
-                    allowed,
-                },
-            )
-        };
-        let err = match (protocol, enc) {
-            (Protocol::Ah, Some(_)) => Some(bad(
-                "HowToAuth AH with ESP encryption (HowToEncrypt AES_CBC KeyLength 128 when left out) is an AH+ESP bundle, which plexnet's filter policy does not model",
-                "HowToAuth AH with HowToEncrypt DoNot, or HowToAuth ESP",
-            )),
-            (Protocol::Ah, None) if integrity == IntegAlg::None => Some(bad(
-                "HowToAuth AH Null authenticates nothing",
-                "HowToAuth AH with HMAC_SHA1 or an HMAC_SHA2 algorithm",
-            )),
-            (Protocol::Esp, Some(e)) if e.is_aead() && integrity != IntegAlg::None => Some(bad(
-                "AES_GCM_16 brings its own integrity, so a HowToAuth algorithm (HMAC_SHA1 when left out) cannot join it",
-                "HowToAuth ESP Null with AES_GCM_16",
-            )),
-            (Protocol::Esp, None) if integrity == IntegAlg::None => Some(bad(
-                "HowToEncrypt DoNot with HowToAuth ESP Null protects nothing",
-                "an encryption, an integrity algorithm, or both",
-            )),
-            _ => None,
-        };
+        let err = offer_combination(protocol, enc, integrity, at);
         if let Some(e) = err {
             self.push(e);
             return None;
@@ -667,5 +425,120 @@ impl Cx<'_> {
             },
             encap_at,
         })
+    }
+}
+
+/// A combination of attributes that does not go together.
+pub(super) fn combination(at: usize, problem: String, allowed: &'static str) -> RawError {
+    (at, ErrorKind::Combination { problem, allowed })
+}
+
+const GENERIC_ACTION: Grammar = Grammar {
+    statement: "IpGenericFilterAction",
+    specs: &[attr("IpFilterAction"), attr("IpFilterLogging")],
+    unsupported: &["DiscardAction"],
+    allowed: "IpFilterAction, IpFilterLogging",
+};
+
+const DYN_VPN_ACTION: Grammar = Grammar {
+    statement: "IpDynVpnAction",
+    specs: &[
+        attr("Initiation"),
+        attr("Pfs"),
+        attr("InitiateWithPfs"),
+        attr("HowToEncapIKEv2"),
+        inline("IpDataOffer", true),
+        repeated("IpDataOfferRef"),
+    ],
+    unsupported: &[
+        "VpnLife",
+        "AcceptablePfs",
+        "PassthroughDF",
+        "PassthroughDSCP",
+    ],
+    allowed: "Initiation, InitiateWithPfs (or Pfs), HowToEncapIKEv2, IpDataOffer, IpDataOfferRef",
+};
+
+const MAN_VPN_ACTION: Grammar = Grammar {
+    statement: "IpManVpnAction",
+    specs: &[
+        attr("Active"),
+        attr("LocalSecurityEndpointAddr"),
+        attr("RemoteSecurityEndpointAddr"),
+    ],
+    unsupported: &[
+        "LocalSecurityEndpointAddrRef",
+        "RemoteSecurityEndpointAddrRef",
+        "PassthroughDF",
+        "PassthroughDSCP",
+        "IpDataOffer",
+        "IpDataOfferRef",
+        "IpTimeCondition",
+        "IpTimeConditionRef",
+    ],
+    allowed: "Active, LocalSecurityEndpointAddr, RemoteSecurityEndpointAddr",
+};
+
+const DATA_OFFER: Grammar = Grammar {
+    statement: "IpDataOffer",
+    specs: &[
+        attr("HowToEncap"),
+        attr("HowToEncrypt"),
+        attr("HowToAuth"),
+        attr("RefreshLifetimeProposed"),
+        attr("RefreshLifesizeProposed"),
+    ],
+    unsupported: &["RefreshLifetimeAccepted", "RefreshLifesizeAccepted"],
+    allowed:
+        "HowToEncap, HowToEncrypt, HowToAuth, RefreshLifetimeProposed, RefreshLifesizeProposed",
+};
+
+/// IpDynVpnAction HowToEncapIKEv2: one mode, since an offer has one here.
+fn encap_ikev2_mode(a: &Attr<'_, '_>) -> Result<Mode, RawError> {
+    let v = a.one("HowToEncapIKEv2 Tunnel|Transport")?;
+    if v.text.eq_ignore_ascii_case("Either") {
+        return Err((
+            v.at,
+            ErrorKind::PolicyUnsupported {
+                word: "HowToEncapIKEv2 Either".to_owned(),
+                allowed: "HowToEncapIKEv2 Tunnel or Transport (an offer has one mode here)",
+            },
+        ));
+    }
+    pick(
+        v,
+        "HowToEncapIKEv2",
+        &[("Tunnel", Mode::Tunnel), ("Transport", Mode::Transport)],
+        "Tunnel or Transport",
+    )
+}
+
+/// An IpDataOffer's protocol, encryption (`None`: DoNot) and integrity
+/// that do not go together, reported at `at`.
+fn offer_combination(
+    protocol: Protocol,
+    enc: Option<EncAlg>,
+    integrity: IntegAlg,
+    at: usize,
+) -> Option<RawError> {
+    let bad = |problem: &str, allowed: &'static str| combination(at, problem.to_owned(), allowed);
+    match (protocol, enc) {
+        (Protocol::Ah, Some(_)) => Some(bad(
+            "HowToAuth AH with ESP encryption (HowToEncrypt AES_CBC KeyLength 128 when left out) is an AH+ESP bundle, which plexnet's filter policy does not model",
+            "HowToAuth AH with HowToEncrypt DoNot, or HowToAuth ESP",
+        )),
+        (Protocol::Ah, None) if integrity == IntegAlg::None => Some(bad(
+            "HowToAuth AH Null authenticates nothing",
+            "HowToAuth AH with HMAC_SHA1 or an HMAC_SHA2 algorithm",
+        )),
+        (Protocol::Esp, Some(e)) if e.is_aead() && integrity != IntegAlg::None => Some(bad(
+            "AES_GCM_16 brings its own integrity, so a HowToAuth algorithm (HMAC_SHA1 when left out) cannot join it",
+            "HowToAuth ESP Null with AES_GCM_16",
+        )),
+        (Protocol::Esp, None) if integrity == IntegAlg::None => Some(bad(
+            "HowToEncrypt DoNot with HowToAuth ESP Null protects nothing",
+            "an encryption, an integrity algorithm, or both",
+        )),
+        _ => None,
     }
 }

@@ -6,67 +6,170 @@ use super::values::{
 };
 use super::*;
 
+const KX_RULE: Grammar = Grammar {
+    statement: "KeyExchangeRule",
+    specs: &[
+        inline("LocalSecurityEndpoint", false),
+        attr("LocalSecurityEndpointRef"),
+        inline("RemoteSecurityEndpoint", false),
+        attr("RemoteSecurityEndpointRef"),
+        attr("KeyExchangeActionRef"),
+        attr("SharedKey"),
+    ],
+    unsupported: &[
+        "KeyExchangeAction",
+        "SharedKeyRef",
+        "LocalSecurityEndpointGroupRef",
+        "RemoteSecurityEndpointGroupRef",
+    ],
+    allowed: "LocalSecurityEndpoint or LocalSecurityEndpointRef, RemoteSecurityEndpoint or RemoteSecurityEndpointRef, KeyExchangeActionRef, SharedKey",
+};
+
+const KX_ACTION: Grammar = Grammar {
+    statement: "KeyExchangeAction",
+    specs: &[
+        attr("HowToInitiate"),
+        attr("HowToRespond"),
+        attr("HowToRespondIKEv1"),
+        attr("HowToAuthMe"),
+        inline("KeyExchangeOffer", true),
+        repeated("KeyExchangeOfferRef"),
+    ],
+    unsupported: &[
+        "AllowNat",
+        "ReauthInterval",
+        "RevocationChecking",
+        "CertificateLabel",
+        "HowToAuthMeRsa",
+    ],
+    allowed: "HowToInitiate, HowToRespond, HowToRespondIKEv1, HowToAuthMe, KeyExchangeOffer, KeyExchangeOfferRef",
+};
+
+const KX_OFFER: Grammar = Grammar {
+    statement: "KeyExchangeOffer",
+    specs: &[
+        attr("HowToEncrypt"),
+        attr("HowToAuthMsgs"),
+        attr("HowToVerifyMsgs"),
+        attr("PseudoRandomFunction"),
+        attr("HowToAuthPeers"),
+        attr("DHGroup"),
+        attr("RefreshLifetimeProposed"),
+        attr("RefreshLifesizeProposed"),
+    ],
+    unsupported: &["RefreshLifetimeAccepted", "RefreshLifesizeAccepted"],
+    allowed: "HowToEncrypt, HowToAuthMsgs, HowToVerifyMsgs, PseudoRandomFunction, HowToAuthPeers, DHGroup, RefreshLifetimeProposed, RefreshLifesizeProposed",
+};
+
+/// IBM's other signature methods, which plexnet does not implement.
+const SIGNATURES: &[&str] = &[
+    "DigitalSignature",
+    "RsaSignature",
+    "ECDSA-256",
+    "ECDSA-384",
+    "ECDSA-521",
+];
+
+/// KeyExchangeAction HowToInitiate: whether the stack starts IKE.
+const HOW_TO_INITIATE: Choices<bool> = Choices {
+    syntax: "HowToInitiate IKEv2|DoNot",
+    table: &[("IKEv2", true), ("DoNot", false)],
+    allowed: "IKEv2 or DoNot",
+    not_here: &["Main", "Aggressive"],
+    implemented: "IKEv2 or DoNot (IKEv1 is not implemented here)",
+};
+
+const HOW_TO_RESPOND: Choices<()> = Choices {
+    syntax: "HowToRespond Either",
+    table: &[("Either", ())],
+    allowed: "Either",
+    not_here: &["Main", "Aggressive"],
+    implemented: "Either (IKEv1 is not implemented here; plexnet answers IKEv2)",
+};
+
+const HOW_TO_AUTH_ME: Choices<()> = Choices {
+    syntax: "HowToAuthMe PresharedKey",
+    table: &[("PresharedKey", ())],
+    allowed: "PresharedKey",
+    not_here: SIGNATURES,
+    implemented: "PresharedKey",
+};
+
+/// KeyExchangeOffer HowToAuthMsgs: the hash, as strongSwan names it.
+const HOW_TO_AUTH_MSGS: Choices<&str> = Choices {
+    syntax: "HowToAuthMsgs SHA1|SHA2_256|SHA2_384|SHA2_512",
+    table: &[
+        ("SHA1", "sha1"),
+        ("SHA2_256", "sha256"),
+        ("SHA2_384", "sha384"),
+        ("SHA2_512", "sha512"),
+    ],
+    allowed: "SHA1, SHA2_256, SHA2_384, SHA2_512",
+    not_here: &["MD5"],
+    implemented: "SHA1, SHA2_256, SHA2_384, SHA2_512",
+};
+
+const HOW_TO_VERIFY_MSGS: Choices<&str> = Choices {
+    syntax: "HowToVerifyMsgs HMAC_SHA1_96|HMAC_SHA2_256_128|HMAC_SHA2_384_192|HMAC_SHA2_512_256",
+    table: &[
+        ("HMAC_SHA1_96", "sha1"),
+        ("HMAC_SHA2_256_128", "sha256"),
+        ("HMAC_SHA2_384_192", "sha384"),
+        ("HMAC_SHA2_512_256", "sha512"),
+    ],
+    allowed: "HMAC_SHA1_96, HMAC_SHA2_256_128, HMAC_SHA2_384_192, HMAC_SHA2_512_256",
+    not_here: &["AES128_XCBC_96", "HMAC_MD5_96"],
+    implemented: "HMAC_SHA1_96, HMAC_SHA2_256_128, HMAC_SHA2_384_192, HMAC_SHA2_512_256",
+};
+
+const PSEUDO_RANDOM_FUNCTION: Choices<&str> = Choices {
+    syntax: "PseudoRandomFunction HMAC_SHA1|HMAC_SHA2_256|HMAC_SHA2_384|HMAC_SHA2_512",
+    table: &[
+        ("HMAC_SHA1", "prfsha1"),
+        ("HMAC_SHA2_256", "prfsha256"),
+        ("HMAC_SHA2_384", "prfsha384"),
+        ("HMAC_SHA2_512", "prfsha512"),
+    ],
+    allowed: "HMAC_SHA1, HMAC_SHA2_256, HMAC_SHA2_384, HMAC_SHA2_512",
+    not_here: &["AES128_XCBC", "HMAC_MD5"],
+    implemented: "HMAC_SHA1, HMAC_SHA2_256, HMAC_SHA2_384, HMAC_SHA2_512",
+};
+
+const HOW_TO_AUTH_PEERS: Choices<()> = Choices {
+    syntax: "HowToAuthPeers PresharedKey",
+    table: &[("PresharedKey", ())],
+    allowed: "PresharedKey",
+    not_here: SIGNATURES,
+    implemented: "PresharedKey",
+};
+
+const DH_GROUP: Choices<&str> = Choices {
+    syntax: "DHGroup Group14|Group19|Group20",
+    table: &[
+        ("Group14", "modp2048"),
+        ("Group19", "ecp256"),
+        ("Group20", "ecp384"),
+    ],
+    allowed: "Group14, Group19, Group20",
+    not_here: &["Group1", "Group2", "Group5", "Group21", "Group24"],
+    implemented: "Group14, Group19, Group20",
+};
+
 impl Cx<'_> {
     /// KeyExchangeRule (IBM: keyexchangerulestatement.htm).
     pub(super) fn kx_rule<'a>(&mut self, name: &str, body: &[Node<'a>]) -> Option<RawKxRule<'a>> {
-        const ALLOWED: &str = "LocalSecurityEndpoint or LocalSecurityEndpointRef, RemoteSecurityEndpoint or RemoteSecurityEndpointRef, KeyExchangeActionRef, SharedKey";
-        const UNSUPPORTED: &[&str] = &[
-            "KeyExchangeAction",
-            "SharedKeyRef",
-            "LocalSecurityEndpointGroupRef",
-            "RemoteSecurityEndpointGroupRef",
-        ];
-        let specs = [
-            inline("LocalSecurityEndpoint", false),
-            attr("LocalSecurityEndpointRef"),
-            inline("RemoteSecurityEndpoint", false),
-            attr("RemoteSecurityEndpointRef"),
-            attr("KeyExchangeActionRef"),
-            attr("SharedKey"),
-        ];
-        let (attrs, mut ok) = self.attrs("KeyExchangeRule", body, &specs, UNSUPPORTED, ALLOWED);
+        let (attrs, mut ok) = self.attrs_of(&KX_RULE, body);
         let mut local: Option<(Use<'a, SecurityEndpoint>, usize)> = None;
         let mut remote: Option<(Use<'a, SecurityEndpoint>, usize)> = None;
         let mut action = None;
         let mut shared_key = None;
         for a in &attrs {
             let r: Result<(), RawError> = match a.name {
-                "LocalSecurityEndpoint"
-                | "LocalSecurityEndpointRef"
-                | "RemoteSecurityEndpoint"
-                | "RemoteSecurityEndpointRef" => {
-                    let is_local = a.name.starts_with("Local");
-                    let slot = if is_local { &mut local } else { &mut remote };
-                    if let Some((_, first)) = slot {
-                        let first_line = (self.line_of)(*first);
-                        Err((
-                            a.at(),
-                            ErrorKind::DuplicateAttribute {
-                                statement: "KeyExchangeRule",
-                                attribute: if is_local {
-                                    "LocalSecurityEndpoint"
-                                } else {
-                                    "RemoteSecurityEndpoint"
-                                },
-                                first_line,
-                            },
-                        ))
-                    } else if a.node.block.is_some() {
-                        let n = self.inline_name(a.node);
-                        let kind = if is_local {
-                            Kind::LocalEndpoint
-                        } else {
-                            Kind::RemoteEndpoint
-                        };
-                        let body = a.node.block.as_deref().unwrap_or_default();
-                        let v = self.inline(a.at(), |cx| cx.endpoint(kind, n.as_deref(), body));
-                        let slot = if is_local { &mut local } else { &mut remote };
-                        *slot = Some((Use::Inline(v), a.at()));
-                        Ok(())
-                    } else {
-                        a.one("a security endpoint's name")
-                            .map(|t| *slot = Some((Use::Ref(t), a.at())))
-                    }
+                "LocalSecurityEndpoint" | "LocalSecurityEndpointRef" => {
+                    self.rule_endpoint(a, Kind::LocalEndpoint, &mut local)
+                }
+                "RemoteSecurityEndpoint" | "RemoteSecurityEndpointRef" => {
+                    self.rule_endpoint(a, Kind::RemoteEndpoint, &mut remote)
                 }
                 "KeyExchangeActionRef" => {
                     a.one("KeyExchangeActionRef name").map(|t| action = Some(t))
@@ -105,6 +208,41 @@ impl Cx<'_> {
             action: action?,
             shared_key: shared_key?,
         })
+    }
+
+    /// A rule's Local or RemoteSecurityEndpoint (`kind`), inline or by
+    /// name, into `slot`: once per rule.
+    fn rule_endpoint<'a>(
+        &mut self,
+        a: &Attr<'_, 'a>,
+        kind: Kind,
+        slot: &mut Option<(Use<'a, SecurityEndpoint>, usize)>,
+    ) -> Result<(), RawError> {
+        if let Some((_, first)) = slot {
+            let first_line = (self.line_of)(*first);
+            let attribute = if kind == Kind::LocalEndpoint {
+                "LocalSecurityEndpoint"
+            } else {
+                "RemoteSecurityEndpoint"
+            };
+            return Err((
+                a.at(),
+                ErrorKind::DuplicateAttribute {
+                    statement: "KeyExchangeRule",
+                    attribute,
+                    first_line,
+                },
+            ));
+        }
+        if a.node.block.is_some() {
+            let n = self.inline_name(a.node);
+            let body = a.node.block.as_deref().unwrap_or_default();
+            let v = self.inline(a.at(), |cx| cx.endpoint(kind, n.as_deref(), body));
+            *slot = Some((Use::Inline(v), a.at()));
+            return Ok(());
+        }
+        a.one("a security endpoint's name")
+            .map(|t| *slot = Some((Use::Ref(t), a.at())))
     }
 
     /// LocalSecurityEndpoint and RemoteSecurityEndpoint (IBM:
@@ -162,73 +300,15 @@ impl Cx<'_> {
         name: &str,
         body: &[Node<'a>],
     ) -> Option<RawKxAction<'a>> {
-        const ALLOWED: &str = "HowToInitiate, HowToRespond, HowToRespondIKEv1, HowToAuthMe, KeyExchangeOffer, KeyExchangeOfferRef";
-        const UNSUPPORTED: &[&str] = &[
-            "AllowNat",
-            "ReauthInterval",
-            "RevocationChecking",
-            "CertificateLabel",
-            "HowToAuthMeRsa",
-        ];
-        let specs = [
-            attr("HowToInitiate"),
-            attr("HowToRespond"),
-            attr("HowToRespondIKEv1"),
-            attr("HowToAuthMe"),
-            inline("KeyExchangeOffer", true),
-            repeated("KeyExchangeOfferRef"),
-        ];
-        let (attrs, mut ok) = self.attrs("KeyExchangeAction", body, &specs, UNSUPPORTED, ALLOWED);
+        let (attrs, mut ok) = self.attrs_of(&KX_ACTION, body);
         let mut initiate = None;
         let mut auth_me = false;
         let mut offers = Vec::new();
         for a in &attrs {
             let r: Result<(), RawError> = match a.name {
-                "HowToInitiate" => a.one("HowToInitiate IKEv2|DoNot").and_then(|v| {
-                    if is_one_of(v, &["Main", "Aggressive"]) {
-                        return Err(not_implemented(
-                            v,
-                            "HowToInitiate",
-                            "IKEv2 or DoNot (IKEv1 is not implemented here)",
-                        ));
-                    }
-                    initiate = Some(pick(
-                        v,
-                        "HowToInitiate",
-                        &[("IKEv2", true), ("DoNot", false)],
-                        "IKEv2 or DoNot",
-                    )?);
-                    Ok(())
-                }),
-                "HowToRespond" | "HowToRespondIKEv1" => {
-                    a.one("HowToRespond Either").and_then(|v| {
-                        if is_one_of(v, &["Main", "Aggressive"]) {
-                            return Err(not_implemented(
-                                v,
-                                a.name,
-                                "Either (IKEv1 is not implemented here; plexnet answers IKEv2)",
-                            ));
-                        }
-                        pick(v, a.name, &[("Either", ())], "Either")
-                    })
-                }
-                "HowToAuthMe" => a.one("HowToAuthMe PresharedKey").and_then(|v| {
-                    if is_one_of(
-                        v,
-                        &[
-                            "DigitalSignature",
-                            "RsaSignature",
-                            "ECDSA-256",
-                            "ECDSA-384",
-                            "ECDSA-521",
-                        ],
-                    ) {
-                        return Err(not_implemented(v, "HowToAuthMe", "PresharedKey"));
-                    }
-                    pick(v, "HowToAuthMe", &[("PresharedKey", ())], "PresharedKey")?;
-                    auth_me = true;
-                    Ok(())
-                }),
+                "HowToInitiate" => a.choose(&HOW_TO_INITIATE).map(|v| initiate = Some(v)),
+                "HowToRespond" | "HowToRespondIKEv1" => a.choose(&HOW_TO_RESPOND),
+                "HowToAuthMe" => a.choose(&HOW_TO_AUTH_ME).map(|()| auth_me = true),
                 "KeyExchangeOffer" => {
                     let n = self.inline_name(a.node);
                     let body = a.node.block.as_deref().unwrap_or_default();
@@ -273,19 +353,7 @@ impl Cx<'_> {
         name: Option<&str>,
         body: &[Node<'_>],
     ) -> Option<KeyExchangeOffer> {
-        const ALLOWED: &str = "HowToEncrypt, HowToAuthMsgs, HowToVerifyMsgs, PseudoRandomFunction, HowToAuthPeers, DHGroup, RefreshLifetimeProposed, RefreshLifesizeProposed";
-        const UNSUPPORTED: &[&str] = &["RefreshLifetimeAccepted", "RefreshLifesizeAccepted"];
-        let specs = [
-            attr("HowToEncrypt"),
-            attr("HowToAuthMsgs"),
-            attr("HowToVerifyMsgs"),
-            attr("PseudoRandomFunction"),
-            attr("HowToAuthPeers"),
-            attr("DHGroup"),
-            attr("RefreshLifetimeProposed"),
-            attr("RefreshLifesizeProposed"),
-        ];
-        let (attrs, mut ok) = self.attrs("KeyExchangeOffer", body, &specs, UNSUPPORTED, ALLOWED);
+        let (attrs, mut ok) = self.attrs_of(&KX_OFFER, body);
         let mut enc = "aes128";
         let mut hash: Option<&'static str> = None;
         let mut integ: Option<&'static str> = None;
@@ -297,97 +365,11 @@ impl Cx<'_> {
             let r: Result<(), RawError> = (|| {
                 match a.name {
                     "HowToEncrypt" => enc = ike_encryption(a)?,
-                    "HowToAuthMsgs" => {
-                        let v = a.one("HowToAuthMsgs SHA1|SHA2_256|SHA2_384|SHA2_512")?;
-                        if is_one_of(v, &["MD5"]) {
-                            return Err(not_implemented(
-                                v,
-                                "HowToAuthMsgs",
-                                "SHA1, SHA2_256, SHA2_384, SHA2_512",
-                            ));
-                        }
-                        hash = Some(pick(
-                            v,
-                            "HowToAuthMsgs",
-                            &[
-                                ("SHA1", "sha1"),
-                                ("SHA2_256", "sha256"),
-                                ("SHA2_384", "sha384"),
-                                ("SHA2_512", "sha512"),
-                            ],
-                            "SHA1, SHA2_256, SHA2_384, SHA2_512",
-                        )?);
-                    }
-                    "HowToVerifyMsgs" => {
-                        let v = a.one("HowToVerifyMsgs HMAC_SHA1_96|HMAC_SHA2_256_128|HMAC_SHA2_384_192|HMAC_SHA2_512_256")?;
-                        if is_one_of(v, &["AES128_XCBC_96", "HMAC_MD5_96"]) {
-                            return Err(not_implemented(v, "HowToVerifyMsgs", "HMAC_SHA1_96, HMAC_SHA2_256_128, HMAC_SHA2_384_192, HMAC_SHA2_512_256"));
-                        }
-                        integ = Some(pick(
-                            v,
-                            "HowToVerifyMsgs",
-                            &[
-                                ("HMAC_SHA1_96", "sha1"),
-                                ("HMAC_SHA2_256_128", "sha256"),
-                                ("HMAC_SHA2_384_192", "sha384"),
-                                ("HMAC_SHA2_512_256", "sha512"),
-                            ],
-                            "HMAC_SHA1_96, HMAC_SHA2_256_128, HMAC_SHA2_384_192, HMAC_SHA2_512_256",
-                        )?);
-                    }
-                    "PseudoRandomFunction" => {
-                        let v = a.one("PseudoRandomFunction HMAC_SHA1|HMAC_SHA2_256|HMAC_SHA2_384|HMAC_SHA2_512")?;
-                        if is_one_of(v, &["AES128_XCBC", "HMAC_MD5"]) {
-                            return Err(not_implemented(
-                                v,
-                                "PseudoRandomFunction",
-                                "HMAC_SHA1, HMAC_SHA2_256, HMAC_SHA2_384, HMAC_SHA2_512",
-                            ));
-                        }
-                        prf = Some(pick(
-                            v,
-                            "PseudoRandomFunction",
-                            &[
-                                ("HMAC_SHA1", "prfsha1"),
-                                ("HMAC_SHA2_256", "prfsha256"),
-                                ("HMAC_SHA2_384", "prfsha384"),
-                                ("HMAC_SHA2_512", "prfsha512"),
-                            ],
-                            "HMAC_SHA1, HMAC_SHA2_256, HMAC_SHA2_384, HMAC_SHA2_512",
-                        )?);
-                    }
-                    "HowToAuthPeers" => {
-                        let v = a.one("HowToAuthPeers PresharedKey")?;
-                        if is_one_of(
-                            v,
-                            &[
-                                "RsaSignature",
-                                "DigitalSignature",
-                                "ECDSA-256",
-                                "ECDSA-384",
-                                "ECDSA-521",
-                            ],
-                        ) {
-                            return Err(not_implemented(v, "HowToAuthPeers", "PresharedKey"));
-                        }
-                        pick(v, "HowToAuthPeers", &[("PresharedKey", ())], "PresharedKey")?;
-                    }
-                    "DHGroup" => {
-                        let v = a.one("DHGroup Group14|Group19|Group20")?;
-                        if is_one_of(v, &["Group1", "Group2", "Group5", "Group21", "Group24"]) {
-                            return Err(not_implemented(v, "DHGroup", "Group14, Group19, Group20"));
-                        }
-                        dh = Some(pick(
-                            v,
-                            "DHGroup",
-                            &[
-                                ("Group14", "modp2048"),
-                                ("Group19", "ecp256"),
-                                ("Group20", "ecp384"),
-                            ],
-                            "Group14, Group19, Group20",
-                        )?);
-                    }
+                    "HowToAuthMsgs" => hash = Some(a.choose(&HOW_TO_AUTH_MSGS)?),
+                    "HowToVerifyMsgs" => integ = Some(a.choose(&HOW_TO_VERIFY_MSGS)?),
+                    "PseudoRandomFunction" => prf = Some(a.choose(&PSEUDO_RANDOM_FUNCTION)?),
+                    "HowToAuthPeers" => a.choose(&HOW_TO_AUTH_PEERS)?,
+                    "DHGroup" => dh = Some(a.choose(&DH_GROUP)?),
                     "RefreshLifetimeProposed" => lifetime_secs = lifetime_proposed(a)?,
                     _ => lifesize_bytes = lifesize(a)?,
                 }
@@ -408,6 +390,8 @@ impl Cx<'_> {
             );
             return None;
         };
+        // HowToAuthMsgs, IBM's one hash for both, stands in for the two
+        // the offer leaves out.
         let integ = integ.or(hash).unwrap_or("sha1");
         let prf = prf
             .or(hash.map(|h| match h {

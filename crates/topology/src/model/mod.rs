@@ -7,13 +7,15 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use plexnet_core::ike::proposal::{ProposalConfig, ProposalParseError, Protocol as IkeProtocol};
-use plexnet_core::ipsec::filter::{FilterOptions, FilterTable};
-use plexnet_core::ipsec::policy::{RuleSet, RuleSetError};
-use plexnet_core::ipsec::{AddrSpec, FilterRule, Mode, SaConfig};
 pub use plexnet_core::sysplex::config::{
     Dest, DestRole, DistMethod, InboundFilter, VipaDistribute, XcfForwarding,
 };
+
+mod manual_sa;
+mod security;
+
+pub use manual_sa::*;
+pub use security::*;
 
 /// An IPv4 subnet, e.g. `198.18.0.0/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -190,32 +192,6 @@ pub struct Image {
     pub ip_security: Option<IpSecurity>,
 }
 
-/// An image's IP security, z/OS style (see [`super::profile`] and
-/// [`super::policy`]): whether the stack filters at all, the profile's
-/// default rules, and the Policy Agent's policy that replaces them once
-/// installed. Nothing enforces it yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IpSecurity {
-    /// `IPCONFIG IPSECURITY`: the stack filters every packet; what no rule
-    /// permits is denied (z/OS's SYSDEFAULTDENYRULE).
-    pub ipsecurity: bool,
-    /// IPSEC `DVIPSEC`: IPsec tunnels of a distributed DVIPA are
-    /// distributed, and move with it on takeover and giveback.
-    pub dvipsec: bool,
-    /// IPSEC `DVLOCALFLTR`.
-    pub dvlocalfltr: bool,
-    /// IPSEC `LOGENABLE` (default `LOGDISABLE`).
-    pub log_enable: bool,
-    /// IPSEC `LOGIMPLICIT` (default `NOLOGIMPLICIT`): log packets the
-    /// implicit deny drops.
-    pub log_implicit: bool,
-    /// The IPSECRULEs, in profile order, named `SYSDEFAULTRULE.1`, ...:
-    /// in force while no policy is installed.
-    pub default_rules: Vec<FilterRule>,
-    /// The Policy Agent's IPSec policy (`ipsec_policy`), if any.
-    pub policy: Option<IpSecPolicy>,
-}
-
 impl Image {
     /// Whether this image may distribute the IPsec of the DVIPAs it owns:
     /// always without IPCONFIG IPSECURITY, else only with IPSEC DVIPSEC (IP
@@ -226,115 +202,6 @@ impl Image {
         self.ip_security
             .as_ref()
             .is_none_or(|s| !s.ipsecurity || s.dvipsec)
-    }
-}
-
-impl IpSecurity {
-    /// The stack's IP filter table: the IPSECRULEs, replaced by the Policy
-    /// Agent's IpFilterRules when the image has a policy (z/OS uses the
-    /// default rules only until the policy is installed), SYSDEFAULTDENYRULE
-    /// last. `None` without `IPCONFIG IPSECURITY`: no IP filtering.
-    pub fn filter_table(&self) -> Result<Option<FilterTable>, RuleSetError> {
-        if !self.ipsecurity {
-            return Ok(None);
-        }
-        let options = FilterOptions {
-            logging: self.log_enable,
-            log_implicit: self.log_implicit,
-            ..FilterOptions::default()
-        };
-        let mut table = FilterTable::new(RuleSet::new(self.default_rules.clone()), options)?;
-        if let Some(p) = &self.policy {
-            table.install_policy(RuleSet::new(p.filter_rules.clone()))?;
-        }
-        Ok(Some(table))
-    }
-}
-
-/// The Policy Agent's IPSec policy of one image, resolved: every reference
-/// followed, every algorithm one plexnet implements.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IpSecPolicy {
-    /// The IpFilterRules in force, in filter-table order (the
-    /// IpFilterPolicy's IpFilterRuleRef order, or file order without one).
-    pub filter_rules: Vec<FilterRule>,
-    /// The KeyExchangeRules in force, in search order (the
-    /// KeyExchangePolicy's order, or file order without one).
-    pub key_exchange_rules: Vec<KeyExchangeRule>,
-}
-
-/// A KeyExchangeRule: how the IKE of this stack negotiates with the
-/// remote security endpoints the rule covers.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyExchangeRule {
-    /// The rule's name.
-    pub name: String,
-    /// This stack's side (`LocalSecurityEndpoint`).
-    pub local: SecurityEndpoint,
-    /// The peers the rule applies to (`RemoteSecurityEndpoint`).
-    pub remote: SecurityEndpoint,
-    /// `KeyExchangeActionRef`.
-    pub action: KeyExchangeAction,
-    /// `SharedKey`: the pre-shared key's bytes (RFC 7296 §2.15).
-    pub shared_key: Vec<u8>,
-}
-
-impl std::fmt::Debug for KeyExchangeRule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyExchangeRule")
-            .field("name", &self.name)
-            .field("local", &self.local)
-            .field("remote", &self.remote)
-            .field("action", &self.action)
-            .field("shared_key", &"<secret>")
-            .finish()
-    }
-}
-
-/// A LocalSecurityEndpoint or RemoteSecurityEndpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecurityEndpoint {
-    /// The statement's name; `None` when written inline.
-    pub name: Option<String>,
-    /// `Identity IpAddr`: the IKE identity (ID_IPV4_ADDR); one address for
-    /// the local endpoint, possibly a prefix or range (or any) for the
-    /// remote one.
-    pub identity: AddrSpec,
-    /// `Location`: the IKE peer's (or this stack's) address.
-    pub location: AddrSpec,
-}
-
-/// A KeyExchangeAction: whether this stack starts IKE, and its IKE offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyExchangeAction {
-    /// The statement's name.
-    pub name: String,
-    /// `HowToInitiate IKEv2` (`true`) or `DoNot`.
-    pub initiate: bool,
-    /// The KeyExchangeOffers, most preferred first.
-    pub offers: Vec<KeyExchangeOffer>,
-}
-
-/// A KeyExchangeOffer: one acceptable protection of the IKE SA.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyExchangeOffer {
-    /// The statement's name; `None` when written inline.
-    pub name: Option<String>,
-    /// The IKE proposal in strongSwan syntax with one algorithm of each
-    /// kind, e.g. `aes128-sha1-prfsha1-modp2048`, as strongSwan's `proposals` is
-    /// written; [`KeyExchangeOffer::proposal_config`] gives the IKE
-    /// module's type.
-    pub proposal: String,
-    /// `RefreshLifetimeProposed`, in seconds.
-    pub lifetime_secs: u64,
-    /// `RefreshLifesizeProposed`, in bytes; `None` for no limit.
-    pub lifesize_bytes: Option<u64>,
-}
-
-impl KeyExchangeOffer {
-    /// The offer as the IKE module's proposal.
-    pub fn proposal_config(&self) -> Result<ProposalConfig, ProposalParseError> {
-        ProposalConfig::parse(IkeProtocol::Ike, &self.proposal)
     }
 }
 
@@ -380,110 +247,6 @@ impl ClientIpsec {
             ClientIpsec::None => "none",
             ClientIpsec::Plexnet => "plexnet",
             ClientIpsec::Strongswan => "strongswan",
-        }
-    }
-}
-
-/// What protects the traffic of a manual SA (`protocol = ...`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ManualProtocol {
-    /// ESP alone (RFC 4303).
-    #[serde(rename = "esp")]
-    Esp,
-    /// AH alone (RFC 4302): integrity only.
-    #[serde(rename = "ah")]
-    Ah,
-    /// ESP, then AH over it on the same outer header (RFC 4301 §4.3
-    /// transport adjacency; the patent's "Combined AH,ESP").
-    #[serde(rename = "ah+esp")]
-    AhEsp,
-}
-
-impl ManualProtocol {
-    /// The name as written in topology files.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ManualProtocol::Esp => "esp",
-            ManualProtocol::Ah => "ah",
-            ManualProtocol::AhEsp => "ah+esp",
-        }
-    }
-}
-
-/// The SAs that protect one direction of a manual SA: ESP, AH, or both
-/// (AH outside ESP). Which ones are present follows
-/// [`ManualSa::protocol`]; both are `SaConfig`s exactly as IKE would make
-/// them, so a routing stack installs and distributes them the same way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SaBundle {
-    pub esp: Option<SaConfig>,
-    pub ah: Option<SaConfig>,
-}
-
-impl SaBundle {
-    /// The SAs present, ESP first.
-    pub fn sas(&self) -> impl Iterator<Item = &SaConfig> {
-        self.esp.iter().chain(self.ah.iter())
-    }
-}
-
-/// A manually keyed SA pair between a client and a DVIPA (`[[manual_sa]]`),
-/// as z/OS manual tunnels are: both directions, fully keyed, never rekeyed.
-///
-/// Every `SaConfig` is host to host: wire addresses (and tunnel endpoints)
-/// are the client's address and the DVIPA, the traffic selector is
-/// client/32 to DVIPA/32 (or the reverse), any protocol and port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManualSa {
-    /// The client's name, as in [`Client::name`].
-    pub client: String,
-    /// The client's address: one end of every SA.
-    pub client_addr: Ipv4Addr,
-    /// The DVIPA: the other end.
-    pub dvipa: Ipv4Addr,
-    pub protocol: ManualProtocol,
-    pub mode: Mode,
-    /// ESP in UDP on port 4500 both ways (RFC 3948).
-    pub udp_encap: bool,
-    /// Client to DVIPA: the client's outbound, the DVIPA's inbound SAs.
-    pub to_dvipa: SaBundle,
-    /// DVIPA to client: the DVIPA's outbound, the client's inbound SAs.
-    pub to_client: SaBundle,
-}
-
-/// One end's view of a [`ManualSa`]: what it sends with and what it
-/// receives with.
-#[derive(Debug, Clone, Copy)]
-pub struct SaSide<'a> {
-    /// This end's address (the client's, or the DVIPA).
-    pub local: Ipv4Addr,
-    /// The other end's address.
-    pub peer: Ipv4Addr,
-    /// SAs this end seals with.
-    pub outbound: &'a SaBundle,
-    /// SAs this end opens with.
-    pub inbound: &'a SaBundle,
-}
-
-impl ManualSa {
-    /// The client's view: outbound to the DVIPA, inbound from it.
-    pub fn client_side(&self) -> SaSide<'_> {
-        SaSide {
-            local: self.client_addr,
-            peer: self.dvipa,
-            outbound: &self.to_dvipa,
-            inbound: &self.to_client,
-        }
-    }
-
-    /// The DVIPA's view (what the routing stack installs and distributes):
-    /// outbound to the client, inbound from it.
-    pub fn dvipa_side(&self) -> SaSide<'_> {
-        SaSide {
-            local: self.dvipa,
-            peer: self.client_addr,
-            outbound: &self.to_client,
-            inbound: &self.to_dvipa,
         }
     }
 }

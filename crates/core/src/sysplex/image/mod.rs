@@ -1,0 +1,443 @@
+//! One z/OS image as a sans-IO state machine: its own IP stack, its
+//! routing stack (for the DVIPAs it owns), its target stack (for the
+//! DVIPAs it serves), and what ties them to the rest of the sysplex: XCF
+//! dispatch and resync, the Fig. 11 SYN hold queue with its NEWCONN
+//! decisions, and the CF sequence-number batching of Fig. 10.
+//!
+//! Driven the way quinn-proto drives a connection: the shell (the daemon
+//! in `runtime`, or the simulator in `sim`) feeds it with `handle_*` calls
+//! (a burst from the TUN, a datagram from an XCF data link, an XCF message,
+//! a CF reply, a timer) and drains its `poll_*` outputs (transmits, CF
+//! requests, TUN writes, events, the next deadline). It never does I/O,
+//! never reads a clock (`now` comes in) and takes its randomness from the
+//! caller. See `docs/ARCHITECTURE.md`.
+
+mod cf_numbers;
+mod datapath;
+mod hold;
+mod takeover;
+mod xcf;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::ipsec::filter::FilterLog;
+use crate::ipsec::sa::Spi;
+use crate::sysplex::routing::RoutingStack;
+use crate::sysplex::stack::ImageStack;
+use crate::sysplex::target::{TargetStack, Upstream};
+use crate::sysplex::xcf::{SeqKey, XcfMessage};
+use crate::time::Instant;
+
+pub use cf_numbers::{CfAsk, CfAskId, CfReply, SealKeys, SealedChunk, SEQ_CHUNK, SEQ_DEADLINE};
+pub use hold::{NewConnPolicy, HELD_FOR, HELD_MAX};
+pub use xcf::{delete_msg, seq_keys, SaInstallError};
+
+/// The name of a z/OS image (`MVS1`), as XCF and the stacks know it.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImageId(Arc<str>);
+
+impl ImageId {
+    pub fn new(name: &str) -> Self {
+        Self(Arc::from(name))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl From<&str> for ImageId {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for ImageId {
+    fn from(s: String) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<Arc<str>> for ImageId {
+    fn from(s: Arc<str>) -> Self {
+        Self(s)
+    }
+}
+
+/// An image name reads as the string it is (`&id` where a `&str` is
+/// expected), as `Arc<str>` does.
+impl std::ops::Deref for ImageId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for ImageId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ImageId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ImageId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+/// What an image is, as the shell read it from the topology.
+#[derive(Debug, Clone)]
+pub struct ImageConfig {
+    pub id: ImageId,
+    /// Its XCF address (the GRE source of what it forwards).
+    pub xcf_addr: Ipv4Addr,
+    /// The DVIPAs it owns now (VIPADEFINE, less those another stack holds).
+    pub owned: Vec<Ipv4Addr>,
+    /// When its target stack asks for an SA (Fig. 11).
+    pub newconn: NewConnPolicy,
+}
+
+/// A datagram's payload on an XCF data link: the `i`-th packet of the
+/// burst just handed to [`Image::handle_tun_burst`] (forwarded as it came,
+/// without a copy), or a packet the image made (the plaintext it
+/// decrypted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    Input(usize),
+    Owned(Vec<u8>),
+}
+
+/// What the image sends.
+#[derive(Debug)]
+pub enum Transmit {
+    /// A whole IPv4 packet out of this image's own external link.
+    Ext(Vec<u8>),
+    /// Packets sealed under sequence numbers from the CF (Fig. 10 block
+    /// 164): send them in order while `now` is not past the chunk's
+    /// deadline, then say how many left ([`Image::handle_sealed_sent`]).
+    Sealed(SealedChunk),
+    /// A datagram for `to`'s XCF data link behind a GRE header saying
+    /// what this image already did (Fig. 8 block 140, claim 7).
+    XcfData {
+        to: ImageId,
+        upstream: Upstream,
+        payload: Payload,
+    },
+    /// An XCF message to another image.
+    Xcf { to: ImageId, msg: XcfMessage },
+}
+
+/// An XCF datagram as it arrived on the data link of one peer.
+#[derive(Debug, Clone, Copy)]
+pub enum XcfDatagram<'a> {
+    /// GRE in IPv4 (protocol 47), the outer header included.
+    Gre(&'a [u8]),
+    /// GRE in UDP (RFC 8086): the UDP body, and the outer source.
+    GreInUdp { src: Ipv4Addr, body: &'a [u8] },
+}
+
+/// What the shell acts on beyond sending packets.
+#[derive(Debug)]
+pub enum ImageEvent {
+    /// An IKE datagram (UDP 500, or 4500 with the non-ESP marker) for an
+    /// owned DVIPA, whole, as it arrived from the external LAN.
+    IkeDatagram(Vec<u8>),
+    /// Fig. 9 block 158 / Fig. 10 block 168: a target's lifesize report
+    /// for an SA this image's IKE owns.
+    Lifesize { from: ImageId, report: XcfMessage },
+    /// Fig. 11 block 174: a target asks this image's IKE for an SA
+    /// ([`XcfMessage::NewConn`]).
+    NewConn { from: ImageId, request: XcfMessage },
+    /// Fig. 11: a NEWCONN this image's target stack sent (for the log).
+    NewConnSent { owner: ImageId, request: XcfMessage },
+    /// LOG rules' filter-log lines (z/OS's EZD08xxI), to write to the log.
+    FilterLogs(Vec<FilterLog>),
+    /// An SA a routing stack sent was refused by the shadow cache.
+    SaRefused { from: ImageId, reason: String },
+}
+
+/// The image's own counters (the stacks count their own decisions).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ImageCounters {
+    pub cf_batches: u64,
+    pub cf_numbers: u64,
+    pub cf_errors: u64,
+    /// Sequence numbers dropped unused because their deadline passed.
+    pub seq_stale: u64,
+    pub xcf_in: u64,
+    /// Fig. 11: SYNs held while their NEWCONN is negotiated, sent once the
+    /// SA arrived, or dropped when it did not arrive in [`HELD_FOR`], or
+    /// not held because [`HELD_MAX`] were waiting already.
+    pub newconn_held: u64,
+    pub newconn_released: u64,
+    pub newconn_expired: u64,
+    pub newconn_overflow: u64,
+}
+
+/// How often the image's periodic work runs: DCT timeouts, lifesize
+/// flushes, the VIPA list, listener registrations, held SYNs' expiry.
+pub const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One z/OS image; see the module doc.
+#[derive(Debug)]
+pub struct Image {
+    id: ImageId,
+    xcf_addr: Ipv4Addr,
+    stack: ImageStack,
+    routing: Option<RoutingStack>,
+    target: TargetStack,
+    newconn: NewConnPolicy,
+    /// Images heard from since they last connected: a new one gets the
+    /// VIPA list and every SA again.
+    heard: BTreeSet<ImageId>,
+    /// The local TCP listeners (address, port), as the shell last saw them.
+    listeners: Vec<(Ipv4Addr, u16)>,
+    held: hold::HoldQueue,
+    numbers: cf_numbers::SeqBatcher,
+    transmits: VecDeque<Transmit>,
+    tun_writes: VecDeque<Vec<u8>>,
+    events: VecDeque<ImageEvent>,
+    counters: ImageCounters,
+    next_tick: Instant,
+}
+
+impl Image {
+    /// An image with the routing stack `routing` when it owns DVIPAs.
+    pub fn new(config: ImageConfig, routing: Option<RoutingStack>, now: Instant) -> Self {
+        let name = config.id.as_str();
+        Self {
+            stack: ImageStack::new(name, config.owned.clone()),
+            target: TargetStack::new(name, config.xcf_addr),
+            id: config.id,
+            xcf_addr: config.xcf_addr,
+            routing,
+            newconn: config.newconn,
+            heard: BTreeSet::new(),
+            listeners: Vec::new(),
+            held: hold::HoldQueue::default(),
+            numbers: cf_numbers::SeqBatcher::default(),
+            transmits: VecDeque::new(),
+            tun_writes: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: ImageCounters::default(),
+            // Due at once: the first tick announces the VIPA list.
+            next_tick: now,
+        }
+    }
+
+    pub fn id(&self) -> &ImageId {
+        &self.id
+    }
+    pub fn xcf_addr(&self) -> Ipv4Addr {
+        self.xcf_addr
+    }
+    pub fn stack(&self) -> &ImageStack {
+        &self.stack
+    }
+    pub fn stack_mut(&mut self) -> &mut ImageStack {
+        &mut self.stack
+    }
+    pub fn routing(&self) -> Option<&RoutingStack> {
+        self.routing.as_ref()
+    }
+    pub fn routing_mut(&mut self) -> Option<&mut RoutingStack> {
+        self.routing.as_mut()
+    }
+    /// Both stacks at once (a takeover adopts SAs into both).
+    pub fn routing_and_target_mut(&mut self) -> (Option<&mut RoutingStack>, &mut TargetStack) {
+        (self.routing.as_mut(), &mut self.target)
+    }
+    pub fn target(&self) -> &TargetStack {
+        &self.target
+    }
+    pub fn target_mut(&mut self) -> &mut TargetStack {
+        &mut self.target
+    }
+    pub fn counters(&self) -> &ImageCounters {
+        &self.counters
+    }
+    /// The DVIPAs this image owns now.
+    pub fn owned(&self) -> &[Ipv4Addr] {
+        self.stack.owned()
+    }
+    /// A DVIPA taken over joins the owned ones.
+    pub fn add_owned(&mut self, dvipa: Ipv4Addr) {
+        self.stack.add_owned(dvipa);
+    }
+
+    /// When its target stack asks for an SA from now on (Fig. 11).
+    pub fn set_newconn_policy(&mut self, policy: NewConnPolicy) {
+        self.newconn = policy;
+    }
+
+    /// The local TCP listeners, as the shell sees them now: what this
+    /// image registers with the routing stacks (z/OS stacks tell the
+    /// distributor when a server binds).
+    pub fn set_listeners(&mut self, listeners: Vec<(Ipv4Addr, u16)>) {
+        self.listeners = listeners;
+    }
+
+    /// The next thing to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next packet to write into the TUN (the kernel delivers it).
+    pub fn poll_tun_write(&mut self) -> Option<Vec<u8>> {
+        self.tun_writes.pop_front()
+    }
+
+    /// The next event for the shell.
+    pub fn poll_event(&mut self) -> Option<ImageEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Image::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_tick
+    }
+
+    /// The next request for the CF; `now` is when the shell sends it (a
+    /// sequence number's age counts from there, [`SEQ_DEADLINE`]).
+    pub fn poll_cf_request(&mut self, now: Instant) -> Option<CfAsk> {
+        self.numbers.poll_request(now)
+    }
+
+    /// The CF's answer to the request `id`; `rng` draws the IVs of what
+    /// it lets this image seal.
+    pub fn handle_cf_reply(
+        &mut self,
+        now: Instant,
+        id: CfAskId,
+        reply: CfReply,
+        rng: &mut impl rand_core::RngCore,
+    ) {
+        let Self {
+            numbers,
+            target,
+            counters,
+            transmits,
+            ..
+        } = self;
+        let mut seal = |spi: Spi, seq, p: &[u8], out: &mut Vec<u8>| {
+            target.seal(now.as_millis(), spi, seq, rng, p, out)
+        };
+        if let Some(chunk) = numbers.on_reply(id, reply, counters, &mut seal) {
+            transmits.push_back(Transmit::Sealed(chunk));
+        }
+        self.collect_target_outbox();
+    }
+
+    /// The shell sent the first `sent` packets of the sealed chunk `id`
+    /// before its deadline passed: the rest of its group is sealed next,
+    /// under fresh numbers for what did not leave.
+    pub fn handle_sealed_sent(&mut self, id: CfAskId, sent: usize) {
+        self.numbers.on_sent(id, sent, &mut self.counters);
+    }
+
+    /// Queues an XCF message to `to`. One to this image itself (its own
+    /// routing stack and target stack talking) is the shell's to hand back
+    /// through [`Image::handle_xcf`]: the daemon does so at once, the
+    /// simulator after a hop it can trace.
+    fn send_xcf(&mut self, to: ImageId, msg: XcfMessage) {
+        self.transmits.push_back(Transmit::Xcf { to, msg });
+    }
+
+    /// Sends what the target stack queued (lifesize reports, ConnEnded...).
+    fn collect_target_outbox(&mut self) {
+        for (to, msg) in self.target.take_outbox() {
+            self.send_xcf(ImageId::from(to), msg);
+        }
+    }
+
+    /// Filter-log lines for the shell, when there are any.
+    fn push_filter_logs(&mut self, logs: Vec<FilterLog>) {
+        if !logs.is_empty() {
+            self.events.push_back(ImageEvent::FilterLogs(logs));
+        }
+    }
+
+    /// Every image a DVIPA this image owns is distributed to (itself too,
+    /// when it is one of them).
+    pub fn distribution_targets(&self) -> BTreeSet<ImageId> {
+        self.routing
+            .as_ref()
+            .map(|r| {
+                r.distributions()
+                    .flat_map(|d| {
+                        d.config
+                            .dests
+                            .iter()
+                            .map(|t| ImageId::from(t.image.as_str()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The targets of `dvipa` other than this image (where SA installs
+    /// and deletes travel over XCF; this image's own target stack gets
+    /// them directly).
+    fn other_targets_of(&self, dvipa: Ipv4Addr) -> Vec<ImageId> {
+        self.routing
+            .as_ref()
+            .map(|r| r.targets_of(dvipa))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(t, _)| *t != *self.id.as_str())
+            .map(|(t, _)| ImageId::from(t))
+            .collect()
+    }
+}
+
+/// `seq_key`'s structure name, for logs.
+pub fn seq_key_name(k: &SeqKey) -> String {
+    format!("{}/{}/{:#010x}", k.dvipa, k.protocol.name(), k.spi.0)
+}
+
+/// The listeners of `listening` on the ports the routing stacks announced
+/// in their VIPA lists, as (owner, DVIPA, port) registrations.
+fn registrations(
+    target: &TargetStack,
+    listening: &[(Ipv4Addr, u16)],
+) -> Vec<(ImageId, Ipv4Addr, u16)> {
+    let mut regs = Vec::new();
+    for (owner, vipas) in target.vipa_lists() {
+        for v in vipas {
+            for p in &v.ports {
+                if listening
+                    .iter()
+                    .any(|(a, lp)| lp == p && (a.is_unspecified() || *a == v.dvipa))
+                {
+                    regs.push((ImageId::from(owner.as_str()), v.dvipa, *p));
+                }
+            }
+        }
+    }
+    regs
+}

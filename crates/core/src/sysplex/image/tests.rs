@@ -1,0 +1,186 @@
+//! The image state machine driven by hand: Fig. 11's hold queue and
+//! Fig. 10's CF number blocks.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng as StdRng;
+
+use super::*;
+use crate::ipsec::sa::{
+    EncAlg, IntegAlg, Key, Lifetimes, Mode, Protocol, SaConfig, Spi, TrafficSelector,
+};
+use crate::sysplex::xcf::SaInstall;
+use crate::wire::{ipv4, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket};
+
+const DVA1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+
+fn sa(spi: u32, src: Ipv4Addr, dst: Ipv4Addr) -> SaConfig {
+    SaConfig {
+        spi: Spi(spi),
+        protocol: Protocol::Esp,
+        mode: Mode::Tunnel,
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        enc: EncAlg::AesCbc128,
+        enc_key: Key(vec![1; 16]),
+        integ: IntegAlg::HmacSha1_96,
+        integ_key: Key(vec![2; 20]),
+        esn: false,
+        replay_window: 128,
+        lifetimes: Lifetimes::default(),
+        udp_encap: None,
+        selector: TrafficSelector::hosts(IpAddr::V4(src), IpAddr::V4(dst)),
+    }
+}
+
+fn install() -> XcfMessage {
+    let pair = SaInstall::pair(DVA1, sa(0x1001, CLIENT, DVA1), sa(0x2001, DVA1, CLIENT));
+    XcfMessage::SaInstall(Box::new(pair))
+}
+
+/// A TCP segment from DVA1:80 to the client.
+fn segment(sport: u16, flags: TcpFlags) -> Vec<u8> {
+    let mut p = vec![0u8; 40];
+    ipv4::Repr::new(DVA1, CLIENT, IpProtocol::Tcp, 20)
+        .emit(&mut Ipv4Packet::new_unchecked(&mut p[..20]));
+    let mut t = TcpPacket::new_unchecked(&mut p[20..]);
+    t.set_src_port(sport);
+    t.set_dst_port(40000);
+    t.set_header_len_and_flags(20, flags);
+    p
+}
+
+/// MVS2, a target of DVA1 (owned by MVS1), whose IKE negotiates on
+/// demand with the client.
+fn mvs2() -> Image {
+    let newconn = NewConnPolicy {
+        on_demand: true,
+        peers: BTreeMap::from([(DVA1, vec![CLIENT])]),
+        owners: BTreeMap::from([(DVA1, ImageId::new("MVS1"))]),
+    };
+    let config = ImageConfig {
+        id: ImageId::new("MVS2"),
+        xcf_addr: Ipv4Addr::new(198, 19, 0, 2),
+        owned: Vec::new(),
+        newconn,
+    };
+    Image::new(config, None, Instant::ZERO)
+}
+
+fn transmits(image: &mut Image) -> Vec<Transmit> {
+    std::iter::from_fn(|| image.poll_transmit()).collect()
+}
+
+fn mvs1() -> ImageId {
+    ImageId::new("MVS1")
+}
+
+#[test]
+fn a_syn_without_sa_waits_for_its_newconn_and_leaves_sealed() {
+    let mut image = mvs2();
+    let syn = segment(80, TcpFlags::SYN);
+    image.handle_tun_burst(Instant::from_millis(10), [&syn[..]]);
+    let sent = transmits(&mut image);
+    assert!(
+        matches!(&sent[..], [Transmit::Xcf { to, msg: XcfMessage::NewConn { peer, .. } }]
+            if *to == "MVS1" && *peer == CLIENT),
+        "{sent:?}"
+    );
+    assert_eq!(image.counters().newconn_held, 1);
+    assert!(image.poll_cf_request(Instant::from_millis(10)).is_none());
+    // The SA arrives: the SYN asks the CF for one number, then leaves.
+    image.handle_xcf(Instant::from_millis(20), &mvs1(), install());
+    let ask = image
+        .poll_cf_request(Instant::from_millis(20))
+        .expect("a CF request");
+    assert_eq!((ask.key.spi, ask.n), (Spi(0x2001), 1));
+    let mut rng = StdRng::seed_from_u64(1);
+    image.handle_cf_reply(Instant::from_millis(21), ask.id, Some((7, 1)), &mut rng);
+    let sealed: Vec<_> = transmits(&mut image)
+        .into_iter()
+        .filter_map(|t| match t {
+            Transmit::Sealed(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sealed.len(), 1);
+    assert_eq!((sealed[0].first.esp, sealed[0].packets.len()), (7, 1));
+    assert_eq!(image.counters().newconn_released, 1);
+}
+
+#[test]
+fn a_held_syn_expires_when_no_sa_comes() {
+    let mut image = mvs2();
+    image.handle_timeout(Instant::ZERO);
+    let syn = segment(80, TcpFlags::SYN);
+    image.handle_tun_burst(Instant::from_millis(100), [&syn[..]]);
+    image.handle_timeout(Instant::from_secs(1));
+    assert_eq!(image.counters().newconn_expired, 0);
+    for s in 2..=6 {
+        image.handle_timeout(Instant::from_secs(s));
+    }
+    assert_eq!(image.counters().newconn_expired, 1);
+    // A SYN-ACK (not an initial SYN) is sent as it is.
+    let synack = segment(80, TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0));
+    image.handle_tun_burst(Instant::from_secs(7), [&synack[..]]);
+    let sent = transmits(&mut image);
+    assert!(sent
+        .iter()
+        .any(|t| matches!(t, Transmit::Ext(p) if *p == synack)));
+}
+
+/// MVS2 with its shadow SA, and a burst of `n` segments to seal.
+fn burst(n: usize) -> (Image, Vec<Vec<u8>>) {
+    let mut image = mvs2();
+    image.handle_xcf(Instant::ZERO, &mvs1(), install());
+    let _ = transmits(&mut image);
+    let packets = (0..n).map(|_| segment(80, TcpFlags::ACK)).collect();
+    (image, packets)
+}
+
+#[test]
+fn numbers_come_in_blocks_and_packets_wait_for_them() {
+    let (mut image, packets) = burst(10);
+    let now = Instant::from_millis(5);
+    image.handle_tun_burst(now, packets.iter().map(Vec::as_slice));
+    assert!(transmits(&mut image).is_empty(), "nothing leaves unsealed");
+    let ask = image.poll_cf_request(now).expect("first block");
+    assert_eq!(ask.n, SEQ_CHUNK as u32);
+    assert!(image.poll_cf_request(now).is_none(), "one block at a time");
+    let mut rng = StdRng::seed_from_u64(2);
+    image.handle_cf_reply(now, ask.id, Some((1, 8)), &mut rng);
+    let Some(Transmit::Sealed(chunk)) = image.poll_transmit() else {
+        panic!("a sealed chunk");
+    };
+    assert_eq!(chunk.packets.len(), 8);
+    assert_eq!(chunk.deadline, now + SEQ_DEADLINE);
+    // Only 3 left before the deadline: 5 numbers are stale, and those
+    // packets go again with the last 2 under fresh numbers.
+    image.handle_sealed_sent(chunk.id, 3);
+    assert_eq!(image.counters().seq_stale, 5);
+    let ask = image.poll_cf_request(now).expect("fresh numbers");
+    assert_eq!(ask.n, 7);
+    image.handle_cf_reply(now, ask.id, Some((9, 7)), &mut rng);
+    let Some(Transmit::Sealed(chunk)) = image.poll_transmit() else {
+        panic!("the rest, sealed");
+    };
+    assert_eq!((chunk.first.esp, chunk.packets.len()), (9, 7));
+    image.handle_sealed_sent(chunk.id, 7);
+    assert!(!image.numbers_pending());
+    assert_eq!(image.counters().cf_numbers, 15);
+}
+
+#[test]
+fn a_refused_block_drops_its_group() {
+    let (mut image, packets) = burst(3);
+    image.handle_tun_burst(Instant::ZERO, packets.iter().map(Vec::as_slice));
+    let ask = image.poll_cf_request(Instant::ZERO).expect("a block");
+    let mut rng = StdRng::seed_from_u64(3);
+    image.handle_cf_reply(Instant::ZERO, ask.id, None, &mut rng);
+    assert_eq!(image.counters().cf_errors, 1);
+    assert!(transmits(&mut image).is_empty());
+    assert!(!image.numbers_pending());
+}

@@ -1,0 +1,157 @@
+//! What the image's control socket answers: `status`, `netstat` and
+//! `ipsec`, from the image's stacks and counters and the shell's.
+
+use serde::Serialize;
+use std::net::Ipv4Addr;
+
+use super::{dvipas_of, manual_bundle, manual_install, ImageNode, ShellCounters};
+use crate::lab::plan::TUN_NAME;
+use crate::sysplex::image::ImageCounters;
+use crate::sysplex::routing::RoutingStack;
+use crate::topology::Topology;
+
+impl ImageNode {
+    /// `plexnet netstat NODE REPORT`.
+    pub fn netstat(
+        &self,
+        report: crate::runtime::display::Report,
+    ) -> crate::runtime::display::Netstat {
+        use crate::runtime::display::{self, Report};
+        let core = self.core();
+        let routing = core.image.routing();
+        let mut n = display::Netstat {
+            image: self.name.clone(),
+            report,
+            routing: routing.is_some_and(|r| r.distributions().next().is_some()),
+            vipadcfg: None,
+            vdpt: Vec::new(),
+            vcrt: Vec::new(),
+            conn: Vec::new(),
+        };
+        match report {
+            Report::Vipadcfg => {
+                let mut cfg = display::vipadcfg(&self.topo, &self.name);
+                if let Some(t) = self.takeover.get() {
+                    cfg.status = t.status_rows();
+                }
+                n.vipadcfg = Some(cfg);
+            }
+            Report::Vdpt => n.vdpt = routing.map(display::vdpt).unwrap_or_default(),
+            Report::Vcrt => n.vcrt = routing.map(display::vcrt).unwrap_or_default(),
+            Report::Conn => n.conn = display::conn(),
+        }
+        n
+    }
+
+    /// `plexnet ipsec NODE`.
+    pub fn ipsec(&self) -> crate::runtime::display::IpsecDisplay {
+        let core = self.core();
+        let (routing, target) = (core.image.routing(), core.image.target());
+        let mut d = crate::runtime::display::ipsec(&self.name, routing, target);
+        let sec = self
+            .topo
+            .image(&self.name)
+            .and_then(|i| i.ip_security.as_ref());
+        d.filters = crate::runtime::display::filters(sec, routing, target);
+        crate::runtime::display::mark_origins(&mut d, &manual_spis(&self.topo));
+        d
+    }
+
+    /// The status the control socket answers.
+    pub fn status(&self) -> serde_json::Value {
+        let (_, served) = dvipas_of(&self.topo, &self.name);
+        let owned = self.owned_now();
+        let core = self.core();
+        let image = &core.image;
+        let label = |a: &Ipv4Addr| self.topo.label(*a);
+        let mut roles = Vec::new();
+        if !owned.is_empty() {
+            roles.push(format!(
+                "owns {}",
+                owned.iter().map(label).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let targets: Vec<String> = self
+            .topo
+            .distributed_to(&self.name)
+            .iter()
+            .map(label)
+            .collect();
+        if !targets.is_empty() {
+            roles.push(format!("target of {}", targets.join(", ")));
+        }
+        let summary = format!(
+            "{}; {} echo replies, {} shadow SAs, {} opened, {} sealed",
+            if roles.is_empty() {
+                "no DVIPA role".to_string()
+            } else {
+                roles.join(", ")
+            },
+            image.stack().counters().echo_replies,
+            image.target().shadow().len(),
+            image.target().counters().opened,
+            image.target().counters().sealed,
+        );
+        serde_json::json!({
+            "node": self.name,
+            "role": "image",
+            "ready": true,
+            "pid": std::process::id(),
+            "tun": TUN_NAME,
+            "xcf": self.xcf.to_string(),
+            "xcf_forwarding": self.topo.xcf_forwarding,
+            "owned_dvipas": owned.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "served_dvipas": served.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "counters": image.stack().counters(),
+            "routing": image.routing().map(routing_status),
+            "target": {
+                "counters": image.target().counters(),
+                "shadow_sas": image.target().shadow().len(),
+            },
+            "shell": ShellStatus { io: &self.counters, image: image.counters() },
+            "summary": summary,
+        })
+    }
+}
+
+/// The shell's counters and the image's, as one `shell` object of
+/// `status` (where they were before the image became a state machine).
+#[derive(Serialize)]
+struct ShellStatus<'a> {
+    #[serde(flatten)]
+    io: &'a ShellCounters,
+    #[serde(flatten)]
+    image: &'a ImageCounters,
+}
+
+fn routing_status(r: &RoutingStack) -> serde_json::Value {
+    serde_json::json!({
+        "counters": r.counters(),
+        "dct_entries": r.dct().len(),
+        "owned_sas": r.sa_summary(),
+        "listeners": r.listeners(),
+    })
+}
+
+/// The DVIPA side of a manual SA as an SA install (ESP or AH alone; an
+/// AH+ESP bundle is [`manual_bundle`]'s).
+/// The SPIs of the topology's manually keyed SAs (ESP and AH, both
+/// directions), as the displays write them.
+fn manual_spis(topo: &Topology) -> Vec<String> {
+    let mut out = Vec::new();
+    for ms in &topo.manual_sas {
+        let pairs = manual_install(ms)
+            .map(|i| vec![i.inbound.spi, i.outbound.spi])
+            .into_iter()
+            .chain(manual_bundle(ms).map(|b| {
+                vec![
+                    b.esp.inbound.spi,
+                    b.esp.outbound.spi,
+                    b.ah.inbound.spi,
+                    b.ah.outbound.spi,
+                ]
+            }));
+        out.extend(pairs.flatten().map(|spi| format!("{:#010x}", spi.0)));
+    }
+    out
+}
