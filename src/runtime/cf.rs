@@ -34,6 +34,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -618,8 +619,9 @@ impl CfClient {
         self.expect_done(CfRequest::DeleteSeq { key }).await
     }
 
-    /// Stores a value.
-    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), CfClientError> {
+    /// Stores a value. Keys are text: a `sysplex::cf_key::CfKey`, or any
+    /// string.
+    pub async fn put(&self, key: impl fmt::Display, value: Vec<u8>) -> Result<(), CfClientError> {
         self.expect_done(CfRequest::Put {
             key: key.to_string(),
             value,
@@ -628,7 +630,7 @@ impl CfClient {
     }
 
     /// Reads a value.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CfClientError> {
+    pub async fn get(&self, key: impl fmt::Display) -> Result<Option<Vec<u8>>, CfClientError> {
         match self
             .request(CfRequest::Get {
                 key: key.to_string(),
@@ -642,7 +644,7 @@ impl CfClient {
     }
 
     /// Removes a value (no error if absent).
-    pub async fn delete(&self, key: &str) -> Result<(), CfClientError> {
+    pub async fn delete(&self, key: impl fmt::Display) -> Result<(), CfClientError> {
         self.expect_done(CfRequest::Delete {
             key: key.to_string(),
         })
@@ -650,7 +652,7 @@ impl CfClient {
     }
 
     /// The keys starting with `prefix`, sorted.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, CfClientError> {
+    pub async fn list(&self, prefix: impl fmt::Display) -> Result<Vec<String>, CfClientError> {
         match self
             .request(CfRequest::List {
                 prefix: prefix.to_string(),

@@ -52,6 +52,7 @@ use crate::lab::netns;
 use crate::lab::plan::TUN_NAME;
 use crate::topology::manual::NAT_T_PORT;
 use crate::topology::{ClientIpsec, ManualProtocol, ManualSa, SaBundle, SaSide, Topology};
+use crate::wire::flow::{FiveTuple, SelectorFields};
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::{udp, IpProtocol, UdpPacket, UdpRepr};
 
@@ -461,32 +462,12 @@ impl Sealer {
     }
 }
 
-/// What a selector looks at: source, destination, protocol, TCP/UDP ports.
-type SelectorFields = (IpAddr, IpAddr, IpProtocol, Option<(u16, u16)>);
-
 /// Addresses, protocol and TCP/UDP ports of a plaintext packet, for
 /// selector matching (RFC 4301 §4.4.1.1).
 fn selector_fields(packet: &[u8]) -> Result<SelectorFields, OutboundDrop> {
-    let ip = Ipv4Packet::new_checked(packet).map_err(|_| OutboundDrop::Malformed)?;
-    let protocol = ip.next_header();
-    let header_len = usize::from(ip.header_len());
-    let ports = match protocol {
-        IpProtocol::Tcp | IpProtocol::Udp if ip.frag_offset() == 0 => {
-            packet.get(header_len..header_len + 4).map(|p| {
-                (
-                    u16::from_be_bytes([p[0], p[1]]),
-                    u16::from_be_bytes([p[2], p[3]]),
-                )
-            })
-        }
-        _ => None,
-    };
-    Ok((
-        IpAddr::V4(ip.src_addr()),
-        IpAddr::V4(ip.dst_addr()),
-        protocol,
-        ports,
-    ))
+    FiveTuple::parse(packet)
+        .map(|t| t.selector_fields())
+        .map_err(|_| OutboundDrop::Malformed)
 }
 
 /// The inbound half: the SAD of this end's inbound SAs.

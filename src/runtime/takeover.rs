@@ -246,7 +246,7 @@ impl Takeover {
 
     fn record(&self, rec: SaRecord) {
         self.queue(CfRequest::Put {
-            key: rec.key(),
+            key: rec.key().into(),
             value: tk::encode(&rec),
         });
     }
@@ -255,7 +255,7 @@ impl Takeover {
     /// old pair after a rekey).
     pub fn sa_deleted(&self, install: &SaInstall) {
         let key = tk::sa_key(install.dvipa, install.inbound.protocol, install.inbound.spi);
-        self.queue(CfRequest::Delete { key });
+        self.queue(CfRequest::Delete { key: key.into() });
     }
 
     async fn writer(self: Arc<Self>, mut rx: mpsc::Receiver<CfRequest>) {

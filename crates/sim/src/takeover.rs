@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
 use plexnet_core::ipsec::filter::FilterTable;
+use plexnet_core::sysplex::cf_key::{CfKey, CfPrefix};
 use plexnet_core::sysplex::config::VipaDistribute;
 use plexnet_core::sysplex::dct::ConnKey;
 use plexnet_core::sysplex::image::ImageId;
@@ -214,10 +215,10 @@ impl World {
     }
 
     /// Puts `value` under `key` in the CF for `image`, rendered with `what` and the answer.
-    fn cf_put(&mut self, image: &str, key: String, value: Vec<u8>, what: &str) {
+    fn cf_put(&mut self, image: &str, key: CfKey, value: Vec<u8>, what: &str) {
         let len = value.len();
         let r = self.cf.request(CfRequest::Put {
-            key: key.clone(),
+            key: key.into(),
             value,
         });
         self.log(format!(
@@ -287,7 +288,7 @@ impl World {
                     }
                     DctChange::Ended(key) => {
                         let k = tk::conn_key(&key);
-                        let r = self.cf.request(CfRequest::Delete { key: k.clone() });
+                        let r = self.cf.request(CfRequest::Delete { key: k.into() });
                         self.log(format!(
                             "{n} → CF     Delete {k} (DCT entry ended): {}",
                             cf_answer(&r)
@@ -601,7 +602,7 @@ impl World {
         dvipa: Ipv4Addr,
     ) -> (Vec<SaRecord>, Vec<(ConnKey, ConnRecord)>) {
         let mut sas = Vec::new();
-        for key in self.cf_list(me, &tk::sa_prefix(dvipa)) {
+        for key in self.cf_list(me, tk::sa_prefix(dvipa)) {
             let Some(bytes) = self.cf_get(&key) else {
                 continue;
             };
@@ -618,7 +619,7 @@ impl World {
             }
         }
         let mut conns = Vec::new();
-        for key in self.cf_list(me, &tk::conn_prefix(dvipa)) {
+        for key in self.cf_list(me, tk::conn_prefix(dvipa)) {
             let (Some(conn), Some(bytes)) = (tk::parse_conn_key(&key), self.cf_get(&key)) else {
                 continue;
             };
@@ -678,7 +679,7 @@ impl World {
         }
     }
 
-    fn cf_list(&mut self, me: &str, prefix: &str) -> Vec<String> {
+    fn cf_list(&mut self, me: &str, prefix: CfPrefix) -> Vec<String> {
         let r = self.cf.request(CfRequest::List {
             prefix: prefix.to_string(),
         });
@@ -703,7 +704,7 @@ impl World {
     /// another stack holds the DVIPA.
     fn claim(&mut self, me: &str, previous: Option<&str>) -> bool {
         let key = tk::owner_key(self.dvipa);
-        let current = self.cf_get(&key);
+        let current = self.cf_get(key);
         let holder = current
             .as_deref()
             .and_then(|b| tk::decode::<OwnerRecord>(b).ok())
@@ -723,7 +724,7 @@ impl World {
         matches!(r, CfResponse::Done)
     }
 
-    fn cf_get(&mut self, key: &str) -> Option<Vec<u8>> {
+    fn cf_get(&mut self, key: impl std::fmt::Display) -> Option<Vec<u8>> {
         match self.cf.request(CfRequest::Get {
             key: key.to_string(),
         }) {

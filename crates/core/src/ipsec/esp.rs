@@ -3,13 +3,18 @@
 
 use rand_core::RngCore;
 
-use super::outer::{fix_ipv4_header, parse_outer, selector_fields, tunnel_header, v4, OuterError};
+use super::outer::{fix_ipv4_header, parse_outer, tunnel_header, v4, OuterError};
 use super::replay::{ReplayError, ReplayWindow};
-use super::sa::{EncAlg, IntegAlg, Mode, Protocol, Sa};
+use super::sa::{EncAlg, IntegAlg, Mode, Protocol, Sa, SaConfig};
 use super::DropReason;
 use crate::wire::esp::{self as esp_wire, Trailer};
+use crate::wire::flow::FiveTuple;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::{udp, IpProtocol, UdpPacket, UdpRepr, WireError};
+
+mod seal;
+
+use seal::{protect, write_esp, write_outer, SealLayout};
 
 /// Why a packet could not be sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -220,109 +225,11 @@ pub(crate) fn seal_esp_inner(
         });
     }
     let ip = input_packet(packet)?;
-    let header_len = usize::from(ip.header_len());
-    let total = usize::from(ip.total_len());
-    let (payload, next_header, outer_header_len) = match cfg.mode {
-        Mode::Transport => {
-            if ip.more_frags() || ip.frag_offset() != 0 {
-                return Err(SealError::Fragment);
-            }
-            (&packet[header_len..total], ip.next_header(), header_len)
-        }
-        Mode::Tunnel => (&packet[..total], IpProtocol::IpIp, ipv4::HEADER_LEN),
-    };
-    let block = cfg.enc.block_len();
-    // RFC 4303 §2.4: payload, padding, Pad Length and Next Header end on a
-    // cipher block (CBC) or a 4-byte boundary.
-    let pad = (block - (payload.len() + esp_wire::TRAILER_LEN) % block) % block;
-    let ct_len = payload.len() + pad + esp_wire::TRAILER_LEN;
-    let icv_len = sa.icv_len();
-    let udp_len = if cfg.udp_encap.is_some() {
-        udp::HEADER_LEN
-    } else {
-        0
-    };
-    let esp_start = outer_header_len + gap + udp_len;
-    let pt_start = esp_start + esp_wire::HEADER_LEN + iv.len();
-    let icv_start = pt_start + ct_len;
-    let total_out = icv_start + icv_len;
-    if total_out > usize::from(u16::MAX) {
-        return Err(SealError::TooLarge);
-    }
-
-    out.clear();
-    out.reserve(total_out);
-    match cfg.mode {
-        Mode::Transport => out.extend_from_slice(&packet[..header_len]),
-        Mode::Tunnel => out.extend_from_slice(&[0u8; ipv4::HEADER_LEN]),
-    }
-    out.resize(esp_start, 0);
-    out.extend_from_slice(&cfg.spi.0.to_be_bytes());
-    out.extend_from_slice(&(seq as u32).to_be_bytes());
-    out.extend_from_slice(iv);
-    out.extend_from_slice(payload);
-    out.extend((1..=pad as u8).chain([pad as u8, u8::from(next_header)]));
-    out.resize(total_out, 0);
-
-    let seq_hi = ((seq >> 32) as u32).to_be_bytes();
-    let (body, icv) = out.split_at_mut(icv_start);
-    match cfg.enc {
-        EncAlg::Null => {}
-        EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => {
-            let mut iv16 = [0u8; 16];
-            iv16.copy_from_slice(iv);
-            sa.crypto.cipher.cbc_encrypt(&iv16, &mut body[pt_start..]);
-        }
-        EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 => {
-            let mut iv8 = [0u8; 8];
-            iv8.copy_from_slice(iv);
-            let (aad, aad_len) = gcm_aad(cfg.spi.0, seq, cfg.esn);
-            let tag = sa
-                .crypto
-                .cipher
-                .gcm_seal(&iv8, &aad[..aad_len], &mut body[pt_start..]);
-            icv.copy_from_slice(&tag);
-        }
-    }
-    if !cfg.enc.is_aead() {
-        // RFC 4303 §3.3.2.1: the ICV covers SPI through Next Header, and
-        // with ESN the high 32 bits appended (§2.2.1), not transmitted.
-        let esn: &[u8] = if cfg.esn { &seq_hi } else { &[] };
-        sa.crypto.integrity.compute(&[&body[esp_start..], esn], icv);
-    }
-
-    let outer_protocol = if cfg.udp_encap.is_some() {
-        IpProtocol::Udp
-    } else {
-        IpProtocol::Esp
-    };
-    match cfg.mode {
-        Mode::Transport => fix_ipv4_header(out, outer_protocol, total_out),
-        Mode::Tunnel => {
-            let (src, dst) = match (v4(cfg.src), v4(cfg.dst)) {
-                (Some(s), Some(d)) => (s, d),
-                _ => return Err(SealError::Unsupported),
-            };
-            let mut repr = tunnel_header(&ip, src, dst, seq);
-            repr.next_header = outer_protocol;
-            repr.payload_len = total_out - ipv4::HEADER_LEN;
-            repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..ipv4::HEADER_LEN]));
-        }
-    }
-    if let Some(encap) = cfg.udp_encap {
-        let start = outer_header_len + gap;
-        let repr = UdpRepr {
-            src_port: encap.src_port,
-            dst_port: encap.dst_port,
-        };
-        // RFC 3948 §2.1: the UDP checksum is sent as zero.
-        repr.emit(
-            &mut UdpPacket::new_unchecked(&mut out[start..total_out]),
-            total_out - start - udp::HEADER_LEN,
-            None,
-        );
-    }
-    Ok(payload.len())
+    let l = SealLayout::of(sa, &ip, packet, gap)?;
+    write_esp(out, cfg, seq, iv, packet, &l);
+    protect(sa, seq, iv, out, &l);
+    write_outer(out, cfg, &ip, seq, &l, gap)?;
+    Ok(l.payload.len())
 }
 
 pub(crate) fn check_seq(seq: u64, esn: bool) -> Result<(), SealError> {
@@ -434,33 +341,7 @@ pub(crate) fn open_esp_parts(
         }
     }
 
-    let prefix = match cfg.mode {
-        Mode::Transport => ip_header.len(),
-        Mode::Tunnel => 0,
-    };
-    out.clear();
-    out.reserve(prefix + ct_len);
-    if cfg.mode == Mode::Transport {
-        out.extend_from_slice(ip_header);
-    }
-    out.extend_from_slice(ciphertext);
-    match cfg.enc {
-        EncAlg::Null => {}
-        EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => {
-            let mut iv16 = [0u8; 16];
-            iv16.copy_from_slice(iv);
-            sa.crypto.cipher.cbc_decrypt(&iv16, &mut out[prefix..]);
-        }
-        EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 => {
-            let mut iv8 = [0u8; 8];
-            iv8.copy_from_slice(iv);
-            let (aad, aad_len) = gcm_aad(cfg.spi.0, seq, cfg.esn);
-            sa.crypto
-                .cipher
-                .gcm_open(&iv8, &aad[..aad_len], &mut out[prefix..], &esp[icv_start..])
-                .map_err(|_| OpenError::IcvMismatch)?;
-        }
-    }
+    let prefix = decrypt_into(sa, seq, iv, ciphertext, &esp[icv_start..], ip_header, out)?;
     // Authentic: now the window may be consulted and moved (RFC 4303
     // §3.4.3). Without integrity there is no anti-replay service (RFC 4303
     // §3.4.3: it needs the ICV), and an unauthenticated packet must never
@@ -483,6 +364,50 @@ pub(crate) fn open_esp_parts(
     })
 }
 
+/// Decrypts `ciphertext` into `out`, behind the IPv4 header in transport
+/// mode: CBC (RFC 3602), or GCM with its `tag` verified first (RFC 4106).
+/// Returns where the plaintext starts in `out`.
+#[inline]
+fn decrypt_into(
+    sa: &Sa,
+    seq: u64,
+    iv: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+    ip_header: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize, OpenError> {
+    let cfg = sa.config();
+    let prefix = match cfg.mode {
+        Mode::Transport => ip_header.len(),
+        Mode::Tunnel => 0,
+    };
+    out.clear();
+    out.reserve(prefix + ciphertext.len());
+    if cfg.mode == Mode::Transport {
+        out.extend_from_slice(ip_header);
+    }
+    out.extend_from_slice(ciphertext);
+    match cfg.enc {
+        EncAlg::Null => {}
+        EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => {
+            let mut iv16 = [0u8; 16];
+            iv16.copy_from_slice(iv);
+            sa.crypto.cipher.cbc_decrypt(&iv16, &mut out[prefix..]);
+        }
+        EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 => {
+            let mut iv8 = [0u8; 8];
+            iv8.copy_from_slice(iv);
+            let (aad, aad_len) = gcm_aad(cfg.spi.0, seq, cfg.esn);
+            sa.crypto
+                .cipher
+                .gcm_open(&iv8, &aad[..aad_len], &mut out[prefix..], tag)
+                .map_err(|_| OpenError::IcvMismatch)?;
+        }
+    }
+    Ok(prefix)
+}
+
 /// After the IPsec header is gone: check Next Header against the mode,
 /// restore or validate the IP packet in `out` (which holds `prefix` bytes
 /// of IP header in transport mode, then the payload), check selectors.
@@ -493,7 +418,7 @@ pub(crate) fn finish_inbound(
     out: &mut Vec<u8>,
 ) -> Result<(), OpenError> {
     let cfg = sa.config();
-    let (protocol, header_len) = match (cfg.mode, next_header) {
+    match (cfg.mode, next_header) {
         (_, IpProtocol::NoNextHeader) => return Err(OpenError::Dummy),
         (Mode::Tunnel, IpProtocol::IpIp) => {
             let inner = Ipv4Packet::new_checked(&out[..]).map_err(|_| OpenError::Malformed)?;
@@ -503,22 +428,22 @@ pub(crate) fn finish_inbound(
             if !inner.verify_checksum() {
                 return Err(OpenError::Malformed);
             }
-            let (protocol, header_len, total) =
-                (inner.next_header(), inner.header_len(), inner.total_len());
             // Bytes after the inner packet are TFC padding (RFC 4303 §2.7).
-            out.truncate(usize::from(total));
-            (protocol, usize::from(header_len))
+            let total = usize::from(inner.total_len());
+            out.truncate(total);
         }
         (Mode::Tunnel, IpProtocol::Ipv6) => return Err(OpenError::Unsupported),
         (Mode::Tunnel, _) => return Err(OpenError::NextHeaderMismatch),
         (Mode::Transport, protocol) => {
             let len = out.len();
             fix_ipv4_header(out, protocol, len);
-            (protocol, prefix)
         }
-    };
-    let (src, dst, protocol, ports) =
-        selector_fields(out, protocol, header_len).ok_or(OpenError::Malformed)?;
+    }
+    // In transport mode the restored header is `prefix` bytes long and
+    // names `next_header`: the 5-tuple reads the packet as it now is.
+    debug_assert!(cfg.mode == Mode::Tunnel || usize::from(out[0] & 0x0f) * 4 == prefix);
+    let five = FiveTuple::parse(out).map_err(|_| OpenError::Malformed)?;
+    let (src, dst, protocol, ports) = five.selector_fields();
     if !cfg.selector.matches(src, dst, protocol, ports) {
         return Err(OpenError::SelectorMismatch);
     }

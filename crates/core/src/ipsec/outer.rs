@@ -177,35 +177,6 @@ pub(crate) fn tunnel_header(
     }
 }
 
-/// Addresses, protocol and (TCP/UDP) ports of a packet.
-pub(crate) type SelectorFields = (IpAddr, IpAddr, IpProtocol, Option<(u16, u16)>);
-
-/// What traffic selectors look at in an (inner or transport) IPv4 packet:
-/// addresses, protocol, and ports for TCP and UDP when present.
-pub(crate) fn selector_fields(
-    packet: &[u8],
-    protocol: IpProtocol,
-    header_len: usize,
-) -> Option<SelectorFields> {
-    let ip = Ipv4Packet::new_checked(packet).ok()?;
-    let ports = match protocol {
-        IpProtocol::Tcp | IpProtocol::Udp if ip.frag_offset() == 0 => {
-            let l4 = packet.get(header_len..header_len + 4)?;
-            Some((
-                u16::from_be_bytes([l4[0], l4[1]]),
-                u16::from_be_bytes([l4[2], l4[3]]),
-            ))
-        }
-        _ => None,
-    };
-    Some((
-        IpAddr::V4(ip.src_addr()),
-        IpAddr::V4(ip.dst_addr()),
-        protocol,
-        ports,
-    ))
-}
-
 /// The IPv4 address of an SA endpoint; IPv6 SAs are not wired up yet.
 pub(crate) fn v4(addr: IpAddr) -> Option<Ipv4Addr> {
     match addr {

@@ -251,21 +251,18 @@ fn peek_fast(packet: &[u8], sa: &Sa) -> Option<PeekResult> {
     if cfg.mode != Mode::Tunnel || cfg.protocol != Protocol::Esp {
         return None;
     }
-    let (esp_at, end) = fast_outer(packet, cfg)?;
-    peek_fast_esp(
-        &packet[esp_at..end],
-        sa,
-        v4_at(packet, 12),
-        v4_at(packet, 16),
-    )
+    let (esp_at, end, src, dst) = fast_outer(packet, cfg)?;
+    peek_fast_esp(&packet[esp_at..end], sa, src, dst)
 }
 
 /// The fast path's outer header: IPv4 version 4, IHL 5, no fragment,
 /// Total Length within the buffer, carrying ESP directly or in UDP.
-/// Where the ESP packet starts and ends.
-#[inline]
-fn fast_outer(packet: &[u8], cfg: &SaConfig) -> Option<(usize, usize)> {
+/// Where the ESP packet starts and ends, and the outer addresses (read
+/// from the fixed-size header: no further bounds checks).
+#[inline(always)]
+fn fast_outer(packet: &[u8], cfg: &SaConfig) -> Option<(usize, usize, Ipv4Addr, Ipv4Addr)> {
     let h: &[u8; ipv4::HEADER_LEN] = packet.get(..ipv4::HEADER_LEN)?.try_into().ok()?;
+    let (src, dst) = (v4_at(h, 12), v4_at(h, 16));
     if h[0] != 0x45 || be16(h, 6) & 0x3fff != 0 {
         return None;
     }
@@ -274,7 +271,7 @@ fn fast_outer(packet: &[u8], cfg: &SaConfig) -> Option<(usize, usize)> {
         return None;
     }
     match h[9] {
-        50 => Some((ipv4::HEADER_LEN, total)),
+        50 => Some((ipv4::HEADER_LEN, total, src, dst)),
         17 => {
             // ESP in UDP: UDP Length within the IP packet, and a non-zero
             // SPI (zero is the non-ESP marker of IKE).
@@ -286,7 +283,7 @@ fn fast_outer(packet: &[u8], cfg: &SaConfig) -> Option<(usize, usize)> {
             if udp_len < 8 + esp_wire::HEADER_LEN || ipv4::HEADER_LEN + udp_len > total {
                 return None;
             }
-            Some((ESP_AT, ipv4::HEADER_LEN + udp_len))
+            Some((ESP_AT, ipv4::HEADER_LEN + udp_len, src, dst))
         }
         _ => None,
     }
@@ -295,7 +292,7 @@ fn fast_outer(packet: &[u8], cfg: &SaConfig) -> Option<(usize, usize)> {
 /// The fast path behind the outer header: `esp` is the ESP packet of a
 /// tunnel-mode SA with at least three cipher blocks and an inner IPv4
 /// header without options; `None` for anything else.
-#[inline]
+#[inline(always)]
 fn peek_fast_esp(
     esp: &[u8],
     sa: &Sa,
@@ -343,7 +340,7 @@ fn peek_fast_esp(
 
 /// The fast path's inner IPv4 header without options (Total Length within
 /// the `ct_len` bytes of payload) and its ports and TCP flags.
-#[inline]
+#[inline(always)]
 fn fast_inner(p: &[u8; 48], ct_len: usize) -> Option<(IpProtocol, u16, u16, Option<TcpFlags>)> {
     let inner_total = usize::from(be16(p, 2));
     if p[0] != 0x45 || inner_total < ipv4::HEADER_LEN || inner_total > ct_len {

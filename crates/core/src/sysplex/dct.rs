@@ -7,6 +7,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use super::config::{DestRole, DistMethod, VipaDistribute};
+use crate::time::Instant;
+use std::time::Duration;
 
 /// A TCP connection to a DVIPA, as the routing stack sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -35,8 +37,12 @@ pub struct ConnEntry {
     pub target: Arc<str>,
     pub target_xcf: Ipv4Addr,
     pub state: ConnState,
-    pub created_ms: u64,
-    pub last_seen_ms: u64,
+    /// When the entry was made (shown in milliseconds, as `created_ms`).
+    #[serde(rename = "created_ms", serialize_with = "as_millis")]
+    pub created: Instant,
+    /// The last packet of the connection (`last_seen_ms`).
+    #[serde(rename = "last_seen_ms", serialize_with = "as_millis")]
+    pub last_seen: Instant,
     pub packets: u64,
     pub bytes: u64,
     /// Whether the connection arrives under IPsec (an SA of the DVIPA).
@@ -51,6 +57,22 @@ pub struct DctTimeouts {
     pub idle_ms: u64,
     /// After FIN or RST.
     pub closing_ms: u64,
+}
+
+/// An [`Instant`] as the whole milliseconds displays have always shown.
+fn as_millis<S: serde::Serializer>(t: &Instant, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(t.as_millis())
+}
+
+impl DctTimeouts {
+    /// How long an entry in `state` lives without traffic.
+    fn limit(&self, state: ConnState) -> Duration {
+        Duration::from_millis(match state {
+            ConnState::SynSeen => self.syn_ms,
+            ConnState::Established => self.idle_ms,
+            ConnState::Closing => self.closing_ms,
+        })
+    }
 }
 
 impl Default for DctTimeouts {
@@ -125,18 +147,11 @@ impl Dct {
     }
     /// Removes entries past their timeout; returns them sorted by key (the
     /// order they reach the CF journal in).
-    pub fn expire(&mut self, now_ms: u64, t: &DctTimeouts) -> Vec<(ConnKey, ConnEntry)> {
+    pub fn expire(&mut self, now: Instant, t: &DctTimeouts) -> Vec<(ConnKey, ConnEntry)> {
         let mut dead: Vec<ConnKey> = self
             .entries
             .iter()
-            .filter(|(_, e)| {
-                let limit = match e.state {
-                    ConnState::SynSeen => t.syn_ms,
-                    ConnState::Established => t.idle_ms,
-                    ConnState::Closing => t.closing_ms,
-                };
-                now_ms.saturating_sub(e.last_seen_ms) >= limit
-            })
+            .filter(|(_, e)| now.saturating_duration_since(e.last_seen) >= t.limit(e.state))
             .map(|(k, _)| *k)
             .collect();
         dead.sort_unstable();
@@ -145,17 +160,10 @@ impl Dct {
             .collect()
     }
     /// The earliest time an entry may expire.
-    pub fn next_expiry(&self, t: &DctTimeouts) -> Option<u64> {
+    pub fn next_expiry(&self, t: &DctTimeouts) -> Option<Instant> {
         self.entries
             .values()
-            .map(|e| {
-                e.last_seen_ms
-                    + match e.state {
-                        ConnState::SynSeen => t.syn_ms,
-                        ConnState::Established => t.idle_ms,
-                        ConnState::Closing => t.closing_ms,
-                    }
-            })
+            .map(|e| e.last_seen + t.limit(e.state))
             .min()
     }
 }
@@ -216,12 +224,12 @@ impl Listeners {
 pub const DEFAULT_WEIGHT: u32 = 10;
 
 /// A TIMEDAFFINITY binding: a client's connections to a port go to one
-/// target until `until_ms`.
+/// target until `until`.
 #[derive(Debug, Clone)]
 struct Affinity {
     target: String,
     target_xcf: Ipv4Addr,
-    until_ms: u64,
+    until: Instant,
 }
 
 /// The distribution of one DVIPA: its VIPADISTRIBUTE, the round-robin
@@ -244,10 +252,10 @@ impl Distribution {
 
     /// A packet of a connection from `client` to `port`: its affinity (if
     /// TIMEDAFFINITY is on) lasts until the configured time after it.
-    pub fn touch(&mut self, now_ms: u64, client: Ipv4Addr, port: u16) {
+    pub fn touch(&mut self, now: Instant, client: Ipv4Addr, port: u16) {
         if let Some(secs) = self.config.timed_affinity {
             if let Some(a) = self.affinity.get_mut(&(client, port)) {
-                a.until_ms = now_ms + u64::from(secs) * 1000;
+                a.until = now + Duration::from_secs(u64::from(secs));
             }
         }
     }
@@ -257,7 +265,7 @@ impl Distribution {
     /// becomes the affinity).
     pub fn choose_for(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         client: Ipv4Addr,
         port: u16,
         listeners: &Listeners,
@@ -266,20 +274,20 @@ impl Distribution {
         let Some(secs) = self.config.timed_affinity else {
             return self.choose(port, listeners, active);
         };
-        self.affinity.retain(|_, a| a.until_ms > now_ms);
+        self.affinity.retain(|_, a| a.until > now);
         if let Some(a) = self.affinity.get(&(client, port)) {
             if listeners.has(&a.target, self.config.addr, port) {
                 return Some((a.target.clone(), a.target_xcf));
             }
         }
         let (target, target_xcf) = self.choose(port, listeners, active)?;
-        let until_ms = now_ms + u64::from(secs) * 1000;
+        let until = now + Duration::from_secs(u64::from(secs));
         self.affinity.insert(
             (client, port),
             Affinity {
                 target: target.clone(),
                 target_xcf,
-                until_ms,
+                until,
             },
         );
         Some((target, target_xcf))
@@ -453,8 +461,11 @@ mod tests {
         let c1 = Ipv4Addr::new(198, 18, 1, 2);
         let c2 = Ipv4Addr::new(198, 18, 1, 3);
         let none = HashMap::new();
-        let pick =
-            |d: &mut Distribution, t, c| d.choose_for(t, c, 80, &l, &none).expect("target").0;
+        // `ms`: the time of the SYN, in milliseconds since start.
+        let pick = |d: &mut Distribution, ms, c| {
+            let now = Instant::from_millis(ms);
+            d.choose_for(now, c, 80, &l, &none).expect("target").0
+        };
         assert_eq!(pick(&mut d, 0, c1), "A");
         assert_eq!(
             pick(&mut d, 100, c1),
@@ -466,7 +477,7 @@ mod tests {
             "B",
             "another client goes round robin"
         );
-        d.touch(1500, c1, 80);
+        d.touch(Instant::from_millis(1500), c1, 80);
         assert_eq!(
             pick(&mut d, 3000, c1),
             "A",
@@ -506,8 +517,8 @@ mod tests {
             target: "A".into(),
             target_xcf: Ipv4Addr::new(198, 19, 0, 1),
             state,
-            created_ms: 0,
-            last_seen_ms: 0,
+            created: Instant::ZERO,
+            last_seen: Instant::ZERO,
             packets: 1,
             bytes: 60,
             ipsec: true,
@@ -516,9 +527,12 @@ mod tests {
         dct.insert(key(2), entry(ConnState::Established));
         dct.insert(key(3), entry(ConnState::Closing));
         let t = DctTimeouts::default();
-        assert_eq!(dct.next_expiry(&t), Some(t.closing_ms));
+        assert_eq!(
+            dct.next_expiry(&t),
+            Some(Instant::from_millis(t.closing_ms))
+        );
         let gone: Vec<u16> = dct
-            .expire(t.syn_ms, &t)
+            .expire(Instant::from_millis(t.syn_ms), &t)
             .iter()
             .map(|(k, _)| k.client_port)
             .collect();

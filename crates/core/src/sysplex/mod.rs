@@ -3,6 +3,7 @@
 //! and the XCF messages between them.
 
 pub mod cf;
+pub mod cf_key;
 pub mod config;
 pub mod dct;
 pub mod image;

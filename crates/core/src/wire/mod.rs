@@ -17,6 +17,7 @@ pub mod arp;
 pub mod build;
 pub mod checksum;
 pub mod esp;
+pub mod flow;
 pub mod gre;
 pub mod icmp;
 pub mod ike;

@@ -1,11 +1,11 @@
 //! Filter logging: which z/OS syslogd message a decision produces, its
 //! text, and the per-rule token bucket that limits how many are written.
-//! Time comes in as a monotonic `Duration`; the caller renders the wall
-//! clock timestamp.
+//! Time comes in as the core's clock ([`Instant`], time since start); the
+//! caller renders the wall clock timestamp.
 
+use crate::time::Instant;
 use core::fmt::{self, Write as _};
 use core::net::Ipv4Addr;
-use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +74,7 @@ const UNIT: u64 = 1_000_000_000;
 pub(super) struct LogBucket {
     /// Units available; `None` until first used (then the bucket is full).
     tokens: Option<u64>,
-    last: Duration,
+    last: Instant,
     /// Messages refused so far.
     pub(super) suppressed: u64,
 }
@@ -82,12 +82,12 @@ pub(super) struct LogBucket {
 impl LogBucket {
     /// Takes one message's worth at `now`; false (and counts it) if empty.
     /// A `now` earlier than the last call refills nothing.
-    pub(super) fn take(&mut self, limit: LogLimit, now: Duration) -> bool {
+    pub(super) fn take(&mut self, limit: LogLimit, now: Instant) -> bool {
         let cap = u64::from(limit.burst).saturating_mul(UNIT);
         let tokens = match self.tokens {
             None => cap,
             Some(t) => {
-                let elapsed = now.saturating_sub(self.last).as_nanos();
+                let elapsed = now.saturating_duration_since(self.last).as_nanos();
                 let gained = elapsed.saturating_mul(u128::from(limit.per_sec));
                 let gained = u64::try_from(gained).unwrap_or(u64::MAX);
                 t.saturating_add(gained).min(cap)
@@ -112,7 +112,7 @@ pub struct FilterLog {
     /// Which message.
     pub id: MessageId,
     /// When, on the caller's monotonic clock.
-    pub at: Duration,
+    pub at: Instant,
     /// The rule (the anchor's name for a dynamic filter, as z/OS logs it).
     pub rule: RuleName,
     /// The IpDynVpnAction of the rule, if any (`vpnaction=`).
@@ -133,7 +133,7 @@ impl FilterLog {
     pub(super) fn new(
         verdict: &Verdict,
         packet: &FilterPacket,
-        at: Duration,
+        at: Instant,
         vpn_action: Option<&RuleName>,
     ) -> Option<FilterLog> {
         let (id, rule, tunnel, decap_tunnel) = match verdict {
@@ -263,6 +263,7 @@ impl fmt::Display for Tunnel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::time::Duration;
 
     #[test]
     fn bucket_limits_and_refills() {
@@ -271,7 +272,7 @@ mod tests {
             per_sec: 2,
         };
         let mut b = LogBucket::default();
-        let t0 = Duration::from_secs(100);
+        let t0 = Instant::from_secs(100);
         assert!(b.take(limit, t0) && b.take(limit, t0) && b.take(limit, t0));
         assert!(!b.take(limit, t0));
         assert_eq!(b.suppressed, 1);
@@ -297,8 +298,8 @@ mod tests {
             per_sec: 0,
         };
         let mut b = LogBucket::default();
-        assert!(b.take(limit, Duration::ZERO));
-        assert!(!b.take(limit, Duration::from_secs(1_000_000)));
+        assert!(b.take(limit, Instant::ZERO));
+        assert!(!b.take(limit, Instant::from_secs(1_000_000)));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use core::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::ipsec::sad::SaId;
-use crate::wire::{IpProtocol, Ipv4Packet, TcpFlags};
+use crate::wire::{flow, IpProtocol, Ipv4Packet, TcpFlags};
 
 /// Which way a packet crosses the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -255,23 +255,14 @@ fn read_transport(protocol: IpProtocol, l4: &[u8]) -> Result<(Transport, bool), 
     if l4.len() < need {
         return Err(PacketError::Truncated(protocol));
     }
-    let port = |i: usize| u16::from_be_bytes([l4[i], l4[i + 1]]);
+    // TCP and UDP: the ports every 5-tuple reader takes (wire::flow).
+    let ports = || {
+        let (src, dst) = flow::ports(l4).unwrap_or_default();
+        Transport::Ports { src, dst }
+    };
     Ok(match protocol {
-        IpProtocol::Tcp => {
-            let flags = TcpFlags(l4[13]);
-            let ports = Transport::Ports {
-                src: port(0),
-                dst: port(2),
-            };
-            (ports, flags.is_initial_syn())
-        }
-        IpProtocol::Udp => (
-            Transport::Ports {
-                src: port(0),
-                dst: port(2),
-            },
-            false,
-        ),
+        IpProtocol::Tcp => (ports(), TcpFlags(l4[13]).is_initial_syn()),
+        IpProtocol::Udp => (ports(), false),
         IpProtocol::Icmp => (
             Transport::Icmp {
                 icmp_type: l4[0],
