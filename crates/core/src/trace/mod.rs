@@ -4,10 +4,10 @@
 //! so a rendering changes only when the packet or the decision does.
 //! Pure functions over the core's types: no I/O.
 
-use std::fmt::Write;
+use std::net::Ipv4Addr;
 
 use crate::ipsec::filter::{DenyReason, Verdict};
-use crate::ipsec::peek::locate;
+use crate::ipsec::peek::{locate, SaLocator};
 use crate::ipsec::policy::FilterAction;
 use crate::ipsec::sa::{AddrRange, PortRange, Protocol, Spi, TrafficSelector};
 use crate::wire::{ipv4, tcp, udp, IpProtocol, TcpFlags};
@@ -58,80 +58,65 @@ pub fn packet(p: &[u8]) -> String {
     };
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     let payload = ip.payload();
-    let mut s = String::new();
     match ip.next_header() {
         IpProtocol::Tcp => match tcp::Packet::new_checked(payload) {
-            Ok(t) => {
-                let _ = write!(
-                    s,
-                    "TCP {src}:{} > {dst}:{} [{}] len={}",
-                    t.src_port(),
-                    t.dst_port(),
-                    flags(t.flags()),
-                    t.payload().len()
-                );
-            }
-            Err(_) => s.push_str("TCP <truncated>"),
+            Ok(t) => format!(
+                "TCP {src}:{} > {dst}:{} [{}] len={}",
+                t.src_port(),
+                t.dst_port(),
+                flags(t.flags()),
+                t.payload().len()
+            ),
+            Err(_) => "TCP <truncated>".into(),
         },
         IpProtocol::Esp | IpProtocol::Ah | IpProtocol::Udp => match locate(p) {
-            Ok(loc) => {
-                let name = match loc.protocol {
-                    Protocol::Esp => "ESP",
-                    Protocol::Ah => "AH",
-                };
-                let encap = if ip.next_header() == IpProtocol::Udp {
-                    " in UDP 4500"
-                } else {
-                    ""
-                };
-                // An AH+ESP bundle: the AH header first, as on the wire.
-                if let Some(ah) = loc.ah_spi {
-                    let _ = write!(s, "AH spi={:#010x} + ", ah.0);
-                }
-                let _ = write!(
-                    s,
-                    "{name}{encap} spi={:#010x} {src} > {dst} ({} bytes)",
-                    loc.spi.0,
-                    p.len()
-                );
-            }
+            Ok(loc) => ipsec_packet(&loc, ip.next_header() == IpProtocol::Udp, src, dst, p.len()),
             Err(_) => match udp::Packet::new_checked(payload) {
-                Ok(u) => {
-                    let _ = write!(
-                        s,
-                        "UDP {src}:{} > {dst}:{} len={}",
-                        u.src_port(),
-                        u.dst_port(),
-                        u.payload().len()
-                    );
-                }
-                Err(_) => {
-                    let _ = write!(s, "{:?} {src} > {dst}", ip.next_header());
-                }
+                Ok(u) => format!(
+                    "UDP {src}:{} > {dst}:{} len={}",
+                    u.src_port(),
+                    u.dst_port(),
+                    u.payload().len()
+                ),
+                Err(_) => format!("{:?} {src} > {dst}", ip.next_header()),
             },
         },
-        IpProtocol::Icmp => {
-            use crate::wire::icmp;
-            let what = match icmp::Packet::new_checked(payload)
-                .map(|i| (i.msg_type(), i.echo_ident(), i.echo_seq_no()))
-            {
-                Ok((icmp::Message::EchoRequest, id, seq)) => {
-                    format!("echo request id={id} seq={seq}")
-                }
-                Ok((icmp::Message::EchoReply, id, seq)) => format!("echo reply id={id} seq={seq}"),
-                Ok((other, _, _)) => format!("{other:?}"),
-                Err(_) => "<truncated>".into(),
-            };
-            let _ = write!(s, "ICMP {src} > {dst} {what}");
-        }
-        IpProtocol::Gre => {
-            let _ = write!(s, "GRE {src} > {dst} ({} bytes)", p.len());
-        }
-        other => {
-            let _ = write!(s, "{other:?} {src} > {dst} ({} bytes)", p.len());
-        }
+        IpProtocol::Icmp => format!("ICMP {src} > {dst} {}", icmp_message(payload)),
+        IpProtocol::Gre => format!("GRE {src} > {dst} ({} bytes)", p.len()),
+        other => format!("{other:?} {src} > {dst} ({} bytes)", p.len()),
     }
-    s
+}
+
+/// `ESP in UDP 4500 spi=0x00001001 198.18.1.2 > 198.18.0.100 (136 bytes)`,
+/// with `AH spi=... + ` in front for an AH+ESP bundle (AH first, as on the
+/// wire).
+fn ipsec_packet(loc: &SaLocator, in_udp: bool, src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> String {
+    let name = match loc.protocol {
+        Protocol::Esp => "ESP",
+        Protocol::Ah => "AH",
+    };
+    let encap = if in_udp { " in UDP 4500" } else { "" };
+    let ah = loc
+        .ah_spi
+        .map(|ah| format!("AH spi={:#010x} + ", ah.0))
+        .unwrap_or_default();
+    format!(
+        "{ah}{name}{encap} spi={:#010x} {src} > {dst} ({len} bytes)",
+        loc.spi.0
+    )
+}
+
+/// `echo request id=1 seq=2`, `echo reply ...`, or the message type.
+fn icmp_message(payload: &[u8]) -> String {
+    use crate::wire::icmp;
+    match icmp::Packet::new_checked(payload)
+        .map(|i| (i.msg_type(), i.echo_ident(), i.echo_seq_no()))
+    {
+        Ok((icmp::Message::EchoRequest, id, seq)) => format!("echo request id={id} seq={seq}"),
+        Ok((icmp::Message::EchoReply, id, seq)) => format!("echo reply id={id} seq={seq}"),
+        Ok((other, _, _)) => format!("{other:?}"),
+        Err(_) => "<truncated>".into(),
+    }
 }
 
 /// A traffic selector as a flow: `TCP 198.18.1.2:40000-40009 >
