@@ -10,6 +10,7 @@ use plexnet::ipsec::{
     OpenError, OutboundSa, PeekError, PortRange, Protocol, ReplayWindow, Sa, SaConfig, Spi,
     TrafficSelector, UdpEncap,
 };
+use plexnet::time::Instant;
 use plexnet::wire::{
     ipv4, tcp, udp, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, TcpFlags, TcpPacket, TcpRepr,
     UdpPacket, UdpRepr,
@@ -365,8 +366,8 @@ proptest! {
         let _ = peek(&packet, &esp);
         let _ = locate(&packet);
         let mut sad = InboundSad::new();
-        sad.insert(InboundSa::new(esp, 0));
-        let _ = sad.open(0, &packet, &mut out);
+        sad.insert(InboundSa::new(esp, Instant::ZERO));
+        let _ = sad.open(Instant::ZERO, &packet, &mut out);
     }
 }
 
@@ -532,33 +533,39 @@ fn counters_lifetimes_and_the_database() {
         },
     };
     let sa = Sa::new(cfg).unwrap();
-    let mut outbound = OutboundSa::new(sa.clone(), 10);
+    let mut outbound = OutboundSa::new(sa.clone(), Instant::from_secs(10));
     let mut sad = InboundSad::new();
-    sad.insert(InboundSa::new(sa.clone(), 10));
+    sad.insert(InboundSa::new(sa.clone(), Instant::from_secs(10)));
     let packet = tcp_packet(1000, TcpFlags::SYN, 100, 64);
     let mut sealed = Vec::new();
     let mut out = Vec::new();
     assert_eq!(
-        outbound.seal(11, 1, &mut rng(), &packet, &mut sealed),
+        outbound.seal(Instant::from_secs(11), 1, &mut rng(), &packet, &mut sealed),
         Ok(Expiry::Alive)
     );
-    sad.open(11, &sealed, &mut out).unwrap();
-    assert_eq!(sad.open(11, &sealed, &mut out), Err(OpenError::Replayed));
+    sad.open(Instant::from_secs(11), &sealed, &mut out).unwrap();
     assert_eq!(
-        outbound.seal(11, 2, &mut rng(), &packet, &mut sealed),
+        sad.open(Instant::from_secs(11), &sealed, &mut out),
+        Err(OpenError::Replayed)
+    );
+    assert_eq!(
+        outbound.seal(Instant::from_secs(11), 2, &mut rng(), &packet, &mut sealed),
         Ok(Expiry::Soft)
     );
     assert_eq!(
-        outbound.seal(11, 3, &mut rng(), &packet, &mut sealed),
+        outbound.seal(Instant::from_secs(11), 3, &mut rng(), &packet, &mut sealed),
         Ok(Expiry::Hard)
     );
     assert!(outbound
-        .seal(11, 4, &mut rng(), &packet, &mut sealed)
+        .seal(Instant::from_secs(11), 4, &mut rng(), &packet, &mut sealed)
         .is_err());
     // Unknown SPI is counted by the database, not by an SA.
     let mut other = sealed.clone();
     other[20] ^= 0x80;
-    assert_eq!(sad.open(11, &other, &mut out), Err(OpenError::UnknownSpi));
+    assert_eq!(
+        sad.open(Instant::from_secs(11), &other, &mut out),
+        Err(OpenError::UnknownSpi)
+    );
     assert_eq!(sad.drops().get(DropReason::UnknownSpi), 1);
     let (_, inbound) = sad.iter().next().unwrap();
     assert_eq!(inbound.counters().packets, 1);
@@ -568,9 +575,13 @@ fn counters_lifetimes_and_the_database() {
     assert_eq!(json["drops"]["replayed"], 1);
     // Past the hard lifetime in seconds, inbound drops too.
     let mut fresh = Vec::new();
-    let mut ob2 = OutboundSa::new(sa.clone(), 10);
-    ob2.seal(11, 9, &mut rng(), &packet, &mut fresh).unwrap();
-    assert_eq!(sad.open(110, &fresh, &mut out), Err(OpenError::SaExpired));
+    let mut ob2 = OutboundSa::new(sa.clone(), Instant::from_secs(10));
+    ob2.seal(Instant::from_secs(11), 9, &mut rng(), &packet, &mut fresh)
+        .unwrap();
+    assert_eq!(
+        sad.open(Instant::from_secs(110), &fresh, &mut out),
+        Err(OpenError::SaExpired)
+    );
 }
 
 #[test]
@@ -584,19 +595,19 @@ fn database_opens_bundles_and_ah() {
     );
     let ah = ah_sa(IntegAlg::HmacSha384_192, Mode::Transport, false);
     let mut sad = InboundSad::new();
-    sad.insert(InboundSa::new(esp.clone(), 0));
-    sad.insert(InboundSa::new(ah.clone(), 0));
+    sad.insert(InboundSa::new(esp.clone(), Instant::ZERO));
+    sad.insert(InboundSa::new(ah.clone(), Instant::ZERO));
     let packet = tcp_packet(1000, TcpFlags::SYN, 300, 64);
     let mut sealed = Vec::new();
     let mut out = Vec::new();
     seal_bundle(&ah, 1, &esp, 1, &[7; 16], &packet, &mut sealed).unwrap();
-    sad.open(0, &sealed, &mut out).unwrap();
+    sad.open(Instant::ZERO, &sealed, &mut out).unwrap();
     assert_eq!(out, packet);
     seal_ah(&ah, 2, &packet, &mut sealed).unwrap();
-    sad.open(0, &sealed, &mut out).unwrap();
+    sad.open(Instant::ZERO, &sealed, &mut out).unwrap();
     assert_eq!(out, packet);
     seal_esp_with_iv(&esp, 2, &[8; 16], &packet, &mut sealed).unwrap();
-    sad.open(0, &sealed, &mut out).unwrap();
+    sad.open(Instant::ZERO, &sealed, &mut out).unwrap();
     assert_eq!(out, packet);
 }
 

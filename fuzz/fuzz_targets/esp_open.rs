@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use plexnet::ipsec::{open_ah, open_bundle, open_esp, InboundSa, InboundSad, ReplayWindow};
+use plexnet::time::Instant;
 
 mod common;
 
@@ -26,8 +27,8 @@ fuzz_target!(|data: &[u8]| {
         let (mut wa, mut we) = (ReplayWindow::new(64, false), ReplayWindow::new(64, false));
         let _ = open_bundle(&ah, &mut wa, &esp, &mut we, &packet, &mut out);
         let mut sad = InboundSad::new();
-        sad.insert(InboundSa::new(esp.clone(), 0));
-        sad.insert(InboundSa::new(ah.clone(), 0));
-        let _ = sad.open(0, &packet, &mut out);
+        sad.insert(InboundSa::new(esp.clone(), Instant::ZERO));
+        sad.insert(InboundSa::new(ah.clone(), Instant::ZERO));
+        let _ = sad.open(Instant::ZERO, &packet, &mut out);
     }
 });

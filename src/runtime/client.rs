@@ -50,6 +50,7 @@ use crate::ipsec::{
 };
 use crate::lab::netns;
 use crate::lab::plan::TUN_NAME;
+use crate::time;
 use crate::topology::manual::NAT_T_PORT;
 use crate::topology::{ClientIpsec, ManualProtocol, ManualSa, SaBundle, SaSide, Topology};
 use crate::wire::flow::{FiveTuple, SelectorFields};
@@ -339,7 +340,7 @@ impl Sealer {
                 c.as_ref()
                     .map(|c| {
                         Ok(OutSa {
-                            sa: OutboundSa::new(new_sa(c)?, 0),
+                            sa: OutboundSa::new(new_sa(c)?, time::Instant::ZERO),
                             next_seq: 1,
                         })
                     })
@@ -369,7 +370,7 @@ impl Sealer {
     /// sent in the clear.
     pub fn seal(
         &mut self,
-        now: u64,
+        now: time::Instant,
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Ipv4Addr, OutboundDrop> {
@@ -382,7 +383,7 @@ impl Sealer {
 
     fn seal_inner(
         &mut self,
-        now: u64,
+        now: time::Instant,
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Ipv4Addr, OutboundDrop> {
@@ -413,7 +414,12 @@ impl Sealer {
 
     /// Adds an ESP SA negotiated by IKE to `peer`, ahead of older ones
     /// with the same selector (a rekeyed SA is used at once).
-    pub fn add_esp(&mut self, peer: Ipv4Addr, config: &SaConfig, now: u64) -> Result<(), SaError> {
+    pub fn add_esp(
+        &mut self,
+        peer: Ipv4Addr,
+        config: &SaConfig,
+        now: time::Instant,
+    ) -> Result<(), SaError> {
         self.paths.insert(
             0,
             OutPath {
@@ -446,7 +452,7 @@ impl Sealer {
     }
 
     /// Per-SA status, in tunnel order.
-    fn status(&self, now: u64) -> Vec<SaStatus> {
+    fn status(&self, now: time::Instant) -> Vec<SaStatus> {
         self.paths
             .iter()
             .flat_map(|p| p.esp.iter().chain(p.ah.iter()))
@@ -481,7 +487,7 @@ impl Opener {
         let mut sad = InboundSad::new();
         for t in tunnels {
             for c in t.inbound.sas() {
-                sad.insert(InboundSa::new(new_sa(c)?, 0));
+                sad.insert(InboundSa::new(new_sa(c)?, time::Instant::ZERO));
             }
         }
         Ok(Opener { sad })
@@ -492,7 +498,7 @@ impl Opener {
     /// are counted on the SA, or on the SAD before an SA is found.
     pub fn open(
         &mut self,
-        now: u64,
+        now: time::Instant,
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Opened, OpenError> {
@@ -500,7 +506,7 @@ impl Opener {
     }
 
     /// Adds an inbound SA negotiated by IKE.
-    pub fn add(&mut self, config: &SaConfig, now: u64) -> Result<(), SaError> {
+    pub fn add(&mut self, config: &SaConfig, now: time::Instant) -> Result<(), SaError> {
         self.sad.insert(InboundSa::new(new_sa(config)?, now));
         Ok(())
     }
@@ -530,7 +536,7 @@ impl Opener {
         self.sad.drops()
     }
 
-    fn status(&self, now: u64) -> Vec<SaStatus> {
+    fn status(&self, now: time::Instant) -> Vec<SaStatus> {
         let mut v: Vec<SaStatus> = self
             .sad
             .iter()
@@ -609,8 +615,9 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn now(&self) -> u64 {
-        self.epoch.elapsed().as_secs()
+    /// The client's clock for its SAs: the time since it started.
+    pub(super) fn now(&self) -> time::Instant {
+        time::Instant::from_elapsed(self.epoch.elapsed())
     }
 
     /// The status reply: SAs, counters, drops.
@@ -1141,7 +1148,11 @@ secret = "unit"
         let (mut wire, mut inner) = (Vec::new(), Vec::new());
         for i in 0..5 {
             let p = packet(c_addr, dvipa, 100 + i);
-            assert_eq!(cs.seal(0, &p, &mut wire), Ok(dvipa), "{extra}");
+            assert_eq!(
+                cs.seal(time::Instant::ZERO, &p, &mut wire),
+                Ok(dvipa),
+                "{extra}"
+            );
             let outer = Ipv4Packet::new_checked(&wire[..]).expect("outer IPv4");
             assert_eq!(outer.next_header(), outer_protocol, "{extra}");
             assert_eq!((outer.src_addr(), outer.dst_addr()), (c_addr, dvipa));
@@ -1150,19 +1161,24 @@ secret = "unit"
                     || outer_protocol == IpProtocol::Ah,
                 "plaintext on the wire with {extra}"
             );
-            po.open(0, &wire, &mut inner).expect("the peer opens it");
+            po.open(time::Instant::ZERO, &wire, &mut inner)
+                .expect("the peer opens it");
             assert_eq!(inner, p);
             // A replay of the same packet is dropped and counted.
-            assert_eq!(po.open(0, &wire, &mut inner), Err(OpenError::Replayed));
+            assert_eq!(
+                po.open(time::Instant::ZERO, &wire, &mut inner),
+                Err(OpenError::Replayed)
+            );
             let back = packet(dvipa, c_addr, 50 + i);
-            assert_eq!(ps.seal(0, &back, &mut wire), Ok(c_addr));
-            co.open(0, &wire, &mut inner).expect("the client opens it");
+            assert_eq!(ps.seal(time::Instant::ZERO, &back, &mut wire), Ok(c_addr));
+            co.open(time::Instant::ZERO, &wire, &mut inner)
+                .expect("the client opens it");
             assert_eq!(inner, back);
         }
         assert_eq!(po.replay_drops(), 5);
         assert_eq!(co.replay_drops(), 0);
         assert_eq!(cs.drops().total(), 0);
-        let status = cs.status(0);
+        let status = cs.status(time::Instant::ZERO);
         assert!(status
             .iter()
             .all(|s| s.packets == 5 && s.next_seq == Some(6)));
@@ -1212,7 +1228,7 @@ secret = "unit"
         let mut po = Opener::new(&peer.tunnels).expect("SAs");
         let (mut wire, mut inner) = (Vec::new(), Vec::new());
         let p = packet(t.local, t.peer, 300);
-        cs.seal(0, &p, &mut wire).expect("sealed");
+        cs.seal(time::Instant::ZERO, &p, &mut wire).expect("sealed");
         let payload = &wire[UDP_PREFIX..];
         let mut buf = vec![0u8; MAX_PACKET];
         buf[UDP_PREFIX..UDP_PREFIX + payload.len()].copy_from_slice(payload);
@@ -1222,7 +1238,8 @@ secret = "unit"
             SocketAddrV4::new(t.local, NAT_T_PORT),
             t.peer,
         );
-        po.open(0, &buf[..len], &mut inner).expect("opens");
+        po.open(time::Instant::ZERO, &buf[..len], &mut inner)
+            .expect("opens");
         assert_eq!(inner, p);
     }
 
@@ -1232,13 +1249,16 @@ secret = "unit"
         let mut cs = Sealer::new(&client.tunnels, rng()).expect("SAs");
         let mut wire = Vec::new();
         let other = packet(client.tunnels[0].local, Ipv4Addr::new(198, 18, 0, 101), 10);
-        assert_eq!(cs.seal(0, &other, &mut wire), Err(OutboundDrop::NoSa));
         assert_eq!(
-            cs.seal(0, &[0x60, 0, 0, 0], &mut wire),
+            cs.seal(time::Instant::ZERO, &other, &mut wire),
+            Err(OutboundDrop::NoSa)
+        );
+        assert_eq!(
+            cs.seal(time::Instant::ZERO, &[0x60, 0, 0, 0], &mut wire),
             Err(OutboundDrop::Unsupported)
         );
         assert_eq!(
-            cs.seal(0, &[0x45, 0, 0], &mut wire),
+            cs.seal(time::Instant::ZERO, &[0x45, 0, 0], &mut wire),
             Err(OutboundDrop::Malformed)
         );
         assert_eq!(cs.drops().get(OutboundDrop::NoSa), 1);
@@ -1254,15 +1274,21 @@ secret = "unit"
         let mut cs = Sealer::new(&client.tunnels, rng()).expect("SAs");
         let mut po = Opener::new(&peer.tunnels).expect("SAs");
         let (mut wire, mut inner) = (Vec::new(), Vec::new());
-        cs.seal(0, &packet(t.local, t.peer, 64), &mut wire)
+        cs.seal(time::Instant::ZERO, &packet(t.local, t.peer, 64), &mut wire)
             .expect("sealed");
         let last = wire.len() - 1;
         wire[last] ^= 1;
-        assert_eq!(po.open(0, &wire, &mut inner), Err(OpenError::IcvMismatch));
+        assert_eq!(
+            po.open(time::Instant::ZERO, &wire, &mut inner),
+            Err(OpenError::IcvMismatch)
+        );
         wire[ipv4::HEADER_LEN] ^= 0xff; // the SPI
-        assert_eq!(po.open(0, &wire, &mut inner), Err(OpenError::UnknownSpi));
+        assert_eq!(
+            po.open(time::Instant::ZERO, &wire, &mut inner),
+            Err(OpenError::UnknownSpi)
+        );
         assert_eq!(po.drops().get(DropReason::UnknownSpi), 1);
-        let status = po.status(0);
+        let status = po.status(time::Instant::ZERO);
         assert_eq!(status[0].drops.get(DropReason::IcvMismatch), 1);
         assert_eq!(po.replay_drops(), 0);
     }

@@ -318,10 +318,6 @@ impl ImageNode {
         Instant::from_elapsed(self.started.elapsed())
     }
 
-    pub(super) fn now_ms(&self) -> u64 {
-        self.now().as_millis()
-    }
-
     /// Starts the tasks: TUN reader, GRE readers, timers, HTTP servers.
     pub fn start(self: &Arc<Self>) {
         tokio::spawn(Arc::clone(self).tun_loop());

@@ -459,7 +459,7 @@ impl Takeover {
         conns: Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
         failed: Option<&str>,
     ) -> (usize, usize) {
-        let now_ms = node.now_ms();
+        let now = node.now();
         let mut core = node.core();
         let (Some(routing), target) = core.image.routing_and_target_mut() else {
             return (0, 0);
@@ -468,7 +468,7 @@ impl Takeover {
             routing,
             target,
             me: &self.me,
-            now_ms,
+            now,
         };
         let adoption = adopter.adopt(&self.topo, dvipa, sas, conns, failed);
         for sa in &adoption.sas {

@@ -95,6 +95,17 @@ impl Sub<Instant> for Instant {
     }
 }
 
+/// Serializes an [`Instant`] as its whole milliseconds, the unit the
+/// displays and JSON fields (`created_ms`, `last_seen_ms`) have always used.
+pub fn serialize_millis<S: serde::Serializer>(t: &Instant, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(t.as_millis())
+}
+
+/// Serializes an [`Instant`] as its whole seconds (SA creation times).
+pub fn serialize_secs<S: serde::Serializer>(t: &Instant, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(t.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

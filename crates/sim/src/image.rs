@@ -18,7 +18,8 @@ use plexnet_core::time::Instant;
 use plexnet_core::trace as render;
 
 impl World {
-    fn instant(&self) -> Instant {
+    /// The virtual clock as the core's [`Instant`]: the one conversion.
+    pub(crate) fn instant(&self) -> Instant {
         Instant::from_millis(self.now_ms)
     }
 

@@ -564,8 +564,9 @@ impl World {
         let (client, dvipa) = (self.client.addr, self.dvipa);
         let inbound = sa_config(spec, spec.spi_in, client, dvipa, true);
         let outbound = sa_config(spec, spec.spi_out, dvipa, client, false);
-        let client_out = OutboundSa::new(Sa::new(inbound.clone()).expect("valid SA"), 0);
-        let client_in = InboundSa::new(Sa::new(outbound.clone()).expect("valid SA"), 0);
+        let client_out =
+            OutboundSa::new(Sa::new(inbound.clone()).expect("valid SA"), Instant::ZERO);
+        let client_in = InboundSa::new(Sa::new(outbound.clone()).expect("valid SA"), Instant::ZERO);
         let c = &mut self.client;
         if bundle_ah {
             (c.ah_outbound, c.ah_inbound) = (Some(client_out), Some(client_in));
@@ -795,7 +796,7 @@ impl World {
         let seq = self.client.next_seq;
         self.client.next_seq += 1;
         let mut out = Vec::new();
-        let now_s = self.now_ms / 1000;
+        let now = self.instant();
         let sas = &mut self.client.outbound;
         let sa = match spi {
             Some(spi) => sas.iter_mut().find(|s| s.sa().spi() == spi),
@@ -803,10 +804,8 @@ impl World {
         }
         .expect("install_sa first");
         match self.client.ah_outbound.as_mut() {
-            None => sa.seal(now_s, seq, &mut self.rng, inner, &mut out),
-            Some(ah) => {
-                seal_bundle_counted(ah, seq, sa, seq, now_s, &mut self.rng, inner, &mut out)
-            }
+            None => sa.seal(now, seq, &mut self.rng, inner, &mut out),
+            Some(ah) => seal_bundle_counted(ah, seq, sa, seq, now, &mut self.rng, inner, &mut out),
         }
         .expect("client seals");
         out
@@ -935,7 +934,7 @@ impl World {
     /// Fig. 8 at the owner.
     fn at_routing(&mut self, packet: Vec<u8>) {
         let (now, owner) = (self.now_ms, self.owner.clone());
-        let decision = self.routing().inbound(now, &packet);
+        let decision = self.routing().inbound(Instant::from_millis(now), &packet);
         let note = self.routing().last_note().clone();
         self.log_route_note(&owner, &note);
         match decision {
@@ -971,12 +970,11 @@ impl World {
             }
             Decision::DecryptAndForward { target, target_xcf } => {
                 self.log(format!("{owner} routing  decrypts here (distribute_crypto = false), forwards plaintext to {target}"));
-                if let Verdict::Deliver(plain) =
-                    self.image(&owner)
-                        .image
-                        .target_mut()
-                        .inbound(now, &packet, Upstream::Nothing)
-                {
+                if let Verdict::Deliver(plain) = self.image(&owner).image.target_mut().inbound(
+                    Instant::from_millis(now),
+                    &packet,
+                    Upstream::Nothing,
+                ) {
                     let src = self.images[&owner].xcf;
                     let datagram = XcfDatagram::new(
                         self.xcf_forwarding,
@@ -1007,7 +1005,7 @@ impl World {
     }
 
     fn at_target_gre(&mut self, from: &str, to: &str, datagram: &XcfDatagram) {
-        let now = self.now_ms;
+        let now = self.instant();
         // The XCF link the datagram came in on: the one from `from`.
         let link_peer = self.images[from].xcf;
         self.heard(to, from);
@@ -1027,7 +1025,7 @@ impl World {
     }
 
     fn at_target_direct(&mut self, image: &str, packet: &[u8], upstream: Upstream) {
-        let now = self.now_ms;
+        let now = self.instant();
         let before = self.images[image].image.target().counters().clone();
         let v = self
             .image(image)
@@ -1114,7 +1112,7 @@ impl World {
     }
 
     fn at_client(&mut self, from: &str, packet: &[u8]) {
-        let now_s = self.now_ms / 1000;
+        let now = self.instant();
         let mut out = Vec::new();
         let spi = plexnet_core::ipsec::peek::locate(packet).map(|l| l.spi);
         let sa = spi
@@ -1123,8 +1121,8 @@ impl World {
         let line = match sa {
             Some(sa) => {
                 let opened = match self.client.ah_inbound.as_mut() {
-                    None => sa.open(now_s, packet, &mut out),
-                    Some(ah) => open_bundle_counted(ah, sa, now_s, packet, &mut out),
+                    None => sa.open(now, packet, &mut out),
+                    Some(ah) => open_bundle_counted(ah, sa, now, packet, &mut out),
                 };
                 match opened {
                     Ok(o) => format!(

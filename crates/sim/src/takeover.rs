@@ -22,6 +22,7 @@ use plexnet_core::sysplex::spec::SysplexSpec;
 use plexnet_core::sysplex::takeover::SaRecord;
 use plexnet_core::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use plexnet_core::sysplex::xcf::{CfRequest, CfResponse, SaInstall, XcfMessage};
+use plexnet_core::time::Instant;
 
 /// XCF heartbeat interval (the runtime's `XcfConfig::heartbeat`).
 pub const HEARTBEAT_MS: u64 = 1000;
@@ -436,7 +437,7 @@ impl World {
         self.log(line);
         for n in &live {
             if let Some(r) = self.image(n).image.routing_mut() {
-                r.on_timeout(now);
+                r.on_timeout(Instant::from_millis(now));
             }
         }
         self.flush_journals();
@@ -511,7 +512,7 @@ impl World {
     /// adopt them, own the DVIPA, announce the VIPA list and the SAs to
     /// the targets, record the owner in the CF, gratuitous ARP.
     fn acquire(&mut self, me: &str, previous: Option<String>) {
-        let (now, dvipa) = (self.now_ms, self.dvipa);
+        let (now, dvipa) = (self.instant(), self.dvipa);
         let Some(sysplex) = self.takeover.as_ref().map(|t| t.sysplex.clone()) else {
             return;
         };
@@ -546,7 +547,7 @@ impl World {
                 routing,
                 target,
                 me,
-                now_ms: now,
+                now,
             };
             adopter.adopt(&sysplex, dvipa, sas, conns, previous.as_deref())
         };

@@ -15,6 +15,7 @@ use super::esp::{make_iv, open_esp, seal_esp_with_iv, OpenError, Opened, SealErr
 use super::outer::parse_outer;
 use super::replay::ReplayWindow;
 use super::sa::{Protocol, Sa, SaError, Spi, TrafficSelector};
+use crate::time::Instant;
 use crate::wire::{ah as ah_wire, esp as esp_wire, IpProtocol};
 
 /// Where an SA is in its life (RFC 4301 §4.4.2.1).
@@ -29,8 +30,10 @@ pub enum Expiry {
     Hard,
 }
 
-fn expiry(sa: &Sa, counters: &SaCounters, created_at: u64, now: u64) -> Expiry {
-    let age = now.saturating_sub(created_at);
+/// The age is counted in whole seconds of the clock (the unit of SA
+/// lifetimes), as `now`'s seconds less `created_at`'s.
+fn expiry(sa: &Sa, counters: &SaCounters, created_at: Instant, now: Instant) -> Expiry {
+    let age = now.as_secs().saturating_sub(created_at.as_secs());
     let l = &sa.config().lifetimes;
     if l.hard.reached(age, counters.bytes, counters.packets) {
         Expiry::Hard
@@ -48,13 +51,13 @@ fn expiry(sa: &Sa, counters: &SaCounters, created_at: u64, now: u64) -> Expiry {
 pub struct OutboundSa {
     sa: Sa,
     counters: SaCounters,
-    created_at: u64,
+    #[serde(serialize_with = "crate::time::serialize_secs")]
+    created_at: Instant,
 }
 
 impl OutboundSa {
-    /// An SA established at `created_at` (seconds, any epoch the caller
-    /// uses consistently).
-    pub fn new(sa: Sa, created_at: u64) -> OutboundSa {
+    /// An SA established at `created_at`.
+    pub fn new(sa: Sa, created_at: Instant) -> OutboundSa {
         OutboundSa {
             sa,
             counters: SaCounters::default(),
@@ -73,7 +76,7 @@ impl OutboundSa {
     }
 
     /// The lifetime state at `now`.
-    pub fn expiry(&self, now: u64) -> Expiry {
+    pub fn expiry(&self, now: Instant) -> Expiry {
         expiry(&self.sa, &self.counters, self.created_at, now)
     }
 
@@ -82,7 +85,7 @@ impl OutboundSa {
     /// packet, so the caller can trigger a rekey at `Soft`.
     pub fn seal(
         &mut self,
-        now: u64,
+        now: Instant,
         seq: u64,
         rng: &mut impl RngCore,
         packet: &[u8],
@@ -110,7 +113,7 @@ pub fn seal_bundle_counted(
     ah_seq: u64,
     esp: &mut OutboundSa,
     esp_seq: u64,
-    now: u64,
+    now: Instant,
     rng: &mut impl RngCore,
     packet: &[u8],
     out: &mut Vec<u8>,
@@ -141,13 +144,14 @@ pub struct InboundSa {
     sa: Sa,
     replay: ReplayWindow,
     counters: SaCounters,
-    created_at: u64,
+    #[serde(serialize_with = "crate::time::serialize_secs")]
+    created_at: Instant,
 }
 
 impl InboundSa {
     /// An SA established at `created_at`, with a fresh window of the size
     /// the SA asks for.
-    pub fn new(sa: Sa, created_at: u64) -> InboundSa {
+    pub fn new(sa: Sa, created_at: Instant) -> InboundSa {
         let replay = ReplayWindow::new(sa.config().replay_window, sa.config().esn);
         InboundSa {
             sa,
@@ -187,14 +191,14 @@ impl InboundSa {
     }
 
     /// The lifetime state at `now`.
-    pub fn expiry(&self, now: u64) -> Expiry {
+    pub fn expiry(&self, now: Instant) -> Expiry {
         expiry(&self.sa, &self.counters, self.created_at, now)
     }
 
     /// Opens `packet` into `out`, counting the packet or the drop reason.
     pub fn open(
         &mut self,
-        now: u64,
+        now: Instant,
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Opened, OpenError> {
@@ -223,7 +227,7 @@ impl InboundSa {
 pub fn open_bundle_counted(
     ah: &mut InboundSa,
     esp: &mut InboundSa,
-    now: u64,
+    now: Instant,
     packet: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Opened, OpenError> {
@@ -319,7 +323,7 @@ impl InboundSad {
     /// ESP is opened as a bundle.
     pub fn open(
         &mut self,
-        now: u64,
+        now: Instant,
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Opened, OpenError> {

@@ -38,10 +38,16 @@ pub struct ConnEntry {
     pub target_xcf: Ipv4Addr,
     pub state: ConnState,
     /// When the entry was made (shown in milliseconds, as `created_ms`).
-    #[serde(rename = "created_ms", serialize_with = "as_millis")]
+    #[serde(
+        rename = "created_ms",
+        serialize_with = "crate::time::serialize_millis"
+    )]
     pub created: Instant,
     /// The last packet of the connection (`last_seen_ms`).
-    #[serde(rename = "last_seen_ms", serialize_with = "as_millis")]
+    #[serde(
+        rename = "last_seen_ms",
+        serialize_with = "crate::time::serialize_millis"
+    )]
     pub last_seen: Instant,
     pub packets: u64,
     pub bytes: u64,
@@ -57,11 +63,6 @@ pub struct DctTimeouts {
     pub idle_ms: u64,
     /// After FIN or RST.
     pub closing_ms: u64,
-}
-
-/// An [`Instant`] as the whole milliseconds displays have always shown.
-fn as_millis<S: serde::Serializer>(t: &Instant, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(t.as_millis())
 }
 
 impl DctTimeouts {

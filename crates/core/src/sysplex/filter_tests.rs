@@ -18,6 +18,7 @@ use crate::ipsec::policy::FilterAction;
 use crate::ipsec::sa::tests::config;
 use crate::ipsec::sa::{EncAlg, IntegAlg, Mode, PortRange, Sa, SaConfig, Spi, TrafficSelector};
 use crate::ipsec::sad::OutboundSa;
+use crate::time::Instant;
 use crate::wire::{IpProtocol, TcpFlags};
 
 const DVA1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
@@ -70,8 +71,8 @@ fn esp(sa: &SaConfig, seq: u64, sport: u16, flags: TcpFlags) -> Vec<u8> {
     let inner = crate::wire::build::tcp_packet(CLIENT, sport, DVA1, 80, 1, 0, flags, b"");
     let mut out = Vec::new();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seq);
-    OutboundSa::new(Sa::new(sa.clone()).expect("SA"), 0)
-        .seal(0, seq, &mut rng, &inner, &mut out)
+    OutboundSa::new(Sa::new(sa.clone()).expect("SA"), Instant::ZERO)
+        .seal(Instant::ZERO, seq, &mut rng, &inner, &mut out)
         .expect("sealed");
     out
 }
@@ -124,16 +125,20 @@ fn mvs2_admits_40000_refuses_50000(log_ipsec: bool, spi: u32) -> (SaInstall, Tar
     let mut r = routing("MVS1", Some(figure4_filter_table("MVS1", log_ipsec)));
     let install = r.install(pair(spi, spi + 1, Some((40000, 40009)))).unwrap();
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
-    t.on_xcf(0, "MVS1", &XcfMessage::SaInstall(Box::new(install.clone())))
-        .unwrap();
+    t.on_xcf(
+        Instant::ZERO,
+        "MVS1",
+        &XcfMessage::SaInstall(Box::new(install.clone())),
+    )
+    .unwrap();
     let inside = esp(&install.inbound, 1, 40000, TcpFlags::SYN);
     assert!(matches!(
-        t.inbound(0, &inside, Upstream::Nothing),
+        t.inbound(Instant::ZERO, &inside, Upstream::Nothing),
         Verdict::Deliver(_)
     ));
     let outside = esp(&install.inbound, 2, 50000, TcpFlags::SYN);
     assert_eq!(
-        t.inbound(5, &outside, Upstream::Nothing),
+        t.inbound(Instant::from_millis(5), &outside, Upstream::Nothing),
         Verdict::Drop(TargetDrop::Filter)
     );
     (install, t)
@@ -157,7 +162,7 @@ fn a_target_filters_decrypted_packets_with_the_dynamic_filter_it_received() {
     // The claim 7 bypass: filtered upstream, the target does not filter.
     let again = esp(&install.inbound, 3, 50000, TcpFlags::SYN);
     assert!(matches!(
-        t.inbound(0, &again, Upstream::Filtered),
+        t.inbound(Instant::ZERO, &again, Upstream::Filtered),
         Verdict::Deliver(_)
     ));
 }
@@ -198,7 +203,7 @@ fn a_target_refuses_replies_the_anchor_requires_ipsec_for_once_the_pair_is_gone(
     let mut r = routing("MVS1", Some(table("MVS1")));
     let install = r.install(pair(0x11, 0x12, None)).unwrap();
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
-    t.install(0, "MVS1", &install).unwrap();
+    t.install(Instant::ZERO, "MVS1", &install).unwrap();
     assert_eq!(
         t.outbound_plan(&reply(40000)),
         OutboundPlan::Protect {
@@ -212,7 +217,7 @@ fn a_target_refuses_replies_the_anchor_requires_ipsec_for_once_the_pair_is_gone(
         inbound_spi: Spi(0x11),
         outbound_spi: Spi(0x12),
     };
-    t.on_xcf(0, "MVS1", &delete).unwrap();
+    t.on_xcf(Instant::ZERO, "MVS1", &delete).unwrap();
     let table = t.filter_table(DVA1).expect("the DVIPA's table");
     assert_eq!(table.dynamic_filters().count(), 0);
     assert!(table
@@ -242,7 +247,7 @@ fn a_target_refuses_replies_the_anchor_requires_ipsec_for_once_the_pair_is_gone(
     assert_eq!(t.outbound_plan(&app60), OutboundPlan::Plain);
     let clear = crate::wire::build::tcp_packet(CLIENT, 40000, DVA1, 80, 1, 0, TcpFlags::SYN, b"");
     assert_eq!(
-        t.inbound(0, &clear, Upstream::Nothing),
+        t.inbound(Instant::ZERO, &clear, Upstream::Nothing),
         Verdict::Drop(TargetDrop::Unprotected)
     );
     assert_eq!(
@@ -259,12 +264,12 @@ fn a_target_follows_the_owners_filter_and_refuses_a_bad_anchor() {
     let mut r = routing("MVS1", Some(table("MVS1")));
     let install = r.install(pair(0x11, 0x12, Some((40000, 40009)))).unwrap();
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
-    t.install(0, "MVS1", &install).unwrap();
+    t.install(Instant::ZERO, "MVS1", &install).unwrap();
     let opening = |t: &TargetStack| t.shadow()[0].inbound.sa().config().selector;
     assert_eq!(opening(&t), TrafficSelector::ANY_V4, "the filter checks");
     let mut bare = install.clone();
     bare.filter = None;
-    t.install(0, "MVS5", &bare).unwrap();
+    t.install(Instant::ZERO, "MVS5", &bare).unwrap();
     assert_eq!(opening(&t), install.inbound.selector);
     assert_eq!(t.shadow()[0].owner, "MVS5");
     let dynamic = |t: &TargetStack| t.filter_table(DVA1).map(|t| t.dynamic_filters().count());
@@ -278,7 +283,7 @@ fn a_target_follows_the_owners_filter_and_refuses_a_bad_anchor() {
     bad.filter = Some(f);
     let mut fresh = TargetStack::new("MVS4", Ipv4Addr::new(198, 19, 0, 4));
     assert!(matches!(
-        fresh.install(0, "MVS1", &bad),
+        fresh.install(Instant::ZERO, "MVS1", &bad),
         Err(InstallError::Dynamic(_))
     ));
     assert!(fresh.shadow().is_empty() && fresh.filter_table(DVA1).is_none());
@@ -301,7 +306,7 @@ fn adoption_recreates_the_filters_from_the_adopters_table() {
         routing: &mut r,
         target: &mut t,
         me: "MVS5",
-        now_ms: 0,
+        now: Instant::ZERO,
     }
     .adopt(
         &Figure4,
@@ -338,8 +343,8 @@ fn after_a_rekey_the_old_sa_seals_until_it_is_deleted() {
     let old = r.install(pair(0x11, 0x12, None)).unwrap();
     let new = r.install(pair(0x21, 0x22, None)).unwrap();
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
-    t.install(0, "MVS1", &old).unwrap();
-    t.install(0, "MVS1", &new).unwrap();
+    t.install(Instant::ZERO, "MVS1", &old).unwrap();
+    t.install(Instant::ZERO, "MVS1", &new).unwrap();
     let first = t
         .filter_table(DVA1)
         .and_then(|t| t.dynamic_filters().next().cloned());
@@ -355,12 +360,12 @@ fn after_a_rekey_the_old_sa_seals_until_it_is_deleted() {
         inbound_spi: Spi(0x11),
         outbound_spi: Spi(0x12),
     };
-    t.on_xcf(0, "MVS1", &delete).unwrap();
+    t.on_xcf(Instant::ZERO, "MVS1", &delete).unwrap();
     assert_eq!(spi(t.outbound_plan(&reply(40000))), Some(Spi(0x22)));
     // Inbound, either SA is admitted meanwhile (z/OS: the sibling filter).
     let on_new = esp(&new.inbound, 1, 40000, TcpFlags::ACK);
     assert!(matches!(
-        t.inbound(0, &on_new, Upstream::Nothing),
+        t.inbound(Instant::ZERO, &on_new, Upstream::Nothing),
         Verdict::Deliver(_)
     ));
 }

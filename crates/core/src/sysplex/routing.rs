@@ -298,7 +298,7 @@ pub struct RoutingStack {
     note: RouteNote,
     /// The latest time seen (inbound packets, timeouts), for entries that
     /// XCF messages create.
-    now_ms: u64,
+    now: Instant,
     /// DCT entries made or ended since the last [`RoutingStack::take_journal`],
     /// when a backup must be able to continue them (takeover); `None`: not kept.
     journal: Option<Vec<DctChange>>,
@@ -343,7 +343,7 @@ impl RoutingStack {
             pairs: Vec::new(),
             counters: RoutingCounters::default(),
             note: RouteNote::EMPTY,
-            now_ms: 0,
+            now: Instant::ZERO,
             journal: None,
             filter: None,
             filter_logs: Vec::new(),
@@ -405,8 +405,8 @@ impl RoutingStack {
             target: target.into(),
             target_xcf,
             state: ConnState::Established,
-            created: Instant::from_millis(self.now_ms),
-            last_seen: Instant::from_millis(self.now_ms),
+            created: self.now,
+            last_seen: self.now,
             packets: 0,
             bytes: 0,
             ipsec,
@@ -473,21 +473,18 @@ impl RoutingStack {
     }
 
     /// Expires DCT entries; returns how many went.
-    pub fn on_timeout(&mut self, now_ms: u64) -> usize {
-        self.now_ms = now_ms;
-        let gone = self
-            .dct
-            .expire(Instant::from_millis(now_ms), &self.config.timeouts);
+    pub fn on_timeout(&mut self, now: Instant) -> usize {
+        self.now = now;
+        let gone = self.dct.expire(now, &self.config.timeouts);
         for (key, _) in &gone {
             self.note_ended(*key);
         }
         gone.len()
     }
 
-    pub fn next_timeout(&self) -> Option<u64> {
-        self.dct
-            .next_expiry(&self.config.timeouts)
-            .map(Instant::as_millis)
+    /// When the next DCT entry expires.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.dct.next_expiry(&self.config.timeouts)
     }
 }
 

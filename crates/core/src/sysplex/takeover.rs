@@ -41,6 +41,7 @@ use super::routing::{DctChange, RoutingStack};
 use super::target::TargetStack;
 use super::xcf::{BundleInstall, CfRequest, SaInstall};
 use crate::ipsec::sa::{Protocol, Spi};
+use crate::time::Instant;
 
 /// The rank of the VIPADEFINE owner: above every VIPABACKUP rank (1..=254).
 pub const OWNER_RANK: u16 = 255;
@@ -270,7 +271,7 @@ pub struct Adopter<'a> {
     pub target: &'a mut TargetStack,
     /// This image: the owner its shadow copies are installed under.
     pub me: &'a str,
-    pub now_ms: u64,
+    pub now: Instant,
 }
 
 impl Adopter<'_> {
@@ -332,8 +333,8 @@ impl Adopter<'_> {
         };
         let adopted = owned.map_err(|e| e.to_string()).and_then(|rec| {
             let shadowed = match &rec {
-                SaRecord::Pair(p) => self.target.install(self.now_ms, self.me, p),
-                SaRecord::Bundle(b) => self.target.install_bundle(self.now_ms, self.me, b),
+                SaRecord::Pair(p) => self.target.install(self.now, self.me, p),
+                SaRecord::Bundle(b) => self.target.install_bundle(self.now, self.me, b),
             };
             shadowed.map_err(|e| {
                 self.routing.delete(sa.inbound.spi);

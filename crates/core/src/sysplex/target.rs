@@ -218,7 +218,7 @@ pub struct TargetStack {
     shadow: Vec<ShadowPair>,
     /// Connections with at least one authenticated packet here: a failed
     /// packet of such a connection must not end it (a forger could).
-    authenticated: HashMap<ConnKey, u64>,
+    authenticated: HashMap<ConnKey, Instant>,
     counters: TargetCounters,
     outbox: Vec<(String, XcfMessage)>,
     scratch: Vec<u8>,

@@ -49,7 +49,7 @@ impl Image {
     fn inbound_at_owner(&mut self, now: Instant, i: usize, packet: &[u8]) -> Vec<Vec<u8>> {
         let decision = match self.routing.as_mut() {
             Some(r) => {
-                let d = r.inbound(now.as_millis(), packet);
+                let d = r.inbound(now, packet);
                 let logs = r.take_filter_logs();
                 self.push_filter_logs(logs);
                 d
@@ -71,9 +71,7 @@ impl Image {
                 Vec::new()
             }
             Decision::DecryptAndForward { target, .. } => {
-                let v = self
-                    .target
-                    .inbound(now.as_millis(), packet, Upstream::Nothing);
+                let v = self.target.inbound(now, packet, Upstream::Nothing);
                 if let Verdict::Deliver(plain) = v {
                     self.transmits.push_back(Transmit::XcfData {
                         to: ImageId::from(target),
@@ -96,7 +94,7 @@ impl Image {
     /// This image's own target stack, then its IP layer: echo for an owned
     /// DVIPA answered here, the rest into the TUN for the kernel.
     fn deliver_here(&mut self, now: Instant, packet: &[u8], upstream: Upstream) -> Vec<Vec<u8>> {
-        let verdict = self.target.inbound(now.as_millis(), packet, upstream);
+        let verdict = self.target.inbound(now, packet, upstream);
         self.collect_target_outbox();
         let Verdict::Deliver(plain) = verdict else {
             return Vec::new();
@@ -116,11 +114,10 @@ impl Image {
         link_peer: Ipv4Addr,
         datagram: XcfDatagram<'_>,
     ) {
-        let now_ms = now.as_millis();
         let verdict = match datagram {
-            XcfDatagram::Gre(packet) => self.target.from_gre(now_ms, link_peer, packet),
+            XcfDatagram::Gre(packet) => self.target.from_gre(now, link_peer, packet),
             XcfDatagram::GreInUdp { src, body } => {
-                self.target.from_gre_in_udp(now_ms, link_peer, src, body)
+                self.target.from_gre_in_udp(now, link_peer, src, body)
             }
         };
         self.collect_target_outbox();

@@ -344,9 +344,8 @@ impl Image {
             transmits,
             ..
         } = self;
-        let mut seal = |spi: Spi, seq, p: &[u8], out: &mut Vec<u8>| {
-            target.seal(now.as_millis(), spi, seq, rng, p, out)
-        };
+        let mut seal =
+            |spi: Spi, seq, p: &[u8], out: &mut Vec<u8>| target.seal(now, spi, seq, rng, p, out);
         if let Some(chunk) = numbers.on_reply(id, reply, counters, &mut seal) {
             transmits.push_back(Transmit::Sealed(chunk));
         }

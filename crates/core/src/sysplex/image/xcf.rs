@@ -43,7 +43,7 @@ impl Image {
         if let Some(r) = self.routing.as_mut() {
             r.on_xcf(from.as_str(), &msg);
         }
-        match self.target.on_xcf(now.as_millis(), from.as_str(), &msg) {
+        match self.target.on_xcf(now, from.as_str(), &msg) {
             Err(e) => self.events.push_back(ImageEvent::SaRefused {
                 from: from.clone(),
                 reason: e.to_string(),
@@ -139,7 +139,7 @@ impl Image {
             self.next_tick = now + TICK;
         }
         if let Some(r) = self.routing.as_mut() {
-            r.on_timeout(now.as_millis());
+            r.on_timeout(now);
         }
         self.target.flush_lifesize();
         let logs = self.target.take_filter_logs();
@@ -168,8 +168,7 @@ impl Image {
     ) -> Result<SaInstall, SaInstallError> {
         let r = self.routing.as_mut().ok_or(SaInstallError::NotRouting)?;
         let install = r.install(install)?;
-        self.target
-            .install(now.as_millis(), self.id.as_str(), &install)?;
+        self.target.install(now, self.id.as_str(), &install)?;
         for t in self.other_targets_of(install.dvipa) {
             let msg = XcfMessage::SaInstall(Box::new(install.clone()));
             self.transmits.push_back(Transmit::Xcf { to: t, msg });
@@ -187,8 +186,7 @@ impl Image {
     ) -> Result<BundleInstall, SaInstallError> {
         let r = self.routing.as_mut().ok_or(SaInstallError::NotRouting)?;
         let bundle = r.install_bundle(bundle)?;
-        self.target
-            .install_bundle(now.as_millis(), self.id.as_str(), &bundle)?;
+        self.target.install_bundle(now, self.id.as_str(), &bundle)?;
         for t in self.other_targets_of(bundle.esp.dvipa) {
             let msg = XcfMessage::BundleInstall(Box::new(bundle.clone()));
             self.transmits.push_back(Transmit::Xcf { to: t, msg });
@@ -208,7 +206,7 @@ impl Image {
     ) -> Option<OwnedPair> {
         let pair = self.routing.as_mut()?.delete(inbound_spi)?;
         let msg = delete_msg(dvipa, &pair);
-        let _ = self.target.on_xcf(now.as_millis(), self.id.as_str(), &msg);
+        let _ = self.target.on_xcf(now, self.id.as_str(), &msg);
         for t in self.other_targets_of(dvipa) {
             self.transmits.push_back(Transmit::Xcf {
                 to: t,
@@ -227,7 +225,7 @@ impl Image {
             return;
         }
         let msg = XcfMessage::RekeyTiming { dvipa, spi, late };
-        let _ = self.target.on_xcf(now.as_millis(), self.id.as_str(), &msg);
+        let _ = self.target.on_xcf(now, self.id.as_str(), &msg);
         for t in self.other_targets_of(dvipa) {
             self.transmits.push_back(Transmit::Xcf {
                 to: t,

@@ -54,14 +54,14 @@ impl RoutingStack {
     /// plain TCP, UDP, ICMP), before it can make a DCT entry, a CF write or
     /// a NEWCONN: with IPSECURITY, z/OS filters every packet, and clear text
     /// that a rule requires IPsec for is denied. `None`: it passes.
-    pub(super) fn filter_clear(&mut self, now_ms: u64, packet: &[u8]) -> Option<RouteDrop> {
+    pub(super) fn filter_clear(&mut self, now: Instant, packet: &[u8]) -> Option<RouteDrop> {
         let table = self.filter.as_mut()?;
         let Ok(p) =
             FilterPacket::from_ipv4(packet, PacketDirection::Inbound, PacketRouting::Local, None)
         else {
             return Some(RouteDrop::Malformed);
         };
-        let (verdict, log) = table.evaluate_logged(&p, Instant::from_millis(now_ms));
+        let (verdict, log) = table.evaluate_logged(&p, now);
         self.filter_logs.extend(log);
         let denied = match &verdict {
             Verdict::Deny { rule, reason, .. } => Some(format!("{rule} {}", reason.as_str())),
@@ -85,7 +85,7 @@ impl RoutingStack {
     /// no dynamic filter (no table, or no IPsec rule anchors it) is checked
     /// against its inbound selector, as before dynamic filters existed.
     /// `true`: it passes.
-    pub(super) fn tunnel_check(&mut self, now_ms: u64, i: usize, p: &PeekResult) -> bool {
+    pub(super) fn tunnel_check(&mut self, now: Instant, i: usize, p: &PeekResult) -> bool {
         let pair = &self.pairs[i];
         let (Some(table), Some(_)) = (self.filter.as_mut(), pair.install.filter.as_ref()) else {
             return selector_check(pair, p);
@@ -93,7 +93,7 @@ impl RoutingStack {
         let Some(packet) = peeked_packet(p, pair.install.inbound_id()) else {
             return false;
         };
-        let (verdict, log) = table.evaluate_logged(&packet, Instant::from_millis(now_ms));
+        let (verdict, log) = table.evaluate_logged(&packet, now);
         self.filter_logs.extend(log);
         let passes = matches!(verdict, Verdict::PermitProtected { .. });
         if !passes {

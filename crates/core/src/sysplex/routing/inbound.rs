@@ -34,22 +34,22 @@ pub fn connection_key(dvipa: Ipv4Addr, port: u16, target: &str) -> String {
 
 impl RoutingStack {
     /// Fig. 8: one inbound packet for an owned DVIPA.
-    pub fn inbound(&mut self, now_ms: u64, packet: &[u8]) -> Decision {
+    pub fn inbound(&mut self, now: Instant, packet: &[u8]) -> Decision {
         self.counters.packets_in += 1;
-        self.now_ms = now_ms;
+        self.now = now;
         self.note = RouteNote::EMPTY;
         let decision = match packet::classify(packet) {
             Err(packet::PacketError::Malformed) => Decision::Drop(RouteDrop::Malformed),
             Err(packet::PacketError::Fragment) => Decision::Drop(RouteDrop::Fragment),
-            Ok(kind @ (Kind::Ike | Kind::Plain(_))) => match self.filter_clear(now_ms, packet) {
+            Ok(kind @ (Kind::Ike | Kind::Plain(_))) => match self.filter_clear(now, packet) {
                 Some(drop) => Decision::Drop(drop),
                 None => match kind {
-                    Kind::Plain(flow) => self.plain(now_ms, packet.len(), &flow),
+                    Kind::Plain(flow) => self.plain(now, packet.len(), &flow),
                     _ => Decision::Ike,
                 },
             },
             Ok(Kind::NatKeepalive) => Decision::Drop(RouteDrop::NatKeepalive),
-            Ok(Kind::Ipsec(outer)) => self.ipsec(now_ms, packet, &outer),
+            Ok(Kind::Ipsec(outer)) => self.ipsec(now, packet, &outer),
         };
         self.count(&decision, packet.len());
         decision
@@ -75,7 +75,7 @@ impl RoutingStack {
 
     /// Plain TCP to a distributed port is distributed the same way (the
     /// Sysplex Distributor without IPsec); everything else is local.
-    pub(super) fn plain(&mut self, now_ms: u64, bytes: usize, flow: &Flow) -> Decision {
+    pub(super) fn plain(&mut self, now: Instant, bytes: usize, flow: &Flow) -> Decision {
         if flow.proto != IpProtocol::Tcp || !self.is_distributed(flow.dst, flow.dst_port) {
             return Decision::Local;
         }
@@ -85,7 +85,7 @@ impl RoutingStack {
             dvipa: flow.dst,
             port: flow.dst_port,
         };
-        match self.route_connection(now_ms, key, flow.flags.unwrap_or(TcpFlags(0)), bytes, false) {
+        match self.route_connection(now, key, flow.flags.unwrap_or(TcpFlags(0)), bytes, false) {
             Ok((target, target_xcf)) => Decision::Forward {
                 target,
                 target_xcf,
@@ -101,7 +101,7 @@ impl RoutingStack {
             .any(|d| d.config.addr == dvipa && d.distributes(port))
     }
 
-    pub(super) fn ipsec(&mut self, now_ms: u64, packet: &[u8], outer: &OuterView) -> Decision {
+    pub(super) fn ipsec(&mut self, now: Instant, packet: &[u8], outer: &OuterView) -> Decision {
         let Ok(loc) = locate_in(packet, outer) else {
             return Decision::Drop(RouteDrop::Malformed);
         };
@@ -130,7 +130,7 @@ impl RoutingStack {
         };
         // Block 136: the tunnel check, when this stack filters (claim 7);
         // otherwise the target does it after decryption (Fig. 9 block 152).
-        if self.config.filter_at == FilterAt::Routing && !self.tunnel_check(now_ms, i, &peeked) {
+        if self.config.filter_at == FilterAt::Routing && !self.tunnel_check(now, i, &peeked) {
             return Decision::Drop(RouteDrop::TunnelCheck);
         }
         // Block 138: the replay pre-check, of ESP and of a bundle's AH.
@@ -146,7 +146,7 @@ impl RoutingStack {
             return Decision::Drop(RouteDrop::Replay);
         }
         let flags = peeked.tcp_flags.unwrap_or(TcpFlags(0));
-        match self.route_connection(now_ms, key, flags, packet.len(), true) {
+        match self.route_connection(now, key, flags, packet.len(), true) {
             Ok((target, target_xcf)) => {
                 self.pairs[i].forwarded += 1;
                 if self.config.distribute_crypto {
@@ -212,7 +212,7 @@ impl RoutingStack {
     /// Blocks 134 and 142–144: find the connection's target, or pick one for a SYN.
     pub(super) fn route_connection(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         key: ConnKey,
         flags: TcpFlags,
         bytes: usize,
@@ -220,9 +220,9 @@ impl RoutingStack {
     ) -> Result<(Arc<str>, Ipv4Addr), RouteDrop> {
         if let Some(e) = self.dct.get_mut(&key) {
             if let Some(d) = distribution_for(&mut self.distributions, key.dvipa, key.port) {
-                d.touch(Instant::from_millis(now_ms), key.client, key.port);
+                d.touch(now, key.client, key.port);
             }
-            e.last_seen = Instant::from_millis(now_ms);
+            e.last_seen = now;
             e.packets += 1;
             e.bytes += bytes as u64;
             if flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST) {
@@ -241,21 +241,15 @@ impl RoutingStack {
         let dist = distribution_for(&mut self.distributions, key.dvipa, key.port)
             .ok_or(RouteDrop::NoTarget)?;
         let (target, target_xcf) = dist
-            .choose_for(
-                Instant::from_millis(now_ms),
-                key.client,
-                key.port,
-                &self.listeners,
-                &active,
-            )
+            .choose_for(now, key.client, key.port, &self.listeners, &active)
             .ok_or(RouteDrop::NoTarget)?;
         let target: Arc<str> = target.into();
         let entry = ConnEntry {
             target: Arc::clone(&target),
             target_xcf,
             state: ConnState::SynSeen,
-            created: Instant::from_millis(now_ms),
-            last_seen: Instant::from_millis(now_ms),
+            created: now,
+            last_seen: now,
             packets: 1,
             bytes: bytes as u64,
             ipsec,

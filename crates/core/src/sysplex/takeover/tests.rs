@@ -93,7 +93,7 @@ fn adopter_takes_the_dvipas_records_and_live_connections() {
         routing: &mut routing,
         target: &mut target,
         me: "MVS2",
-        now_ms: 1000,
+        now: Instant::from_millis(1000),
     }
     .adopt(&topo, DVA1, sas, conns.clone(), Some("MVS1"));
 

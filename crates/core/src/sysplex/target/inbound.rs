@@ -19,28 +19,28 @@ pub(super) fn conn_ended(key: ConnKey, reason: ConnEndReason) -> XcfMessage {
 impl TargetStack {
     /// GRE from a routing stack over the XCF link whose peer has XCF
     /// address `link_peer`.
-    pub fn from_gre(&mut self, now_ms: u64, link_peer: Ipv4Addr, packet: &[u8]) -> Verdict {
+    pub fn from_gre(&mut self, now: Instant, link_peer: Ipv4Addr, packet: &[u8]) -> Verdict {
         let decapped = decap(packet, self.xcf);
-        self.link_checked(now_ms, link_peer, decapped)
+        self.link_checked(now, link_peer, decapped)
     }
 
     /// The same for GRE-in-UDP (RFC 8086): `body` is a UDP payload to
     /// this image's XCF address, port 4754, sent from `udp_src`.
     pub fn from_gre_in_udp(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         link_peer: Ipv4Addr,
         udp_src: Ipv4Addr,
         body: &[u8],
     ) -> Verdict {
         let decapped = decap_gre(udp_src, body);
-        self.link_checked(now_ms, link_peer, decapped)
+        self.link_checked(now, link_peer, decapped)
     }
 
     /// Figs. 7 and 9 after decapsulation: the link check, then opening.
     pub(super) fn link_checked(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         link_peer: Ipv4Addr,
         decapped: Result<Decapped<'_>, TargetDrop>,
     ) -> Verdict {
@@ -48,7 +48,7 @@ impl TargetStack {
         let verdict = match decapped {
             Err(drop) => Verdict::Drop(drop),
             Ok(g) if g.outer_src != link_peer => Verdict::Drop(TargetDrop::LinkCheck),
-            Ok(g) => self.inbound(now_ms, g.inner, g.upstream),
+            Ok(g) => self.inbound(now, g.inner, g.upstream),
         };
         self.count_drop(&verdict);
         verdict
@@ -56,15 +56,15 @@ impl TargetStack {
 
     /// A packet for a DVIPA this image serves, without GRE (this image is
     /// its own routing stack), with what the routing stack already did.
-    pub fn inbound(&mut self, now_ms: u64, packet: &[u8], upstream: Upstream) -> Verdict {
+    pub fn inbound(&mut self, now: Instant, packet: &[u8], upstream: Upstream) -> Verdict {
         self.last_filter = None;
         match packet::classify(packet) {
             Err(_) => Verdict::Drop(TargetDrop::BadGre),
             Ok(Kind::Ipsec(outer)) => {
-                self.open(now_ms, packet, &outer, upstream == Upstream::Filtered)
+                self.open(now, packet, &outer, upstream == Upstream::Filtered)
             }
             Ok(_) if upstream == Upstream::Decrypted => self.deliver_plain(packet),
-            Ok(Kind::Plain(flow)) if self.clear_denied(now_ms, packet, flow.dst) => {
+            Ok(Kind::Plain(flow)) if self.clear_denied(now, packet, flow.dst) => {
                 Verdict::Drop(TargetDrop::Unprotected)
             }
             Ok(Kind::Plain(flow))
@@ -82,7 +82,7 @@ impl TargetStack {
     /// sent, none of its permit and deny rules: its default deny means
     /// "no anchor's business", and the routing stack, which has the whole
     /// policy, filtered the packet before forwarding it.
-    pub(super) fn clear_denied(&mut self, now_ms: u64, packet: &[u8], dvipa: Ipv4Addr) -> bool {
+    pub(super) fn clear_denied(&mut self, now: Instant, packet: &[u8], dvipa: Ipv4Addr) -> bool {
         let Some(table) = self.filters.get_mut(&dvipa) else {
             return false;
         };
@@ -90,7 +90,7 @@ impl TargetStack {
         let Ok(p) = FilterPacket::from_ipv4(packet, dir, PacketRouting::Local, None) else {
             return false;
         };
-        let (v, log) = table.evaluate_logged(&p, Instant::from_millis(now_ms));
+        let (v, log) = table.evaluate_logged(&p, now);
         self.filter_logs.extend(log);
         let denied = matches!(
             &v,
@@ -137,7 +137,7 @@ impl TargetStack {
     /// Fig. 9 blocks 150–158; `filtered`: the routing stack filtered (claim 7).
     pub(super) fn open(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         packet: &[u8],
         outer: &OuterView,
         filtered: bool,
@@ -154,23 +154,22 @@ impl TargetStack {
         };
         let mut out = std::mem::take(&mut self.scratch);
         let pair = &mut self.shadow[i];
-        let now_s = now_ms / 1000;
         // Block 150: ESP or AH alone, or the bundle (AH first, RFC 4301 §5.2).
         let opened = match pair.ah.as_mut() {
-            None => pair.inbound.open(now_s, packet, &mut out),
+            None => pair.inbound.open(now, packet, &mut out),
             Some(ah) => {
-                open_bundle_counted(&mut ah.inbound, &mut pair.inbound, now_s, packet, &mut out)
+                open_bundle_counted(&mut ah.inbound, &mut pair.inbound, now, packet, &mut out)
             }
         };
         let verdict = match opened {
             Err(e) => {
-                self.reject_if_new(now_ms, i, packet, e);
+                self.reject_if_new(now, i, packet, e);
                 Verdict::Drop(TargetDrop::Ipsec(e.reason()))
             }
             Ok(o) => {
                 self.counters.opened += 1;
                 self.counters.opened_bytes += o.protected_bytes as u64;
-                match self.after_open(now_ms, i, &out, o.protected_bytes as u64, o.seq, filtered) {
+                match self.after_open(now, i, &out, o.protected_bytes as u64, o.seq, filtered) {
                     // The plaintext buffer goes to the caller as it is.
                     Ok(()) => return Verdict::Deliver(out),
                     Err(d) => Verdict::Drop(d),
@@ -188,7 +187,7 @@ impl TargetStack {
     /// dynamic filter, which makes that check here ([`opening_selector`]).
     pub(super) fn after_open(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         i: usize,
         plain: &[u8],
         bytes: u64,
@@ -206,13 +205,13 @@ impl TargetStack {
         });
         if filtered {
             self.counters.filter_skipped += 1;
-        } else if let Err(d) = self.inbound_filter(now_ms, i, plain, &flow) {
+        } else if let Err(d) = self.inbound_filter(now, i, plain, &flow) {
             self.reject_unadmitted(i, key);
             return Err(d);
         }
         self.count_inbound(i, bytes, seq);
         if let Some(key) = key {
-            self.authenticated.insert(key, now_ms);
+            self.authenticated.insert(key, now);
             if flow.flags.is_some_and(|f| f.contains(TcpFlags::RST)) {
                 let owner = self.shadow[i].owner.clone();
                 self.outbox
@@ -232,7 +231,7 @@ impl TargetStack {
     /// selector decides, as before dynamic filters travelled.
     pub(super) fn inbound_filter(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         i: usize,
         plain: &[u8],
         flow: &Flow,
@@ -254,7 +253,7 @@ impl TargetStack {
         let Ok(p) = FilterPacket::from_ipv4(plain, dir, PacketRouting::Local, Some(under)) else {
             return Err(TargetDrop::Filter);
         };
-        let (v, log) = table.evaluate_logged(&p, Instant::from_millis(now_ms));
+        let (v, log) = table.evaluate_logged(&p, now);
         self.filter_logs.extend(log);
         let admitted = matches!(&v, filter::Verdict::PermitProtected { sa, .. } if *sa == under);
         if !admitted {
@@ -301,7 +300,7 @@ impl TargetStack {
     /// A packet that failed authentication may be the forged SYN that made
     /// the routing stack's DCT entry: unless this connection has had an
     /// authenticated packet here, tell the routing stack to drop the entry.
-    pub(super) fn reject_if_new(&mut self, _now_ms: u64, i: usize, packet: &[u8], e: OpenError) {
+    pub(super) fn reject_if_new(&mut self, _now: Instant, i: usize, packet: &[u8], e: OpenError) {
         if !matches!(e.reason(), DropReason::IcvMismatch) {
             return;
         }

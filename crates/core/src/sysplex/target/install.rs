@@ -50,7 +50,7 @@ impl TargetStack {
     /// Messages from routing stacks (Fig. 7 blocks 120–122, Fig. 11 block 170).
     pub fn on_xcf(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         from: &str,
         msg: &XcfMessage,
     ) -> Result<(), InstallError> {
@@ -64,8 +64,8 @@ impl TargetStack {
                 self.vipa_lists.retain(|_, l| !l.is_empty());
                 self.vipa_lists.insert(owner.clone(), vipas.clone());
             }
-            XcfMessage::SaInstall(install) => self.install(now_ms, from, install)?,
-            XcfMessage::BundleInstall(bundle) => self.install_bundle(now_ms, from, bundle)?,
+            XcfMessage::SaInstall(install) => self.install(now, from, install)?,
+            XcfMessage::BundleInstall(bundle) => self.install_bundle(now, from, bundle)?,
             XcfMessage::BundleDelete {
                 dvipa,
                 esp_inbound_spi,
@@ -108,37 +108,36 @@ impl TargetStack {
     /// Fig. 7 block 122: the pair goes into the shadow cache of its DVIPA.
     pub fn install(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         owner: &str,
         install: &SaInstall,
     ) -> Result<(), InstallError> {
-        self.insert(now_ms, owner, install, None)
+        self.insert(now, owner, install, None)
     }
 
     /// Fig. 7 block 122 for an AH+ESP bundle: the ESP pair and the AH pair
     /// outside it go into the shadow cache together.
     pub fn install_bundle(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         owner: &str,
         bundle: &BundleInstall,
     ) -> Result<(), InstallError> {
         bundle.check().map_err(SaError::from)?;
-        let now_s = now_ms / 1000;
         let (ah, report) = (&bundle.ah, bundle.esp.report_bytes);
         let ah = ShadowAh {
-            inbound: InboundSa::new(Sa::new(ah.inbound.clone())?, now_s),
-            outbound: OutboundSa::new(Sa::new(ah.outbound.clone())?, now_s),
+            inbound: InboundSa::new(Sa::new(ah.inbound.clone())?, now),
+            outbound: OutboundSa::new(Sa::new(ah.outbound.clone())?, now),
             inbound_life: lifesize_for(&ah.inbound, report),
             outbound_life: lifesize_for(&ah.outbound, report),
             bundle: ah.clone(),
         };
-        self.insert(now_ms, owner, &bundle.esp, Some(ah))
+        self.insert(now, owner, &bundle.esp, Some(ah))
     }
 
     pub(super) fn insert(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         owner: &str,
         install: &SaInstall,
         ah: Option<ShadowAh>,
@@ -155,11 +154,10 @@ impl TargetStack {
             p.install.filter = install.filter.clone();
             return Ok(());
         }
-        let now_s = now_ms / 1000;
         let mut opening = install.inbound.clone();
         opening.selector = opening_selector(install);
-        let inbound = InboundSa::new(Sa::new(opening)?, now_s);
-        let outbound = OutboundSa::new(Sa::new(install.outbound.clone())?, now_s);
+        let inbound = InboundSa::new(Sa::new(opening)?, now);
+        let outbound = OutboundSa::new(Sa::new(install.outbound.clone())?, now);
         self.place_filter(install)?;
         let pair = ShadowPair {
             owner: owner.to_string(),

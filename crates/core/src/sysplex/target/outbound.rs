@@ -134,7 +134,7 @@ impl TargetStack {
     /// [`OutboundPlan::Bundle`]), nor a single SA with an AH number.
     pub fn seal(
         &mut self,
-        now_ms: u64,
+        now: Instant,
         spi: Spi,
         seq: SeqNumbers,
         rng: &mut impl RngCore,
@@ -145,15 +145,14 @@ impl TargetStack {
             return Err(TargetDrop::NoShadowSa);
         };
         let pair = &mut self.shadow[i];
-        let now_s = now_ms / 1000;
         let sealed = match (pair.ah.as_mut(), seq.ah) {
-            (None, None) => pair.outbound.seal(now_s, seq.esp, rng, packet, out).is_ok(),
+            (None, None) => pair.outbound.seal(now, seq.esp, rng, packet, out).is_ok(),
             (Some(ah), Some(ah_seq)) => seal_bundle_counted(
                 &mut ah.outbound,
                 ah_seq,
                 &mut pair.outbound,
                 seq.esp,
-                now_s,
+                now,
                 rng,
                 packet,
                 out,

@@ -3,6 +3,7 @@
 use super::*;
 use crate::ipsec::sa::tests::config;
 use crate::ipsec::sa::{EncAlg, IntegAlg, Mode};
+use crate::time::Instant;
 
 const DVIPA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 
@@ -31,15 +32,17 @@ fn timing(t: &mut TargetStack, spi: u32, late: bool) {
         spi: Spi(spi),
         late,
     };
-    t.on_xcf(0, "MVS1", &msg).expect("RekeyTiming");
+    t.on_xcf(Instant::ZERO, "MVS1", &msg).expect("RekeyTiming");
 }
 
 #[test]
 fn rekey_timing_adapts_the_old_pair_and_its_successor_within_bounds() {
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
-    t.install(0, "MVS1", &pair(0x100, 0x200)).expect("old pair");
+    t.install(Instant::ZERO, "MVS1", &pair(0x100, 0x200))
+        .expect("old pair");
     // The successor is installed before the old pair's verdict comes.
-    t.install(0, "MVS1", &pair(0x101, 0x201)).expect("new pair");
+    t.install(Instant::ZERO, "MVS1", &pair(0x101, 0x201))
+        .expect("new pair");
     let d = REPORT_DEFAULT_BP;
     assert_eq!(thresholds(&t), vec![(d, d); 2]);
 
@@ -79,15 +82,18 @@ fn gre_in_udp_delivers_like_gre_and_checks_the_sender() {
     encap(mvs1, me, &inner, Upstream::Nothing, &mut ip);
 
     let delivered = Verdict::Deliver(inner.clone());
-    assert_eq!(t.from_gre(0, mvs1, &ip), delivered);
-    assert_eq!(t.from_gre_in_udp(0, mvs1, mvs1, &body), delivered);
+    assert_eq!(t.from_gre(Instant::ZERO, mvs1, &ip), delivered);
+    assert_eq!(
+        t.from_gre_in_udp(Instant::ZERO, mvs1, mvs1, &body),
+        delivered
+    );
     let spoofed = Ipv4Addr::new(198, 19, 0, 3);
     assert_eq!(
-        t.from_gre_in_udp(0, mvs1, spoofed, &body),
+        t.from_gre_in_udp(Instant::ZERO, mvs1, spoofed, &body),
         Verdict::Drop(TargetDrop::LinkCheck)
     );
     assert_eq!(
-        t.from_gre_in_udp(0, mvs1, mvs1, &body[..3]),
+        t.from_gre_in_udp(Instant::ZERO, mvs1, mvs1, &body[..3]),
         Verdict::Drop(TargetDrop::BadGre)
     );
     let c = t.counters();
@@ -102,7 +108,7 @@ use rand_core::SeedableRng;
 fn target_with_bundle() -> TargetStack {
     let mut t = TargetStack::new("MVS2", Ipv4Addr::new(198, 19, 0, 2));
     let msg = XcfMessage::BundleInstall(Box::new(bundle()));
-    t.on_xcf(0, "MVS1", &msg).unwrap();
+    t.on_xcf(Instant::ZERO, "MVS1", &msg).unwrap();
     t
 }
 
@@ -135,14 +141,22 @@ fn bundle_plans_two_structures_and_never_seals_esp_alone() {
     let mut out = Vec::new();
     let spi = b.esp.outbound.spi;
     assert_eq!(
-        t.seal(0, spi, SeqNumbers::single(1), &mut rng, &pkt, &mut out),
+        t.seal(
+            Instant::ZERO,
+            spi,
+            SeqNumbers::single(1),
+            &mut rng,
+            &pkt,
+            &mut out
+        ),
         Err(TargetDrop::Seal)
     );
     let both = SeqNumbers {
         esp: 9,
         ah: Some(7),
     };
-    t.seal(0, spi, both, &mut rng, &pkt, &mut out).unwrap();
+    t.seal(Instant::ZERO, spi, both, &mut rng, &pkt, &mut out)
+        .unwrap();
     assert_eq!(out[9], 51, "AH outermost");
     let pair = &t.shadow()[0];
     let ah = pair.ah.as_ref().unwrap();
@@ -181,9 +195,10 @@ fn bundle_delete_needs_the_bundle_spis() {
         ah_inbound_spi,
         ah_outbound_spi: b.ah.outbound.spi,
     };
-    t.on_xcf(0, "MVS1", &delete(Spi(0x99))).unwrap();
+    t.on_xcf(Instant::ZERO, "MVS1", &delete(Spi(0x99))).unwrap();
     assert_eq!(t.shadow().len(), 1);
-    t.on_xcf(0, "MVS1", &delete(b.ah.inbound.spi)).unwrap();
+    t.on_xcf(Instant::ZERO, "MVS1", &delete(b.ah.inbound.spi))
+        .unwrap();
     assert!(t.shadow().is_empty());
 }
 
@@ -194,6 +209,6 @@ fn inconsistent_bundle_is_refused() {
     let mut b = bundle();
     b.ah.inbound.protocol = Protocol::Esp;
     let msg = XcfMessage::BundleInstall(Box::new(b));
-    assert!(t.on_xcf(0, "MVS1", &msg).is_err());
+    assert!(t.on_xcf(Instant::ZERO, "MVS1", &msg).is_err());
     assert!(t.shadow().is_empty());
 }
