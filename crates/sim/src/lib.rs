@@ -934,7 +934,8 @@ impl World {
     /// Fig. 8 at the owner.
     fn at_routing(&mut self, packet: Vec<u8>) {
         let (now, owner) = (self.now_ms, self.owner.clone());
-        let decision = self.routing().inbound(Instant::from_millis(now), &packet);
+        let at = self.instant();
+        let decision = self.routing().inbound(at, &packet);
         let note = self.routing().last_note().clone();
         self.log_route_note(&owner, &note);
         match decision {
@@ -970,11 +971,12 @@ impl World {
             }
             Decision::DecryptAndForward { target, target_xcf } => {
                 self.log(format!("{owner} routing  decrypts here (distribute_crypto = false), forwards plaintext to {target}"));
-                if let Verdict::Deliver(plain) = self.image(&owner).image.target_mut().inbound(
-                    Instant::from_millis(now),
-                    &packet,
-                    Upstream::Nothing,
-                ) {
+                if let Verdict::Deliver(plain) =
+                    self.image(&owner)
+                        .image
+                        .target_mut()
+                        .inbound(at, &packet, Upstream::Nothing)
+                {
                     let src = self.images[&owner].xcf;
                     let datagram = XcfDatagram::new(
                         self.xcf_forwarding,
