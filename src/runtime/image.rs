@@ -547,6 +547,8 @@ impl ImageNode {
                 ImageEvent::SaRefused { from, reason } => {
                     tracing::warn!("SA from {from} refused: {reason}");
                 }
+                // Only recorded for a shell that traces (the simulator).
+                ImageEvent::Inbound(_) => {}
             }
         }
     }

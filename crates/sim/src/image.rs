@@ -1,9 +1,10 @@
 //! The simulator drives each image's [`Image`] state machine as the
 //! daemon does, with virtual time and in-memory links: XCF messages go
-//! in through `handle_xcf`, packets the image's kernel sends through
-//! `handle_tun_burst`, and what it polls out (CF requests, sealed chunks,
-//! XCF messages, events) is answered or queued here and rendered as trace
-//! lines. The CF answers at once (its round trip takes no virtual time).
+//! in through `handle_xcf`, packets for the owner's DVIPA and packets the
+//! image's kernel sends through `handle_tun_burst`, GRE from an XCF data
+//! link through `handle_xcf_datagram`, and what it polls out (CF requests,
+//! sealed chunks, XCF messages, TUN writes, events and inbound notes) is
+//! answered or queued here and rendered as trace lines. The CF answers at once (its round trip takes no virtual time).
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -95,7 +96,12 @@ impl World {
     }
 
     /// Carries out everything `name`'s image polls out, until it is quiet.
+    /// The kernel's answers are queued before what the stacks send.
     pub(super) fn drain_image(&mut self, name: &str, burst: &[Vec<u8>]) {
+        self.drain_events(name);
+        while let Some(plain) = self.image(name).image.poll_tun_write() {
+            self.deliver_to_kernel(name, &plain);
+        }
         loop {
             self.drain_events(name);
             let asked = self.answer_cf(name);
@@ -106,9 +112,6 @@ impl World {
                 break;
             };
             self.transmit(name, t, burst);
-        }
-        while let Some(plain) = self.image(name).image.poll_tun_write() {
-            self.deliver_to_kernel(name, &plain);
         }
     }
 
@@ -172,6 +175,15 @@ impl World {
                 let (src, dst) = (self.images[name].xcf, self.images[to.as_str()].xcf);
                 let datagram =
                     super::XcfDatagram::new(self.xcf_forwarding, src, dst, inner, upstream);
+                // Forwarded as it came (block 140); a plaintext decrypted
+                // here was told with the routing decision.
+                if let Payload::Input(_) = payload {
+                    self.log(format!(
+                        "{name} routing  → {to}: {} over XCF ({} bytes)",
+                        datagram.describe(dst),
+                        datagram.wire_len()
+                    ));
+                }
                 let (from, to) = (name.to_string(), to.to_string());
                 self.queue
                     .push_back((at, Event::Gre { from, to, datagram }));
@@ -215,6 +227,7 @@ impl World {
                 ImageEvent::IkeDatagram(_) => {
                     self.log(format!("{name} routing  IKE (not simulated here)"));
                 }
+                ImageEvent::Inbound(note) => self.log_inbound(name, note),
                 ImageEvent::Lifesize { .. } | ImageEvent::FilterLogs(_) => {}
             }
         }

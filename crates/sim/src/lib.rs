@@ -21,12 +21,14 @@ use plexnet_core::ipsec::sa::{
 };
 use plexnet_core::ipsec::sad::{open_bundle_counted, seal_bundle_counted, InboundSa, OutboundSa};
 use plexnet_core::sysplex::config::{Dest, DestRole, DistMethod, VipaDistribute, XcfForwarding};
-use plexnet_core::sysplex::image::{Image, ImageConfig, ImageId, NewConnPolicy};
+use plexnet_core::sysplex::image::{
+    Image, ImageConfig, ImageId, InboundNote, NewConnPolicy, TargetNote, TargetVia,
+    XcfDatagram as LinkDatagram,
+};
 use plexnet_core::sysplex::routing::{
     DctOutcome, Decision, RouteNote, RoutingConfig, RoutingStack,
 };
-use plexnet_core::sysplex::stack;
-use plexnet_core::sysplex::target::{self, TargetCounters, Upstream, Verdict};
+use plexnet_core::sysplex::target::{self, Upstream, Verdict};
 use plexnet_core::sysplex::xcf::{
     AhBundle, BundleInstall, CfRequest, CfResponse, SaInstall, SeqKey, XcfMessage,
 };
@@ -68,10 +70,13 @@ impl SimImage {
             owned,
             newconn: NewConnPolicy::default(),
         };
+        let mut image = Image::new(config, routing, Instant::ZERO);
+        // The trace renders what the image notes of each inbound packet.
+        image.set_trace(true);
         Self {
             name: ImageId::new(name),
             xcf,
-            image: Image::new(config, routing, Instant::ZERO),
+            image,
             server,
         }
     }
@@ -931,123 +936,73 @@ impl World {
         }
     }
 
-    /// Fig. 8 at the owner.
+    /// Fig. 8 at the owner: the packet goes into its image as its TUN
+    /// hands it over (the kernel routes the DVIPA's packets there).
     fn at_routing(&mut self, packet: Vec<u8>) {
-        let (now, owner) = (self.now_ms, self.owner.clone());
-        let at = self.instant();
-        let decision = self.routing().inbound(at, &packet);
-        let note = self.routing().last_note().clone();
-        self.log_route_note(&owner, &note);
-        match decision {
-            Decision::Forward {
-                target, upstream, ..
-            } if *target == *owner => {
-                self.log(format!(
-                    "{owner} routing  → own target stack (this image is the target)"
-                ));
-                self.at_target_direct(&owner, &packet, upstream);
-            }
-            Decision::Forward {
-                target,
-                target_xcf,
-                upstream,
-            } => {
-                let src = self.images[&owner].xcf;
-                let datagram =
-                    XcfDatagram::new(self.xcf_forwarding, src, target_xcf, &packet, upstream);
-                self.log(format!(
-                    "{owner} routing  → {target}: {} over XCF ({} bytes)",
-                    datagram.describe(target_xcf),
-                    datagram.wire_len()
-                ));
-                self.queue.push_back((
-                    now + HOP_MS,
-                    Event::Gre {
-                        from: owner.to_string(),
-                        to: target.to_string(),
-                        datagram,
-                    },
-                ));
-            }
-            Decision::DecryptAndForward { target, target_xcf } => {
-                self.log(format!("{owner} routing  decrypts here (distribute_crypto = false), forwards plaintext to {target}"));
-                if let Verdict::Deliver(plain) =
-                    self.image(&owner)
-                        .image
-                        .target_mut()
-                        .inbound(at, &packet, Upstream::Nothing)
-                {
-                    let src = self.images[&owner].xcf;
-                    let datagram = XcfDatagram::new(
-                        self.xcf_forwarding,
-                        src,
-                        target_xcf,
-                        &plain,
-                        Upstream::Decrypted,
-                    );
-                    self.queue.push_back((
-                        now + HOP_MS,
-                        Event::Gre {
-                            from: owner.to_string(),
-                            to: target.to_string(),
-                            datagram,
-                        },
-                    ));
-                }
-            }
-            Decision::Local => {
-                self.log(format!(
-                    "{owner} routing  not distributable: processed by the routing stack itself"
-                ));
-                self.at_target_direct(&owner, &packet, Upstream::Nothing);
-            }
-            Decision::Ike => self.log(format!("{owner} routing  IKE (not simulated here)")),
-            Decision::Drop(r) => self.log(format!("{owner} routing  DROP {}", r.as_str())),
-        }
+        let (now, owner) = (self.instant(), self.owner.clone());
+        let burst = vec![packet];
+        self.image(&owner)
+            .image
+            .handle_tun_burst(now, burst.iter().map(Vec::as_slice));
+        self.drain_image(&owner, &burst);
     }
 
+    /// Figs. 7 and 9: a datagram from `from`'s XCF data link into `to`'s
+    /// image.
     fn at_target_gre(&mut self, from: &str, to: &str, datagram: &XcfDatagram) {
         let now = self.instant();
         // The XCF link the datagram came in on: the one from `from`.
         let link_peer = self.images[from].xcf;
         self.heard(to, from);
-        let before = self.images[to].image.target().counters().clone();
-        let target = self.image(to).image.target_mut();
-        let (v, how) = match datagram {
-            XcfDatagram::Gre(packet) => (
-                target.from_gre(now, link_peer, packet),
-                "GRE decapsulated, link check ok",
-            ),
-            XcfDatagram::GreInUdp { src, body } => (
-                target.from_gre_in_udp(now, link_peer, *src, body),
-                "GRE-in-UDP decapsulated, link check ok",
-            ),
+        let datagram = match datagram {
+            XcfDatagram::Gre(packet) => LinkDatagram::Gre(packet),
+            XcfDatagram::GreInUdp { src, body } => LinkDatagram::GreInUdp { src: *src, body },
         };
-        self.after_target(to, v, how, &before);
-    }
-
-    fn at_target_direct(&mut self, image: &str, packet: &[u8], upstream: Upstream) {
-        let now = self.instant();
-        let before = self.images[image].image.target().counters().clone();
-        let v = self
-            .image(image)
+        self.image(to)
             .image
-            .target_mut()
-            .inbound(now, packet, upstream);
-        self.after_target(image, v, "", &before);
+            .handle_xcf_datagram(now, link_peer, datagram);
+        self.drain_image(to, &[]);
     }
 
-    /// What the target did, told from its counters before and after.
-    fn after_target(&mut self, image: &str, v: Verdict, how: &str, before: &TargetCounters) {
-        let target = self.images[image].image.target();
-        let filtered = target
-            .last_filter()
-            .map(|(f, under)| plexnet_core::trace::verdict(f, under.map(|u| u.spi)));
-        match v {
+    /// What `image` noted of an inbound packet, as trace lines.
+    fn log_inbound(&mut self, image: &str, note: InboundNote) {
+        match note {
+            InboundNote::Routed { note, decision } => {
+                self.log_route_note(image, &note);
+                self.log_decision(image, &decision);
+            }
+            InboundNote::Target(t) => self.log_target(image, t),
+            InboundNote::EchoAnswered => self.log(format!(
+                "{image} stack    ICMP echo answered from user space"
+            )),
+        }
+    }
+
+    /// The routing stack's decision (block 140's hop is told where the
+    /// datagram leaves, IKE where the image hands it over).
+    fn log_decision(&mut self, owner: &str, decision: &Decision) {
+        let line = match decision {
+            Decision::Forward { target, .. } if **target == *owner => {
+                "→ own target stack (this image is the target)".to_string()
+            }
+            Decision::Forward { .. } | Decision::Ike => return,
+            Decision::DecryptAndForward { target, .. } => {
+                format!("decrypts here (distribute_crypto = false), forwards plaintext to {target}")
+            }
+            Decision::Local => {
+                "not distributable: processed by the routing stack itself".to_string()
+            }
+            Decision::Drop(r) => format!("DROP {}", r.as_str()),
+        };
+        self.log(format!("{owner} routing  {line}"));
+    }
+
+    /// What the target stack did with a packet.
+    fn log_target(&mut self, image: &str, t: TargetNote) {
+        let plain = match t.verdict {
             Verdict::Drop(d) => {
-                if let Some(f) = filtered {
-                    let opened = target.counters().opened > before.opened;
-                    let block = if opened {
+                if let Some(f) = t.filter {
+                    let block = if t.opened.is_some() {
                         "decrypted, inbound filter (block 152)"
                     } else {
                         "IP filter"
@@ -1055,48 +1010,37 @@ impl World {
                     self.log(format!("{image} target   {block}: {f}"));
                 }
                 self.log(format!("{image} target   DROP {}", d.name()));
+                return;
             }
-            Verdict::Deliver(plain) => {
-                let after = self.images[image].image.target().counters();
-                let what = if after.opened > before.opened {
-                    let skipped = if after.filter_skipped > before.filter_skipped {
-                        " (filter skipped: the routing stack filtered)".to_string()
-                    } else {
-                        filtered.map_or(", filter ok".to_string(), |f| format!(", {f}"))
-                    };
-                    format!(
-                        "opened with shadow SA (opens so far: {}){skipped}",
-                        after.opened
-                    )
+            Verdict::Deliver(plain) => plain,
+        };
+        let what = match t.opened {
+            Some(opens) => {
+                let skipped = if t.filter_skipped {
+                    " (filter skipped: the routing stack filtered)".to_string()
                 } else {
-                    "plaintext accepted".to_string()
+                    t.filter
+                        .map_or(", filter ok".to_string(), |f| format!(", {f}"))
                 };
-                let sep = if how.is_empty() { "" } else { ", " };
-                self.log(format!(
-                    "{image} target   {how}{sep}{what} → TUN: {}",
-                    plexnet_core::trace::packet(&plain)
-                ));
-                self.deliver_to_kernel(image, &plain);
+                format!("opened with shadow SA (opens so far: {opens}){skipped}")
             }
-        }
+            None => "plaintext accepted".to_string(),
+        };
+        let how = match t.via {
+            TargetVia::Direct => "",
+            TargetVia::Gre => "GRE decapsulated, link check ok, ",
+            TargetVia::GreInUdp => "GRE-in-UDP decapsulated, link check ok, ",
+        };
+        self.log(format!(
+            "{image} target   {how}{what} → TUN: {}",
+            plexnet_core::trace::packet(&plain)
+        ));
     }
 
-    /// The image's kernel: echo for an owned DVIPA, TCP to the server.
+    /// The image's kernel delivers what its TUN got: TCP to the server
+    /// (the image answered echoes itself).
     fn deliver_to_kernel(&mut self, image: &str, plain: &[u8]) {
         let now = self.now_ms;
-        if let stack::Verdict::Reply(reply) = self.image(image).image.stack_mut().inbound(plain) {
-            self.log(format!(
-                "{image} stack    ICMP echo answered from user space"
-            ));
-            self.queue.push_back((
-                now,
-                Event::Outbound {
-                    image: image.into(),
-                    packet: reply,
-                },
-            ));
-            return;
-        }
         let replies = self.image(image).server.receive(plain);
         for r in replies {
             self.log(format!(

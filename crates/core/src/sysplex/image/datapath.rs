@@ -5,7 +5,10 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Image, ImageEvent, ImageId, Payload, SealKeys, Transmit, XcfDatagram};
+use super::notes::Before;
+use super::{
+    Image, ImageEvent, ImageId, InboundNote, Payload, SealKeys, TargetVia, Transmit, XcfDatagram,
+};
 use crate::ipsec::sa::Spi;
 use crate::sysplex::routing::Decision;
 use crate::sysplex::stack;
@@ -47,19 +50,13 @@ impl Image {
     /// Fig. 8 at the routing stack; returns packets this image answers
     /// itself (ICMP echo), which leave like any outbound packet.
     fn inbound_at_owner(&mut self, now: Instant, i: usize, packet: &[u8]) -> Vec<Vec<u8>> {
-        let decision = match self.routing.as_mut() {
-            Some(r) => {
-                let d = r.inbound(now, packet);
-                let logs = r.take_filter_logs();
-                self.push_filter_logs(logs);
-                d
-            }
-            None => Decision::Local,
-        };
+        let decision = self.route(now, packet);
         match decision {
             Decision::Forward {
                 target, upstream, ..
-            } if *target == *self.id.as_str() => self.deliver_here(now, packet, upstream),
+            } if *target == *self.id.as_str() => {
+                self.deliver_here(now, packet, upstream, TargetVia::Direct)
+            }
             Decision::Forward {
                 target, upstream, ..
             } => {
@@ -81,7 +78,7 @@ impl Image {
                 }
                 Vec::new()
             }
-            Decision::Local => self.deliver_here(now, packet, Upstream::Nothing),
+            Decision::Local => self.deliver_here(now, packet, Upstream::Nothing, TargetVia::Direct),
             Decision::Ike => {
                 self.events
                     .push_back(ImageEvent::IkeDatagram(packet.to_vec()));
@@ -91,15 +88,41 @@ impl Image {
         }
     }
 
+    /// Fig. 8 blocks 132–146: the routing stack's decision (this image
+    /// processes what it owns but does not distribute).
+    fn route(&mut self, now: Instant, packet: &[u8]) -> Decision {
+        let Some(r) = self.routing.as_mut() else {
+            return Decision::Local;
+        };
+        let d = r.inbound(now, packet);
+        let logs = r.take_filter_logs();
+        if self.trace {
+            let note = r.last_note().clone();
+            let decision = d.clone();
+            self.note(|| InboundNote::Routed { note, decision });
+        }
+        self.push_filter_logs(logs);
+        d
+    }
+
     /// This image's own target stack, then its IP layer: echo for an owned
     /// DVIPA answered here, the rest into the TUN for the kernel.
-    fn deliver_here(&mut self, now: Instant, packet: &[u8], upstream: Upstream) -> Vec<Vec<u8>> {
+    fn deliver_here(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        upstream: Upstream,
+        via: TargetVia,
+    ) -> Vec<Vec<u8>> {
+        let before = Before::of(self.target.counters());
         let verdict = self.target.inbound(now, packet, upstream);
+        self.note_target(via, before, &verdict);
         self.collect_target_outbox();
         let Verdict::Deliver(plain) = verdict else {
             return Vec::new();
         };
         if let stack::Verdict::Reply(reply) = self.stack.inbound(&plain) {
+            self.note(|| InboundNote::EchoAnswered);
             return vec![reply];
         }
         self.tun_writes.push_back(plain);
@@ -114,12 +137,17 @@ impl Image {
         link_peer: Ipv4Addr,
         datagram: XcfDatagram<'_>,
     ) {
-        let verdict = match datagram {
-            XcfDatagram::Gre(packet) => self.target.from_gre(now, link_peer, packet),
-            XcfDatagram::GreInUdp { src, body } => {
-                self.target.from_gre_in_udp(now, link_peer, src, body)
+        let before = Before::of(self.target.counters());
+        let (verdict, via) = match datagram {
+            XcfDatagram::Gre(packet) => {
+                (self.target.from_gre(now, link_peer, packet), TargetVia::Gre)
             }
+            XcfDatagram::GreInUdp { src, body } => (
+                self.target.from_gre_in_udp(now, link_peer, src, body),
+                TargetVia::GreInUdp,
+            ),
         };
+        self.note_target(via, before, &verdict);
         self.collect_target_outbox();
         if let Verdict::Deliver(plain) = verdict {
             self.tun_writes.push_back(plain);

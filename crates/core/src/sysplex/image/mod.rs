@@ -15,6 +15,7 @@
 mod cf_numbers;
 mod datapath;
 mod hold;
+mod notes;
 mod takeover;
 mod xcf;
 
@@ -38,6 +39,7 @@ use crate::time::Instant;
 
 pub use cf_numbers::{CfAsk, CfAskId, CfReply, SealKeys, SealedChunk, SEQ_CHUNK, SEQ_DEADLINE};
 pub use hold::{NewConnPolicy, HELD_FOR, HELD_MAX};
+pub use notes::{InboundNote, TargetNote, TargetVia};
 pub use xcf::{delete_msg, seq_keys, SaInstallError};
 
 /// The name of a z/OS image (`MVS1`), as XCF and the stacks know it.
@@ -179,6 +181,9 @@ pub enum ImageEvent {
     FilterLogs(Vec<FilterLog>),
     /// An SA a routing stack sent was refused by the shadow cache.
     SaRefused { from: ImageId, reason: String },
+    /// What happened to an inbound packet, for a shell that traces
+    /// (only after [`Image::set_trace`]).
+    Inbound(InboundNote),
 }
 
 /// The image's own counters (the stacks count their own decisions).
@@ -224,6 +229,8 @@ pub struct Image {
     events: VecDeque<ImageEvent>,
     counters: ImageCounters,
     next_tick: Instant,
+    /// Whether [`ImageEvent::Inbound`] notes are recorded.
+    trace: bool,
 }
 
 impl Image {
@@ -247,6 +254,7 @@ impl Image {
             counters: ImageCounters::default(),
             // Due at once: the first tick announces the VIPA list.
             next_tick: now,
+            trace: false,
         }
     }
 

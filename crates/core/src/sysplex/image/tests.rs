@@ -184,3 +184,42 @@ fn a_refused_block_drops_its_group() {
     assert!(transmits(&mut image).is_empty());
     assert!(!image.numbers_pending());
 }
+
+/// The GRE datagram MVS1's link carries to MVS2 for `inner`.
+fn gre_from_mvs1(inner: &[u8]) -> (Ipv4Addr, Vec<u8>) {
+    let mvs1_xcf = Ipv4Addr::new(198, 19, 0, 1);
+    let mut g = Vec::new();
+    crate::sysplex::target::encap(
+        mvs1_xcf,
+        Ipv4Addr::new(198, 19, 0, 2),
+        inner,
+        crate::sysplex::target::Upstream::Nothing,
+        &mut g,
+    );
+    (mvs1_xcf, g)
+}
+
+fn inbound_notes(image: &mut Image) -> Vec<InboundNote> {
+    std::iter::from_fn(|| image.poll_event())
+        .filter_map(|e| match e {
+            ImageEvent::Inbound(n) => Some(n),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn inbound_notes_are_recorded_only_for_a_shell_that_traces() {
+    let (link, gre) = gre_from_mvs1(&segment(80, TcpFlags::SYN));
+    let mut image = mvs2();
+    image.handle_xcf_datagram(Instant::ZERO, link, XcfDatagram::Gre(&gre));
+    assert!(inbound_notes(&mut image).is_empty());
+
+    image.set_trace(true);
+    image.handle_xcf_datagram(Instant::ZERO, link, XcfDatagram::Gre(&gre));
+    let notes = inbound_notes(&mut image);
+    assert!(
+        matches!(&notes[..], [InboundNote::Target(t)] if t.via == TargetVia::Gre),
+        "{notes:?}"
+    );
+}
