@@ -69,6 +69,8 @@ impl Image {
             }
             Decision::DecryptAndForward { target, .. } => {
                 let v = self.target.inbound(now, packet, Upstream::Nothing);
+                // Its lifesize reports leave now, as on every other path.
+                self.collect_target_outbox();
                 if let Verdict::Deliver(plain) = v {
                     self.transmits.push_back(Transmit::XcfData {
                         to: ImageId::from(target),
