@@ -34,8 +34,8 @@ use crate::ipsec::filter::FilterLog;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::TUN_NAME;
 use crate::sysplex::image::{
-    CfAsk, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk, Transmit,
-    XcfDatagram,
+    CfAsk, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk, SeqAsk,
+    Transmit, XcfDatagram,
 };
 use crate::sysplex::routing::{RoutingConfig, RoutingStack};
 use crate::sysplex::target::{GreHeader, Upstream};
@@ -549,6 +549,7 @@ impl ImageNode {
                 }
                 // Only recorded for a shell that traces (the simulator).
                 ImageEvent::Inbound(_) => {}
+                other => tracing::debug!("{other:?}"),
             }
         }
     }
@@ -610,13 +611,28 @@ impl ImageNode {
         loop {
             let ask = self.core().image.poll_cf_request(self.now());
             let Some(ask) = ask else { return };
-            let reply = self.take_numbers(ask).await;
-            let now = self.now();
-            let out = {
-                let mut core = self.core();
-                let Core { image, rng } = &mut *core;
-                image.handle_cf_reply(now, ask.id, reply, rng);
-                Outputs::drain(image, now)
+            let out = match ask {
+                CfAsk::Numbers(ask) => {
+                    let reply = self.take_numbers(ask).await;
+                    let now = self.now();
+                    let mut core = self.core();
+                    let Core { image, rng } = &mut *core;
+                    image.handle_cf_reply(now, ask.id, reply, rng);
+                    Outputs::drain(image, now)
+                }
+                CfAsk::Kv { id, req } => {
+                    let r = match self.cf.get() {
+                        Some(cf) => cf.request(req).await.map_err(|e| e.to_string()),
+                        None => Err("no CF connection".to_string()),
+                    };
+                    let now = self.now();
+                    let mut core = self.core();
+                    match r {
+                        Ok(r) => core.image.handle_cf_response(now, id, r),
+                        Err(why) => core.image.handle_cf_failure(id, why),
+                    }
+                    Outputs::drain(&mut core.image, now)
+                }
             };
             self.carry_out(out, &[], None).await;
         }
@@ -633,7 +649,7 @@ impl ImageNode {
     /// `ask.n` sequence numbers from the CF (LISTKEYINC), or none when the
     /// CF is unreachable (the image counts it and drops the packets like
     /// a full queue).
-    async fn take_numbers(&self, ask: CfAsk) -> Option<(u64, u32)> {
+    async fn take_numbers(&self, ask: SeqAsk) -> Option<(u64, u32)> {
         let cf = self.cf.get()?;
         let key: SeqKey = ask.key;
         cf.fetch_add(key, ask.n).await.ok()
