@@ -35,7 +35,7 @@ use crate::lab::netlink::NsLinks;
 use crate::lab::plan::TUN_NAME;
 use crate::sysplex::image::{
     CfAsk, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk, SeqAsk,
-    Transmit, XcfDatagram,
+    TakeoverPlan, Transmit, XcfDatagram,
 };
 use crate::sysplex::routing::{RoutingConfig, RoutingStack};
 use crate::sysplex::target::{GreHeader, Upstream};
@@ -471,13 +471,23 @@ impl ImageNode {
         self.ext_send(packet).await;
     }
 
-    /// The VIPA list and every owned SA to every target (on start, and
-    /// after a takeover).
+    /// The VIPA list and every owned SA to every target (on start).
     pub(super) fn announce_all(&self) {
         let now = self.now();
         let out = {
             let mut core = self.core();
             core.image.announce_all();
+            Outputs::drain(&mut core.image, now)
+        };
+        self.send_messages(out.xcf);
+    }
+
+    /// `dvipa`, taken over, is plumbed: the image announces it.
+    pub(super) fn dvipa_plumbed(&self, dvipa: Ipv4Addr) {
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.handle_dvipa_plumbed(dvipa);
             Outputs::drain(&mut core.image, now)
         };
         self.send_messages(out.xcf);
@@ -549,7 +559,11 @@ impl ImageNode {
                 }
                 // Only recorded for a shell that traces (the simulator).
                 ImageEvent::Inbound(_) => {}
-                other => tracing::debug!("{other:?}"),
+                // A takeover's steps ([`super::takeover`]).
+                other => match self.takeover.get() {
+                    Some(t) => t.on_image_event(other),
+                    None => tracing::debug!("{other:?}"),
+                },
             }
         }
     }
@@ -608,6 +622,19 @@ impl ImageNode {
     /// Fig. 10 block 162: carries out the image's CF requests, one at a
     /// time, each answer letting it seal a chunk that leaves at once.
     async fn run_cf_numbers(&self) {
+        self.run_cf(None).await;
+    }
+
+    /// A takeover the watch decided: the image carries out its steps, its
+    /// CF requests answered over `kv` (the takeover's CF connection).
+    pub(super) async fn take_over(&self, plan: TakeoverPlan, kv: &super::cf::CfClient) {
+        self.core().image.start_takeover(plan);
+        self.run_cf(Some(kv)).await;
+    }
+
+    /// The image's CF requests, one at a time: sequence numbers over this
+    /// image's CF connection, a takeover's steps over `kv` when given.
+    async fn run_cf(&self, kv: Option<&super::cf::CfClient>) {
         loop {
             let ask = self.core().image.poll_cf_request(self.now());
             let Some(ask) = ask else { return };
@@ -621,7 +648,7 @@ impl ImageNode {
                     Outputs::drain(image, now)
                 }
                 CfAsk::Kv { id, req } => {
-                    let r = match self.cf.get() {
+                    let r = match kv.or(self.cf.get()) {
                         Some(cf) => cf.request(req).await.map_err(|e| e.to_string()),
                         None => Err("no CF connection".to_string()),
                     };

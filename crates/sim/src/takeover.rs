@@ -586,6 +586,7 @@ impl World {
                     "{me} ext      gratuitous ARP: {dvipa} is at {me}; the LAN delivers DVA1 here"
                 ));
                 self.flush_journals();
+                self.image(me).image.handle_dvipa_plumbed(dvipa);
             }
             _ => {}
         }

@@ -5,8 +5,9 @@
 //! routing stack with its own VIPADISTRIBUTE statements for it and keeps a
 //! DCT journal from then on (what the CF holds for the next takeover);
 //! the SA pairs and connections are read from the CF and adopted
-//! ([`tk::Adopter`]); the image owns the DVIPA and announces its VIPA list
-//! and SAs to the targets. The CF requests leave through
+//! ([`tk::Adopter`]); the image owns the DVIPA and, once the shell plumbed it
+//! ([`Image::handle_dvipa_plumbed`]), announces its VIPA list and SAs to
+//! the targets. The CF requests leave through
 //! [`Image::poll_cf_request`] ([`CfAsk::Kv`]) one at a time, each answer
 //! ([`Image::handle_cf_response`]) letting the next step go; what only
 //! the shell can do (the kernel plumbing, the gratuitous ARP, IKE) is
@@ -264,8 +265,8 @@ impl Image {
         self.adopt(now, run);
     }
 
-    /// Everything is read: adopt it, own the DVIPA, let the shell plumb
-    /// it, and announce the VIPA list and the SAs to the targets.
+    /// Everything is read: adopt it, own the DVIPA, and let the shell
+    /// plumb it.
     fn adopt(&mut self, now: Instant, run: Running) {
         let Running {
             plan, sas, conns, ..
@@ -292,6 +293,13 @@ impl Image {
             sas_adopted,
             conns_restored,
         });
-        self.announce_all();
+    }
+
+    /// The shell plumbed `dvipa` after [`ImageEvent::PlumbDvipa`]: the
+    /// VIPA list and the SAs go to the targets.
+    pub fn handle_dvipa_plumbed(&mut self, dvipa: Ipv4Addr) {
+        if self.stack.owned().contains(&dvipa) {
+            self.announce_all();
+        }
     }
 }
