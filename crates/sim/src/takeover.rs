@@ -2,8 +2,9 @@
 //! DCT entries into the CF's key/value store ([`plexnet_core::sysplex::takeover`]
 //! has the keys), images exchange heartbeats in virtual time, a failed
 //! image goes silent, and the backup whose [`Watch`] says so takes the
-//! DVIPA over from what the CF holds — the same steps, in the same order,
-//! as `runtime::takeover` carries out in real namespaces.
+//! DVIPA over from what the CF holds: its `Image` carries out the steps
+//! (`Image::start_takeover`), as it does under `runtime::takeover` in
+//! real namespaces; the simulator answers its CF requests and traces.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
