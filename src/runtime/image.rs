@@ -34,8 +34,8 @@ use crate::ipsec::filter::FilterLog;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::TUN_NAME;
 use crate::sysplex::image::{
-    CfAsk, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk, Transmit,
-    XcfDatagram,
+    CfAsk, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk, SeqAsk,
+    TakeoverPlan, Transmit, XcfDatagram,
 };
 use crate::sysplex::routing::{RoutingConfig, RoutingStack};
 use crate::sysplex::target::{GreHeader, Upstream};
@@ -471,13 +471,23 @@ impl ImageNode {
         self.ext_send(packet).await;
     }
 
-    /// The VIPA list and every owned SA to every target (on start, and
-    /// after a takeover).
+    /// The VIPA list and every owned SA to every target (on start).
     pub(super) fn announce_all(&self) {
         let now = self.now();
         let out = {
             let mut core = self.core();
             core.image.announce_all();
+            Outputs::drain(&mut core.image, now)
+        };
+        self.send_messages(out.xcf);
+    }
+
+    /// `dvipa`, taken over, is plumbed: the image announces it.
+    pub(super) fn dvipa_plumbed(&self, dvipa: Ipv4Addr) {
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.handle_dvipa_plumbed(dvipa);
             Outputs::drain(&mut core.image, now)
         };
         self.send_messages(out.xcf);
@@ -549,6 +559,11 @@ impl ImageNode {
                 }
                 // Only recorded for a shell that traces (the simulator).
                 ImageEvent::Inbound(_) => {}
+                // A takeover's steps ([`super::takeover`]).
+                other => match self.takeover.get() {
+                    Some(t) => t.on_image_event(other),
+                    None => tracing::debug!("{other:?}"),
+                },
             }
         }
     }
@@ -607,16 +622,44 @@ impl ImageNode {
     /// Fig. 10 block 162: carries out the image's CF requests, one at a
     /// time, each answer letting it seal a chunk that leaves at once.
     async fn run_cf_numbers(&self) {
+        self.run_cf(None).await;
+    }
+
+    /// A takeover the watch decided: the image carries out its steps, its
+    /// CF requests answered over `kv` (the takeover's CF connection).
+    pub(super) async fn take_over(&self, plan: TakeoverPlan, kv: &super::cf::CfClient) {
+        self.core().image.start_takeover(plan);
+        self.run_cf(Some(kv)).await;
+    }
+
+    /// The image's CF requests, one at a time: sequence numbers over this
+    /// image's CF connection, a takeover's steps over `kv` when given.
+    async fn run_cf(&self, kv: Option<&super::cf::CfClient>) {
         loop {
             let ask = self.core().image.poll_cf_request(self.now());
             let Some(ask) = ask else { return };
-            let reply = self.take_numbers(ask).await;
-            let now = self.now();
-            let out = {
-                let mut core = self.core();
-                let Core { image, rng } = &mut *core;
-                image.handle_cf_reply(now, ask.id, reply, rng);
-                Outputs::drain(image, now)
+            let out = match ask {
+                CfAsk::Numbers(ask) => {
+                    let reply = self.take_numbers(ask).await;
+                    let now = self.now();
+                    let mut core = self.core();
+                    let Core { image, rng } = &mut *core;
+                    image.handle_cf_reply(now, ask.id, reply, rng);
+                    Outputs::drain(image, now)
+                }
+                CfAsk::Kv { id, req } => {
+                    let r = match kv.or(self.cf.get()) {
+                        Some(cf) => cf.request(req).await.map_err(|e| e.to_string()),
+                        None => Err("no CF connection".to_string()),
+                    };
+                    let now = self.now();
+                    let mut core = self.core();
+                    match r {
+                        Ok(r) => core.image.handle_cf_response(now, id, r),
+                        Err(why) => core.image.handle_cf_failure(id, why),
+                    }
+                    Outputs::drain(&mut core.image, now)
+                }
             };
             self.carry_out(out, &[], None).await;
         }
@@ -633,7 +676,7 @@ impl ImageNode {
     /// `ask.n` sequence numbers from the CF (LISTKEYINC), or none when the
     /// CF is unreachable (the image counts it and drops the packets like
     /// a full queue).
-    async fn take_numbers(&self, ask: CfAsk) -> Option<(u64, u32)> {
+    async fn take_numbers(&self, ask: SeqAsk) -> Option<(u64, u32)> {
         let cf = self.cf.get()?;
         let key: SeqKey = ask.key;
         cf.fetch_add(key, ask.n).await.ok()

@@ -29,15 +29,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::cf::CfClient;
 use super::image::ImageNode;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::EXT_NAME;
+use crate::sysplex::image::{ImageEvent, TakeoverPlan};
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
-use crate::sysplex::xcf::{BundleInstall, CfError, CfRequest, CfResponse, SaInstall, CF_PORT};
+use crate::sysplex::xcf::{BundleInstall, CfRequest, SaInstall, CF_PORT};
 use crate::topology::Topology;
 
 /// How long a starting image waits for the CF to read owner records.
@@ -85,6 +86,18 @@ pub struct TakeoverEvent {
     pub at_ms: u64,
 }
 
+/// How the image's steps of a takeover ended.
+#[derive(Debug)]
+enum Outcome {
+    NotClaimed,
+    Failed(String),
+    Plumb { sas: usize, conns: usize },
+}
+
+/// A takeover the image carries out: the holder that is gone, and where
+/// to say how it ended.
+type Waiting = (Option<String>, oneshot::Sender<Outcome>);
+
 /// The takeover state of one image.
 #[derive(Debug)]
 pub struct Takeover {
@@ -105,6 +118,9 @@ pub struct Takeover {
     /// vipadcfg` shows them Moving, as z/OS shows a VIPA in transit, and
     /// Active only once the takeover is complete.
     moving: Mutex<BTreeSet<Ipv4Addr>>,
+    /// Takeovers the image carries out: the holder that is gone, and
+    /// where to say how it ended.
+    waiting: Mutex<BTreeMap<Ipv4Addr, Waiting>>,
     started: Instant,
     pub counters: TakeoverCounters,
 }
@@ -161,6 +177,7 @@ pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>
         ike: OnceLock::new(),
         adopted: Mutex::new(Vec::new()),
         moving: Mutex::new(BTreeSet::new()),
+        waiting: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
         counters: TakeoverCounters::default(),
     };
@@ -387,24 +404,6 @@ impl Takeover {
             .collect()
     }
 
-    /// Claims `dvipa` in the CF before anything else of a takeover
-    /// ([`tk::claim_request`]); `false` when another stack holds it.
-    async fn claim(&self, dvipa: Ipv4Addr, previous: &Option<String>) -> Result<bool> {
-        let cf = self.cf().await;
-        let current = cf
-            .get(&tk::owner_key(dvipa))
-            .await
-            .context("reading the owner record")?;
-        let Some(req) = tk::claim_request(dvipa, &self.me, previous.as_deref(), current) else {
-            return Ok(false);
-        };
-        match cf.request(req).await.context("claiming the owner record")? {
-            CfResponse::Done => Ok(true),
-            CfResponse::Error(CfError::Conflict(_)) => Ok(false),
-            other => anyhow::bail!("claiming the owner record: the CF answered {other:?}"),
-        }
-    }
-
     /// The SA pairs and connections the CF holds for `dvipa`.
     async fn read_state(
         &self,
@@ -471,6 +470,13 @@ impl Takeover {
             now,
         };
         let adoption = adopter.adopt(&self.topo, dvipa, sas, conns, failed);
+        drop(core);
+        self.adopted(dvipa, &adoption)
+    }
+
+    /// Keeps the adopted pairs (for [`Takeover::superseded`]), logs what
+    /// was refused or not restored, counts; returns how many of each.
+    fn adopted(&self, dvipa: Ipv4Addr, adoption: &tk::Adoption) -> (usize, usize) {
         for sa in &adoption.sas {
             match sa {
                 tk::SaAdoption::Adopted {
@@ -501,7 +507,51 @@ impl Takeover {
         (n_sas, n_conns)
     }
 
-    /// Takes `dvipa` over (see the module documentation).
+    /// What the image tells of a takeover it carries out.
+    pub(super) fn on_image_event(&self, ev: ImageEvent) {
+        let (dvipa, outcome) = match ev {
+            ImageEvent::TakeoverNotClaimed { dvipa, .. } => {
+                bump(&self.counters.claims_lost, 1);
+                tracing::warn!(
+                    "{}: {dvipa}: another stack claimed it in the CF first; not taking it over",
+                    self.me
+                );
+                (dvipa, Outcome::NotClaimed)
+            }
+            ImageEvent::TakeoverFailed { dvipa, why } => (dvipa, Outcome::Failed(why)),
+            ImageEvent::RoutingStackOf { dvipa, .. } => {
+                let previous = lock(&self.waiting).get(&dvipa).map(|w| w.0.clone());
+                let previous = previous.flatten();
+                tracing::warn!("{}: taking {dvipa} over from {previous:?}", self.me);
+                lock(&self.moving).insert(dvipa);
+                return;
+            }
+            ImageEvent::Adopted { dvipa, adoption } => {
+                self.adopted(dvipa, &adoption);
+                return;
+            }
+            ImageEvent::PlumbDvipa {
+                dvipa,
+                sas_adopted,
+                conns_restored,
+                ..
+            } => (
+                dvipa,
+                Outcome::Plumb {
+                    sas: sas_adopted,
+                    conns: conns_restored,
+                },
+            ),
+            other => return tracing::debug!("{other:?}"),
+        };
+        if let Some((_, tx)) = lock(&self.waiting).remove(&dvipa) {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    /// Takes `dvipa` over (see the module documentation): the image
+    /// carries out the protocol steps, this shell the plumbing, IKE and
+    /// the gratuitous ARP.
     async fn acquire(
         &self,
         node: &Arc<ImageNode>,
@@ -509,19 +559,26 @@ impl Takeover {
         previous: Option<String>,
     ) -> Result<()> {
         let t0 = Instant::now();
-        if !self.claim(dvipa, &previous).await? {
-            bump(&self.counters.claims_lost, 1);
-            tracing::warn!(
-                "{}: {dvipa}: another stack claimed it in the CF first; not taking it over",
-                self.me
-            );
-            return Ok(());
-        }
-        tracing::warn!("{}: taking {dvipa} over from {previous:?}", self.me);
-        lock(&self.moving).insert(dvipa);
-        let taken = self.take_over(node, dvipa, &previous).await;
+        let plan = self.plan(node, dvipa, previous.clone())?;
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiting).insert(dvipa, (previous.clone(), tx));
+        node.take_over(plan, self.cf().await).await;
+        let outcome = rx.await;
+        let (n_sas, n_conns) = match outcome {
+            Ok(Outcome::Plumb { sas, conns }) => (sas, conns),
+            Ok(Outcome::NotClaimed) => return Ok(()),
+            Ok(Outcome::Failed(why)) => {
+                lock(&self.moving).remove(&dvipa);
+                anyhow::bail!("{why}");
+            }
+            Err(_) => {
+                lock(&self.moving).remove(&dvipa);
+                anyhow::bail!("the image dropped the takeover");
+            }
+        };
+        let plumbed = self.plumb(node, dvipa).await;
         lock(&self.moving).remove(&dvipa);
-        let (n_sas, n_conns) = taken?;
+        plumbed?;
         let took_ms = t0.elapsed().as_millis() as u64;
         bump(&self.counters.takeovers, 1);
         lock(&self.events).push(TakeoverEvent {
@@ -539,40 +596,41 @@ impl Takeover {
         self.gratuitous_arp(&node.links, dvipa).await
     }
 
-    /// The takeover proper, after the claim: routing stack, the CF's SAs
-    /// and connections, the DVIPA plumbed and announced, IKE for it.
-    async fn take_over(
+    /// What the image needs to take `dvipa` over: this image's
+    /// VIPADISTRIBUTE statements for it, and a routing stack to start
+    /// from when it has none.
+    fn plan(
         &self,
-        node: &Arc<ImageNode>,
+        node: &ImageNode,
         dvipa: Ipv4Addr,
-        previous: &Option<String>,
-    ) -> Result<(usize, usize)> {
-        self.become_routing_stack(node, dvipa)?;
-        let (sas, conns) = self.read_state(dvipa).await?;
-        let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns, previous.as_deref());
+        previous: Option<String>,
+    ) -> Result<TakeoverPlan> {
+        let image = self.topo.image(&self.me).context("not an image")?;
+        let fresh = match node.core().image.routing() {
+            None => Some(super::image::routing_stack(image, &[])?),
+            Some(_) => None,
+        };
+        Ok(TakeoverPlan {
+            dvipa,
+            previous,
+            dists: image.distributions_of(dvipa),
+            fresh,
+            sysplex: Arc::new(self.topo.sysplex_spec()),
+        })
+    }
+
+    /// The image took `dvipa` over: plumb it like an owner's, announce
+    /// it to the targets, IKE answers for it.
+    async fn plumb(&self, node: &Arc<ImageNode>, dvipa: Ipv4Addr) -> Result<()> {
         node.add_owned(dvipa);
         super::image::plumb(&node.links, &[dvipa], &[dvipa]).await?;
-        node.announce_all();
+        node.dvipa_plumbed(dvipa);
         if let Some(ike) = self.ike.get() {
             ike.add_dvipa(&self.topo, dvipa)?;
             for peer in self.ike_peers_adopted(dvipa) {
                 ike.renegotiate(dvipa, peer);
             }
         }
-        Ok((n_sas, n_conns))
-    }
-
-    /// The VIPADISTRIBUTE statements this image has for `dvipa` go into
-    /// its routing stack (made now if it had none).
-    fn become_routing_stack(&self, node: &ImageNode, dvipa: Ipv4Addr) -> Result<()> {
-        let image = self.topo.image(&self.me).context("not an image")?;
-        let dists = image.distributions_of(dvipa);
-        let mut core = node.core();
-        let fresh = match core.image.routing() {
-            None => Some(super::image::routing_stack(image, &[])?),
-            Some(_) => None,
-        };
-        core.image.become_routing_stack(dvipa, &dists, fresh);
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::{cf_answer, seq_name, xcf_name, Event, SaSpec, World, HOP_MS};
 use plexnet_core::sysplex::image::{
-    ImageEvent, ImageId, NewConnPolicy, Payload, SealKeys, SealedChunk, Transmit,
+    CfAsk, ImageEvent, ImageId, NewConnPolicy, Payload, SealKeys, SealedChunk, Transmit,
 };
 use plexnet_core::sysplex::xcf::{CfRequest, CfResponse, XcfMessage};
 use plexnet_core::time::Instant;
@@ -121,6 +121,16 @@ impl World {
         let mut asked = false;
         while let Some(ask) = self.image(name).image.poll_cf_request(now) {
             asked = true;
+            let ask = match ask {
+                CfAsk::Numbers(ask) => ask,
+                CfAsk::Kv { id, req } => {
+                    let r = self.cf.request(req.clone());
+                    self.log_takeover_cf(name, &req, &r);
+                    self.image(name).image.handle_cf_response(now, id, r);
+                    self.drain_events(name);
+                    continue;
+                }
+            };
             let req = CfRequest::FetchAdd {
                 key: ask.key,
                 n: ask.n,
@@ -229,6 +239,7 @@ impl World {
                 }
                 ImageEvent::Inbound(note) => self.log_inbound(name, note),
                 ImageEvent::Lifesize { .. } | ImageEvent::FilterLogs(_) => {}
+                ev => self.takeover_event(name, ev),
             }
         }
     }

@@ -2,22 +2,24 @@
 //! DCT entries into the CF's key/value store ([`plexnet_core::sysplex::takeover`]
 //! has the keys), images exchange heartbeats in virtual time, a failed
 //! image goes silent, and the backup whose [`Watch`] says so takes the
-//! DVIPA over from what the CF holds — the same steps, in the same order,
-//! as `runtime::takeover` carries out in real namespaces.
+//! DVIPA over from what the CF holds: its `Image` carries out the steps
+//! (`Image::start_takeover`), as it does under `runtime::takeover` in
+//! real namespaces; the simulator answers its CF requests and traces.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{cf_answer, seq_name, CfService, Event, ScriptedServer, SimClient, SimImage, World};
 use plexnet_core::ipsec::filter::FilterTable;
-use plexnet_core::sysplex::cf_key::{CfKey, CfPrefix};
+use plexnet_core::sysplex::cf_key::CfKey;
 use plexnet_core::sysplex::config::VipaDistribute;
 use plexnet_core::sysplex::dct::ConnKey;
-use plexnet_core::sysplex::image::ImageId;
-use plexnet_core::sysplex::routing::{DctChange, OwnedPair, RoutingStack};
+use plexnet_core::sysplex::image::{ImageEvent, ImageId, TakeoverPlan};
+use plexnet_core::sysplex::routing::{DctChange, RoutingStack};
 use plexnet_core::sysplex::spec::SysplexSpec;
 use plexnet_core::sysplex::takeover::SaRecord;
 use plexnet_core::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
@@ -62,6 +64,25 @@ fn render_conn(key: &ConnKey) -> String {
     format!(
         "{}:{} > {}:{}",
         key.client, key.client_port, key.dvipa, key.port
+    )
+}
+
+/// An SA record (`sa`) or a connection record the CF holds, as read.
+fn render_record(sa: bool, bytes: &[u8]) -> Result<String, String> {
+    if !sa {
+        let rec = tk::decode::<ConnRecord>(bytes).map_err(|e| e.to_string())?;
+        return Ok(format!(
+            "ConnRecord {} {}{}",
+            rec.target,
+            rec.target_xcf,
+            if rec.ipsec { " ipsec" } else { "" }
+        ));
+    }
+    Ok(
+        match tk::decode::<SaRecord>(bytes).map_err(|e| e.to_string())? {
+            SaRecord::Pair(sa) => render_sa(&sa),
+            SaRecord::Bundle(b) => format!("an AH+ESP bundle: {}", render_sa(&b.esp)),
+        },
     )
 }
 
@@ -507,76 +528,69 @@ impl World {
         }
     }
 
-    /// Takes the DVIPA over at `me`, in the runtime's order: become its
-    /// routing stack, read the SA pairs and connections from the CF and
-    /// adopt them, own the DVIPA, announce the VIPA list and the SAs to
-    /// the targets, record the owner in the CF, gratuitous ARP.
+    /// Takes the DVIPA over at `me`: its image carries out the steps
+    /// (the claim, its routing stack, the CF's SA pairs and connections
+    /// adopted, the VIPA list and the SAs announced), the simulator
+    /// answers its CF requests and its events (see [`World::takeover_event`]).
     fn acquire(&mut self, me: &str, previous: Option<String>) {
-        let (now, dvipa) = (self.instant(), self.dvipa);
+        let dvipa = self.dvipa;
         let Some(sysplex) = self.takeover.as_ref().map(|t| t.sysplex.clone()) else {
             return;
         };
         let Some(image) = sysplex.image(me) else {
             return;
         };
-        if !self.claim(me, previous.as_deref()) {
-            return;
-        }
-        // Become the routing stack with the VIPABACKUP's VIPADISTRIBUTE.
         let dists = image.distributions_of(dvipa);
         let img = &mut self.image(me).image;
         let fresh = img
             .routing()
             .is_none()
             .then(|| RoutingStack::new(me, image.xcf_addr, image.routing, &[]));
-        img.become_routing_stack(dvipa, &dists, fresh);
-        for d in &dists {
-            self.log(format!(
-                "{me} routing  routing stack of {dvipa} with its VIPABACKUP's VIPADISTRIBUTE {}",
-                render_distribute(d)
-            ));
-        }
-        self.own_filter(me, dvipa);
-        let (sas, conns) = self.read_cf_state(me, dvipa);
-        // Adopt: owned SA pairs (and this image's own shadow copy), DCT.
-        let adoption = {
-            let (Some(routing), target) = self.image(me).image.routing_and_target_mut() else {
-                return;
-            };
-            let adopter = tk::Adopter {
-                routing,
-                target,
-                me,
-                now,
-            };
-            adopter.adopt(&sysplex, dvipa, sas, conns, previous.as_deref())
-        };
-        self.log_adoption(me, &adoption);
-        // Announce: the VIPA list and every owned pair to every target.
-        let (list, targets, msgs) = {
-            let Some(r) = self.images[me].image.routing() else {
-                return;
-            };
-            let msgs: Vec<XcfMessage> = r
-                .pairs()
-                .iter()
-                .filter(|p| p.install.dvipa == dvipa)
-                .map(OwnedPair::install_msg)
-                .collect();
-            (r.vipa_list(), r.targets_of(dvipa), msgs)
-        };
-        for (t, _) in targets.iter().filter(|(t, _)| t != me) {
-            self.send_xcf(me, t, list.clone());
-            for m in &msgs {
-                self.send_xcf(me, t, m.clone());
+        img.start_takeover(TakeoverPlan {
+            dvipa,
+            previous,
+            dists,
+            fresh,
+            sysplex: Arc::new(sysplex.clone()),
+        });
+        self.drain_image(me, &[]);
+    }
+
+    /// What `me`'s image tells of a takeover it carries out, as a trace:
+    /// its routing stack (with its own IP security), what it adopted, and
+    /// the gratuitous ARP when it is done.
+    pub(super) fn takeover_event(&mut self, me: &str, ev: ImageEvent) {
+        match ev {
+            ImageEvent::TakeoverNotClaimed {
+                holder: Some(holder),
+                ..
+            } => self.log(format!(
+                "{me} watch    {holder} holds it already: no takeover"
+            )),
+            ImageEvent::TakeoverFailed { dvipa, why } => {
+                self.log(format!("{me} watch    {dvipa}: takeover stopped: {why}"));
             }
+            ImageEvent::RoutingStackOf { dvipa, dists } => {
+                for d in &dists {
+                    self.log(format!(
+                        "{me} routing  routing stack of {dvipa} with its VIPABACKUP's VIPADISTRIBUTE {}",
+                        render_distribute(d)
+                    ));
+                }
+                self.own_filter(me, dvipa);
+            }
+            ImageEvent::Adopted { adoption, .. } => self.log_adoption(me, &adoption),
+            ImageEvent::PlumbDvipa { dvipa, .. } => {
+                // Gratuitous ARP: the LAN now delivers the DVIPA to `me`.
+                self.owner = ImageId::new(me);
+                self.log(format!(
+                    "{me} ext      gratuitous ARP: {dvipa} is at {me}; the LAN delivers DVA1 here"
+                ));
+                self.flush_journals();
+                self.image(me).image.handle_dvipa_plumbed(dvipa);
+            }
+            _ => {}
         }
-        // Gratuitous ARP: the LAN now delivers the DVIPA to `me`.
-        self.owner = ImageId::new(me);
-        self.log(format!(
-            "{me} ext      gratuitous ARP: {dvipa} is at {me}; the LAN delivers DVA1 here"
-        ));
-        self.flush_journals();
     }
 
     /// A backup's own IP security when it takes `dvipa` over: the pairs it
@@ -595,49 +609,44 @@ impl World {
         ));
     }
 
-    /// What the CF holds for `dvipa`, read by `me`: its SA records and
-    /// connections, each rendered as read.
-    fn read_cf_state(
-        &mut self,
-        me: &str,
-        dvipa: Ipv4Addr,
-    ) -> (Vec<SaRecord>, Vec<(ConnKey, ConnRecord)>) {
-        let mut sas = Vec::new();
-        for key in self.cf_list(me, tk::sa_prefix(dvipa)) {
-            let Some(bytes) = self.cf_get(&key) else {
-                continue;
-            };
-            match tk::decode::<SaRecord>(&bytes) {
-                Ok(rec) => {
-                    let what = match &rec {
-                        SaRecord::Pair(sa) => render_sa(sa),
-                        SaRecord::Bundle(b) => format!("an AH+ESP bundle: {}", render_sa(&b.esp)),
-                    };
-                    self.log(format!("{me} → CF     Get {key} = {what}"));
-                    sas.push(rec);
-                }
-                Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
+    /// A takeover step of `me` in the CF, rendered with the answer.
+    pub(super) fn log_takeover_cf(&mut self, me: &str, req: &CfRequest, r: &CfResponse) {
+        let owner_key = tk::owner_key(self.dvipa).to_string();
+        let value = match r {
+            CfResponse::Value(v) => v.as_deref(),
+            _ => None,
+        };
+        let holder = |b: Option<&[u8]>| {
+            b.and_then(|b| tk::decode::<OwnerRecord>(b).ok())
+                .map_or("nobody".to_string(), |r| r.image)
+        };
+        let line = match req {
+            CfRequest::Get { key } if *key == owner_key => {
+                format!("{me} → CF     Get {key} = OwnerRecord {}", holder(value))
             }
-        }
-        let mut conns = Vec::new();
-        for key in self.cf_list(me, tk::conn_prefix(dvipa)) {
-            let (Some(conn), Some(bytes)) = (tk::parse_conn_key(&key), self.cf_get(&key)) else {
-                continue;
-            };
-            match tk::decode::<ConnRecord>(&bytes) {
-                Ok(rec) => {
-                    self.log(format!(
-                        "{me} → CF     Get {key} = ConnRecord {} {}{}",
-                        rec.target,
-                        rec.target_xcf,
-                        if rec.ipsec { " ipsec" } else { "" }
-                    ));
-                    conns.push((conn, rec));
+            CfRequest::Get { key } => {
+                let Some(bytes) = value else { return };
+                let sa = key.starts_with(&tk::sa_prefix(self.dvipa).to_string());
+                match render_record(sa, bytes) {
+                    Ok(what) => format!("{me} → CF     Get {key} = {what}"),
+                    Err(e) => format!("{me} → CF     Get {key} = undecodable: {e}"),
                 }
-                Err(e) => self.log(format!("{me} → CF     Get {key} = undecodable: {e}")),
             }
-        }
-        (sas, conns)
+            CfRequest::List { prefix } => match r {
+                CfResponse::Keys(k) => {
+                    let plural = if k.len() == 1 { "" } else { "s" };
+                    format!("{me} → CF     List {prefix} = {} key{plural}", k.len())
+                }
+                other => format!("{me} → CF     List {prefix}: {}", cf_answer(other)),
+            },
+            CfRequest::CompareAndSwap { key, expected, .. } => format!(
+                "{me} → CF     CompareAndSwap {key} {} → {me}: {}",
+                holder(expected.as_deref()),
+                cf_answer(r)
+            ),
+            other => format!("{me} → CF     {other:?}: {}", cf_answer(r)),
+        };
+        self.log(line);
     }
 
     /// One line per SA record and connection a takeover adopted or left.
@@ -677,60 +686,6 @@ impl World {
                 ),
             };
             self.log(line);
-        }
-    }
-
-    fn cf_list(&mut self, me: &str, prefix: CfPrefix) -> Vec<String> {
-        let r = self.cf.request(CfRequest::List {
-            prefix: prefix.to_string(),
-        });
-        let keys = match r {
-            CfResponse::Keys(k) => k,
-            other => {
-                self.log(format!(
-                    "{me} → CF     List {prefix}: {}",
-                    cf_answer(&other)
-                ));
-                return Vec::new();
-            }
-        };
-        let n = keys.len();
-        let plural = if n == 1 { "" } else { "s" };
-        self.log(format!("{me} → CF     List {prefix} = {n} key{plural}"));
-        keys
-    }
-
-    /// The runtime's claim: read the owner record, swap it for `me`'s if
-    /// it still names `previous` ([`tk::claim_request`]); `false` when
-    /// another stack holds the DVIPA.
-    fn claim(&mut self, me: &str, previous: Option<&str>) -> bool {
-        let key = tk::owner_key(self.dvipa);
-        let current = self.cf_get(key);
-        let holder = current
-            .as_deref()
-            .and_then(|b| tk::decode::<OwnerRecord>(b).ok())
-            .map_or("nobody".to_string(), |r| r.image);
-        self.log(format!("{me} → CF     Get {key} = OwnerRecord {holder}"));
-        let Some(req) = tk::claim_request(self.dvipa, me, previous, current) else {
-            self.log(format!(
-                "{me} watch    {holder} holds it already: no takeover"
-            ));
-            return false;
-        };
-        let r = self.cf.request(req);
-        self.log(format!(
-            "{me} → CF     CompareAndSwap {key} {holder} → {me}: {}",
-            cf_answer(&r)
-        ));
-        matches!(r, CfResponse::Done)
-    }
-
-    fn cf_get(&mut self, key: impl std::fmt::Display) -> Option<Vec<u8>> {
-        match self.cf.request(CfRequest::Get {
-            key: key.to_string(),
-        }) {
-            CfResponse::Value(v) => v,
-            _ => None,
         }
     }
 

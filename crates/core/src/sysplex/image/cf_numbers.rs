@@ -58,15 +58,16 @@ impl SealKeys {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CfAskId(pub u64);
 
-/// A CF request: LISTKEYINC, `n` numbers from the structure `key`.
+/// A CF request for sequence numbers: LISTKEYINC, `n` numbers from the
+/// structure `key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CfAsk {
+pub struct SeqAsk {
     pub id: CfAskId,
     pub key: SeqKey,
     pub n: u32,
 }
 
-/// The CF's answer to a [`CfAsk`]: the first number granted and how many,
+/// The CF's answer to a [`SeqAsk`]: the first number granted and how many,
 /// or `None` when the CF refused or could not be reached.
 pub type CfReply = Option<(u64, u32)>;
 
@@ -128,7 +129,7 @@ struct Out {
 #[derive(Debug, Default)]
 pub(super) struct SeqBatcher {
     next_id: u64,
-    asks: VecDeque<CfAsk>,
+    asks: VecDeque<SeqAsk>,
     in_flight: BTreeMap<CfAskId, InFlight>,
     out: BTreeMap<CfAskId, Out>,
 }
@@ -155,7 +156,7 @@ impl SeqBatcher {
         };
         let id = CfAskId(self.next_id);
         self.next_id += 1;
-        self.asks.push_back(CfAsk {
+        self.asks.push_back(SeqAsk {
             id,
             key,
             n: len as u32,
@@ -170,7 +171,7 @@ impl SeqBatcher {
     }
 
     /// The next request, marked as sent at `now`.
-    pub(super) fn poll_request(&mut self, now: Instant) -> Option<CfAsk> {
+    pub(super) fn poll_request(&mut self, now: Instant) -> Option<SeqAsk> {
         let ask = self.asks.pop_front()?;
         if let Some(f) = self.in_flight.get_mut(&ask.id) {
             f.asked.get_or_insert(now);

@@ -31,15 +31,18 @@ use serde::Serialize;
 
 use crate::ipsec::filter::FilterLog;
 use crate::ipsec::sa::Spi;
+use crate::sysplex::config::VipaDistribute;
 use crate::sysplex::routing::RoutingStack;
 use crate::sysplex::stack::ImageStack;
+use crate::sysplex::takeover::Adoption;
 use crate::sysplex::target::{TargetStack, Upstream};
 use crate::sysplex::xcf::{SeqKey, XcfMessage};
 use crate::time::Instant;
 
-pub use cf_numbers::{CfAsk, CfAskId, CfReply, SealKeys, SealedChunk, SEQ_CHUNK, SEQ_DEADLINE};
+pub use cf_numbers::{CfAskId, CfReply, SealKeys, SealedChunk, SeqAsk, SEQ_CHUNK, SEQ_DEADLINE};
 pub use hold::{NewConnPolicy, HELD_FOR, HELD_MAX};
 pub use notes::{InboundNote, TargetNote, TargetVia};
+pub use takeover::{CfAsk, TakeoverPlan};
 pub use xcf::{delete_msg, seq_keys, SaInstallError};
 
 /// The name of a z/OS image (`MVS1`), as XCF and the stacks know it.
@@ -184,6 +187,32 @@ pub enum ImageEvent {
     /// What happened to an inbound packet, for a shell that traces
     /// (only after [`Image::set_trace`]).
     Inbound(InboundNote),
+    /// A takeover is not done: the CF names another holder (`Some`), or
+    /// another stack's claim won the compare-and-swap (`None`).
+    TakeoverNotClaimed {
+        dvipa: Ipv4Addr,
+        holder: Option<String>,
+    },
+    /// A takeover stopped: the CF failed or answered what it should not.
+    TakeoverFailed { dvipa: Ipv4Addr, why: String },
+    /// The claim succeeded: this image is the routing stack of `dvipa`
+    /// with its statements `dists` (the shell may set its IP security
+    /// before the SAs are adopted).
+    RoutingStackOf {
+        dvipa: Ipv4Addr,
+        dists: Vec<VipaDistribute>,
+    },
+    /// What a takeover adopted from the CF.
+    Adopted { dvipa: Ipv4Addr, adoption: Adoption },
+    /// A takeover is complete in the image: the shell plumbs the DVIPA
+    /// and announces it by gratuitous ARP (the VIPA list and SAs follow
+    /// as transmits).
+    PlumbDvipa {
+        dvipa: Ipv4Addr,
+        previous: Option<String>,
+        sas_adopted: usize,
+        conns_restored: usize,
+    },
 }
 
 /// The image's own counters (the stacks count their own decisions).
@@ -224,6 +253,7 @@ pub struct Image {
     listeners: Vec<(Ipv4Addr, u16)>,
     held: hold::HoldQueue,
     numbers: cf_numbers::SeqBatcher,
+    takeovers: takeover::Takeovers,
     transmits: VecDeque<Transmit>,
     tun_writes: VecDeque<Vec<u8>>,
     events: VecDeque<ImageEvent>,
@@ -248,6 +278,7 @@ impl Image {
             listeners: Vec::new(),
             held: hold::HoldQueue::default(),
             numbers: cf_numbers::SeqBatcher::default(),
+            takeovers: takeover::Takeovers::default(),
             transmits: VecDeque::new(),
             tun_writes: VecDeque::new(),
             events: VecDeque::new(),
@@ -333,7 +364,10 @@ impl Image {
     /// The next request for the CF; `now` is when the shell sends it (a
     /// sequence number's age counts from there, [`SEQ_DEADLINE`]).
     pub fn poll_cf_request(&mut self, now: Instant) -> Option<CfAsk> {
-        self.numbers.poll_request(now)
+        if let Some(ask) = self.takeovers.poll_request() {
+            return Some(ask);
+        }
+        self.numbers.poll_request(now).map(CfAsk::Numbers)
     }
 
     /// The CF's answer to the request `id`; `rng` draws the IVs of what

@@ -11,7 +11,8 @@ use super::*;
 use crate::ipsec::sa::{
     EncAlg, IntegAlg, Key, Lifetimes, Mode, Protocol, SaConfig, Spi, TrafficSelector,
 };
-use crate::sysplex::xcf::SaInstall;
+use crate::sysplex::takeover as tk;
+use crate::sysplex::xcf::{CfRequest, CfResponse, SaInstall};
 use crate::wire::{ipv4, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket};
 
 const DVA1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
@@ -95,6 +96,7 @@ fn a_syn_without_sa_waits_for_its_newconn_and_leaves_sealed() {
     image.handle_xcf(Instant::from_millis(20), &mvs1(), install());
     let ask = image
         .poll_cf_request(Instant::from_millis(20))
+        .and_then(numbers)
         .expect("a CF request");
     assert_eq!((ask.key.spi, ask.n), (Spi(0x2001), 1));
     let mut rng = StdRng::seed_from_u64(1);
@@ -147,7 +149,10 @@ fn numbers_come_in_blocks_and_packets_wait_for_them() {
     let now = Instant::from_millis(5);
     image.handle_tun_burst(now, packets.iter().map(Vec::as_slice));
     assert!(transmits(&mut image).is_empty(), "nothing leaves unsealed");
-    let ask = image.poll_cf_request(now).expect("first block");
+    let ask = image
+        .poll_cf_request(now)
+        .and_then(numbers)
+        .expect("first block");
     assert_eq!(ask.n, SEQ_CHUNK as u32);
     assert!(image.poll_cf_request(now).is_none(), "one block at a time");
     let mut rng = StdRng::seed_from_u64(2);
@@ -161,7 +166,10 @@ fn numbers_come_in_blocks_and_packets_wait_for_them() {
     // packets go again with the last 2 under fresh numbers.
     image.handle_sealed_sent(chunk.id, 3);
     assert_eq!(image.counters().seq_stale, 5);
-    let ask = image.poll_cf_request(now).expect("fresh numbers");
+    let ask = image
+        .poll_cf_request(now)
+        .and_then(numbers)
+        .expect("fresh numbers");
     assert_eq!(ask.n, 7);
     image.handle_cf_reply(now, ask.id, Some((9, 7)), &mut rng);
     let Some(Transmit::Sealed(chunk)) = image.poll_transmit() else {
@@ -177,7 +185,10 @@ fn numbers_come_in_blocks_and_packets_wait_for_them() {
 fn a_refused_block_drops_its_group() {
     let (mut image, packets) = burst(3);
     image.handle_tun_burst(Instant::ZERO, packets.iter().map(Vec::as_slice));
-    let ask = image.poll_cf_request(Instant::ZERO).expect("a block");
+    let ask = image
+        .poll_cf_request(Instant::ZERO)
+        .and_then(numbers)
+        .expect("a block");
     let mut rng = StdRng::seed_from_u64(3);
     image.handle_cf_reply(Instant::ZERO, ask.id, None, &mut rng);
     assert_eq!(image.counters().cf_errors, 1);
@@ -222,4 +233,82 @@ fn inbound_notes_are_recorded_only_for_a_shell_that_traces() {
         matches!(&notes[..], [InboundNote::Target(t)] if t.via == TargetVia::Gre),
         "{notes:?}"
     );
+}
+
+/// A request for sequence numbers, the only kind these tests expect.
+fn numbers(ask: CfAsk) -> Option<SeqAsk> {
+    match ask {
+        CfAsk::Numbers(a) => Some(a),
+        CfAsk::Kv { .. } => None,
+    }
+}
+
+/// The takeover's CF request of `image`, answered with `r`.
+fn answer_kv(image: &mut Image, r: CfResponse) -> CfRequest {
+    let Some(CfAsk::Kv { id, req }) = image.poll_cf_request(Instant::ZERO) else {
+        panic!("a takeover step");
+    };
+    image.handle_cf_response(Instant::ZERO, id, r);
+    req
+}
+
+fn takeover_plan(previous: &str) -> TakeoverPlan {
+    let xcf = Ipv4Addr::new(198, 19, 0, 2);
+    TakeoverPlan {
+        dvipa: DVA1,
+        previous: Some(previous.to_string()),
+        dists: Vec::new(),
+        fresh: Some(RoutingStack::new("MVS2", xcf, Default::default(), &[])),
+        sysplex: Default::default(),
+    }
+}
+
+fn owner_record(image: &str) -> CfResponse {
+    let rec = tk::OwnerRecord {
+        image: image.to_string(),
+        takeover: false,
+        previous: None,
+    };
+    CfResponse::Value(Some(tk::encode(&rec)))
+}
+
+#[test]
+fn a_takeover_claims_reads_and_adopts_in_order() {
+    let mut image = mvs2();
+    image.start_takeover(takeover_plan("MVS1"));
+    let get = answer_kv(&mut image, owner_record("MVS1"));
+    assert!(matches!(get, CfRequest::Get { .. }), "{get:?}");
+    let cas = answer_kv(&mut image, CfResponse::Done);
+    assert!(matches!(cas, CfRequest::CompareAndSwap { .. }), "{cas:?}");
+    let sa_key = tk::sa_key(DVA1, Protocol::Esp, Spi(0x1001)).to_string();
+    let list = answer_kv(&mut image, CfResponse::Keys(vec![sa_key]));
+    assert!(matches!(list, CfRequest::List { .. }), "{list:?}");
+    let XcfMessage::SaInstall(pair) = install() else {
+        unreachable!()
+    };
+    let rec = tk::encode(&tk::SaRecord::Pair(pair));
+    answer_kv(&mut image, CfResponse::Value(Some(rec)));
+    answer_kv(&mut image, CfResponse::Keys(Vec::new()));
+    assert!(image.poll_cf_request(Instant::ZERO).is_none());
+    let events: Vec<_> = std::iter::from_fn(|| image.poll_event()).collect();
+    assert!(matches!(events[0], ImageEvent::RoutingStackOf { .. }));
+    assert!(matches!(events[1], ImageEvent::Adopted { .. }));
+    let ImageEvent::PlumbDvipa { sas_adopted, .. } = events[2] else {
+        panic!("{events:?}");
+    };
+    assert_eq!(sas_adopted, 1);
+    assert!(image.owned().contains(&DVA1));
+}
+
+#[test]
+fn a_takeover_stops_when_another_stack_holds_the_dvipa() {
+    let mut image = mvs2();
+    image.start_takeover(takeover_plan("MVS1"));
+    answer_kv(&mut image, owner_record("MVS3"));
+    assert!(image.poll_cf_request(Instant::ZERO).is_none());
+    let Some(ImageEvent::TakeoverNotClaimed { holder, .. }) = image.poll_event() else {
+        panic!("not claimed");
+    };
+    assert_eq!(holder.as_deref(), Some("MVS3"));
+    assert!(image.routing().is_none());
 }
