@@ -70,6 +70,8 @@ pub struct TakeoverCounters {
     /// Recorded connections not continued (their server died with the
     /// stack that failed, or the topology no longer has it).
     pub connections_not_restored: AtomicU64,
+    /// CF records a takeover skipped because they do not decode.
+    pub records_unreadable: AtomicU64,
     pub gratuitous_arps: AtomicU64,
 }
 
@@ -542,6 +544,10 @@ impl Takeover {
                     conns: conns_restored,
                 },
             ),
+            ImageEvent::TakeoverRecordUnreadable { dvipa, key, why } => {
+                bump(&self.counters.records_unreadable, 1);
+                return tracing::warn!("{}: {dvipa}: CF record {key} skipped: {why}", self.me);
+            }
             other => return tracing::debug!("{other:?}"),
         };
         if let Some((_, tx)) = lock(&self.waiting).remove(&dvipa) {

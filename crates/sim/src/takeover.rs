@@ -570,6 +570,11 @@ impl World {
             ImageEvent::TakeoverFailed { dvipa, why } => {
                 self.log(format!("{me} watch    {dvipa}: takeover stopped: {why}"));
             }
+            ImageEvent::TakeoverRecordUnreadable { dvipa, key, why } => {
+                self.log(format!(
+                    "{me} watch    {dvipa}: CF record {key} skipped: {why}"
+                ));
+            }
             ImageEvent::RoutingStackOf { dvipa, dists } => {
                 for d in &dists {
                     self.log(format!(

@@ -195,6 +195,12 @@ pub enum ImageEvent {
     },
     /// A takeover stopped: the CF failed or answered what it should not.
     TakeoverFailed { dvipa: Ipv4Addr, why: String },
+    /// A takeover skipped the CF record under `key`: it does not decode.
+    TakeoverRecordUnreadable {
+        dvipa: Ipv4Addr,
+        key: String,
+        why: String,
+    },
     /// The claim succeeded: this image is the routing stack of `dvipa`
     /// with its statements `dists` (the shell may set its IP security
     /// before the SAs are adopted).

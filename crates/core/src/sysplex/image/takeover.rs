@@ -179,8 +179,9 @@ impl Image {
                 self.events.push_back(ev);
             }
             (Step::ListSas, Answer::Keys(keys)) => self.next_sa(run, keys.into()),
-            (Step::Sa(keys), Answer::Value(v)) => {
-                if let Some(rec) = v.and_then(|b| tk::decode::<SaRecord>(&b).ok()) {
+            (Step::Sa(mut keys), Answer::Value(v)) => {
+                let key = keys.pop_front().unwrap_or_default();
+                if let Some(rec) = self.record::<SaRecord>(dvipa, key, v) {
                     run.sas.push(rec);
                 }
                 self.next_sa(run, keys);
@@ -192,15 +193,34 @@ impl Image {
                     .collect();
                 self.next_conn(now, run, keys);
             }
-            (Step::Conn(keys), Answer::Value(v)) => {
-                if let Some(rec) = v.and_then(|b| tk::decode::<ConnRecord>(&b).ok()) {
-                    run.conns.push((keys[0].0, rec));
+            (Step::Conn(mut keys), Answer::Value(v)) => {
+                if let Some((conn, key)) = keys.pop_front() {
+                    if let Some(rec) = self.record::<ConnRecord>(dvipa, key, v) {
+                        run.conns.push((conn, rec));
+                    }
                 }
-                let mut keys = keys;
-                keys.pop_front();
                 self.next_conn(now, run, keys);
             }
             (_, _) => self.takeover_failed(dvipa, "an unexpected answer from the CF".into()),
+        }
+    }
+
+    /// The record the CF holds under `key`, if it is there and decodes; one
+    /// that does not is skipped, and said (never silently).
+    fn record<T: serde::de::DeserializeOwned>(
+        &mut self,
+        dvipa: Ipv4Addr,
+        key: String,
+        value: Option<Vec<u8>>,
+    ) -> Option<T> {
+        match tk::decode::<T>(&value?) {
+            Ok(rec) => Some(rec),
+            Err(e) => {
+                let why = e.to_string();
+                let ev = ImageEvent::TakeoverRecordUnreadable { dvipa, key, why };
+                self.events.push_back(ev);
+                None
+            }
         }
     }
 
@@ -244,8 +264,9 @@ impl Image {
         self.takeovers.ask(run, CfRequest::List { prefix });
     }
 
-    fn next_sa(&mut self, mut run: Running, mut keys: VecDeque<String>) {
-        if let Some(key) = keys.pop_front() {
+    /// Reads the first of `keys` (the step keeps it until the answer).
+    fn next_sa(&mut self, mut run: Running, keys: VecDeque<String>) {
+        if let Some(key) = keys.front().cloned() {
             run.step = Step::Sa(keys);
             self.takeovers.ask(run, CfRequest::Get { key });
             return;

@@ -312,3 +312,29 @@ fn a_takeover_stops_when_another_stack_holds_the_dvipa() {
     assert_eq!(holder.as_deref(), Some("MVS3"));
     assert!(image.routing().is_none());
 }
+
+#[test]
+fn a_takeover_says_which_cf_record_it_could_not_read_and_goes_on() {
+    let mut image = mvs2();
+    image.start_takeover(takeover_plan("MVS1"));
+    answer_kv(&mut image, owner_record("MVS1"));
+    answer_kv(&mut image, CfResponse::Done);
+    let sa_key = tk::sa_key(DVA1, Protocol::Esp, Spi(0x1001)).to_string();
+    answer_kv(&mut image, CfResponse::Keys(vec![sa_key.clone()]));
+    answer_kv(&mut image, CfResponse::Value(Some(vec![0xff; 3])));
+    answer_kv(&mut image, CfResponse::Keys(Vec::new()));
+    let events: Vec<_> = std::iter::from_fn(|| image.poll_event()).collect();
+    let unreadable: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            ImageEvent::TakeoverRecordUnreadable { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unreadable, [&sa_key], "{events:?}");
+    let plumbed = events.iter().find_map(|e| match e {
+        ImageEvent::PlumbDvipa { sas_adopted, .. } => Some(*sas_adopted),
+        _ => None,
+    });
+    assert_eq!(plumbed, Some(0), "the takeover completes without it");
+}
