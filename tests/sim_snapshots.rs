@@ -560,6 +560,22 @@ fn plaintext_syn_to_a_protected_port_is_dropped_at_the_routing_stack() {
     insta::assert_snapshot!(w.trace());
 }
 
+/// The claim 7 scenario both tunnel-check tests play: MVS1's filter, SA
+/// 0x1001 for client ports 40000-40009 of DVA1:80, a SYN inside it and one
+/// from port 50000 outside it, then SA 0x1002 for ports 50000-50009 and the
+/// same SYN again under 0x1001 (where 0x1002's dynamic filter matches).
+fn syns_outside_their_sa_and_under_the_wrong_one(w: &mut World) {
+    w.set_routing_filter(mvs1_filter());
+    w.install_sa(SaSpec::esp_cbc_sha1().tcp_only(80, 40000, 40009));
+    w.client_tcp(40000, 100, 0, SYN, &[]);
+    w.client_tcp(50000, 700, 0, SYN, &[]);
+    let b = SaSpec::esp_cbc_sha1()
+        .tcp_only(80, 50000, 50009)
+        .spis(0x1002, 0x2002);
+    w.install_sa(b);
+    w.client_tcp_on(0x1001, 50000, 700, 0, SYN, &[]);
+}
+
 /// Fig. 8 block 136 with the routing stack filtering (claims 7-8): the
 /// tunnel check is the filter table's lookup of the peeked inner packet as
 /// if decrypted under the SA it came in. SA 0x1001 was negotiated for
@@ -570,15 +586,7 @@ fn plaintext_syn_to_a_protected_port_is_dropped_at_the_routing_stack() {
 #[test]
 fn tunnel_check_at_the_routing_stack_rejects_packets_outside_their_sa() {
     let mut w = world_filtering_at_the_routing_stack(&["MVS2"]);
-    w.set_routing_filter(mvs1_filter());
-    w.install_sa(SaSpec::esp_cbc_sha1().tcp_only(80, 40000, 40009));
-    w.client_tcp(40000, 100, 0, SYN, &[]);
-    w.client_tcp(50000, 700, 0, SYN, &[]);
-    let b = SaSpec::esp_cbc_sha1()
-        .tcp_only(80, 50000, 50009)
-        .spis(0x1002, 0x2002);
-    w.install_sa(b);
-    w.client_tcp_on(0x1001, 50000, 700, 0, SYN, &[]);
+    syns_outside_their_sa_and_under_the_wrong_one(&mut w);
     w.client_tcp(50000, 700, 0, SYN, &[]);
     assert_eq!(
         filter_denied(&w),
@@ -604,15 +612,7 @@ fn tunnel_check_at_the_routing_stack_rejects_packets_outside_their_sa() {
 #[test]
 fn decrypted_packet_outside_its_sa_filter_is_dropped_at_the_target() {
     let mut w = world(&["MVS2"]);
-    w.set_routing_filter(mvs1_filter());
-    w.install_sa(SaSpec::esp_cbc_sha1().tcp_only(80, 40000, 40009));
-    w.client_tcp(40000, 100, 0, SYN, &[]);
-    w.client_tcp(50000, 700, 0, SYN, &[]);
-    let b = SaSpec::esp_cbc_sha1()
-        .tcp_only(80, 50000, 50009)
-        .spis(0x1002, 0x2002);
-    w.install_sa(b);
-    w.client_tcp_on(0x1001, 50000, 700, 0, SYN, &[]);
+    syns_outside_their_sa_and_under_the_wrong_one(&mut w);
     assert_eq!(
         target_denied(&w, "MVS2"),
         vec![
