@@ -18,7 +18,7 @@ use plexnet_core::ipsec::filter::FilterTable;
 use plexnet_core::sysplex::cf_key::CfKey;
 use plexnet_core::sysplex::config::VipaDistribute;
 use plexnet_core::sysplex::dct::ConnKey;
-use plexnet_core::sysplex::image::{ImageEvent, ImageId, TakeoverPlan};
+use plexnet_core::sysplex::image::{ImageEvent, ImageId};
 use plexnet_core::sysplex::routing::{DctChange, RoutingStack};
 use plexnet_core::sysplex::spec::SysplexSpec;
 use plexnet_core::sysplex::takeover::SaRecord;
@@ -35,8 +35,8 @@ pub const DEAD_AFTER_MS: u64 = 3000;
 #[derive(Debug)]
 pub(super) struct SimTakeover {
     sysplex: SysplexSpec,
-    /// The watch of the DVIPA on every image that defines or backs it up.
-    watches: BTreeMap<String, Watch>,
+    /// The images that define or back up the DVIPA (their images watch it).
+    watchers: Vec<String>,
     /// (observer, peer) → when the observer last heard from the peer.
     heard: BTreeMap<(ImageId, ImageId), u64>,
     /// (observer, peer): the observer has marked the peer down.
@@ -134,10 +134,22 @@ impl World {
             images.insert(ImageId::new(n), img);
         }
         super::links_up(&mut images);
-        let watches = tk::candidates(sysplex, dvipa)
-            .into_iter()
-            .map(|(n, _)| (n.clone(), Watch::new(sysplex, &n, dvipa, None)))
-            .collect();
+        let shared = Arc::new(sysplex.clone());
+        let mut watchers = Vec::new();
+        for (n, _) in tk::candidates(sysplex, dvipa) {
+            let (Some(spec), Some(img)) = (sysplex.image(&n), images.get_mut(n.as_str())) else {
+                continue;
+            };
+            let fresh = img
+                .image
+                .routing()
+                .is_none()
+                .then(|| RoutingStack::new(&n, spec.xcf_addr, spec.routing, &[]));
+            img.image.set_watch_context(shared.clone(), fresh);
+            let watch = Watch::new(sysplex, &n, dvipa, None);
+            img.image.watch_dvipa(watch, spec.distributions_of(dvipa));
+            watchers.push(n);
+        }
         let mut heard = BTreeMap::new();
         for a in images.keys() {
             for b in images.keys().filter(|b| *b != a) {
@@ -163,7 +175,7 @@ impl World {
             newconn_answer: None,
             takeover: Some(SimTakeover {
                 sysplex: sysplex.clone(),
-                watches,
+                watchers,
                 heard,
                 down: BTreeSet::new(),
                 failed: BTreeSet::new(),
@@ -171,27 +183,27 @@ impl World {
                 ip_security: false,
             }),
         };
-        let lines: Vec<String> = w
+        let watchers = w
             .takeover
             .as_ref()
-            .map(|t| {
-                t.watches
-                    .iter()
-                    .map(|(n, wa)| {
-                        let c: Vec<String> = wa
-                            .candidates()
-                            .iter()
-                            .map(|(c, rank)| format!("{c} ({rank})"))
-                            .collect();
-                        format!(
-                            "{n} watch    {dvipa}: holder {}, candidates {}",
-                            wa.holder.as_deref().unwrap_or("none"),
-                            c.join(", ")
-                        )
-                    })
-                    .collect()
-            })
+            .map(|t| t.watchers.clone())
             .unwrap_or_default();
+        let lines: Vec<String> = watchers
+            .iter()
+            .filter_map(|n| {
+                let wa = w.images.get(n.as_str())?.image.watch(dvipa)?;
+                let c: Vec<String> = wa
+                    .candidates()
+                    .iter()
+                    .map(|(c, rank)| format!("{c} ({rank})"))
+                    .collect();
+                Some(format!(
+                    "{n} watch    {dvipa}: holder {}, candidates {}",
+                    wa.holder.as_deref().unwrap_or("none"),
+                    c.join(", ")
+                ))
+            })
+            .collect();
         for l in lines {
             w.log(l);
         }
@@ -487,73 +499,13 @@ impl World {
                 self.log(format!(
                     "{o} xcf      {p} silent since {last} ms (dead after {DEAD_AFTER_MS} ms): down"
                 ));
-                if let Some(r) = self.image(o).image.routing_mut() {
-                    r.target_down(p);
-                }
+                self.image(o).image.handle_peer_down(p);
             }
-            self.evaluate_watch(o);
+            self.image(o)
+                .image
+                .evaluate_watches(Instant::from_millis(now));
+            self.drain_image(o, &[]);
         }
-    }
-
-    /// `me`'s watch with the peers it sees live.
-    fn evaluate_watch(&mut self, me: &str) {
-        let Some(t) = self.takeover.as_mut() else {
-            return;
-        };
-        let down: BTreeSet<ImageId> = t
-            .down
-            .iter()
-            .filter(|(o, _)| *o == me)
-            .map(|(_, p)| p.clone())
-            .collect();
-        let Some(w) = t.watches.get_mut(me) else {
-            return;
-        };
-        let holder = w.holder.clone().unwrap_or_default();
-        let live = |n: &str| !down.contains(n);
-        let next = tk::successor(w.candidates(), |n| n == me || live(n)).map(str::to_string);
-        let action = w.evaluate(live);
-        let dvipa = self.dvipa;
-        match action {
-            WatchAction::Nothing => self.log(format!(
-                "{me} watch    {dvipa}: holder {holder}, live successor {}: nothing to do",
-                next.as_deref().unwrap_or("none")
-            )),
-            WatchAction::Acquire { previous } => {
-                self.log(format!(
-                    "{me} watch    {dvipa}: holder {holder} down, {me} is the highest-ranked live candidate: take it over"
-                ));
-                self.acquire(me, previous);
-            }
-        }
-    }
-
-    /// Takes the DVIPA over at `me`: its image carries out the steps
-    /// (the claim, its routing stack, the CF's SA pairs and connections
-    /// adopted, the VIPA list and the SAs announced), the simulator
-    /// answers its CF requests and its events (see [`World::takeover_event`]).
-    fn acquire(&mut self, me: &str, previous: Option<String>) {
-        let dvipa = self.dvipa;
-        let Some(sysplex) = self.takeover.as_ref().map(|t| t.sysplex.clone()) else {
-            return;
-        };
-        let Some(image) = sysplex.image(me) else {
-            return;
-        };
-        let dists = image.distributions_of(dvipa);
-        let img = &mut self.image(me).image;
-        let fresh = img
-            .routing()
-            .is_none()
-            .then(|| RoutingStack::new(me, image.xcf_addr, image.routing, &[]));
-        img.start_takeover(TakeoverPlan {
-            dvipa,
-            previous,
-            dists,
-            fresh,
-            sysplex: Arc::new(sysplex.clone()),
-        });
-        self.drain_image(me, &[]);
     }
 
     /// What `me`'s image tells of a takeover it carries out, as a trace:
@@ -574,6 +526,23 @@ impl World {
                 self.log(format!(
                     "{me} watch    {dvipa}: CF record {key} skipped: {why}"
                 ));
+            }
+            ImageEvent::WatchDecided {
+                dvipa,
+                holder,
+                successor,
+                action,
+            } => {
+                let holder = holder.unwrap_or_default();
+                self.log(match action {
+                    WatchAction::Nothing => format!(
+                        "{me} watch    {dvipa}: holder {holder}, live successor {}: nothing to do",
+                        successor.as_deref().unwrap_or("none")
+                    ),
+                    WatchAction::Acquire { .. } => format!(
+                        "{me} watch    {dvipa}: holder {holder} down, {me} is the highest-ranked live candidate: take it over"
+                    ),
+                });
             }
             ImageEvent::RoutingStackOf { dvipa, dists } => {
                 for d in &dists {
@@ -696,6 +665,7 @@ impl World {
 
     /// Who holds the DVIPA, as `image`'s watch sees it.
     pub fn holder_seen_by(&self, image: &str) -> Option<String> {
-        self.takeover.as_ref()?.watches.get(image)?.holder.clone()
+        let img = self.images.get(image)?;
+        img.image.watch(self.dvipa)?.holder.clone()
     }
 }

@@ -17,6 +17,7 @@ mod datapath;
 mod hold;
 mod notes;
 mod takeover;
+mod watch;
 mod xcf;
 
 #[cfg(test)]
@@ -201,6 +202,15 @@ pub enum ImageEvent {
         key: String,
         why: String,
     },
+    /// A watch was evaluated ([`Image::evaluate_watches`]): `holder` as
+    /// it knew it, the live candidate ranked highest, and what it decided
+    /// (an [`WatchAction::Acquire`] is a takeover started).
+    WatchDecided {
+        dvipa: Ipv4Addr,
+        holder: Option<String>,
+        successor: Option<String>,
+        action: crate::sysplex::takeover::WatchAction,
+    },
     /// The claim succeeded: this image is the routing stack of `dvipa`
     /// with its statements `dists` (the shell may set its IP security
     /// before the SAs are adopted).
@@ -260,6 +270,7 @@ pub struct Image {
     held: hold::HoldQueue,
     numbers: cf_numbers::SeqBatcher,
     takeovers: takeover::Takeovers,
+    watches: watch::Watches,
     transmits: VecDeque<Transmit>,
     tun_writes: VecDeque<Vec<u8>>,
     events: VecDeque<ImageEvent>,
@@ -285,6 +296,7 @@ impl Image {
             held: hold::HoldQueue::default(),
             numbers: cf_numbers::SeqBatcher::default(),
             takeovers: takeover::Takeovers::default(),
+            watches: watch::Watches::default(),
             transmits: VecDeque::new(),
             tun_writes: VecDeque::new(),
             events: VecDeque::new(),
@@ -364,7 +376,8 @@ impl Image {
 
     /// When [`Image::handle_timeout`] is due next.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_tick
+        self.watch_deadline()
+            .map_or(self.next_tick, |g| g.min(self.next_tick))
     }
 
     /// The next request for the CF; `now` is when the shell sends it (a

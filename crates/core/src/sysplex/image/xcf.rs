@@ -70,12 +70,14 @@ impl Image {
     /// A peer's XCF connection came up: it gets the VIPA list and every SA
     /// of a DVIPA distributed to it.
     pub fn handle_peer_up(&mut self, peer: &ImageId) {
+        self.watch_peer_up(peer.as_str());
         self.announce_to(peer);
     }
 
     /// A peer's XCF connection went down: forget what it registered, and
     /// resync it when it comes back.
     pub fn handle_peer_down(&mut self, peer: &ImageId) {
+        self.watch_peer_down(peer.as_str());
         self.heard.remove(peer);
         if let Some(r) = self.routing.as_mut() {
             r.target_down(peer.as_str());
@@ -86,6 +88,7 @@ impl Image {
     /// simulator's links are up before its trace starts, and its scenarios
     /// announce explicitly): no resync at first contact.
     pub fn assume_synced(&mut self, peer: &ImageId) {
+        self.watch_peer_up(peer.as_str());
         self.heard.insert(peer.clone());
     }
 
@@ -131,6 +134,7 @@ impl Image {
     /// listener registrations, the VIPA list to every target, and the
     /// held SYNs' expiry (Fig. 11 block 178).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.evaluate_watches(now);
         if now < self.next_tick {
             return;
         }
