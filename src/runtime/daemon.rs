@@ -96,7 +96,7 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
         if let Some(ike) = &ike {
             t.set_ike(Arc::clone(ike));
         }
-        t.start(&node, mesh.connected());
+        t.start(&node);
     }
     let rx_node = Arc::clone(&node);
     tokio::spawn(async move {

@@ -35,7 +35,7 @@ use crate::lab::netlink::NsLinks;
 use crate::lab::plan::TUN_NAME;
 use crate::sysplex::image::{
     CfAsk, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk, SeqAsk,
-    TakeoverPlan, Transmit, XcfDatagram,
+    Transmit, XcfDatagram,
 };
 use crate::sysplex::routing::{RoutingConfig, RoutingStack};
 use crate::sysplex::target::{GreHeader, Upstream};
@@ -499,9 +499,23 @@ impl ImageNode {
         let out = {
             let mut core = self.core();
             core.image.handle_peer_up(&ImageId::new(peer));
+            core.image.evaluate_watches(now);
             Outputs::drain(&mut core.image, now)
         };
         self.send_messages(out.xcf);
+        self.on_events(out.events);
+    }
+
+    /// The image's watches evaluated now (a takeover they decide starts).
+    pub(super) fn evaluate_watches(&self) {
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.evaluate_watches(now);
+            Outputs::drain(&mut core.image, now)
+        };
+        self.send_messages(out.xcf);
+        self.on_events(out.events);
     }
 
     /// A message from another image over XCF.
@@ -523,7 +537,15 @@ impl ImageNode {
 
     /// A peer's XCF connection went down: forget what it registered.
     pub fn peer_down(&self, peer: &str) {
-        self.core().image.handle_peer_down(&ImageId::new(peer));
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.handle_peer_down(&ImageId::new(peer));
+            core.image.evaluate_watches(now);
+            Outputs::drain(&mut core.image, now)
+        };
+        self.send_messages(out.xcf);
+        self.on_events(out.events);
     }
 
     fn send_messages(&self, msgs: Vec<(ImageId, XcfMessage)>) {
@@ -625,10 +647,9 @@ impl ImageNode {
         self.run_cf(None).await;
     }
 
-    /// A takeover the watch decided: the image carries out its steps, its
-    /// CF requests answered over `kv` (the takeover's CF connection).
-    pub(super) async fn take_over(&self, plan: TakeoverPlan, kv: &super::cf::CfClient) {
-        self.core().image.start_takeover(plan);
+    /// A takeover the image's watch started: its CF requests answered
+    /// over `kv` (the takeover's CF connection).
+    pub(super) async fn take_over(&self, kv: &super::cf::CfClient) {
         self.run_cf(Some(kv)).await;
     }
 
@@ -648,7 +669,12 @@ impl ImageNode {
                     Outputs::drain(image, now)
                 }
                 CfAsk::Kv { id, req } => {
-                    let r = match kv.or(self.cf.get()) {
+                    let kv = match (kv, self.takeover.get()) {
+                        (Some(kv), _) => Some(kv),
+                        (None, Some(t)) => Some(t.cf().await),
+                        (None, None) => self.cf.get(),
+                    };
+                    let r = match kv {
                         Some(cf) => cf.request(req).await.map_err(|e| e.to_string()),
                         None => Err("no CF connection".to_string()),
                     };

@@ -5,11 +5,14 @@
 //!   go into a bounded queue that one task writes to the CF over its own
 //!   connection, so the packet path never waits for the CF and the
 //!   sequence-number requests never queue behind a checkpoint.
-//! - **Watch** (owner and backups): from the XCF mesh's set of connected
-//!   peers (a peer is gone when its connection closes or it misses three
-//!   seconds of heartbeats, [`super::xcf`]); after a start-up grace period,
-//!   the highest-ranked live candidate of a DVIPA whose holder is gone
-//!   takes it.
+//! - **Watch** (owner and backups): kept by the image
+//!   ([`crate::sysplex::image::Image::evaluate_watches`]), fed with the XCF
+//!   mesh's peers going up and down (a peer is gone when its connection
+//!   closes or it misses three seconds of heartbeats, [`super::xcf`]);
+//!   after a start-up grace period, the highest-ranked live candidate of a
+//!   DVIPA whose holder is gone takes it: the image starts the takeover
+//!   and tells [`ImageEvent::WatchDecided`], on which this shell waits for
+//!   its outcome.
 //! - **Acquire**: the VIPABACKUP's VIPADISTRIBUTE goes into the routing
 //!   stack; the SA pairs and connections are read from the CF and adopted
 //!   (the CF sequence structures go on, nothing is created again); the
@@ -29,13 +32,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::cf::CfClient;
 use super::image::ImageNode;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::EXT_NAME;
-use crate::sysplex::image::{ImageEvent, TakeoverPlan};
+use crate::sysplex::image::ImageEvent;
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::xcf::{BundleInstall, CfRequest, SaInstall, CF_PORT};
@@ -108,7 +111,9 @@ pub struct Takeover {
     cf: tokio::sync::OnceCell<CfClient>,
     writes: mpsc::Sender<CfRequest>,
     writes_rx: Mutex<Option<mpsc::Receiver<CfRequest>>>,
+    /// The watches until [`Takeover::start`] hands them to the image.
     watches: Mutex<BTreeMap<Ipv4Addr, Watch>>,
+    node: OnceLock<Arc<ImageNode>>,
     events: Mutex<Vec<TakeoverEvent>>,
     ike: OnceLock<Arc<super::ike::IkeRuntime>>,
     /// SA pairs adopted from the CF whose IKE SA died with the previous
@@ -175,6 +180,7 @@ pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>
         writes: tx,
         writes_rx: Mutex::new(Some(rx)),
         watches: Mutex::new(watches),
+        node: OnceLock::new(),
         events: Mutex::new(Vec::new()),
         ike: OnceLock::new(),
         adopted: Mutex::new(Vec::new()),
@@ -215,13 +221,10 @@ impl Takeover {
         let _ = self.ike.set(ike);
     }
 
-    /// Starts the CF writer, the DCT journal and the watch over `peers`
-    /// (the XCF mesh's connected set).
-    pub fn start(
-        self: &Arc<Self>,
-        node: &Arc<ImageNode>,
-        peers: watch::Receiver<BTreeSet<String>>,
-    ) {
+    /// Starts the CF writer and the DCT journal, and hands the watches to
+    /// the image (the XCF mesh's peers reach it through
+    /// [`ImageNode::peer_up`] and [`ImageNode::peer_down`]).
+    pub fn start(self: &Arc<Self>, node: &Arc<ImageNode>) {
         if let Some(r) = node.core().image.routing_mut() {
             r.keep_journal();
         }
@@ -229,10 +232,40 @@ impl Takeover {
             tokio::spawn(Arc::clone(self).writer(rx));
         }
         tokio::spawn(Arc::clone(self).journal(Arc::clone(node)));
-        tokio::spawn(Arc::clone(self).watch_peers(Arc::clone(node), peers));
+        let _ = self.node.set(Arc::clone(node));
+        self.hand_watches(node);
     }
 
-    async fn cf(&self) -> &CfClient {
+    /// The image keeps the watches from now on and takes a DVIPA over
+    /// when one says so, after [`GRACE`] (see [`Image::evaluate_watches`]).
+    fn hand_watches(&self, node: &ImageNode) {
+        let Some(image) = self.topo.image(&self.me) else {
+            return;
+        };
+        let now = node.now();
+        let mut core = node.core();
+        let watches = std::mem::take(&mut *lock(&self.watches));
+        let fresh = match core.image.routing() {
+            None => match super::image::routing_stack(image, &[]) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!("{}: no routing stack to take over with: {e:#}", self.me);
+                    None
+                }
+            },
+            Some(_) => None,
+        };
+        core.image
+            .set_watch_context(Arc::new(self.topo.sysplex_spec()), fresh);
+        for (dvipa, w) in watches {
+            core.image.watch_dvipa(w, image.distributions_of(dvipa));
+        }
+        core.image.set_watch_grace(now + GRACE);
+        drop(core);
+        node.evaluate_watches();
+    }
+
+    pub(super) async fn cf(&self) -> &CfClient {
         let addr = SocketAddr::from((self.topo.cf.addr, CF_PORT));
         self.cf
             .get_or_init(|| async move {
@@ -305,59 +338,12 @@ impl Takeover {
         }
     }
 
-    /// After the grace period, evaluates every watch whenever the set of
-    /// connected peers changes.
-    async fn watch_peers(
-        self: Arc<Self>,
-        node: Arc<ImageNode>,
-        mut peers: watch::Receiver<BTreeSet<String>>,
-    ) {
-        self.grace(&mut peers).await;
-        loop {
-            let live = peers.borrow_and_update().clone();
-            let actions: Vec<(Ipv4Addr, WatchAction)> = lock(&self.watches)
-                .values_mut()
-                .map(|w| (w.dvipa, w.evaluate(|n| live.contains(n))))
-                .collect();
-            for (dvipa, action) in actions {
-                if let WatchAction::Acquire { previous } = action {
-                    if let Err(e) = self.acquire(&node, dvipa, previous).await {
-                        tracing::error!("taking {dvipa} over: {e:#}");
-                    }
-                }
-            }
-            if peers.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Waits until every holder this image knows of has connected, or
-    /// [`GRACE`] has passed (a holder that never came is gone).
-    async fn grace(&self, peers: &mut watch::Receiver<BTreeSet<String>>) {
-        let deadline = tokio::time::Instant::now() + GRACE;
-        loop {
-            let live = peers.borrow_and_update().clone();
-            let all_seen = lock(&self.watches).values().all(|w| {
-                w.holder
-                    .as_deref()
-                    .is_none_or(|h| h == self.me || live.contains(h))
-            });
-            if all_seen {
-                return;
-            }
-            match tokio::time::timeout_at(deadline, peers.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => return,
-            }
-        }
-    }
-
     /// A restarted holder (no takeover in between): adopts what the CF
     /// holds for its DVIPAs, and records itself as their holder.
     pub async fn adopt_held(&self, node: &ImageNode) {
-        let held: Vec<Ipv4Addr> = lock(&self.watches)
-            .values()
+        let held: Vec<Ipv4Addr> = self
+            .watch_list()
+            .iter()
             .filter(|w| w.held())
             .map(|w| w.dvipa)
             .collect();
@@ -510,8 +496,24 @@ impl Takeover {
     }
 
     /// What the image tells of a takeover it carries out.
-    pub(super) fn on_image_event(&self, ev: ImageEvent) {
+    pub(super) fn on_image_event(self: &Arc<Self>, ev: ImageEvent) {
         let (dvipa, outcome) = match ev {
+            ImageEvent::WatchDecided {
+                dvipa,
+                action: WatchAction::Acquire { previous },
+                ..
+            } => {
+                let (tx, rx) = oneshot::channel();
+                lock(&self.waiting).insert(dvipa, (previous.clone(), tx));
+                let (t, node) = (Arc::clone(self), self.node.get().cloned());
+                tokio::spawn(async move {
+                    let Some(node) = node else { return };
+                    if let Err(e) = t.acquire(&node, dvipa, previous, rx).await {
+                        tracing::error!("taking {dvipa} over: {e:#}");
+                    }
+                });
+                return;
+            }
             ImageEvent::TakeoverNotClaimed { dvipa, .. } => {
                 bump(&self.counters.claims_lost, 1);
                 tracing::warn!(
@@ -563,12 +565,10 @@ impl Takeover {
         node: &Arc<ImageNode>,
         dvipa: Ipv4Addr,
         previous: Option<String>,
+        rx: oneshot::Receiver<Outcome>,
     ) -> Result<()> {
         let t0 = Instant::now();
-        let plan = self.plan(node, dvipa, previous.clone())?;
-        let (tx, rx) = oneshot::channel();
-        lock(&self.waiting).insert(dvipa, (previous.clone(), tx));
-        node.take_over(plan, self.cf().await).await;
+        node.take_over(self.cf().await).await;
         let outcome = rx.await;
         let (n_sas, n_conns) = match outcome {
             Ok(Outcome::Plumb { sas, conns }) => (sas, conns),
@@ -600,29 +600,6 @@ impl Takeover {
             self.me
         );
         self.gratuitous_arp(&node.links, dvipa).await
-    }
-
-    /// What the image needs to take `dvipa` over: this image's
-    /// VIPADISTRIBUTE statements for it, and a routing stack to start
-    /// from when it has none.
-    fn plan(
-        &self,
-        node: &ImageNode,
-        dvipa: Ipv4Addr,
-        previous: Option<String>,
-    ) -> Result<TakeoverPlan> {
-        let image = self.topo.image(&self.me).context("not an image")?;
-        let fresh = match node.core().image.routing() {
-            None => Some(super::image::routing_stack(image, &[])?),
-            Some(_) => None,
-        };
-        Ok(TakeoverPlan {
-            dvipa,
-            previous,
-            dists: image.distributions_of(dvipa),
-            fresh,
-            sysplex: Arc::new(self.topo.sysplex_spec()),
-        })
     }
 
     /// The image took `dvipa` over: plumb it like an owner's, announce
@@ -665,10 +642,30 @@ impl Takeover {
         gone.into_iter().map(|(_, spi, _)| spi).collect()
     }
 
+    /// The watches: this shell's until [`Takeover::start`], the image's
+    /// from then on.
+    fn watch_list(&self) -> Vec<Watch> {
+        let before = self.unhanded();
+        match self.node.get() {
+            Some(n) if before.is_empty() => n.core().image.watches().cloned().collect(),
+            _ => before,
+        }
+    }
+
+    /// The watches not handed to the image yet (before [`Takeover::start`]).
+    pub fn unhanded(&self) -> Vec<Watch> {
+        lock(&self.watches).values().cloned().collect()
+    }
+
     /// The VIPA status rows of `netstat vipadcfg`.
     pub fn status_rows(&self) -> Vec<super::display::VipaStatusRow> {
-        lock(&self.watches)
-            .values()
+        self.status_rows_of(&self.watch_list())
+    }
+
+    /// The rows for `watches` (the image's, when the caller holds its lock).
+    pub fn status_rows_of(&self, watches: &[Watch]) -> Vec<super::display::VipaStatusRow> {
+        watches
+            .iter()
             .map(|w| super::display::VipaStatusRow {
                 dvipa: w.dvipa,
                 holder: w.holder.clone(),

@@ -32,7 +32,13 @@ impl ImageNode {
             Report::Vipadcfg => {
                 let mut cfg = display::vipadcfg(&self.topo, &self.name);
                 if let Some(t) = self.takeover.get() {
-                    cfg.status = t.status_rows();
+                    let watches: Vec<_> = core.image.watches().cloned().collect();
+                    let watches = if watches.is_empty() {
+                        t.unhanded()
+                    } else {
+                        watches
+                    };
+                    cfg.status = t.status_rows_of(&watches);
                 }
                 n.vipadcfg = Some(cfg);
             }
