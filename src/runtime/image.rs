@@ -70,7 +70,7 @@ pub trait IkeHook: Send + Sync {
 }
 
 /// Counters of the I/O shell (the image counts its own decisions, see
-/// [`ImageCounters`]; `status` shows both under `shell`).
+/// [`ImageCounters`](crate::sysplex::image::ImageCounters); `status` shows both under `shell`).
 #[derive(Debug, Default, Serialize)]
 pub struct ShellCounters {
     pub tun_in: AtomicU64,
