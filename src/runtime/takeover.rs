@@ -39,6 +39,7 @@ use super::image::ImageNode;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::EXT_NAME;
 use crate::sysplex::image::ImageEvent;
+use crate::sysplex::spec::SysplexSpec;
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::xcf::{BundleInstall, CfRequest, SaInstall, CF_PORT};
@@ -108,6 +109,8 @@ type Waiting = (Option<String>, oneshot::Sender<Outcome>);
 pub struct Takeover {
     me: String,
     topo: Topology,
+    /// The images as the core's takeover steps look them up (built once).
+    sysplex: Arc<SysplexSpec>,
     cf: tokio::sync::OnceCell<CfClient>,
     writes: mpsc::Sender<CfRequest>,
     writes_rx: Mutex<Option<mpsc::Receiver<CfRequest>>>,
@@ -152,6 +155,7 @@ pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>
     }
     let addr = SocketAddr::from((topo.cf.addr, CF_PORT));
     let cf = connect_within(addr, STARTUP_CF_WAIT).await;
+    let sysplex = Arc::new(topo.sysplex_spec());
     let mut watches = BTreeMap::new();
     let mut deferred = Vec::new();
     for d in defined.iter().chain(&backed) {
@@ -160,7 +164,7 @@ pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>
             None => None,
         };
         let holder = holder.map(|r| r.image);
-        let mut w = Watch::new(topo, me, *d, holder.clone());
+        let mut w = Watch::new(&*sysplex, me, *d, holder.clone());
         if defined.contains(d) {
             match holder {
                 Some(h) if h != me => {
@@ -176,6 +180,7 @@ pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>
     let t = Takeover {
         me: me.to_string(),
         topo: topo.clone(),
+        sysplex,
         cf: tokio::sync::OnceCell::new(),
         writes: tx,
         writes_rx: Mutex::new(Some(rx)),
@@ -256,7 +261,7 @@ impl Takeover {
             Some(_) => None,
         };
         core.image
-            .set_watch_context(Arc::new(self.topo.sysplex_spec()), fresh);
+            .set_watch_context(Arc::clone(&self.sysplex), fresh);
         for (dvipa, w) in watches {
             core.image.watch_dvipa(w, image.distributions_of(dvipa));
         }
@@ -457,7 +462,7 @@ impl Takeover {
             me: &self.me,
             now,
         };
-        let adoption = adopter.adopt(&self.topo, dvipa, sas, conns, failed);
+        let adoption = adopter.adopt(&*self.sysplex, dvipa, sas, conns, failed);
         drop(core);
         self.adopted(dvipa, &adoption)
     }

@@ -1,12 +1,13 @@
 //! What the topology hands the sysplex state machines: each image's
 //! routing stack configuration and VIPADISTRIBUTE statements, and the
-//! images a takeover looks up (patent Fig. 12). sysplex defines the types
+//! sysplex as a `SysplexSpec` (what the takeover steps look images up in).
+//! sysplex defines the types
 //! (`plexnet_core::sysplex::config`) and never reads the topology itself.
 
 use std::net::Ipv4Addr;
 
 use super::{Image, Topology};
-use plexnet_core::sysplex::config::{InboundFilter, SysplexImages, VipaDistribute};
+use plexnet_core::sysplex::config::{InboundFilter, VipaDistribute};
 use plexnet_core::sysplex::routing::{FilterAt, RoutingConfig};
 use plexnet_core::sysplex::spec::{ImageSpec, SysplexSpec};
 
@@ -37,29 +38,6 @@ impl Image {
             .filter(|d| d.addr == dvipa)
             .cloned()
             .collect()
-    }
-}
-
-impl SysplexImages for Topology {
-    fn image_xcf(&self, name: &str) -> Option<(&str, Ipv4Addr)> {
-        self.image(name).map(|i| (i.name.as_str(), i.xcf_addr))
-    }
-
-    fn dvipa_owner(&self, dvipa: Ipv4Addr) -> Option<&str> {
-        self.owner_of(dvipa).map(|i| i.name.as_str())
-    }
-
-    fn dvipa_holders(&self, dvipa: Ipv4Addr) -> Vec<(&str, Option<u8>)> {
-        let mut out = Vec::new();
-        for image in &self.images {
-            if image.vipa.defines.iter().any(|d| d.addr == dvipa) {
-                out.push((image.name.as_str(), None));
-            }
-            for b in image.vipa.backups.iter().filter(|b| b.addr == dvipa) {
-                out.push((image.name.as_str(), Some(b.rank)));
-            }
-        }
-        out
     }
 }
 
