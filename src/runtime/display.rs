@@ -81,6 +81,17 @@ pub struct VipaStatusRow {
     pub takeovers: u32,
     /// Who held it before this image's last takeover.
     pub took_from: Option<String>,
+    /// How its owner's VIPADEFINE lets it move back: `Immediate` or
+    /// `WhenIdle` (MOVEABLE IMMEDIATE / WHENIDLE).
+    #[serde(default)]
+    pub moveable: String,
+    /// Givebacks of this DVIPA by this image (as its holder).
+    #[serde(default)]
+    pub givebacks: u32,
+    /// A giveback under way here (`to MVS1: offered`, `from MVS5: taking
+    /// back`, `to MVS1 when idle (3 connections)`).
+    #[serde(default)]
+    pub giveback: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -778,8 +789,8 @@ fn render_vipadcfg(s: &mut String, c: Option<&Vipadcfg>) {
     if !c.status.is_empty() {
         let _ = writeln!(
             s,
-            "  VIPA Status:\n    {:<15} {:<8} {:<8} Takeovers",
-            "IP Address", "Status", "Holder"
+            "  VIPA Status:\n    {:<15} {:<8} {:<8} {:<9} Takeovers Givebacks",
+            "IP Address", "Status", "Holder", "Moveable"
         );
         for r in &c.status {
             let from = r
@@ -787,11 +798,16 @@ fn render_vipadcfg(s: &mut String, c: Option<&Vipadcfg>) {
                 .as_deref()
                 .map(|f| format!(" (last from {f})"))
                 .unwrap_or_default();
+            let moving = r
+                .giveback
+                .as_deref()
+                .map(|g| format!(" giveback {g}"))
+                .unwrap_or_default();
             let holder = r.holder.as_deref().unwrap_or("none");
             let _ = writeln!(
                 s,
-                "    {:<15} {:<8} {:<8} {}{from}",
-                r.dvipa, r.state, holder, r.takeovers
+                "    {:<15} {:<8} {:<8} {:<9} {:<9} {}{from}{moving}",
+                r.dvipa, r.state, holder, r.moveable, r.takeovers, r.givebacks
             );
         }
     }

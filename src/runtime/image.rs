@@ -47,7 +47,7 @@ mod bundle;
 mod kernel;
 mod status;
 pub use bundle::manual_bundle;
-pub(super) use kernel::plumb;
+pub(super) use kernel::{plumb, unplumb_owned};
 pub use kernel::PROTECTED_MTU;
 use kernel::{http_server, listening_ports, SERVER_PORTS};
 
@@ -313,6 +313,33 @@ impl ImageNode {
         }
     }
 
+    /// A DVIPA given back leaves the owned ones.
+    pub(super) fn remove_owned(&self, dvipa: Ipv4Addr) {
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        if owned.contains(&dvipa) {
+            let v: Vec<Ipv4Addr> = owned.iter().copied().filter(|d| *d != dvipa).collect();
+            *owned = Arc::new(v);
+        }
+    }
+
+    /// Whether this image serves `dvipa` as a target (it stays on `lo`).
+    pub(super) fn serves(&self, dvipa: Ipv4Addr) -> bool {
+        target_of(&self.topo, &self.name).contains(&dvipa)
+    }
+
+    /// The DVIPA taken over (or back) is announced on the LAN: a giveback's
+    /// holder hears it may let go ([`Image::handle_dvipa_announced`]).
+    pub(super) fn dvipa_announced(&self, dvipa: Ipv4Addr) {
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.handle_dvipa_announced(dvipa);
+            Outputs::drain(&mut core.image, now)
+        };
+        self.send_messages(out.xcf);
+        self.on_events(out.events);
+    }
+
     /// The image's clock: the time since this shell started.
     pub(super) fn now(&self) -> Instant {
         Instant::from_elapsed(self.started.elapsed())
@@ -504,6 +531,8 @@ impl ImageNode {
         };
         self.send_messages(out.xcf);
         self.on_events(out.events);
+        // A giveback the watches started writes to the CF.
+        self.numbers_wanted.notify_one();
     }
 
     /// The image's watches evaluated now (a takeover they decide starts).
@@ -516,6 +545,8 @@ impl ImageNode {
         };
         self.send_messages(out.xcf);
         self.on_events(out.events);
+        // A giveback the watches started writes to the CF.
+        self.numbers_wanted.notify_one();
     }
 
     /// A message from another image over XCF.
@@ -546,6 +577,8 @@ impl ImageNode {
         };
         self.send_messages(out.xcf);
         self.on_events(out.events);
+        // A giveback the watches started writes to the CF.
+        self.numbers_wanted.notify_one();
     }
 
     fn send_messages(&self, msgs: Vec<(ImageId, XcfMessage)>) {

@@ -38,12 +38,25 @@ use super::cf::CfClient;
 use super::image::ImageNode;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::EXT_NAME;
-use crate::sysplex::image::ImageEvent;
+use crate::sysplex::image::{GivebackState, ImageEvent};
 use crate::sysplex::spec::SysplexSpec;
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::xcf::{BundleInstall, CfRequest, SaInstall, CF_PORT};
 use crate::topology::Topology;
+
+mod giveback;
+
+/// A watch and the giveback of its DVIPA under way at this image.
+pub type WatchRow = (Watch, Option<GivebackState>);
+
+/// The image's watches with their givebacks.
+pub fn watch_rows(image: &crate::sysplex::image::Image) -> Vec<WatchRow> {
+    image
+        .watches()
+        .map(|w| (w.clone(), image.giveback_state(w.dvipa).cloned()))
+        .collect()
+}
 
 /// How long a starting image waits for the CF to read owner records.
 const STARTUP_CF_WAIT: Duration = Duration::from_secs(3);
@@ -77,6 +90,12 @@ pub struct TakeoverCounters {
     /// CF records a takeover skipped because they do not decode.
     pub records_unreadable: AtomicU64,
     pub gratuitous_arps: AtomicU64,
+    /// DVIPAs this image gave back to their restarted owner (holder).
+    pub givebacks: AtomicU64,
+    /// DVIPAs this image took back from their holder (owner).
+    pub takebacks: AtomicU64,
+    /// Givebacks that stopped (the CF failed, the owner declined or left).
+    pub givebacks_stopped: AtomicU64,
 }
 
 /// One takeover, for `status --json`.
@@ -90,6 +109,8 @@ pub struct TakeoverEvent {
     pub took_ms: u64,
     /// Since this daemon started.
     pub at_ms: u64,
+    /// Taken back from `previous` (a giveback), not taken over.
+    pub giveback: bool,
 }
 
 /// How the image's steps of a takeover ended.
@@ -131,6 +152,10 @@ pub struct Takeover {
     /// Takeovers the image carries out: the holder that is gone, and
     /// where to say how it ended.
     waiting: Mutex<BTreeMap<Ipv4Addr, Waiting>>,
+    /// Givebacks this image (the holder) started, and when.
+    giving: Mutex<BTreeMap<Ipv4Addr, Instant>>,
+    /// Givebacks this image carried out, for `status --json`.
+    gave: Mutex<Vec<giveback::GivebackEvent>>,
     started: Instant,
     pub counters: TakeoverCounters,
 }
@@ -191,6 +216,8 @@ pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>
         adopted: Mutex::new(Vec::new()),
         moving: Mutex::new(BTreeSet::new()),
         waiting: Mutex::new(BTreeMap::new()),
+        giving: Mutex::new(BTreeMap::new()),
+        gave: Mutex::new(Vec::new()),
         started: Instant::now(),
         counters: TakeoverCounters::default(),
     };
@@ -349,8 +376,8 @@ impl Takeover {
         let held: Vec<Ipv4Addr> = self
             .watch_list()
             .iter()
-            .filter(|w| w.held())
-            .map(|w| w.dvipa)
+            .filter(|(w, _)| w.held())
+            .map(|(w, _)| w.dvipa)
             .collect();
         for dvipa in held {
             match self.read_state(dvipa).await {
@@ -507,18 +534,14 @@ impl Takeover {
                 dvipa,
                 action: WatchAction::Acquire { previous },
                 ..
-            } => {
-                let (tx, rx) = oneshot::channel();
-                lock(&self.waiting).insert(dvipa, (previous.clone(), tx));
-                let (t, node) = (Arc::clone(self), self.node.get().cloned());
-                tokio::spawn(async move {
-                    let Some(node) = node else { return };
-                    if let Err(e) = t.acquire(&node, dvipa, previous, rx).await {
-                        tracing::error!("taking {dvipa} over: {e:#}");
-                    }
-                });
-                return;
+            } => return self.start_acquire(dvipa, previous, false),
+            ImageEvent::TakingBack { dvipa, from } => {
+                tracing::warn!("{}: {from} gives {dvipa} back", self.me);
+                return self.start_acquire(dvipa, Some(from), true);
             }
+            ev @ (ImageEvent::GivebackDecided { .. }
+            | ImageEvent::GivebackStopped { .. }
+            | ImageEvent::GaveBack { .. }) => return self.on_giveback_event(ev),
             ImageEvent::TakeoverNotClaimed { dvipa, .. } => {
                 bump(&self.counters.claims_lost, 1);
                 tracing::warn!(
@@ -562,6 +585,26 @@ impl Takeover {
         }
     }
 
+    /// Waits for the outcome of the takeover (or, `giveback`, the taking
+    /// back) of `dvipa` the image started, and carries out its shell part.
+    fn start_acquire(self: &Arc<Self>, dvipa: Ipv4Addr, previous: Option<String>, giveback: bool) {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiting).insert(dvipa, (previous.clone(), tx));
+        let (t, node) = (Arc::clone(self), self.node.get().cloned());
+        tokio::spawn(async move {
+            let Some(node) = node else { return };
+            let acquired = t.acquire(&node, dvipa, previous, rx, giveback).await;
+            if giveback {
+                // The holder lets go once the LAN was told (or stays MOVING
+                // no longer than the owner lives, if the plumbing failed).
+                node.dvipa_announced(dvipa);
+            }
+            if let Err(e) = acquired {
+                tracing::error!("taking {dvipa} over: {e:#}");
+            }
+        });
+    }
+
     /// Takes `dvipa` over (see the module documentation): the image
     /// carries out the protocol steps, this shell the plumbing, IKE and
     /// the gratuitous ARP.
@@ -571,6 +614,7 @@ impl Takeover {
         dvipa: Ipv4Addr,
         previous: Option<String>,
         rx: oneshot::Receiver<Outcome>,
+        giveback: bool,
     ) -> Result<()> {
         let t0 = Instant::now();
         node.take_over(self.cf().await).await;
@@ -591,7 +635,14 @@ impl Takeover {
         lock(&self.moving).remove(&dvipa);
         plumbed?;
         let took_ms = t0.elapsed().as_millis() as u64;
-        bump(&self.counters.takeovers, 1);
+        bump(
+            if giveback {
+                &self.counters.takebacks
+            } else {
+                &self.counters.takeovers
+            },
+            1,
+        );
         lock(&self.events).push(TakeoverEvent {
             dvipa,
             previous,
@@ -599,6 +650,7 @@ impl Takeover {
             connections_restored: n_conns,
             took_ms,
             at_ms: self.started.elapsed().as_millis() as u64,
+            giveback,
         });
         tracing::warn!(
             "{}: {dvipa} taken over in {took_ms} ms: {n_sas} SA pairs, {n_conns} connections",
@@ -647,13 +699,13 @@ impl Takeover {
         gone.into_iter().map(|(_, spi, _)| spi).collect()
     }
 
-    /// The watches: this shell's until [`Takeover::start`], the image's
-    /// from then on.
-    fn watch_list(&self) -> Vec<Watch> {
+    /// The watches (with the giveback under way): this shell's until
+    /// [`Takeover::start`], the image's from then on.
+    fn watch_list(&self) -> Vec<WatchRow> {
         let before = self.unhanded();
         match self.node.get() {
-            Some(n) if before.is_empty() => n.core().image.watches().cloned().collect(),
-            _ => before,
+            Some(n) if before.is_empty() => watch_rows(&n.core().image),
+            _ => before.into_iter().map(|w| (w, None)).collect(),
         }
     }
 
@@ -667,21 +719,34 @@ impl Takeover {
         self.status_rows_of(&self.watch_list())
     }
 
-    /// The rows for `watches` (the image's, when the caller holds its lock).
-    pub fn status_rows_of(&self, watches: &[Watch]) -> Vec<super::display::VipaStatusRow> {
+    /// The rows for `watches` (the image's, when the caller holds its
+    /// lock): z/OS's NETSTAT VIPADYN status, ACTIVE, BACKUP or MOVING (a
+    /// DVIPA taken over or back until it is plumbed and announced, and
+    /// at the holder while it gives the DVIPA back).
+    pub fn status_rows_of(&self, watches: &[WatchRow]) -> Vec<super::display::VipaStatusRow> {
         watches
             .iter()
-            .map(|w| super::display::VipaStatusRow {
-                dvipa: w.dvipa,
-                holder: w.holder.clone(),
-                state: match (w.held(), lock(&self.moving).contains(&w.dvipa)) {
-                    (true, true) => "Moving",
-                    (true, false) => "Active",
-                    (false, _) => "Backup",
+            .map(|(w, gb)| {
+                let moving = lock(&self.moving).contains(&w.dvipa)
+                    || matches!(
+                        gb,
+                        Some(GivebackState::Flushing { .. } | GivebackState::Offered { .. })
+                    );
+                super::display::VipaStatusRow {
+                    dvipa: w.dvipa,
+                    holder: w.holder.clone(),
+                    state: match (w.held(), moving) {
+                        (true, true) => "Moving",
+                        (true, false) => "Active",
+                        (false, _) => "Backup",
+                    }
+                    .into(),
+                    takeovers: w.takeovers,
+                    took_from: w.took_from.clone(),
+                    moveable: format!("{:?}", w.moveable),
+                    givebacks: w.givebacks,
+                    giveback: gb.as_ref().map(giveback::describe),
                 }
-                .into(),
-                takeovers: w.takeovers,
-                took_from: w.took_from.clone(),
             })
             .collect()
     }
@@ -691,6 +756,7 @@ impl Takeover {
         serde_json::json!({
             "dvipas": self.status_rows(),
             "events": *lock(&self.events),
+            "givebacks": self.givebacks(),
             "counters": &self.counters,
         })
     }
