@@ -156,8 +156,8 @@ fn restart_mvs1() {
     std::env::set_var("PLEXNET_BIN", env!("CARGO_BIN_EXE_plexnet"));
     let ns = plexnet::lab::plan::ns_name(PREFIX, "MVS1");
     let log = plexnet::lab::state::log_path(&run_dir, "MVS1");
-    let pid = plexnet::lab::process::spawn_daemon(&run_dir, "MVS1", &ns, &log)
-        .expect("restarting MVS1");
+    let pid =
+        plexnet::lab::process::spawn_daemon(&run_dir, "MVS1", &ns, &log).expect("restarting MVS1");
     let mut lab = plexnet::lab::state::LabState::load(&run_dir).expect("lab state");
     if let Some(n) = lab.nodes.iter_mut().find(|n| n.name == "MVS1") {
         n.pid = Some(pid);
@@ -278,6 +278,12 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
     assert_eq!(t5["counters"]["givebacks_stopped"], 0, "{t5}");
     eprintln!("MVS5's giveback: {}", t5["givebacks"]);
     eprintln!("MVS1's takeback: {}", t1["events"]);
+    eprintln!("MVS1's IKE: {}", mvs1["daemon"]["ike"]["counters"]);
+    let client2 = node("client2");
+    eprintln!(
+        "client2: {} replay drops {}",
+        client2["daemon"]["summary"], client2["daemon"]["replay_drops"]
+    );
     // The LAN, IKE and the DCT follow: new connections are MVS1's
     // (ROUNDROBIN over MVS1, MVS2, MVS4), from both clients.
     for c in ["client1", "client2"] {
@@ -287,13 +293,16 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
         }
         assert!(
             by.iter()
-                .all(|a| ["served by MVS1", "served by MVS2", "served by MVS4"].contains(&a.as_str())),
+                .all(|a| ["served by MVS1", "served by MVS2", "served by MVS4"]
+                    .contains(&a.as_str())),
             "{c}: {by:?}"
         );
     }
     let owned = &node("MVS5")["daemon"]["owned_dvipas"];
     assert!(
-        !owned.as_array().is_some_and(|a| a.iter().any(|d| d == DVA1)),
+        !owned
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d == DVA1)),
         "MVS5 still owns DVA1: {owned}"
     );
 }

@@ -105,7 +105,10 @@ fn giveback_immediate_moves_the_dct_and_sas_back_to_the_restarted_owner() {
     take_over(&mut w);
     // Under MVS5: its ROUNDROBIN over MVS2, MVS3, MVS4.
     let under_backup: Vec<(u16, String)> = (40002..40005).map(|p| (p, open(&mut w, p))).collect();
-    assert!(under_backup.iter().any(|(_, t)| t == "MVS3"), "{under_backup:?}");
+    assert!(
+        under_backup.iter().any(|(_, t)| t == "MVS3"),
+        "{under_backup:?}"
+    );
     w.advance_to(12000);
     w.restart("MVS1");
     // The giveback ran at once: MVS1 owns and routes DVA1 again.
@@ -127,12 +130,18 @@ fn giveback_immediate_moves_the_dct_and_sas_back_to_the_restarted_owner() {
     }
     assert_eq!(target_of(&w, 40001).as_deref(), Some("MVS2"));
     // They keep working: the next request of each reaches its target.
-    let before: u64 = ["MVS2", "MVS3", "MVS4"].iter().map(|t| forwarded(&w, t)).sum();
+    let before: u64 = ["MVS2", "MVS3", "MVS4"]
+        .iter()
+        .map(|t| forwarded(&w, t))
+        .sum();
     for (p, _) in &under_backup {
         again(&mut w, *p);
     }
     again(&mut w, 40001);
-    let after: u64 = ["MVS2", "MVS3", "MVS4"].iter().map(|t| forwarded(&w, t)).sum();
+    let after: u64 = ["MVS2", "MVS3", "MVS4"]
+        .iter()
+        .map(|t| forwarded(&w, t))
+        .sum();
     assert_eq!(after - before, 4);
     assert!(forwarded(&w, "MVS3") >= 1);
     // A new connection follows MVS1's ROUNDROBIN (MVS1, MVS2, MVS4).

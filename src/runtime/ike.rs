@@ -314,7 +314,10 @@ impl IkeRuntime {
         }
         inner.by_spi.retain(|_, v| !gone.contains(v));
         inner.pending.retain(|(d, _), _| *d != dvipa);
-        tracing::info!("IKE for {dvipa} stopped (given back), {} child SAs forgotten", gone.len());
+        tracing::info!(
+            "IKE for {dvipa} stopped (given back), {} child SAs forgotten",
+            gone.len()
+        );
     }
 
     /// After a takeover of `dvipa`: negotiates anew with `peer`, whose IKE

@@ -47,9 +47,9 @@ mod bundle;
 mod kernel;
 mod status;
 pub use bundle::manual_bundle;
-pub(super) use kernel::{plumb, unplumb_owned};
 pub use kernel::PROTECTED_MTU;
 use kernel::{http_server, listening_ports, SERVER_PORTS};
+pub(super) use kernel::{plumb, unplumb_owned};
 
 /// Sends XCF messages to other images (the XCF mesh).
 pub trait XcfOut: Send + Sync {

@@ -41,7 +41,8 @@ impl World {
         );
         img.image.set_listeners(vec![(dvipa, 80)]);
         let fresh = RoutingStack::new(image, spec.xcf_addr, spec.routing, &[]);
-        img.image.set_watch_context(Arc::clone(&sysplex), Some(fresh));
+        img.image
+            .set_watch_context(Arc::clone(&sysplex), Some(fresh));
         let watch = Watch::new(&*sysplex, image, dvipa, holder.clone());
         img.image.watch_dvipa(watch, spec.distributions_of(dvipa));
         self.images.insert(ImageId::new(image), img);

@@ -22,6 +22,8 @@ mod watch;
 mod xcf;
 
 #[cfg(test)]
+mod giveback_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -33,8 +35,8 @@ use serde::Serialize;
 
 use crate::ipsec::filter::FilterLog;
 use crate::ipsec::sa::Spi;
-use crate::sysplex::config::VipaDistribute;
 use crate::sysplex::config::Moveable;
+use crate::sysplex::config::VipaDistribute;
 use crate::sysplex::routing::{Released, RoutingStack};
 use crate::sysplex::stack::ImageStack;
 use crate::sysplex::takeover::Adoption;
