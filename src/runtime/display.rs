@@ -105,6 +105,10 @@ pub struct VdptRow {
     pub total_conn: u64,
     pub active_conn: u32,
     pub method: String,
+    /// The DVIPA is MOVING here (given back to its owner): no new
+    /// connection goes to this row's target through this stack.
+    #[serde(default)]
+    pub moving: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,6 +231,7 @@ pub fn vdpt(r: &RoutingStack) -> Vec<VdptRow> {
                         .unwrap_or(0),
                     active_conn: active.get(&t.image).copied().unwrap_or(0),
                     method: format!("{:?}", d.config.method),
+                    moving: r.is_moving(d.config.addr),
                 });
             }
         }
@@ -682,7 +687,7 @@ pub fn render_netstat(n: &Netstat) -> String {
             for r in &n.vdpt {
                 let _ = writeln!(
                     s,
-                    "{:<15} {:>5} {:<15} {:<8} {:>3} {:>9} {:>6} {}",
+                    "{:<15} {:>5} {:<15} {:<8} {:>3} {:>9} {:>6} {}{}",
                     r.dvipa,
                     r.port,
                     r.dest_xcf,
@@ -690,7 +695,8 @@ pub fn render_netstat(n: &Netstat) -> String {
                     u8::from(r.ready),
                     r.total_conn,
                     r.active_conn,
-                    r.method
+                    r.method,
+                    if r.moving { " Moving" } else { "" }
                 );
             }
         }

@@ -105,9 +105,9 @@ fn immediate_the_holder_moves_flushes_offers_and_lets_go_when_taken() {
     let mut mvs5 = holder(Moveable::Immediate);
     mvs5.handle_peer_up(&ImageId::new("MVS1"));
     mvs5.evaluate_watches(Instant::ZERO);
-    assert!(events(&mut mvs5)
-        .iter()
-        .any(|e| matches!(e, ImageEvent::GivebackDecided { to, connections: 1, .. } if to == "MVS1")));
+    assert!(events(&mut mvs5).iter().any(
+        |e| matches!(e, ImageEvent::GivebackDecided { to, connections: 1, .. } if to == "MVS1")
+    ));
     // MOVING: no new connection here, the old one is still routed.
     assert_eq!(syn(&mut mvs5, 40001), Decision::Drop(RouteDrop::Moving));
     assert!(matches!(
@@ -121,7 +121,10 @@ fn immediate_the_holder_moves_flushes_offers_and_lets_go_when_taken() {
             .any(|w| matches!(w, CfRequest::Put { key, .. } if key.contains("40000"))),
         "{writes:?}"
     );
-    assert_eq!(xcf_steps(&mut mvs5), vec![("MVS1".into(), GivebackStep::Offer)]);
+    assert_eq!(
+        xcf_steps(&mut mvs5),
+        vec![("MVS1".into(), GivebackStep::Offer)]
+    );
     // Only the owner it offered to ends it.
     let taken = XcfMessage::Giveback {
         dvipa: DVA1,
@@ -144,7 +147,10 @@ fn immediate_the_holder_moves_flushes_offers_and_lets_go_when_taken() {
     let r = mvs5.routing_mut().expect("routing");
     assert!(r.dvipas().is_empty() && r.dct().is_empty());
     assert!(r.take_journal().is_empty(), "no CF delete by the holder");
-    assert_eq!(mvs5.watch(DVA1).and_then(|w| w.holder.clone()).as_deref(), Some("MVS1"));
+    assert_eq!(
+        mvs5.watch(DVA1).and_then(|w| w.holder.clone()).as_deref(),
+        Some("MVS1")
+    );
     assert_eq!(mvs5.watch(DVA1).map(|w| w.givebacks), Some(1));
     assert_eq!(mvs5.giveback_state(DVA1), None);
 }
@@ -168,7 +174,10 @@ fn when_idle_the_holder_keeps_new_connections_until_the_last_one_ended() {
         mvs5.giveback_state(DVA1),
         Some(GivebackState::Offered { .. })
     ));
-    assert_eq!(xcf_steps(&mut mvs5), vec![("MVS1".into(), GivebackStep::Offer)]);
+    assert_eq!(
+        xcf_steps(&mut mvs5),
+        vec![("MVS1".into(), GivebackStep::Offer)]
+    );
 }
 
 #[test]
@@ -207,6 +216,9 @@ fn an_image_that_does_not_define_the_dvipa_declines_it() {
         step: GivebackStep::Offer,
     };
     mvs2.handle_xcf(Instant::ZERO, &ImageId::new("MVS5"), offer);
-    assert_eq!(xcf_steps(&mut mvs2), vec![("MVS5".into(), GivebackStep::Declined)]);
+    assert_eq!(
+        xcf_steps(&mut mvs2),
+        vec![("MVS5".into(), GivebackStep::Declined)]
+    );
     assert!(mvs2.poll_cf_request(Instant::ZERO).is_none());
 }
