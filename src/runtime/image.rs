@@ -313,6 +313,11 @@ impl ImageNode {
         }
     }
 
+    /// The image queued CF requests outside a TUN burst or timer tick.
+    pub(super) fn cf_work_queued(&self) {
+        self.numbers_wanted.notify_one();
+    }
+
     /// A DVIPA given back leaves the owned ones.
     pub(super) fn remove_owned(&self, dvipa: Ipv4Addr) {
         let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
@@ -370,7 +375,7 @@ impl ImageNode {
                     tracing::info!("connected to the CF at {addr}");
                     if let Some(t) = self.takeover.get() {
                         // A restarted owner continues what the CF holds.
-                        t.adopt_held(&self).await;
+                        Arc::clone(t).adopt_held(&self).await;
                     }
                     self.install_manual_sas().await;
                     return;

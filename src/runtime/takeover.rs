@@ -20,10 +20,12 @@
 //!   VIPA list and SAs go to the targets (a target that already holds a
 //!   pair keeps its replay window, see `TargetStack::install`); IKE answers
 //!   for the DVIPA.
-//! - **Restart** of an original owner: when the CF names another holder,
-//!   the DVIPA is not plumbed ([`startup`] returns it as deferred) and the
-//!   image waits as its first backup; otherwise it adopts what the CF
-//!   holds for it before installing manual SAs again.
+//! - **Restart**: a DVIPA the CF says another stack holds is not plumbed
+//!   ([`startup`] returns it as deferred): the image waits as a backup and
+//!   the holder gives it back as the VIPADEFINE's MOVEABLE says
+//!   (`giveback`); a DVIPA it still holds is taken over again from what
+//!   the CF holds, with the takeover's steps from nobody
+//!   ([`Takeover::adopt_held`]), before manual SAs are installed again.
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -41,7 +43,7 @@ use crate::lab::plan::EXT_NAME;
 use crate::sysplex::image::{GivebackState, ImageEvent};
 use crate::sysplex::spec::SysplexSpec;
 use crate::sysplex::takeover::SaRecord;
-use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
+use crate::sysplex::takeover::{self as tk, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::xcf::{BundleInstall, CfRequest, SaInstall, CF_PORT};
 use crate::topology::Topology;
 
@@ -96,6 +98,9 @@ pub struct TakeoverCounters {
     pub takebacks: AtomicU64,
     /// Givebacks that stopped (the CF failed, the owner declined or left).
     pub givebacks_stopped: AtomicU64,
+    /// DVIPAs this image held when it started (its VIPADEFINE, or the
+    /// CF's owner record), taken over again from what the CF holds.
+    pub held_at_start: AtomicU64,
 }
 
 /// One takeover, for `status --json`.
@@ -111,6 +116,19 @@ pub struct TakeoverEvent {
     pub at_ms: u64,
     /// Taken back from `previous` (a giveback), not taken over.
     pub giveback: bool,
+    pub kind: Kind,
+}
+
+/// What made this image take a DVIPA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Its holder failed (VIPABACKUP).
+    Takeover,
+    /// Its holder gave it back (the VIPADEFINE owner).
+    Giveback,
+    /// This image held it before it restarted.
+    Restart,
 }
 
 /// How the image's steps of a takeover ended.
@@ -370,9 +388,15 @@ impl Takeover {
         }
     }
 
-    /// A restarted holder (no takeover in between): adopts what the CF
-    /// holds for its DVIPAs, and records itself as their holder.
-    pub async fn adopt_held(&self, node: &ImageNode) {
+    /// A restarted holder (no takeover in between): the image takes its
+    /// DVIPAs over from its previous incarnation, with the takeover's steps
+    /// from nobody ([`crate::sysplex::image::Image::take_over_held`]: the
+    /// owner record is claimed again, the SA pairs and connections the CF
+    /// holds are adopted); this shell plumbs (what is there already is
+    /// kept), announces by gratuitous ARP, and IKE renegotiates with the
+    /// peers whose IKE SAs died with the previous incarnation. Returns
+    /// once every DVIPA is done.
+    pub async fn adopt_held(self: &Arc<Self>, node: &Arc<ImageNode>) {
         let held: Vec<Ipv4Addr> = self
             .watch_list()
             .iter()
@@ -380,32 +404,14 @@ impl Takeover {
             .map(|(w, _)| w.dvipa)
             .collect();
         for dvipa in held {
-            match self.read_state(dvipa).await {
-                Ok((sas, conns)) => {
-                    let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns, None);
-                    if n_sas + n_conns > 0 {
-                        tracing::info!("{dvipa}: {n_sas} SA pairs and {n_conns} connections adopted from the CF");
-                    }
-                }
-                Err(e) => tracing::warn!("{dvipa}: reading the CF: {e:#}"),
+            let done = self.start_acquire(dvipa, None, Kind::Restart);
+            let started = node.core().image.take_over_held(dvipa);
+            if !started {
+                tracing::error!("{}: {dvipa}: no watch to take it over with", self.me);
+                lock(&self.waiting).remove(&dvipa);
             }
-            self.write_owner(dvipa, None).await;
-        }
-    }
-
-    async fn write_owner(&self, dvipa: Ipv4Addr, previous: Option<String>) {
-        let rec = OwnerRecord {
-            image: self.me.clone(),
-            takeover: previous.is_some(),
-            previous,
-        };
-        if let Err(e) = self
-            .cf()
-            .await
-            .put(&tk::owner_key(dvipa), tk::encode(&rec))
-            .await
-        {
-            tracing::error!("{dvipa}: recording the owner in the CF: {e}");
+            node.cf_work_queued();
+            let _ = done.await;
         }
     }
 
@@ -422,76 +428,6 @@ impl Takeover {
                 _ => None,
             })
             .collect()
-    }
-
-    /// The SA pairs and connections the CF holds for `dvipa`.
-    async fn read_state(
-        &self,
-        dvipa: Ipv4Addr,
-    ) -> Result<(
-        Vec<SaRecord>,
-        Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
-    )> {
-        let cf = self.cf().await;
-        let mut sas = Vec::new();
-        for key in cf
-            .list(&tk::sa_prefix(dvipa))
-            .await
-            .context("listing SAs")?
-        {
-            let Some(bytes) = cf.get(&key).await.context("reading an SA")? else {
-                continue;
-            };
-            match tk::decode::<SaRecord>(&bytes) {
-                Ok(sa) => sas.push(sa),
-                Err(e) => tracing::warn!("CF {key}: {e}"),
-            }
-        }
-        let mut conns = Vec::new();
-        for key in cf
-            .list(&tk::conn_prefix(dvipa))
-            .await
-            .context("listing connections")?
-        {
-            let (Some(conn), Some(bytes)) = (
-                tk::parse_conn_key(&key),
-                cf.get(&key).await.context("reading a connection")?,
-            ) else {
-                continue;
-            };
-            match tk::decode::<ConnRecord>(&bytes) {
-                Ok(rec) => conns.push((conn, rec)),
-                Err(e) => tracing::warn!("CF {key}: {e}"),
-            }
-        }
-        Ok((sas, conns))
-    }
-
-    /// Puts SA pairs and connections into the routing stack (and the own
-    /// target stack, as `install_pair` does, [`tk::Adopter`]); returns
-    /// how many of each.
-    fn adopt(
-        &self,
-        node: &ImageNode,
-        dvipa: Ipv4Addr,
-        sas: Vec<SaRecord>,
-        conns: Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
-        failed: Option<&str>,
-    ) -> (usize, usize) {
-        let now = node.now();
-        let mut core = node.core();
-        let (Some(routing), target) = core.image.routing_and_target_mut() else {
-            return (0, 0);
-        };
-        let adopter = tk::Adopter {
-            routing,
-            target,
-            me: &self.me,
-            now,
-        };
-        let adoption = adopter.adopt(&*self.sysplex, dvipa, sas, conns, failed);
-        drop(core);
-        self.adopted(dvipa, &adoption)
     }
 
     /// Keeps the adopted pairs (for [`Takeover::superseded`]), logs what
@@ -534,10 +470,14 @@ impl Takeover {
                 dvipa,
                 action: WatchAction::Acquire { previous },
                 ..
-            } => return self.start_acquire(dvipa, previous, false),
+            } => {
+                self.start_acquire(dvipa, previous, Kind::Takeover);
+                return;
+            }
             ImageEvent::TakingBack { dvipa, from } => {
                 tracing::warn!("{}: {from} gives {dvipa} back", self.me);
-                return self.start_acquire(dvipa, Some(from), true);
+                self.start_acquire(dvipa, Some(from), Kind::Giveback);
+                return;
             }
             ev @ (ImageEvent::GivebackDecided { .. }
             | ImageEvent::GivebackStopped { .. }
@@ -585,16 +525,22 @@ impl Takeover {
         }
     }
 
-    /// Waits for the outcome of the takeover (or, `giveback`, the taking
-    /// back) of `dvipa` the image started, and carries out its shell part.
-    fn start_acquire(self: &Arc<Self>, dvipa: Ipv4Addr, previous: Option<String>, giveback: bool) {
+    /// Waits for the outcome of the takeover (or taking back, or restart
+    /// adoption) of `dvipa` the image started, and carries out its shell
+    /// part; the task ends when it is done.
+    fn start_acquire(
+        self: &Arc<Self>,
+        dvipa: Ipv4Addr,
+        previous: Option<String>,
+        kind: Kind,
+    ) -> tokio::task::JoinHandle<()> {
         let (tx, rx) = oneshot::channel();
         lock(&self.waiting).insert(dvipa, (previous.clone(), tx));
         let (t, node) = (Arc::clone(self), self.node.get().cloned());
         tokio::spawn(async move {
             let Some(node) = node else { return };
-            let acquired = t.acquire(&node, dvipa, previous, rx, giveback).await;
-            if giveback {
+            let acquired = t.acquire(&node, dvipa, previous, rx, kind).await;
+            if kind == Kind::Giveback {
                 // The holder lets go once the LAN was told (or stays MOVING
                 // no longer than the owner lives, if the plumbing failed).
                 node.dvipa_announced(dvipa);
@@ -602,7 +548,7 @@ impl Takeover {
             if let Err(e) = acquired {
                 tracing::error!("taking {dvipa} over: {e:#}");
             }
-        });
+        })
     }
 
     /// Takes `dvipa` over (see the module documentation): the image
@@ -614,7 +560,7 @@ impl Takeover {
         dvipa: Ipv4Addr,
         previous: Option<String>,
         rx: oneshot::Receiver<Outcome>,
-        giveback: bool,
+        kind: Kind,
     ) -> Result<()> {
         let t0 = Instant::now();
         node.take_over(self.cf().await).await;
@@ -636,13 +582,21 @@ impl Takeover {
         plumbed?;
         let took_ms = t0.elapsed().as_millis() as u64;
         bump(
-            if giveback {
-                &self.counters.takebacks
-            } else {
-                &self.counters.takeovers
+            match kind {
+                Kind::Takeover => &self.counters.takeovers,
+                Kind::Giveback => &self.counters.takebacks,
+                Kind::Restart => &self.counters.held_at_start,
             },
             1,
         );
+        if kind == Kind::Restart {
+            // Its own DVIPA again after a restart: one announcement.
+            tracing::info!(
+                "{}: {dvipa} held again in {took_ms} ms: {n_sas} SA pairs, {n_conns} connections from the CF",
+                self.me
+            );
+            return self.gratuitous_arp(&node.links, dvipa, 1).await;
+        }
         lock(&self.events).push(TakeoverEvent {
             dvipa,
             previous,
@@ -650,13 +604,19 @@ impl Takeover {
             connections_restored: n_conns,
             took_ms,
             at_ms: self.started.elapsed().as_millis() as u64,
-            giveback,
+            giveback: kind == Kind::Giveback,
+            kind,
         });
         tracing::warn!(
-            "{}: {dvipa} taken over in {took_ms} ms: {n_sas} SA pairs, {n_conns} connections",
-            self.me
+            "{}: {dvipa} {} in {took_ms} ms: {n_sas} SA pairs, {n_conns} connections",
+            self.me,
+            if kind == Kind::Giveback {
+                "taken back"
+            } else {
+                "taken over"
+            }
         );
-        self.gratuitous_arp(&node.links, dvipa).await
+        self.gratuitous_arp(&node.links, dvipa, GARP_COUNT).await
     }
 
     /// The image took `dvipa` over: plumb it like an owner's, announce
@@ -674,11 +634,11 @@ impl Takeover {
         Ok(())
     }
 
-    async fn gratuitous_arp(&self, links: &NsLinks, dvipa: Ipv4Addr) -> Result<()> {
+    async fn gratuitous_arp(&self, links: &NsLinks, dvipa: Ipv4Addr, count: usize) -> Result<()> {
         let ifindex = links.index(EXT_NAME).await?;
         let mac = links.mac(EXT_NAME).await?;
-        super::arp::announce(ifindex, mac, dvipa, GARP_COUNT, GARP_GAP).await?;
-        bump(&self.counters.gratuitous_arps, GARP_COUNT as u64);
+        super::arp::announce(ifindex, mac, dvipa, count, GARP_GAP).await?;
+        bump(&self.counters.gratuitous_arps, count as u64);
         Ok(())
     }
 

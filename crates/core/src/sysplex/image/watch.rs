@@ -152,6 +152,19 @@ impl Image {
         }
     }
 
+    /// A restarted image takes the DVIPA it held before over again from
+    /// what the CF holds (the takeover's steps from nobody: the claim
+    /// finds its own owner record); `false` without its watch.
+    pub fn take_over_held(&mut self, dvipa: Ipv4Addr) -> bool {
+        match self.takeover_plan(dvipa, None, false) {
+            Some(plan) => {
+                self.start_takeover(plan);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The plan of a takeover (or a giveback's, `giveback`) of the watched
     /// `dvipa` from `previous`; `None` without the watch's context.
     pub(super) fn takeover_plan(
