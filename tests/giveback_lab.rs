@@ -133,15 +133,10 @@ impl HalfOpen {
     }
 }
 
-/// Kills MVS1's daemon with SIGKILL and waits until MVS5 holds DVA1.
+/// `plexnet kill MVS1` (SIGKILL) and waits until MVS5 holds DVA1.
 fn kill_mvs1() -> Duration {
-    let pid = node("MVS1")["pid"].as_i64().expect("MVS1's pid") as i32;
     let t0 = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9 MVS1");
+    ok(PREFIX, &["kill", "MVS1"]);
     wait_until("MVS5 holding DVA1", 20, || {
         let r = dva1_status("MVS5");
         r["state"] == "Active" && r["holder"] == "MVS5"
@@ -149,20 +144,11 @@ fn kill_mvs1() -> Duration {
     t0.elapsed()
 }
 
-/// Starts MVS1's daemon again in its namespace, as `plexnet up` started
-/// it, and records its pid for `down`.
-fn restart_mvs1() {
-    let run_dir = plexnet::lab::state::run_dir("figure4", PREFIX);
-    std::env::set_var("PLEXNET_BIN", env!("CARGO_BIN_EXE_plexnet"));
-    let ns = plexnet::lab::plan::ns_name(PREFIX, "MVS1");
-    let log = plexnet::lab::state::log_path(&run_dir, "MVS1");
-    let pid =
-        plexnet::lab::process::spawn_daemon(&run_dir, "MVS1", &ns, &log).expect("restarting MVS1");
-    let mut lab = plexnet::lab::state::LabState::load(&run_dir).expect("lab state");
-    if let Some(n) = lab.nodes.iter_mut().find(|n| n.name == "MVS1") {
-        n.pid = Some(pid);
-    }
-    lab.save(&run_dir).expect("saving the lab state");
+/// `plexnet restart MVS1`: its daemon starts again as `up` started it;
+/// returns how long until it answered ready.
+fn restart_mvs1() -> u64 {
+    let r = json(PREFIX, &["restart", "MVS1", "--json"]);
+    r["ready_after_ms"].as_u64().expect("ready_after_ms")
 }
 
 /// The curl loops' lines, per client.
@@ -218,7 +204,7 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
     std::thread::sleep(Duration::from_secs(2));
 
     let t0 = Instant::now();
-    restart_mvs1();
+    let ready_ms = restart_mvs1();
     wait_until("MVS1 holding DVA1 again", 30, || {
         let r = dva1_status("MVS1");
         r["state"] == "Active" && r["holder"] == "MVS1"
@@ -228,7 +214,9 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
         let r = dva1_status("MVS5");
         r["state"] == "Backup" && r["holder"] == "MVS1"
     });
-    eprintln!("giveback: MVS1 restarted and active again after {gave_back:?}");
+    eprintln!(
+        "giveback: MVS1 ready {ready_ms} ms after `plexnet restart`, holding DVA1 again after {gave_back:?}"
+    );
 
     // The connections opened under MVS5 keep working through MVS1.
     for h in held {
