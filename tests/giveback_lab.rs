@@ -52,12 +52,14 @@ fn dva1_status(image: &str) -> serde_json::Value {
 }
 
 /// A curl loop in `client` until `stop` exists: one line per request,
-/// `200 <seconds>` or `fail <curl's exit code> <seconds>`.
+/// `200 <seconds> <local port> <start time>` or `fail <curl's exit code>
+/// <http code> <seconds> <local port> <start time>`.
 fn curl_loop(client: &str, stop: &Path) -> Child {
     let script = format!(
         "while [ ! -e {} ]; do \
-           out=$(curl -s -m 20 -o /dev/null -w '%{{http_code}} %{{time_total}}' http://{DVA1}/); rc=$?; \
-           if [ $rc -eq 0 ]; then echo \"$out\"; else echo \"fail $rc $out\"; fi; \
+           t=$(date +%s.%N); \
+           out=$(curl -s -m 20 -o /dev/null -w '%{{http_code}} %{{time_total}} %{{local_port}}' http://{DVA1}/); rc=$?; \
+           if [ $rc -eq 0 ]; then echo \"$out $t\"; else echo \"fail $rc $out $t\"; fi; \
            sleep 0.1; \
          done",
         stop.display()
@@ -165,6 +167,21 @@ fn stop_loops(stop: &Path, loops: Vec<(String, Child)>) -> Vec<(String, Vec<Stri
         .collect()
 }
 
+/// What the logs and charon say, for a failed run.
+fn diagnose() {
+    eprintln!("{}", String::from_utf8_lossy(&swanctl(PREFIX, &["--list-sas"]).stdout));
+    let run_dir = plexnet::lab::state::run_dir("figure4", PREFIX);
+    for n in ["MVS1", "MVS5", "client1"] {
+        let log = plexnet::lab::state::log_path(&run_dir, n);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        eprintln!("--- {n} ({})", log.display());
+        for l in tail.iter().rev() {
+            eprintln!("{l}");
+        }
+    }
+}
+
 #[test]
 fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
     if !can_use_namespaces("owner_restarts_and_takes_dva1_back_under_curl_loops") {
@@ -192,6 +209,7 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
         .collect();
     std::thread::sleep(Duration::from_secs(2));
 
+    eprintln!("kill at {:?}", std::time::SystemTime::now());
     let took_over = kill_mvs1();
     eprintln!("takeover by MVS5: {took_over:?}");
     // Connections opened while MVS5 holds DVA1 (its ROUNDROBIN over MVS2,
@@ -203,6 +221,7 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
         .collect();
     std::thread::sleep(Duration::from_secs(2));
 
+    eprintln!("restart at {:?}", std::time::SystemTime::now());
     let t0 = Instant::now();
     let ready_ms = restart_mvs1();
     wait_until("MVS1 holding DVA1 again", 30, || {
@@ -238,8 +257,20 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
         let failed: Vec<&String> = lines.iter().filter(|l| !l.starts_with("200 ")).collect();
         let slowest = lines
             .iter()
+            .filter(|l| l.starts_with("200 "))
             .filter_map(|l| l.split(' ').nth(1)?.parse::<f64>().ok())
             .fold(0.0, f64::max);
+        let slow: Vec<&String> = lines
+            .iter()
+            .filter(|l| {
+                l.starts_with("fail")
+                    || l.split(' ').nth(1).and_then(|t| t.parse::<f64>().ok()) > Some(0.5)
+            })
+            .collect();
+        eprintln!("{client}: slow or failed: {slow:?}");
+        if !failed.is_empty() {
+            diagnose();
+        }
         eprintln!(
             "{client}: {} requests, {} failed, slowest {slowest:.3} s",
             lines.len(),
@@ -286,6 +317,11 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
             "{c}: {by:?}"
         );
     }
+    let row = dva1_status("MVS5");
+    assert_eq!(row["givebacks"], 1, "{row}");
+    assert_eq!(row["giveback"], serde_json::Value::Null, "{row}");
+    eprintln!("{}", ok(PREFIX, &["netstat", "MVS5", "vipadcfg"]));
+    eprintln!("{}", ok(PREFIX, &["netstat", "MVS1", "vipadcfg"]));
     let owned = &node("MVS5")["daemon"]["owned_dvipas"];
     assert!(
         !owned
