@@ -167,9 +167,78 @@ fn stop_loops(stop: &Path, loops: Vec<(String, Child)>) -> Vec<(String, Vec<Stri
         .collect()
 }
 
+/// Seconds since the epoch (the curl loops' `date +%s.%N` clock).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A curl loop's line: whether it was answered, its duration, its start.
+fn parse_curl(line: &str) -> (bool, f64, f64) {
+    let f: Vec<&str> = line.split(' ').collect();
+    let num = |i: usize| f.get(i).and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0);
+    match f.first() {
+        Some(&"200") => (true, num(1), num(3)),
+        _ => (false, num(3), num(5)),
+    }
+}
+
+/// Every request of a curl loop was answered, except one in flight when
+/// MVS1 was killed (the connection may have been MVS1's own: z/OS
+/// "Connections on the terminated stack will be disrupted", IP
+/// Configuration Guide, "Moving a VIPA"); the kill is not what this test
+/// is about, the giveback is: every request around it must be answered.
+fn check_curls(client: &str, lines: &[String], killed_at: f64) {
+    let parsed: Vec<(bool, f64, f64)> = lines.iter().map(|l| parse_curl(l)).collect();
+    let in_flight_at_kill =
+        |(_, took, start): &(bool, f64, f64)| *start <= killed_at && killed_at <= start + took;
+    let failed: Vec<&String> = lines
+        .iter()
+        .zip(&parsed)
+        .filter(|(_, p)| !p.0)
+        .map(|(l, _)| l)
+        .collect();
+    let unexplained: Vec<&String> = lines
+        .iter()
+        .zip(&parsed)
+        .filter(|(_, p)| !p.0 && !in_flight_at_kill(p))
+        .map(|(l, _)| l)
+        .collect();
+    let slowest = parsed
+        .iter()
+        .filter(|p| p.0)
+        .map(|p| p.1)
+        .fold(0.0, f64::max);
+    let slow: Vec<&String> = lines
+        .iter()
+        .zip(&parsed)
+        .filter(|(_, p)| !p.0 || p.1 > 0.5)
+        .map(|(l, _)| l)
+        .collect();
+    eprintln!(
+        "{client}: {} requests, {} failed ({} in flight when MVS1 was killed), slowest answered {slowest:.3} s; slow or failed: {slow:?}",
+        lines.len(),
+        failed.len(),
+        failed.len() - unexplained.len()
+    );
+    if !unexplained.is_empty() {
+        diagnose();
+    }
+    assert!(lines.len() >= 20, "{client}: {lines:?}");
+    assert!(failed.len() <= 1, "{client}: failed requests {failed:?}");
+    assert!(
+        unexplained.is_empty(),
+        "{client}: failed requests {unexplained:?}"
+    );
+}
+
 /// What the logs and charon say, for a failed run.
 fn diagnose() {
-    eprintln!("{}", String::from_utf8_lossy(&swanctl(PREFIX, &["--list-sas"]).stdout));
+    eprintln!(
+        "{}",
+        String::from_utf8_lossy(&swanctl(PREFIX, &["--list-sas"]).stdout)
+    );
     let run_dir = plexnet::lab::state::run_dir("figure4", PREFIX);
     for n in ["MVS1", "MVS5", "client1"] {
         let log = plexnet::lab::state::log_path(&run_dir, n);
@@ -209,7 +278,7 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
         .collect();
     std::thread::sleep(Duration::from_secs(2));
 
-    eprintln!("kill at {:?}", std::time::SystemTime::now());
+    let killed_at = unix_now();
     let took_over = kill_mvs1();
     eprintln!("takeover by MVS5: {took_over:?}");
     // Connections opened while MVS5 holds DVA1 (its ROUNDROBIN over MVS2,
@@ -254,30 +323,7 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
     let results = stop_loops(&stop, loops);
 
     for (client, lines) in &results {
-        let failed: Vec<&String> = lines.iter().filter(|l| !l.starts_with("200 ")).collect();
-        let slowest = lines
-            .iter()
-            .filter(|l| l.starts_with("200 "))
-            .filter_map(|l| l.split(' ').nth(1)?.parse::<f64>().ok())
-            .fold(0.0, f64::max);
-        let slow: Vec<&String> = lines
-            .iter()
-            .filter(|l| {
-                l.starts_with("fail")
-                    || l.split(' ').nth(1).and_then(|t| t.parse::<f64>().ok()) > Some(0.5)
-            })
-            .collect();
-        eprintln!("{client}: slow or failed: {slow:?}");
-        if !failed.is_empty() {
-            diagnose();
-        }
-        eprintln!(
-            "{client}: {} requests, {} failed, slowest {slowest:.3} s",
-            lines.len(),
-            failed.len()
-        );
-        assert!(lines.len() >= 20, "{client}: {lines:?}");
-        assert!(failed.is_empty(), "{client}: failed requests {failed:?}");
+        check_curls(client, lines, killed_at);
     }
 
     // MVS1 took DVA1 back from MVS5 (no takeover of its own): the SAs
