@@ -251,11 +251,15 @@ fn diagnose() {
     }
 }
 
+/// The tests of this file share their prefix: one lab at a time.
+static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
     if !can_use_namespaces("owner_restarts_and_takes_dva1_back_under_curl_loops") {
         return;
     }
+    let _serial = ONE_LAB.lock().unwrap_or_else(|p| p.into_inner());
     let _guard = LabGuard { prefix: PREFIX };
     let _ = plexnet(PREFIX, &["down", "--all"]);
     ok(PREFIX, &["up", "topologies/figure4.toml"]);
@@ -375,4 +379,104 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
             .is_some_and(|a| a.iter().any(|d| d == DVA1)),
         "MVS5 still owns DVA1: {owned}"
     );
+}
+
+/// figure4 with MVS1's `VIPADEFINE MOVEABLE WHENIDLE` for DVA1, written
+/// under the test's temporary directory.
+fn figure4_when_idle() -> std::path::PathBuf {
+    let text = std::fs::read_to_string("topologies/figure4.toml").expect("figure4");
+    let define = "VIPADEFINE MOVEABLE IMMEDIATE 255.255.255.0 198.18.0.100";
+    assert!(text.contains(define));
+    let text = text.replacen(
+        define,
+        "VIPADEFINE MOVEABLE WHENIDLE 255.255.255.0 198.18.0.100",
+        1,
+    );
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("figure4-whenidle.toml");
+    std::fs::write(&path, text).expect("writing the topology");
+    path
+}
+
+/// MOVEABLE WHENIDLE: while curl loops keep connections to DVA1 at MVS5,
+/// MVS5 keeps DVA1 after MVS1 is back, and new connections still go to
+/// MVS5's targets; once the loops stop and the last DCT entry ended, MVS5
+/// gives DVA1 back.
+#[test]
+fn when_idle_the_backup_keeps_dva1_until_its_connections_ended() {
+    if !can_use_namespaces("when_idle_the_backup_keeps_dva1_until_its_connections_ended") {
+        return;
+    }
+    let _serial = ONE_LAB.lock().unwrap_or_else(|p| p.into_inner());
+    let _guard = LabGuard { prefix: PREFIX };
+    let _ = plexnet(PREFIX, &["down", "--all"]);
+    let topo = figure4_when_idle();
+    ok(PREFIX, &["up", topo.to_str().expect("path")]);
+    wait_ready_targets(PREFIX, "MVS1", 80, 3, 30);
+    wait_until("a first answer to client2", 30, || {
+        curl_dva1(PREFIX, "client2").is_ok()
+    });
+    assert_eq!(dva1_status("MVS1")["moveable"], "WhenIdle");
+
+    let killed_at = unix_now();
+    kill_mvs1();
+    wait_ready_targets(PREFIX, "MVS5", 80, 3, 30);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stop = dir.path().join("stop");
+    let looping = curl_loop("client2", &stop);
+    std::thread::sleep(Duration::from_secs(2));
+    restart_mvs1();
+    // MVS1 is back, but connections remain at MVS5: it waits.
+    wait_until("MVS5 waiting for idle", 20, || {
+        dva1_status("MVS5")["giveback"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("to MVS1 when idle"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let row = dva1_status("MVS5");
+    assert_eq!(
+        (row["state"].as_str(), row["holder"].as_str()),
+        (Some("Active"), Some("MVS5")),
+        "{row}"
+    );
+    assert_eq!(dva1_status("MVS1")["state"], "Backup");
+    let summary = node("MVS5")["daemon"]["summary"].clone();
+    assert!(
+        summary.as_str().is_some_and(|s| s.contains("when idle")),
+        "{summary}"
+    );
+    eprintln!("{}", ok(PREFIX, &["netstat", "MVS5", "vipadcfg"]));
+    // New connections still go to MVS5's targets.
+    for _ in 0..6 {
+        let a = curl_dva1(PREFIX, "client2").expect("curl while MVS5 waits");
+        assert!(
+            ["served by MVS2", "served by MVS3", "served by MVS4"].contains(&a.as_str()),
+            "{a}"
+        );
+    }
+    // The loop stops; the entries end (closing: 5 s) and MVS5 gives DVA1 back.
+    let results = stop_loops(&stop, vec![("client2".into(), looping)]);
+    let stopped = Instant::now();
+    wait_until("MVS1 holding DVA1 after the last connection", 30, || {
+        let r = dva1_status("MVS1");
+        r["state"] == "Active" && r["holder"] == "MVS1"
+    });
+    eprintln!(
+        "WHENIDLE: given back {:?} after the last curl",
+        stopped.elapsed()
+    );
+    wait_until("MVS5 a backup again", 10, || {
+        dva1_status("MVS5")["state"] == "Backup"
+    });
+    for (client, lines) in &results {
+        check_curls(client, lines, killed_at);
+    }
+    let t5 = &node("MVS5")["daemon"]["takeover"];
+    assert_eq!(t5["counters"]["givebacks"], 1, "{t5}");
+    for _ in 0..3 {
+        let a = curl_dva1(PREFIX, "client2").expect("curl after the giveback");
+        assert!(
+            ["served by MVS1", "served by MVS2", "served by MVS4"].contains(&a.as_str()),
+            "{a}"
+        );
+    }
 }
