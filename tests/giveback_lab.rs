@@ -346,6 +346,10 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
     assert_eq!(t5["counters"]["givebacks"], 1, "{t5}");
     assert_eq!(t5["counters"]["givebacks_stopped"], 0, "{t5}");
     eprintln!("MVS5's giveback: {}", t5["givebacks"]);
+    eprintln!(
+        "MVS5's routing drops: {}",
+        node("MVS5")["daemon"]["routing"]["counters"]["drops"]
+    );
     eprintln!("MVS1's takeback: {}", t1["events"]);
     eprintln!("MVS1's IKE: {}", mvs1["daemon"]["ike"]["counters"]);
     let client2 = node("client2");
