@@ -161,6 +161,13 @@ fn errors_name_what_is_wrong_and_change_nothing() {
     let r = json(P, &["restart", "MVS3", "--json"]);
     assert!(r["pid"].as_u64().is_some(), "{r}");
     assert_eq!(node(P, "MVS3")["ready"], true);
+    // The plexnet client: its daemon, killed and restarted; it negotiates
+    // anew and its curls are answered.
+    let r = json(P, &["kill", "client2", "--json"]);
+    assert_eq!(r["process"], "daemon", "{r}");
+    assert_eq!(node(P, "client2")["ready"], false);
+    ok(P, &["restart", "client2"]);
+    served_again_by(P, "MVS2");
     // charon: killed and restarted like a daemon.
     let r = json(P, &["kill", "client1", "--json"]);
     assert_eq!(r["process"], "charon", "{r}");
@@ -300,6 +307,36 @@ fn the_cf_killed_then_restarted_drops_counted_and_the_pair_rekeyed() {
     curls(P, 3);
     let spis_before = owned_spis(P);
     assert!(!spis_before.is_empty(), "client2's IKE made a pair");
+    // One image's CF link down: only MVS2 loses the CF; what it sends
+    // waits for numbers, then is dropped and counted as unreachable. Up
+    // again, the CF kept its state: nothing to rekey.
+    let mvs2 = |path: &[&str]| {
+        path.iter()
+            .fold(&node(P, "MVS2")["daemon"], |v, k| &v[*k])
+            .clone()
+    };
+    ok(P, &["link", "MVS2", "CF", "down"]);
+    wait_until("MVS2 sees the CF unreachable", 15, || {
+        mvs2(&["cf_watch", "reachable"]) == false
+    });
+    wait_until(
+        "a curl served by MVS2 refused for want of numbers",
+        60,
+        || {
+            let _ = curl_dva1(P, "client2");
+            mvs2(&["shell", "cf_dropped", "unreachable"]).as_u64() > Some(0)
+        },
+    );
+    ok(P, &["link", "MVS2", "CF", "up"]);
+    wait_until("MVS2 reaches the CF again", 15, || {
+        mvs2(&["cf_watch", "reachable"]) == true
+    });
+    assert_eq!(
+        mvs2(&["cf_watch", "state_lost"]),
+        0,
+        "the CF kept its state"
+    );
+    served_again_by(P, "MVS2");
     ok(P, &["kill", "CF"]);
     // Outbound packets get no numbers: dropped, counted as unreachable.
     let refused = curl_dva1(P, "client2");

@@ -179,8 +179,14 @@ fn a_lost_target_ends_its_connections_in_the_dct() {
     assert_eq!(routing.dct().len(), 2, "MVS4's and MVS2's connections");
     routing.keep_journal();
     assert_eq!(routing.target_down("MVS4"), 1);
-    assert!(routing.dct().get(&conns[0].0).is_none(), "MVS4's entry ended");
-    assert!(routing.dct().get(&on_mvs2.0).is_some(), "MVS2's entry stays");
+    assert!(
+        routing.dct().get(&conns[0].0).is_none(),
+        "MVS4's entry ended"
+    );
+    assert!(
+        routing.dct().get(&on_mvs2.0).is_some(),
+        "MVS2's entry stays"
+    );
     assert_eq!(routing.counters().ended_target_down, 1);
     assert_eq!(
         routing.take_journal(),
