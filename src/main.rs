@@ -357,7 +357,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         _ => "shown".to_string(),
                     },
                     describe_qdisc(&r.current)
-                )
+                ) + &match (&r.loss_at, r.loss_dropped) {
+                    (Some(at), Some(n)) => format!("; loss classifier at {at}: {n} dropped"),
+                    _ => String::new(),
+                }
             })
         }
         Command::Kill {
