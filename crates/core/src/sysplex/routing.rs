@@ -39,6 +39,8 @@ use crate::wire::{IpProtocol, TcpFlags};
 
 mod control;
 mod filtering;
+#[cfg(test)]
+mod flood_tests;
 mod inbound;
 mod journal;
 
