@@ -153,9 +153,12 @@ pub struct Dct {
     /// BASEWLM read for every SYN, kept up to date as entries come, change
     /// state and go, so a SYN never counts the table.
     active: HashMap<Ipv4Addr, HashMap<String, u32>>,
-    /// The half-open (SynSeen) entries by their last packet, oldest first:
-    /// the first to evict and to expire.
-    half_open: BTreeSet<(Instant, ConnKey)>,
+    /// The half-open (SynSeen) entries by their last packet, oldest first
+    /// (the first to evict and to expire): `[0]` those that came in clear,
+    /// `[1]` those under an SA of the DVIPA. A spoofed SYN in clear costs
+    /// nothing to send; one under an SA needs its SPI and the client's
+    /// address, so clear half-open entries make room first.
+    half_open: [BTreeSet<(Instant, ConnKey)>; 2],
     limits: DctLimits,
     counters: DctCounters,
     /// What [`Dct::active_for`] lends for a DVIPA without connections.
@@ -183,7 +186,7 @@ impl Dct {
         Dct {
             entries: HashMap::with_hasher(hasher),
             active: HashMap::new(),
-            half_open: BTreeSet::new(),
+            half_open: [BTreeSet::new(), BTreeSet::new()],
             limits,
             counters: DctCounters::default(),
             no_active: HashMap::new(),
@@ -218,7 +221,7 @@ impl Dct {
     }
     /// Half-open entries now.
     pub fn half_open(&self) -> usize {
-        self.half_open.len()
+        self.half_open[0].len() + self.half_open[1].len()
     }
 
     /// A packet of a known connection (Fig. 8 block 134): its counts and
@@ -242,11 +245,12 @@ impl Dct {
             e.state = ConnState::Established;
         }
         let (target, xcf, state) = (Arc::clone(&e.target), e.target_xcf, e.state);
+        let half_open = &mut self.half_open[usize::from(e.ipsec)];
         if was == ConnState::SynSeen {
-            self.half_open.remove(&(seen, *key));
+            half_open.remove(&(seen, *key));
         }
         if state == ConnState::SynSeen {
-            self.half_open.insert((now, *key));
+            half_open.insert((now, *key));
         }
         if was != ConnState::Closing && state == ConnState::Closing {
             self.count_active(key.dvipa, &target, false);
@@ -255,13 +259,15 @@ impl Dct {
     }
 
     /// Room for one new entry: none needed below the limit; else the
-    /// oldest half-open entry goes (returned, so its end can be recorded).
-    /// An established or closing entry never makes room for a SYN.
+    /// oldest half-open entry goes, one that came in clear before one under
+    /// an SA (returned, so its end can be recorded). An established or
+    /// closing entry never makes room for a SYN.
     pub fn make_room(&mut self) -> Result<Option<ConnKey>, DctFull> {
         if self.entries.len() < self.limits.max_entries as usize {
             return Ok(None);
         }
-        let Some(&(_, oldest)) = self.half_open.first() else {
+        let oldest = self.half_open.iter().find_map(|set| set.first());
+        let Some(&(_, oldest)) = oldest else {
             self.counters.full += 1;
             return Err(DctFull);
         };
@@ -290,7 +296,7 @@ impl Dct {
 
     fn index(&mut self, key: ConnKey, e: &ConnEntry) {
         if e.state == ConnState::SynSeen {
-            self.half_open.insert((e.last_seen, key));
+            self.half_open[usize::from(e.ipsec)].insert((e.last_seen, key));
         }
         if e.state != ConnState::Closing {
             self.count_active(key.dvipa, &e.target, true);
@@ -299,7 +305,7 @@ impl Dct {
 
     fn unindex(&mut self, key: ConnKey, e: &ConnEntry) {
         if e.state == ConnState::SynSeen {
-            self.half_open.remove(&(e.last_seen, key));
+            self.half_open[usize::from(e.ipsec)].remove(&(e.last_seen, key));
         }
         if e.state != ConnState::Closing {
             self.count_active(key.dvipa, &e.target, false);
@@ -355,8 +361,11 @@ impl Dct {
         let mut dead: Vec<ConnKey> = self
             .half_open
             .iter()
-            .take_while(|(seen, _)| now.saturating_duration_since(*seen) >= syn)
-            .map(|(_, k)| *k)
+            .flat_map(|set| {
+                set.iter()
+                    .take_while(|(seen, _)| now.saturating_duration_since(*seen) >= syn)
+                    .map(|(_, k)| *k)
+            })
             .collect();
         self.counters.half_open_expired += dead.len() as u64;
         dead.extend(
@@ -375,7 +384,10 @@ impl Dct {
     /// The earliest time an entry may expire.
     pub fn next_expiry(&self, t: &DctTimeouts) -> Option<Instant> {
         let syn = self.syn_limit(t);
-        let half_open = self.half_open.first().map(|(seen, _)| *seen + syn);
+        let half_open = self
+            .half_open
+            .iter()
+            .filter_map(|set| set.first().map(|(seen, _)| *seen + syn));
         self.entries
             .values()
             .filter(|e| e.state != ConnState::SynSeen)

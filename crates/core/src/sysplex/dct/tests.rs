@@ -142,3 +142,26 @@ fn touches_move_the_counts_and_the_half_open_order() {
         .touch(Instant::from_millis(13), &key(9), ack, 52)
         .is_none());
 }
+
+#[test]
+fn clear_half_open_entries_make_room_before_those_under_an_sa() {
+    let mut dct = bounded(3);
+    let mut under_sa = entry(ConnState::SynSeen, "A", 0);
+    under_sa.ipsec = true;
+    dct.insert(key(1), under_sa);
+    let clear = |ms| ConnEntry {
+        ipsec: false,
+        ..entry(ConnState::SynSeen, "A", ms)
+    };
+    dct.insert(key(2), clear(10));
+    dct.insert(key(3), clear(20));
+    assert_eq!(dct.make_room(), Ok(Some(key(2))), "the oldest clear one");
+    dct.insert(key(4), clear(30));
+    assert_eq!(dct.make_room(), Ok(Some(key(3))));
+    dct.insert(key(5), clear(40));
+    assert_eq!(dct.make_room(), Ok(Some(key(4))));
+    assert!(
+        dct.get(&key(1)).is_some(),
+        "the SA's SYN outlived three clear ones"
+    );
+}
