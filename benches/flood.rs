@@ -80,10 +80,7 @@ fn json_of(args: &[&str]) -> Value {
 }
 
 fn sh(cmd: &[&str]) {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .expect("run");
+    let out = Command::new(cmd[0]).args(&cmd[1..]).output().expect("run");
     assert!(
         out.status.success(),
         "{cmd:?}: {}",
@@ -127,7 +124,16 @@ fn attach_attacker() {
     sh(&["ip", "-n", ATTACKER, "link", "set", "flood0", "up"]);
     sh(&["ip", "-n", ATTACKER, "link", "set", "lo", "up"]);
     sh(&["ip", "-n", ATTACKER, "route", "add", "default", "via", &gw]);
-    sh(&["ip", "-n", NET, "addr", "add", &format!("{gw}/24"), "dev", "atk"]);
+    sh(&[
+        "ip",
+        "-n",
+        NET,
+        "addr",
+        "add",
+        &format!("{gw}/24"),
+        "dev",
+        "atk",
+    ]);
     sh(&["ip", "-n", NET, "link", "set", "atk", "up"]);
     let block = format!("{}/17", SPOOFED.0);
     let via = format!("{ATTACK_LAN}.2");
@@ -247,7 +253,12 @@ fn daemons() -> BTreeMap<String, Value> {
         .map(|nodes| {
             nodes
                 .iter()
-                .map(|n| (n["name"].as_str().unwrap_or("").to_string(), n["daemon"].clone()))
+                .map(|n| {
+                    (
+                        n["name"].as_str().unwrap_or("").to_string(),
+                        n["daemon"].clone(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -280,9 +291,43 @@ fn snapshot() -> Value {
     json!({
         "nodes": nodes,
         "filter_denied": mvs1["counters"]["filter_denied"],
+        "packets_in": mvs1["counters"]["packets_in"],
         "dct": mvs1["dct"],
         "replay_top": replay,
+        "kernel": {"MVS1": kernel_drops("plxflood-mvs1"), "net": kernel_drops(NET)},
     })
+}
+
+/// What the kernel of namespace `ns` dropped before plexnet could see it:
+/// each link's receive and transmit drops (a TUN's transmit drops are
+/// packets its reader did not take in time) and IP's input discards.
+fn kernel_drops(ns: &str) -> Value {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-s", "-j", "link", "show"])
+        .output()
+        .expect("ip link");
+    let links: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut drops = serde_json::Map::new();
+    for l in links.as_array().into_iter().flatten() {
+        let name = l["ifname"].as_str().unwrap_or("?");
+        let s = &l["stats64"];
+        drops.insert(format!("{name} rx_dropped"), s["rx"]["dropped"].clone());
+        drops.insert(format!("{name} tx_dropped"), s["tx"]["dropped"].clone());
+    }
+    let snmp = Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/snmp"])
+        .output()
+        .expect("snmp");
+    let text = String::from_utf8_lossy(&snmp.stdout);
+    let ip: Vec<&str> = text.lines().filter(|l| l.starts_with("Ip:")).collect();
+    if let [names, values] = ip[..] {
+        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            if n.ends_with("Discards") || n == "InAddrErrors" || n == "InNoRoutes" {
+                drops.insert(format!("ip {n}"), json!(v.parse::<u64>().unwrap_or(0)));
+            }
+        }
+    }
+    Value::Object(drops)
 }
 
 /// `after - before` of every counter in a `{reason: n}` map.
@@ -313,6 +358,10 @@ fn drops_delta(before: &Value, after: &Value) -> Value {
         "MVS1 filter_denied".into(),
         delta(&before["filter_denied"], &after["filter_denied"]),
     );
+    for node in ["MVS1", "net"] {
+        let (b, a) = (&before["kernel"][node], &after["kernel"][node]);
+        out.insert(format!("{node} kernel"), delta(b, a));
+    }
     Value::Object(out)
 }
 
@@ -336,7 +385,10 @@ fn phase(name: &str, load: Load, seconds: u64, curls: bool, pid: u64) -> Value {
     let mut curl = serde_json::Map::new();
     for (client, h) in loops {
         let (answered, failed, why) = h.join().expect("curl loop");
-        curl.insert(client.into(), json!({"ok": answered, "failed": failed, "failures": why}));
+        curl.insert(
+            client.into(),
+            json!({"ok": answered, "failed": failed, "failures": why}),
+        );
     }
     let peak = peak.join().expect("rss sampler");
     // A tick of the image (1 s) to count and expire what the flood left.
@@ -352,6 +404,8 @@ fn phase(name: &str, load: Load, seconds: u64, curls: bool, pid: u64) -> Value {
         "packets_per_second": rate,
         "curl": curl,
         "rss_bytes": {"before": rss_before, "peak": peak, "after": rss_bytes(pid)},
+        "mvs1_routing_packets_in": after["packets_in"].as_u64().unwrap_or(0)
+            - before["packets_in"].as_u64().unwrap_or(0),
         "drops": drops_delta(&before, &after),
         "dct_after": after["dct"],
         "replay_top_before": before["replay_top"],
@@ -377,7 +431,18 @@ fn inbound_sas() -> Vec<(u32, Ipv4Addr)> {
 /// Both clients have an SA and get answers; the targets listen on DVA1:60.
 fn prepare() {
     for image in ["mvs1", "mvs2", "mvs4"] {
-        ok(&["exec", image, "--", "iperf3", "-s", "-D", "-B", "198.18.0.100", "-p", "60"]);
+        ok(&[
+            "exec",
+            image,
+            "--",
+            "iperf3",
+            "-s",
+            "-D",
+            "-B",
+            "198.18.0.100",
+            "-p",
+            "60",
+        ]);
     }
     lab::wait_ready_targets(PREFIX, "MVS1", 60, 3, 30);
     lab::swanctl_ok(PREFIX, &["--initiate", "--child", "dva1"]);
@@ -399,7 +464,9 @@ fn verdict(phases: &[Value], bound: u64, after_curls: &Value, alive: bool) -> Ve
         }
         let peak = p["rss_bytes"]["peak"].as_u64().unwrap_or(u64::MAX);
         if peak > bound {
-            bad.push(format!("{name}: MVS1 RSS peak {peak} B over the bound {bound} B"));
+            bad.push(format!(
+                "{name}: MVS1 RSS peak {peak} B over the bound {bound} B"
+            ));
         }
     }
     if let Some(esp) = phases.iter().find(|p| p["phase"] == "forged-esp") {
@@ -443,7 +510,13 @@ fn main() {
         phase("syn-dct", Load::Syn { port: 60 }, seconds, true, pid),
     ];
     let sas = inbound_sas();
-    phases.push(phase("forged-esp", Load::Esp { sas: sas.clone() }, seconds, false, pid));
+    phases.push(phase(
+        "forged-esp",
+        Load::Esp { sas: sas.clone() },
+        seconds,
+        false,
+        pid,
+    ));
     let (mut answered, mut failed) = (0, 0);
     for client in ["client1", "client2"].iter().cycle().take(10) {
         match lab::curl_dva1(PREFIX, client) {
@@ -452,8 +525,12 @@ fn main() {
         }
     }
     let after_curls = json!({"ok": answered, "failed": failed});
+    // Every plexnet daemon still answers (net is a plain router, client1's
+    // IPsec is strongSwan's).
     let nodes = daemons();
-    let alive = nodes.len() >= 8 && nodes.values().all(|d| d["pid"].as_u64().is_some());
+    let alive = ["MVS1", "MVS2", "MVS3", "MVS4", "MVS5", "CF", "client2"]
+        .iter()
+        .all(|n| nodes.get(*n).is_some_and(|d| d["pid"].as_u64().is_some()));
     let bad = verdict(&phases, bound, &after_curls, alive);
     let report = json!({
         "what": "figure4 with [limits] dct_max_entries under spoofed SYNs (to DVA1:80, denied in clear by the filter; to DVA1:60, permitted in clear, into the DCT) and forged ESP (valid SPIs, random sequence numbers and contents), from a raw socket in a namespace attached to net",

@@ -318,7 +318,13 @@ impl Dct {
     fn count_active(&mut self, dvipa: Ipv4Addr, target: &str, up: bool) {
         let per_target = self.active.entry(dvipa).or_default();
         if up {
-            *per_target.entry(target.to_string()).or_default() += 1;
+            // No allocation when the target has connections already.
+            match per_target.get_mut(target) {
+                Some(n) => *n += 1,
+                None => {
+                    per_target.insert(target.to_string(), 1);
+                }
+            }
         } else if let Some(n) = per_target.get_mut(target) {
             *n -= 1;
             if *n == 0 {
