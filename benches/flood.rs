@@ -273,12 +273,16 @@ fn pid_of(node: &str) -> u64 {
 fn snapshot() -> Value {
     let mut nodes = serde_json::Map::new();
     let mut replay = BTreeMap::new();
+    let mut sa_drops = serde_json::Map::new();
     for node in ["MVS1", "MVS2", "MVS4"] {
         let d = json_of(&["ipsec", node, "--json"]);
         for (kind, rows) in [("owned", &d["owned"]), ("shadow", &d["shadow"])] {
             for r in rows.as_array().into_iter().flatten() {
                 if let (Some(spi), Some(top)) = (r["spi"].as_str(), r["replay_top"].as_u64()) {
                     replay.insert(format!("{node} {kind} {spi}"), top);
+                    for (reason, n) in r["drops"].as_object().into_iter().flatten() {
+                        sa_drops.insert(format!("{node} {kind} {spi} {reason}"), n.clone());
+                    }
                 }
             }
         }
@@ -294,6 +298,7 @@ fn snapshot() -> Value {
         "packets_in": mvs1["counters"]["packets_in"],
         "dct": mvs1["dct"],
         "replay_top": replay,
+        "sa_drops": sa_drops,
         "kernel": {"MVS1": kernel_drops("plxflood-mvs1"), "net": kernel_drops(NET)},
     })
 }
@@ -357,6 +362,10 @@ fn drops_delta(before: &Value, after: &Value) -> Value {
     out.insert(
         "MVS1 filter_denied".into(),
         delta(&before["filter_denied"], &after["filter_denied"]),
+    );
+    out.insert(
+        "inbound SAs".into(),
+        delta(&before["sa_drops"], &after["sa_drops"]),
     );
     for node in ["MVS1", "net"] {
         let (b, a) = (&before["kernel"][node], &after["kernel"][node]);
