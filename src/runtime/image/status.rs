@@ -33,9 +33,9 @@ impl ImageNode {
             Report::Vipadcfg => {
                 let mut cfg = display::vipadcfg(&self.topo, &self.name);
                 if let Some(t) = self.takeover.get() {
-                    let watches: Vec<_> = core.image.watches().cloned().collect();
+                    let watches = super::super::takeover::watch_rows(&core.image);
                     let watches = if watches.is_empty() {
-                        t.unhanded()
+                        t.unhanded().into_iter().map(|w| (w, None)).collect()
                     } else {
                         watches
                     };
@@ -120,6 +120,7 @@ impl ImageNode {
                 "shadow_sas": image.target().shadow().len(),
             },
             "shell": ShellStatus { io: &self.counters, image: image.counters() },
+            "cf_watch": &*self.cf_watch.lock().unwrap_or_else(|p| p.into_inner()),
             "summary": summary,
         })
     }

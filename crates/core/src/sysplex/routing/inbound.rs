@@ -229,6 +229,9 @@ impl RoutingStack {
         if !flags.is_initial_syn() {
             return Err(RouteDrop::NoConnection);
         }
+        if self.moving.contains(&key.dvipa) {
+            return Err(RouteDrop::Moving);
+        }
         let dist = distribution_for(&mut self.distributions, key.dvipa, key.port)
             .ok_or(RouteDrop::NoTarget)?;
         let (target, target_xcf) = dist
