@@ -615,3 +615,29 @@ fn manual_topologies_use_ip_man_vpn_action() {
         }
     }
 }
+
+/// `[limits]` reaches every image's routing stack (the DCT bound and its
+/// half-open timeouts), the NEWCONN hold queue, the CF and XCF; without
+/// the table, the defaults hold.
+#[test]
+fn limits_reach_the_routing_stack_and_default_when_absent() {
+    let t = load("topologies/figure4.toml");
+    assert_eq!(t.limits, plexnet::sysplex::limits::SysplexLimits::default());
+    let dir = std::env::temp_dir().join(format!("plxbound-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("limits.toml");
+    let text = "name = \"limits\"\n[limits]\ndct_max_entries = 4096\nhalf_open_timeout_ms = 3000\nhalf_open_pressure_ms = 200\nnewconn_hold_max = 8\ncf_max_entries_per_image = 100\n\n[[image]]\nname = \"MVS1\"\n";
+    std::fs::write(&path, text).expect("write");
+    let t = topology::load(&path).expect("loads");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        (t.limits.newconn_hold_max, t.limits.cf_max_entries_per_image),
+        (8, 100)
+    );
+    let rc = t.images[0].routing_config();
+    assert_eq!(
+        (rc.limits.max_entries, rc.limits.syn_pressure_ms),
+        (4096, 200)
+    );
+    assert_eq!(rc.timeouts.syn_ms, 3000);
+}

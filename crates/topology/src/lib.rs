@@ -98,6 +98,7 @@ mod error;
 mod file;
 pub mod ike;
 mod ike_policy;
+mod limits;
 pub mod manual;
 mod model;
 mod pagent;
