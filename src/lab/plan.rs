@@ -328,8 +328,11 @@ mod tests {
 
     #[test]
     fn interface_names_fit_the_kernel_limit() {
-        let topo =
-            topology::load_str(&topology::generate(32), Path::new("gen.toml")).expect("loads");
+        let topo = topology::load_str(
+            &topology::generate(32).expect("32 in range"),
+            Path::new("gen.toml"),
+        )
+        .expect("loads");
         let p = plan(&topo, "plx-");
         for v in &p.veths {
             for e in [&v.a, &v.b] {
