@@ -5,6 +5,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
 
+use super::neighbours::NeighbourTable;
 use super::state::{self, LabState, NodeKind};
 use super::{netns, process};
 use crate::runtime::control;
@@ -34,6 +35,9 @@ pub struct InstanceStatus {
     pub source: String,
     pub run_dir: String,
     pub nodes: Vec<NodeStatus>,
+    /// The host's neighbour table, which every namespace shares: packets
+    /// dropped because it was full are counted there only.
+    pub kernel_neighbours: Option<NeighbourTable>,
 }
 
 pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
@@ -80,6 +84,7 @@ pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
         source: lab.source.display().to_string(),
         run_dir: run_dir.display().to_string(),
         nodes,
+        kernel_neighbours: NeighbourTable::read(),
     }
 }
 
@@ -117,6 +122,12 @@ pub fn render(instances: &[InstanceStatus]) -> String {
                 n.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 if n.ready { "yes" } else { "NO" },
                 detail(n)
+            ));
+        }
+        if let Some(t) = &inst.kernel_neighbours {
+            s.push_str(&format!(
+                "  kernel neighbour table (all namespaces): {} entries of gc_thresh3 {}; dropped: {} table full, {} unresolved\n",
+                t.entries, t.gc_thresh3, t.table_fulls, t.unresolved_discards
             ));
         }
     }

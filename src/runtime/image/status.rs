@@ -115,6 +115,9 @@ impl ImageNode {
                 "shadow_sas": image.target().shadow().len(),
             },
             "shell": ShellStatus { io: &self.counters, image: image.counters() },
+            // Why a request for sequence numbers failed (the image's
+            // `cf_errors` counts the batches whose packets it dropped).
+            "cf_client": self.cf.get().map(|c| c.counters()),
             "summary": summary,
         })
     }

@@ -195,6 +195,7 @@ impl SeqBatcher {
             Some((first, got)) if got == n => first,
             _ => {
                 counters.cf_errors += 1;
+                counters.cf_dropped += (flight.group.packets.len() - flight.group.next) as u64;
                 return None;
             }
         };

@@ -236,7 +236,11 @@ pub enum ImageEvent {
 pub struct ImageCounters {
     pub cf_batches: u64,
     pub cf_numbers: u64,
+    /// Requests for sequence numbers that failed (the CF refused, did not
+    /// answer in time, or was unreachable: the shell's `cf_client` says
+    /// which), and the outbound packets dropped unsealed with them.
     pub cf_errors: u64,
+    pub cf_dropped: u64,
     /// Sequence numbers dropped unused because their deadline passed.
     pub seq_stale: u64,
     pub xcf_in: u64,

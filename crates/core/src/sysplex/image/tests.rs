@@ -192,6 +192,11 @@ fn a_refused_block_drops_its_group() {
     let mut rng = StdRng::seed_from_u64(3);
     image.handle_cf_reply(Instant::ZERO, ask.id, None, &mut rng);
     assert_eq!(image.counters().cf_errors, 1);
+    assert_eq!(
+        image.counters().cf_dropped,
+        3,
+        "every packet of the group, counted"
+    );
     assert!(transmits(&mut image).is_empty());
     assert!(!image.numbers_pending());
 }
