@@ -126,7 +126,7 @@ pub fn render(instances: &[InstanceStatus]) -> String {
         }
         if let Some(t) = &inst.kernel_neighbours {
             s.push_str(&format!(
-                "  kernel neighbour table (all namespaces): {} entries of gc_thresh3 {}; dropped: {} table full, {} unresolved\n",
+                "  kernel neighbour table (all namespaces): {} entries (permanent ones included), gc_thresh3 {}; dropped: {} table full, {} unresolved\n",
                 t.entries, t.gc_thresh3, t.table_fulls, t.unresolved_discards
             ));
         }
