@@ -164,6 +164,10 @@ pub struct IkeCounters {
     /// IKE initiations to peers whose IKE SA died with the DVIPA's
     /// previous holder (after a takeover).
     pub renegotiated: AtomicU64,
+    /// Child SAs rekeyed because the CF lost their sequence counters.
+    pub rekeys_cf_lost: AtomicU64,
+    /// Rekeys that could not start (the child or its IKE SA was gone).
+    pub rekey_errors: AtomicU64,
     pub initiated: AtomicU64,
 }
 
@@ -175,9 +179,21 @@ fn bump(c: &AtomicU64) {
 #[derive(Debug)]
 enum Job {
     Datagram(Vec<u8>),
-    Lifesize { spi: u32, bytes: u64, packets: u64 },
-    NewConn { dvipa: Ipv4Addr, peer: Ipv4Addr },
-    Renegotiate { dvipa: Ipv4Addr, peer: Ipv4Addr },
+    Lifesize {
+        spi: u32,
+        bytes: u64,
+        packets: u64,
+    },
+    NewConn {
+        dvipa: Ipv4Addr,
+        peer: Ipv4Addr,
+    },
+    Renegotiate {
+        dvipa: Ipv4Addr,
+        peer: Ipv4Addr,
+    },
+    /// The CF lost its state: rekey every installed child SA.
+    RekeyAll,
     Tick,
 }
 
@@ -293,6 +309,33 @@ impl IkeRuntime {
         Ok(())
     }
 
+    /// Giveback: the owner has `dvipa` again; this image's IKE stops
+    /// answering for it and forgets its IKE and child SAs without a DELETE
+    /// (the child SAs go on under the owner until its IKE replaces them;
+    /// z/OS: the old SA on the client "remains active until it is deleted
+    /// by liveness checking", IP Configuration Guide, SWSA "DVIPA
+    /// takeover").
+    pub fn remove_dvipa(&self, dvipa: Ipv4Addr) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.endpoints.remove(&dvipa);
+        let gone: Vec<u32> = inner
+            .children
+            .iter()
+            .filter(|(_, c)| c.dvipa == dvipa)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &gone {
+            inner.children.remove(k);
+        }
+        inner.by_spi.retain(|_, v| !gone.contains(v));
+        inner.pending.retain(|(d, _), _| *d != dvipa);
+        tracing::info!(
+            "IKE for {dvipa} stopped (given back), {} child SAs forgotten",
+            gone.len()
+        );
+    }
+
     /// After a takeover of `dvipa`: negotiates anew with `peer`, whose IKE
     /// SA died with the previous holder (IKE SAs are not in the CF), so the
     /// peer need not notice; the new child SA supersedes the pair adopted
@@ -341,6 +384,31 @@ impl IkeRuntime {
         bump(&self.counters.initiated);
         inner.pending.insert((dvipa, peer), wall);
         tracing::info!("{why} {dvipa} -> {peer}: initiating {id}");
+    }
+
+    /// Rekeys every installed child SA (RFC 7296 §1.3.3): the CF lost
+    /// their sequence counters (it restarted), and a counter started anew
+    /// would hand out numbers already used; a new SA starts its own
+    /// (docs/FAULTS.md). Each new pair is installed, with its structure
+    /// in the CF, before the old one is deleted.
+    fn rekey_all(&self, inner: &mut Inner, now: time::Instant) {
+        let mut children: Vec<(Ipv4Addr, ChildSaId)> =
+            inner.children.values().map(|c| (c.dvipa, c.id)).collect();
+        children.sort();
+        for (dvipa, id) in children {
+            let Some(ike) = inner.endpoints.get_mut(&dvipa) else {
+                continue;
+            };
+            match ike.rekey_child(now, id, &mut inner.rng) {
+                Ok(()) => bump(&self.counters.rekeys_cf_lost),
+                Err(e) => {
+                    bump(&self.counters.rekey_errors);
+                    tracing::warn!(
+                        "{dvipa}: rekeying child SA {id:?} after the CF lost its state: {e:?}"
+                    );
+                }
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -417,6 +485,7 @@ impl IkeRuntime {
                 bump(&self.counters.renegotiated);
                 self.initiate_to(inner, now, dvipa, peer, "takeover");
             }
+            Job::RekeyAll => self.rekey_all(inner, now),
             Job::Tick => {
                 for ike in inner.endpoints.values_mut() {
                     if ike.next_timeout().is_some_and(|t| t <= now) {
@@ -652,6 +721,10 @@ impl IkeHook for IkeRuntime {
                 packets: *packets,
             });
         }
+    }
+
+    fn cf_lost(&self) {
+        let _ = self.jobs.send(Job::RekeyAll);
     }
 
     fn newconn(&self, from: &str, request: &XcfMessage) {

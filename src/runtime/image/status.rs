@@ -32,9 +32,9 @@ impl ImageNode {
             Report::Vipadcfg => {
                 let mut cfg = display::vipadcfg(&self.topo, &self.name);
                 if let Some(t) = self.takeover.get() {
-                    let watches: Vec<_> = core.image.watches().cloned().collect();
+                    let watches = super::super::takeover::watch_rows(&core.image);
                     let watches = if watches.is_empty() {
-                        t.unhanded()
+                        t.unhanded().into_iter().map(|w| (w, None)).collect()
                     } else {
                         watches
                     };
@@ -118,6 +118,7 @@ impl ImageNode {
             // Why a request for sequence numbers failed (the image's
             // `cf_errors` counts the batches whose packets it dropped).
             "cf_client": self.cf.get().map(|c| c.counters()),
+            "cf_watch": &*self.cf_watch.lock().unwrap_or_else(|p| p.into_inner()),
             "summary": summary,
         })
     }

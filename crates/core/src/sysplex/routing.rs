@@ -13,7 +13,7 @@
 
 use crate::time::Instant;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -37,8 +37,10 @@ use crate::wire::{IpProtocol, TcpFlags};
 
 mod control;
 mod filtering;
+mod giveback;
 mod inbound;
 
+pub use giveback::Released;
 pub use inbound::connection_key;
 
 /// Where inbound filtering of IPsec traffic happens (claim 7): at the
@@ -137,6 +139,10 @@ pub enum RouteDrop {
     /// IPCONFIG IPSECURITY: the IP filter table denied it (the rule and the
     /// reason are counted in [`RoutingCounters::filter_denied`]).
     Filtered,
+    /// A SYN for a DVIPA this stack is giving back (MOVING): new
+    /// connections are the new owner's, and the client's retransmitted SYN
+    /// reaches it once the LAN delivers the DVIPA there.
+    Moving,
 }
 
 impl RouteDrop {
@@ -152,6 +158,7 @@ impl RouteDrop {
             RouteDrop::NoConnection => "no-connection",
             RouteDrop::NatKeepalive => "nat-keepalive",
             RouteDrop::Filtered => "filtered",
+            RouteDrop::Moving => "dvipa-moving",
         }
     }
 }
@@ -204,6 +211,9 @@ pub struct RoutingCounters {
     pub local: u64,
     pub ike: u64,
     pub new_connections: u64,
+    /// Connections ended in the DCT because their target's XCF
+    /// connection went down ([`RoutingStack::target_down`]).
+    pub ended_target_down: u64,
     pub drops: BTreeMap<&'static str, u64>,
     /// Packets the IP filter table denied before they could reach the DCT,
     /// the CF or IKE, by `RULE reason` (e.g. `web-client1 clear-text`).
@@ -308,6 +318,9 @@ pub struct RoutingStack {
     filter: Option<FilterTable>,
     /// LOG rules' filter-log records, for the caller to write.
     filter_logs: Vec<FilterLog>,
+    /// DVIPAs this stack is giving back to their owner (z/OS MOVING): their
+    /// connections are still routed, new ones are not made here.
+    moving: BTreeSet<Ipv4Addr>,
 }
 
 /// A change of the DCT, for the takeover copy in the coupling facility.
@@ -347,6 +360,7 @@ impl RoutingStack {
             journal: None,
             filter: None,
             filter_logs: Vec::new(),
+            moving: BTreeSet::new(),
         }
     }
 
@@ -467,9 +481,29 @@ impl RoutingStack {
         out
     }
 
-    /// A target went down: its listeners no longer count.
-    pub fn target_down(&mut self, image: &str) {
+    /// A target's XCF connection went down (the image left the sysplex,
+    /// or the XCF link to it failed): its listeners no longer count, so
+    /// VDPT shows it not ready and the distributor skips it, and its
+    /// connections end in the DCT. With no XCF path left, nothing this
+    /// stack receives for them can reach the target (z/OS: when a target
+    /// stack leaves the XCF group, the distributing stack stops routing
+    /// to it and its connections are lost; docs/FAULTS.md). Returns how
+    /// many connections ended.
+    pub fn target_down(&mut self, image: &str) -> usize {
         self.listeners.forget(image);
+        let gone: Vec<ConnKey> = self
+            .dct
+            .sorted()
+            .into_iter()
+            .filter(|(_, e)| &*e.target == image)
+            .map(|(k, _)| k)
+            .collect();
+        for key in &gone {
+            self.dct.remove(key);
+            self.note_ended(*key);
+        }
+        self.counters.ended_target_down += gone.len() as u64;
+        gone.len()
     }
 
     /// Expires DCT entries; returns how many went.
