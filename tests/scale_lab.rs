@@ -136,7 +136,11 @@ fn a_32_image_sysplex_serves_both_clients_from_every_image() {
         .iter()
         .filter_map(|n| n["pid"].as_u64().map(|p| p as u32))
         .collect();
-    assert_eq!(pids.len(), IMAGES + 2, "images, CF and the plexnet client");
+    assert_eq!(
+        pids.len(),
+        IMAGES + 3,
+        "images, CF, the plexnet client and client1's charon"
+    );
 
     let init = ok(
         PREFIX,
