@@ -263,6 +263,7 @@ impl NsLinks {
     /// neighbour table's garbage collection and do not count against
     /// `gc_thresh3`, a limit shared by every namespace of the host
     /// (Documentation/networking/ip-sysctl.rst, `neigh/default/gc_thresh3`).
+    /// An entry already there is replaced (`ip neigh replace`).
     pub async fn add_permanent_neighbour(
         &self,
         index: u32,
@@ -274,6 +275,7 @@ impl NsLinks {
             .neighbours()
             .add(index, IpAddr::V4(addr))
             .link_local_address(&mac)
+            .replace()
             .execute()
             .await
             .with_context(|| format!("{}: adding neighbour {addr} on {name}", self.ns))
