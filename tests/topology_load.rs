@@ -194,8 +194,8 @@ fn minimal_topology() {
 
 #[test]
 fn generated_topologies_load() {
-    for n in [1, 2, 32, 300] {
-        let text = topology::generate(n);
+    for n in [2, 5, 32, 64, 128] {
+        let text = topology::generate(n).expect("in range");
         let path = PathBuf::from(format!("gen{n}.toml"));
         let t = match topology::load_str(&text, &path) {
             Ok(t) => t,
@@ -213,8 +213,30 @@ fn generated_topologies_load() {
         assert_eq!(d.method, DistMethod::RoundRobin);
         assert_eq!(d.ports, [80]);
         assert_eq!(d.dests.len(), n);
-        assert_eq!(t.clients.len(), 1);
+        // figure4's roles: SYS2 backs DVA1 up, both run IKE with
+        // IPSECURITY, strongSwan in client1, the plexnet client in client2.
+        assert!(t.images[1].vipa.backups.iter().any(|b| b.addr == dvipa[0]));
+        assert!(t.images[..2]
+            .iter()
+            .all(|i| i.ike && i.ip_security.is_some()));
+        assert_eq!(t.xcf_forwarding, topology::XcfForwarding::GreInUdp);
+        let ipsec: Vec<_> = t
+            .clients
+            .iter()
+            .map(|c| (c.name.as_str(), c.ipsec))
+            .collect();
+        assert_eq!(
+            ipsec,
+            [
+                ("client1", topology::ClientIpsec::Strongswan),
+                ("client2", topology::ClientIpsec::Plexnet)
+            ]
+        );
         assert!(t.hosts.iter().any(|h| h.name == "DVA1"));
+    }
+    for n in [0, 1, 129, 300] {
+        let e = topology::generate(n).expect_err("out of range").to_string();
+        assert!(e.contains("2 to 128"), "generate({n}): {e}");
     }
 }
 

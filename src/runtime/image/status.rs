@@ -136,6 +136,9 @@ impl ImageNode {
                 "shadow_sas": image.target().shadow().len(),
             },
             "shell": ShellStatus { io: &self.counters, image: image.counters() },
+            // Why a request for sequence numbers failed (the image's
+            // `cf_errors` counts the batches whose packets it dropped).
+            "cf_client": self.cf.get().map(|c| c.counters()),
             "cf_watch": &*self.cf_watch.lock().unwrap_or_else(|p| p.into_inner()),
             "summary": summary,
         })
