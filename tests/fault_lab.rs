@@ -137,10 +137,12 @@ fn half_the_pings_are_lost_with_loss_50(prefix: &str) {
     assert!((50..=150).contains(&n), "{n} of 200 lost with --loss 50");
     let shown = json(prefix, &["netem", "client1", "lan", "--json"]);
     if shown["loss_at"].is_string() {
-        assert_eq!(
-            shown["loss_dropped"].as_u64(),
-            Some(u64::from(n)),
-            "{shown}"
+        // Every lost ping was dropped there; ARP and charon's own packets
+        // on the same link may have been too.
+        let dropped = shown["loss_dropped"].as_u64().unwrap_or(0);
+        assert!(
+            dropped >= u64::from(n),
+            "{dropped} dropped < {n} lost: {shown}"
         );
         let e = fails(prefix, &["netem", "client1", "lan", "--delay", "10"]);
         assert!(e.contains("--delay and --jitter need it"), "{e}");
