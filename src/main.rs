@@ -97,6 +97,65 @@ enum Command {
         #[arg(long)]
         topology: Option<String>,
     },
+    /// Take the link between NODE and PEER down or up again (both veth
+    /// ends): an XCF link (image-image), an image's ext (image-net), a
+    /// client's LAN (client-net) or an image's CF link (image-CF).
+    /// docs/FAULTS.md says what the sysplex does then.
+    Link {
+        node: String,
+        peer: String,
+        #[arg(value_enum)]
+        state: lab::fault::link::LinkState,
+        #[arg(long)]
+        topology: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delay, jitter, loss or a rate limit on one interface of a node (tc
+    /// netem); --clear removes it; without options, shows the interface's
+    /// root qdisc.
+    Netem {
+        node: String,
+        /// The interface, e.g. ext, x-mvs3, cf, lan (`plexnet link` lists a node's links).
+        iface: String,
+        /// Added delay in milliseconds.
+        #[arg(long, value_name = "MS")]
+        delay: Option<f64>,
+        /// Random variation of the delay, in milliseconds (with --delay).
+        #[arg(long, value_name = "MS")]
+        jitter: Option<f64>,
+        /// Random loss in percent.
+        #[arg(long, value_name = "PCT")]
+        loss: Option<f64>,
+        /// Rate limit in tc's syntax: 10mbit, 500kbit, 1gbit.
+        #[arg(long)]
+        rate: Option<String>,
+        /// Remove what was set.
+        #[arg(long)]
+        clear: bool,
+        #[arg(long)]
+        topology: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// SIGKILL a node's process as a crash would: an image's or the CF's
+    /// daemon, a client's plexnet client or strongSwan charon.
+    Kill {
+        node: String,
+        #[arg(long)]
+        topology: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a node's process again as `up` does (stopping it first if it
+    /// runs) and wait until it answers ready.
+    Restart {
+        node: String,
+        #[arg(long)]
+        topology: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a topology file without creating anything.
     Check {
         file: Option<PathBuf>,
@@ -235,6 +294,112 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Link {
+            node,
+            peer,
+            state,
+            topology,
+            json,
+        } => {
+            let found = lab::fault::find(&node, topology.as_deref(), &cli.prefix)?;
+            let r = lab::fault::link::set(&found, &peer, state, &progress(json))?;
+            print_fault(json, &r, || {
+                format!(
+                    "{} link {} {} ({}) <-> {} ({}) is {}{}",
+                    r.kind,
+                    match r.state {
+                        lab::fault::link::LinkState::Down => "down:",
+                        lab::fault::link::LinkState::Up => "up:",
+                    },
+                    r.node,
+                    r.node_if,
+                    r.peer,
+                    r.peer_if,
+                    if r.state == lab::fault::link::LinkState::Down {
+                        "down"
+                    } else {
+                        "up"
+                    },
+                    r.xcf_settled_ms
+                        .map(|ms| format!("; both images saw it after {ms} ms"))
+                        .unwrap_or_default()
+                )
+            })
+        }
+        Command::Netem {
+            node,
+            iface,
+            delay,
+            jitter,
+            loss,
+            rate,
+            clear,
+            topology,
+            json,
+        } => {
+            let found = lab::fault::find(&node, topology.as_deref(), &cli.prefix)?;
+            let shape = lab::fault::netem::Shape {
+                delay_ms: delay,
+                jitter_ms: jitter,
+                loss_pct: loss,
+                rate,
+            };
+            let r = lab::fault::netem::apply(&found, &iface, &shape, clear)?;
+            print_fault(json, &r, || {
+                format!(
+                    "{} {}: {}; root qdisc now: {}",
+                    r.node,
+                    r.iface,
+                    match (&r.qdisc, r.action) {
+                        (Some(q), _) => format!("set {q}"),
+                        (None, "cleared") => "cleared".to_string(),
+                        (None, "unchanged") => "nothing to clear".to_string(),
+                        _ => "shown".to_string(),
+                    },
+                    describe_qdisc(&r.current)
+                )
+            })
+        }
+        Command::Kill {
+            node,
+            topology,
+            json,
+        } => {
+            let found = lab::fault::find(&node, topology.as_deref(), &cli.prefix)?;
+            let r = lab::fault::kill(&found)?;
+            print_fault(json, &r, || {
+                format!(
+                    "killed {} ({}): {} pid {} ({}), gone after {} ms",
+                    r.node,
+                    r.kind.as_str(),
+                    r.process.as_str(),
+                    r.pid,
+                    r.signal,
+                    r.gone_after_ms
+                )
+            })
+        }
+        Command::Restart {
+            node,
+            topology,
+            json,
+        } => {
+            let found = lab::fault::find(&node, topology.as_deref(), &cli.prefix)?;
+            let r = lab::fault::restart(&found, &progress(json))?;
+            print_fault(json, &r, || {
+                format!(
+                    "restarted {} ({}): {} pid {}, ready after {} ms{}",
+                    r.node,
+                    r.kind.as_str(),
+                    r.process.as_str(),
+                    r.pid,
+                    r.ready_after_ms,
+                    r.stopped_pid
+                        .map(|p| format!(" (pid {p} was stopped first)"))
+                        .unwrap_or_default()
+                )
+            })
+        }
         Command::NsExec { namespace, command } => {
             lab::exec::exec_in(&namespace, &command)?;
             unreachable!("exec returned")
@@ -290,6 +455,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Progress lines of a fault command while it waits: on stderr, so that
+/// `--json` output stays one document.
+fn progress(json: bool) -> impl Fn(&str) {
+    move |line: &str| {
+        if !json {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// A fault command's report: JSON, or its one line.
+fn print_fault<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    line: impl FnOnce() -> String,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{}", line());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tc -j qdisc show`'s root qdisc in a few words: `netem delay 20ms ...`.
+fn describe_qdisc(current: &serde_json::Value) -> String {
+    let Some(q) = current.as_array().and_then(|a| a.first()) else {
+        return "none".into();
+    };
+    let kind = q.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
+    match q.get("options") {
+        Some(o) if o.as_object().is_some_and(|m| !m.is_empty()) => format!("{kind} {o}"),
+        _ => kind.to_string(),
     }
 }
 

@@ -100,6 +100,9 @@ pub enum Status {
     Missing,
     /// Could not be checked here (kernel features without root).
     Unchecked,
+    /// Missing, but only one command needs it (`kernel netem`: `plexnet
+    /// netem`'s delay and loss); not counted by [`Report::missing`].
+    Optional,
 }
 
 /// One checked thing.
@@ -150,6 +153,16 @@ impl Report {
             .filter(|f| f.status == Status::Unchecked)
         {
             s.push_str(&format!("  UNCHECKED {}: {}\n", f.what, f.detail));
+        }
+        for f in self
+            .findings
+            .iter()
+            .filter(|f| f.status == Status::Optional)
+        {
+            s.push_str(&format!("  OPTIONAL {}: {}\n", f.what, f.detail));
+            if let Some(fix) = &f.fix {
+                s.push_str(&format!("           fix: {fix}\n"));
+            }
         }
         let ok = self
             .findings

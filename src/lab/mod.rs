@@ -4,6 +4,7 @@
 pub mod doctor;
 pub mod down;
 pub mod exec;
+pub mod fault;
 pub mod netlink;
 pub mod netns;
 pub mod plan;

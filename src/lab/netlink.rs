@@ -111,6 +111,49 @@ impl NsLinks {
             .with_context(|| format!("{}: setting {name} up", self.ns))
     }
 
+    /// `ip link set NAME down` (`plexnet link ... down`).
+    pub async fn down(&self, name: &str) -> Result<()> {
+        let index = self.index(name).await?;
+        self.handle
+            .link()
+            .set(index)
+            .down()
+            .execute()
+            .await
+            .with_context(|| format!("{}: setting {name} down", self.ns))
+    }
+
+    /// Whether the link is administratively up (IFF_UP).
+    pub async fn is_up(&self, name: &str) -> Result<bool> {
+        use netlink_packet_route::link::LinkFlag;
+        Ok(self.link(name).await?.header.flags.contains(&LinkFlag::Up))
+    }
+
+    /// [`NsLinks::add_route`], keeping a route that is already there (the
+    /// routes of a link set up again: the kernel removed them when it went
+    /// down, except those it still had).
+    pub async fn ensure_route(
+        &self,
+        dest: Ipv4Addr,
+        prefix_len: u8,
+        gateway: Option<Ipv4Addr>,
+        dev: Option<&str>,
+    ) -> Result<()> {
+        match self.add_route(dest, prefix_len, gateway, dev).await {
+            Err(e)
+                if e.chain().any(|c| {
+                    c.downcast_ref::<rtnetlink::Error>().is_some_and(|r| {
+                        matches!(r, rtnetlink::Error::NetlinkError(m)
+                            if m.to_io().kind() == std::io::ErrorKind::AlreadyExists)
+                    })
+                }) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     pub async fn add_bridge(&self, name: &str) -> Result<()> {
         self.handle
             .link()

@@ -5,6 +5,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
 
+use super::fault::{self, record::Faults};
 use super::state::{self, LabState, NodeKind};
 use super::{netns, process};
 use crate::runtime::control;
@@ -16,6 +17,9 @@ pub struct NodeStatus {
     pub namespace: String,
     pub namespace_exists: bool,
     pub pid: Option<u32>,
+    /// `charon` for a strongSwan client (its pid is charon's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<&'static str>,
     pub process_alive: bool,
     /// `true` when the daemon answered ready; routers and clients have no
     /// daemon and are ready when their namespace exists.
@@ -34,6 +38,8 @@ pub struct InstanceStatus {
     pub source: String,
     pub run_dir: String,
     pub nodes: Vec<NodeStatus>,
+    /// Links `plexnet link` took down and qdiscs `plexnet netem` set.
+    pub faults: Faults,
 }
 
 pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
@@ -42,7 +48,13 @@ pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
         .iter()
         .map(|n| {
             let namespace_exists = netns::exists(&n.namespace);
-            let process_alive = n.pid.is_some_and(process::alive);
+            // A strongSwan client's process is its charon.
+            let charon = (n.kind == NodeKind::Client && !n.runs_daemon())
+                .then(|| fault::charon_configured(run_dir, &n.name))
+                .filter(|c| *c)
+                .map(|_| fault::charon_pid(run_dir, &n.name));
+            let pid = charon.flatten().or(n.pid);
+            let process_alive = pid.is_some_and(process::alive);
             let (daemon, error) = if n.runs_daemon() {
                 let sock = state::socket_path(run_dir, &n.name);
                 match control::query(&sock, &control::Request::Status, Duration::from_secs(2)) {
@@ -58,6 +70,8 @@ pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
                     .and_then(|d| d.get("ready"))
                     .and_then(|r| r.as_bool())
                     .unwrap_or(false)
+            } else if charon.is_some() {
+                namespace_exists && process_alive
             } else {
                 namespace_exists
             };
@@ -66,7 +80,8 @@ pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
                 kind: n.kind,
                 namespace: n.namespace.clone(),
                 namespace_exists,
-                pid: n.pid,
+                pid,
+                process: charon.map(|_| "charon"),
                 process_alive,
                 ready,
                 daemon,
@@ -80,6 +95,7 @@ pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
         source: lab.source.display().to_string(),
         run_dir: run_dir.display().to_string(),
         nodes,
+        faults: Faults::load(run_dir).unwrap_or_default(),
     }
 }
 
@@ -119,11 +135,40 @@ pub fn render(instances: &[InstanceStatus]) -> String {
                 detail(n)
             ));
         }
+        s.push_str(&render_faults(&inst.faults));
+    }
+    s
+}
+
+/// The links down and the shaped interfaces, one line each.
+fn render_faults(f: &Faults) -> String {
+    let mut s = String::new();
+    for l in &f.links_down {
+        s.push_str(&format!(
+            "  link DOWN  {} {} ({}) <-> {} ({})  (`plexnet link {} {} up`)\n",
+            l.kind, l.node, l.node_if, l.peer, l.peer_if, l.node, l.peer
+        ));
+    }
+    for q in &f.shaped {
+        s.push_str(&format!(
+            "  shaped     {} {}: {}  (`plexnet netem {} {} --clear`)\n",
+            q.node, q.iface, q.qdisc, q.node, q.iface
+        ));
     }
     s
 }
 
 fn detail(n: &NodeStatus) -> String {
+    if !n.namespace_exists {
+        return "namespace missing".into();
+    }
+    if let (Some(pid), false) = (n.pid, n.process_alive) {
+        return format!(
+            "not running: {} pid {pid} is gone (`plexnet restart {}` starts it)",
+            n.process.unwrap_or("daemon"),
+            n.name
+        );
+    }
     if let Some(e) = &n.error {
         return format!("daemon not answering: {e}");
     }

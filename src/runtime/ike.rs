@@ -164,6 +164,10 @@ pub struct IkeCounters {
     /// IKE initiations to peers whose IKE SA died with the DVIPA's
     /// previous holder (after a takeover).
     pub renegotiated: AtomicU64,
+    /// Child SAs rekeyed because the CF lost their sequence counters.
+    pub rekeys_cf_lost: AtomicU64,
+    /// Rekeys that could not start (the child or its IKE SA was gone).
+    pub rekey_errors: AtomicU64,
     pub initiated: AtomicU64,
 }
 
@@ -175,9 +179,21 @@ fn bump(c: &AtomicU64) {
 #[derive(Debug)]
 enum Job {
     Datagram(Vec<u8>),
-    Lifesize { spi: u32, bytes: u64, packets: u64 },
-    NewConn { dvipa: Ipv4Addr, peer: Ipv4Addr },
-    Renegotiate { dvipa: Ipv4Addr, peer: Ipv4Addr },
+    Lifesize {
+        spi: u32,
+        bytes: u64,
+        packets: u64,
+    },
+    NewConn {
+        dvipa: Ipv4Addr,
+        peer: Ipv4Addr,
+    },
+    Renegotiate {
+        dvipa: Ipv4Addr,
+        peer: Ipv4Addr,
+    },
+    /// The CF lost its state: rekey every installed child SA.
+    RekeyAll,
     Tick,
 }
 
@@ -343,6 +359,31 @@ impl IkeRuntime {
         tracing::info!("{why} {dvipa} -> {peer}: initiating {id}");
     }
 
+    /// Rekeys every installed child SA (RFC 7296 §1.3.3): the CF lost
+    /// their sequence counters (it restarted), and a counter started anew
+    /// would hand out numbers already used; a new SA starts its own
+    /// (docs/FAULTS.md). Each new pair is installed, with its structure
+    /// in the CF, before the old one is deleted.
+    fn rekey_all(&self, inner: &mut Inner, now: time::Instant) {
+        let mut children: Vec<(Ipv4Addr, ChildSaId)> =
+            inner.children.values().map(|c| (c.dvipa, c.id)).collect();
+        children.sort();
+        for (dvipa, id) in children {
+            let Some(ike) = inner.endpoints.get_mut(&dvipa) else {
+                continue;
+            };
+            match ike.rekey_child(now, id, &mut inner.rng) {
+                Ok(()) => bump(&self.counters.rekeys_cf_lost),
+                Err(e) => {
+                    bump(&self.counters.rekey_errors);
+                    tracing::warn!(
+                        "{dvipa}: rekeying child SA {id:?} after the CF lost its state: {e:?}"
+                    );
+                }
+            }
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -417,6 +458,7 @@ impl IkeRuntime {
                 bump(&self.counters.renegotiated);
                 self.initiate_to(inner, now, dvipa, peer, "takeover");
             }
+            Job::RekeyAll => self.rekey_all(inner, now),
             Job::Tick => {
                 for ike in inner.endpoints.values_mut() {
                     if ike.next_timeout().is_some_and(|t| t <= now) {
@@ -652,6 +694,10 @@ impl IkeHook for IkeRuntime {
                 packets: *packets,
             });
         }
+    }
+
+    fn cf_lost(&self) {
+        let _ = self.jobs.send(Job::RekeyAll);
     }
 
     fn newconn(&self, from: &str, request: &XcfMessage) {

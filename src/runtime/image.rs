@@ -34,19 +34,22 @@ use crate::ipsec::filter::FilterLog;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::TUN_NAME;
 use crate::sysplex::image::{
-    CfAsk, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk, SeqAsk,
-    Transmit, XcfDatagram,
+    CfAsk, CfFailure, Image, ImageConfig, ImageEvent, ImageId, NewConnPolicy, Payload, SealedChunk,
+    SeqAsk, Transmit, XcfDatagram,
 };
 use crate::sysplex::routing::{RoutingConfig, RoutingStack};
 use crate::sysplex::target::{GreHeader, Upstream};
-use crate::sysplex::xcf::{SaInstall, SeqKey, XcfMessage};
+use crate::sysplex::xcf::{CfResponse, SaInstall, SeqKey, XcfMessage};
 use crate::time::Instant;
 use crate::topology::{ManualSa, Topology};
 
 mod bundle;
+mod cf_watch;
 mod kernel;
 mod status;
+
 pub use bundle::manual_bundle;
+pub use cf_watch::CfWatchStatus;
 pub(super) use kernel::plumb;
 pub use kernel::PROTECTED_MTU;
 use kernel::{http_server, listening_ports, SERVER_PORTS};
@@ -67,6 +70,9 @@ pub trait IkeHook: Send + Sync {
     /// Fig. 11 block 174: a target opens a connection from an owned DVIPA
     /// to a peer without an SA ([`XcfMessage::NewConn`]).
     fn newconn(&self, _from: &str, _request: &XcfMessage) {}
+    /// The CF lost its state (it restarted): the sequence counters of
+    /// every SA this image owns are gone; rekey them (docs/FAULTS.md).
+    fn cf_lost(&self) {}
 }
 
 /// Counters of the I/O shell (the image counts its own decisions, see
@@ -165,6 +171,8 @@ pub struct ImageNode {
     /// Wakes the task that carries out CF requests the image queued
     /// outside a TUN burst (a held SYN whose SA arrived, Fig. 11).
     numbers_wanted: tokio::sync::Notify,
+    /// What the CF watch saw ([`cf_watch`]).
+    pub(super) cf_watch: Mutex<CfWatchStatus>,
 }
 
 impl std::fmt::Debug for ImageNode {
@@ -291,6 +299,7 @@ impl ImageNode {
             links,
             takeover: std::sync::OnceLock::new(),
             numbers_wanted: tokio::sync::Notify::new(),
+            cf_watch: Mutex::default(),
         }))
     }
 
@@ -327,6 +336,7 @@ impl ImageNode {
         tokio::spawn(Arc::clone(self).timer_loop());
         tokio::spawn(Arc::clone(self).numbers_loop());
         tokio::spawn(Arc::clone(self).connect_cf());
+        tokio::spawn(Arc::clone(self).cf_watch());
         for dvipa in target_of(&self.topo, &self.name) {
             for port in SERVER_PORTS {
                 tokio::spawn(http_server(self.name.clone(), dvipa, port));
@@ -699,13 +709,22 @@ impl ImageNode {
         }
     }
 
-    /// `ask.n` sequence numbers from the CF (LISTKEYINC), or none when the
-    /// CF is unreachable (the image counts it and drops the packets like
-    /// a full queue).
-    async fn take_numbers(&self, ask: SeqAsk) -> Option<(u64, u32)> {
-        let cf = self.cf.get()?;
+    /// `ask.n` sequence numbers from the CF (LISTKEYINC), or why none
+    /// came: the image counts it and drops the packets like a full queue.
+    /// The packets wait for the answer at most as long as the CF client's
+    /// bounds (connect 2 s, request 5 s; docs/FAULTS.md).
+    async fn take_numbers(&self, ask: SeqAsk) -> Result<(u64, u32), CfFailure> {
+        use super::cf::CfClientError;
+        let cf = self.cf.get().ok_or(CfFailure::Unreachable)?;
         let key: SeqKey = ask.key;
-        cf.fetch_add(key, ask.n).await.ok()
+        cf.fetch_add(key, ask.n).await.map_err(|e| match e {
+            CfClientError::Cf(err) => CfFailure::of_response(&CfResponse::Error(err)),
+            CfClientError::Unexpected(r) => CfFailure::of_response(&r),
+            CfClientError::Encode(_) => CfFailure::Refused,
+            CfClientError::Connect { .. }
+            | CfClientError::ConnectionLost { .. }
+            | CfClientError::Timeout { .. } => CfFailure::Unreachable,
+        })
     }
 
     async fn ext_send(&self, packet: &[u8]) {

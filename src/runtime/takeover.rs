@@ -39,6 +39,7 @@ use super::image::ImageNode;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::EXT_NAME;
 use crate::sysplex::image::ImageEvent;
+use crate::sysplex::routing::DctChange;
 use crate::sysplex::spec::SysplexSpec;
 use crate::sysplex::takeover::SaRecord;
 use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
@@ -65,6 +66,9 @@ pub struct TakeoverCounters {
     pub cf_write_errors: AtomicU64,
     /// Writes dropped because the queue was full (the CF is slow or gone).
     pub cf_writes_dropped: AtomicU64,
+    /// Times this image wrote its records again into a CF that had lost
+    /// its state.
+    pub cf_repopulated: AtomicU64,
     pub takeovers: AtomicU64,
     /// Takeovers not done because another stack claimed the DVIPA in the
     /// CF first.
@@ -341,6 +345,45 @@ impl Takeover {
                 self.queue(tk::conn_request(c));
             }
         }
+    }
+
+    /// The CF lost its state (it restarted; `image::cf_watch`): writes
+    /// again what it held for this image's DVIPAs, its owner records, SA
+    /// pairs and connections, as a z/OS stack repopulates the EZBDVIPA
+    /// structure after VTAM reconnected to it. The sequence counters are
+    /// not written: the owner's IKE rekeys instead (docs/FAULTS.md).
+    pub async fn repopulate(&self, node: &ImageNode) {
+        let held: Vec<Ipv4Addr> = self
+            .watch_list()
+            .iter()
+            .filter(|w| w.held())
+            .map(|w| w.dvipa)
+            .collect();
+        for dvipa in held {
+            self.write_owner(dvipa, None).await;
+        }
+        let (pairs, conns) = match node.core().image.routing() {
+            Some(r) => (r.pairs().to_vec(), r.dct().sorted()),
+            None => return,
+        };
+        for p in &pairs {
+            match &p.ah {
+                None => self.sa_installed(&p.install),
+                Some(ah) => self.bundle_installed(&BundleInstall {
+                    esp: p.install.clone(),
+                    ah: ah.bundle.clone(),
+                }),
+            }
+        }
+        for (key, e) in conns {
+            self.queue(tk::conn_request(&DctChange::Made {
+                key,
+                target: e.target.to_string(),
+                target_xcf: e.target_xcf,
+                ipsec: e.ipsec,
+            }));
+        }
+        bump(&self.counters.cf_repopulated, 1);
     }
 
     /// A restarted holder (no takeover in between): adopts what the CF

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::{cf_answer, seq_name, xcf_name, Event, SaSpec, World, HOP_MS};
 use plexnet_core::sysplex::image::{
-    CfAsk, ImageEvent, ImageId, NewConnPolicy, Payload, SealKeys, SealedChunk, Transmit,
+    CfAsk, CfFailure, ImageEvent, ImageId, NewConnPolicy, Payload, SealKeys, SealedChunk, Transmit,
 };
 use plexnet_core::sysplex::xcf::{CfRequest, CfResponse, XcfMessage};
 use plexnet_core::time::Instant;
@@ -147,10 +147,10 @@ impl World {
                 ));
             }
             let reply = match r {
-                CfResponse::SeqRange { first, n } => Some((first, n)),
+                CfResponse::SeqRange { first, n } => Ok((first, n)),
                 r => {
                     self.log(format!("{name} target   CF refused: {}", cf_answer(&r)));
-                    None
+                    Err(CfFailure::of_response(&r))
                 }
             };
             let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));

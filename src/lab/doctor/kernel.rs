@@ -63,6 +63,12 @@ fn probe_in_own_netns(needs: &[Need]) -> Vec<Finding> {
                 "tun-offload" => tun_with_offloads(),
                 "udp-gso" => lo.clone().and_then(|()| udp_gso_roundtrip(false)),
                 "udp-gro" => lo.clone().and_then(|()| udp_gso_roundtrip(true)),
+                "tbf" => lo.clone().and_then(|()| {
+                    qdisc(&["tbf", "rate", "1gbit", "burst", "32kb", "latency", "200ms"])
+                }),
+                "netem" => lo
+                    .clone()
+                    .and_then(|()| qdisc(&["netem", "delay", "1ms", "loss", "1%"])),
                 other => Err(format!(
                     "doctor has no probe for kernel feature {other:?} (scripts/host-needs.list)"
                 )),
@@ -72,10 +78,23 @@ fn probe_in_own_netns(needs: &[Need]) -> Vec<Finding> {
         .collect()
 }
 
+/// Kernel features only one command needs: missing, they are reported
+/// but do not fail `doctor` (the topologies run without them).
+const OPTIONAL: [&str; 1] = ["netem"];
+
 fn finding(n: &Need, result: Result<(), String>) -> Finding {
     let what = format!("kernel {}", n.name);
     match result {
         Ok(()) => present(what, n.why.clone()),
+        Err(e) if OPTIONAL.contains(&n.name.as_str()) => Finding {
+            what,
+            status: super::Status::Optional,
+            detail: format!("{} ({e})", n.why),
+            fix: Some(format!(
+                "run on a kernel with {} (Debian's kernels have it as a module: modprobe sch_{})",
+                n.name, n.name
+            )),
+        },
         Err(e) => missing(
             &what,
             format!("{} ({e})", n.why),
@@ -84,6 +103,26 @@ fn finding(n: &Need, result: Result<(), String>) -> Finding {
                 n.name
             )),
         ),
+    }
+}
+
+/// `tc qdisc add dev lo root ARGS` in this thread's namespace: the qdisc
+/// kind exists in this kernel.
+fn qdisc(args: &[&str]) -> Result<(), String> {
+    let mut argv = vec!["qdisc", "add", "dev", "lo", "root"];
+    argv.extend_from_slice(args);
+    let out = Command::new("tc")
+        .args(&argv)
+        .output()
+        .map_err(|e| format!("running tc: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "tc {}: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 

@@ -115,6 +115,7 @@ impl ImageNode {
                 "shadow_sas": image.target().shadow().len(),
             },
             "shell": ShellStatus { io: &self.counters, image: image.counters() },
+            "cf_watch": &*self.cf_watch.lock().unwrap_or_else(|p| p.into_inner()),
             "summary": summary,
         })
     }

@@ -204,6 +204,9 @@ pub struct RoutingCounters {
     pub local: u64,
     pub ike: u64,
     pub new_connections: u64,
+    /// Connections ended in the DCT because their target's XCF
+    /// connection went down ([`RoutingStack::target_down`]).
+    pub ended_target_down: u64,
     pub drops: BTreeMap<&'static str, u64>,
     /// Packets the IP filter table denied before they could reach the DCT,
     /// the CF or IKE, by `RULE reason` (e.g. `web-client1 clear-text`).
@@ -467,9 +470,29 @@ impl RoutingStack {
         out
     }
 
-    /// A target went down: its listeners no longer count.
-    pub fn target_down(&mut self, image: &str) {
+    /// A target's XCF connection went down (the image left the sysplex,
+    /// or the XCF link to it failed): its listeners no longer count, so
+    /// VDPT shows it not ready and the distributor skips it, and its
+    /// connections end in the DCT. With no XCF path left, nothing this
+    /// stack receives for them can reach the target (z/OS: when a target
+    /// stack leaves the XCF group, the distributing stack stops routing
+    /// to it and its connections are lost; docs/FAULTS.md). Returns how
+    /// many connections ended.
+    pub fn target_down(&mut self, image: &str) -> usize {
         self.listeners.forget(image);
+        let gone: Vec<ConnKey> = self
+            .dct
+            .sorted()
+            .into_iter()
+            .filter(|(_, e)| &*e.target == image)
+            .map(|(k, _)| k)
+            .collect();
+        for key in &gone {
+            self.dct.remove(key);
+            self.note_ended(*key);
+        }
+        self.counters.ended_target_down += gone.len() as u64;
+        gone.len()
     }
 
     /// Expires DCT entries; returns how many went.

@@ -13,10 +13,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::ImageCounters;
 use crate::ipsec::sa::Spi;
 use crate::sysplex::target::{SeqNumbers, TargetDrop};
-use crate::sysplex::xcf::SeqKey;
+use crate::sysplex::xcf::{CfError, CfResponse, SeqKey};
 use crate::time::Instant;
 
 /// Sequence numbers taken from the CF per request, at most.
@@ -67,9 +69,63 @@ pub struct SeqAsk {
     pub n: u32,
 }
 
-/// The CF's answer to a [`SeqAsk`]: the first number granted and how many,
-/// or `None` when the CF refused or could not be reached.
-pub type CfReply = Option<(u64, u32)>;
+/// The CF's answer to a [`SeqAsk`]: the first number granted and how
+/// many, or why none came.
+pub type CfReply = Result<(u64, u32), CfFailure>;
+
+/// Why the CF gave a [`SeqAsk`] no numbers. The packets waiting for them
+/// are dropped and counted under this reason ([`CfDrops`]); none is ever
+/// sealed under a number the CF did not grant, so a CF that lost its
+/// state (restarted) can never make a target reuse a number
+/// (docs/FAULTS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CfFailure {
+    /// No answer within the shell's bound: the CF is down, or the link
+    /// to it is (the packets were held until then).
+    Unreachable,
+    /// The CF has no structure for the SA: it lost its state (a
+    /// restarted CF starts empty) or the SA was deleted meanwhile.
+    SeqLost,
+    /// The structure handed out its last number: the SA must be rekeyed
+    /// (RFC 4303 §3.3.3).
+    Exhausted,
+    /// Any other refusal (a malformed request, a short grant).
+    Refused,
+}
+
+impl CfFailure {
+    /// What a CF response that granted no numbers stands for.
+    pub fn of_response(r: &CfResponse) -> CfFailure {
+        match r {
+            CfResponse::Error(CfError::UnknownSeq(_)) => CfFailure::SeqLost,
+            CfResponse::Error(CfError::SeqExhausted(_)) => CfFailure::Exhausted,
+            _ => CfFailure::Refused,
+        }
+    }
+}
+
+/// Packets dropped because the CF gave their numbers no answer, by
+/// [`CfFailure`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CfDrops {
+    pub unreachable: u64,
+    pub seq_lost: u64,
+    pub exhausted: u64,
+    pub refused: u64,
+}
+
+impl CfDrops {
+    fn count(&mut self, why: CfFailure, packets: u64) {
+        let c = match why {
+            CfFailure::Unreachable => &mut self.unreachable,
+            CfFailure::SeqLost => &mut self.seq_lost,
+            CfFailure::Exhausted => &mut self.exhausted,
+            CfFailure::Refused => &mut self.refused,
+        };
+        *c += packets;
+    }
+}
 
 /// Packets sealed under one block of numbers, to send in order while the
 /// numbers are younger than [`SEQ_DEADLINE`].
@@ -181,7 +237,8 @@ impl SeqBatcher {
 
     /// The CF answered `id`: ask a bundle's AH next, or seal the chunk
     /// with `seal` (spi, numbers, plaintext, out). A refusal drops the
-    /// rest of the group (counted; like a full queue, TCP resends).
+    /// rest of the group, counted by reason (like a full queue: TCP
+    /// resends).
     pub(super) fn on_reply(
         &mut self,
         id: CfAskId,
@@ -192,9 +249,13 @@ impl SeqBatcher {
         let flight = self.in_flight.remove(&id)?;
         let n = flight.len as u32;
         let first = match reply {
-            Some((first, got)) if got == n => first,
-            _ => {
+            Ok((first, got)) if got == n => first,
+            refused => {
+                let why = refused.err().unwrap_or(CfFailure::Refused);
+                let group = &flight.group;
                 counters.cf_errors += 1;
+                let left = (group.packets.len() - group.next) as u64;
+                counters.cf_dropped.count(why, left);
                 return None;
             }
         };

@@ -40,7 +40,9 @@ use crate::sysplex::target::{TargetStack, Upstream};
 use crate::sysplex::xcf::{SeqKey, XcfMessage};
 use crate::time::Instant;
 
-pub use cf_numbers::{CfAskId, CfReply, SealKeys, SealedChunk, SeqAsk, SEQ_CHUNK, SEQ_DEADLINE};
+pub use cf_numbers::{
+    CfAskId, CfDrops, CfFailure, CfReply, SealKeys, SealedChunk, SeqAsk, SEQ_CHUNK, SEQ_DEADLINE,
+};
 pub use hold::{NewConnPolicy, HELD_FOR, HELD_MAX};
 pub use notes::{InboundNote, TargetNote, TargetVia};
 pub use takeover::{CfAsk, TakeoverPlan};
@@ -236,7 +238,10 @@ pub enum ImageEvent {
 pub struct ImageCounters {
     pub cf_batches: u64,
     pub cf_numbers: u64,
+    /// CF answers that gave no numbers.
     pub cf_errors: u64,
+    /// The packets those answers dropped, by reason.
+    pub cf_dropped: CfDrops,
     /// Sequence numbers dropped unused because their deadline passed.
     pub seq_stale: u64,
     pub xcf_in: u64,

@@ -100,7 +100,7 @@ fn a_syn_without_sa_waits_for_its_newconn_and_leaves_sealed() {
         .expect("a CF request");
     assert_eq!((ask.key.spi, ask.n), (Spi(0x2001), 1));
     let mut rng = StdRng::seed_from_u64(1);
-    image.handle_cf_reply(Instant::from_millis(21), ask.id, Some((7, 1)), &mut rng);
+    image.handle_cf_reply(Instant::from_millis(21), ask.id, Ok((7, 1)), &mut rng);
     let sealed: Vec<_> = transmits(&mut image)
         .into_iter()
         .filter_map(|t| match t {
@@ -156,7 +156,7 @@ fn numbers_come_in_blocks_and_packets_wait_for_them() {
     assert_eq!(ask.n, SEQ_CHUNK as u32);
     assert!(image.poll_cf_request(now).is_none(), "one block at a time");
     let mut rng = StdRng::seed_from_u64(2);
-    image.handle_cf_reply(now, ask.id, Some((1, 8)), &mut rng);
+    image.handle_cf_reply(now, ask.id, Ok((1, 8)), &mut rng);
     let Some(Transmit::Sealed(chunk)) = image.poll_transmit() else {
         panic!("a sealed chunk");
     };
@@ -171,7 +171,7 @@ fn numbers_come_in_blocks_and_packets_wait_for_them() {
         .and_then(numbers)
         .expect("fresh numbers");
     assert_eq!(ask.n, 7);
-    image.handle_cf_reply(now, ask.id, Some((9, 7)), &mut rng);
+    image.handle_cf_reply(now, ask.id, Ok((9, 7)), &mut rng);
     let Some(Transmit::Sealed(chunk)) = image.poll_transmit() else {
         panic!("the rest, sealed");
     };
@@ -190,10 +190,92 @@ fn a_refused_block_drops_its_group() {
         .and_then(numbers)
         .expect("a block");
     let mut rng = StdRng::seed_from_u64(3);
-    image.handle_cf_reply(Instant::ZERO, ask.id, None, &mut rng);
+    image.handle_cf_reply(Instant::ZERO, ask.id, Err(CfFailure::Unreachable), &mut rng);
     assert_eq!(image.counters().cf_errors, 1);
+    assert_eq!(
+        image.counters().cf_dropped.unreachable,
+        3,
+        "every packet counted"
+    );
     assert!(transmits(&mut image).is_empty());
     assert!(!image.numbers_pending());
+}
+
+/// Asks `cf` what the image asks for, and hands the answer back.
+fn answer_from(cf: &mut crate::sysplex::cf::CouplingFacility, image: &mut Image, now: Instant) {
+    let mut rng = StdRng::seed_from_u64(4);
+    while let Some(ask) = image.poll_cf_request(now).and_then(numbers) {
+        let r = cf.handle(CfRequest::FetchAdd {
+            key: ask.key,
+            n: ask.n,
+        });
+        let reply = match r {
+            CfResponse::SeqRange { first, n } => Ok((first, n)),
+            other => Err(CfFailure::of_response(&other)),
+        };
+        image.handle_cf_reply(now, ask.id, reply, &mut rng);
+    }
+}
+
+/// Answers the image's requests from `cf` until nothing waits; the ESP
+/// sequence numbers of every packet it sealed and sent.
+fn sealed_numbers(
+    cf: &mut crate::sysplex::cf::CouplingFacility,
+    image: &mut Image,
+    now: Instant,
+) -> Vec<u64> {
+    let mut out = Vec::new();
+    loop {
+        answer_from(cf, image, now);
+        let before = out.len();
+        for t in transmits(image) {
+            if let Transmit::Sealed(c) = t {
+                out.extend((0..c.packets.len() as u64).map(|i| c.first.esp + i));
+                image.handle_sealed_sent(c.id, c.packets.len());
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// docs/FAULTS.md, "The CF is killed, then restarted": a restarted CF
+/// starts empty, so the SA's structure is gone. The target never seals
+/// under a number the CF did not grant: its packets are dropped and
+/// counted as `seq_lost`, none reuses a number sent before.
+#[test]
+fn a_restarted_cf_never_makes_a_target_reuse_a_number() {
+    use crate::sysplex::cf::CouplingFacility;
+    let (mut image, packets) = burst(10);
+    let InstallKey(key) = install_key();
+    let mut cf = CouplingFacility::new();
+    assert!(matches!(
+        cf.handle(CfRequest::CreateSeq { key, start: 1 }),
+        CfResponse::Done
+    ));
+    let now = Instant::from_millis(1);
+    image.handle_tun_burst(now, packets.iter().map(Vec::as_slice));
+    let before = sealed_numbers(&mut cf, &mut image, now);
+    assert_eq!(before, (1..=10).collect::<Vec<u64>>());
+    let mut cf = CouplingFacility::new();
+    let later = Instant::from_millis(2);
+    image.handle_tun_burst(later, packets.iter().map(Vec::as_slice));
+    let after = sealed_numbers(&mut cf, &mut image, later);
+    assert!(after.is_empty(), "sealed without numbers: {after:?}");
+    let c = image.counters();
+    assert_eq!((c.cf_errors, c.cf_dropped.seq_lost), (1, 10), "{c:?}");
+    assert!(!image.numbers_pending(), "nothing left waiting");
+}
+
+/// The outbound SA's sequence structure of [`install`].
+struct InstallKey(crate::sysplex::xcf::SeqKey);
+
+fn install_key() -> InstallKey {
+    let XcfMessage::SaInstall(i) = install() else {
+        unreachable!("install() is an SaInstall")
+    };
+    InstallKey(i.seq_key)
 }
 
 /// The GRE datagram MVS1's link carries to MVS2 for `inner`.

@@ -1,0 +1,247 @@
+//! Faults on demand in figure4's namespaces (docs/FAULTS.md): `plexnet
+//! link`, `plexnet kill`, `plexnet restart` and what the sysplex does
+//! then. MVS1 routes DVA1 port 80 to MVS1, MVS2 and MVS4; client2 runs
+//! the plexnet client (IKE with MVS1), whose curls are the traffic.
+//!
+//! - An XCF link goes down: the target behind it is not ready in MVS1's
+//!   VDPT and new connections avoid it; its DCT entries end.
+//! - A target is killed: its connections end in MVS1's DCT, new
+//!   connections avoid it; `restart` brings it back into the rotation.
+//! - The CF is killed and restarted: no crash, refused numbers counted
+//!   with their reason, the pair rekeyed, curls answered again.
+//!
+//! The routing stack killed is tests/takeover_lab.rs.
+
+mod common;
+
+use common::*;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const DVA1: &str = "198.18.0.100";
+
+/// One figure4 at a time: two would load the shared machine twice over.
+static ONE_LAB: Mutex<()> = Mutex::new(());
+
+fn lab(prefix: &'static str) -> (std::sync::MutexGuard<'static, ()>, LabGuard) {
+    let serial = ONE_LAB.lock().unwrap_or_else(|p| p.into_inner());
+    let guard = LabGuard { prefix };
+    let _ = plexnet(prefix, &["down", "--all"]);
+    ok(prefix, &["up", "topologies/figure4.toml"]);
+    wait_ready_targets(prefix, "MVS1", 80, 3, 30);
+    (serial, guard)
+}
+
+/// `plexnet ARGS` must fail; its stderr.
+fn fails(prefix: &str, args: &[&str]) -> String {
+    let out = plexnet(prefix, args);
+    assert!(!out.status.success(), "plexnet {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A node of `status --json` (which exits 3 while a node is down).
+fn node(prefix: &str, name: &str) -> serde_json::Value {
+    let out = plexnet(prefix, &["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    instance(prefix, &st)["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} in status: {st}"))
+}
+
+fn instance(prefix: &str, st: &serde_json::Value) -> serde_json::Value {
+    st.as_array()
+        .and_then(|a| a.iter().find(|t| t["prefix"] == prefix))
+        .cloned()
+        .unwrap_or_else(|| panic!("{prefix} in status: {st}"))
+}
+
+/// MVS1's VDPT rows for DVA1 port 80 at `image`: ready or not.
+fn vdpt_ready(prefix: &str, image: &str) -> bool {
+    let v = json(prefix, &["netstat", "MVS1", "vdpt", "--json"]);
+    v["vdpt"].as_array().is_some_and(|rows| {
+        rows.iter().any(|r| {
+            r["dvipa"] == DVA1 && r["port"] == 80 && r["dest_image"] == image && r["ready"] == true
+        })
+    })
+}
+
+/// MVS1's DCT entries (vcrt) for connections to `image`.
+fn vcrt_to(prefix: &str, image: &str) -> usize {
+    let v = json(prefix, &["netstat", "MVS1", "vcrt", "--json"]);
+    v["vcrt"].as_array().map_or(0, |rows| {
+        rows.iter().filter(|r| r["dest_image"] == image).count()
+    })
+}
+
+fn routing_counter(prefix: &str, name: &str) -> u64 {
+    node(prefix, "MVS1")["daemon"]["routing"]["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("MVS1 routing counter {name}"))
+}
+
+/// `n` curls from client2: who served each; every one must be answered.
+fn curls(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            curl_dva1(prefix, "client2")
+                .unwrap_or_else(|e| panic!("curl {i} from client2 failed: {e}"))
+        })
+        .collect()
+}
+
+/// Curls until `image` served one (bounded): it is back in the rotation.
+fn served_again_by(prefix: &str, image: &str) {
+    let want = format!("served by {image}");
+    wait_until(&format!("a curl served by {image}"), 60, || {
+        curl_dva1(prefix, "client2").is_ok_and(|b| b.starts_with(&want))
+    });
+}
+
+#[test]
+fn errors_name_what_is_wrong_and_change_nothing() {
+    if !can_use_namespaces("errors_name_what_is_wrong_and_change_nothing") {
+        return;
+    }
+    const P: &str = "plxfault3-";
+    let (_serial, _guard) = lab(P);
+    let e = fails(P, &["kill", "MVS9"]);
+    assert!(e.contains("no node MVS9") && e.contains("MVS1"), "{e}");
+    let e = fails(P, &["link", "MVS1", "client1", "down"]);
+    assert!(e.contains("no link between MVS1 and client1"), "{e}");
+    assert!(
+        e.contains("MVS2 (xcf, x-mvs2)") && e.contains("net (ext, ext)"),
+        "{e}"
+    );
+    let e = fails(P, &["kill", "net"]);
+    assert!(e.contains("router"), "{e}");
+    let e = fails(P, &["netem", "MVS1", "eth7", "--rate", "10mbit"]);
+    assert!(
+        e.contains("no interface eth7") && e.contains("x-mvs2"),
+        "{e}"
+    );
+    let e = fails(P, &["netem", "MVS1", "ext", "--loss", "120"]);
+    assert!(e.contains("--loss 120"), "{e}");
+    // A rate limit works with or without netem (tbf), and is shown.
+    let r = json(P, &["netem", "MVS2", "ext", "--rate", "50mbit", "--json"]);
+    assert_eq!(r["action"], "set", "{r}");
+    let st = instance(P, &json(P, &["status", "--json"]));
+    assert_eq!(st["faults"]["shaped"][0]["iface"], "ext", "{st}");
+    curls(P, 3);
+    let r = json(P, &["netem", "MVS2", "ext", "--clear", "--json"]);
+    assert_eq!(r["action"], "cleared", "{r}");
+    // Killing what is dead is an error; restart brings it back.
+    ok(P, &["kill", "MVS3"]);
+    let e = fails(P, &["kill", "MVS3"]);
+    assert!(
+        e.contains("MVS3 is not running") && e.contains("plexnet restart MVS3"),
+        "{e}"
+    );
+    let n = node(P, "MVS3");
+    assert_eq!(
+        (n["ready"].as_bool(), n["process_alive"].as_bool()),
+        (Some(false), Some(false)),
+        "{n}"
+    );
+    let r = json(P, &["restart", "MVS3", "--json"]);
+    assert!(r["pid"].as_u64().is_some(), "{r}");
+    assert_eq!(node(P, "MVS3")["ready"], true);
+    // charon: killed and restarted like a daemon.
+    let r = json(P, &["kill", "client1", "--json"]);
+    assert_eq!(r["process"], "charon", "{r}");
+    assert_eq!(node(P, "client1")["ready"], false);
+    ok(P, &["restart", "client1"]);
+    assert_eq!(node(P, "client1")["ready"], true);
+}
+
+#[test]
+fn an_xcf_link_down_takes_its_target_out_of_the_rotation() {
+    if !can_use_namespaces("an_xcf_link_down_takes_its_target_out_of_the_rotation") {
+        return;
+    }
+    const P: &str = "plxfault-";
+    let (_serial, _guard) = lab(P);
+    curls(P, 6);
+    let r = json(P, &["link", "MVS1", "MVS4", "down", "--json"]);
+    assert_eq!(
+        (r["kind"].as_str(), r["node_if"].as_str()),
+        (Some("xcf"), Some("x-mvs4")),
+        "{r}"
+    );
+    assert!(!vdpt_ready(P, "MVS4"), "MVS4 still ready in MVS1's VDPT");
+    assert!(vdpt_ready(P, "MVS2"), "MVS2 must stay ready");
+    assert_eq!(
+        vcrt_to(P, "MVS4"),
+        0,
+        "MVS4's connections must end in the DCT"
+    );
+    let st = instance(P, &json(P, &["status", "--json"]));
+    let down = &st["faults"]["links_down"][0];
+    assert_eq!(
+        (down["node"].as_str(), down["peer"].as_str()),
+        (Some("MVS1"), Some("MVS4")),
+        "{st}"
+    );
+    for who in curls(P, 9) {
+        assert!(
+            !who.contains("MVS4"),
+            "a new connection went to MVS4: {who}"
+        );
+    }
+    ok(P, &["link", "MVS1", "MVS4", "up"]);
+    wait_ready_targets(P, "MVS1", 80, 3, 30);
+    served_again_by(P, "MVS4");
+    let st = instance(P, &json(P, &["status", "--json"]));
+    assert_eq!(
+        st["faults"]["links_down"].as_array().map(Vec::len),
+        Some(0),
+        "{st}"
+    );
+}
+
+#[test]
+fn a_killed_target_ends_its_connections_and_comes_back_on_restart() {
+    if !can_use_namespaces("a_killed_target_ends_its_connections_and_comes_back_on_restart") {
+        return;
+    }
+    const P: &str = "plxfault2-";
+    let (_serial, _guard) = lab(P);
+    let served = curls(P, 6);
+    assert!(
+        served.iter().any(|s| s.contains("MVS4")),
+        "round robin reaches MVS4: {served:?}"
+    );
+    assert!(
+        vcrt_to(P, "MVS4") > 0,
+        "MVS1's DCT has MVS4's connections before the kill"
+    );
+    let ended_before = routing_counter(P, "ended_target_down");
+    let t = Instant::now();
+    let r = json(P, &["kill", "MVS4", "--json"]);
+    assert_eq!(r["signal"], "SIGKILL", "{r}");
+    wait_until("MVS4 not ready in MVS1's VDPT", 15, || {
+        !vdpt_ready(P, "MVS4")
+    });
+    wait_until("MVS4's connections gone from MVS1's DCT", 15, || {
+        vcrt_to(P, "MVS4") == 0
+    });
+    eprintln!(
+        "MVS4 out of MVS1's VDPT and DCT {} ms after the kill",
+        t.elapsed().as_millis()
+    );
+    assert!(routing_counter(P, "ended_target_down") > ended_before);
+    let n = node(P, "MVS4");
+    assert_eq!(n["ready"], false, "{n}");
+    for who in curls(P, 9) {
+        assert!(
+            !who.contains("MVS4"),
+            "a new connection went to the dead MVS4: {who}"
+        );
+    }
+    let r = json(P, &["restart", "MVS4", "--json"]);
+    eprintln!("MVS4 restarted, ready after {} ms", r["ready_after_ms"]);
+    wait_ready_targets(P, "MVS1", 80, 3, 30);
+    served_again_by(P, "MVS4");
+    let _ = Duration::ZERO;
+}
