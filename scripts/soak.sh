@@ -232,8 +232,9 @@ while [ "$(date +%s)" -lt "$END" ]; do
       log "giveback: restarting MVS1"
       pj restart MVS1 >"$WORK/restart.out" 2>&1 || log "plexnet restart MVS1 failed: $(cat "$WORK/restart.out")"
       took=$(wait_holder MVS1 60)
-      log "giveback: MVS1 holds DVA1 after ${took}s"
-      FAULTS=$(python3 -c "import json; f=json.loads('$FAULTS'); f.append({'fault':'giveback','at_s':$now-$START,'how':'plexnet restart MVS1','new_holder':'MVS1','seconds_to_new_holder':$took}); print(json.dumps(f))")
+      now_holder=$(holder)
+      log "giveback: MVS1 restarted; DVA1 held by ${now_holder:-nobody} (MVS1 after ${took}s; -1: not within 60 s)"
+      FAULTS=$(python3 -c "import json; f=json.loads('$FAULTS'); f.append({'fault':'giveback','at_s':$now-$START,'how':'plexnet restart MVS1','holder_after':'${now_holder:-none}','seconds_to_mvs1':$took}); print(json.dumps(f))")
     else
       log "giveback: skipped, this plexnet has no 'restart' command"
       FAULTS=$(python3 -c "import json; f=json.loads('$FAULTS'); f.append({'fault':'giveback','skipped':'plexnet has no restart command'}); print(json.dumps(f))")

@@ -44,12 +44,16 @@ impl CfService for LyingCf {
         match choice % 8 {
             0..=2 => truth,
             3 => CfResponse::Error(CfError::Malformed("fuzz".into())),
+            // A range from anywhere: of the size asked for when the truth
+            // was a range (so the image takes it), else of any size.
             4 => {
                 let b = self.take(12);
-                CfResponse::SeqRange {
-                    first: Self::u64_of(b.get(..8).unwrap_or(&[])),
-                    n: Self::u64_of(b.get(8..).unwrap_or(&[])) as u32,
-                }
+                let first = Self::u64_of(b.get(..8).unwrap_or(&[]));
+                let n = match truth {
+                    CfResponse::SeqRange { n, .. } => n,
+                    _ => Self::u64_of(b.get(8..).unwrap_or(&[])) as u32,
+                };
+                CfResponse::SeqRange { first, n }
             }
             5 => match truth {
                 // A corrupted record: the input's bytes XORed in.

@@ -1160,3 +1160,20 @@ impl CfService for plexnet_core::sysplex::cf::CouplingFacility {
         self.handle(req)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzz/fuzz_targets/cf_answers.rs: a CF that answers a range
+    /// ending past u64::MAX made the trace line overflow (a panic in the
+    /// simulator, not in the image, which refuses such numbers).
+    #[test]
+    fn a_cf_range_at_the_end_of_the_number_space_renders() {
+        let r = CfResponse::SeqRange {
+            first: u64::MAX - 1,
+            n: 8,
+        };
+        assert_eq!(cf_answer(&r), format!("{}..{}", u64::MAX - 1, u64::MAX));
+    }
+}
