@@ -385,6 +385,59 @@ impl NsLinks {
         Ok(())
     }
 
+    /// `ip rule del pref PREF to DST/32` for every such rule (a DVIPA
+    /// given back: what arrives for it on `ext` no longer goes into the
+    /// TUN, and proxy ARP stops answering for it).
+    pub async fn del_rules_to(&self, pref: u32, dst: Ipv4Addr) -> Result<usize> {
+        let mut found = Vec::new();
+        let mut rules = self.handle.rule().get(IpVersion::V4).execute();
+        while let Some(r) = rules.try_next().await? {
+            let prio = r.attributes.iter().find_map(|a| match a {
+                RuleAttribute::Priority(p) => Some(*p),
+                _ => None,
+            });
+            let to = r.attributes.iter().find_map(|a| match a {
+                RuleAttribute::Destination(IpAddr::V4(d)) => Some(*d),
+                _ => None,
+            });
+            if prio == Some(pref) && to == Some(dst) {
+                found.push(r);
+            }
+        }
+        let n = found.len();
+        for r in found {
+            self.handle
+                .rule()
+                .del(r)
+                .execute()
+                .await
+                .with_context(|| format!("{}: deleting rule pref {pref} to {dst}", self.ns))?;
+        }
+        Ok(n)
+    }
+
+    /// `ip addr del ADDR dev NAME`, when it is there.
+    pub async fn del_addr(&self, name: &str, addr: Ipv4Addr) -> Result<bool> {
+        let index = self.index(name).await?;
+        let mut addrs = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(IpAddr::V4(addr))
+            .execute();
+        let Some(msg) = addrs.try_next().await? else {
+            return Ok(false);
+        };
+        self.handle
+            .address()
+            .del(msg)
+            .execute()
+            .await
+            .with_context(|| format!("{}: deleting {addr} from {name}", self.ns))?;
+        Ok(true)
+    }
+
     /// Names of every link in the namespace (for status and tests).
     pub async fn link_names(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();

@@ -81,6 +81,17 @@ pub struct VipaStatusRow {
     pub takeovers: u32,
     /// Who held it before this image's last takeover.
     pub took_from: Option<String>,
+    /// How its owner's VIPADEFINE lets it move back: `Immediate` or
+    /// `WhenIdle` (MOVEABLE IMMEDIATE / WHENIDLE).
+    #[serde(default)]
+    pub moveable: String,
+    /// Givebacks of this DVIPA by this image (as its holder).
+    #[serde(default)]
+    pub givebacks: u32,
+    /// A giveback under way here (`to MVS1: offered`, `from MVS5: taking
+    /// back`, `to MVS1 when idle (3 connections)`).
+    #[serde(default)]
+    pub giveback: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +105,10 @@ pub struct VdptRow {
     pub total_conn: u64,
     pub active_conn: u32,
     pub method: String,
+    /// The DVIPA is MOVING here (given back to its owner): no new
+    /// connection goes to this row's target through this stack.
+    #[serde(default)]
+    pub moving: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +231,7 @@ pub fn vdpt(r: &RoutingStack) -> Vec<VdptRow> {
                         .unwrap_or(0),
                     active_conn: active.get(&t.image).copied().unwrap_or(0),
                     method: format!("{:?}", d.config.method),
+                    moving: r.is_moving(d.config.addr),
                 });
             }
         }
@@ -671,7 +687,7 @@ pub fn render_netstat(n: &Netstat) -> String {
             for r in &n.vdpt {
                 let _ = writeln!(
                     s,
-                    "{:<15} {:>5} {:<15} {:<8} {:>3} {:>9} {:>6} {}",
+                    "{:<15} {:>5} {:<15} {:<8} {:>3} {:>9} {:>6} {}{}",
                     r.dvipa,
                     r.port,
                     r.dest_xcf,
@@ -679,7 +695,8 @@ pub fn render_netstat(n: &Netstat) -> String {
                     u8::from(r.ready),
                     r.total_conn,
                     r.active_conn,
-                    r.method
+                    r.method,
+                    if r.moving { " Moving" } else { "" }
                 );
             }
         }
@@ -778,8 +795,8 @@ fn render_vipadcfg(s: &mut String, c: Option<&Vipadcfg>) {
     if !c.status.is_empty() {
         let _ = writeln!(
             s,
-            "  VIPA Status:\n    {:<15} {:<8} {:<8} Takeovers",
-            "IP Address", "Status", "Holder"
+            "  VIPA Status:\n    {:<15} {:<8} {:<8} {:<9} Takeovers Givebacks",
+            "IP Address", "Status", "Holder", "Moveable"
         );
         for r in &c.status {
             let from = r
@@ -787,11 +804,16 @@ fn render_vipadcfg(s: &mut String, c: Option<&Vipadcfg>) {
                 .as_deref()
                 .map(|f| format!(" (last from {f})"))
                 .unwrap_or_default();
+            let moving = r
+                .giveback
+                .as_deref()
+                .map(|g| format!(" giveback {g}"))
+                .unwrap_or_default();
             let holder = r.holder.as_deref().unwrap_or("none");
             let _ = writeln!(
                 s,
-                "    {:<15} {:<8} {:<8} {}{from}",
-                r.dvipa, r.state, holder, r.takeovers
+                "    {:<15} {:<8} {:<8} {:<9} {:<9} {}{from}{moving}",
+                r.dvipa, r.state, holder, r.moveable, r.takeovers, r.givebacks
             );
         }
     }

@@ -309,6 +309,33 @@ impl IkeRuntime {
         Ok(())
     }
 
+    /// Giveback: the owner has `dvipa` again; this image's IKE stops
+    /// answering for it and forgets its IKE and child SAs without a DELETE
+    /// (the child SAs go on under the owner until its IKE replaces them;
+    /// z/OS: the old SA on the client "remains active until it is deleted
+    /// by liveness checking", IP Configuration Guide, SWSA "DVIPA
+    /// takeover").
+    pub fn remove_dvipa(&self, dvipa: Ipv4Addr) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.endpoints.remove(&dvipa);
+        let gone: Vec<u32> = inner
+            .children
+            .iter()
+            .filter(|(_, c)| c.dvipa == dvipa)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &gone {
+            inner.children.remove(k);
+        }
+        inner.by_spi.retain(|_, v| !gone.contains(v));
+        inner.pending.retain(|(d, _), _| *d != dvipa);
+        tracing::info!(
+            "IKE for {dvipa} stopped (given back), {} child SAs forgotten",
+            gone.len()
+        );
+    }
+
     /// After a takeover of `dvipa`: negotiates anew with `peer`, whose IKE
     /// SA died with the previous holder (IKE SAs are not in the CF), so the
     /// peer need not notice; the new child SA supersedes the pair adopted

@@ -50,9 +50,9 @@ mod status;
 
 pub use bundle::manual_bundle;
 pub use cf_watch::CfWatchStatus;
-pub(super) use kernel::plumb;
 pub use kernel::PROTECTED_MTU;
 use kernel::{http_server, listening_ports, SERVER_PORTS};
+pub(super) use kernel::{plumb, unplumb_owned};
 
 /// Sends XCF messages to other images (the XCF mesh).
 pub trait XcfOut: Send + Sync {
@@ -322,6 +322,38 @@ impl ImageNode {
         }
     }
 
+    /// The image queued CF requests outside a TUN burst or timer tick.
+    pub(super) fn cf_work_queued(&self) {
+        self.numbers_wanted.notify_one();
+    }
+
+    /// A DVIPA given back leaves the owned ones.
+    pub(super) fn remove_owned(&self, dvipa: Ipv4Addr) {
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        if owned.contains(&dvipa) {
+            let v: Vec<Ipv4Addr> = owned.iter().copied().filter(|d| *d != dvipa).collect();
+            *owned = Arc::new(v);
+        }
+    }
+
+    /// Whether this image serves `dvipa` as a target (it stays on `lo`).
+    pub(super) fn serves(&self, dvipa: Ipv4Addr) -> bool {
+        target_of(&self.topo, &self.name).contains(&dvipa)
+    }
+
+    /// The DVIPA taken over (or back) is announced on the LAN: a giveback's
+    /// holder hears it may let go ([`Image::handle_dvipa_announced`]).
+    pub(super) fn dvipa_announced(&self, dvipa: Ipv4Addr) {
+        let now = self.now();
+        let out = {
+            let mut core = self.core();
+            core.image.handle_dvipa_announced(dvipa);
+            Outputs::drain(&mut core.image, now)
+        };
+        self.send_messages(out.xcf);
+        self.on_events(out.events);
+    }
+
     /// The image's clock: the time since this shell started.
     pub(super) fn now(&self) -> Instant {
         Instant::from_elapsed(self.started.elapsed())
@@ -353,7 +385,7 @@ impl ImageNode {
                     tracing::info!("connected to the CF at {addr}");
                     if let Some(t) = self.takeover.get() {
                         // A restarted owner continues what the CF holds.
-                        t.adopt_held(&self).await;
+                        Arc::clone(t).adopt_held(&self).await;
                     }
                     self.install_manual_sas().await;
                     return;
@@ -514,6 +546,8 @@ impl ImageNode {
         };
         self.send_messages(out.xcf);
         self.on_events(out.events);
+        // A giveback the watches started writes to the CF.
+        self.numbers_wanted.notify_one();
     }
 
     /// The image's watches evaluated now (a takeover they decide starts).
@@ -526,6 +560,8 @@ impl ImageNode {
         };
         self.send_messages(out.xcf);
         self.on_events(out.events);
+        // A giveback the watches started writes to the CF.
+        self.numbers_wanted.notify_one();
     }
 
     /// A message from another image over XCF.
@@ -556,6 +592,8 @@ impl ImageNode {
         };
         self.send_messages(out.xcf);
         self.on_events(out.events);
+        // A giveback the watches started writes to the CF.
+        self.numbers_wanted.notify_one();
     }
 
     fn send_messages(&self, msgs: Vec<(ImageId, XcfMessage)>) {

@@ -20,10 +20,12 @@
 //!   VIPA list and SAs go to the targets (a target that already holds a
 //!   pair keeps its replay window, see `TargetStack::install`); IKE answers
 //!   for the DVIPA.
-//! - **Restart** of an original owner: when the CF names another holder,
-//!   the DVIPA is not plumbed ([`startup`] returns it as deferred) and the
-//!   image waits as its first backup; otherwise it adopts what the CF
-//!   holds for it before installing manual SAs again.
+//! - **Restart**: a DVIPA the CF says another stack holds is not plumbed
+//!   ([`startup`] returns it as deferred): the image waits as a backup and
+//!   the holder gives it back as the VIPADEFINE's MOVEABLE says
+//!   (`giveback`); a DVIPA it still holds is taken over again from what
+//!   the CF holds, with the takeover's steps from nobody
+//!   ([`Takeover::adopt_held`]), before manual SAs are installed again.
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -38,13 +40,26 @@ use super::cf::CfClient;
 use super::image::ImageNode;
 use crate::lab::netlink::NsLinks;
 use crate::lab::plan::EXT_NAME;
-use crate::sysplex::image::ImageEvent;
+use crate::sysplex::image::{GivebackState, ImageEvent};
 use crate::sysplex::routing::DctChange;
 use crate::sysplex::spec::SysplexSpec;
 use crate::sysplex::takeover::SaRecord;
-use crate::sysplex::takeover::{self as tk, ConnRecord, OwnerRecord, Watch, WatchAction};
+use crate::sysplex::takeover::{self as tk, OwnerRecord, Watch, WatchAction};
 use crate::sysplex::xcf::{BundleInstall, CfRequest, SaInstall, CF_PORT};
 use crate::topology::Topology;
+
+mod giveback;
+
+/// A watch and the giveback of its DVIPA under way at this image.
+pub type WatchRow = (Watch, Option<GivebackState>);
+
+/// The image's watches with their givebacks.
+pub fn watch_rows(image: &crate::sysplex::image::Image) -> Vec<WatchRow> {
+    image
+        .watches()
+        .map(|w| (w.clone(), image.giveback_state(w.dvipa).cloned()))
+        .collect()
+}
 
 /// How long a starting image waits for the CF to read owner records.
 const STARTUP_CF_WAIT: Duration = Duration::from_secs(3);
@@ -81,6 +96,15 @@ pub struct TakeoverCounters {
     /// CF records a takeover skipped because they do not decode.
     pub records_unreadable: AtomicU64,
     pub gratuitous_arps: AtomicU64,
+    /// DVIPAs this image gave back to their restarted owner (holder).
+    pub givebacks: AtomicU64,
+    /// DVIPAs this image took back from their holder (owner).
+    pub takebacks: AtomicU64,
+    /// Givebacks that stopped (the CF failed, the owner declined or left).
+    pub givebacks_stopped: AtomicU64,
+    /// DVIPAs this image held when it started (its VIPADEFINE, or the
+    /// CF's owner record), taken over again from what the CF holds.
+    pub held_at_start: AtomicU64,
 }
 
 /// One takeover, for `status --json`.
@@ -94,6 +118,21 @@ pub struct TakeoverEvent {
     pub took_ms: u64,
     /// Since this daemon started.
     pub at_ms: u64,
+    /// Taken back from `previous` (a giveback), not taken over.
+    pub giveback: bool,
+    pub kind: Kind,
+}
+
+/// What made this image take a DVIPA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Its holder failed (VIPABACKUP).
+    Takeover,
+    /// Its holder gave it back (the VIPADEFINE owner).
+    Giveback,
+    /// This image held it before it restarted.
+    Restart,
 }
 
 /// How the image's steps of a takeover ended.
@@ -135,6 +174,10 @@ pub struct Takeover {
     /// Takeovers the image carries out: the holder that is gone, and
     /// where to say how it ended.
     waiting: Mutex<BTreeMap<Ipv4Addr, Waiting>>,
+    /// Givebacks this image (the holder) started, and when.
+    giving: Mutex<BTreeMap<Ipv4Addr, Instant>>,
+    /// Givebacks this image carried out, for `status --json`.
+    gave: Mutex<Vec<giveback::GivebackEvent>>,
     started: Instant,
     pub counters: TakeoverCounters,
 }
@@ -195,6 +238,8 @@ pub async fn startup(topo: &Topology, me: &str) -> Result<(Option<Arc<Takeover>>
         adopted: Mutex::new(Vec::new()),
         moving: Mutex::new(BTreeSet::new()),
         waiting: Mutex::new(BTreeMap::new()),
+        giving: Mutex::new(BTreeMap::new()),
+        gave: Mutex::new(Vec::new()),
         started: Instant::now(),
         counters: TakeoverCounters::default(),
     };
@@ -356,8 +401,8 @@ impl Takeover {
         let held: Vec<Ipv4Addr> = self
             .watch_list()
             .iter()
-            .filter(|w| w.held())
-            .map(|w| w.dvipa)
+            .filter(|(w, _)| w.held())
+            .map(|(w, _)| w.dvipa)
             .collect();
         for dvipa in held {
             self.write_owner(dvipa, None).await;
@@ -386,26 +431,30 @@ impl Takeover {
         bump(&self.counters.cf_repopulated, 1);
     }
 
-    /// A restarted holder (no takeover in between): adopts what the CF
-    /// holds for its DVIPAs, and records itself as their holder.
-    pub async fn adopt_held(&self, node: &ImageNode) {
+    /// A restarted holder (no takeover in between): the image takes its
+    /// DVIPAs over from its previous incarnation, with the takeover's steps
+    /// from nobody ([`crate::sysplex::image::Image::take_over_held`]: the
+    /// owner record is claimed again, the SA pairs and connections the CF
+    /// holds are adopted); this shell plumbs (what is there already is
+    /// kept), announces by gratuitous ARP, and IKE renegotiates with the
+    /// peers whose IKE SAs died with the previous incarnation. Returns
+    /// once every DVIPA is done.
+    pub async fn adopt_held(self: &Arc<Self>, node: &Arc<ImageNode>) {
         let held: Vec<Ipv4Addr> = self
             .watch_list()
             .iter()
-            .filter(|w| w.held())
-            .map(|w| w.dvipa)
+            .filter(|(w, _)| w.held())
+            .map(|(w, _)| w.dvipa)
             .collect();
         for dvipa in held {
-            match self.read_state(dvipa).await {
-                Ok((sas, conns)) => {
-                    let (n_sas, n_conns) = self.adopt(node, dvipa, sas, conns, None);
-                    if n_sas + n_conns > 0 {
-                        tracing::info!("{dvipa}: {n_sas} SA pairs and {n_conns} connections adopted from the CF");
-                    }
-                }
-                Err(e) => tracing::warn!("{dvipa}: reading the CF: {e:#}"),
+            let done = self.start_acquire(dvipa, None, Kind::Restart);
+            let started = node.core().image.take_over_held(dvipa);
+            if !started {
+                tracing::error!("{}: {dvipa}: no watch to take it over with", self.me);
+                lock(&self.waiting).remove(&dvipa);
             }
-            self.write_owner(dvipa, None).await;
+            node.cf_work_queued();
+            let _ = done.await;
         }
     }
 
@@ -438,76 +487,6 @@ impl Takeover {
                 _ => None,
             })
             .collect()
-    }
-
-    /// The SA pairs and connections the CF holds for `dvipa`.
-    async fn read_state(
-        &self,
-        dvipa: Ipv4Addr,
-    ) -> Result<(
-        Vec<SaRecord>,
-        Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
-    )> {
-        let cf = self.cf().await;
-        let mut sas = Vec::new();
-        for key in cf
-            .list(&tk::sa_prefix(dvipa))
-            .await
-            .context("listing SAs")?
-        {
-            let Some(bytes) = cf.get(&key).await.context("reading an SA")? else {
-                continue;
-            };
-            match tk::decode::<SaRecord>(&bytes) {
-                Ok(sa) => sas.push(sa),
-                Err(e) => tracing::warn!("CF {key}: {e}"),
-            }
-        }
-        let mut conns = Vec::new();
-        for key in cf
-            .list(&tk::conn_prefix(dvipa))
-            .await
-            .context("listing connections")?
-        {
-            let (Some(conn), Some(bytes)) = (
-                tk::parse_conn_key(&key),
-                cf.get(&key).await.context("reading a connection")?,
-            ) else {
-                continue;
-            };
-            match tk::decode::<ConnRecord>(&bytes) {
-                Ok(rec) => conns.push((conn, rec)),
-                Err(e) => tracing::warn!("CF {key}: {e}"),
-            }
-        }
-        Ok((sas, conns))
-    }
-
-    /// Puts SA pairs and connections into the routing stack (and the own
-    /// target stack, as `install_pair` does, [`tk::Adopter`]); returns
-    /// how many of each.
-    fn adopt(
-        &self,
-        node: &ImageNode,
-        dvipa: Ipv4Addr,
-        sas: Vec<SaRecord>,
-        conns: Vec<(crate::sysplex::dct::ConnKey, ConnRecord)>,
-        failed: Option<&str>,
-    ) -> (usize, usize) {
-        let now = node.now();
-        let mut core = node.core();
-        let (Some(routing), target) = core.image.routing_and_target_mut() else {
-            return (0, 0);
-        };
-        let adopter = tk::Adopter {
-            routing,
-            target,
-            me: &self.me,
-            now,
-        };
-        let adoption = adopter.adopt(&*self.sysplex, dvipa, sas, conns, failed);
-        drop(core);
-        self.adopted(dvipa, &adoption)
     }
 
     /// Keeps the adopted pairs (for [`Takeover::superseded`]), logs what
@@ -551,17 +530,17 @@ impl Takeover {
                 action: WatchAction::Acquire { previous },
                 ..
             } => {
-                let (tx, rx) = oneshot::channel();
-                lock(&self.waiting).insert(dvipa, (previous.clone(), tx));
-                let (t, node) = (Arc::clone(self), self.node.get().cloned());
-                tokio::spawn(async move {
-                    let Some(node) = node else { return };
-                    if let Err(e) = t.acquire(&node, dvipa, previous, rx).await {
-                        tracing::error!("taking {dvipa} over: {e:#}");
-                    }
-                });
+                self.start_acquire(dvipa, previous, Kind::Takeover);
                 return;
             }
+            ImageEvent::TakingBack { dvipa, from } => {
+                tracing::warn!("{}: {from} gives {dvipa} back", self.me);
+                self.start_acquire(dvipa, Some(from), Kind::Giveback);
+                return;
+            }
+            ev @ (ImageEvent::GivebackDecided { .. }
+            | ImageEvent::GivebackStopped { .. }
+            | ImageEvent::GaveBack { .. }) => return self.on_giveback_event(ev),
             ImageEvent::TakeoverNotClaimed { dvipa, .. } => {
                 bump(&self.counters.claims_lost, 1);
                 tracing::warn!(
@@ -605,6 +584,32 @@ impl Takeover {
         }
     }
 
+    /// Waits for the outcome of the takeover (or taking back, or restart
+    /// adoption) of `dvipa` the image started, and carries out its shell
+    /// part; the task ends when it is done.
+    fn start_acquire(
+        self: &Arc<Self>,
+        dvipa: Ipv4Addr,
+        previous: Option<String>,
+        kind: Kind,
+    ) -> tokio::task::JoinHandle<()> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiting).insert(dvipa, (previous.clone(), tx));
+        let (t, node) = (Arc::clone(self), self.node.get().cloned());
+        tokio::spawn(async move {
+            let Some(node) = node else { return };
+            let acquired = t.acquire(&node, dvipa, previous, rx, kind).await;
+            if kind == Kind::Giveback {
+                // The holder lets go once the LAN was told (or stays MOVING
+                // no longer than the owner lives, if the plumbing failed).
+                node.dvipa_announced(dvipa);
+            }
+            if let Err(e) = acquired {
+                tracing::error!("taking {dvipa} over: {e:#}");
+            }
+        })
+    }
+
     /// Takes `dvipa` over (see the module documentation): the image
     /// carries out the protocol steps, this shell the plumbing, IKE and
     /// the gratuitous ARP.
@@ -614,6 +619,7 @@ impl Takeover {
         dvipa: Ipv4Addr,
         previous: Option<String>,
         rx: oneshot::Receiver<Outcome>,
+        kind: Kind,
     ) -> Result<()> {
         let t0 = Instant::now();
         node.take_over(self.cf().await).await;
@@ -634,7 +640,22 @@ impl Takeover {
         lock(&self.moving).remove(&dvipa);
         plumbed?;
         let took_ms = t0.elapsed().as_millis() as u64;
-        bump(&self.counters.takeovers, 1);
+        bump(
+            match kind {
+                Kind::Takeover => &self.counters.takeovers,
+                Kind::Giveback => &self.counters.takebacks,
+                Kind::Restart => &self.counters.held_at_start,
+            },
+            1,
+        );
+        if kind == Kind::Restart {
+            // Its own DVIPA again after a restart: one announcement.
+            tracing::info!(
+                "{}: {dvipa} held again in {took_ms} ms: {n_sas} SA pairs, {n_conns} connections from the CF",
+                self.me
+            );
+            return self.gratuitous_arp(&node.links, dvipa, 1).await;
+        }
         lock(&self.events).push(TakeoverEvent {
             dvipa,
             previous,
@@ -642,12 +663,19 @@ impl Takeover {
             connections_restored: n_conns,
             took_ms,
             at_ms: self.started.elapsed().as_millis() as u64,
+            giveback: kind == Kind::Giveback,
+            kind,
         });
         tracing::warn!(
-            "{}: {dvipa} taken over in {took_ms} ms: {n_sas} SA pairs, {n_conns} connections",
-            self.me
+            "{}: {dvipa} {} in {took_ms} ms: {n_sas} SA pairs, {n_conns} connections",
+            self.me,
+            if kind == Kind::Giveback {
+                "taken back"
+            } else {
+                "taken over"
+            }
         );
-        self.gratuitous_arp(&node.links, dvipa).await
+        self.gratuitous_arp(&node.links, dvipa, GARP_COUNT).await
     }
 
     /// The image took `dvipa` over: plumb it like an owner's, announce
@@ -665,11 +693,11 @@ impl Takeover {
         Ok(())
     }
 
-    async fn gratuitous_arp(&self, links: &NsLinks, dvipa: Ipv4Addr) -> Result<()> {
+    async fn gratuitous_arp(&self, links: &NsLinks, dvipa: Ipv4Addr, count: usize) -> Result<()> {
         let ifindex = links.index(EXT_NAME).await?;
         let mac = links.mac(EXT_NAME).await?;
-        super::arp::announce(ifindex, mac, dvipa, GARP_COUNT, GARP_GAP).await?;
-        bump(&self.counters.gratuitous_arps, GARP_COUNT as u64);
+        super::arp::announce(ifindex, mac, dvipa, count, GARP_GAP).await?;
+        bump(&self.counters.gratuitous_arps, count as u64);
         Ok(())
     }
 
@@ -690,13 +718,13 @@ impl Takeover {
         gone.into_iter().map(|(_, spi, _)| spi).collect()
     }
 
-    /// The watches: this shell's until [`Takeover::start`], the image's
-    /// from then on.
-    fn watch_list(&self) -> Vec<Watch> {
+    /// The watches (with the giveback under way): this shell's until
+    /// [`Takeover::start`], the image's from then on.
+    fn watch_list(&self) -> Vec<WatchRow> {
         let before = self.unhanded();
         match self.node.get() {
-            Some(n) if before.is_empty() => n.core().image.watches().cloned().collect(),
-            _ => before,
+            Some(n) if before.is_empty() => watch_rows(&n.core().image),
+            _ => before.into_iter().map(|w| (w, None)).collect(),
         }
     }
 
@@ -710,21 +738,34 @@ impl Takeover {
         self.status_rows_of(&self.watch_list())
     }
 
-    /// The rows for `watches` (the image's, when the caller holds its lock).
-    pub fn status_rows_of(&self, watches: &[Watch]) -> Vec<super::display::VipaStatusRow> {
+    /// The rows for `watches` (the image's, when the caller holds its
+    /// lock): z/OS's NETSTAT VIPADYN status, ACTIVE, BACKUP or MOVING (a
+    /// DVIPA taken over or back until it is plumbed and announced, and
+    /// at the holder while it gives the DVIPA back).
+    pub fn status_rows_of(&self, watches: &[WatchRow]) -> Vec<super::display::VipaStatusRow> {
         watches
             .iter()
-            .map(|w| super::display::VipaStatusRow {
-                dvipa: w.dvipa,
-                holder: w.holder.clone(),
-                state: match (w.held(), lock(&self.moving).contains(&w.dvipa)) {
-                    (true, true) => "Moving",
-                    (true, false) => "Active",
-                    (false, _) => "Backup",
+            .map(|(w, gb)| {
+                let moving = lock(&self.moving).contains(&w.dvipa)
+                    || matches!(
+                        gb,
+                        Some(GivebackState::Flushing { .. } | GivebackState::Offered { .. })
+                    );
+                super::display::VipaStatusRow {
+                    dvipa: w.dvipa,
+                    holder: w.holder.clone(),
+                    state: match (w.held(), moving) {
+                        (true, true) => "Moving",
+                        (true, false) => "Active",
+                        (false, _) => "Backup",
+                    }
+                    .into(),
+                    takeovers: w.takeovers,
+                    took_from: w.took_from.clone(),
+                    moveable: format!("{:?}", w.moveable),
+                    givebacks: w.givebacks,
+                    giveback: gb.as_ref().map(giveback::describe),
                 }
-                .into(),
-                takeovers: w.takeovers,
-                took_from: w.took_from.clone(),
             })
             .collect()
     }
@@ -734,6 +775,7 @@ impl Takeover {
         serde_json::json!({
             "dvipas": self.status_rows(),
             "events": *lock(&self.events),
+            "givebacks": self.givebacks(),
             "counters": &self.counters,
         })
     }

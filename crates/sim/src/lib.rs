@@ -6,6 +6,7 @@
 //! the snapshot tests keep. The same `sysplex` state machines run in the
 //! real namespaces under `runtime`.
 
+mod giveback;
 mod image;
 mod server;
 mod takeover;
@@ -1152,6 +1153,7 @@ pub fn xcf_name(m: &XcfMessage) -> String {
             "BundleDelete in={:#010x} out={:#010x} ah-in={:#010x} ah-out={:#010x}",
             esp_inbound_spi.0, esp_outbound_spi.0, ah_inbound_spi.0, ah_outbound_spi.0
         ),
+        XcfMessage::Giveback { dvipa, step } => format!("Giveback {dvipa} {step:?}"),
     }
 }
 

@@ -34,15 +34,15 @@ pub const DEAD_AFTER_MS: u64 = 3000;
 /// What the simulator keeps for takeover scenarios.
 #[derive(Debug)]
 pub(super) struct SimTakeover {
-    sysplex: SysplexSpec,
+    pub(super) sysplex: SysplexSpec,
     /// The images that define or back up the DVIPA (their images watch it).
     watchers: Vec<String>,
     /// (observer, peer) → when the observer last heard from the peer.
-    heard: BTreeMap<(ImageId, ImageId), u64>,
+    pub(super) heard: BTreeMap<(ImageId, ImageId), u64>,
     /// (observer, peer): the observer has marked the peer down.
-    down: BTreeSet<(ImageId, ImageId)>,
+    pub(super) down: BTreeSet<(ImageId, ImageId)>,
     /// Images that failed: their links are silent.
-    failed: BTreeSet<ImageId>,
+    pub(super) failed: BTreeSet<ImageId>,
     next_tick: u64,
     /// Whether routing stacks filter with their image's IP security
     /// ([`World::enforce_ip_security`]).
@@ -474,6 +474,7 @@ impl World {
             }
         }
         self.flush_journals();
+        self.evaluate_givebacks(&live);
         for o in &live {
             let newly_down: Vec<(ImageId, u64)> = {
                 let Some(t) = self.takeover.as_mut() else {
@@ -547,7 +548,7 @@ impl World {
             ImageEvent::RoutingStackOf { dvipa, dists } => {
                 for d in &dists {
                     self.log(format!(
-                        "{me} routing  routing stack of {dvipa} with its VIPABACKUP's VIPADISTRIBUTE {}",
+                        "{me} routing  routing stack of {dvipa} with its own VIPADISTRIBUTE {}",
                         render_distribute(d)
                     ));
                 }
@@ -562,8 +563,9 @@ impl World {
                 ));
                 self.flush_journals();
                 self.image(me).image.handle_dvipa_plumbed(dvipa);
+                self.image(me).image.handle_dvipa_announced(dvipa);
             }
-            _ => {}
+            ev => self.giveback_event(me, ev),
         }
     }
 
@@ -616,6 +618,19 @@ impl World {
             CfRequest::CompareAndSwap { key, expected, .. } => format!(
                 "{me} → CF     CompareAndSwap {key} {} → {me}: {}",
                 holder(expected.as_deref()),
+                cf_answer(r)
+            ),
+            CfRequest::Put { key, value } => {
+                let sa = key.starts_with(&tk::sa_prefix(self.dvipa).to_string());
+                let what = render_record(sa, value).unwrap_or_else(|e| format!("undecodable: {e}"));
+                format!(
+                    "{me} → CF     Put {key} = {what} ({} bytes): {}",
+                    value.len(),
+                    cf_answer(r)
+                )
+            }
+            CfRequest::Delete { key } => format!(
+                "{me} → CF     Delete {key} (a connection not continued): {}",
                 cf_answer(r)
             ),
             other => format!("{me} → CF     {other:?}: {}", cf_answer(r)),

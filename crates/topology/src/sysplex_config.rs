@@ -61,6 +61,13 @@ impl Image {
             xcf_addr: self.xcf_addr,
             routing: self.routing_config(),
             defines: self.vipa.defines.iter().map(|d| d.addr).collect(),
+            when_idle: self
+                .vipa
+                .defines
+                .iter()
+                .filter(|d| d.moveable == crate::model::Moveable::WhenIdle)
+                .map(|d| d.addr)
+                .collect(),
             backups: self.vipa.backups.iter().map(|b| (b.addr, b.rank)).collect(),
             distributes: self.vipa.distributes.clone(),
             // A policy the loader accepted makes a table (or none, without

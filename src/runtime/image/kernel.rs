@@ -80,6 +80,24 @@ pub(in crate::runtime) async fn plumb(
         .await
 }
 
+/// The kernel side of a DVIPA given back to its owner (undoing what
+/// [`plumb`] did for it as owned): what arrives for it on `ext` no longer
+/// goes into the TUN (and proxy ARP stops answering for it); unless this
+/// image serves it as a target, it leaves `lo` too, so a packet a stale
+/// ARP cache still sends here is dropped (the client's TCP sends it again,
+/// to the owner) instead of answered with a reset by this kernel.
+pub(in crate::runtime) async fn unplumb_owned(
+    links: &NsLinks,
+    dvipa: Ipv4Addr,
+    served: bool,
+) -> Result<()> {
+    links.del_rules_to(10, dvipa).await?;
+    if !served {
+        links.del_addr("lo", dvipa).await?;
+    }
+    Ok(())
+}
+
 /// Local TCP listeners: (address, port) of the LISTEN sockets.
 pub(super) fn listening_ports() -> Vec<(Ipv4Addr, u16)> {
     match crate::runtime::listeners::tcp_listeners() {

@@ -32,9 +32,9 @@ impl ImageNode {
             Report::Vipadcfg => {
                 let mut cfg = display::vipadcfg(&self.topo, &self.name);
                 if let Some(t) = self.takeover.get() {
-                    let watches: Vec<_> = core.image.watches().cloned().collect();
+                    let watches = super::super::takeover::watch_rows(&core.image);
                     let watches = if watches.is_empty() {
-                        t.unhanded()
+                        t.unhanded().into_iter().map(|w| (w, None)).collect()
                     } else {
                         watches
                     };

@@ -25,6 +25,25 @@ pub enum XcfForwarding {
     GreInUdp,
 }
 
+/// When the stack that holds a DVIPA gives it back to its VIPADEFINE
+/// owner once the owner is active again (`VIPADEFINE MOVEABLE IMMEDIATE |
+/// MOVEABLE WHENIDLE`, z/OS Communications Server IP Configuration
+/// Reference, "VIPADYNAMIC - VIPADEFINE statement"; the MIB's
+/// `ibmMvsDVIPAMoveable`): `immediate(2)` "can be moved to another stack as
+/// soon as the other stack requests ownership ... Any existing connections
+/// on this stack will be maintained by the new owning stack until the
+/// connections are closed. All new connection requests will be directed to
+/// the new owning stack"; `whenIdle(3)` "can be moved to another stack when
+/// there are no connections for this dynamic VIPA on this stack. While there
+/// are existing connections, any new connection requests will continue to be
+/// directed to this stack."
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Moveable {
+    #[default]
+    Immediate,
+    WhenIdle,
+}
+
 /// Where inbound filtering of a DVIPA's IPsec traffic happens (claim 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,4 +113,9 @@ pub trait SysplexImages {
     /// Every image with a VIPADEFINE (rank `None`) or a VIPABACKUP (its
     /// rank) for `dvipa`, in configuration order.
     fn dvipa_holders(&self, dvipa: Ipv4Addr) -> Vec<(&str, Option<u8>)>;
+    /// How the owner's VIPADEFINE lets `dvipa` move back to it
+    /// ([`Moveable`]; z/OS's default is IMMEDIATE).
+    fn dvipa_moveable(&self, _dvipa: Ipv4Addr) -> Moveable {
+        Moveable::Immediate
+    }
 }

@@ -13,7 +13,7 @@
 
 use crate::time::Instant;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -37,8 +37,10 @@ use crate::wire::{IpProtocol, TcpFlags};
 
 mod control;
 mod filtering;
+mod giveback;
 mod inbound;
 
+pub use giveback::Released;
 pub use inbound::connection_key;
 
 /// Where inbound filtering of IPsec traffic happens (claim 7): at the
@@ -137,6 +139,10 @@ pub enum RouteDrop {
     /// IPCONFIG IPSECURITY: the IP filter table denied it (the rule and the
     /// reason are counted in [`RoutingCounters::filter_denied`]).
     Filtered,
+    /// A SYN for a DVIPA this stack is giving back (MOVING): new
+    /// connections are the new owner's, and the client's retransmitted SYN
+    /// reaches it once the LAN delivers the DVIPA there.
+    Moving,
 }
 
 impl RouteDrop {
@@ -152,6 +158,7 @@ impl RouteDrop {
             RouteDrop::NoConnection => "no-connection",
             RouteDrop::NatKeepalive => "nat-keepalive",
             RouteDrop::Filtered => "filtered",
+            RouteDrop::Moving => "dvipa-moving",
         }
     }
 }
@@ -311,6 +318,9 @@ pub struct RoutingStack {
     filter: Option<FilterTable>,
     /// LOG rules' filter-log records, for the caller to write.
     filter_logs: Vec<FilterLog>,
+    /// DVIPAs this stack is giving back to their owner (z/OS MOVING): their
+    /// connections are still routed, new ones are not made here.
+    moving: BTreeSet<Ipv4Addr>,
 }
 
 /// A change of the DCT, for the takeover copy in the coupling facility.
@@ -350,6 +360,7 @@ impl RoutingStack {
             journal: None,
             filter: None,
             filter_logs: Vec::new(),
+            moving: BTreeSet::new(),
         }
     }
 

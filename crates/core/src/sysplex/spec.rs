@@ -7,7 +7,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::config::{SysplexImages, VipaDistribute, XcfForwarding};
+use super::config::{Moveable, SysplexImages, VipaDistribute, XcfForwarding};
 use super::routing::RoutingConfig;
 use crate::ipsec::filter::FilterTable;
 
@@ -22,6 +22,9 @@ pub struct ImageSpec {
     pub routing: RoutingConfig,
     /// The DVIPAs it VIPADEFINEs.
     pub defines: Vec<Ipv4Addr>,
+    /// The DVIPAs it VIPADEFINEs with MOVEABLE WHENIDLE (the others are
+    /// MOVEABLE IMMEDIATE).
+    pub when_idle: Vec<Ipv4Addr>,
     /// The DVIPAs it VIPABACKUPs, with their rank.
     pub backups: Vec<(Ipv4Addr, u8)>,
     /// Its VIPADISTRIBUTE statements.
@@ -73,6 +76,13 @@ impl SysplexImages for SysplexSpec {
 
     fn dvipa_owner(&self, dvipa: Ipv4Addr) -> Option<&str> {
         self.owner_of(dvipa).map(|i| i.name.as_str())
+    }
+
+    fn dvipa_moveable(&self, dvipa: Ipv4Addr) -> Moveable {
+        match self.owner_of(dvipa) {
+            Some(o) if o.when_idle.contains(&dvipa) => Moveable::WhenIdle,
+            _ => Moveable::Immediate,
+        }
     }
 
     fn dvipa_holders(&self, dvipa: Ipv4Addr) -> Vec<(&str, Option<u8>)> {

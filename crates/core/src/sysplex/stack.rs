@@ -83,6 +83,11 @@ impl ImageStack {
         }
     }
 
+    /// A DVIPA given back to its owner leaves the owned ones.
+    pub fn remove_owned(&mut self, dvipa: Ipv4Addr) {
+        self.owned.retain(|d| *d != dvipa);
+    }
+
     pub fn counters(&self) -> &StackCounters {
         &self.counters
     }

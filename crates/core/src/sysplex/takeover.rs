@@ -23,11 +23,13 @@
 //! # Who takes a DVIPA over
 //!
 //! z/OS: the VIPABACKUP with the highest rank among the live stacks; the
-//! VIPADEFINE owner ranks above every backup. plexnet's original owner,
-//! when it restarts while another stack holds its DVIPA, does *not* take
-//! it back (z/OS would with MOVEABLE IMMEDIATE): the CF's owner record
-//! names the holder, and the restarted stack waits as the first backup
-//! instead of fighting over the address (see [`Watch`]). A backup claims
+//! VIPADEFINE owner ranks above every backup. The original owner, when it
+//! restarts while another stack holds its DVIPA, does not claim it by
+//! itself: the CF's owner record names the holder, the restarted stack
+//! waits as a backup (see [`Watch`]), and the holder gives the DVIPA back
+//! as the owner's VIPADEFINE says (MOVEABLE IMMEDIATE: at once; MOVEABLE
+//! WHENIDLE: once it has no connections left), through the CF like a
+//! takeover (`image::giveback`). A backup claims
 //! the DVIPA with a CF compare-and-swap on the owner record before it does
 //! anything else ([`claim_request`]), so two backups never both hold it.
 
@@ -35,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 use super::cf_key::{CfKey, CfPrefix};
-use super::config::SysplexImages;
+use super::config::{Moveable, SysplexImages};
 use super::dct::ConnKey;
 use super::routing::{DctChange, RoutingStack};
 use super::target::TargetStack;
@@ -413,6 +415,10 @@ pub struct Watch {
     pub takeovers: u32,
     /// Who held it before this image took it over, for the last takeover.
     pub took_from: Option<String>,
+    /// How the owner's VIPADEFINE lets it move back (giveback).
+    pub moveable: Moveable,
+    /// Givebacks this image carried out for the DVIPA (as the holder).
+    pub givebacks: u32,
 }
 
 impl Watch {
@@ -431,7 +437,29 @@ impl Watch {
             holder,
             takeovers: 0,
             took_from: None,
+            moveable: images.dvipa_moveable(dvipa),
+            givebacks: 0,
         }
+    }
+
+    /// The VIPADEFINE owner (the candidate of [`OWNER_RANK`]).
+    pub fn owner(&self) -> Option<&str> {
+        self.candidates
+            .iter()
+            .find(|(_, rank)| *rank == OWNER_RANK)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// Whether this image is the DVIPA's VIPADEFINE owner.
+    pub fn is_owner(&self) -> bool {
+        self.owner() == Some(self.me.as_str())
+    }
+
+    /// This image holds the DVIPA and is not its owner, and the owner is
+    /// live: the DVIPA goes back to it (as its MOVEABLE says).
+    pub fn owner_is_back(&self, live: impl Fn(&str) -> bool) -> Option<&str> {
+        let owner = self.owner()?;
+        (self.held() && owner != self.me && live(owner)).then_some(owner)
     }
 
     /// Whether this image holds the DVIPA.

@@ -285,6 +285,24 @@ pub enum XcfMessage {
         ah_inbound_spi: Spi,
         ah_outbound_spi: Spi,
     },
+    /// VIPA giveback between the stack that holds a DVIPA and its
+    /// VIPADEFINE owner (z/OS MOVEABLE IMMEDIATE / WHENIDLE): one step of
+    /// `image::giveback`'s exchange.
+    Giveback { dvipa: Ipv4Addr, step: GivebackStep },
+}
+
+/// The steps of a giveback over XCF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GivebackStep {
+    /// Holder → owner: the DVIPA's SAs and connections are in the CF and
+    /// the holder makes no new connections (MOVING): claim it.
+    Offer,
+    /// Owner → holder: it owns the DVIPA now (claimed, adopted, plumbed,
+    /// announced on the LAN): the holder lets go of it.
+    Taken,
+    /// Owner → holder: it will not take the DVIPA (it does not define it,
+    /// or its claim failed): the holder keeps it.
+    Declined,
 }
 
 /// Why a target ended a distributed connection.

@@ -46,6 +46,7 @@
 //! | 1 XCF          | `0x0031` | `XcfMessage::ConnEnded`               |                         |
 //! | 1 XCF          | `0x0040` | `XcfMessage::Lifesize`                | Fig. 9 b. 158, Fig. 10 b. 168 |
 //! | 1 XCF          | `0x0041` | `XcfMessage::RekeyTiming`             |                         |
+//! | 1 XCF          | `0x0050` | `XcfMessage::Giveback`                | z/OS MOVEABLE IMMEDIATE / WHENIDLE |
 //! | 2 CF request   | `0x0101` | `CfRequest::CreateSeq`                | Fig. 6 block 116        |
 //! | 2 CF request   | `0x0102` | `CfRequest::FetchAdd`                 | Fig. 10 block 162 (LISTKEYINC) |
 //! | 2 CF request   | `0x0103` | `CfRequest::DeleteSeq`                |                         |
@@ -148,6 +149,7 @@ const TYPES: &[(Channel, u16, &str)] = &[
     (Channel::Xcf, 0x0041, "RekeyTiming"),
     (Channel::Xcf, 0x0022, "BundleInstall"),
     (Channel::Xcf, 0x0023, "BundleDelete"),
+    (Channel::Xcf, 0x0050, "Giveback"),
     (Channel::CfRequest, 0x0101, "CreateSeq"),
     (Channel::CfRequest, 0x0102, "FetchAdd"),
     (Channel::CfRequest, 0x0103, "DeleteSeq"),

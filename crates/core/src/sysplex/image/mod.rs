@@ -14,12 +14,15 @@
 
 mod cf_numbers;
 mod datapath;
+mod giveback;
 mod hold;
 mod notes;
 mod takeover;
 mod watch;
 mod xcf;
 
+#[cfg(test)]
+mod giveback_tests;
 #[cfg(test)]
 mod tests;
 
@@ -32,8 +35,9 @@ use serde::Serialize;
 
 use crate::ipsec::filter::FilterLog;
 use crate::ipsec::sa::Spi;
+use crate::sysplex::config::Moveable;
 use crate::sysplex::config::VipaDistribute;
-use crate::sysplex::routing::RoutingStack;
+use crate::sysplex::routing::{Released, RoutingStack};
 use crate::sysplex::stack::ImageStack;
 use crate::sysplex::takeover::Adoption;
 use crate::sysplex::target::{TargetStack, Upstream};
@@ -43,6 +47,7 @@ use crate::time::Instant;
 pub use cf_numbers::{
     CfAskId, CfDrops, CfFailure, CfReply, SealKeys, SealedChunk, SeqAsk, SEQ_CHUNK, SEQ_DEADLINE,
 };
+pub use giveback::GivebackState;
 pub use hold::{NewConnPolicy, HELD_FOR, HELD_MAX};
 pub use notes::{InboundNote, TargetNote, TargetVia};
 pub use takeover::{CfAsk, TakeoverPlan};
@@ -231,6 +236,29 @@ pub enum ImageEvent {
         sas_adopted: usize,
         conns_restored: usize,
     },
+    /// Holder: the owner of `dvipa` is live again; with MOVEABLE IMMEDIATE
+    /// (or WHENIDLE and no `connections` left) the giveback starts
+    /// (MOVING), else it waits for the connections to end.
+    GivebackDecided {
+        dvipa: Ipv4Addr,
+        to: String,
+        moveable: Moveable,
+        connections: usize,
+    },
+    /// Holder: a giveback stopped (the CF failed, the owner declined or
+    /// went away): it keeps the DVIPA.
+    GivebackStopped { dvipa: Ipv4Addr, why: String },
+    /// Owner: `from` offered `dvipa` back; the takeover steps follow
+    /// ([`ImageEvent::RoutingStackOf`] ... [`ImageEvent::PlumbDvipa`]),
+    /// after which the shell calls [`Image::handle_dvipa_announced`].
+    TakingBack { dvipa: Ipv4Addr, from: String },
+    /// Holder: the owner has `dvipa` now; this image let go of it: the
+    /// shell stops advertising it and its IKE stops answering for it.
+    GaveBack {
+        dvipa: Ipv4Addr,
+        to: String,
+        released: Released,
+    },
 }
 
 /// The image's own counters (the stacks count their own decisions).
@@ -275,6 +303,7 @@ pub struct Image {
     held: hold::HoldQueue,
     numbers: cf_numbers::SeqBatcher,
     takeovers: takeover::Takeovers,
+    givebacks: giveback::Givebacks,
     watches: watch::Watches,
     transmits: VecDeque<Transmit>,
     tun_writes: VecDeque<Vec<u8>>,
@@ -301,6 +330,7 @@ impl Image {
             held: hold::HoldQueue::default(),
             numbers: cf_numbers::SeqBatcher::default(),
             takeovers: takeover::Takeovers::default(),
+            givebacks: giveback::Givebacks::default(),
             watches: watch::Watches::default(),
             transmits: VecDeque::new(),
             tun_writes: VecDeque::new(),
@@ -391,6 +421,9 @@ impl Image {
         if let Some(ask) = self.takeovers.poll_request() {
             return Some(ask);
         }
+        if let Some(ask) = self.givebacks.poll_request() {
+            return Some(ask);
+        }
         self.numbers.poll_request(now).map(CfAsk::Numbers)
     }
 
@@ -476,6 +509,14 @@ impl Image {
             .into_iter()
             .filter(|(t, _)| *t != *self.id.as_str())
             .map(|(t, _)| ImageId::from(t))
+            .chain(
+                self.givebacks
+                    .extra_targets
+                    .get(&dvipa)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            )
             .collect()
     }
 }

@@ -47,6 +47,9 @@ pub struct TakeoverPlan {
     pub fresh: Option<RoutingStack>,
     /// The sysplex, for where recorded connections continue.
     pub sysplex: Arc<SysplexSpec>,
+    /// A giveback (`super::giveback`): `previous` did not fail, so its
+    /// connections continue on it too.
+    pub giveback: bool,
 }
 
 /// Where a takeover is: the request it waits for the answer to.
@@ -85,6 +88,13 @@ impl Takeovers {
         self.next_id += 1;
         self.asks.push_back((id, req));
         self.in_flight.insert(id, run);
+    }
+
+    /// A CF write whose answer changes nothing (it is not waited for).
+    fn write(&mut self, req: CfRequest) {
+        let id = CfAskId(KV_IDS | self.next_id);
+        self.next_id += 1;
+        self.asks.push_back((id, req));
     }
 
     pub(super) fn poll_request(&mut self) -> Option<CfAsk> {
@@ -151,6 +161,9 @@ impl Image {
 
     /// The CF's answer to the takeover request `id`.
     pub fn handle_cf_response(&mut self, now: Instant, id: CfAskId, response: CfResponse) {
+        if self.givebacks.owns(id) {
+            return self.giveback_cf_response(id, response);
+        }
         let Some(run) = self.takeovers.in_flight.remove(&id) else {
             return;
         };
@@ -159,6 +172,9 @@ impl Image {
 
     /// The takeover request `id` did not reach the CF: the takeover stops.
     pub fn handle_cf_failure(&mut self, id: CfAskId, why: String) {
+        if self.givebacks.owns(id) {
+            return self.giveback_cf_failure(id, why);
+        }
         if let Some(run) = self.takeovers.in_flight.remove(&id) {
             self.takeover_failed(run.plan.dvipa, why);
         }
@@ -177,6 +193,7 @@ impl Image {
                     holder: None,
                 };
                 self.events.push_back(ev);
+                self.take_back_failed(dvipa);
             }
             (Step::ListSas, Answer::Keys(keys)) => self.next_sa(run, keys.into()),
             (Step::Sa(mut keys), Answer::Value(v)) => {
@@ -227,6 +244,7 @@ impl Image {
     fn takeover_failed(&mut self, dvipa: Ipv4Addr, why: String) {
         self.events
             .push_back(ImageEvent::TakeoverFailed { dvipa, why });
+        self.take_back_failed(dvipa);
     }
 
     /// The owner record the CF holds is `current`: swap it for this
@@ -246,6 +264,7 @@ impl Image {
             None => {
                 let ev = ImageEvent::TakeoverNotClaimed { dvipa, holder };
                 self.events.push_back(ev);
+                self.take_back_failed(dvipa);
             }
         }
     }
@@ -302,8 +321,17 @@ impl Image {
             me: &self.id,
             now,
         };
-        let previous = plan.previous.as_deref();
-        let adoption = adopter.adopt(&*plan.sysplex, dvipa, sas, conns, previous);
+        // A giveback's previous holder did not fail: its connections go on.
+        let failed = plan.previous.as_deref().filter(|_| !plan.giveback);
+        let adoption = adopter.adopt(&*plan.sysplex, dvipa, sas, conns, failed);
+        // A connection not continued is gone: so is its record, or a later
+        // move of the DVIPA (a giveback) would restore it.
+        for c in &adoption.conns {
+            if let tk::ConnAdoption::NotRestored { key, .. } = c {
+                let key = tk::conn_key(key).into();
+                self.takeovers.write(CfRequest::Delete { key });
+            }
+        }
         let (sas_adopted, conns_restored) = (adoption.sas_adopted(), adoption.conns_restored());
         self.events
             .push_back(ImageEvent::Adopted { dvipa, adoption });
@@ -321,6 +349,7 @@ impl Image {
     pub fn handle_dvipa_plumbed(&mut self, dvipa: Ipv4Addr) {
         if self.stack.owned().contains(&dvipa) {
             self.announce_all();
+            self.shadow_restored_targets(dvipa);
         }
     }
 }

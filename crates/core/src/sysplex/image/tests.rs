@@ -364,6 +364,7 @@ fn takeover_plan(previous: &str) -> TakeoverPlan {
         dists: Vec::new(),
         fresh: Some(RoutingStack::new("MVS2", xcf, Default::default(), &[])),
         sysplex: Default::default(),
+        giveback: false,
     }
 }
 

@@ -21,17 +21,17 @@ use crate::time::Instant;
 
 /// One watched DVIPA with this image's VIPADISTRIBUTE statements for it.
 #[derive(Debug)]
-struct Watched {
-    watch: Watch,
+pub(super) struct Watched {
+    pub(super) watch: Watch,
     dists: Vec<VipaDistribute>,
 }
 
 /// The image's watches and what they are evaluated with.
 #[derive(Debug, Default)]
 pub(super) struct Watches {
-    dvipas: BTreeMap<Ipv4Addr, Watched>,
+    pub(super) dvipas: BTreeMap<Ipv4Addr, Watched>,
     /// The peers this image sees live.
-    live: BTreeSet<String>,
+    pub(super) live: BTreeSet<String>,
     /// Until when the holders it knows of may still connect (`None`: no
     /// grace, or it is over).
     grace_until: Option<Instant>,
@@ -99,6 +99,11 @@ impl Image {
         self.watches.pending = true;
     }
 
+    /// Whether the watches are evaluated (no start-up grace to wait for).
+    pub(super) fn watches_evaluated(&self) -> bool {
+        self.watches.grace_until.is_none()
+    }
+
     /// When the grace period ends, if evaluations wait for it.
     pub(super) fn watch_deadline(&self) -> Option<Instant> {
         self.watches.grace_until.filter(|_| self.watches.pending)
@@ -128,7 +133,6 @@ impl Image {
             let successor = tk::successor(w.watch.candidates(), |n| n == me || live.contains(n))
                 .map(str::to_string);
             let action = w.watch.evaluate(|n| live.contains(n));
-            let dists = w.dists.clone();
             self.events.push_back(ImageEvent::WatchDecided {
                 dvipa,
                 holder,
@@ -136,31 +140,53 @@ impl Image {
                 action: action.clone(),
             });
             if let WatchAction::Acquire { previous } = action {
-                self.start_watched_takeover(dvipa, previous, dists);
+                self.start_watched_takeover(dvipa, previous);
             }
+        }
+        self.evaluate_givebacks();
+    }
+
+    fn start_watched_takeover(&mut self, dvipa: Ipv4Addr, previous: Option<String>) {
+        if let Some(plan) = self.takeover_plan(dvipa, previous, false) {
+            self.start_takeover(plan);
         }
     }
 
-    fn start_watched_takeover(
+    /// A restarted image takes the DVIPA it held before over again from
+    /// what the CF holds (the takeover's steps from nobody: the claim
+    /// finds its own owner record); `false` without its watch.
+    pub fn take_over_held(&mut self, dvipa: Ipv4Addr) -> bool {
+        match self.takeover_plan(dvipa, None, false) {
+            Some(plan) => {
+                self.start_takeover(plan);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The plan of a takeover (or a giveback's, `giveback`) of the watched
+    /// `dvipa` from `previous`; `None` without the watch's context.
+    pub(super) fn takeover_plan(
         &mut self,
         dvipa: Ipv4Addr,
         previous: Option<String>,
-        dists: Vec<VipaDistribute>,
-    ) {
-        let Some(sysplex) = self.watches.sysplex.clone() else {
-            return;
-        };
+        giveback: bool,
+    ) -> Option<TakeoverPlan> {
+        let sysplex = self.watches.sysplex.clone()?;
+        let dists = self.watches.dvipas.get(&dvipa)?.dists.clone();
         let fresh = if self.routing.is_none() {
             self.watches.fresh.take()
         } else {
             None
         };
-        self.start_takeover(TakeoverPlan {
+        Some(TakeoverPlan {
             dvipa,
             previous,
             dists,
             fresh,
             sysplex,
-        });
+            giveback,
+        })
     }
 }

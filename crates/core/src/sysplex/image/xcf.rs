@@ -38,6 +38,7 @@ impl Image {
                 from: from.clone(),
                 request: msg.clone(),
             }),
+            XcfMessage::Giveback { dvipa, step } => self.on_giveback(now, from, *dvipa, *step),
             _ => {}
         }
         if let Some(r) = self.routing.as_mut() {
@@ -144,6 +145,10 @@ impl Image {
         }
         if let Some(r) = self.routing.as_mut() {
             r.on_timeout(now);
+        }
+        if self.watches_evaluated() {
+            // WHENIDLE: the last connection may have ended.
+            self.evaluate_givebacks();
         }
         self.target.flush_lifesize();
         let logs = self.target.take_filter_logs();

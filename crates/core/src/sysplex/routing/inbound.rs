@@ -237,6 +237,9 @@ impl RoutingStack {
         if !flags.is_initial_syn() {
             return Err(RouteDrop::NoConnection);
         }
+        if self.moving.contains(&key.dvipa) {
+            return Err(RouteDrop::Moving);
+        }
         let active = self.dct.active_by_target(key.dvipa);
         let dist = distribution_for(&mut self.distributions, key.dvipa, key.port)
             .ok_or(RouteDrop::NoTarget)?;

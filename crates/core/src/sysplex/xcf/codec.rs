@@ -26,6 +26,7 @@ impl FrameBody for XcfMessage {
             XcfMessage::RekeyTiming { .. } => 0x0041,
             XcfMessage::BundleInstall(_) => 0x0022,
             XcfMessage::BundleDelete { .. } => 0x0023,
+            XcfMessage::Giveback { .. } => 0x0050,
         }
     }
 }

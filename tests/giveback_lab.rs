@@ -1,0 +1,296 @@
+//! VIPA giveback in real namespaces (z/OS VIPADEFINE MOVEABLE IMMEDIATE):
+//! figure4, strongSwan in client1 and `plexnet client` in client2, a curl
+//! loop from both to DVA1 all along. MVS1 (DVA1's owner) is killed, MVS5
+//! (VIPABACKUP 100) takes DVA1 over; connections are opened while MVS5
+//! holds it; MVS1 restarts and MVS5 gives DVA1 back through the CF. No
+//! curl fails, the connections opened under MVS5 keep working (MVS1 routes
+//! them to MVS5's targets), and MVS1 owns DVA1 again with the SAs adopted
+//! from the CF carrying the traffic until its IKE renegotiates (as z/OS
+//! reestablishes SWSAs after a DVIPA moves).
+//!
+//! Needs root, TUN and strongSwan; see `tests/common/mod.rs`.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PREFIX: &str = "plxgive-";
+const DVA1: &str = "198.18.0.100";
+
+fn status() -> serde_json::Value {
+    let out = plexnet(PREFIX, &["status", "--json"]);
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+/// A node of `status --json`.
+fn node(name: &str) -> serde_json::Value {
+    let st = status();
+    st.as_array()
+        .and_then(|a| a.iter().find(|t| t["prefix"] == PREFIX))
+        .and_then(|t| t["nodes"].as_array())
+        .and_then(|n| n.iter().find(|n| n["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} in status: {st}"))
+}
+
+/// DVA1's row in `netstat NODE vipadcfg --json`'s VIPA status (empty
+/// while the node does not answer).
+fn dva1_status(image: &str) -> serde_json::Value {
+    let out = plexnet(PREFIX, &["netstat", image, "vipadcfg", "--json"]);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return serde_json::Value::Null;
+    };
+    v["vipadcfg"]["status"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["dvipa"] == DVA1))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A curl loop in `client` until `stop` exists: one line per request,
+/// `200 <seconds>` or `fail <curl's exit code> <seconds>`.
+fn curl_loop(client: &str, stop: &Path) -> Child {
+    let script = format!(
+        "while [ ! -e {} ]; do \
+           out=$(curl -s -m 20 -o /dev/null -w '%{{http_code}} %{{time_total}}' http://{DVA1}/); rc=$?; \
+           if [ $rc -eq 0 ]; then echo \"$out\"; else echo \"fail $rc $out\"; fi; \
+           sleep 0.1; \
+         done",
+        stop.display()
+    );
+    Command::new(env!("CARGO_BIN_EXE_plexnet"))
+        .args(["--prefix", PREFIX, "exec", client, "--", "sh", "-c"])
+        .arg(script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl loop")
+}
+
+/// Opens three connections to DVA1:80 and sends half a request on each;
+/// the other half goes when a line arrives on stdin; then prints `port
+/// answer` per connection (or `port error`).
+const HALF_OPEN: &str = r#"
+import socket, sys
+conns = []
+for _ in range(3):
+    s = socket.create_connection(("198.18.0.100", 80), timeout=10)
+    s.sendall(b"GET / HTTP/1.0\r\n")
+    conns.append(s)
+print("open", flush=True)
+sys.stdin.readline()
+for s in conns:
+    port = s.getsockname()[1]
+    try:
+        s.settimeout(10)
+        s.sendall(b"\r\n")
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        body = data.split(b"\r\n\r\n", 1)[-1].decode().strip()
+        print(port, body.replace(" ", "_"), flush=True)
+    except Exception as e:
+        print(port, "error", flush=True)
+"#;
+
+/// Three connections from `client` half way through their request.
+struct HalfOpen {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl HalfOpen {
+    fn start(client: &str) -> HalfOpen {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plexnet"))
+            .args(["--prefix", PREFIX, "exec", client, "--", "python3", "-c"])
+            .arg(HALF_OPEN)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        assert_eq!(
+            lines.next().and_then(Result::ok).as_deref(),
+            Some("open"),
+            "{client}: connections opened"
+        );
+        HalfOpen { child, lines }
+    }
+
+    /// The second halves; the answers.
+    fn finish(mut self) -> Vec<String> {
+        writeln!(self.child.stdin.as_mut().expect("stdin")).expect("second half");
+        let answers: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        let _ = self.child.wait();
+        answers
+    }
+}
+
+/// `plexnet kill MVS1` (SIGKILL) and waits until MVS5 holds DVA1.
+fn kill_mvs1() -> Duration {
+    let t0 = Instant::now();
+    ok(PREFIX, &["kill", "MVS1"]);
+    wait_until("MVS5 holding DVA1", 20, || {
+        let r = dva1_status("MVS5");
+        r["state"] == "Active" && r["holder"] == "MVS5"
+    });
+    t0.elapsed()
+}
+
+/// `plexnet restart MVS1`: its daemon starts again as `up` started it;
+/// returns how long until it answered ready.
+fn restart_mvs1() -> u64 {
+    let r = json(PREFIX, &["restart", "MVS1", "--json"]);
+    r["ready_after_ms"].as_u64().expect("ready_after_ms")
+}
+
+/// The curl loops' lines, per client.
+fn stop_loops(stop: &Path, loops: Vec<(String, Child)>) -> Vec<(String, Vec<String>)> {
+    std::fs::write(stop, b"").expect("stop file");
+    loops
+        .into_iter()
+        .map(|(client, mut c)| {
+            let out = c.stdout.take().expect("stdout");
+            let lines: Vec<String> = BufReader::new(out).lines().map_while(Result::ok).collect();
+            let _ = c.wait();
+            (client, lines)
+        })
+        .collect()
+}
+
+#[test]
+fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
+    if !can_use_namespaces("owner_restarts_and_takes_dva1_back_under_curl_loops") {
+        return;
+    }
+    let _guard = LabGuard { prefix: PREFIX };
+    let _ = plexnet(PREFIX, &["down", "--all"]);
+    ok(PREFIX, &["up", "topologies/figure4.toml"]);
+    swanctl_ok(PREFIX, &["--initiate", "--child", "dva1"]);
+    wait_ready_targets(PREFIX, "MVS1", 80, 3, 30);
+    for c in ["client1", "client2"] {
+        wait_until(&format!("a first answer to {c}"), 30, || {
+            curl_dva1(PREFIX, c).is_ok()
+        });
+    }
+    assert_eq!(dva1_status("MVS1")["state"], "Active");
+    assert_eq!(dva1_status("MVS1")["moveable"], "Immediate");
+    assert_eq!(dva1_status("MVS5")["state"], "Backup");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stop = dir.path().join("stop");
+    let loops: Vec<(String, Child)> = ["client1", "client2"]
+        .iter()
+        .map(|c| (c.to_string(), curl_loop(c, &stop)))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+
+    let took_over = kill_mvs1();
+    eprintln!("takeover by MVS5: {took_over:?}");
+    // Connections opened while MVS5 holds DVA1 (its ROUNDROBIN over MVS2,
+    // MVS3, MVS4), half way through their request.
+    std::thread::sleep(Duration::from_secs(3));
+    let held: Vec<HalfOpen> = ["client1", "client2"]
+        .iter()
+        .map(|c| HalfOpen::start(c))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+
+    let t0 = Instant::now();
+    let ready_ms = restart_mvs1();
+    wait_until("MVS1 holding DVA1 again", 30, || {
+        let r = dva1_status("MVS1");
+        r["state"] == "Active" && r["holder"] == "MVS1"
+    });
+    let gave_back = t0.elapsed();
+    wait_until("MVS5 a backup again", 10, || {
+        let r = dva1_status("MVS5");
+        r["state"] == "Backup" && r["holder"] == "MVS1"
+    });
+    eprintln!(
+        "giveback: MVS1 ready {ready_ms} ms after `plexnet restart`, holding DVA1 again after {gave_back:?}"
+    );
+
+    // The connections opened under MVS5 keep working through MVS1.
+    for h in held {
+        let answers = h.finish();
+        assert_eq!(answers.len(), 3, "{answers:?}");
+        for a in &answers {
+            assert!(
+                ["served_by_MVS2", "served_by_MVS3", "served_by_MVS4"]
+                    .iter()
+                    .any(|s| a.ends_with(s)),
+                "a connection opened under MVS5 after the giveback: {answers:?}"
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let results = stop_loops(&stop, loops);
+
+    for (client, lines) in &results {
+        let failed: Vec<&String> = lines.iter().filter(|l| !l.starts_with("200 ")).collect();
+        let slowest = lines
+            .iter()
+            .filter_map(|l| l.split(' ').nth(1)?.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{client}: {} requests, {} failed, slowest {slowest:.3} s",
+            lines.len(),
+            failed.len()
+        );
+        assert!(lines.len() >= 20, "{client}: {lines:?}");
+        assert!(failed.is_empty(), "{client}: failed requests {failed:?}");
+    }
+
+    // MVS1 took DVA1 back from MVS5 (no takeover of its own): the SAs
+    // and connections came from the CF; MVS5 counts the giveback.
+    let mvs1 = node("MVS1");
+    let t1 = &mvs1["daemon"]["takeover"];
+    assert_eq!(t1["counters"]["takebacks"], 1, "{t1}");
+    assert_eq!(t1["events"][0]["previous"], "MVS5", "{t1}");
+    assert_eq!(t1["events"][0]["giveback"], true, "{t1}");
+    assert!(t1["counters"]["sas_adopted"].as_u64() >= Some(1), "{t1}");
+    assert!(
+        t1["counters"]["connections_restored"].as_u64() >= Some(6),
+        "{t1}"
+    );
+    let t5 = &node("MVS5")["daemon"]["takeover"];
+    assert_eq!(t5["counters"]["givebacks"], 1, "{t5}");
+    assert_eq!(t5["counters"]["givebacks_stopped"], 0, "{t5}");
+    eprintln!("MVS5's giveback: {}", t5["givebacks"]);
+    eprintln!("MVS1's takeback: {}", t1["events"]);
+    eprintln!("MVS1's IKE: {}", mvs1["daemon"]["ike"]["counters"]);
+    let client2 = node("client2");
+    eprintln!(
+        "client2: {} replay drops {}",
+        client2["daemon"]["summary"], client2["daemon"]["replay_drops"]
+    );
+    // The LAN, IKE and the DCT follow: new connections are MVS1's
+    // (ROUNDROBIN over MVS1, MVS2, MVS4), from both clients.
+    for c in ["client1", "client2"] {
+        let mut by = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            by.insert(curl_dva1(PREFIX, c).expect("curl after the giveback"));
+        }
+        assert!(
+            by.iter()
+                .all(|a| ["served by MVS1", "served by MVS2", "served by MVS4"]
+                    .contains(&a.as_str())),
+            "{c}: {by:?}"
+        );
+    }
+    let owned = &node("MVS5")["daemon"]["owned_dvipas"];
+    assert!(
+        !owned
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d == DVA1)),
+        "MVS5 still owns DVA1: {owned}"
+    );
+}
