@@ -16,7 +16,7 @@ mod common;
 
 use common::*;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const DVA1: &str = "198.18.0.100";
 
@@ -131,6 +131,20 @@ fn errors_name_what_is_wrong_and_change_nothing() {
     curls(P, 3);
     let r = json(P, &["netem", "MVS2", "ext", "--clear", "--json"]);
     assert_eq!(r["action"], "cleared", "{r}");
+    // A client's LAN down: its requests go nowhere; up again, they are
+    // answered (the router's and the client's routes come back).
+    let r = json(P, &["link", "client2", "net", "down", "--json"]);
+    assert_eq!(
+        (r["kind"].as_str(), r["node_if"].as_str()),
+        (Some("lan"), Some("lan")),
+        "{r}"
+    );
+    assert!(
+        curl_dva1(P, "client2").is_err(),
+        "client2 reached DVA1 with its LAN down"
+    );
+    ok(P, &["link", "client2", "net", "up"]);
+    curls(P, 3);
     // Killing what is dead is an error; restart brings it back.
     ok(P, &["kill", "MVS3"]);
     let e = fails(P, &["kill", "MVS3"]);
@@ -147,6 +161,13 @@ fn errors_name_what_is_wrong_and_change_nothing() {
     let r = json(P, &["restart", "MVS3", "--json"]);
     assert!(r["pid"].as_u64().is_some(), "{r}");
     assert_eq!(node(P, "MVS3")["ready"], true);
+    // The plexnet client: its daemon, killed and restarted; it negotiates
+    // anew and its curls are answered.
+    let r = json(P, &["kill", "client2", "--json"]);
+    assert_eq!(r["process"], "daemon", "{r}");
+    assert_eq!(node(P, "client2")["ready"], false);
+    ok(P, &["restart", "client2"]);
+    served_again_by(P, "MVS2");
     // charon: killed and restarted like a daemon.
     let r = json(P, &["kill", "client1", "--json"]);
     assert_eq!(r["process"], "charon", "{r}");
@@ -243,5 +264,107 @@ fn a_killed_target_ends_its_connections_and_comes_back_on_restart() {
     eprintln!("MVS4 restarted, ready after {} ms", r["ready_after_ms"]);
     wait_ready_targets(P, "MVS1", 80, 3, 30);
     served_again_by(P, "MVS4");
-    let _ = Duration::ZERO;
+}
+
+/// Sums a counter over every image of `status --json`: `path` inside
+/// each image's daemon status.
+fn images_sum(prefix: &str, path: &[&str]) -> u64 {
+    let out = plexnet(prefix, &["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    instance(prefix, &st)["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["kind"] == "image")
+        .map(|n| {
+            path.iter()
+                .fold(&n["daemon"], |v, k| &v[*k])
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// MVS1's owned dynamic SA pairs' SPIs.
+fn owned_spis(prefix: &str) -> Vec<String> {
+    let d = json(prefix, &["ipsec", "MVS1", "--json"]);
+    d["owned"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["origin"] == "dynamic")
+        .filter_map(|r| r["spi"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn the_cf_killed_then_restarted_drops_counted_and_the_pair_rekeyed() {
+    if !can_use_namespaces("the_cf_killed_then_restarted_drops_counted_and_the_pair_rekeyed") {
+        return;
+    }
+    const P: &str = "plxfault-";
+    let (_serial, _guard) = lab(P);
+    curls(P, 3);
+    let spis_before = owned_spis(P);
+    assert!(!spis_before.is_empty(), "client2's IKE made a pair");
+    // One image's CF link down: only MVS2 loses the CF; what it sends
+    // waits for numbers, then is dropped and counted as unreachable. Up
+    // again, the CF kept its state: nothing to rekey.
+    let mvs2 = |path: &[&str]| {
+        path.iter()
+            .fold(&node(P, "MVS2")["daemon"], |v, k| &v[*k])
+            .clone()
+    };
+    ok(P, &["link", "MVS2", "CF", "down"]);
+    wait_until("MVS2 sees the CF unreachable", 15, || {
+        mvs2(&["cf_watch", "reachable"]) == false
+    });
+    wait_until(
+        "a curl served by MVS2 refused for want of numbers",
+        60,
+        || {
+            let _ = curl_dva1(P, "client2");
+            mvs2(&["shell", "cf_dropped", "unreachable"]).as_u64() > Some(0)
+        },
+    );
+    ok(P, &["link", "MVS2", "CF", "up"]);
+    wait_until("MVS2 reaches the CF again", 15, || {
+        mvs2(&["cf_watch", "reachable"]) == true
+    });
+    assert_eq!(
+        mvs2(&["cf_watch", "state_lost"]),
+        0,
+        "the CF kept its state"
+    );
+    served_again_by(P, "MVS2");
+    ok(P, &["kill", "CF"]);
+    // Outbound packets get no numbers: dropped, counted as unreachable.
+    let refused = curl_dva1(P, "client2");
+    assert!(refused.is_err(), "a curl without the CF: {refused:?}");
+    let unreachable = images_sum(P, &["shell", "cf_dropped", "unreachable"]);
+    assert!(unreachable > 0, "drops without the CF are counted");
+    assert_eq!(node(P, "CF")["ready"], false);
+    let rekeyed_before = images_sum(P, &["ike", "counters", "rekeys_cf_lost"]);
+    let t = Instant::now();
+    ok(P, &["restart", "CF"]);
+    wait_until("the images see the CF lost its state", 20, || {
+        images_sum(P, &["cf_watch", "state_lost"]) >= 5
+    });
+    wait_until("MVS1 rekeyed client2's pair", 30, || {
+        images_sum(P, &["ike", "counters", "rekeys_cf_lost"]) > rekeyed_before
+            && owned_spis(P).iter().all(|s| !spis_before.contains(s))
+    });
+    let rekeyed_ms = t.elapsed().as_millis();
+    served_again_by(P, "MVS1");
+    let answered_ms = t.elapsed().as_millis();
+    let seq_lost = images_sum(P, &["shell", "cf_dropped", "seq_lost"]);
+    eprintln!(
+        "CF restart: old pair replaced after {rekeyed_ms} ms, curls answered after {answered_ms} ms; drops: {unreachable} unreachable, {seq_lost} seq_lost"
+    );
+    curls(P, 6);
+    // Nothing crashed: every node runs.
+    let st = instance(P, &json(P, &["status", "--json"]));
+    for n in st["nodes"].as_array().into_iter().flatten() {
+        assert_eq!(n["ready"], true, "{n}");
+    }
 }

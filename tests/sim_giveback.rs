@@ -119,6 +119,8 @@ fn giveback_immediate_moves_the_dct_and_sas_back_to_the_restarted_owner() {
     assert_eq!(w.holder_seen_by("MVS5").as_deref(), Some("MVS1"));
     assert_eq!(w.holder_seen_by("MVS1").as_deref(), Some("MVS1"));
     assert_eq!(w.giveback_seen_by("MVS5"), None);
+    // MVS5 is no target of MVS1's VIPADISTRIBUTE: its own shadow copies went.
+    assert!(w.images["MVS5"].image.target().shadow().is_empty());
     assert!(w.images["MVS5"]
         .image
         .routing()

@@ -164,6 +164,9 @@ pub struct IkeCounters {
     /// IKE initiations to peers whose IKE SA died with the DVIPA's
     /// previous holder (after a takeover).
     pub renegotiated: AtomicU64,
+    /// Pairs dropped because their peer negotiated a new IKE SA from
+    /// scratch (it restarted).
+    pub stale_children_dropped: AtomicU64,
     /// Child SAs rekeyed because the CF lost their sequence counters.
     pub rekeys_cf_lost: AtomicU64,
     /// Rekeys that could not start (the child or its IKE SA was gone).
@@ -511,8 +514,10 @@ impl IkeRuntime {
                 IkeEvent::IkeSaEstablished { .. } => bump(&self.counters.ike_sas_established),
                 IkeEvent::ChildSaEstablished(info) => {
                     let peer = info.outbound.dst;
+                    let stale = self.older_ike_sas_children(dvipa, &info);
                     self.install(node, dvipa, info).await;
                     self.drop_superseded(node, dvipa, peer).await;
+                    self.drop_stale(node, dvipa, stale).await;
                 }
                 IkeEvent::ChildSaRekeyed { new, old_spis, .. } => {
                     bump(&self.counters.child_sas_rekeyed);
@@ -566,6 +571,39 @@ impl IkeRuntime {
         for spi in t.superseded(dvipa, peer) {
             tracing::info!("{dvipa}: adopted pair in={spi} superseded by a new child SA");
             node.delete_pair(dvipa, spi).await;
+        }
+    }
+
+    /// The installed pairs with `info`'s peer that another IKE SA made: a
+    /// peer that negotiates a new IKE SA from scratch has lost the old
+    /// one (it restarted: `plexnet kill` and `restart` of a client; RFC
+    /// 7296 §2.4, INITIAL_CONTACT; strongSwan's `uniqueids`), and the
+    /// targets must not seal for it under SAs it no longer knows.
+    fn older_ike_sas_children(&self, dvipa: Ipv4Addr, info: &ChildSaInfo) -> Vec<u32> {
+        let inner = self.lock();
+        inner
+            .children
+            .iter()
+            .filter(|(_, c)| c.dvipa == dvipa && c.info.outbound.dst == info.outbound.dst)
+            .filter(|(_, c)| c.info.ike_sa != info.ike_sa)
+            .map(|(spi, _)| *spi)
+            .collect()
+    }
+
+    /// Deletes the stale pairs [`Self::older_ike_sas_children`] found,
+    /// once the new one is installed.
+    async fn drop_stale(&self, node: &ImageNode, dvipa: Ipv4Addr, stale: Vec<u32>) {
+        for spi in stale {
+            {
+                let mut inner = self.lock();
+                inner.children.remove(&spi);
+                inner.by_spi.retain(|_, v| *v != spi);
+            }
+            bump(&self.counters.stale_children_dropped);
+            tracing::info!(
+                "{dvipa}: pair in={spi:#010x} of an older IKE SA with the same peer dropped"
+            );
+            node.delete_pair(dvipa, crate::ipsec::sa::Spi(spi)).await;
         }
     }
 

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::{dvipas_of, manual_bundle, manual_install, ImageNode, ShellCounters};
 use crate::lab::plan::TUN_NAME;
-use crate::sysplex::image::ImageCounters;
+use crate::sysplex::image::{GivebackState, ImageCounters};
 use crate::sysplex::routing::RoutingStack;
 use crate::topology::Topology;
 
@@ -85,6 +85,22 @@ impl ImageNode {
             .collect();
         if !targets.is_empty() {
             roles.push(format!("target of {}", targets.join(", ")));
+        }
+        // A giveback under way (z/OS shows the DVIPA MOVING).
+        for w in image.watches() {
+            let d = label(&w.dvipa);
+            match image.giveback_state(w.dvipa) {
+                Some(GivebackState::WaitingIdle { to, connections }) => roles.push(format!(
+                    "gives {d} back to {to} when idle ({connections} connections)"
+                )),
+                Some(GivebackState::Flushing { to } | GivebackState::Offered { to }) => {
+                    roles.push(format!("{d} MOVING to {to}"))
+                }
+                Some(GivebackState::Taking { from }) => {
+                    roles.push(format!("taking {d} back from {from}"))
+                }
+                None => {}
+            }
         }
         let summary = format!(
             "{}; {} echo replies, {} shadow SAs, {} opened, {} sealed",

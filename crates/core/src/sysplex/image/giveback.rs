@@ -362,6 +362,10 @@ impl Image {
             .unwrap_or_default();
         self.stack.remove_owned(dvipa);
         self.givebacks.extra_targets.remove(&dvipa);
+        // Its own shadow copies, unless the owner made it a target of the
+        // DVIPA (then they came again from the owner, before `Taken`).
+        let me = self.id.to_string();
+        self.target.forget_pairs_of(dvipa, &me);
         if let Some(w) = self.watches.dvipas.get_mut(&dvipa) {
             w.watch.holder = Some(to.to_string());
             w.watch.givebacks += 1;

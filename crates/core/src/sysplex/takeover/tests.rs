@@ -154,6 +154,47 @@ fn adopter_takes_the_dvipas_records_and_live_connections() {
     assert_eq!(routing.dct().len(), 1);
 }
 
+/// docs/FAULTS.md: a target whose XCF connection went down (killed, or
+/// its XCF link down) is no longer chosen and its connections end in
+/// the DCT, journalled as ended; the others stay.
+#[test]
+fn a_lost_target_ends_its_connections_in_the_dct() {
+    let topo = figure4();
+    let sas = sa_records_to_adopt().2;
+    let mut conns = conns_to_restore();
+    let mut on_mvs2 = conns[0].clone();
+    on_mvs2.0.client_port = 40009;
+    on_mvs2.1.target = "MVS2".into();
+    conns.push(on_mvs2.clone());
+    let (_, mvs5) = topo.image_xcf("MVS5").expect("MVS5");
+    let mut routing = RoutingStack::new("MVS5", mvs5, Default::default(), &[]);
+    let mut target = TargetStack::new("MVS5", mvs5);
+    Adopter {
+        routing: &mut routing,
+        target: &mut target,
+        me: "MVS5",
+        now: Instant::from_millis(1000),
+    }
+    .adopt(&topo, DVA1, sas, conns.clone(), Some("MVS1"));
+    assert_eq!(routing.dct().len(), 2, "MVS4's and MVS2's connections");
+    routing.keep_journal();
+    assert_eq!(routing.target_down("MVS4"), 1);
+    assert!(
+        routing.dct().get(&conns[0].0).is_none(),
+        "MVS4's entry ended"
+    );
+    assert!(
+        routing.dct().get(&on_mvs2.0).is_some(),
+        "MVS2's entry stays"
+    );
+    assert_eq!(routing.counters().ended_target_down, 1);
+    assert_eq!(
+        routing.take_journal(),
+        [crate::sysplex::routing::DctChange::Ended(conns[0].0)]
+    );
+    assert_eq!(routing.target_down("MVS4"), 0, "nothing left to end");
+}
+
 /// A connection served by the failed stack itself is not continued;
 /// one on a live target is, at the target's XCF address of the
 /// topology; an unknown target is refused.

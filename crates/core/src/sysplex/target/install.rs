@@ -105,6 +105,15 @@ impl TargetStack {
         });
     }
 
+    /// A DVIPA given back to its owner: the shadow pairs of `dvipa` that
+    /// `owner` (this image, as the DVIPA's routing stack) installed and no
+    /// other routing stack installed again since go; returns how many.
+    pub fn forget_pairs_of(&mut self, dvipa: Ipv4Addr, owner: &str) -> usize {
+        let before = self.shadow.len();
+        self.remove_pairs(|p| p.install.dvipa == dvipa && p.owner == owner);
+        before - self.shadow.len()
+    }
+
     /// Fig. 7 block 122: the pair goes into the shadow cache of its DVIPA.
     pub fn install(
         &mut self,
