@@ -248,6 +248,8 @@ for p in "${PIDS[@]}"; do wait "$p" || true; done
 PIDS=()
 sample
 cp "$RUN/client1.strongswan/charon.log" "$WORK/charon.log" 2>/dev/null || true
+# The daemons' logs, for what the counters do not say (who rekeyed why).
+for f in mvs1 mvs5 client2 cf; do cp "$RUN/$f.log" "$WORK/$f.log" 2>/dev/null || true; done
 
 # ---- the summary ----
 python3 - "$WORK" "$OUT" "$T" "$RATE" "$REKEY" "$KB" "$FAULTS" <<'PY'
