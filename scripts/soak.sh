@@ -291,7 +291,19 @@ ss_rekeyed = len(re.findall(r"CHILD_SA \S+ state change: REKEYING => REKEYED", c
 ss_replay = len(re.findall(r"ESP sequence number verification failed", charon))
 ss_icv = len(re.findall(r"ESP decryption or ICV verification failed", charon))
 c2 = [s.get("client2_replay_drops") for s in samples if s.get("client2_replay_drops") is not None]
+# The routing stacks' logs name each rekeyed pair with the role the
+# stack had in the CREATE_CHILD_SA (initiator: its IKE rekeyed, by the
+# bytes the targets reported or by time; responder: the client did) and
+# the client's address.
+by_role = {}
+for f in ("mvs1", "mvs5"):
+    for path in glob.glob(f"{work}/{f}.log"):
+        for m in re.finditer(r"rekeyed: child#\d+ of ike#\d+ \((initiator|responder)\).* === (\S+)",
+                             open(path, errors="replace").read()):
+            key = f"{f.upper()} {m.group(1)} with {m.group(2)}"
+            by_role[key] = by_role.get(key, 0) + 1
 rekeys = {
+    "routing_stack_rekeys_by_role_in_logs": by_role,
     "routing_stack_child_sas_rekeyed": accumulated("child_sas_rekeyed"),
     "routing_stack_rekeys_late": accumulated("rekeys_late"),
     "routing_stack_lifesize_reports": accumulated("lifesize_reports"),
