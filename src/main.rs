@@ -172,8 +172,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a generated topology with N images (for scale tests).
+    /// Print topologies/figure4.toml's layout for N images (SYS1 owns DVA1
+    /// and distributes it to ALL, SYS2 backs it up, client1 runs strongSwan
+    /// and client2 the plexnet client), e.g. `plexnet generate --images 32 >
+    /// gen32.toml`.
     Generate {
+        /// How many images, 2 to 128.
         #[arg(long, default_value_t = 32)]
         images: usize,
     },
@@ -357,7 +361,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         _ => "shown".to_string(),
                     },
                     describe_qdisc(&r.current)
-                )
+                ) + &match (&r.loss_at, r.loss_dropped) {
+                    (Some(at), Some(n)) => format!("; loss classifier at {at}: {n} dropped"),
+                    _ => String::new(),
+                }
             })
         }
         Command::Kill {
@@ -424,7 +431,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Doctor { file, json } => cmd_doctor(&resolve(file), json),
         Command::Generate { images } => {
-            print!("{}", topology::generate(images));
+            print!("{}", topology::generate(images)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Client {

@@ -99,6 +99,56 @@ fn served_again_by(prefix: &str, image: &str) {
     });
 }
 
+/// `--loss 50` on client1's LAN (netem, or on a kernel without it the BPF
+/// classifier at the router's end, which counts its drops): of 200 pings
+/// to the router, between 25 % and 75 % get no answer (a request and its
+/// answer each cross the link once more than the other way: the loss is
+/// on the way in to the router only). Cleared, none are lost.
+fn half_the_pings_are_lost_with_loss_50(prefix: &str) {
+    let lost = |prefix| {
+        let out = plexnet(
+            prefix,
+            &[
+                "exec",
+                "client1",
+                "--",
+                "ping",
+                "-c",
+                "200",
+                "-i",
+                "0.005",
+                "-q",
+                "198.18.1.1",
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let received = text
+            .split(", ")
+            .find_map(|f| f.strip_suffix(" received")?.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no ping summary: {text}"));
+        200 - received
+    };
+    let r = json(
+        prefix,
+        &["netem", "client1", "lan", "--loss", "50", "--json"],
+    );
+    assert_eq!(r["action"], "set", "{r}");
+    let n = lost(prefix);
+    assert!((50..=150).contains(&n), "{n} of 200 lost with --loss 50");
+    let shown = json(prefix, &["netem", "client1", "lan", "--json"]);
+    if shown["loss_at"].is_string() {
+        assert_eq!(
+            shown["loss_dropped"].as_u64(),
+            Some(u64::from(n)),
+            "{shown}"
+        );
+        let e = fails(prefix, &["netem", "client1", "lan", "--delay", "10"]);
+        assert!(e.contains("--delay and --jitter need it"), "{e}");
+    }
+    ok(prefix, &["netem", "client1", "lan", "--clear"]);
+    assert_eq!(lost(prefix), 0, "pings lost after --clear");
+}
+
 #[test]
 fn errors_name_what_is_wrong_and_change_nothing() {
     if !can_use_namespaces("errors_name_what_is_wrong_and_change_nothing") {
@@ -131,6 +181,7 @@ fn errors_name_what_is_wrong_and_change_nothing() {
     curls(P, 3);
     let r = json(P, &["netem", "MVS2", "ext", "--clear", "--json"]);
     assert_eq!(r["action"], "cleared", "{r}");
+    half_the_pings_are_lost_with_loss_50(P);
     // A client's LAN down: its requests go nowhere; up again, they are
     // answered (the router's and the client's routes come back).
     let r = json(P, &["link", "client2", "net", "down", "--json"]);

@@ -194,8 +194,8 @@ fn minimal_topology() {
 
 #[test]
 fn generated_topologies_load() {
-    for n in [1, 2, 32, 300] {
-        let text = topology::generate(n);
+    for n in [2, 5, 32, 64, 128] {
+        let text = topology::generate(n).expect("in range");
         let path = PathBuf::from(format!("gen{n}.toml"));
         let t = match topology::load_str(&text, &path) {
             Ok(t) => t,
@@ -213,8 +213,30 @@ fn generated_topologies_load() {
         assert_eq!(d.method, DistMethod::RoundRobin);
         assert_eq!(d.ports, [80]);
         assert_eq!(d.dests.len(), n);
-        assert_eq!(t.clients.len(), 1);
+        // figure4's roles: SYS2 backs DVA1 up, both run IKE with
+        // IPSECURITY, strongSwan in client1, the plexnet client in client2.
+        assert!(t.images[1].vipa.backups.iter().any(|b| b.addr == dvipa[0]));
+        assert!(t.images[..2]
+            .iter()
+            .all(|i| i.ike && i.ip_security.is_some()));
+        assert_eq!(t.xcf_forwarding, topology::XcfForwarding::GreInUdp);
+        let ipsec: Vec<_> = t
+            .clients
+            .iter()
+            .map(|c| (c.name.as_str(), c.ipsec))
+            .collect();
+        assert_eq!(
+            ipsec,
+            [
+                ("client1", topology::ClientIpsec::Strongswan),
+                ("client2", topology::ClientIpsec::Plexnet)
+            ]
+        );
         assert!(t.hosts.iter().any(|h| h.name == "DVA1"));
+    }
+    for n in [0, 1, 129, 300] {
+        let e = topology::generate(n).expect_err("out of range").to_string();
+        assert!(e.contains("2 to 128"), "generate({n}): {e}");
     }
 }
 
@@ -614,4 +636,30 @@ fn manual_topologies_use_ip_man_vpn_action() {
             assert_eq!((last.action.clone(), last.log), (FilterAction::Deny, true));
         }
     }
+}
+
+/// `[limits]` reaches every image's routing stack (the DCT bound and its
+/// half-open timeouts), the NEWCONN hold queue, the CF and XCF; without
+/// the table, the defaults hold.
+#[test]
+fn limits_reach_the_routing_stack_and_default_when_absent() {
+    let t = load("topologies/figure4.toml");
+    assert_eq!(t.limits, plexnet::sysplex::limits::SysplexLimits::default());
+    let dir = std::env::temp_dir().join(format!("plxbound-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("limits.toml");
+    let text = "name = \"limits\"\n[limits]\ndct_max_entries = 4096\nhalf_open_timeout_ms = 3000\nhalf_open_pressure_ms = 200\nnewconn_hold_max = 8\ncf_max_entries_per_image = 100\n\n[[image]]\nname = \"MVS1\"\n";
+    std::fs::write(&path, text).expect("write");
+    let t = topology::load(&path).expect("loads");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        (t.limits.newconn_hold_max, t.limits.cf_max_entries_per_image),
+        (8, 100)
+    );
+    let rc = t.images[0].routing_config();
+    assert_eq!(
+        (rc.limits.max_entries, rc.limits.syn_pressure_ms),
+        (4096, 200)
+    );
+    assert_eq!(rc.timeouts.syn_ms, 3000);
 }

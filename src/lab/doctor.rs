@@ -101,7 +101,7 @@ pub enum Status {
     /// Could not be checked here (kernel features without root).
     Unchecked,
     /// Missing, but only one command needs it (`kernel netem`: `plexnet
-    /// netem`'s delay and loss); not counted by [`Report::missing`].
+    /// netem`'s delay and jitter); not counted by [`Report::missing`].
     Optional,
 }
 

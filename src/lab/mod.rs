@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod down;
 pub mod exec;
 pub mod fault;
+pub mod neighbours;
 pub mod netlink;
 pub mod netns;
 pub mod plan;

@@ -38,6 +38,25 @@ fn ignore_exists(r: Result<(), rtnetlink::Error>) -> Result<(), rtnetlink::Error
     }
 }
 
+/// What both ends of a new veth pair get at creation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VethEnds {
+    /// Both ends' MTU (the kernel's default 1500 when `None`).
+    pub mtu: Option<u32>,
+    /// The Ethernet address of the end created here, and of the peer's.
+    pub mac: Option<[u8; 6]>,
+    pub peer_mac: Option<[u8; 6]>,
+}
+
+impl VethEnds {
+    fn attributes(&self, mac: Option<[u8; 6]>) -> Vec<LinkAttribute> {
+        let mut a = Vec::new();
+        a.extend(self.mtu.map(LinkAttribute::Mtu));
+        a.extend(mac.map(|m| LinkAttribute::Address(m.to_vec())));
+        a
+    }
+}
+
 /// A policy routing rule (`ip rule`).
 #[derive(Debug, Clone, Default)]
 pub struct Rule<'a> {
@@ -177,9 +196,25 @@ impl NsLinks {
     }
 
     /// Creates a veth pair: `name` here, `peer_name` directly inside
-    /// `peer`'s namespace (as `ip link add ... peer name P netns NS`). Both
-    /// ends are left down.
+    /// `peer`'s namespace (as `ip link add ... peer name P netns NS`),
+    /// with the kernel's defaults. `name` is up, `peer_name` down.
     pub async fn add_veth(&self, name: &str, peer: &NsLinks, peer_name: &str) -> Result<()> {
+        self.add_veth_with(name, peer, peer_name, &VethEnds::default())
+            .await
+    }
+
+    /// Creates a veth pair: `name` here, `peer_name` directly inside
+    /// `peer`'s namespace (as `ip link add NAME [mtu M] [address A] type
+    /// veth peer name P netns NS [mtu M] [address B]`), in one request:
+    /// `ends` gives both ends' MTU and Ethernet address. `name` is up;
+    /// `peer_name` is left down.
+    pub async fn add_veth_with(
+        &self,
+        name: &str,
+        peer: &NsLinks,
+        peer_name: &str,
+        ends: &VethEnds,
+    ) -> Result<()> {
         let peer_ns = netns::open(&peer.ns)?;
         // rtnetlink's veth(a, b) names the *peer* a and the main link b.
         let mut req = self
@@ -187,9 +222,9 @@ impl NsLinks {
             .link()
             .add()
             .veth(peer_name.to_string(), name.to_string());
-        let peer_msg = req
-            .message_mut()
-            .attributes
+        let main = &mut req.message_mut().attributes;
+        main.extend(ends.attributes(ends.mac));
+        let peer_msg = main
             .iter_mut()
             .find_map(|a| match a {
                 LinkAttribute::LinkInfo(infos) => infos.iter_mut().find_map(|i| match i {
@@ -199,6 +234,7 @@ impl NsLinks {
                 _ => None,
             })
             .ok_or_else(|| anyhow!("rtnetlink veth request has no peer message"))?;
+        peer_msg.attributes.extend(ends.attributes(ends.peer_mac));
         peer_msg
             .attributes
             .push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
@@ -208,6 +244,97 @@ impl NsLinks {
                 self.ns, peer.ns
             )
         })
+    }
+
+    /// `ip link set dev INDEX up` (a link looked up already).
+    pub async fn up_index(&self, index: u32, name: &str) -> Result<()> {
+        self.handle
+            .link()
+            .set(index)
+            .up()
+            .execute()
+            .await
+            .with_context(|| format!("{}: setting {name} up", self.ns))
+    }
+
+    /// `ip neigh add ADDR lladdr MAC dev INDEX nud permanent`: a
+    /// point-to-point link's peer, known from the plan, so the kernel
+    /// never resolves it by ARP. Permanent entries are exempt from the
+    /// neighbour table's garbage collection and do not count against
+    /// `gc_thresh3`, a limit shared by every namespace of the host
+    /// (Documentation/networking/ip-sysctl.rst, `neigh/default/gc_thresh3`).
+    /// An entry already there is replaced (`ip neigh replace`).
+    pub async fn add_permanent_neighbour(
+        &self,
+        index: u32,
+        name: &str,
+        addr: Ipv4Addr,
+        mac: [u8; 6],
+    ) -> Result<()> {
+        self.handle
+            .neighbours()
+            .add(index, IpAddr::V4(addr))
+            .link_local_address(&mac)
+            .replace()
+            .execute()
+            .await
+            .with_context(|| format!("{}: adding neighbour {addr} on {name}", self.ns))
+    }
+
+    /// `ip addr add ADDR/LEN dev INDEX` (a link looked up already).
+    pub async fn add_addr_index(
+        &self,
+        index: u32,
+        name: &str,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<()> {
+        self.handle
+            .address()
+            .add(index, IpAddr::V4(addr), prefix_len)
+            .execute()
+            .await
+            .with_context(|| format!("{}: adding {addr}/{prefix_len} to {name}", self.ns))
+    }
+
+    /// `ip route add DEST/LEN [via GW] dev INDEX` (a link looked up already).
+    pub async fn add_route_index(
+        &self,
+        dest: Ipv4Addr,
+        prefix_len: u8,
+        gateway: Option<Ipv4Addr>,
+        index: u32,
+        name: &str,
+    ) -> Result<()> {
+        let mut req = self
+            .handle
+            .route()
+            .add()
+            .v4()
+            .destination_prefix(dest, prefix_len)
+            .output_interface(index);
+        if let Some(gw) = gateway {
+            req = req.gateway(gw);
+        }
+        req.execute().await.with_context(|| {
+            format!(
+                "{}: adding route {dest}/{prefix_len}{} dev {name}",
+                self.ns,
+                gateway.map(|g| format!(" via {g}")).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// `ip link set dev INDEX master BRIDGE` (a link looked up already).
+    pub async fn set_master_index(&self, index: u32, name: &str, bridge: &str) -> Result<()> {
+        let master = self.index(bridge).await?;
+        self.handle
+            .link()
+            .set(index)
+            .controller(master)
+            .execute()
+            .await
+            .with_context(|| format!("{}: attaching {name} to {bridge}", self.ns))
     }
 
     pub async fn add_addr(&self, name: &str, addr: Ipv4Addr, prefix_len: u8) -> Result<()> {

@@ -38,6 +38,11 @@ pub struct End {
     /// Per-interface sysctls: paths under `/proc/sys` with `IF` standing
     /// for the interface name.
     pub if_sysctls: Vec<(&'static str, &'static str)>,
+    /// This end's Ethernet address, when the plan fixes it.
+    pub mac: Option<[u8; 6]>,
+    /// Permanent neighbour entries (address, Ethernet address) of the
+    /// point-to-point links: see [`static_neighbours`].
+    pub neighbours: Vec<(Ipv4Addr, [u8; 6])>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +175,38 @@ fn end(ns: &str, ifname: String) -> End {
         routes: Vec::new(),
         bridge: None,
         if_sysctls: Vec::new(),
+        mac: None,
+        neighbours: Vec::new(),
     }
+}
+
+/// A locally administered unicast Ethernet address (IEEE 802 bit 1 of
+/// the first octet set) for end `side` (0 or 1) of the plan's veth number
+/// `veth`: unique within a lab, and the same on every `up`.
+pub fn veth_mac(veth: usize, side: u8) -> [u8; 6] {
+    let v = veth as u32;
+    [0x02, 0x70, (v >> 16) as u8, (v >> 8) as u8, v as u8, side]
+}
+
+/// XCF and CF links are point-to-point, as a real XCF signalling path or
+/// CF link is: each end knows the other's address from the plan, so both
+/// get a permanent neighbour entry and nothing on them runs ARP.
+///
+/// Why it matters: the kernel's IPv4 neighbour table is one table for
+/// every namespace of the host, and its `gc_thresh3` (1024 by default)
+/// bounds all of them together. The XCF full mesh needs N(N-1) entries
+/// (992 at 32 images): resolved by ARP, a 32-image sysplex filled the
+/// table, and the kernel then dropped, without a counter of ours, what
+/// needed a new entry: the client's IKE_SA_INIT at `net`, a target's CF
+/// request, a SYN-ACK. Permanent entries are exempt from that limit.
+fn static_neighbours(veth: &mut Veth, index: usize) {
+    let (mac_a, mac_b) = (veth_mac(index, 0), veth_mac(index, 1));
+    let addr = |e: &End| e.addrs.first().map(|(a, _)| *a);
+    let (addr_a, addr_b) = (addr(&veth.a), addr(&veth.b));
+    veth.a.mac = Some(mac_a);
+    veth.b.mac = Some(mac_b);
+    veth.a.neighbours.extend(addr_b.map(|b| (b, mac_b)));
+    veth.b.neighbours.extend(addr_a.map(|a| (a, mac_a)));
 }
 
 pub fn plan(topo: &Topology, prefix: &str) -> Plan {
@@ -268,6 +304,11 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
             mtu: None,
         });
     }
+    for (i, v) in veths.iter_mut().enumerate() {
+        if matches!(v.kind, LinkKind::Xcf | LinkKind::Cf) {
+            static_neighbours(v, i);
+        }
+    }
     Plan {
         namespaces,
         veths,
@@ -328,8 +369,11 @@ mod tests {
 
     #[test]
     fn interface_names_fit_the_kernel_limit() {
-        let topo =
-            topology::load_str(&topology::generate(32), Path::new("gen.toml")).expect("loads");
+        let topo = topology::load_str(
+            &topology::generate(32).expect("32 in range"),
+            Path::new("gen.toml"),
+        )
+        .expect("loads");
         let p = plan(&topo, "plx-");
         for v in &p.veths {
             for e in [&v.a, &v.b] {
@@ -385,6 +429,41 @@ mod tests {
         assert!(client
             .sysctls
             .contains(&("net/ipv4/conf/all/rp_filter", "2")));
+    }
+
+    #[test]
+    fn point_to_point_links_know_their_peer_without_arp() {
+        let p = figure4();
+        let v = p
+            .veths
+            .iter()
+            .find(|v| v.kind == LinkKind::Xcf && v.a.ns == "plx-mvs1" && v.b.ns == "plx-mvs2")
+            .expect("MVS1-MVS2 XCF link");
+        let (a, b) = (v.a.mac.expect("a's MAC"), v.b.mac.expect("b's MAC"));
+        assert_ne!(a, b);
+        assert_eq!(a[0] & 0x03, 0x02, "locally administered unicast");
+        assert_eq!(v.a.neighbours, [(Ipv4Addr::new(198, 19, 0, 2), b)]);
+        assert_eq!(v.b.neighbours, [(Ipv4Addr::new(198, 19, 0, 1), a)]);
+        let cf = p
+            .veths
+            .iter()
+            .find(|v| v.kind == LinkKind::Cf && v.a.ns == "plx-mvs1")
+            .expect("MVS1's CF link");
+        assert_eq!(cf.a.neighbours[0].0, Ipv4Addr::new(198, 19, 255, 254));
+        assert_eq!(cf.b.neighbours[0].0, Ipv4Addr::new(198, 19, 0, 1));
+        let macs: std::collections::BTreeSet<_> = p
+            .veths
+            .iter()
+            .flat_map(|v| [v.a.mac, v.b.mac])
+            .flatten()
+            .collect();
+        let ends = p.veths.iter().filter(|v| v.a.mac.is_some()).count() * 2;
+        assert_eq!(macs.len(), ends, "every MAC once");
+        let ext = p.veths.iter().find(|v| v.kind == LinkKind::ExternalLan);
+        assert!(
+            ext.is_some_and(|v| v.a.neighbours.is_empty()),
+            "the LANs keep ARP"
+        );
     }
 
     #[test]

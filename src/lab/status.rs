@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::fault::{self, record::Faults};
+use super::neighbours::NeighbourTable;
 use super::state::{self, LabState, NodeKind};
 use super::{netns, process};
 use crate::runtime::control;
@@ -38,6 +39,9 @@ pub struct InstanceStatus {
     pub source: String,
     pub run_dir: String,
     pub nodes: Vec<NodeStatus>,
+    /// The host's neighbour table, which every namespace shares: packets
+    /// dropped because it was full are counted there only.
+    pub kernel_neighbours: Option<NeighbourTable>,
     /// Links `plexnet link` took down and qdiscs `plexnet netem` set.
     pub faults: Faults,
 }
@@ -95,6 +99,7 @@ pub fn instance_status(run_dir: &Path, lab: &LabState) -> InstanceStatus {
         source: lab.source.display().to_string(),
         run_dir: run_dir.display().to_string(),
         nodes,
+        kernel_neighbours: NeighbourTable::read(),
         faults: Faults::load(run_dir).unwrap_or_default(),
     }
 }
@@ -133,6 +138,12 @@ pub fn render(instances: &[InstanceStatus]) -> String {
                 n.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 if n.ready { "yes" } else { "NO" },
                 detail(n)
+            ));
+        }
+        if let Some(t) = &inst.kernel_neighbours {
+            s.push_str(&format!(
+                "  kernel neighbour table (all namespaces): {} entries (permanent ones included), gc_thresh3 {}; dropped: {} table full, {} unresolved\n",
+                t.entries, t.gc_thresh3, t.table_fulls, t.unresolved_discards
             ));
         }
         s.push_str(&render_faults(&inst.faults));

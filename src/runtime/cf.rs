@@ -70,6 +70,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct CfService {
     cf: Mutex<CouplingFacility>,
     counters: ServerAtomics,
+    /// The connector image of each peer address (its XCF address): what
+    /// it creates in the CF is charged to its share. An address not
+    /// listed is its own connector.
+    names: HashMap<std::net::IpAddr, String>,
 }
 
 #[derive(Debug, Default)]
@@ -107,10 +111,24 @@ pub struct CfServiceStatus {
 impl CfService {
     /// Wraps a coupling facility for serving.
     pub fn new(cf: CouplingFacility) -> Arc<Self> {
+        Self::with_names(cf, HashMap::new())
+    }
+
+    /// The same, naming each connector image by its peer address.
+    pub fn with_names(cf: CouplingFacility, names: HashMap<std::net::IpAddr, String>) -> Arc<Self> {
         Arc::new(CfService {
             cf: Mutex::new(cf),
             counters: ServerAtomics::default(),
+            names,
         })
+    }
+
+    /// The connector a peer address stands for.
+    fn connector(&self, peer: SocketAddr) -> String {
+        self.names
+            .get(&peer.ip())
+            .cloned()
+            .unwrap_or_else(|| peer.ip().to_string())
     }
 
     /// Handles one request directly (in-process users, tests).
@@ -165,7 +183,8 @@ pub async fn serve_cf(listener: TcpListener, service: Arc<CfService>) {
                     service.counters.connections_accepted.fetch_add(1, Relaxed);
                     let service = Arc::clone(&service);
                     conns.spawn(async move {
-                        match serve_connection(stream, &service).await {
+                        let connector = service.connector(peer);
+                        match serve_connection_as(stream, &service, &connector).await {
                             Ok(()) => tracing::debug!("CF connection from {peer} closed"),
                             Err(e) => tracing::warn!("CF connection from {peer} closed: {e}"),
                         }
@@ -189,9 +208,22 @@ pub async fn serve_connection<S>(stream: S, service: &CfService) -> Result<(), C
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    serve_connection_as(stream, service, crate::sysplex::cf::LOCAL_CONNECTOR).await
+}
+
+/// [`serve_connection`] for the image `connector`, whose share of the CF
+/// its requests use.
+pub async fn serve_connection_as<S>(
+    stream: S,
+    service: &CfService,
+    connector: &str,
+) -> Result<(), CfConnError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let c = &service.counters;
     c.connections_open.fetch_add(1, Relaxed);
-    let result = serve_frames(stream, service).await;
+    let result = serve_frames(stream, service, connector).await;
     c.connections_open.fetch_sub(1, Relaxed);
     if matches!(result, Err(CfConnError::Malformed(_))) {
         c.connections_reset.fetch_add(1, Relaxed);
@@ -199,7 +231,11 @@ where
     result
 }
 
-async fn serve_frames<S>(mut stream: S, service: &CfService) -> Result<(), CfConnError>
+async fn serve_frames<S>(
+    mut stream: S,
+    service: &CfService,
+    connector: &str,
+) -> Result<(), CfConnError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -226,7 +262,7 @@ where
                 c.frames_in.fetch_add(1, Relaxed);
                 let (id, resp) = match frame {
                     Ok(d) => match d.body {
-                        Body::CfRequest(req) => (d.request_id, cf.handle(req)),
+                        Body::CfRequest(req) => (d.request_id, cf.handle_from(connector, req)),
                         Body::Xcf(_) | Body::CfResponse(_) => {
                             let e = CfError::Malformed(format!(
                                 "the CF takes requests, not {:?} frames",

@@ -73,7 +73,9 @@ async fn run_image(args: &DaemonArgs, topo: &Topology, name: &str) -> Result<()>
         .iter()
         .map(|i| (i.name.clone(), i.xcf_addr))
         .collect();
-    let (mesh, mut inbox) = XcfMesh::start(name, me.xcf_addr, peers, XCF_PORT)
+    let mut xcf = super::xcf::XcfConfig::new(name, me.xcf_addr, peers, XCF_PORT);
+    xcf.max_message = usize::try_from(topo.limits.xcf_max_message_bytes).unwrap_or(usize::MAX);
+    let (mesh, mut inbox) = XcfMesh::start_with(xcf)
         .await
         .context("starting the XCF mesh")?;
     let mesh = Arc::new(mesh);
@@ -182,7 +184,15 @@ async fn run_cf(args: &DaemonArgs, topo: &Topology) -> Result<()> {
     let listener = tokio::net::TcpListener::bind((addr, port))
         .await
         .with_context(|| format!("binding the CF to {addr}:{port}"))?;
-    let service = CfService::new(CouplingFacility::new());
+    // [limits]: each image's share of the CF, charged by its XCF address
+    // (the address it reaches the CF from).
+    let names = topo
+        .images
+        .iter()
+        .map(|i| (std::net::IpAddr::V4(i.xcf_addr), i.name.clone()))
+        .collect();
+    let limits = crate::sysplex::cf::CfLimits::from(&topo.limits);
+    let service = CfService::with_names(CouplingFacility::with_limits(limits), names);
     tokio::spawn(serve_cf(listener, Arc::clone(&service)));
     control::serve(
         &state::socket_path(&args.run_dir, &node),

@@ -147,6 +147,54 @@ pub struct Netstat {
     pub vcrt: Vec<VcrtRow>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conn: Vec<ConnRow>,
+    /// VDPT and VCRT: the table's bound and what it did under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dct: Option<DctSummary>,
+}
+
+/// The DCT (VCRT) against its `[limits]`: how full it is, the half-open
+/// timeout now (it shrinks as the table fills), and what the bound did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DctSummary {
+    pub entries: usize,
+    pub half_open: usize,
+    pub max_entries: u32,
+    pub half_open_timeout_ms: u64,
+    /// SYNs refused: full, and no half-open entry to evict.
+    pub full: u64,
+    pub half_open_evicted: u64,
+    pub half_open_expired: u64,
+    pub peak: u64,
+}
+
+pub fn dct_summary(r: &RoutingStack) -> DctSummary {
+    let dct = r.dct();
+    let c = dct.counters();
+    DctSummary {
+        entries: dct.len(),
+        half_open: dct.half_open(),
+        max_entries: dct.limits().max_entries,
+        half_open_timeout_ms: dct.syn_limit(&r.config().timeouts).as_millis() as u64,
+        full: c.full,
+        half_open_evicted: c.half_open_evicted,
+        half_open_expired: c.half_open_expired,
+        peak: c.peak,
+    }
+}
+
+fn render_dct(s: &mut String, d: &DctSummary) {
+    let _ = writeln!(
+        s,
+        "VCRT: {} of {} entries ({} half-open, timeout now {} ms), peak {}; half-open evicted {}, expired {}; SYNs refused (table full) {}",
+        d.entries,
+        d.max_entries,
+        d.half_open,
+        d.half_open_timeout_ms,
+        d.peak,
+        d.half_open_evicted,
+        d.half_open_expired,
+        d.full
+    );
 }
 
 fn moveable(m: Moveable) -> String {
@@ -341,6 +389,10 @@ pub struct SaRow {
     pub peeks: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded: Option<u64>,
+    /// Inbound: the top of the replay window (routing stack: its pre-check
+    /// window, moved only by authenticated numbers; target: the SA's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_top: Option<u64>,
     /// Target: the routing stack that installed this shadow SA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -551,6 +603,7 @@ fn sa_row(dvipa: Ipv4Addr, direction: &str, cfg: &SaConfig) -> SaRow {
         drops: BTreeMap::new(),
         peeks: None,
         forwarded: None,
+        replay_top: None,
         owner: None,
         bundled_with: None,
         origin: String::new(),
@@ -605,9 +658,15 @@ pub fn ipsec(image: &str, routing: Option<&RoutingStack>, target: &TargetStack) 
             let ah = p.ah.as_ref().map(|a| &a.bundle);
             let d = p.install.dvipa;
             // A bundle is peeked through its AH into its ESP: both count.
-            for mut inb in direction_rows(d, "in", &p.install.inbound, ah.map(|a| &a.inbound)) {
+            let tops = [
+                Some(p.precheck_top()),
+                p.ah.as_ref().map(|a| a.precheck_top()),
+            ];
+            let inb = direction_rows(d, "in", &p.install.inbound, ah.map(|a| &a.inbound));
+            for (mut inb, top) in inb.into_iter().zip(tops) {
                 inb.peeks = Some(p.peeks);
                 inb.forwarded = Some(p.forwarded);
+                inb.replay_top = top;
                 owned.push(inb);
             }
             owned.extend(direction_rows(
@@ -625,9 +684,11 @@ pub fn ipsec(image: &str, routing: Option<&RoutingStack>, target: &TargetStack) 
         let d = p.install.dvipa;
         let ah = p.ah.as_ref();
         let inb = direction_rows(d, "in", &p.install.inbound, ah.map(|a| &a.bundle.inbound));
-        let counters = [Some(p.inbound.counters()), ah.map(|a| a.inbound.counters())];
-        for (row, c) in inb.into_iter().zip(counters.into_iter().flatten()) {
-            shadow.push(with_counters(row, c, &p.owner));
+        let counters = [Some(&p.inbound), ah.map(|a| &a.inbound)];
+        for (row, sa) in inb.into_iter().zip(counters.into_iter().flatten()) {
+            let mut row = with_counters(row, sa.counters(), &p.owner);
+            row.replay_top = Some(sa.replay().top());
+            shadow.push(row);
         }
         let out = direction_rows(
             d,
@@ -738,6 +799,9 @@ pub fn render_netstat(n: &Netstat) -> String {
                 n.vcrt.len(),
                 if n.vcrt.len() == 1 { "" } else { "s" }
             );
+            if let Some(d) = &n.dct {
+                render_dct(&mut s, d);
+            }
         }
         Report::Conn => {
             let _ = writeln!(s, "{:<22} {:<22} State", "Local Socket", "Foreign Socket");

@@ -215,6 +215,7 @@ fn target_of(topo: &Topology, name: &str) -> Vec<Ipv4Addr> {
 pub fn newconn_policy(topo: &Topology) -> NewConnPolicy {
     let mut policy = NewConnPolicy {
         on_demand: topo.ike.as_ref().is_some_and(|s| s.on_demand),
+        hold_max: usize::try_from(topo.limits.newconn_hold_max).unwrap_or(usize::MAX),
         ..NewConnPolicy::default()
     };
     for c in &topo.clients {

@@ -65,7 +65,7 @@ use tokio::task::JoinSet;
 
 use crate::sysplex::xcf::codec::{encode_xcf, Body, FrameDecoder};
 use crate::sysplex::xcf::XcfMessage;
-use crate::wire::xcf::FrameBody;
+use crate::wire::xcf::{FrameBody, FrameError};
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -101,6 +101,10 @@ pub struct XcfConfig {
     pub queue: usize,
     /// Messages queued for the application.
     pub inbound_queue: usize,
+    /// The longest message body accepted from a peer (`[limits]
+    /// xcf_max_message_bytes`); a longer one resets the session and is
+    /// counted (`too_long`).
+    pub max_message: usize,
 }
 
 impl XcfConfig {
@@ -124,6 +128,7 @@ impl XcfConfig {
             backoff_max: Duration::from_secs(2),
             queue: 1024,
             inbound_queue: 4096,
+            max_message: crate::wire::xcf::MAX_BODY_LEN,
         }
     }
 }
@@ -167,6 +172,9 @@ pub struct PeerCounters {
     pub malformed: u64,
     /// Connections reset because the stream lost its frame boundaries.
     pub resets: u64,
+    /// Of those, frames whose body exceeded `max_message` (also counted
+    /// as malformed and as a reset).
+    pub too_long: u64,
     /// Times the peer was marked down for silence.
     pub silent: u64,
     /// Messages refused because the queue was full.
@@ -450,7 +458,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 async fn handshake_incoming(mut stream: TcpStream, from: SocketAddr, shared: &Shared) {
     let config = &shared.config;
-    let result = tokio::time::timeout(config.hello_timeout, read_hello(&mut stream)).await;
+    let result = tokio::time::timeout(
+        config.hello_timeout,
+        read_hello(&mut stream, config.max_message),
+    )
+    .await;
     let refusal = match result {
         Err(_) => Err((Refusal::NoHello, "no Hello in time".to_string())),
         Ok(Err(r)) => Err(r),
@@ -505,8 +517,9 @@ async fn handshake_incoming(mut stream: TcpStream, from: SocketAddr, shared: &Sh
 /// Reads frames until the first one, which must be a Hello.
 async fn read_hello(
     stream: &mut TcpStream,
+    max_message: usize,
 ) -> Result<(String, Ipv4Addr, FrameDecoder), (Refusal, String)> {
-    let mut decoder = FrameDecoder::new();
+    let mut decoder = FrameDecoder::with_max_body(max_message);
     let mut buf = vec![0u8; 4096];
     loop {
         let n = stream
@@ -568,7 +581,7 @@ async fn connect_peer(shared: &Shared, name: &str) -> Result<Established, String
         write_hello(&mut stream, config)
             .await
             .map_err(|e| format!("sending Hello to {to}: {e}"))?;
-        let (image, xcf_addr, decoder) = read_hello(&mut stream)
+        let (image, xcf_addr, decoder) = read_hello(&mut stream, config.max_message)
             .await
             .map_err(|(_, why)| format!("{to}: {why}"))?;
         if image != name || xcf_addr != slot.addr {
@@ -708,6 +721,9 @@ async fn session_reader(
                     c.malformed += 1;
                     if refused.is_fatal() {
                         c.resets += 1;
+                        if matches!(refused.error, FrameError::TooLong { .. }) {
+                            c.too_long += 1;
+                        }
                         return format!("reset: {refused}");
                     }
                     tracing::warn!("XCF frame from {name} dropped: {refused}");

@@ -33,6 +33,7 @@ impl World {
             on_demand: true,
             peers: BTreeMap::from([(self.dvipa, vec![self.client.addr])]),
             owners: BTreeMap::from([(self.dvipa, owner)]),
+            ..NewConnPolicy::default()
         };
         for img in self.images.values_mut() {
             img.image.set_newconn_policy(policy.clone());

@@ -341,6 +341,18 @@ pub enum ErrorKind {
         value: i64,
         max: u64,
     },
+    // ---- [limits] ----
+    #[error("unknown limit `{key}`; allowed: {allowed}")]
+    UnknownLimit { key: String, allowed: String },
+    #[error("{key} = {value} is out of range; allowed: {min} to {max}")]
+    LimitOutOfRange {
+        key: String,
+        value: i64,
+        min: u64,
+        max: u64,
+    },
+    #[error("half_open_pressure_ms = {pressure} exceeds half_open_timeout_ms = {timeout}; allowed: at most the timeout (it is the timeout under pressure)")]
+    PressureAboveTimeout { pressure: u64, timeout: u64 },
     // ---- IKE ----
     #[error("{what} `{value}` cannot be used: {reason}; allowed: strongSwan proposal syntax such as aes128-sha256-x25519 (IKE) or aes128-sha1 (ESP), comma-separated, or default")]
     IkeProposals {

@@ -36,6 +36,9 @@ pub(crate) struct TopologyFile {
     pub(crate) manual_sas: Vec<ManualSaDef>,
     pub(crate) ike: Option<IkeDef>,
     pub(crate) xcf: Option<XcfDef>,
+    /// `[limits]`: bounds of the tables unauthenticated peers can grow,
+    /// `key = integer` (the keys and ranges are `super::limits`').
+    pub(crate) limits: Option<BTreeMap<String, Spanned<i64>>>,
 }
 
 /// `[xcf]`: settings of the XCF links between images.

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 
 use super::{Image, Topology};
 use plexnet_core::sysplex::config::{InboundFilter, VipaDistribute};
+use plexnet_core::sysplex::dct::DctTimeouts;
 use plexnet_core::sysplex::routing::{FilterAt, RoutingConfig};
 use plexnet_core::sysplex::spec::{ImageSpec, SysplexSpec};
 
@@ -25,6 +26,12 @@ impl Image {
             // only when the owner says so; without it the routing stack
             // does the crypto itself (z/OS IPSEC statement).
             distribute_crypto: self.distribute_crypto && self.dvipsec_allows_distribution(),
+            // [limits]: the DCT's bound and its half-open timeouts.
+            timeouts: DctTimeouts {
+                syn_ms: self.limits.half_open_timeout_ms,
+                ..DctTimeouts::default()
+            },
+            limits: self.limits.dct(),
             ..RoutingConfig::default()
         }
     }

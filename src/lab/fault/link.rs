@@ -165,6 +165,14 @@ async fn set_ends(ends: &[&End], to: LinkState) -> Result<()> {
                         .ensure_route(r.dest, r.prefix_len, r.via, Some(&end.ifname))
                         .await?;
                 }
+                // Setting a link down flushed its permanent neighbour
+                // entries too (the XCF and CF links': docs/ARCHITECTURE.md).
+                let index = links.index(&end.ifname).await?;
+                for (addr, mac) in &end.neighbours {
+                    links
+                        .add_permanent_neighbour(index, &end.ifname, *addr, *mac)
+                        .await?;
+                }
             }
         }
     }

@@ -19,6 +19,7 @@ use crate::runtime::control;
 use crate::topology::{ClientIpsec, Topology};
 
 pub mod link;
+pub mod loss;
 pub mod netem;
 pub mod record;
 

@@ -6,15 +6,16 @@
 //!
 //! netem is a kernel option (CONFIG_NET_SCH_NETEM, module `sch_netem`);
 //! `plexnet doctor` probes it (scripts/host-needs.list, `kernel netem`).
-//! A kernel without it can still limit the rate: `--rate` alone then uses
-//! the token bucket filter (tc-tbf(8)); delay, jitter and loss are refused
-//! with the reason.
+//! A kernel without it still gets a rate and a loss: `--rate` through the
+//! token bucket filter (tc-tbf(8)) at IF's root, `--loss` through a BPF
+//! classifier on the ingress of the link's other end ([`super::loss`]);
+//! delay and jitter are refused with the reason.
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::record::{Faults, Shaped};
-use super::Found;
+use super::{loss, Found};
 use crate::lab::netlink::NsLinks;
 use crate::lab::process;
 
@@ -80,26 +81,12 @@ impl Shape {
         a
     }
 
-    /// The token bucket filter for a rate alone (tc-tbf(8)): a burst of
-    /// 32 KiB, packets queued at most 200 ms.
+    /// The token bucket filter for the rate, without netem (tc-tbf(8)): a
+    /// burst of 32 KiB, packets queued at most 200 ms.
     fn tbf_args(&self) -> Option<Vec<String>> {
-        let only_rate = Shape {
-            rate: self.rate.clone(),
-            ..Shape::default()
-        };
-        (*self == only_rate && self.rate.is_some()).then(|| {
-            [
-                "tbf",
-                "rate",
-                self.rate.as_deref().unwrap_or(""),
-                "burst",
-                "32kb",
-                "latency",
-                "200ms",
-            ]
-            .map(String::from)
-            .to_vec()
-        })
+        let rate = self.rate.as_deref()?;
+        let tbf = ["tbf", "rate", rate, "burst", "32kb", "latency", "200ms"];
+        Some(tbf.map(String::from).to_vec())
     }
 }
 
@@ -128,27 +115,41 @@ pub struct NetemReport {
     pub qdisc: Option<String>,
     /// The interface's root qdisc as `tc -j qdisc show` reports it.
     pub current: serde_json::Value,
+    /// Without netem: where the loss classifier drops (`NAMESPACE IF
+    /// ingress`) and how many packets it dropped so far (the clsact
+    /// qdisc's `drops`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_dropped: Option<u64>,
 }
 
-fn tc(found: &Found, args: &[String]) -> Result<std::process::Output> {
+fn tc_in(ns: &str, args: &[String]) -> Result<std::process::Output> {
     let mut argv = vec!["tc"];
     argv.extend(args.iter().map(String::as_str));
-    process::in_namespace(&found.node.namespace, &argv)?
+    process::in_namespace(ns, &argv)?
         .output()
-        .with_context(|| format!("running tc {} in {}", args.join(" "), found.node.namespace))
+        .with_context(|| format!("running tc {} in {ns}", args.join(" ")))
 }
 
-fn tc_ok(found: &Found, args: &[String]) -> Result<String> {
-    let out = tc(found, args)?;
+fn tc_ok_in(ns: &str, args: &[String]) -> Result<String> {
+    let out = tc_in(ns, args)?;
     if !out.status.success() {
         bail!(
-            "tc {} in {} failed: {}",
+            "tc {} in {ns} failed: {}",
             args.join(" "),
-            found.node.namespace,
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn tc(found: &Found, args: &[String]) -> Result<std::process::Output> {
+    tc_in(&found.node.namespace, args)
+}
+
+fn tc_ok(found: &Found, args: &[String]) -> Result<String> {
+    tc_ok_in(&found.node.namespace, args)
 }
 
 /// The interfaces of the node's namespace; an unknown one is an error
@@ -172,6 +173,28 @@ fn current(found: &Found, iface: &str) -> Result<serde_json::Value> {
     let args = ["-j", "qdisc", "show", "dev", iface].map(String::from);
     let text = tc_ok(found, &args)?;
     serde_json::from_str(&text).with_context(|| format!("reading tc -j output: {text}"))
+}
+
+/// The loss classifier's place and drop count, when one is installed at
+/// the far end of `iface` (none on a kernel with netem, or on a non-link).
+fn loss_installed(found: &Found, iface: &str) -> Option<(String, u64)> {
+    let far = loss::far_end(found, iface).ok()?;
+    let args = ["-s", "-j", "qdisc", "show", "dev", &far.ifname].map(String::from);
+    let text = tc_ok_in(&far.ns, &args).ok()?;
+    let qdiscs: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let clsact = qdiscs.as_array()?.iter().find(|q| q["kind"] == "clsact")?;
+    let drops = clsact["drops"].as_u64().unwrap_or(0);
+    Some((format!("{} {} ingress", far.ns, far.ifname), drops))
+}
+
+/// Removes a loss classifier at the far end of `iface`; whether there
+/// was one.
+fn remove_loss(found: &Found, iface: &str) -> Result<bool> {
+    let Ok(far) = loss::far_end(found, iface) else {
+        return Ok(false);
+    };
+    let out = tc_in(&far.ns, &loss::remove_args(&far))?;
+    Ok(out.status.success())
 }
 
 /// Sets, clears or shows the shaping of `iface` on `found`'s node.
@@ -202,22 +225,25 @@ pub fn apply(found: &Found, iface: &str, shape: &Shape, clear: bool) -> Result<N
             }
         })?;
     }
+    let loss = loss_installed(found, iface);
     Ok(NetemReport {
         node,
         iface: iface.to_string(),
         action,
         qdisc,
         current: current(found, iface)?,
+        loss_at: loss.as_ref().map(|(at, _)| at.clone()),
+        loss_dropped: loss.map(|(_, n)| n),
     })
 }
 
-/// `tc qdisc replace dev IF root netem ...`, or tbf for a rate alone on
-/// a kernel without netem. Returns the qdisc as given.
+/// `tc qdisc replace dev IF root netem ...`; on a kernel without netem,
+/// tbf for the rate and the loss classifier at the link's other end.
+/// Replaces what an earlier call set. Returns what was set, as given.
 fn set_root(found: &Found, iface: &str, shape: &Shape) -> Result<String> {
-    let root = ["qdisc", "replace", "dev", iface, "root"].map(String::from);
-    let with = |q: &[String]| [root.to_vec(), q.to_vec()].concat();
+    remove_loss(found, iface)?;
     let netem = shape.netem_args();
-    let out = tc(found, &with(&netem))?;
+    let out = tc(found, &root_qdisc(iface, &netem))?;
     if out.status.success() {
         return Ok(netem.join(" "));
     }
@@ -229,21 +255,51 @@ fn set_root(found: &Found, iface: &str, shape: &Shape) -> Result<String> {
             found.node.namespace
         );
     }
-    let Some(tbf) = shape.tbf_args() else {
+    set_without_netem(found, iface, shape)
+}
+
+fn root_qdisc(iface: &str, qdisc: &[String]) -> Vec<String> {
+    let root = ["qdisc", "replace", "dev", iface, "root"].map(String::from);
+    [root.to_vec(), qdisc.to_vec()].concat()
+}
+
+/// tbf for `--rate`, the BPF classifier for `--loss`; `--delay` and
+/// `--jitter` have no stand-in and are refused before anything is set.
+fn set_without_netem(found: &Found, iface: &str, shape: &Shape) -> Result<String> {
+    if shape.delay_ms.is_some() {
         bail!(
-            "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM, module sch_netem; `sudo plexnet doctor` checks it): --delay, --jitter and --loss need it; --rate alone works (through tbf)"
+            "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM, module sch_netem; `sudo plexnet doctor` checks it): --delay and --jitter need it; --loss and --rate work without it"
         );
-    };
-    tc_ok(found, &with(&tbf))?;
-    Ok(tbf.join(" "))
+    }
+    // Found before anything is set, so a non-link fails with nothing half-made.
+    let far = shape
+        .loss_pct
+        .map(|_| loss::far_end(found, iface))
+        .transpose()?;
+    let mut set = Vec::new();
+    if let Some(tbf) = shape.tbf_args() {
+        tc_ok(found, &root_qdisc(iface, &tbf))?;
+        set.push(tbf.join(" "));
+    }
+    if let (Some(pct), Some(far)) = (shape.loss_pct, far) {
+        for args in loss::install_args(&far, pct) {
+            tc_ok_in(&far.ns, &args)?;
+        }
+        set.push(format!(
+            "loss {pct}% (bpf at {} {} ingress)",
+            far.ns, far.ifname
+        ));
+    }
+    Ok(set.join(", "))
 }
 
 /// `tc qdisc del dev IF root`: `cleared`, or `unchanged` when only the
 /// default qdisc was there.
 fn clear_root(found: &Found, iface: &str) -> Result<&'static str> {
+    let had_loss = remove_loss(found, iface)?;
     let args = ["qdisc", "del", "dev", iface, "root"].map(String::from);
     let out = tc(found, &args)?;
-    if out.status.success() {
+    if out.status.success() || had_loss {
         return Ok("cleared");
     }
     let err = String::from_utf8_lossy(&out.stderr);
@@ -275,7 +331,6 @@ mod tests {
             s.netem_args().join(" "),
             "netem delay 20ms 5ms loss 1.5% rate 10mbit"
         );
-        assert_eq!(s.tbf_args(), None, "tbf only for a rate alone");
         let r = Shape {
             rate: Some("1gbit".into()),
             ..Shape::default()

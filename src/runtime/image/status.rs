@@ -27,6 +27,7 @@ impl ImageNode {
             vdpt: Vec::new(),
             vcrt: Vec::new(),
             conn: Vec::new(),
+            dct: None,
         };
         match report {
             Report::Vipadcfg => {
@@ -43,7 +44,10 @@ impl ImageNode {
                 n.vipadcfg = Some(cfg);
             }
             Report::Vdpt => n.vdpt = routing.map(display::vdpt).unwrap_or_default(),
-            Report::Vcrt => n.vcrt = routing.map(display::vcrt).unwrap_or_default(),
+            Report::Vcrt => {
+                n.vcrt = routing.map(display::vcrt).unwrap_or_default();
+                n.dct = routing.map(display::dct_summary);
+            }
             Report::Conn => n.conn = display::conn(),
         }
         n
@@ -122,6 +126,7 @@ impl ImageNode {
             "tun": TUN_NAME,
             "xcf": self.xcf.to_string(),
             "xcf_forwarding": self.topo.xcf_forwarding,
+            "limits": self.topo.limits,
             "owned_dvipas": owned.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "served_dvipas": served.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "counters": image.stack().counters(),
@@ -131,6 +136,9 @@ impl ImageNode {
                 "shadow_sas": image.target().shadow().len(),
             },
             "shell": ShellStatus { io: &self.counters, image: image.counters() },
+            // Why a request for sequence numbers failed (the image's
+            // `cf_errors` counts the batches whose packets it dropped).
+            "cf_client": self.cf.get().map(|c| c.counters()),
             "cf_watch": &*self.cf_watch.lock().unwrap_or_else(|p| p.into_inner()),
             "summary": summary,
         })
@@ -151,6 +159,7 @@ fn routing_status(r: &RoutingStack) -> serde_json::Value {
     serde_json::json!({
         "counters": r.counters(),
         "dct_entries": r.dct().len(),
+        "dct": crate::runtime::display::dct_summary(r),
         "owned_sas": r.sa_summary(),
         "listeners": r.listeners(),
     })

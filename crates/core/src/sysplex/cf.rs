@@ -21,10 +21,19 @@
 //! nothing here panics on input.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::xcf::{CfError, CfRequest, CfResponse, SeqKey};
+
+mod quota;
+
+pub use quota::{CfLimits, ConnectorUsage};
+
+/// The connector [`CouplingFacility::handle`] charges: in-process users
+/// (the simulator, tests).
+pub const LOCAL_CONNECTOR: &str = "local";
 
 /// The last sequence number of an SA without extended sequence numbers
 /// (RFC 4303 §2.2, §3.3.3): what [`CfRequest::CreateSeq`] uses.
@@ -36,8 +45,10 @@ pub const SEQ_LAST_64: u64 = u64::MAX;
 pub const MAX_KEY_LEN: usize = 1024;
 
 /// One sequence structure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct SeqStructure {
+    /// The image that created it (charged for it).
+    owner: Arc<str>,
     /// The next number to hand out (meaningless once `exhausted`).
     next: u64,
     /// The last number that may be handed out.
@@ -102,6 +113,8 @@ pub struct ErrorCounts {
     pub seq_exhausted: u64,
     pub malformed: u64,
     pub conflict: u64,
+    /// Writes refused by a connector's share ([`CfError::QuotaExceeded`]).
+    pub quota_exceeded: u64,
 }
 
 /// The CF's counters, for `plexnet status`.
@@ -133,34 +146,61 @@ pub struct CfStatus {
     pub kv_entries: usize,
     /// Keys plus values.
     pub kv_bytes: usize,
+    /// Each connector image's share.
+    pub limits: CfLimits,
+    /// What each connector image holds and how often its share refused
+    /// a write.
+    pub connectors: BTreeMap<String, ConnectorUsage>,
+}
+
+/// A key/value entry with the image it is charged to.
+#[derive(Debug)]
+struct Stored {
+    value: Vec<u8>,
+    owner: Arc<str>,
 }
 
 /// The coupling facility's state.
 #[derive(Debug, Default)]
 pub struct CouplingFacility {
     seqs: HashMap<SeqKey, SeqStructure>,
-    kv: BTreeMap<String, Vec<u8>>,
+    kv: BTreeMap<String, Stored>,
     kv_bytes: usize,
     counters: CfCounters,
+    quotas: quota::Quotas,
 }
 
 impl CouplingFacility {
-    /// An empty CF.
+    /// An empty CF with the default shares.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Handles one request. Errors are responses ([`CfResponse::Error`]),
-    /// counted by kind.
+    /// An empty CF giving each connector image `limits`.
+    pub fn with_limits(limits: CfLimits) -> Self {
+        let mut cf = Self::default();
+        cf.quotas.limits = limits;
+        cf
+    }
+
+    /// Handles one request of an in-process user ([`LOCAL_CONNECTOR`]).
     pub fn handle(&mut self, req: CfRequest) -> CfResponse {
+        self.handle_from(LOCAL_CONNECTOR, req)
+    }
+
+    /// Handles one request of the image `connector` (what it creates is
+    /// charged to its share). Errors are responses ([`CfResponse::Error`]),
+    /// counted by kind.
+    pub fn handle_from(&mut self, connector: &str, req: CfRequest) -> CfResponse {
+        let who = self.quotas.intern(connector);
         let result = match req {
             CfRequest::CreateSeq { key, start } => {
                 self.counters.requests.create_seq += 1;
-                self.create_seq(key, start, SEQ_LAST_32)
+                self.create_seq(&who, key, start, SEQ_LAST_32)
             }
             CfRequest::CreateSeqLimit { key, start, last } => {
                 self.counters.requests.create_seq += 1;
-                self.create_seq(key, start, last)
+                self.create_seq(&who, key, start, last)
             }
             CfRequest::FetchAdd { key, n } => {
                 self.counters.requests.fetch_add += 1;
@@ -169,19 +209,16 @@ impl CouplingFacility {
             CfRequest::DeleteSeq { key } => {
                 self.counters.requests.delete_seq += 1;
                 match self.seqs.remove(&key) {
-                    Some(_) => Ok(CfResponse::Done),
+                    Some(s) => {
+                        self.quotas.remove_structure(&s.owner);
+                        Ok(CfResponse::Done)
+                    }
                     None => Err(CfError::UnknownSeq(key)),
                 }
             }
             CfRequest::Put { key, value } => {
                 self.counters.requests.put += 1;
-                check_key(&key).map(|()| {
-                    self.kv_bytes += key.len() + value.len();
-                    if let Some(old) = self.kv.insert(key.clone(), value) {
-                        self.kv_bytes -= key.len() + old.len();
-                    }
-                    CfResponse::Done
-                })
+                check_key(&key).and_then(|()| self.store(&who, key, value))
             }
             CfRequest::CompareAndSwap {
                 key,
@@ -189,17 +226,20 @@ impl CouplingFacility {
                 value,
             } => {
                 self.counters.requests.compare_and_swap += 1;
-                check_key(&key).and_then(|()| self.compare_and_swap(key, expected, value))
+                check_key(&key).and_then(|()| self.compare_and_swap(&who, key, expected, value))
             }
             CfRequest::Get { key } => {
                 self.counters.requests.get += 1;
-                check_key(&key).map(|()| CfResponse::Value(self.kv.get(&key).cloned()))
+                check_key(&key)
+                    .map(|()| CfResponse::Value(self.kv.get(&key).map(|s| s.value.clone())))
             }
             CfRequest::Delete { key } => {
                 self.counters.requests.delete += 1;
                 check_key(&key).map(|()| {
                     if let Some(old) = self.kv.remove(&key) {
-                        self.kv_bytes -= key.len() + old.len();
+                        let bytes = key.len() + old.value.len();
+                        self.kv_bytes -= bytes;
+                        self.quotas.remove_entry(&old.owner, bytes as u64);
                     }
                     CfResponse::Done
                 })
@@ -241,27 +281,57 @@ impl CouplingFacility {
             CfError::SeqExhausted(_) => errors.seq_exhausted += 1,
             CfError::Malformed(_) => errors.malformed += 1,
             CfError::Conflict(_) => errors.conflict += 1,
+            CfError::QuotaExceeded(_) => errors.quota_exceeded += 1,
         }
     }
 
     fn compare_and_swap(
         &mut self,
+        who: &Arc<str>,
         key: String,
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
     ) -> Result<CfResponse, CfError> {
-        let current = self.kv.get(&key);
+        let current = self.kv.get(&key).map(|s| &s.value);
         if current != expected.as_ref() {
             return Err(CfError::Conflict(current.cloned()));
         }
-        self.kv_bytes += key.len() + value.len();
-        if let Some(old) = self.kv.insert(key.clone(), value) {
-            self.kv_bytes -= key.len() + old.len();
+        self.store(who, key, value)
+    }
+
+    /// Writes `key`, charged to its owner (`who` for a new key) within its
+    /// share; nothing changes when the share refuses.
+    fn store(
+        &mut self,
+        who: &Arc<str>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<CfResponse, CfError> {
+        let new = (key.len() + value.len()) as u64;
+        match self.kv.get_mut(&key) {
+            Some(old) => {
+                let before = (key.len() + old.value.len()) as u64;
+                self.quotas.resize(&old.owner, before, new)?;
+                self.kv_bytes = self.kv_bytes - before as usize + new as usize;
+                old.value = value;
+            }
+            None => {
+                self.quotas.add_entry(who, new)?;
+                self.kv_bytes += new as usize;
+                let owner = Arc::clone(who);
+                self.kv.insert(key, Stored { value, owner });
+            }
         }
         Ok(CfResponse::Done)
     }
 
-    fn create_seq(&mut self, key: SeqKey, start: u64, last: u64) -> Result<CfResponse, CfError> {
+    fn create_seq(
+        &mut self,
+        who: &Arc<str>,
+        key: SeqKey,
+        start: u64,
+        last: u64,
+    ) -> Result<CfResponse, CfError> {
         if start == 0 {
             return Err(CfError::Malformed(
                 "sequence numbers start at 1 (RFC 4303 §3.3.3)".into(),
@@ -275,9 +345,11 @@ impl CouplingFacility {
         if self.seqs.contains_key(&key) {
             return Err(CfError::SeqExists(key));
         }
+        self.quotas.add_structure(who)?;
         self.seqs.insert(
             key,
             SeqStructure {
+                owner: Arc::clone(who),
                 next: start,
                 last,
                 exhausted: false,
@@ -328,6 +400,8 @@ impl CouplingFacility {
             sequences,
             kv_entries: self.kv.len(),
             kv_bytes: self.kv_bytes,
+            limits: self.quotas.limits,
+            connectors: self.quotas.usage(),
         }
     }
 }

@@ -1,14 +1,30 @@
 //! The distributed connection table (DCT, z/OS's VCRT) and the choice of a
-//! target for a new connection by the VIPADISTRIBUTE DISTMETHOD.
+//! target for a new connection by the VIPADISTRIBUTE DISTMETHOD
+//! ([`distribution`]).
+//!
+//! Any host can send a SYN to a DVIPA, so the table is bounded
+//! ([`DctLimits`]): when it is full, the oldest half-open entry (a SYN
+//! never followed by the client's ACK) makes room for the new one, and the
+//! half-open timeout shrinks as the table fills (z/OS's IDS answers a SYN
+//! flood the same way: it ages half-open connections faster, message
+//! EZZ8650I "SYN flood start"). An established entry is never evicted
+//! for a new one; a SYN that finds the table full of established entries
+//! is refused and counted. The work per SYN does not grow with the table:
+//! the active connections per target are kept as entries come and go, and
+//! the half-open entries are ordered by age.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use super::config::{DestRole, DistMethod, VipaDistribute};
 use crate::time::Instant;
+use crate::wire::TcpFlags;
 use std::time::Duration;
+
+mod distribution;
+
+pub use distribution::{Distribution, Listeners, DEFAULT_WEIGHT};
 
 /// A TCP connection to a DVIPA, as the routing stack sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -86,6 +102,46 @@ impl Default for DctTimeouts {
     }
 }
 
+/// The DCT's bounds (the topology's `[limits]`, `dct_max_entries` and
+/// `half_open_pressure_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DctLimits {
+    /// Entries at most: established, half-open and closing together.
+    pub max_entries: u32,
+    /// The half-open timeout once the table is full: from half full to
+    /// full it falls linearly from [`DctTimeouts::syn_ms`] to this.
+    pub syn_pressure_ms: u64,
+}
+
+impl Default for DctLimits {
+    /// 65 536 entries (about 10 MB of table), half-open entries aged out
+    /// within 1 s once it is full.
+    fn default() -> Self {
+        Self {
+            max_entries: 65_536,
+            syn_pressure_ms: 1_000,
+        }
+    }
+}
+
+/// What the bounds did, for `netstat vcrt` and `status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DctCounters {
+    /// SYNs refused because the table was full and none of its entries
+    /// was half-open (also counted as the drop `dct-full`).
+    pub full: u64,
+    /// Half-open entries removed, oldest first, to make room for a SYN.
+    pub half_open_evicted: u64,
+    /// Half-open entries that timed out.
+    pub half_open_expired: u64,
+    /// The most entries held at once.
+    pub peak: u64,
+}
+
+/// The table is full of entries that are not half-open: a new SYN is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DctFull;
+
 #[derive(Debug, Clone)]
 pub struct Dct {
     /// Looked up for every routed packet: ahash, with a seed the caller
@@ -93,6 +149,20 @@ pub struct Dct {
     /// order: expiry and displays come out sorted by key, so the same
     /// input gives the same trace whatever the seed.
     entries: HashMap<ConnKey, ConnEntry, ahash::RandomState>,
+    /// Entries not closing, per DVIPA and target: what WEIGHTEDACTIVE and
+    /// BASEWLM read for every SYN, kept up to date as entries come, change
+    /// state and go, so a SYN never counts the table.
+    active: HashMap<Ipv4Addr, HashMap<String, u32>>,
+    /// The half-open (SynSeen) entries by their last packet, oldest first
+    /// (the first to evict and to expire): `[0]` those that came in clear,
+    /// `[1]` those under an SA of the DVIPA. A spoofed SYN in clear costs
+    /// nothing to send; one under an SA needs its SPI and the client's
+    /// address, so clear half-open entries make room first.
+    half_open: [BTreeSet<(Instant, ConnKey)>; 2],
+    limits: DctLimits,
+    counters: DctCounters,
+    /// What [`Dct::active_for`] lends for a DVIPA without connections.
+    no_active: HashMap<String, u32>,
 }
 
 impl Default for Dct {
@@ -103,26 +173,39 @@ impl Default for Dct {
 }
 
 impl Dct {
-    /// An empty table whose hasher is keyed by `seed`: the I/O shell passes
-    /// a random one (chosen keys cannot flood one bucket), the simulator
-    /// and tests a fixed one.
+    /// An empty table with the default limits whose hasher is keyed by
+    /// `seed`: the I/O shell passes a random one (chosen keys cannot flood
+    /// one bucket), the simulator and tests a fixed one.
     pub fn with_seed(seed: u64) -> Self {
+        Dct::with_limits(seed, DctLimits::default())
+    }
+
+    /// An empty table bounded by `limits`.
+    pub fn with_limits(seed: u64, limits: DctLimits) -> Self {
         let hasher = ahash::RandomState::with_seeds(seed, !seed, seed.rotate_left(32), 0);
         Dct {
             entries: HashMap::with_hasher(hasher),
+            active: HashMap::new(),
+            half_open: [BTreeSet::new(), BTreeSet::new()],
+            limits,
+            counters: DctCounters::default(),
+            no_active: HashMap::new(),
         }
     }
     pub fn get(&self, key: &ConnKey) -> Option<&ConnEntry> {
         self.entries.get(key)
     }
-    pub fn get_mut(&mut self, key: &ConnKey) -> Option<&mut ConnEntry> {
-        self.entries.get_mut(key)
-    }
+    /// Adds (or replaces) an entry. Room is [`Dct::make_room`]'s to make.
     pub fn insert(&mut self, key: ConnKey, entry: ConnEntry) {
+        self.remove(&key);
+        self.index(key, &entry);
         self.entries.insert(key, entry);
+        self.counters.peak = self.counters.peak.max(self.entries.len() as u64);
     }
     pub fn remove(&mut self, key: &ConnKey) -> Option<ConnEntry> {
-        self.entries.remove(key)
+        let e = self.entries.remove(key)?;
+        self.unindex(*key, &e);
+        Some(e)
     }
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -130,415 +213,195 @@ impl Dct {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+    pub fn limits(&self) -> DctLimits {
+        self.limits
+    }
+    pub fn counters(&self) -> DctCounters {
+        self.counters
+    }
+    /// Half-open entries now.
+    pub fn half_open(&self) -> usize {
+        self.half_open[0].len() + self.half_open[1].len()
+    }
+
+    /// A packet of a known connection (Fig. 8 block 134): its counts and
+    /// state move by its TCP flags. Returns its target, `None` for a
+    /// connection not in the table.
+    pub fn touch(
+        &mut self,
+        now: Instant,
+        key: &ConnKey,
+        flags: TcpFlags,
+        bytes: usize,
+    ) -> Option<(Arc<str>, Ipv4Addr)> {
+        let e = self.entries.get_mut(key)?;
+        let (was, seen) = (e.state, e.last_seen);
+        e.last_seen = now;
+        e.packets += 1;
+        e.bytes += bytes as u64;
+        if flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST) {
+            e.state = ConnState::Closing;
+        } else if e.state == ConnState::SynSeen && flags.contains(TcpFlags::ACK) {
+            e.state = ConnState::Established;
+        }
+        let (target, xcf, state) = (Arc::clone(&e.target), e.target_xcf, e.state);
+        let half_open = &mut self.half_open[usize::from(e.ipsec)];
+        if was == ConnState::SynSeen {
+            half_open.remove(&(seen, *key));
+        }
+        if state == ConnState::SynSeen {
+            half_open.insert((now, *key));
+        }
+        if was != ConnState::Closing && state == ConnState::Closing {
+            self.count_active(key.dvipa, &target, false);
+        }
+        Some((target, xcf))
+    }
+
+    /// Room for one new entry: none needed below the limit; else the
+    /// oldest half-open entry goes, one that came in clear before one under
+    /// an SA (returned, so its end can be recorded). An established or
+    /// closing entry never makes room for a SYN.
+    pub fn make_room(&mut self) -> Result<Option<ConnKey>, DctFull> {
+        if self.entries.len() < self.limits.max_entries as usize {
+            return Ok(None);
+        }
+        let oldest = self.half_open.iter().find_map(|set| set.first());
+        let Some(&(_, oldest)) = oldest else {
+            self.counters.full += 1;
+            return Err(DctFull);
+        };
+        self.remove(&oldest);
+        self.counters.half_open_evicted += 1;
+        Ok(Some(oldest))
+    }
+
     /// Entries sorted by key, for displays and traces.
     pub fn sorted(&self) -> Vec<(ConnKey, ConnEntry)> {
         let mut v: Vec<_> = self.entries.iter().map(|(k, e)| (*k, e.clone())).collect();
         v.sort_by_key(|(k, _)| *k);
         v
     }
-    /// Active connections per target image (for WEIGHTEDACTIVE and BASEWLM).
+
+    /// Active connections per target image of `dvipa` (for WEIGHTEDACTIVE
+    /// and BASEWLM), kept as entries change: no scan.
+    pub fn active_for(&self, dvipa: Ipv4Addr) -> &HashMap<String, u32> {
+        self.active.get(&dvipa).unwrap_or(&self.no_active)
+    }
+
+    /// The same, as an owned map (displays).
     pub fn active_by_target(&self, dvipa: Ipv4Addr) -> HashMap<String, u32> {
-        let mut m = HashMap::new();
-        for (k, e) in &self.entries {
-            if k.dvipa == dvipa && e.state != ConnState::Closing {
-                *m.entry(e.target.to_string()).or_default() += 1;
+        self.active_for(dvipa).clone()
+    }
+
+    fn index(&mut self, key: ConnKey, e: &ConnEntry) {
+        if e.state == ConnState::SynSeen {
+            self.half_open[usize::from(e.ipsec)].insert((e.last_seen, key));
+        }
+        if e.state != ConnState::Closing {
+            self.count_active(key.dvipa, &e.target, true);
+        }
+    }
+
+    fn unindex(&mut self, key: ConnKey, e: &ConnEntry) {
+        if e.state == ConnState::SynSeen {
+            self.half_open[usize::from(e.ipsec)].remove(&(e.last_seen, key));
+        }
+        if e.state != ConnState::Closing {
+            self.count_active(key.dvipa, &e.target, false);
+        }
+    }
+
+    /// One more (`up`) or one fewer active connection of `dvipa` at
+    /// `target`; a count reaching 0 is removed, so the map stays as small
+    /// as the connections it counts.
+    fn count_active(&mut self, dvipa: Ipv4Addr, target: &str, up: bool) {
+        let per_target = self.active.entry(dvipa).or_default();
+        if up {
+            // No allocation when the target has connections already.
+            match per_target.get_mut(target) {
+                Some(n) => *n += 1,
+                None => {
+                    per_target.insert(target.to_string(), 1);
+                }
+            }
+        } else if let Some(n) = per_target.get_mut(target) {
+            *n -= 1;
+            if *n == 0 {
+                per_target.remove(target);
             }
         }
-        m
+        if per_target.is_empty() {
+            self.active.remove(&dvipa);
+        }
     }
+
+    /// The half-open timeout now: `syn_ms` up to half full, then falling
+    /// linearly to `syn_pressure_ms` at full (a SYN flood ages its own
+    /// entries out faster).
+    pub fn syn_limit(&self, t: &DctTimeouts) -> Duration {
+        let max = u64::from(self.limits.max_entries.max(1));
+        let len = self.entries.len() as u64;
+        let floor = self.limits.syn_pressure_ms.min(t.syn_ms);
+        if 2 * len <= max {
+            return Duration::from_millis(t.syn_ms);
+        }
+        let over = (2 * len - max).min(max);
+        Duration::from_millis(t.syn_ms - (t.syn_ms - floor) * over / max)
+    }
+
+    /// How long `e` lives without traffic.
+    fn limit(&self, e: &ConnEntry, t: &DctTimeouts) -> Duration {
+        match e.state {
+            ConnState::SynSeen => self.syn_limit(t),
+            state => t.limit(state),
+        }
+    }
+
     /// Removes entries past their timeout; returns them sorted by key (the
-    /// order they reach the CF journal in).
+    /// order they reach the CF journal in). Half-open entries come off the
+    /// front of their age order; the others are checked once per call
+    /// (the image's tick), never per packet.
     pub fn expire(&mut self, now: Instant, t: &DctTimeouts) -> Vec<(ConnKey, ConnEntry)> {
+        let syn = self.syn_limit(t);
         let mut dead: Vec<ConnKey> = self
-            .entries
+            .half_open
             .iter()
-            .filter(|(_, e)| now.saturating_duration_since(e.last_seen) >= t.limit(e.state))
-            .map(|(k, _)| *k)
+            .flat_map(|set| {
+                set.iter()
+                    .take_while(|(seen, _)| now.saturating_duration_since(*seen) >= syn)
+                    .map(|(_, k)| *k)
+            })
             .collect();
+        self.counters.half_open_expired += dead.len() as u64;
+        dead.extend(
+            self.entries
+                .iter()
+                .filter(|(_, e)| e.state != ConnState::SynSeen)
+                .filter(|(_, e)| now.saturating_duration_since(e.last_seen) >= t.limit(e.state))
+                .map(|(k, _)| *k),
+        );
         dead.sort_unstable();
         dead.into_iter()
-            .filter_map(|k| self.entries.remove(&k).map(|e| (k, e)))
+            .filter_map(|k| self.remove(&k).map(|e| (k, e)))
             .collect()
     }
+
     /// The earliest time an entry may expire.
     pub fn next_expiry(&self, t: &DctTimeouts) -> Option<Instant> {
+        let syn = self.syn_limit(t);
+        let half_open = self
+            .half_open
+            .iter()
+            .filter_map(|set| set.first().map(|(seen, _)| *seen + syn));
         self.entries
             .values()
-            .map(|e| e.last_seen + t.limit(e.state))
+            .filter(|e| e.state != ConnState::SynSeen)
+            .map(|e| e.last_seen + self.limit(e, t))
+            .chain(half_open)
             .min()
     }
 }
 
-/// Which targets have a server listening on DVIPA:port (target
-/// registration, issue 4 item 3): only those are chosen. Serializes as a
-/// list of `{dvipa, port, images}`.
-#[derive(Debug, Clone, Default)]
-pub struct Listeners {
-    by_port: BTreeMap<(Ipv4Addr, u16), BTreeSet<String>>,
-}
-
-impl Serialize for Listeners {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Entry<'a> {
-            dvipa: Ipv4Addr,
-            port: u16,
-            images: &'a BTreeSet<String>,
-        }
-        s.collect_seq(self.by_port.iter().map(|((dvipa, port), images)| Entry {
-            dvipa: *dvipa,
-            port: *port,
-            images,
-        }))
-    }
-}
-
-impl Listeners {
-    pub fn register(&mut self, image: &str, dvipa: Ipv4Addr, port: u16) -> bool {
-        self.by_port
-            .entry((dvipa, port))
-            .or_default()
-            .insert(image.to_string())
-    }
-    pub fn deregister(&mut self, image: &str, dvipa: Ipv4Addr, port: u16) -> bool {
-        self.by_port
-            .get_mut(&(dvipa, port))
-            .is_some_and(|s| s.remove(image))
-    }
-    /// Forgets every registration of an image (it went down).
-    pub fn forget(&mut self, image: &str) {
-        for set in self.by_port.values_mut() {
-            set.remove(image);
-        }
-    }
-    pub fn has(&self, image: &str, dvipa: Ipv4Addr, port: u16) -> bool {
-        self.by_port
-            .get(&(dvipa, port))
-            .is_some_and(|s| s.contains(image))
-    }
-    pub fn entries(&self) -> impl Iterator<Item = (&(Ipv4Addr, u16), &BTreeSet<String>)> {
-        self.by_port.iter()
-    }
-}
-
-/// WEIGHTEDACTIVE weight when a DESTIP entry gives none (z/OS's default).
-pub const DEFAULT_WEIGHT: u32 = 10;
-
-/// A TIMEDAFFINITY binding: a client's connections to a port go to one
-/// target until `until`.
-#[derive(Debug, Clone)]
-struct Affinity {
-    target: String,
-    target_xcf: Ipv4Addr,
-    until: Instant,
-}
-
-/// The distribution of one DVIPA: its VIPADISTRIBUTE, the round-robin
-/// cursor and the TIMEDAFFINITY bindings.
-#[derive(Debug, Clone)]
-pub struct Distribution {
-    pub config: VipaDistribute,
-    rr_next: usize,
-    affinity: HashMap<(Ipv4Addr, u16), Affinity>,
-}
-
-impl Distribution {
-    pub fn new(config: VipaDistribute) -> Self {
-        Self {
-            config,
-            rr_next: 0,
-            affinity: HashMap::new(),
-        }
-    }
-
-    /// A packet of a connection from `client` to `port`: its affinity (if
-    /// TIMEDAFFINITY is on) lasts until the configured time after it.
-    pub fn touch(&mut self, now: Instant, client: Ipv4Addr, port: u16) {
-        if let Some(secs) = self.config.timed_affinity {
-            if let Some(a) = self.affinity.get_mut(&(client, port)) {
-                a.until = now + Duration::from_secs(u64::from(secs));
-            }
-        }
-    }
-
-    /// A new connection: the target the client's affinity names, if it is
-    /// alive and still listening, else one by the DISTMETHOD (which then
-    /// becomes the affinity).
-    pub fn choose_for(
-        &mut self,
-        now: Instant,
-        client: Ipv4Addr,
-        port: u16,
-        listeners: &Listeners,
-        active: &HashMap<String, u32>,
-    ) -> Option<(String, Ipv4Addr)> {
-        let Some(secs) = self.config.timed_affinity else {
-            return self.choose(port, listeners, active);
-        };
-        self.affinity.retain(|_, a| a.until > now);
-        if let Some(a) = self.affinity.get(&(client, port)) {
-            if listeners.has(&a.target, self.config.addr, port) {
-                return Some((a.target.clone(), a.target_xcf));
-            }
-        }
-        let (target, target_xcf) = self.choose(port, listeners, active)?;
-        let until = now + Duration::from_secs(u64::from(secs));
-        self.affinity.insert(
-            (client, port),
-            Affinity {
-                target: target.clone(),
-                target_xcf,
-                until,
-            },
-        );
-        Some((target, target_xcf))
-    }
-
-    pub fn distributes(&self, port: u16) -> bool {
-        self.config.ports.contains(&port)
-    }
-
-    /// Picks the target of a new connection to `port` among the
-    /// destinations with a registered listener (Fig. 8 block 144):
-    /// - ROUNDROBIN: the next one after the last chosen;
-    /// - WEIGHTEDACTIVE: the lowest active connections per weight;
-    /// - HOTSTANDBY: the PREFERRED one, else the highest-ranked BACKUP;
-    /// - BASEWLM: plexnet has no WLM, so the fewest active connections.
-    pub fn choose(
-        &mut self,
-        port: u16,
-        listeners: &Listeners,
-        active: &HashMap<String, u32>,
-    ) -> Option<(String, Ipv4Addr)> {
-        let dvipa = self.config.addr;
-        let eligible: Vec<usize> = (0..self.config.dests.len())
-            .filter(|&i| listeners.has(&self.config.dests[i].image, dvipa, port))
-            .collect();
-        let active_of = |i: usize| *active.get(&self.config.dests[i].image).unwrap_or(&0);
-        let pick = match self.config.method {
-            DistMethod::RoundRobin => {
-                let n = self.config.dests.len();
-                let start = self.rr_next;
-                let chosen = (0..n)
-                    .map(|k| (start + k) % n)
-                    .find(|i| eligible.contains(i));
-                if let Some(i) = chosen {
-                    self.rr_next = (i + 1) % n;
-                }
-                chosen
-            }
-            DistMethod::WeightedActive => eligible.iter().copied().min_by(|&a, &b| {
-                // Compare (active+1)/weight without floats: cross-multiply.
-                let wa = u64::from(weight(self.config.dests[a].role));
-                let wb = u64::from(weight(self.config.dests[b].role));
-                (u64::from(active_of(a)) + 1)
-                    .saturating_mul(wb)
-                    .cmp(&(u64::from(active_of(b)) + 1).saturating_mul(wa))
-            }),
-            DistMethod::HotStandby => {
-                let preferred = eligible
-                    .iter()
-                    .copied()
-                    .find(|&i| self.config.dests[i].role == DestRole::Preferred);
-                preferred.or_else(|| {
-                    eligible
-                        .iter()
-                        .copied()
-                        .max_by_key(|&i| match self.config.dests[i].role {
-                            DestRole::Backup(rank) => i32::from(rank),
-                            _ => -1,
-                        })
-                })
-            }
-            DistMethod::BaseWlm => eligible.iter().copied().min_by_key(|&i| active_of(i)),
-        }?;
-        let d = &self.config.dests[pick];
-        Some((d.image.clone(), d.xcf_addr))
-    }
-}
-
-fn weight(role: DestRole) -> u32 {
-    match role {
-        DestRole::Weight(w) => u32::from(w).max(1),
-        _ => DEFAULT_WEIGHT,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sysplex::config::Dest;
-
-    fn dist(method: DistMethod, roles: &[(&str, DestRole)]) -> Distribution {
-        Distribution::new(VipaDistribute {
-            method,
-            addr: Ipv4Addr::new(198, 18, 0, 100),
-            ports: vec![80],
-            timed_affinity: None,
-            dests: roles
-                .iter()
-                .enumerate()
-                .map(|(i, (name, role))| Dest {
-                    image: name.to_string(),
-                    xcf_addr: Ipv4Addr::new(198, 19, 0, i as u8 + 1),
-                    role: *role,
-                })
-                .collect(),
-            all: false,
-        })
-    }
-
-    fn listening(images: &[&str]) -> Listeners {
-        let mut l = Listeners::default();
-        for i in images {
-            l.register(i, Ipv4Addr::new(198, 18, 0, 100), 80);
-        }
-        l
-    }
-
-    fn choose_n(d: &mut Distribution, l: &Listeners, n: usize) -> Vec<String> {
-        (0..n)
-            .map(|_| d.choose(80, l, &HashMap::new()).expect("a target").0)
-            .collect()
-    }
-
-    #[test]
-    fn round_robin_cycles_over_listening_targets_only() {
-        let plain = DestRole::Plain;
-        let mut d = dist(
-            DistMethod::RoundRobin,
-            &[("A", plain), ("B", plain), ("C", plain)],
-        );
-        let l = listening(&["A", "C"]);
-        assert_eq!(choose_n(&mut d, &l, 4), ["A", "C", "A", "C"]);
-        assert!(
-            d.choose(81, &l, &HashMap::new()).is_none(),
-            "nobody listens on 81"
-        );
-    }
-
-    #[test]
-    fn weighted_active_follows_weights_and_active_counts() {
-        let mut d = dist(
-            DistMethod::WeightedActive,
-            &[("A", DestRole::Weight(3)), ("B", DestRole::Weight(1))],
-        );
-        let l = listening(&["A", "B"]);
-        let mut active = HashMap::new();
-        let mut picks = Vec::new();
-        for _ in 0..8 {
-            let (t, _) = d.choose(80, &l, &active).expect("target");
-            *active.entry(t.clone()).or_insert(0) += 1;
-            picks.push(t);
-        }
-        let a = picks.iter().filter(|t| *t == "A").count();
-        assert_eq!((a, 8 - a), (6, 2), "3:1 weights give 6:2 of 8: {picks:?}");
-    }
-
-    #[test]
-    fn hot_standby_prefers_then_falls_back_by_rank() {
-        let mut d = dist(
-            DistMethod::HotStandby,
-            &[
-                ("A", DestRole::Preferred),
-                ("B", DestRole::Backup(50)),
-                ("C", DestRole::Backup(100)),
-            ],
-        );
-        assert_eq!(
-            choose_n(&mut d, &listening(&["A", "B", "C"]), 2),
-            ["A", "A"]
-        );
-        assert_eq!(choose_n(&mut d, &listening(&["B", "C"]), 1), ["C"]);
-        assert_eq!(choose_n(&mut d, &listening(&["B"]), 1), ["B"]);
-    }
-
-    #[test]
-    fn timed_affinity_keeps_a_client_port_on_one_target_until_it_lapses() {
-        let plain = DestRole::Plain;
-        let mut d = dist(DistMethod::RoundRobin, &[("A", plain), ("B", plain)]);
-        d.config.timed_affinity = Some(2);
-        let l = listening(&["A", "B"]);
-        let c1 = Ipv4Addr::new(198, 18, 1, 2);
-        let c2 = Ipv4Addr::new(198, 18, 1, 3);
-        let none = HashMap::new();
-        // `ms`: the time of the SYN, in milliseconds since start.
-        let pick = |d: &mut Distribution, ms, c| {
-            let now = Instant::from_millis(ms);
-            d.choose_for(now, c, 80, &l, &none).expect("target").0
-        };
-        assert_eq!(pick(&mut d, 0, c1), "A");
-        assert_eq!(
-            pick(&mut d, 100, c1),
-            "A",
-            "same client and port: same target"
-        );
-        assert_eq!(
-            pick(&mut d, 200, c2),
-            "B",
-            "another client goes round robin"
-        );
-        d.touch(Instant::from_millis(1500), c1, 80);
-        assert_eq!(
-            pick(&mut d, 3000, c1),
-            "A",
-            "kept alive by traffic at 1.5 s"
-        );
-        assert_eq!(
-            pick(&mut d, 6000, c1),
-            "A",
-            "lapsed at 5 s, round robin picked A again"
-        );
-        assert_eq!(pick(&mut d, 9000, c2), "B");
-    }
-
-    #[test]
-    fn base_wlm_picks_the_least_loaded() {
-        let mut d = dist(
-            DistMethod::BaseWlm,
-            &[("A", DestRole::Plain), ("B", DestRole::Plain)],
-        );
-        let active = HashMap::from([("A".to_string(), 5), ("B".to_string(), 1)]);
-        assert_eq!(
-            d.choose(80, &listening(&["A", "B"]), &active).expect("t").0,
-            "B"
-        );
-    }
-
-    #[test]
-    fn entries_expire_by_state() {
-        let mut dct = Dct::default();
-        let key = |p| ConnKey {
-            client: Ipv4Addr::new(198, 18, 1, 2),
-            client_port: p,
-            dvipa: Ipv4Addr::new(198, 18, 0, 100),
-            port: 80,
-        };
-        let entry = |state| ConnEntry {
-            target: "A".into(),
-            target_xcf: Ipv4Addr::new(198, 19, 0, 1),
-            state,
-            created: Instant::ZERO,
-            last_seen: Instant::ZERO,
-            packets: 1,
-            bytes: 60,
-            ipsec: true,
-        };
-        dct.insert(key(1), entry(ConnState::SynSeen));
-        dct.insert(key(2), entry(ConnState::Established));
-        dct.insert(key(3), entry(ConnState::Closing));
-        let t = DctTimeouts::default();
-        assert_eq!(
-            dct.next_expiry(&t),
-            Some(Instant::from_millis(t.closing_ms))
-        );
-        let gone: Vec<u16> = dct
-            .expire(Instant::from_millis(t.syn_ms), &t)
-            .iter()
-            .map(|(k, _)| k.client_port)
-            .collect();
-        assert_eq!(gone.len(), 2, "closing and syn entries gone: {gone:?}");
-        assert_eq!(dct.len(), 1);
-        assert_eq!(dct.active_by_target(Ipv4Addr::new(198, 18, 0, 100))["A"], 1);
-    }
-}
+mod tests;

@@ -7,6 +7,7 @@ pub mod cf_key;
 pub mod config;
 pub mod dct;
 pub mod image;
+pub mod limits;
 pub mod packet;
 pub mod routing;
 pub mod spec;

@@ -18,7 +18,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use super::config::VipaDistribute;
-use super::dct::{ConnEntry, ConnKey, ConnState, Dct, DctTimeouts, Distribution, Listeners};
+use super::dct::{
+    ConnEntry, ConnKey, ConnState, Dct, DctLimits, DctTimeouts, Distribution, Listeners,
+};
 use super::packet::{self, Flow, Kind};
 use super::target::Upstream;
 use super::xcf::{
@@ -37,8 +39,11 @@ use crate::wire::{IpProtocol, TcpFlags};
 
 mod control;
 mod filtering;
+#[cfg(test)]
+mod flood_tests;
 mod giveback;
 mod inbound;
+mod journal;
 
 pub use giveback::Released;
 pub use inbound::connection_key;
@@ -72,6 +77,9 @@ pub struct RoutingConfig {
     /// and forwards plaintext over XCF (the baseline of the benchmark).
     pub distribute_crypto: bool,
     pub timeouts: DctTimeouts,
+    /// The DCT's bounds (the topology's `[limits]`); TIMEDAFFINITY
+    /// bindings are bounded by the same entry count.
+    pub limits: DctLimits,
     /// The DCT's hasher seed ([`Dct::with_seed`]): random in the I/O shell,
     /// fixed (0) in the simulator and tests. Not shown: it says nothing
     /// about the configuration.
@@ -85,6 +93,7 @@ impl Default for RoutingConfig {
             filter_at: FilterAt::Target,
             distribute_crypto: true,
             timeouts: DctTimeouts::default(),
+            limits: DctLimits::default(),
             dct_seed: 0,
         }
     }
@@ -136,6 +145,9 @@ pub enum RouteDrop {
     NoConnection,
     /// A NAT keepalive (RFC 3948 §2.3): consumed, counted.
     NatKeepalive,
+    /// A SYN found the DCT full of established entries (`[limits]
+    /// dct_max_entries`): refused, the client's TCP retries.
+    DctFull,
     /// IPCONFIG IPSECURITY: the IP filter table denied it (the rule and the
     /// reason are counted in [`RoutingCounters::filter_denied`]).
     Filtered,
@@ -157,6 +169,7 @@ impl RouteDrop {
             RouteDrop::NoTarget => "no-target",
             RouteDrop::NoConnection => "no-connection",
             RouteDrop::NatKeepalive => "nat-keepalive",
+            RouteDrop::DctFull => "dct-full",
             RouteDrop::Filtered => "filtered",
             RouteDrop::Moving => "dvipa-moving",
         }
@@ -311,7 +324,7 @@ pub struct RoutingStack {
     now: Instant,
     /// DCT entries made or ended since the last [`RoutingStack::take_journal`],
     /// when a backup must be able to continue them (takeover); `None`: not kept.
-    journal: Option<Vec<DctChange>>,
+    journal: Option<journal::Journal>,
     /// IPCONFIG IPSECURITY: the image's IP filter table, which every clear
     /// packet for an owned DVIPA passes before anything else; `None`: the
     /// stack does no IP filtering (z/OS without IPSECURITY).
@@ -345,14 +358,18 @@ impl RoutingStack {
         config: RoutingConfig,
         distributes: &[VipaDistribute],
     ) -> Self {
-        let distributions = distributes.iter().cloned().map(Distribution::new).collect();
+        let affinity_max = config.limits.max_entries as usize;
+        let distributions = distributes
+            .iter()
+            .map(|d| Distribution::new(d.clone()).with_affinity_max(affinity_max))
+            .collect();
         Self {
             image: image.to_string(),
             xcf,
             config,
             distributions,
             listeners: Listeners::default(),
-            dct: Dct::with_seed(config.dct_seed),
+            dct: Dct::with_limits(config.dct_seed, config.limits),
             pairs: Vec::new(),
             counters: RoutingCounters::default(),
             note: RouteNote::EMPTY,
@@ -366,21 +383,21 @@ impl RoutingStack {
 
     /// From now on, DCT changes are kept for [`RoutingStack::take_journal`].
     pub fn keep_journal(&mut self) {
-        self.journal.get_or_insert_with(Vec::new);
+        self.journal.get_or_insert_with(journal::Journal::default);
     }
 
     /// The DCT changes since the last call (empty unless kept).
     pub fn take_journal(&mut self) -> Vec<DctChange> {
         self.journal
             .as_mut()
-            .map(std::mem::take)
+            .map(journal::Journal::take)
             .unwrap_or_default()
     }
 
     /// A new DCT entry, in the journal when one is kept.
     fn add_entry(&mut self, key: ConnKey, e: ConnEntry) {
         if let Some(j) = self.journal.as_mut() {
-            j.push(DctChange::Made {
+            j.made(DctChange::Made {
                 key,
                 target: e.target.to_string(),
                 target_xcf: e.target_xcf,
@@ -392,15 +409,17 @@ impl RoutingStack {
 
     fn note_ended(&mut self, key: ConnKey) {
         if let Some(j) = self.journal.as_mut() {
-            j.push(DctChange::Ended(key));
+            j.ended(key);
         }
     }
 
     /// Takeover: the VIPADISTRIBUTE statements of a DVIPA this stack now
     /// owns (from its VIPABACKUP) join the ones in force.
     pub fn add_distributions(&mut self, distributes: &[VipaDistribute]) {
+        let affinity_max = self.config.limits.max_entries as usize;
         for d in distributes {
-            self.distributions.push(Distribution::new(d.clone()));
+            self.distributions
+                .push(Distribution::new(d.clone()).with_affinity_max(affinity_max));
         }
     }
 
@@ -506,9 +525,13 @@ impl RoutingStack {
         gone.len()
     }
 
-    /// Expires DCT entries; returns how many went.
+    /// Expires DCT entries and lapsed TIMEDAFFINITY bindings; returns
+    /// how many entries went.
     pub fn on_timeout(&mut self, now: Instant) -> usize {
         self.now = now;
+        for d in &mut self.distributions {
+            d.expire_affinity(now);
+        }
         let gone = self.dct.expire(now, &self.config.timeouts);
         for (key, _) in &gone {
             self.note_ended(*key);

@@ -399,6 +399,10 @@ pub enum CfError {
     /// holds now.
     #[error("compare-and-swap lost: the key holds {} now", .0.as_ref().map_or("nothing".to_string(), |v| format!("{} other bytes", v.len())))]
     Conflict(Option<Vec<u8>>),
+    /// The write would take the connector image past its share of the CF
+    /// (`[limits] cf_max_*_per_image`); nothing was written.
+    #[error("CF quota exceeded: {0}")]
+    QuotaExceeded(String),
 }
 
 #[cfg(test)]

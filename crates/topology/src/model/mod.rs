@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+pub use plexnet_core::sysplex::limits::SysplexLimits;
+
 pub use plexnet_core::sysplex::config::{
     Dest, DestRole, DistMethod, InboundFilter, VipaDistribute, XcfForwarding,
 };
@@ -86,6 +88,10 @@ pub struct Topology {
     /// over the XCF links (Fig. 8 block 140).
     #[serde(default)]
     pub xcf_forwarding: XcfForwarding,
+    /// `[limits]`: the bounds of the DCT, the NEWCONN hold queue, the CF's
+    /// storage per image and XCF messages (`super::limits`).
+    #[serde(default)]
+    pub limits: SysplexLimits,
 }
 
 /// The IKE settings of the sysplex, from the policies (see
@@ -190,6 +196,9 @@ pub struct Image {
     /// `None` when the file gives no `profile`.
     #[serde(default)]
     pub ip_security: Option<IpSecurity>,
+    /// The sysplex's `[limits]` (the same for every image).
+    #[serde(default)]
+    pub limits: SysplexLimits,
 }
 
 impl Image {

@@ -98,6 +98,11 @@ pub(crate) fn resolve(
         &manual_sas,
     );
 
+    let limits = super::limits::resolve(&mut r, file.limits.as_ref());
+    for image in &mut images {
+        image.limits = limits;
+    }
+
     if let Some(e) = r.finish() {
         return Err(e);
     }
@@ -117,6 +122,7 @@ pub(crate) fn resolve(
         manual_sas,
         ike,
         xcf_forwarding: file.xcf.map(|x| x.forwarding).unwrap_or_default(),
+        limits,
     })
 }
 

@@ -64,6 +64,7 @@ pub(super) fn images(r: &mut Resolver<'_>, defs: &[ImageDef], ext: &Lan) -> Vec<
             distribute_crypto: def.distribute_crypto,
             vipa: VipaDynamic::default(),
             ip_security: None,
+            limits: Default::default(),
         });
     }
     images

@@ -398,3 +398,80 @@ proptest! {
         prop_assert!(taken <= left);
     }
 }
+
+fn put(cf: &mut CouplingFacility, who: &str, key: &str, len: usize) -> CfResponse {
+    cf.handle_from(
+        who,
+        CfRequest::Put {
+            key: key.into(),
+            value: vec![0; len],
+        },
+    )
+}
+
+/// Each image has its own share: MVS9 filling its own is refused with a
+/// clear error and counted, while MVS1 still writes, and a delete gives
+/// the share back.
+#[test]
+fn a_full_share_refuses_that_image_only() {
+    let mut cf = CouplingFacility::with_limits(CfLimits {
+        max_entries: 2,
+        max_bytes: 100,
+        max_structures: 1,
+    });
+    assert_eq!(put(&mut cf, "MVS9", "a", 10), CfResponse::Done);
+    assert_eq!(put(&mut cf, "MVS9", "b", 10), CfResponse::Done);
+    let refused = put(&mut cf, "MVS9", "c", 10);
+    assert!(
+        matches!(&refused, CfResponse::Error(CfError::QuotaExceeded(m)) if m.contains("MVS9")),
+        "{refused:?}"
+    );
+    assert_eq!(put(&mut cf, "MVS1", "c", 10), CfResponse::Done);
+    // A rewrite that grows past the byte share is refused; the value stays.
+    let grown = put(&mut cf, "MVS9", "a", 200);
+    assert!(matches!(
+        grown,
+        CfResponse::Error(CfError::QuotaExceeded(_))
+    ));
+    let a = cf.handle(CfRequest::Get { key: "a".into() });
+    assert_eq!(a, CfResponse::Value(Some(vec![0; 10])));
+    cf.handle_from("MVS9", CfRequest::Delete { key: "b".into() });
+    assert_eq!(put(&mut cf, "MVS9", "d", 10), CfResponse::Done);
+    let st = cf.status();
+    assert_eq!(st.counters.errors.quota_exceeded, 2);
+    assert_eq!(st.connectors["MVS9"].quota_refused, 2);
+    assert_eq!(
+        (
+            st.connectors["MVS9"].kv_entries,
+            st.connectors["MVS9"].kv_bytes
+        ),
+        (2, 22)
+    );
+    assert_eq!(st.kv_bytes, 33);
+}
+
+#[test]
+fn sequence_structures_count_against_their_creator() {
+    let mut cf = CouplingFacility::with_limits(CfLimits {
+        max_entries: 16,
+        max_bytes: 4096,
+        max_structures: 1,
+    });
+    let create = |cf: &mut CouplingFacility, who: &str, spi| {
+        cf.handle_from(
+            who,
+            CfRequest::CreateSeq {
+                key: key(spi),
+                start: 1,
+            },
+        )
+    };
+    assert_eq!(create(&mut cf, "MVS1", 1), CfResponse::Done);
+    assert!(matches!(
+        create(&mut cf, "MVS1", 2),
+        CfResponse::Error(CfError::QuotaExceeded(_))
+    ));
+    assert_eq!(create(&mut cf, "MVS5", 2), CfResponse::Done);
+    cf.handle(CfRequest::DeleteSeq { key: key(1) });
+    assert_eq!(create(&mut cf, "MVS1", 3), CfResponse::Done);
+}

@@ -207,7 +207,8 @@ impl Image {
         let Some((owner, msg)) = self.newconn.request(self.target.vipa_lists(), &p) else {
             return Some(p);
         };
-        self.held.hold(now, p, &mut self.counters);
+        self.held
+            .hold(now, p, self.newconn.hold_max, &mut self.counters);
         self.events.push_back(ImageEvent::NewConnSent {
             owner: owner.clone(),
             request: msg.clone(),

@@ -17,12 +17,13 @@ use crate::wire::IpProtocol;
 /// How long a SYN waits for the SA its NEWCONN asked for (Fig. 11 block
 /// 178); TCP's own retransmission takes over after that.
 pub const HELD_FOR: Duration = Duration::from_secs(5);
-/// SYNs held at most at once; more are dropped (TCP retransmits them).
+/// SYNs held at most at once by default (`[limits] newconn_hold_max`);
+/// more are dropped and counted (`newconn_overflow`), TCP retransmits them.
 pub const HELD_MAX: usize = 64;
 
 /// When a target asks for an SA: the topology's IKE settings, as the
 /// shell read them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewConnPolicy {
     /// IKE negotiates on demand (`[ike] on_demand`): the IpDynVpnAction's
     /// `Initiation` allows this stack to start.
@@ -32,6 +33,19 @@ pub struct NewConnPolicy {
     /// The image that defines each DVIPA (asked when no VIPA list names a
     /// routing stack for it).
     pub owners: BTreeMap<Ipv4Addr, ImageId>,
+    /// SYNs held at most at once (`[limits] newconn_hold_max`).
+    pub hold_max: usize,
+}
+
+impl Default for NewConnPolicy {
+    fn default() -> Self {
+        Self {
+            on_demand: false,
+            peers: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            hold_max: HELD_MAX,
+        }
+    }
 }
 
 impl NewConnPolicy {
@@ -84,9 +98,16 @@ pub(super) struct HoldQueue {
 }
 
 impl HoldQueue {
-    /// Fig. 11 block 174: a SYN that made a NEWCONN waits for its SA.
-    pub(super) fn hold(&mut self, now: Instant, syn: Vec<u8>, counters: &mut ImageCounters) {
-        if self.held.len() >= HELD_MAX {
+    /// Fig. 11 block 174: a SYN that made a NEWCONN waits for its SA,
+    /// unless `max` wait already (then it is dropped and counted).
+    pub(super) fn hold(
+        &mut self,
+        now: Instant,
+        syn: Vec<u8>,
+        max: usize,
+        counters: &mut ImageCounters,
+    ) {
+        if self.held.len() >= max {
             counters.newconn_overflow += 1;
             return;
         }

@@ -61,6 +61,7 @@ fn mvs2() -> Image {
         on_demand: true,
         peers: BTreeMap::from([(DVA1, vec![CLIENT])]),
         owners: BTreeMap::from([(DVA1, ImageId::new("MVS1"))]),
+        ..NewConnPolicy::default()
     };
     let config = ImageConfig {
         id: ImageId::new("MVS2"),
@@ -111,6 +112,29 @@ fn a_syn_without_sa_waits_for_its_newconn_and_leaves_sealed() {
     assert_eq!(sealed.len(), 1);
     assert_eq!((sealed[0].first.esp, sealed[0].packets.len()), (7, 1));
     assert_eq!(image.counters().newconn_released, 1);
+}
+
+#[test]
+fn the_hold_queue_is_bounded_and_counts_what_it_refuses() {
+    let mut image = mvs2();
+    let mut policy = image_policy_with_hold_max(2);
+    policy.on_demand = true;
+    image.set_newconn_policy(policy);
+    for port in 0..5 {
+        let syn = segment(1000 + port, TcpFlags::SYN);
+        image.handle_tun_burst(Instant::from_millis(10), [&syn[..]]);
+    }
+    let c = image.counters();
+    assert_eq!((c.newconn_held, c.newconn_overflow), (2, 3));
+}
+
+fn image_policy_with_hold_max(hold_max: usize) -> NewConnPolicy {
+    NewConnPolicy {
+        peers: BTreeMap::from([(DVA1, vec![CLIENT])]),
+        owners: BTreeMap::from([(DVA1, ImageId::new("MVS1"))]),
+        hold_max,
+        ..NewConnPolicy::default()
+    }
 }
 
 #[test]

@@ -218,20 +218,12 @@ impl RoutingStack {
         bytes: usize,
         ipsec: bool,
     ) -> Result<(Arc<str>, Ipv4Addr), RouteDrop> {
-        if let Some(e) = self.dct.get_mut(&key) {
+        if let Some(found) = self.dct.touch(now, &key, flags, bytes) {
             if let Some(d) = distribution_for(&mut self.distributions, key.dvipa, key.port) {
                 d.touch(now, key.client, key.port);
             }
-            e.last_seen = now;
-            e.packets += 1;
-            e.bytes += bytes as u64;
-            if flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST) {
-                e.state = ConnState::Closing;
-            } else if e.state == ConnState::SynSeen && flags.contains(TcpFlags::ACK) {
-                e.state = ConnState::Established;
-            }
             self.note.dct = DctOutcome::Hit;
-            return Ok((e.target.clone(), e.target_xcf));
+            return Ok(found);
         }
         self.note.dct = DctOutcome::Miss;
         if !flags.is_initial_syn() {
@@ -240,12 +232,22 @@ impl RoutingStack {
         if self.moving.contains(&key.dvipa) {
             return Err(RouteDrop::Moving);
         }
-        let active = self.dct.active_by_target(key.dvipa);
         let dist = distribution_for(&mut self.distributions, key.dvipa, key.port)
             .ok_or(RouteDrop::NoTarget)?;
         let (target, target_xcf) = dist
-            .choose_for(now, key.client, key.port, &self.listeners, &active)
+            .choose_for(
+                now,
+                key.client,
+                key.port,
+                &self.listeners,
+                self.dct.active_for(key.dvipa),
+            )
             .ok_or(RouteDrop::NoTarget)?;
+        match self.dct.make_room() {
+            Ok(Some(evicted)) => self.note_ended(evicted),
+            Ok(None) => {}
+            Err(_) => return Err(RouteDrop::DctFull),
+        }
         let target: Arc<str> = target.into();
         let entry = ConnEntry {
             target: Arc::clone(&target),

@@ -145,12 +145,32 @@ pub struct FrameDecoder {
     buf: Vec<u8>,
     start: usize,
     poisoned: bool,
+    /// The longest body accepted, at most [`crate::wire::xcf::MAX_BODY_LEN`]
+    /// (0: that limit).
+    max_body: usize,
 }
 
 impl FrameDecoder {
     /// An empty decoder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty decoder that refuses bodies longer than `max_body` bytes
+    /// (`[limits] xcf_max_message_bytes`), from the header alone; the
+    /// frame format's own limit still applies.
+    pub fn with_max_body(max_body: usize) -> Self {
+        Self {
+            max_body,
+            ..Self::default()
+        }
+    }
+
+    fn max_body(&self) -> usize {
+        match self.max_body {
+            0 => crate::wire::xcf::MAX_BODY_LEN,
+            n => n.min(crate::wire::xcf::MAX_BODY_LEN),
+        }
     }
 
     /// Appends bytes read from the stream.
@@ -175,6 +195,18 @@ impl FrameDecoder {
         self.poisoned
     }
 
+    /// A fatal error: nothing more is decoded (the caller closes).
+    fn poison(&mut self, error: FrameError) -> Refused {
+        self.poisoned = true;
+        self.buf = Vec::new();
+        self.start = 0;
+        Refused {
+            error,
+            request_id: None,
+            channel: None,
+        }
+    }
+
     /// The next complete frame: `None` if more bytes are needed (or after a
     /// fatal error), `Some(Err)` for a refused frame.
     pub fn next_frame(&mut self) -> Option<Result<Decoded, Refused>> {
@@ -187,16 +219,7 @@ impl FrameDecoder {
         }
         let header = match Header::parse(avail) {
             Ok(h) => h,
-            Err(error) if error.is_fatal() => {
-                self.poisoned = true;
-                self.buf = Vec::new();
-                self.start = 0;
-                return Some(Err(Refused {
-                    error,
-                    request_id: None,
-                    channel: None,
-                }));
-            }
+            Err(error) if error.is_fatal() => return Some(Err(self.poison(error))),
             Err(error) => {
                 // Magic, version and length are sound, only the channel or
                 // type code is unknown: the frame can be skipped whole.
@@ -214,6 +237,12 @@ impl FrameDecoder {
                 return Some(Err(refused));
             }
         };
+        if header.body_len as usize > self.max_body() {
+            return Some(Err(self.poison(FrameError::TooLong {
+                len: header.body_len,
+                max: self.max_body(),
+            })));
+        }
         let total = HEADER_LEN + header.body_len as usize;
         if avail.len() < total {
             return None;
@@ -487,5 +516,24 @@ mod tests {
                 body: 0x0023
             }
         );
+    }
+
+    #[test]
+    fn a_decoder_refuses_a_body_over_its_limit_from_the_header() {
+        let msg = XcfMessage::Heartbeat { seq: 7 };
+        let mut frame = Vec::new();
+        encode_xcf(&msg, &mut frame).expect("encodes");
+        let body = frame.len() - HEADER_LEN;
+        let mut fits = FrameDecoder::with_max_body(body);
+        fits.push(&frame);
+        assert!(matches!(fits.next_frame(), Some(Ok(_))));
+        let mut small = FrameDecoder::with_max_body(body - 1);
+        small.push(&frame[..HEADER_LEN]);
+        let refused = small.next_frame().expect("refused").expect_err("too long");
+        assert!(
+            matches!(refused.error, FrameError::TooLong { .. }),
+            "{refused:?}"
+        );
+        assert!(refused.is_fatal() && small.is_poisoned());
     }
 }
