@@ -10,7 +10,7 @@ endif
 PLEXNET := target/release/plexnet
 TOPOLOGY ?= topologies/figure4.toml
 
-.PHONY: topology up down build test doctor deps bench bench-ipsec bench-lab bench-floor bench-sysplex bench-ike bench-flood fmt lint check-cargo
+.PHONY: topology up down build test doctor deps bench bench-ipsec bench-lab bench-floor bench-sysplex bench-ike bench-flood fmt lint check-cargo fuzz fuzz-seed fuzz-check soak
 
 topology: check-cargo
 	@scripts/deps.sh --check-only >/dev/null 2>&1 || scripts/deps.sh
@@ -79,6 +79,30 @@ bench-flood: check-cargo
 bench-sysplex: check-cargo bench-floor
 	$(CARGO) build --release
 	scripts/bench-sysplex.sh $(PLEXNET)
+
+# The fuzz targets of fuzz/ (cargo-fuzz, installed when missing; built on
+# the stable toolchain with RUSTC_BOOTSTRAP=1), FUZZ_SECONDS each (default
+# 60), on the corpora in fuzz/corpus/, minimized after the run ->
+# target/bench/fuzz.json. Not part of `make test`.
+fuzz: check-cargo
+	scripts/fuzz.sh
+
+# Writes the corpora's seeds (fuzz/examples/seed.rs: real XCF and CF frames,
+# a real IKE exchange, a connection through the SA) into fuzz/corpus/.
+fuzz-seed: check-cargo
+	$(CARGO) run --manifest-path fuzz/Cargo.toml --example seed -- fuzz/corpus
+
+# CI: the fuzz targets and the seeder still compile (stable, no fuzzing).
+fuzz-check: check-cargo
+	$(CARGO) check --manifest-path fuzz/Cargo.toml --bins --examples
+
+# figure4 under iperf3 from strongSwan and the plexnet client for
+# SOAK_SECONDS (default 600) with rekeys every ~30 s, a takeover and a
+# giveback -> target/bench/soak.json (scripts/soak.sh). Needs root; not part
+# of `make test`.
+soak: check-cargo
+	$(CARGO) build --release --bin plexnet
+	scripts/soak.sh $(PLEXNET)
 
 fmt: check-cargo
 	$(CARGO) fmt --all

@@ -304,9 +304,9 @@ fn describe_chunk(c: &SealedChunk) -> String {
         (SealKeys::Bundle(_, ah_key), Some(ah)) => format!(
             "shadow bundle ESP {:#010x} seq {first}..{} + AH {:#010x} seq {ah}..{} from those blocks, {} packets",
             c.spi.0,
-            first + n - 1,
+            first.saturating_add(n.saturating_sub(1)),
             ah_key.spi.0,
-            ah + n - 1,
+            ah.saturating_add(n.saturating_sub(1)),
             c.packets.len()
         ),
         _ if n == 1 => format!(
@@ -316,7 +316,7 @@ fn describe_chunk(c: &SealedChunk) -> String {
         _ => format!(
             "shadow SA {:#010x} seq {first}..{} from that block, {} packets",
             c.spi.0,
-            first + n - 1,
+            first.saturating_add(n.saturating_sub(1)),
             c.packets.len()
         ),
     }

@@ -249,7 +249,7 @@ impl SeqBatcher {
         let flight = self.in_flight.remove(&id)?;
         let n = flight.len as u32;
         let first = match reply {
-            Ok((first, got)) if got == n => first,
+            Ok((first, got)) if got == n && grant_fits(first, n) => first,
             refused => {
                 let why = refused.err().unwrap_or(CfFailure::Refused);
                 let group = &flight.group;
@@ -353,4 +353,12 @@ impl SeqBatcher {
     pub(super) fn is_idle(&self) -> bool {
         self.asks.is_empty() && self.in_flight.is_empty() && self.out.is_empty()
     }
+}
+
+/// Whether `n` numbers from `first` are numbers at all: none is 0 (RFC
+/// 4303 §3.3.3: the first packet is sent with 1) and the last does not run
+/// past the 64-bit space. A CF that answers otherwise is refused rather
+/// than trusted into overflowing (or, wrapped, reusing) numbers.
+fn grant_fits(first: u64, n: u32) -> bool {
+    first != 0 && first.checked_add(u64::from(n.max(1)) - 1).is_some()
 }

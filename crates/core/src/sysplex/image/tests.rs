@@ -225,6 +225,28 @@ fn a_refused_block_drops_its_group() {
     assert!(!image.numbers_pending());
 }
 
+/// Found while fixing what fuzz/fuzz_targets/cf_answers.rs (a CF that
+/// answers with lies) crashed in the simulator: a grant that starts at 0
+/// or runs past the end of the 64-bit space is refused and its packets
+/// counted, instead of sealing under numbers that overflow (a panic with
+/// overflow checks) or wrap to numbers already used.
+#[test]
+fn a_grant_past_the_end_of_the_numbers_is_refused() {
+    for first in [u64::MAX - 1, 0] {
+        let (mut image, packets) = burst(3);
+        image.handle_tun_burst(Instant::ZERO, packets.iter().map(Vec::as_slice));
+        let ask = image
+            .poll_cf_request(Instant::ZERO)
+            .and_then(numbers)
+            .expect("a block");
+        let mut rng = StdRng::seed_from_u64(4);
+        image.handle_cf_reply(Instant::ZERO, ask.id, Ok((first, ask.n)), &mut rng);
+        assert_eq!(image.counters().cf_dropped.refused, 3, "first {first}");
+        assert!(transmits(&mut image).is_empty());
+        assert!(!image.numbers_pending());
+    }
+}
+
 /// Asks `cf` what the image asks for, and hands the answer back.
 fn answer_from(cf: &mut crate::sysplex::cf::CouplingFacility, image: &mut Image, now: Instant) {
     let mut rng = StdRng::seed_from_u64(4);
