@@ -13,7 +13,7 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,68 +71,6 @@ fn curl_loop(client: &str, stop: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("curl loop")
-}
-
-/// Opens three connections to DVA1:80 and sends half a request on each;
-/// the other half goes when a line arrives on stdin; then prints `port
-/// answer` per connection (or `port error`).
-const HALF_OPEN: &str = r#"
-import socket, sys
-conns = []
-for _ in range(3):
-    s = socket.create_connection(("198.18.0.100", 80), timeout=10)
-    s.sendall(b"GET / HTTP/1.0\r\n")
-    conns.append(s)
-print("open", flush=True)
-sys.stdin.readline()
-for s in conns:
-    port = s.getsockname()[1]
-    try:
-        s.settimeout(10)
-        s.sendall(b"\r\n")
-        data = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            data += d
-        body = data.split(b"\r\n\r\n", 1)[-1].decode().strip()
-        print(port, body.replace(" ", "_"), flush=True)
-    except Exception as e:
-        print(port, "error", flush=True)
-"#;
-
-/// Three connections from `client` half way through their request.
-struct HalfOpen {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-}
-
-impl HalfOpen {
-    fn start(client: &str) -> HalfOpen {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_plexnet"))
-            .args(["--prefix", PREFIX, "exec", client, "--", "python3", "-c"])
-            .arg(HALF_OPEN)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        assert_eq!(
-            lines.next().and_then(Result::ok).as_deref(),
-            Some("open"),
-            "{client}: connections opened"
-        );
-        HalfOpen { child, lines }
-    }
-
-    /// The second halves; the answers.
-    fn finish(mut self) -> Vec<String> {
-        writeln!(self.child.stdin.as_mut().expect("stdin")).expect("second half");
-        let answers: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
-        let _ = self.child.wait();
-        answers
-    }
 }
 
 /// `plexnet kill MVS1` (SIGKILL) and waits until MVS5 holds DVA1.
@@ -290,7 +228,7 @@ fn owner_restarts_and_takes_dva1_back_under_curl_loops() {
     std::thread::sleep(Duration::from_secs(3));
     let held: Vec<HalfOpen> = ["client1", "client2"]
         .iter()
-        .map(|c| HalfOpen::start(c))
+        .map(|c| HalfOpen::start(PREFIX, c, 10, 10))
         .collect();
     std::thread::sleep(Duration::from_secs(2));
 

@@ -8,8 +8,6 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PREFIX: &str = "plxto-";
@@ -76,35 +74,6 @@ fn curls_answered_by_the_backups_targets(n: usize) -> Vec<String> {
     by
 }
 
-/// Opens three connections to DVA1:80 from client1 and sends half a
-/// request on each; the other half goes when a line arrives on stdin;
-/// then prints `port answer` per connection (or `port error`).
-const HALF_OPEN: &str = r#"
-import socket, sys
-conns = []
-for _ in range(3):
-    s = socket.create_connection(("198.18.0.100", 80), timeout=5)
-    s.sendall(b"GET / HTTP/1.0\r\n")
-    conns.append(s)
-print("open", flush=True)
-sys.stdin.readline()
-for s in conns:
-    port = s.getsockname()[1]
-    try:
-        s.settimeout(3)
-        s.sendall(b"\r\n")
-        data = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            data += d
-        body = data.split(b"\r\n\r\n", 1)[-1].decode().strip()
-        print(port, body.replace(" ", "_"), flush=True)
-    except Exception as e:
-        print(port, "error", flush=True)
-"#;
-
 /// Both scenarios share the prefix, so they run one after the other in one
 /// test (cargo runs the tests of a file in parallel).
 #[test]
@@ -127,23 +96,13 @@ fn backup_takes_dva1_over_and_continues_connections_with_manual_sas() {
 
     // Three connections half way through their request: round robin puts
     // them on MVS1, MVS2 and MVS4.
-    let mut py = Command::new(env!("CARGO_BIN_EXE_plexnet"))
-        .args(["--prefix", PREFIX, "exec", "client1", "--", "python3", "-c"])
-        .arg(HALF_OPEN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 in client1");
-    let mut lines = BufReader::new(py.stdout.take().expect("stdout")).lines();
-    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("open"));
+    let half_open = HalfOpen::start(PREFIX, "client1", 5, 3);
     // Let the CF checkpoint (every 50 ms) take the new DCT entries.
     std::thread::sleep(Duration::from_millis(300));
 
     let took = kill_mvs1_and_wait_for_mvs5();
     assert!(took < Duration::from_secs(5), "takeover took {took:?}");
-    writeln!(py.stdin.as_mut().expect("stdin")).expect("second half");
-    let answers: Vec<String> = lines.map_while(Result::ok).collect();
-    let _ = py.wait();
+    let answers = half_open.finish();
 
     // The connections on MVS2 and MVS4 continued through MVS5: their
     // second half reached the server, which answered at once.

@@ -260,3 +260,75 @@ pub fn load_conn(prefix: &str, name: &str, ike: &str, esp: &str, psk: &str) {
     let p = path.display().to_string();
     swanctl_ok(prefix, &["--load-all", "--noprompt", "--file", &p]);
 }
+
+/// Opens three connections to DVA1:80 and sends half a request on each;
+/// the other half goes when a line arrives on stdin; then prints `port
+/// answer` per connection (or `port error`). `{CONNECT}` and `{REPLY}`
+/// are the connect and answer timeouts in seconds.
+const HALF_OPEN: &str = r#"
+import socket, sys
+conns = []
+for _ in range(3):
+    s = socket.create_connection(("198.18.0.100", 80), timeout={CONNECT})
+    s.sendall(b"GET / HTTP/1.0\r\n")
+    conns.append(s)
+print("open", flush=True)
+sys.stdin.readline()
+for s in conns:
+    port = s.getsockname()[1]
+    try:
+        s.settimeout({REPLY})
+        s.sendall(b"\r\n")
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        body = data.split(b"\r\n\r\n", 1)[-1].decode().strip()
+        print(port, body.replace(" ", "_"), flush=True)
+    except Exception as e:
+        print(port, "error", flush=True)
+"#;
+
+/// Three connections from `client` to DVA1:80 half way through their
+/// request (a python3 script in the client's namespace), to carry over a
+/// takeover or a giveback.
+pub struct HalfOpen {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl HalfOpen {
+    /// Opens them; returns once all three are connected and half sent.
+    pub fn start(prefix: &str, client: &str, connect_secs: u32, reply_secs: u32) -> HalfOpen {
+        use std::io::BufRead;
+        let script = HALF_OPEN
+            .replace("{CONNECT}", &connect_secs.to_string())
+            .replace("{REPLY}", &reply_secs.to_string());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plexnet"))
+            .args(["--prefix", prefix, "exec", client, "--", "python3", "-c"])
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(out).lines();
+        assert_eq!(
+            lines.next().and_then(Result::ok).as_deref(),
+            Some("open"),
+            "{client}: connections opened"
+        );
+        HalfOpen { child, lines }
+    }
+
+    /// Sends the second halves; returns the `port answer` lines.
+    pub fn finish(mut self) -> Vec<String> {
+        use std::io::Write;
+        writeln!(self.child.stdin.as_mut().expect("stdin")).expect("second half");
+        let answers: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        let _ = self.child.wait();
+        answers
+    }
+}
