@@ -398,12 +398,7 @@ impl Takeover {
     /// structure after VTAM reconnected to it. The sequence counters are
     /// not written: the owner's IKE rekeys instead (docs/FAULTS.md).
     pub async fn repopulate(&self, node: &ImageNode) {
-        let held: Vec<Ipv4Addr> = self
-            .watch_list()
-            .iter()
-            .filter(|(w, _)| w.held())
-            .map(|(w, _)| w.dvipa)
-            .collect();
+        let held = self.held_dvipas();
         for dvipa in held {
             self.write_owner(dvipa, None).await;
         }
@@ -440,12 +435,7 @@ impl Takeover {
     /// peers whose IKE SAs died with the previous incarnation. Returns
     /// once every DVIPA is done.
     pub async fn adopt_held(self: &Arc<Self>, node: &Arc<ImageNode>) {
-        let held: Vec<Ipv4Addr> = self
-            .watch_list()
-            .iter()
-            .filter(|(w, _)| w.held())
-            .map(|(w, _)| w.dvipa)
-            .collect();
+        let held = self.held_dvipas();
         for dvipa in held {
             let done = self.start_acquire(dvipa, None, Kind::Restart);
             let started = node.core().image.take_over_held(dvipa);
@@ -720,6 +710,15 @@ impl Takeover {
 
     /// The watches (with the giveback under way): this shell's until
     /// [`Takeover::start`], the image's from then on.
+    /// The DVIPAs this image holds (as owner or after a takeover).
+    fn held_dvipas(&self) -> Vec<Ipv4Addr> {
+        self.watch_list()
+            .iter()
+            .filter(|(w, _)| w.held())
+            .map(|(w, _)| w.dvipa)
+            .collect()
+    }
+
     fn watch_list(&self) -> Vec<WatchRow> {
         let before = self.unhanded();
         match self.node.get() {
