@@ -12,8 +12,12 @@
 //! - the CF quotas are what the CFRM policy's `STRUCTURE NAME(..)
 //!   SIZE(..)` gives each structure: a fixed amount of CF storage, beyond
 //!   which a write fails (XES "structure full") rather than the CF;
-//! - the XCF message size is XCF's own bound on a signal (the
-//!   transport class's `CLASSLEN`).
+//! - the XCF message size stands for XCF's signal sizing: COUPLExx
+//!   `CLASSDEF CLASS(name) CLASSLEN(length)` (0 to 62464 bytes; z/OS MVS
+//!   Setting Up a Sysplex, "Specifying the lengths of messages for the
+//!   transport class") sizes a class's buffers, and a longer signal makes
+//!   XCF expand them; here a body over the limit is refused instead, as a
+//!   peer's length field must not size our allocation.
 
 use serde::{Deserialize, Serialize};
 
