@@ -21,7 +21,9 @@
 # - strongSwan (client1, port 5201) and the plexnet client (client2, port
 #   5202) each run iperf3 to DVA1 at SOAK_RATE_MBIT in back-to-back runs of
 #   SOAK_SEGMENT seconds until the end; a run that exits non-zero is a
-#   failed transfer, and the loop reconnects.
+#   failed transfer, and the loop reconnects; so is a run that received
+#   less than half of what its rate and duration ask for (iperf3 exits 0
+#   when its data stream stalls).
 # - At 40 % of the time MVS1 is killed (takeover by MVS5); at 70 % it is
 #   restarted (giveback, MOVEABLE IMMEDIATE) when `plexnet restart` exists.
 # - Every 10 s: the RSS of every image's daemon, the CF, the plexnet
@@ -260,15 +262,24 @@ runs = [json.loads(l) for l in open(f"{work}/runs.jsonl")] if glob.glob(f"{work}
 transfers = {}
 for c in ("client1", "client2"):
     mine = [r for r in runs if r["client"] == c]
-    sent = 0
-    for f in glob.glob(f"{work}/{c}-run*.json"):
+    sent, stalled = 0, []
+    for f in sorted(glob.glob(f"{work}/{c}-run*.json")):
         try:
             d = json.load(open(f))
-            sent += d.get("end", {}).get("sum_received", {}).get("bytes", 0)
         except ValueError:
-            pass
-    transfers[c] = {"runs": len(mine), "failed": sum(1 for r in mine if not r["ok"]),
-                    "mbytes_received": round(sent / 1e6, 1)}
+            continue
+        got = d.get("end", {}).get("sum_received", {}).get("bytes", 0)
+        sent += got
+        # iperf3 exits 0 even when its data stream moved nothing: a run
+        # that received less than half of what its rate and duration ask
+        # for is a failed transfer too.
+        secs = d.get("start", {}).get("test_start", {}).get("duration", 0)
+        if got < 0.5 * float(rate) * 1e6 / 8 * secs:
+            stalled.append({"run": f.rsplit("-run", 1)[1][:-5], "seconds": secs,
+                            "mbytes_received": round(got / 1e6, 1)})
+    exited = sum(1 for r in mine if not r["ok"])
+    transfers[c] = {"runs": len(mine), "failed": exited + len(stalled), "exited_non_zero": exited,
+                    "stalled": stalled, "mbytes_received": round(sent / 1e6, 1)}
 # IKE rekeys at the routing stacks: counters summed over each daemon's
 # lives (a restarted daemon starts again from 0).
 def accumulated(key):
