@@ -487,6 +487,51 @@ fn vipa_takeover_by_the_backup_continues_connections_from_the_cf() {
     insta::assert_snapshot!(trace);
 }
 
+/// A takeover that the CF journal missed: MVS1 made a connection to MVS2
+/// after its last journal write and failed before the next one, so the
+/// CF knows nothing of it. MVS2 reports its connections when MVS5's VIPA
+/// list reaches it (z/OS: the targets tell the new distributing stack
+/// about their connections), MVS5's DCT takes the connection from the
+/// report, and the client's retransmitted request reaches MVS2.
+#[test]
+fn takeover_recovers_a_connection_the_cf_journal_missed_from_the_target() {
+    let topo =
+        plexnet::topology::load(std::path::Path::new("topologies/figure4.toml")).expect("figure4");
+    let dva1 = Ipv4Addr::new(198, 18, 0, 100);
+    let mut w = World::from_sysplex(
+        7,
+        &topo.sysplex_spec(),
+        dva1,
+        Box::new(CouplingFacility::new()),
+    );
+    w.install_sa(SaSpec::esp_cbc_sha1());
+    // Round robin over MVS1, MVS2, MVS4: the first connection to MVS1.
+    connection(&mut w, 40000);
+    w.advance_to(6000);
+    w.hold_journal("MVS1");
+    let req: &[u8] = b"GET /a HTTP/1.1\r\nHost: DVA1\r\n\r\n";
+    w.client_tcp(40001, 500, 0, SYN, &[]);
+    w.client_tcp(40001, 501, 1001, ACK, &[]);
+    assert_eq!(w.routing_stack().counters().forwarded["MVS2"], 2);
+    w.fail("MVS1");
+    w.advance_to(9500);
+    assert_eq!(w.owner, "MVS5");
+    let r = w.routing_stack().counters();
+    assert_eq!(r.reports.recovered, 1, "{r:?}");
+    assert_eq!(r.reports.refused, 0, "{r:?}");
+    // The request (TCP's retransmission after the failure): through MVS5
+    // to MVS2, where the connection lives, and answered.
+    w.client_tcp(40001, 501, 1001, psh_ack(), req);
+    let r = w.routing_stack().counters();
+    assert_eq!(r.forwarded["MVS2"], 1, "{r:?}");
+    assert_eq!(r.drops.get("no-connection"), None, "{r:?}");
+    let trace = w.trace();
+    let answer = "client1 ← MVS2  ESP spi=0x00002001 198.18.0.100 > 198.18.1.2 (152 bytes)  seq 5";
+    assert!(trace.contains(answer), "{trace}");
+    assert!(trace.contains("never reached the CF"), "{trace}");
+    insta::assert_snapshot!(trace);
+}
+
 /// figure4's topology, whose MVS1 (DVA1's owner) and MVS5 filter with
 /// IPCONFIG IPSECURITY and a Policy Agent policy.
 fn figure4() -> plexnet::topology::Topology {

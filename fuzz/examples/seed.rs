@@ -10,9 +10,10 @@ use plexnet::ike::{Identity, Ike, IkeConfig, PeerConfig};
 use plexnet::ipsec::TrafficSelector;
 use plexnet::ipsec::{EncAlg, IntegAlg, Key, Lifetimes, Mode, Protocol, SaConfig, Spi};
 use plexnet::sysplex::xcf::codec::{encode_cf_request, encode_cf_response, encode_xcf};
+use plexnet::sysplex::dct::ConnState;
 use plexnet::sysplex::xcf::{
-    CfError, CfRequest, CfResponse, ConnEndReason, Direction, SaInstall, SeqKey, VipaEntry,
-    XcfMessage,
+    CfError, CfRequest, CfResponse, ConnEndReason, Direction, ReportedConn, SaInstall, SeqKey,
+    VipaEntry, XcfMessage,
 };
 use plexnet::time::Instant;
 use plexnet::wire::build::tcp_packet;
@@ -126,6 +127,17 @@ fn xcf_frames() -> Vec<(String, Vec<u8>)> {
             esp_outbound_spi: Spi(0x12),
             ah_inbound_spi: Spi(0x13),
             ah_outbound_spi: Spi(0x14),
+        },
+        XcfMessage::ConnReport {
+            dvipa: DVA1,
+            target_xcf: Ipv4Addr::new(198, 19, 0, 2),
+            conns: vec![ReportedConn {
+                client: CLIENT1,
+                client_port: 40000,
+                port: 80,
+                state: ConnState::Established,
+                ipsec: true,
+            }],
         },
     ];
     msgs.iter()

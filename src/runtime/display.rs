@@ -12,7 +12,7 @@ use crate::ipsec::filter::FilterRow;
 use crate::ipsec::sa::{Sa, SaConfig};
 use crate::ipsec::wireshark::esp_sa_uat;
 use crate::sysplex::dct::ConnState;
-use crate::sysplex::routing::{connection_key, RoutingStack};
+use crate::sysplex::routing::{connection_key, ReportCounters, RoutingStack};
 use crate::sysplex::target::TargetStack;
 use crate::topology::{DestRole, IpSecurity, Moveable, Topology};
 
@@ -165,6 +165,9 @@ pub struct DctSummary {
     pub half_open_evicted: u64,
     pub half_open_expired: u64,
     pub peak: u64,
+    /// The connections targets reported after a takeover or a giveback.
+    #[serde(default)]
+    pub reports: ReportCounters,
 }
 
 pub fn dct_summary(r: &RoutingStack) -> DctSummary {
@@ -179,6 +182,7 @@ pub fn dct_summary(r: &RoutingStack) -> DctSummary {
         half_open_evicted: c.half_open_evicted,
         half_open_expired: c.half_open_expired,
         peak: c.peak,
+        reports: r.counters().reports,
     }
 }
 
@@ -195,6 +199,14 @@ fn render_dct(s: &mut String, d: &DctSummary) {
         d.half_open_expired,
         d.full
     );
+    let r = &d.reports;
+    if r.received > 0 {
+        let _ = writeln!(
+            s,
+            "VCRT from target reports: {} connections reported; {} recovered (not in the CF), {} known, {} moved, {} refused",
+            r.received, r.recovered, r.known, r.moved, r.refused
+        );
+    }
 }
 
 fn moveable(m: Moveable) -> String {

@@ -278,6 +278,8 @@ impl ImageNode {
             xcf_addr: image.xcf_addr,
             owned: owned.clone(),
             newconn: newconn_policy(topo),
+            limits: topo.limits,
+            hash_seed: rand::random(),
         };
         let core = Core {
             image: Image::new(config, routing, Instant::ZERO),

@@ -70,6 +70,8 @@ impl SimImage {
             xcf_addr: xcf,
             owned,
             newconn: NewConnPolicy::default(),
+            limits: Default::default(),
+            hash_seed: 0,
         };
         let mut image = Image::new(config, routing, Instant::ZERO);
         // The trace renders what the image notes of each inbound packet.
@@ -1154,6 +1156,10 @@ pub fn xcf_name(m: &XcfMessage) -> String {
             esp_inbound_spi.0, esp_outbound_spi.0, ah_inbound_spi.0, ah_outbound_spi.0
         ),
         XcfMessage::Giveback { dvipa, step } => format!("Giveback {dvipa} {step:?}"),
+        XcfMessage::ConnReport { dvipa, conns, .. } => format!(
+            "ConnReport {dvipa}: {}",
+            conns.iter().map(|c| format!("{}:{} > :{} {:?}", c.client, c.client_port, c.port, c.state)).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 

@@ -43,6 +43,9 @@ pub(super) struct SimTakeover {
     pub(super) down: BTreeSet<(ImageId, ImageId)>,
     /// Images that failed: their links are silent.
     pub(super) failed: BTreeSet<ImageId>,
+    /// Images whose DCT journal waits for its next CF write
+    /// ([`World::hold_journal`]).
+    journal_held: BTreeSet<ImageId>,
     next_tick: u64,
     /// Whether routing stacks filter with their image's IP security
     /// ([`World::enforce_ip_security`]).
@@ -179,6 +182,7 @@ impl World {
                 heard,
                 down: BTreeSet::new(),
                 failed: BTreeSet::new(),
+                journal_held: BTreeSet::new(),
                 next_tick: HEARTBEAT_MS,
                 ip_security: false,
             }),
@@ -293,7 +297,7 @@ impl World {
         let live: Vec<ImageId> = self
             .images
             .keys()
-            .filter(|n| !t.failed.contains(n.as_str()))
+            .filter(|n| !t.failed.contains(n.as_str()) && !t.journal_held.contains(n.as_str()))
             .cloned()
             .collect();
         for n in live {
@@ -413,6 +417,29 @@ impl World {
         self.log(format!(
             "{image} FAILS: its XCF links and its ext go silent"
         ));
+        let unwritten = self
+            .image(&ImageId::new(image))
+            .image
+            .routing_mut()
+            .map_or(0, |r| r.take_journal().len());
+        if unwritten > 0 {
+            self.log(format!(
+                "{image} journal  {unwritten} DCT changes never reached the CF"
+            ));
+        }
+    }
+
+    /// From now on `image`'s DCT changes wait in its journal instead of
+    /// reaching the CF at once, as between two of the daemon's 50 ms
+    /// journal writes: a failure now loses them ([`World::fail`]).
+    pub fn hold_journal(&mut self, image: &str) {
+        self.run();
+        if let Some(t) = self.takeover.as_mut() {
+            t.journal_held.insert(image.into());
+        }
+        self.log(format!(
+            "{image} journal  held: DCT changes wait for the next CF write"
+        ));
     }
 
     /// Moves virtual time to `until_ms` in heartbeat ticks, running the
@@ -436,7 +463,7 @@ impl World {
     }
 
     /// One heartbeat interval: live images hear each other, routing
-    /// stacks expire idle DCT entries, silent peers are marked down, and
+    /// stacks expire idle DCT entries and targets their ended connections, silent peers are marked down, and
     /// the watches of those who noticed are evaluated.
     fn tick(&mut self, now: u64) {
         let Some(t) = self.takeover.as_mut() else {
@@ -469,9 +496,11 @@ impl World {
         };
         self.log(line);
         for n in &live {
-            if let Some(r) = self.image(n).image.routing_mut() {
+            let image = &mut self.image(n).image;
+            if let Some(r) = image.routing_mut() {
                 r.on_timeout(Instant::from_millis(now));
             }
+            image.target_mut().expire_served(Instant::from_millis(now));
         }
         self.flush_journals();
         self.evaluate_givebacks(&live);

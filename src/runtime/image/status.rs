@@ -107,7 +107,7 @@ impl ImageNode {
             }
         }
         let summary = format!(
-            "{}; {} echo replies, {} shadow SAs, {} opened, {} sealed",
+            "{}; {} echo replies, {} shadow SAs, {} connections served, {} opened, {} sealed",
             if roles.is_empty() {
                 "no DVIPA role".to_string()
             } else {
@@ -115,6 +115,7 @@ impl ImageNode {
             },
             image.stack().counters().echo_replies,
             image.target().shadow().len(),
+            image.target().served().counters().connections,
             image.target().counters().opened,
             image.target().counters().sealed,
         );
@@ -134,6 +135,8 @@ impl ImageNode {
             "target": {
                 "counters": image.target().counters(),
                 "shadow_sas": image.target().shadow().len(),
+                // What it reports to a DVIPA's new routing stack.
+                "served": image.target().served().counters(),
             },
             "shell": ShellStatus { io: &self.counters, image: image.counters() },
             // Why a request for sequence numbers failed (the image's

@@ -36,7 +36,7 @@ pub struct ConnKey {
 }
 
 /// What the routing stack has seen of a connection (from peeked TCP flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConnState {
     /// Created by a SYN the routing stack could not authenticate; the

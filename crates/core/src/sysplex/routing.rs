@@ -24,7 +24,8 @@ use super::dct::{
 use super::packet::{self, Flow, Kind};
 use super::target::Upstream;
 use super::xcf::{
-    AhBundle, BundleInstall, ConnEndReason, SaFilter, SaInstall, VipaEntry, XcfMessage,
+    AhBundle, BundleInstall, ConnEndReason, ReportedConn, SaFilter, SaInstall, VipaEntry,
+    XcfMessage,
 };
 use crate::ipsec::filter::{
     DynamicFilter, FilterLog, FilterPacket, FilterTable, PacketDirection, PacketRouting, Transport,
@@ -44,6 +45,8 @@ mod flood_tests;
 mod giveback;
 mod inbound;
 mod journal;
+#[cfg(test)]
+mod report_tests;
 
 pub use giveback::Released;
 pub use inbound::connection_key;
@@ -227,10 +230,31 @@ pub struct RoutingCounters {
     /// Connections ended in the DCT because their target's XCF
     /// connection went down ([`RoutingStack::target_down`]).
     pub ended_target_down: u64,
+    /// What the targets' connection reports did (after a takeover or a
+    /// giveback, [`XcfMessage::ConnReport`]).
+    pub reports: ReportCounters,
     pub drops: BTreeMap<&'static str, u64>,
     /// Packets the IP filter table denied before they could reach the DCT,
     /// the CF or IKE, by `RULE reason` (e.g. `web-client1 clear-text`).
     pub filter_denied: BTreeMap<String, u64>,
+}
+
+/// The connections targets reported to this routing stack, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReportCounters {
+    /// Connections reported.
+    pub received: u64,
+    /// Not in the DCT (made after the previous routing stack's last CF
+    /// journal write): added, towards the reporting target.
+    pub recovered: u64,
+    /// Already in the DCT towards the reporting target (from the CF).
+    pub known: u64,
+    /// In the DCT towards another target: the reporting target, which
+    /// holds the connection, wins.
+    pub moved: u64,
+    /// Not added: the DCT was full of entries that are not half-open, or
+    /// this stack does not distribute the DVIPA.
+    pub refused: u64,
 }
 
 /// An SA pair the routing stack owns for a DVIPA, with the replay

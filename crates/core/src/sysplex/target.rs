@@ -32,10 +32,10 @@
 
 use rand_core::RngCore;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::dct::ConnKey;
+use super::dct::{ConnKey, DctLimits};
 use super::packet::{self, Flow, Kind};
 use super::xcf::{
     AhBundle, BundleInstall, ConnEndReason, Direction, SaFilter, SaInstall, SeqKey, VipaEntry,
@@ -61,6 +61,7 @@ mod inbound;
 mod install;
 mod lifesize;
 mod outbound;
+mod served;
 
 pub use forward::{
     decap, decap_gre, encap, gre_payload, Decapped, GreHeader, GRE_KEY_DECRYPTED, GRE_KEY_FILTERED,
@@ -69,6 +70,7 @@ use lifesize::{ah_lifesize_msg, lifesize_for, lifesize_msg, queue_reports};
 pub use lifesize::{
     Lifesize, REPORT_DEFAULT_BP, REPORT_MAX_BP, REPORT_MIN_BP, REPORT_UNLIMITED_BYTES,
 };
+pub use served::{Served, ServedCounters};
 
 /// What the routing stack already did to a datagram it forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -216,9 +218,10 @@ pub struct TargetStack {
     pub xcf: Ipv4Addr,
     vipa_lists: BTreeMap<String, Vec<VipaEntry>>,
     shadow: Vec<ShadowPair>,
-    /// Connections with at least one authenticated packet here: a failed
-    /// packet of such a connection must not end it (a forger could).
-    authenticated: HashMap<ConnKey, Instant>,
+    /// The connections it serves ([`served`]): reported to a DVIPA's new
+    /// routing stack; one with a packet admitted here is not ended by a
+    /// later packet that fails authentication (a forger could).
+    served: Served,
     counters: TargetCounters,
     outbox: Vec<(String, XcfMessage)>,
     scratch: Vec<u8>,
@@ -253,7 +256,7 @@ impl TargetStack {
             xcf,
             vipa_lists: BTreeMap::new(),
             shadow: Vec::new(),
-            authenticated: HashMap::new(),
+            served: Served::new(image, xcf),
             counters: TargetCounters::default(),
             outbox: Vec::new(),
             scratch: Vec::with_capacity(2048),
@@ -284,6 +287,19 @@ impl TargetStack {
     }
     pub fn vipa_lists(&self) -> &BTreeMap<String, Vec<VipaEntry>> {
         &self.vipa_lists
+    }
+    /// The connections it serves ([`served`]).
+    pub fn served(&self) -> &Served {
+        &self.served
+    }
+    /// The served table's bounds and half-open timeout (the sysplex's
+    /// `[limits]`, as the DCT's); `seed` keys its hasher.
+    pub fn set_served_limits(&mut self, seed: u64, limits: DctLimits, syn_ms: u64) {
+        self.served.set_limits(seed, limits, syn_ms);
+    }
+    /// Served connections past their timeouts end (the image's tick).
+    pub fn expire_served(&mut self, now: Instant) {
+        self.served.expire(now);
     }
     /// XCF messages to send, with the image to send each to.
     pub fn take_outbox(&mut self) -> Vec<(String, XcfMessage)> {

@@ -289,6 +289,39 @@ pub enum XcfMessage {
     /// VIPADEFINE owner (z/OS MOVEABLE IMMEDIATE / WHENIDLE): one step of
     /// `image::giveback`'s exchange.
     Giveback { dvipa: Ipv4Addr, step: GivebackStep },
+    /// Target → a DVIPA's new routing stack (after a takeover or a
+    /// giveback, when the target first hears its VIPA list): the
+    /// connections to the DVIPA this target serves, so the new routing
+    /// stack's DCT holds every one of them, also those the previous one
+    /// made after its last CF journal write (z/OS: the target stacks
+    /// tell the new distributing stack about their connections, and
+    /// existing connections are not disrupted). Long lists come in
+    /// several messages of at most [`MAX_REPORTED_CONNS`].
+    ConnReport {
+        dvipa: Ipv4Addr,
+        /// The reporting target's XCF address (where its connections are
+        /// forwarded; it need not be a destination of the new routing
+        /// stack's VIPADISTRIBUTE: a connection keeps its target).
+        target_xcf: Ipv4Addr,
+        conns: Vec<ReportedConn>,
+    },
+}
+
+/// The most connections one [`XcfMessage::ConnReport`] carries (about
+/// 12 bytes each: well under `xcf_max_message_bytes`' smallest value).
+pub const MAX_REPORTED_CONNS: usize = 256;
+
+/// One connection of an [`XcfMessage::ConnReport`], to the report's DVIPA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedConn {
+    pub client: Ipv4Addr,
+    pub client_port: u16,
+    /// The DVIPA's port.
+    pub port: u16,
+    /// What the target has seen of it.
+    pub state: crate::sysplex::dct::ConnState,
+    /// Whether its packets arrive under an SA of the DVIPA.
+    pub ipsec: bool,
 }
 
 /// The steps of a giveback over XCF.

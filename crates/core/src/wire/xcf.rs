@@ -44,6 +44,7 @@
 //! | 1 XCF          | `0x0023` | `XcfMessage::BundleDelete`            |                         |
 //! | 1 XCF          | `0x0030` | `XcfMessage::NewConn`                 | Fig. 11 block 174       |
 //! | 1 XCF          | `0x0031` | `XcfMessage::ConnEnded`               |                         |
+//! | 1 XCF          | `0x0032` | `XcfMessage::ConnReport`              | z/OS takeover: targets report connections |
 //! | 1 XCF          | `0x0040` | `XcfMessage::Lifesize`                | Fig. 9 b. 158, Fig. 10 b. 168 |
 //! | 1 XCF          | `0x0041` | `XcfMessage::RekeyTiming`             |                         |
 //! | 1 XCF          | `0x0050` | `XcfMessage::Giveback`                | z/OS MOVEABLE IMMEDIATE / WHENIDLE |
@@ -150,6 +151,7 @@ const TYPES: &[(Channel, u16, &str)] = &[
     (Channel::Xcf, 0x0022, "BundleInstall"),
     (Channel::Xcf, 0x0023, "BundleDelete"),
     (Channel::Xcf, 0x0050, "Giveback"),
+    (Channel::Xcf, 0x0032, "ConnReport"),
     (Channel::CfRequest, 0x0101, "CreateSeq"),
     (Channel::CfRequest, 0x0102, "FetchAdd"),
     (Channel::CfRequest, 0x0103, "DeleteSeq"),

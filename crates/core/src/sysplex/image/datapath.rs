@@ -170,6 +170,7 @@ impl Image {
             match self.target.outbound_plan(&p) {
                 OutboundPlan::Plain => {
                     if let Some(p) = self.newconn_or_hold(now, p) {
+                        self.target.note_sent(now, &p, false);
                         self.target.count_plain_out();
                         self.transmits.push_back(Transmit::Ext(p));
                     }
@@ -183,6 +184,7 @@ impl Image {
                     }
                 }
                 OutboundPlan::Protect { spi, seq_key } => {
+                    self.target.note_sent(now, &p, true);
                     group_by_keys(&mut protect, SealKeys::Single(seq_key), spi, p);
                 }
                 OutboundPlan::Bundle {
@@ -191,6 +193,7 @@ impl Image {
                     ah_seq_key,
                 } => {
                     let keys = SealKeys::Bundle(seq_key, ah_seq_key);
+                    self.target.note_sent(now, &p, true);
                     group_by_keys(&mut protect, keys, spi, p);
                 }
             }

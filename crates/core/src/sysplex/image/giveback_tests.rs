@@ -48,6 +48,8 @@ fn holder(moveable: Moveable) -> Image {
         xcf_addr: Ipv4Addr::new(198, 19, 0, 5),
         owned: vec![DVA1],
         newconn: NewConnPolicy::default(),
+        limits: Default::default(),
+        hash_seed: 0,
     };
     let mut r = RoutingStack::new("MVS5", config.xcf_addr, RoutingConfig::default(), &[dist()]);
     r.keep_journal();
@@ -209,6 +211,8 @@ fn an_image_that_does_not_define_the_dvipa_declines_it() {
         xcf_addr: Ipv4Addr::new(198, 19, 0, 2),
         owned: Vec::new(),
         newconn: NewConnPolicy::default(),
+        limits: Default::default(),
+        hash_seed: 0,
     };
     let mut mvs2 = Image::new(config, None, Instant::ZERO);
     let offer = XcfMessage::Giveback {

@@ -37,6 +37,7 @@ use crate::ipsec::filter::FilterLog;
 use crate::ipsec::sa::Spi;
 use crate::sysplex::config::Moveable;
 use crate::sysplex::config::VipaDistribute;
+use crate::sysplex::limits::SysplexLimits;
 use crate::sysplex::routing::{Released, RoutingStack};
 use crate::sysplex::stack::ImageStack;
 use crate::sysplex::takeover::Adoption;
@@ -133,6 +134,13 @@ pub struct ImageConfig {
     pub owned: Vec<Ipv4Addr>,
     /// When its target stack asks for an SA (Fig. 11).
     pub newconn: NewConnPolicy,
+    /// The sysplex's `[limits]`: its target stack's table of served
+    /// connections has the DCT's bounds and half-open timeout.
+    pub limits: SysplexLimits,
+    /// Keys the hasher of that table: the I/O shell passes a random one
+    /// (chosen connection keys cannot flood one bucket), the simulator
+    /// and tests a fixed one.
+    pub hash_seed: u64,
 }
 
 /// A datagram's payload on an XCF data link: the `i`-th packet of the
@@ -318,9 +326,15 @@ impl Image {
     /// An image with the routing stack `routing` when it owns DVIPAs.
     pub fn new(config: ImageConfig, routing: Option<RoutingStack>, now: Instant) -> Self {
         let name = config.id.as_str();
+        let mut target = TargetStack::new(name, config.xcf_addr);
+        target.set_served_limits(
+            config.hash_seed,
+            config.limits.dct(),
+            config.limits.half_open_timeout_ms,
+        );
         Self {
             stack: ImageStack::new(name, config.owned.clone()),
-            target: TargetStack::new(name, config.xcf_addr),
+            target,
             id: config.id,
             xcf_addr: config.xcf_addr,
             routing,

@@ -68,6 +68,8 @@ fn mvs2() -> Image {
         xcf_addr: Ipv4Addr::new(198, 19, 0, 2),
         owned: Vec::new(),
         newconn,
+        limits: Default::default(),
+        hash_seed: 0,
     };
     Image::new(config, None, Instant::ZERO)
 }

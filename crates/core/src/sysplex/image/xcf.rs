@@ -60,9 +60,10 @@ impl Image {
                     self.send_xcf(owner, msg);
                 }
             }
-        } else {
-            self.collect_target_outbox();
         }
+        // Lifesize reports, ConnEnded, and a new routing stack's
+        // connection reports.
+        self.collect_target_outbox();
         if first_contact {
             self.announce_to(from);
         }
@@ -151,6 +152,7 @@ impl Image {
             self.evaluate_givebacks();
         }
         self.target.flush_lifesize();
+        self.target.expire_served(now);
         let logs = self.target.take_filter_logs();
         self.push_filter_logs(logs);
         self.collect_target_outbox();

@@ -149,6 +149,11 @@ impl RoutingStack {
                 };
                 self.add_entry(key, entry);
             }
+            XcfMessage::ConnReport {
+                dvipa,
+                target_xcf,
+                conns,
+            } => self.take_report(from, *dvipa, *target_xcf, conns),
             XcfMessage::ConnEnded {
                 dvipa,
                 port,
@@ -171,6 +176,64 @@ impl RoutingStack {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A target's connections to `dvipa` after a takeover or a giveback
+    /// (z/OS: the targets tell the new distributing stack about their
+    /// connections): each joins the DCT towards `from`, which holds it,
+    /// unless the DCT has it there already (from the CF). Room is made
+    /// as for a SYN; a full table of live entries refuses it.
+    fn take_report(
+        &mut self,
+        from: &str,
+        dvipa: Ipv4Addr,
+        target_xcf: Ipv4Addr,
+        conns: &[ReportedConn],
+    ) {
+        let n = conns.len() as u64;
+        self.counters.reports.received += n;
+        if !self.dvipas().contains(&dvipa) {
+            self.counters.reports.refused += n;
+            return;
+        }
+        for c in conns {
+            let key = ConnKey {
+                client: c.client,
+                client_port: c.client_port,
+                dvipa,
+                port: c.port,
+            };
+            match self.dct.get(&key) {
+                Some(e) if *e.target == *from => {
+                    self.counters.reports.known += 1;
+                    continue;
+                }
+                Some(_) => self.counters.reports.moved += 1,
+                None => match self.dct.make_room() {
+                    Ok(evicted) => {
+                        if let Some(evicted) = evicted {
+                            self.note_ended(evicted);
+                        }
+                        self.counters.reports.recovered += 1;
+                    }
+                    Err(_) => {
+                        self.counters.reports.refused += 1;
+                        continue;
+                    }
+                },
+            }
+            let entry = ConnEntry {
+                target: from.into(),
+                target_xcf,
+                state: c.state,
+                created: self.now,
+                last_seen: self.now,
+                packets: 0,
+                bytes: 0,
+                ipsec: c.ipsec,
+            };
+            self.add_entry(key, entry);
         }
     }
 

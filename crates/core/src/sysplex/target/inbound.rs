@@ -63,7 +63,7 @@ impl TargetStack {
             Ok(Kind::Ipsec(outer)) => {
                 self.open(now, packet, &outer, upstream == Upstream::Filtered)
             }
-            Ok(_) if upstream == Upstream::Decrypted => self.deliver_plain(packet),
+            Ok(_) if upstream == Upstream::Decrypted => self.deliver_plain(now, packet, true),
             Ok(Kind::Plain(flow)) if self.clear_denied(now, packet, flow.dst) => {
                 Verdict::Drop(TargetDrop::Unprotected)
             }
@@ -72,7 +72,7 @@ impl TargetStack {
             {
                 Verdict::Drop(TargetDrop::Unprotected)
             }
-            Ok(_) => self.deliver_plain(packet),
+            Ok(_) => self.deliver_plain(now, packet, false),
         }
     }
 
@@ -110,9 +110,49 @@ impl TargetStack {
         denied
     }
 
-    pub(super) fn deliver_plain(&mut self, packet: &[u8]) -> Verdict {
+    /// A clear packet (or one the routing stack decrypted, `ipsec`) into
+    /// the kernel; a TCP packet to a distributed DVIPA is its connection's.
+    pub(super) fn deliver_plain(&mut self, now: Instant, packet: &[u8], ipsec: bool) -> Verdict {
         self.counters.plain_delivered += 1;
+        if let Some((key, flags)) = self.distributed_tcp(packet, true) {
+            self.served
+                .touch(now, key, flags, packet.len(), ipsec, true);
+        }
         Verdict::Deliver(packet.to_vec())
+    }
+
+    /// The connection of a TCP packet to (`inbound`) or from a DVIPA a
+    /// VIPA list distributes to this target, and its flags.
+    pub(super) fn distributed_tcp(
+        &self,
+        packet: &[u8],
+        inbound: bool,
+    ) -> Option<(ConnKey, TcpFlags)> {
+        let flow = packet::flow_of(packet).ok()?;
+        if flow.proto != IpProtocol::Tcp {
+            return None;
+        }
+        let key = if inbound {
+            ConnKey {
+                client: flow.src,
+                client_port: flow.src_port,
+                dvipa: flow.dst,
+                port: flow.dst_port,
+            }
+        } else {
+            ConnKey {
+                client: flow.dst,
+                client_port: flow.dst_port,
+                dvipa: flow.src,
+                port: flow.src_port,
+            }
+        };
+        let listed = self
+            .vipa_lists
+            .values()
+            .flatten()
+            .any(|e| e.dvipa == key.dvipa);
+        listed.then_some((key, flow.flags.unwrap_or(TcpFlags::default())))
     }
 
     /// Whether some shadow filter says this inbound flow must be protected.
@@ -211,12 +251,12 @@ impl TargetStack {
         }
         self.count_inbound(i, bytes, seq);
         if let Some(key) = key {
-            self.authenticated.insert(key, now);
-            if flow.flags.is_some_and(|f| f.contains(TcpFlags::RST)) {
+            let flags = flow.flags.unwrap_or(TcpFlags::default());
+            self.served.touch(now, key, flags, plain.len(), true, true);
+            if flags.contains(TcpFlags::RST) {
                 let owner = self.shadow[i].owner.clone();
                 self.outbox
                     .push((owner, conn_ended(key, ConnEndReason::Reset)));
-                self.authenticated.remove(&key);
             }
         }
         Ok(())
@@ -272,7 +312,7 @@ impl TargetStack {
     /// with `FilterAt::Target`) serves nothing, so it is ended as for a
     /// packet that failed authentication.
     pub(super) fn reject_unadmitted(&mut self, i: usize, key: Option<ConnKey>) {
-        let Some(key) = key.filter(|k| !self.authenticated.contains_key(k)) else {
+        let Some(key) = key.filter(|k| !self.served.contains(k)) else {
             return;
         };
         let owner = self.shadow[i].owner.clone();
@@ -316,7 +356,7 @@ impl TargetStack {
             dvipa,
             port: p.dst_port,
         };
-        if p.proto == IpProtocol::Tcp && !self.authenticated.contains_key(&key) {
+        if p.proto == IpProtocol::Tcp && !self.served.contains(&key) {
             let owner = self.shadow[i].owner.clone();
             self.outbox
                 .push((owner, conn_ended(key, ConnEndReason::Rejected)));

@@ -56,6 +56,7 @@ impl TargetStack {
     ) -> Result<(), InstallError> {
         match msg {
             XcfMessage::VipaList { owner, vipas } => {
+                self.report_to_new_owner(owner, vipas);
                 // A DVIPA has one routing stack: after a takeover the new
                 // one's list replaces what the old one announced.
                 for (_, list) in self.vipa_lists.iter_mut().filter(|(o, _)| *o != owner) {
@@ -86,6 +87,30 @@ impl TargetStack {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The DVIPAs of `vipas` whose routing stack was another image (or
+    /// none) until this list from `owner`: a takeover or a giveback. The
+    /// connections this target serves to each go to `owner`
+    /// ([`super::served`]), so its DCT routes them all, also those the
+    /// previous routing stack made after its last CF journal write.
+    fn report_to_new_owner(&mut self, owner: &str, vipas: &[VipaEntry]) {
+        let mut dvipas: Vec<Ipv4Addr> = vipas.iter().map(|v| v.dvipa).collect();
+        dvipas.sort_unstable();
+        dvipas.dedup();
+        for dvipa in dvipas {
+            let announced_by = self
+                .vipa_lists
+                .iter()
+                .find(|(_, list)| list.iter().any(|e| e.dvipa == dvipa))
+                .map(|(o, _)| o.as_str());
+            if announced_by == Some(owner) {
+                continue;
+            }
+            for msg in self.served.report(dvipa) {
+                self.outbox.push((owner.to_string(), msg));
+            }
+        }
     }
 
     /// Removes the shadow pairs `gone` selects (deleted, expired or

@@ -53,6 +53,17 @@ impl TargetStack {
             .map_or(OutboundPlan::Plain, plan_of)
     }
 
+    /// An outbound packet from a DVIPA that leaves, sealed (`ipsec`) or
+    /// plain: its connection's served entry moves by its flags; the SYN
+    /// of a connection this image opens (Fig. 11) makes one.
+    pub fn note_sent(&mut self, now: Instant, packet: &[u8], ipsec: bool) {
+        if let Some((key, flags)) = self.distributed_tcp(packet, false) {
+            let create = flags.is_initial_syn();
+            self.served
+                .touch(now, key, flags, packet.len(), ipsec, create);
+        }
+    }
+
     /// The filter table's plan for an outbound packet from `dvipa`; `None`
     /// when no anchor or dynamic filter of the table matches it.
     pub(super) fn filtered_plan(&mut self, packet: &[u8], dvipa: Ipv4Addr) -> Option<OutboundPlan> {

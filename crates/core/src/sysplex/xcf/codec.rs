@@ -27,6 +27,7 @@ impl FrameBody for XcfMessage {
             XcfMessage::BundleInstall(_) => 0x0022,
             XcfMessage::BundleDelete { .. } => 0x0023,
             XcfMessage::Giveback { .. } => 0x0050,
+            XcfMessage::ConnReport { .. } => 0x0032,
         }
     }
 }
