@@ -41,13 +41,7 @@ fn fails(prefix: &str, args: &[&str]) -> String {
 
 /// A node of `status --json` (which exits 3 while a node is down).
 fn node(prefix: &str, name: &str) -> serde_json::Value {
-    let out = plexnet(prefix, &["status", "--json"]);
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
-    instance(prefix, &st)["nodes"]
-        .as_array()
-        .and_then(|n| n.iter().find(|n| n["name"] == name))
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} in status: {st}"))
+    status_node(prefix, name)
 }
 
 fn instance(prefix: &str, st: &serde_json::Value) -> serde_json::Value {

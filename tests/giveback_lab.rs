@@ -21,34 +21,14 @@ use std::time::{Duration, Instant};
 const PREFIX: &str = "plxgive-";
 const DVA1: &str = "198.18.0.100";
 
-fn status() -> serde_json::Value {
-    let out = plexnet(PREFIX, &["status", "--json"]);
-    serde_json::from_slice(&out.stdout).expect("status JSON")
-}
-
 /// A node of `status --json`.
 fn node(name: &str) -> serde_json::Value {
-    let st = status();
-    st.as_array()
-        .and_then(|a| a.iter().find(|t| t["prefix"] == PREFIX))
-        .and_then(|t| t["nodes"].as_array())
-        .and_then(|n| n.iter().find(|n| n["name"] == name))
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} in status: {st}"))
+    status_node(PREFIX, name)
 }
 
-/// DVA1's row in `netstat NODE vipadcfg --json`'s VIPA status (empty
-/// while the node does not answer).
+/// DVA1's row in `netstat NODE vipadcfg --json`'s VIPA status.
 fn dva1_status(image: &str) -> serde_json::Value {
-    let out = plexnet(PREFIX, &["netstat", image, "vipadcfg", "--json"]);
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-        return serde_json::Value::Null;
-    };
-    v["vipadcfg"]["status"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["dvipa"] == DVA1))
-        .cloned()
-        .unwrap_or_default()
+    vipa_status(PREFIX, image, DVA1)
 }
 
 /// A curl loop in `client` until `stop` exists: one line per request,

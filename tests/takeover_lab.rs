@@ -23,24 +23,12 @@ fn json(args: &[&str]) -> serde_json::Value {
 
 /// A node of `status --json` (which exits non-zero once MVS1 is dead).
 fn node(name: &str) -> serde_json::Value {
-    let out = plexnet(PREFIX, &["status", "--json"]);
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
-    st.as_array()
-        .and_then(|a| a.iter().find(|t| t["prefix"] == PREFIX))
-        .and_then(|t| t["nodes"].as_array())
-        .and_then(|n| n.iter().find(|n| n["name"] == name))
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} in status: {st}"))
+    status_node(PREFIX, name)
 }
 
 /// DVA1's row in `netstat NODE vipadcfg`'s VIPA status.
 fn dva1_status(image: &str) -> serde_json::Value {
-    let v = json(&["netstat", image, "vipadcfg"]);
-    v["vipadcfg"]["status"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["dvipa"] == DVA1))
-        .cloned()
-        .unwrap_or_default()
+    vipa_status(PREFIX, image, DVA1)
 }
 
 /// Kills MVS1's daemon with SIGKILL (its pid from `status --json`) and

@@ -155,6 +155,33 @@ pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Node `name` of the lab `prefix` in `status --json` (read also when
+/// `status` exits non-zero because a node is dead).
+pub fn status_node(prefix: &str, name: &str) -> serde_json::Value {
+    let out = plexnet(prefix, &["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    st.as_array()
+        .and_then(|a| a.iter().find(|t| t["prefix"] == prefix))
+        .and_then(|t| t["nodes"].as_array())
+        .and_then(|n| n.iter().find(|n| n["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} in status: {st}"))
+}
+
+/// `dvipa`'s row in `netstat IMAGE vipadcfg --json`'s VIPA status (null
+/// while the image does not answer).
+pub fn vipa_status(prefix: &str, image: &str, dvipa: &str) -> serde_json::Value {
+    let out = plexnet(prefix, &["netstat", image, "vipadcfg", "--json"]);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return serde_json::Value::Null;
+    };
+    v["vipadcfg"]["status"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["dvipa"] == dvipa))
+        .cloned()
+        .unwrap_or_default()
+}
+
 pub fn json(prefix: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(prefix, args))
         .unwrap_or_else(|e| panic!("plexnet {args:?}: not JSON: {e}"))
