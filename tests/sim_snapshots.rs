@@ -405,6 +405,20 @@ fn bundle_replay_precheck_covers_ah_and_esp() {
     assert_eq!(w.routing_stack().counters().forwarded["MVS2"], 3);
 }
 
+/// figure4's sysplex in the simulator, with CF takeover, and an ESP SA
+/// pair for DVA1 installed.
+fn figure4_world() -> World {
+    let dva1 = Ipv4Addr::new(198, 18, 0, 100);
+    let mut w = World::from_sysplex(
+        7,
+        &figure4().sysplex_spec(),
+        dva1,
+        Box::new(CouplingFacility::new()),
+    );
+    w.install_sa(SaSpec::esp_cbc_sha1());
+    w
+}
+
 /// VIPA takeover (figure4: MVS1 owns DVA1, MVS5 is its VIPABACKUP 100 with
 /// DESTIP MVS2 MVS3 MVS4): MVS1 checkpoints its SA pair and DCT into the
 /// CF; it fails; MVS5 hears no heartbeat from it for three seconds of
@@ -413,16 +427,7 @@ fn bundle_replay_precheck_covers_ah_and_esp() {
 /// numbers, and distributes new connections by its own VIPADISTRIBUTE.
 #[test]
 fn vipa_takeover_by_the_backup_continues_connections_from_the_cf() {
-    let topo =
-        plexnet::topology::load(std::path::Path::new("topologies/figure4.toml")).expect("figure4");
-    let dva1 = Ipv4Addr::new(198, 18, 0, 100);
-    let mut w = World::from_sysplex(
-        7,
-        &topo.sysplex_spec(),
-        dva1,
-        Box::new(CouplingFacility::new()),
-    );
-    w.install_sa(SaSpec::esp_cbc_sha1());
+    let mut w = figure4_world();
     // Round robin over MVS1, MVS2, MVS4: a whole connection on MVS1, then
     // one to MVS2 that stays open (HTTP/1.1).
     connection(&mut w, 40000);
@@ -495,16 +500,7 @@ fn vipa_takeover_by_the_backup_continues_connections_from_the_cf() {
 /// report, and the client's retransmitted request reaches MVS2.
 #[test]
 fn takeover_recovers_a_connection_the_cf_journal_missed_from_the_target() {
-    let topo =
-        plexnet::topology::load(std::path::Path::new("topologies/figure4.toml")).expect("figure4");
-    let dva1 = Ipv4Addr::new(198, 18, 0, 100);
-    let mut w = World::from_sysplex(
-        7,
-        &topo.sysplex_spec(),
-        dva1,
-        Box::new(CouplingFacility::new()),
-    );
-    w.install_sa(SaSpec::esp_cbc_sha1());
+    let mut w = figure4_world();
     // Round robin over MVS1, MVS2, MVS4: the first connection to MVS1.
     connection(&mut w, 40000);
     w.advance_to(6000);

@@ -17,15 +17,20 @@ use crate::wire::TcpFlags;
 const DVA1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 
-/// MVS1 distributing DVA1:80 round robin to MVS2 and MVS3 (both
-/// listening), its DCT bounded at `max` entries.
-fn routing(max: u32) -> RoutingStack {
-    let dests = ["MVS2", "MVS3"]
+/// `name` (XCF address `xcf`) distributing DVA1:80 round robin to
+/// `dests` (image, XCF address), its DCT bounded at `max` entries and
+/// journalled.
+pub(super) fn distributor(
+    name: &str,
+    xcf: Ipv4Addr,
+    dests: &[(&str, Ipv4Addr)],
+    max: u32,
+) -> RoutingStack {
+    let dests = dests
         .iter()
-        .enumerate()
-        .map(|(i, n)| Dest {
+        .map(|(n, x)| Dest {
             image: n.to_string(),
-            xcf_addr: Ipv4Addr::new(198, 19, 0, i as u8 + 2),
+            xcf_addr: *x,
             role: DestRole::Plain,
         })
         .collect();
@@ -44,7 +49,19 @@ fn routing(max: u32) -> RoutingStack {
         },
         ..RoutingConfig::default()
     };
-    let mut r = RoutingStack::new("MVS1", Ipv4Addr::new(198, 19, 0, 1), config, &[dist]);
+    let mut r = RoutingStack::new(name, xcf, config, &[dist]);
+    r.keep_journal();
+    r
+}
+
+/// MVS1 distributing DVA1:80 round robin to MVS2 and MVS3 (both
+/// listening), its DCT bounded at `max` entries.
+fn routing(max: u32) -> RoutingStack {
+    let dests = [
+        ("MVS2", Ipv4Addr::new(198, 19, 0, 2)),
+        ("MVS3", Ipv4Addr::new(198, 19, 0, 3)),
+    ];
+    let mut r = distributor("MVS1", Ipv4Addr::new(198, 19, 0, 1), &dests, max);
     for t in ["MVS2", "MVS3"] {
         r.on_xcf(
             t,
@@ -54,7 +71,6 @@ fn routing(max: u32) -> RoutingStack {
             },
         );
     }
-    r.keep_journal();
     r
 }
 

@@ -6,9 +6,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Decision, RoutingConfig, RoutingStack};
-use crate::sysplex::config::{Dest, DestRole, DistMethod, VipaDistribute};
-use crate::sysplex::dct::{ConnState, DctLimits, DctTimeouts};
+use super::flood_tests::distributor;
+use super::{Decision, RoutingStack};
+use crate::sysplex::dct::{ConnState, DctTimeouts};
 use crate::sysplex::target::{TargetStack, Upstream, Verdict};
 use crate::sysplex::xcf::{ReportedConn, VipaEntry, XcfMessage};
 use crate::time::Instant;
@@ -35,32 +35,8 @@ fn to_dva1(sport: u16, flags: TcpFlags) -> Vec<u8> {
 
 /// MVS5 distributing DVA1:80 to MVS2 and MVS3, its DCT bounded at `max`.
 fn mvs5(max: u32) -> RoutingStack {
-    let dests = [("MVS2", MVS2_XCF), ("MVS3", Ipv4Addr::new(198, 19, 0, 3))]
-        .iter()
-        .map(|(n, x)| Dest {
-            image: n.to_string(),
-            xcf_addr: *x,
-            role: DestRole::Plain,
-        })
-        .collect();
-    let dist = VipaDistribute {
-        method: DistMethod::RoundRobin,
-        addr: DVA1,
-        ports: vec![80],
-        timed_affinity: None,
-        dests,
-        all: false,
-    };
-    let config = RoutingConfig {
-        limits: DctLimits {
-            max_entries: max,
-            syn_pressure_ms: 500,
-        },
-        ..RoutingConfig::default()
-    };
-    let mut r = RoutingStack::new("MVS5", Ipv4Addr::new(198, 19, 0, 5), config, &[dist]);
-    r.keep_journal();
-    r
+    let dests = [("MVS2", MVS2_XCF), ("MVS3", Ipv4Addr::new(198, 19, 0, 3))];
+    distributor("MVS5", Ipv4Addr::new(198, 19, 0, 5), &dests, max)
 }
 
 /// MVS2 serving a connection from port `sport` that MVS1 routed to it.
