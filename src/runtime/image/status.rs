@@ -106,7 +106,11 @@ impl ImageNode {
                 None => {}
             }
         }
-        let summary = format!(
+        let kernel_tun = KernelTun::read(TUN_NAME);
+        let tun_drops = kernel_tun
+            .as_ref()
+            .map_or(0, |k| k.rx_dropped + k.tx_dropped);
+        let mut summary = format!(
             "{}; {} echo replies, {} shadow SAs, {} connections served, {} opened, {} sealed",
             if roles.is_empty() {
                 "no DVIPA role".to_string()
@@ -119,6 +123,9 @@ impl ImageNode {
             image.target().counters().opened,
             image.target().counters().sealed,
         );
+        if tun_drops > 0 {
+            summary.push_str(&format!(", {tun_drops} dropped by the kernel at the TUN"));
+        }
         serde_json::json!({
             "node": self.name,
             "role": "image",
@@ -139,11 +146,51 @@ impl ImageNode {
                 "served": image.target().served().counters(),
             },
             "shell": ShellStatus { io: &self.counters, image: image.counters() },
+            // What the kernel dropped at the TUN before the daemon read it
+            // (a full queue under a flood) or after it wrote it.
+            "kernel_tun": kernel_tun,
             // Why a request for sequence numbers failed (the image's
             // `cf_errors` counts the batches whose packets it dropped).
             "cf_client": self.cf.get().map(|c| c.counters()),
             "cf_watch": &*self.cf_watch.lock().unwrap_or_else(|p| p.into_inner()),
             "summary": summary,
+        })
+    }
+}
+
+/// The kernel's counters of the image's TUN (`/proc/net/dev`, read by a
+/// daemon thread, hence in the image's namespace). The kernel transmits
+/// into the TUN what the daemon reads (`tx_dropped`: its queue was full,
+/// as under a SYN flood), and receives what the daemon writes
+/// (`rx_dropped`).
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub(crate) struct KernelTun {
+    pub rx_packets: u64,
+    pub rx_dropped: u64,
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+}
+
+impl KernelTun {
+    fn read(dev: &str) -> Option<KernelTun> {
+        Self::parse(&std::fs::read_to_string("/proc/net/dev").ok()?, dev)
+    }
+
+    /// `dev`'s line of `/proc/net/dev`: `NAME: rx bytes packets errs drop
+    /// fifo frame compressed multicast, tx bytes packets errs drop ...`.
+    fn parse(text: &str, dev: &str) -> Option<KernelTun> {
+        let line = text
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(dev)?.strip_prefix(':'))?;
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        Some(KernelTun {
+            rx_packets: *f.get(1)?,
+            rx_dropped: *f.get(3)?,
+            tx_packets: *f.get(9)?,
+            tx_dropped: *f.get(11)?,
         })
     }
 }
@@ -189,4 +236,29 @@ fn manual_spis(topo: &Topology) -> Vec<String> {
         out.extend(pairs.flatten().map(|spi| format!("{:#010x}", spi.0)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KernelTun;
+
+    #[test]
+    fn the_tun_line_of_proc_net_dev_gives_its_drops() {
+        let text = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+  plx0: 1500000    1000    0    7    0     0          0         0  3000000    2000    0   57822    0     0       0          0
+";
+        let t = KernelTun::parse(text, "plx0").expect("plx0");
+        assert_eq!(
+            t,
+            KernelTun {
+                rx_packets: 1000,
+                rx_dropped: 7,
+                tx_packets: 2000,
+                tx_dropped: 57822
+            }
+        );
+        assert_eq!(KernelTun::parse(text, "plx1"), None);
+    }
 }
