@@ -35,7 +35,8 @@ RATE=${SOAK_RATE_MBIT:-40}
 REKEY=${SOAK_REKEY_SECONDS:-30}
 SEG=${SOAK_SEGMENT:-60}
 SAMPLE=10
-PREFIX=plxsoak-
+# Namespace prefix: two soaks (two worktrees) can run side by side.
+PREFIX=${SOAK_PREFIX:-plxsoak-}
 WORK=target/soak
 OUT=target/bench/soak.json
 [ "$(id -u)" -eq 0 ] || { echo "soak needs root (namespaces): sudo make soak" >&2; exit 1; }

@@ -109,19 +109,32 @@ impl DataLink {
     /// Waits until the link has something, then reads what is queued, up
     /// to a burst, into `rx`.
     pub async fn recv(&self, rx: &mut DataRx) -> io::Result<()> {
-        rx.clear();
         loop {
-            self.sock.readable().await?;
-            let got = match self.forwarding {
-                XcfForwarding::Gre => rx.read_raw(&self.sock),
-                XcfForwarding::GreInUdp => rx.read_gro(&self.sock),
-            };
-            match got {
-                Ok(()) if rx.reads.is_empty() => continue,
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+            self.readable().await?;
+            self.read_queued(rx)?;
+            if !rx.is_empty() {
+                return Ok(());
             }
+        }
+    }
+
+    /// Waits until the link has something to read, holding no buffer:
+    /// an image's links share one [`DataRx`] (see `runtime::image`).
+    pub async fn readable(&self) -> io::Result<()> {
+        self.sock.readable().await
+    }
+
+    /// Reads what is queued, up to a burst, into `rx`: nothing (an empty
+    /// `rx`) when the link's readiness was stale.
+    pub fn read_queued(&self, rx: &mut DataRx) -> io::Result<()> {
+        rx.clear();
+        let got = match self.forwarding {
+            XcfForwarding::Gre => rx.read_raw(&self.sock),
+            XcfForwarding::GreInUdp => rx.read_gro(&self.sock),
+        };
+        match got {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            got => got,
         }
     }
 }
@@ -169,8 +182,14 @@ impl DataRx {
         self.reads.clear();
     }
 
+    /// No datagram read in the last call.
+    pub fn is_empty(&self) -> bool {
+        self.reads.is_empty()
+    }
+
     fn ensure(&mut self, count: usize, size: usize) {
-        if self.bufs.len() < count {
+        // All of one size: a GRO read never lands in a raw read's buffer.
+        if self.bufs.len() < count || self.bufs.first().is_some_and(|b| b.len() < size) {
             self.bufs = vec![vec![0; size]; count];
         }
     }
