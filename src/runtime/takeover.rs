@@ -437,10 +437,29 @@ impl Takeover {
     pub async fn adopt_held(self: &Arc<Self>, node: &Arc<ImageNode>) {
         let held = self.held_dvipas();
         for dvipa in held {
+            // A giveback that reached this image before the CF did holds
+            // the DVIPA's waiter, or took it (back) already: the watch
+            // names whom from. Only what the previous incarnation held is
+            // adopted.
+            let taken_back = node
+                .core()
+                .image
+                .watch(dvipa)
+                .is_some_and(|w| w.took_from.is_some());
+            if taken_back || lock(&self.waiting).contains_key(&dvipa) {
+                tracing::info!(
+                    "{}: {dvipa}: taken back already, not adopted again",
+                    self.me
+                );
+                continue;
+            }
             let done = self.start_acquire(dvipa, None, Kind::Restart);
             let started = node.core().image.take_over_held(dvipa);
             if !started {
-                tracing::error!("{}: {dvipa}: no watch to take it over with", self.me);
+                tracing::warn!(
+                    "{}: {dvipa}: not adopted (no watch, or a takeover of it under way)",
+                    self.me
+                );
                 lock(&self.waiting).remove(&dvipa);
             }
             node.cf_work_queued();

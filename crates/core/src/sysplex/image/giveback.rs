@@ -285,6 +285,12 @@ impl Image {
         }
     }
 
+    /// Whether a giveback of `dvipa` is under way here (as its holder or
+    /// as the owner taking it back).
+    pub(super) fn giveback_under_way(&self, dvipa: Ipv4Addr) -> bool {
+        self.givebacks.state.contains_key(&dvipa)
+    }
+
     fn offered_to(&self, dvipa: Ipv4Addr, to: &ImageId) -> bool {
         matches!(self.givebacks.state.get(&dvipa),
             Some(GivebackState::Offered { to: t }) if *t == *to.as_str())

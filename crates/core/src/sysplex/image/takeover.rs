@@ -97,6 +97,11 @@ impl Takeovers {
         self.asks.push_back((id, req));
     }
 
+    /// Whether a takeover of `dvipa` waits for a CF answer.
+    pub(super) fn running_for(&self, dvipa: Ipv4Addr) -> bool {
+        self.in_flight.values().any(|r| r.plan.dvipa == dvipa)
+    }
+
     pub(super) fn poll_request(&mut self) -> Option<CfAsk> {
         let (id, req) = self.asks.pop_front()?;
         Some(CfAsk::Kv { id, req })

@@ -154,8 +154,15 @@ impl Image {
 
     /// A restarted image takes the DVIPA it held before over again from
     /// what the CF holds (the takeover's steps from nobody: the claim
-    /// finds its own owner record); `false` without its watch.
+    /// finds its own owner record); `false` without its watch, or when a
+    /// takeover of the DVIPA is under way already: a holder that offered
+    /// it back before this image reached the CF (the giveback's takeover
+    /// holds it, and a second claim would lose to it and leave the
+    /// address unplumbed).
     pub fn take_over_held(&mut self, dvipa: Ipv4Addr) -> bool {
+        if self.takeovers.running_for(dvipa) || self.giveback_under_way(dvipa) {
+            return false;
+        }
         match self.takeover_plan(dvipa, None, false) {
             Some(plan) => {
                 self.start_takeover(plan);
