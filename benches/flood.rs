@@ -439,20 +439,7 @@ fn inbound_sas() -> Vec<(u32, Ipv4Addr)> {
 
 /// Both clients have an SA and get answers; the targets listen on DVA1:60.
 fn prepare() {
-    for image in ["mvs1", "mvs2", "mvs4"] {
-        ok(&[
-            "exec",
-            image,
-            "--",
-            "iperf3",
-            "-s",
-            "-D",
-            "-B",
-            "198.18.0.100",
-            "-p",
-            "60",
-        ]);
-    }
+    lab::iperf3_servers(PREFIX, &["mvs1", "mvs2", "mvs4"], &["60"]);
     lab::wait_ready_targets(PREFIX, "MVS1", 60, 3, 30);
     lab::swanctl_ok(PREFIX, &["--initiate", "--child", "dva1"]);
     lab::wait_until("both clients' SAs at MVS1", 30, || inbound_sas().len() >= 2);
