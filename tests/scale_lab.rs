@@ -142,18 +142,7 @@ fn a_32_image_sysplex_serves_both_clients_from_every_image() {
         "images, CF, the plexnet client and client1's charon"
     );
 
-    let init = ok(
-        PREFIX,
-        &[
-            "exec",
-            "client1",
-            "--",
-            "swanctl",
-            "--initiate",
-            "--child",
-            "dva1",
-        ],
-    );
+    let init = swanctl_ok(PREFIX, &["--initiate", "--child", "dva1"]);
     assert!(init.contains("initiate completed successfully"), "{init}");
     // Round robin over every image: IMAGES connections in a row from one
     // client reach every image once (a second round from the other).
