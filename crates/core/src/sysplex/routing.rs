@@ -458,17 +458,29 @@ impl RoutingStack {
     /// Takeover: a connection the previous routing stack assigned to a
     /// target keeps going there (the DCT copy read from the CF).
     pub fn restore(&mut self, key: ConnKey, target: &str, target_xcf: Ipv4Addr, ipsec: bool) {
-        let entry = ConnEntry {
+        let entry = self.fresh_entry(target, target_xcf, ConnState::Established, ipsec);
+        self.add_entry(key, entry);
+    }
+
+    /// An entry made now without a packet (a takeover's copy from the CF,
+    /// a target's NEWCONN or report) towards `target`.
+    fn fresh_entry(
+        &self,
+        target: &str,
+        target_xcf: Ipv4Addr,
+        state: ConnState,
+        ipsec: bool,
+    ) -> ConnEntry {
+        ConnEntry {
             target: target.into(),
             target_xcf,
-            state: ConnState::Established,
+            state,
             created: self.now,
             last_seen: self.now,
             packets: 0,
             bytes: 0,
             ipsec,
-        };
-        self.add_entry(key, entry);
+        }
     }
 
     /// What the last [`RoutingStack::inbound`] saw.

@@ -114,8 +114,6 @@ impl RoutingStack {
                     w.update(*highest_seq);
                 }
             }
-            // Fig. 11: a target opens a connection from the DVIPA; its
-            // inbound packets must go to that target, whatever the port.
             XcfMessage::NewConn {
                 dvipa,
                 local_port,
@@ -123,31 +121,13 @@ impl RoutingStack {
                 peer_port,
                 protocol: 6,
             } => {
-                let Some(xcf) = self
-                    .targets_of(*dvipa)
-                    .into_iter()
-                    .find(|(t, _)| t == from)
-                    .map(|(_, x)| x)
-                else {
-                    return;
-                };
                 let key = ConnKey {
                     client: *peer,
                     client_port: *peer_port,
                     dvipa: *dvipa,
                     port: *local_port,
                 };
-                let entry = ConnEntry {
-                    target: from.into(),
-                    target_xcf: xcf,
-                    state: ConnState::SynSeen,
-                    created: self.now,
-                    last_seen: self.now,
-                    packets: 0,
-                    bytes: 0,
-                    ipsec: true,
-                };
-                self.add_entry(key, entry);
+                self.take_newconn(from, key);
             }
             XcfMessage::ConnReport {
                 dvipa,
@@ -176,6 +156,20 @@ impl RoutingStack {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Fig. 11: `from` opens the connection `key` from the DVIPA; its
+    /// inbound packets must go to that target, whatever the port.
+    fn take_newconn(&mut self, from: &str, key: ConnKey) {
+        let xcf = self
+            .targets_of(key.dvipa)
+            .into_iter()
+            .find(|(t, _)| t == from)
+            .map(|(_, x)| x);
+        if let Some(xcf) = xcf {
+            let entry = self.fresh_entry(from, xcf, ConnState::SynSeen, true);
+            self.add_entry(key, entry);
         }
     }
 
@@ -223,16 +217,7 @@ impl RoutingStack {
                     }
                 },
             }
-            let entry = ConnEntry {
-                target: from.into(),
-                target_xcf,
-                state: c.state,
-                created: self.now,
-                last_seen: self.now,
-                packets: 0,
-                bytes: 0,
-                ipsec: c.ipsec,
-            };
+            let entry = self.fresh_entry(from, target_xcf, c.state, c.ipsec);
             self.add_entry(key, entry);
         }
     }
