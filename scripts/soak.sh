@@ -181,13 +181,15 @@ except (OSError, ValueError):
 print(json.dumps(s))
 PY
 }
+# The first image that lists DVA1 as owned. During a giveback the owner
+# and the MOVING holder both do, until the holder hears Taken: one name is
+# printed, never a second into a closed pipe (pipefail would end the soak).
 holder() {
   pj status --json | python3 -c "
 import json,sys
-for i in json.load(sys.stdin):
-  if i['prefix']!='$PREFIX': continue
-  for n in i['nodes']:
-    if n['kind']=='image' and '198.18.0.100' in ((n.get('daemon') or {}).get('owned_dvipas') or []): print(n['name'])" | head -1
+names=[n['name'] for i in json.load(sys.stdin) if i['prefix']=='$PREFIX' for n in i['nodes']
+       if n['kind']=='image' and '198.18.0.100' in ((n.get('daemon') or {}).get('owned_dvipas') or [])]
+print(names[0] if names else '')"
 }
 
 # ---- faults on schedule, samples every $SAMPLE s ----
