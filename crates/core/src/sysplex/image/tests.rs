@@ -207,14 +207,21 @@ fn numbers_come_in_blocks_and_packets_wait_for_them() {
     assert_eq!(image.counters().cf_numbers, 15);
 }
 
-#[test]
-fn a_refused_block_drops_its_group() {
+/// Three packets of a burst waiting for the CF's block of numbers, and
+/// the image's request for it.
+fn three_waiting() -> (Image, SeqAsk) {
     let (mut image, packets) = burst(3);
     image.handle_tun_burst(Instant::ZERO, packets.iter().map(Vec::as_slice));
     let ask = image
         .poll_cf_request(Instant::ZERO)
         .and_then(numbers)
         .expect("a block");
+    (image, ask)
+}
+
+#[test]
+fn a_refused_block_drops_its_group() {
+    let (mut image, ask) = three_waiting();
     let mut rng = StdRng::seed_from_u64(3);
     image.handle_cf_reply(Instant::ZERO, ask.id, Err(CfFailure::Unreachable), &mut rng);
     assert_eq!(image.counters().cf_errors, 1);
@@ -235,12 +242,7 @@ fn a_refused_block_drops_its_group() {
 #[test]
 fn a_grant_past_the_end_of_the_numbers_is_refused() {
     for first in [u64::MAX - 1, 0] {
-        let (mut image, packets) = burst(3);
-        image.handle_tun_burst(Instant::ZERO, packets.iter().map(Vec::as_slice));
-        let ask = image
-            .poll_cf_request(Instant::ZERO)
-            .and_then(numbers)
-            .expect("a block");
+        let (mut image, ask) = three_waiting();
         let mut rng = StdRng::seed_from_u64(4);
         image.handle_cf_reply(Instant::ZERO, ask.id, Ok((first, ask.n)), &mut rng);
         assert_eq!(image.counters().cf_dropped.refused, 3, "first {first}");
